@@ -1,0 +1,706 @@
+//! The command line: `stagecoach serve` runs the daemon, every other
+//! subcommand is a client of its socket. Tables for people by default,
+//! `--json` for scripts; errors on stderr with a non-zero exit code.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::{Map, Value, json};
+
+use crate::client::Client;
+use crate::model::{FieldValue, Millis};
+
+/// Stagecoach: a rules engine for your sales process.
+#[derive(Debug, Parser)]
+#[command(name = "stagecoach", version, about, long_about = None)]
+pub struct Cli {
+    /// The daemon's socket [default: DATA_DIR/stagecoach.sock].
+    #[arg(long, global = true, env = "STAGECOACH_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Where the database (and default socket) live [default: $XDG_DATA_HOME/stagecoach].
+    #[arg(long, global = true, env = "STAGECOACH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log level when `RUST_LOG` is not set.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon.
+    Serve {
+        /// The process definition to serve.
+        #[arg(long, env = "STAGECOACH_PROCESS", default_value = "process.toml")]
+        process: PathBuf,
+        /// Close connections idle for this many seconds.
+        #[arg(long, default_value_t = 300)]
+        idle_timeout: u64,
+        /// Refuse connections beyond this many.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+        /// Longest request line, in bytes.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_line: usize,
+    },
+    /// Show what the daemon is running and how it is doing.
+    Status,
+    /// The process definition.
+    #[command(subcommand)]
+    Process(ProcessCmd),
+    /// Prospects.
+    #[command(subcommand)]
+    Prospect(ProspectCmd),
+    /// The activity log.
+    #[command(subcommand)]
+    Activity(ActivityCmd),
+    /// Print events as they happen (moves, process reloads).
+    Watch,
+}
+
+/// `stagecoach process …`
+#[derive(Debug, Subcommand)]
+pub enum ProcessCmd {
+    /// Show the process in force (or an earlier version).
+    Show {
+        /// A stored version number.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Print the file's text.
+        #[arg(long)]
+        text: bool,
+    },
+    /// List stored process versions.
+    Versions,
+    /// Validate a file with the daemon's rules, applying nothing.
+    Validate {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+/// `stagecoach prospect …`
+#[derive(Debug, Subcommand)]
+pub enum ProspectCmd {
+    /// Add a prospect (in the first stage unless `--stage`).
+    Add {
+        /// Person or deal name.
+        name: String,
+        /// Company.
+        #[arg(long)]
+        company: Option<String>,
+        /// Owning rep.
+        #[arg(long)]
+        owner: Option<String>,
+        /// A field, `key=value` (numbers and yes/no are typed). Repeatable.
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+        /// Starting stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Id in another system (makes re-imports idempotent).
+        #[arg(long)]
+        external_id: Option<String>,
+        /// When it happened.
+        #[command(flatten)]
+        at: At,
+    },
+    /// Show a prospect: stage, each exit criterion met or unmet, history.
+    Show {
+        /// Prospect id.
+        id: u64,
+    },
+    /// List prospects.
+    List {
+        /// Only open prospects in this stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only this rep's prospects.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only open, won or lost.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Only ids after this one (paging).
+        #[arg(long)]
+        after: Option<u64>,
+    },
+    /// Change a prospect's details or fields (recorded in its history).
+    Update {
+        /// Prospect id.
+        id: u64,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New company.
+        #[arg(long)]
+        company: Option<String>,
+        /// New owner.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Set a field, `key=value`. Repeatable.
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        fields: Vec<String>,
+        /// Remove a field. Repeatable.
+        #[arg(long = "unset", value_name = "KEY")]
+        unset: Vec<String>,
+        /// When it happened.
+        #[command(flatten)]
+        at: At,
+    },
+    /// Dry run: which exit criteria are met now.
+    Evaluate {
+        /// Prospect id.
+        id: u64,
+    },
+    /// Move to the next stage if every exit criterion is met.
+    Advance {
+        /// Prospect id.
+        id: u64,
+        /// When it happened.
+        #[command(flatten)]
+        at: At,
+    },
+    /// Force a move regardless of the exit criteria (recorded as forced).
+    Move {
+        /// Prospect id.
+        id: u64,
+        /// Target stage id.
+        stage: String,
+        /// Why the criteria are overridden.
+        #[arg(long)]
+        reason: String,
+        /// When it happened.
+        #[command(flatten)]
+        at: At,
+    },
+    /// Close as won (from the last stage, criteria met) or lost.
+    Close {
+        /// Prospect id.
+        id: u64,
+        /// `won` or `lost`.
+        outcome: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+        /// When it happened.
+        #[command(flatten)]
+        at: At,
+    },
+}
+
+/// `stagecoach activity …`
+#[derive(Debug, Subcommand)]
+pub enum ActivityCmd {
+    /// Record what a prospect (or rep) did; moves the prospect on when its
+    /// stage's exit criteria are now met.
+    Record {
+        /// Prospect id.
+        id: u64,
+        /// What happened (`replied`, `demo_attended`, …).
+        kind: String,
+        /// `prospect` or `rep` [default: the kind's declared actor].
+        #[arg(long)]
+        actor: Option<String>,
+        /// Extra data, `key=value`. Repeatable.
+        #[arg(long = "data", value_name = "KEY=VALUE")]
+        data: Vec<String>,
+        /// When it happened.
+        #[command(flatten)]
+        at: At,
+    },
+    /// List a prospect's activities.
+    List {
+        /// Prospect id.
+        id: u64,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+    },
+}
+
+/// `--at TIME` for history recorded after the fact.
+#[derive(Debug, Args)]
+pub struct At {
+    /// When it happened: RFC 3339 or a date [default: now].
+    #[arg(long, value_parser = parse_time)]
+    at: Option<Millis>,
+}
+
+fn parse_time(text: &str) -> Result<Millis, String> {
+    Millis::parse(text)
+}
+
+/// The default data directory: `$XDG_DATA_HOME/stagecoach` or `~/.local/share/stagecoach`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("stagecoach");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/stagecoach")
+}
+
+impl Cli {
+    /// The data directory in force.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// The socket path in force.
+    pub fn socket(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("stagecoach.sock"))
+    }
+}
+
+fn key_values(pairs: &[String], what: &str) -> Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            bail!("{what} `{pair}` is not `key=value`\nhint: for example `--{what} budget=12000`");
+        };
+        map.insert(k.trim().to_string(), json!(FieldValue::parse_cli(v.trim())));
+    }
+    Ok(map)
+}
+
+fn insert_opt(map: &mut Map<String, Value>, key: &str, value: Option<impl serde::Serialize>) {
+    if let Some(v) = value {
+        map.insert(key.to_string(), json!(v));
+    }
+}
+
+/// Runs a client subcommand.
+pub async fn run_client(cli: &Cli) -> Result<()> {
+    let socket = cli.socket();
+    let mut client = Client::connect(&socket).await?;
+    let (method, params): (&str, Value) = match &cli.command {
+        Command::Serve { .. } => unreachable!("serve is not a client command"),
+        Command::Watch => return watch(&mut client, cli.json).await,
+        Command::Status => ("daemon.status", json!({})),
+        Command::Process(ProcessCmd::Show { version, .. }) => ("process.get", json!({ "version": version })),
+        Command::Process(ProcessCmd::Versions) => ("process.versions", json!({})),
+        Command::Process(ProcessCmd::Validate { file }) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+            ("process.validate", json!({ "text": text, "file": file.display().to_string() }))
+        }
+        Command::Prospect(cmd) => prospect_request(cmd)?,
+        Command::Activity(ActivityCmd::Record {
+            id,
+            kind,
+            actor,
+            data,
+            at,
+        }) => {
+            let mut p = Map::new();
+            p.insert("prospect".into(), json!(id));
+            p.insert("kind".into(), json!(kind));
+            insert_opt(&mut p, "actor", actor.as_ref());
+            insert_opt(&mut p, "at", at.at);
+            if !data.is_empty() {
+                p.insert("data".into(), Value::Object(key_values(data, "data")?));
+            }
+            ("activity.record", Value::Object(p))
+        }
+        Command::Activity(ActivityCmd::List { id, kind }) => {
+            ("activity.list", json!({ "prospect": id, "kind": kind }))
+        }
+    };
+    let params = strip_nulls(params);
+    let result = match client.call(method, params).await {
+        Ok(r) => r,
+        Err(crate::client::ClientError::Rpc(e)) => {
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&json!({ "error": e }))?);
+            }
+            let mut message = e.message.clone();
+            if let Some(unmet) = e.data.as_ref().and_then(|d| d.get("unmet")).and_then(Value::as_array) {
+                for v in unmet {
+                    message.push_str(&format!(
+                        "\n  ✗ {} — {}",
+                        v["question"].as_str().unwrap_or(""),
+                        v["reason"].as_str().unwrap_or("")
+                    ));
+                }
+            }
+            if let Some(errors) = e.data.as_ref().and_then(|d| d.get("errors")).and_then(Value::as_array) {
+                for err in errors {
+                    message.push_str(&format!("\n  {}", render_process_error(err)));
+                }
+            }
+            bail!(message);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    render(&cli.command, &result);
+    if let Command::Process(ProcessCmd::Validate { .. }) = &cli.command
+        && result["valid"] == json!(false)
+    {
+        bail!("the process file is invalid");
+    }
+    Ok(())
+}
+
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    }
+}
+
+fn prospect_request(cmd: &ProspectCmd) -> Result<(&'static str, Value)> {
+    Ok(match cmd {
+        ProspectCmd::Add {
+            name,
+            company,
+            owner,
+            fields,
+            stage,
+            external_id,
+            at,
+        } => (
+            "prospect.create",
+            json!({
+                "name": name, "company": company, "owner": owner,
+                "fields": key_values(fields, "field")?, "stage": stage,
+                "external_id": external_id, "at": at.at,
+            }),
+        ),
+        ProspectCmd::Show { id } => ("prospect.get", json!({ "id": id })),
+        ProspectCmd::Evaluate { id } => ("prospect.evaluate", json!({ "id": id })),
+        ProspectCmd::List {
+            stage,
+            owner,
+            status,
+            limit,
+            after,
+        } => (
+            "prospect.list",
+            json!({ "stage": stage, "owner": owner, "status": status, "limit": limit, "after": after }),
+        ),
+        ProspectCmd::Update {
+            id,
+            name,
+            company,
+            owner,
+            fields,
+            unset,
+            at,
+        } => {
+            let mut f = key_values(fields, "field")?;
+            for k in unset {
+                f.insert(k.clone(), Value::Null);
+            }
+            (
+                "prospect.update",
+                json!({ "id": id, "name": name, "company": company, "owner": owner, "fields": f, "at": at.at }),
+            )
+        }
+        ProspectCmd::Advance { id, at } => ("prospect.advance", json!({ "id": id, "at": at.at })),
+        ProspectCmd::Move {
+            id,
+            stage,
+            reason,
+            at,
+        } => (
+            "prospect.move",
+            json!({ "id": id, "to": stage, "reason": reason, "at": at.at,
+                    "by": std::env::var("USER").ok() }),
+        ),
+        ProspectCmd::Close {
+            id,
+            outcome,
+            reason,
+            at,
+        } => (
+            "prospect.close",
+            json!({ "id": id, "outcome": outcome, "reason": reason, "at": at.at }),
+        ),
+    })
+}
+
+async fn watch(client: &mut Client, as_json: bool) -> Result<()> {
+    client.call("events.subscribe", json!({})).await?;
+    eprintln!("watching for events (Ctrl-C to stop)");
+    while let Some(message) = client.next_message().await? {
+        if as_json {
+            println!("{message}");
+            continue;
+        }
+        let method = message["method"].as_str().unwrap_or("?");
+        let p = &message["params"];
+        match method {
+            "prospect.moved" => {
+                let t = &p["transition"];
+                println!(
+                    "{}  prospect {} ({})  {} → {}  [{}]",
+                    t["at"].as_str().unwrap_or(""),
+                    p["prospect"]["id"],
+                    p["prospect"]["name"].as_str().unwrap_or(""),
+                    t["from"].as_str().unwrap_or("-"),
+                    t["to"].as_str().unwrap_or(""),
+                    t["kind"].as_str().unwrap_or(""),
+                );
+            }
+            _ => println!("{method}  {p}"),
+        }
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(headers.to_vec());
+    t
+}
+
+fn render_process_error(e: &Value) -> String {
+    let mut s = format!(
+        "{}:{}:{}: ",
+        text(&e["file"]),
+        text(&e["line"]),
+        text(&e["column"])
+    );
+    if let Some(key) = e["key"].as_str().filter(|k| !k.is_empty()) {
+        s.push_str(key);
+        s.push_str(": ");
+    }
+    s.push_str(&text(&e["message"]));
+    if let Some(h) = e["hint"].as_str() {
+        s.push_str(&format!("\n    hint: {h}"));
+    }
+    s
+}
+
+fn render_moves(moves: &Value) {
+    for m in moves.as_array().into_iter().flatten() {
+        if m["kind"] == "created" {
+            continue;
+        }
+        println!(
+            "moved {} → {} ({}) at {}",
+            text(&m["from"]),
+            text(&m["to"]),
+            text(&m["kind"]),
+            text(&m["at"])
+        );
+    }
+}
+
+fn render_verdicts(verdicts: &Value) {
+    for v in verdicts.as_array().into_iter().flatten() {
+        let mark = if v["met"] == json!(true) { "✓" } else { "✗" };
+        println!("  {mark} {}  — {}", text(&v["question"]), text(&v["reason"]));
+    }
+}
+
+fn render(command: &Command, r: &Value) {
+    match command {
+        Command::Status => {
+            println!("stagecoach {}  pid {}  up {}s", text(&r["version"]), r["pid"], r["uptime_seconds"]);
+            println!("socket    {}", text(&r["socket"]));
+            println!("data dir  {}", text(&r["data_dir"]));
+            let p = &r["process"];
+            println!(
+                "process   {} v{} ({}) from {}",
+                text(&p["name"]),
+                p["version"],
+                &text(&p["hash"])[..12.min(text(&p["hash"]).len())],
+                text(&p["path"])
+            );
+            if !p["last_error"].is_null() {
+                println!("last rejected edit:");
+                for e in p["last_error"]["errors"].as_array().into_iter().flatten() {
+                    println!("  {}", render_process_error(e));
+                }
+            }
+            let c = &r["counts"];
+            println!(
+                "prospects {} ({} open)  activities {}  transitions {}",
+                c["prospects"], c["open_prospects"], c["activities"], c["transitions"]
+            );
+            println!(
+                "connections {}  commits {}  writes {}",
+                r["connections"], r["writer"]["commits"], r["writer"]["requests"]
+            );
+        }
+        Command::Process(ProcessCmd::Show { text: show_text, .. }) => {
+            if *show_text || r.get("process").is_none() {
+                print!("{}", text(&r["text"]));
+                return;
+            }
+            let p = &r["process"];
+            println!("{} — version {} loaded {}", text(&p["name"]), r["version"], text(&r["loaded_at"]));
+            let mut t = table(&["#", "stage", "name", "advance", "exit criteria"]);
+            for (i, s) in p["stages"].as_array().into_iter().flatten().enumerate() {
+                let criteria: Vec<String> = s["exit"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| text(&c["question"]))
+                    .collect();
+                t.add_row(vec![
+                    (i + 1).to_string(),
+                    text(&s["id"]),
+                    text(&s["name"]),
+                    text(&s["advance"]),
+                    criteria.join("\n"),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Process(ProcessCmd::Versions) => {
+            let mut t = table(&["version", "loaded at", "hash", "path"]);
+            for v in r["versions"].as_array().into_iter().flatten() {
+                let mark = if v["version"] == r["current"] { " (current)" } else { "" };
+                t.add_row(vec![
+                    format!("{}{mark}", v["version"]),
+                    text(&v["loaded_at"]),
+                    text(&v["hash"]).chars().take(12).collect(),
+                    text(&v["path"]),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Process(ProcessCmd::Validate { .. }) => {
+            if r["valid"] == json!(true) {
+                println!("valid: {} stages", r["stages"]);
+            } else {
+                for e in r["errors"].as_array().into_iter().flatten() {
+                    eprintln!("{}", render_process_error(e));
+                }
+            }
+        }
+        Command::Prospect(ProspectCmd::Add { .. }) => {
+            println!("prospect {} created in `{}`", r["id"], text(&r["stage"]));
+            render_moves(&r["moves"]);
+        }
+        Command::Prospect(ProspectCmd::Show { .. } | ProspectCmd::Evaluate { .. }) => {
+            println!("prospect {}: {}", r["id"], text(&r["name"]));
+            if !r["company"].is_null() {
+                println!("company   {}", text(&r["company"]));
+            }
+            if !r["owner"].is_null() {
+                println!("owner     {}", text(&r["owner"]));
+            }
+            println!(
+                "stage     {} ({})  status {}  since {}",
+                text(&r["stage_name"]),
+                text(&r["stage"]),
+                text(&r["status"]),
+                text(&r["stage_entered_at"])
+            );
+            if let Some(fields) = r["fields"].as_object().filter(|f| !f.is_empty()) {
+                let list: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", text(v))).collect();
+                println!("fields    {}", list.join("  "));
+            }
+            if r.get("verdicts").is_some() {
+                let ready = if r["ready"] == json!(true) {
+                    format!("ready to move to `{}`", text(&r["next_stage"]))
+                } else {
+                    "not ready to move on".to_string()
+                };
+                println!("exit criteria ({ready}):");
+                render_verdicts(&r["verdicts"]);
+            }
+            if let Some(history) = r["transitions"].as_array() {
+                let mut t = table(&["at", "from", "to", "kind", "version", "reason"]);
+                for m in history {
+                    t.add_row(vec![
+                        text(&m["at"]),
+                        text(&m["from"]),
+                        text(&m["to"]),
+                        text(&m["kind"]),
+                        text(&m["process_version"]),
+                        text(&m["reason"]),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        Command::Prospect(ProspectCmd::List { .. }) => {
+            let mut t = table(&["id", "name", "company", "owner", "stage", "status", "in stage since"]);
+            for p in r["prospects"].as_array().into_iter().flatten() {
+                let status = text(&p["status"]);
+                let status_cell = match status.as_str() {
+                    "won" => Cell::new(status).fg(Color::Green),
+                    "lost" => Cell::new(status).fg(Color::Red),
+                    _ => Cell::new(status),
+                };
+                t.add_row(vec![
+                    Cell::new(text(&p["id"])),
+                    Cell::new(text(&p["name"])),
+                    Cell::new(text(&p["company"])),
+                    Cell::new(text(&p["owner"])),
+                    Cell::new(text(&p["stage"])),
+                    status_cell,
+                    Cell::new(text(&p["stage_entered_at"])),
+                ]);
+            }
+            println!("{t}");
+            if !r["next"].is_null() {
+                println!("more: --after {}", r["next"]);
+            }
+        }
+        Command::Prospect(ProspectCmd::Update { .. }) => {
+            println!("prospect {} updated; stage `{}`", r["id"], text(&r["stage"]));
+            render_moves(&r["moves"]);
+        }
+        Command::Prospect(_) => {
+            render_moves(&r["moves"]);
+            println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
+        }
+        Command::Activity(ActivityCmd::Record { .. }) => {
+            let a = &r["activity"];
+            println!("recorded `{}` by the {} at {}", text(&a["kind"]), text(&a["actor"]), text(&a["at"]));
+            render_moves(&r["moves"]);
+            println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
+        }
+        Command::Activity(ActivityCmd::List { .. }) => {
+            let mut t = table(&["id", "at", "kind", "actor", "data"]);
+            for a in r["activities"].as_array().into_iter().flatten() {
+                let data = if a["data"].is_null() { String::new() } else { a["data"].to_string() };
+                t.add_row(vec![text(&a["id"]), text(&a["at"]), text(&a["kind"]), text(&a["actor"]), data]);
+            }
+            println!("{t}");
+        }
+        Command::Serve { .. } | Command::Watch => {}
+    }
+}

@@ -1,0 +1,739 @@
+//! The engine: every change to prospects, as operations applied inside the
+//! writer's transaction.
+//!
+//! Each operation first checks everything that can make it fail for the
+//! client (unknown prospect, unmet criteria, …) and only then writes, so an
+//! application error never leaves half a change in the batch. Storage errors
+//! abort the whole batch instead.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::criteria::{all_met, evaluate_stage};
+use crate::model::{
+    Activity, Actor, Fields, FieldValue, Millis, ProcessVersion, Prospect, ProspectId, Status,
+    Transition, TransitionKind, Verdict,
+};
+use crate::process::{AdvanceMode, Process};
+use crate::store::{StoreError, Tables};
+
+/// A process version in force: what requests are evaluated against.
+#[derive(Debug)]
+pub struct ActiveProcess {
+    /// The version number stamped on transitions.
+    pub version: u64,
+    /// Content hash of `text`.
+    pub hash: String,
+    /// The file's text.
+    pub text: String,
+    /// When this version became active.
+    pub loaded_at: Millis,
+    /// The validated process.
+    pub process: Process,
+}
+
+/// Why an operation was refused. Each maps to a documented protocol error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No prospect has this id.
+    #[error("no prospect with id {0}")]
+    ProspectNotFound(ProspectId),
+    /// The stage id is not in the process.
+    #[error("unknown stage `{stage}`; the stages are {known}")]
+    UnknownStage {
+        /// The id given.
+        stage: String,
+        /// The process's stage ids, comma-separated.
+        known: String,
+    },
+    /// The external id already belongs to a prospect.
+    #[error("external id `{external_id}` already belongs to prospect {id}")]
+    ExternalIdTaken {
+        /// The external id.
+        external_id: String,
+        /// The prospect that has it.
+        id: ProspectId,
+    },
+    /// The prospect is won or lost.
+    #[error("prospect {id} is already {status}")]
+    Closed {
+        /// The prospect.
+        id: ProspectId,
+        /// `won` or `lost`.
+        status: &'static str,
+    },
+    /// Exit criteria are unmet.
+    #[error("prospect {id} cannot leave stage `{stage}`: {} of {} exit criteria unmet", unmet.len(), total)]
+    CriteriaUnmet {
+        /// The prospect.
+        id: ProspectId,
+        /// Its stage.
+        stage: String,
+        /// Every unmet criterion, with why.
+        unmet: Vec<Verdict>,
+        /// How many criteria the stage has.
+        total: usize,
+    },
+    /// Winning requires the last stage.
+    #[error("prospect {id} is in `{stage}`; a prospect can be won only from the last stage `{last}`")]
+    NotInLastStage {
+        /// The prospect.
+        id: ProspectId,
+        /// Its stage.
+        stage: String,
+        /// The last stage.
+        last: String,
+    },
+    /// Parameters that parse but make no sense (empty name, move to the same stage).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A notification for `events.subscribe` clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The notification method (`prospect.moved`, `process.reloaded`, …).
+    pub method: &'static str,
+    /// Its parameters.
+    pub params: Value,
+}
+
+/// A change requested by a client.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// `prospect.create`.
+    CreateProspect(NewProspect),
+    /// `prospect.update`.
+    UpdateProspect(ProspectUpdate),
+    /// `activity.record`.
+    RecordActivity(NewActivity),
+    /// `prospect.advance`.
+    Advance {
+        /// The prospect.
+        id: ProspectId,
+        /// When; now if absent.
+        at: Millis,
+    },
+    /// `prospect.move`: forced, with a reason.
+    Move {
+        /// The prospect.
+        id: ProspectId,
+        /// The target stage.
+        to: String,
+        /// Why the criteria are overridden.
+        reason: String,
+        /// Who forced it.
+        by: Option<String>,
+        /// When.
+        at: Millis,
+    },
+    /// `prospect.close`.
+    Close {
+        /// The prospect.
+        id: ProspectId,
+        /// Won or lost.
+        outcome: Status,
+        /// Why (required in spirit for lost deals).
+        reason: Option<String>,
+        /// When.
+        at: Millis,
+    },
+    /// A new process version became active.
+    RecordProcessVersion {
+        /// The file's text.
+        text: String,
+        /// Its content hash.
+        hash: String,
+        /// The file path.
+        path: String,
+        /// When it was loaded.
+        at: Millis,
+    },
+}
+
+/// Parameters of `prospect.create`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProspect {
+    /// Person or deal name.
+    pub name: String,
+    /// Company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// Owning rep.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Initial fields.
+    #[serde(default)]
+    pub fields: Fields,
+    /// Starting stage; the first stage if absent.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Id in another system.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Creation time (imports); now if absent.
+    #[serde(default)]
+    pub at: Option<Millis>,
+}
+
+/// Parameters of `prospect.update`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProspectUpdate {
+    /// The prospect.
+    pub id: ProspectId,
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// New owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Fields to set; `null` removes a field.
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
+    /// When; now if absent.
+    #[serde(default)]
+    pub at: Option<Millis>,
+}
+
+/// Parameters of `activity.record`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivity {
+    /// The prospect.
+    pub prospect: ProspectId,
+    /// What happened.
+    pub kind: String,
+    /// Who did it; the declared actor of the kind, else `prospect`.
+    #[serde(default)]
+    pub actor: Option<Actor>,
+    /// When; now if absent.
+    #[serde(default)]
+    pub at: Option<Millis>,
+    /// Extra data.
+    #[serde(default)]
+    pub data: serde_json::Map<String, Value>,
+}
+
+/// What an operation produced: the JSON result and the events to publish
+/// once the batch is durable.
+pub(crate) type Applied = (Value, Vec<Event>);
+
+/// Applies one operation. The outer error aborts the batch; the inner one
+/// refuses only this request.
+pub(crate) fn apply(
+    t: &mut Tables<'_>,
+    process: &ActiveProcess,
+    op: &WriteOp,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    match op {
+        WriteOp::CreateProspect(p) => create(t, process, p, now),
+        WriteOp::UpdateProspect(u) => update(t, process, u, now),
+        WriteOp::RecordActivity(a) => record(t, process, a, now),
+        WriteOp::Advance { id, at } => advance(t, process, *id, *at),
+        WriteOp::Move {
+            id,
+            to,
+            reason,
+            by,
+            at,
+        } => force_move(t, process, *id, to, reason, by.as_deref(), *at),
+        WriteOp::Close {
+            id,
+            outcome,
+            reason,
+            at,
+        } => close(t, process, *id, *outcome, reason.as_deref(), *at),
+        WriteOp::RecordProcessVersion {
+            text,
+            hash,
+            path,
+            at,
+        } => {
+            let number = t.ids.process_version;
+            t.ids.process_version += 1;
+            t.insert_process_version(&ProcessVersion {
+                number,
+                hash: hash.clone(),
+                text: text.clone(),
+                loaded_at: *at,
+                path: path.clone(),
+            })?;
+            Ok(Ok((json!({ "version": number }), Vec::new())))
+        }
+    }
+}
+
+macro_rules! refuse {
+    ($e:expr) => {
+        return Ok(Err($e))
+    };
+}
+
+fn unknown_stage(process: &Process, stage: &str) -> EngineError {
+    EngineError::UnknownStage {
+        stage: stage.to_string(),
+        known: process
+            .stages
+            .iter()
+            .map(|s| format!("`{}`", s.id))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn load_open(t: &Tables<'_>, id: ProspectId) -> Result<Result<Prospect, EngineError>, StoreError> {
+    Ok(match t.prospect(id)? {
+        None => Err(EngineError::ProspectNotFound(id)),
+        Some(p) if p.status != Status::Open => Err(EngineError::Closed {
+            id,
+            status: p.status.as_str(),
+        }),
+        Some(p) => Ok(p),
+    })
+}
+
+fn create(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    new: &NewProspect,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let process = &active.process;
+    if new.name.trim().is_empty() {
+        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+    }
+    let stage = match &new.stage {
+        Some(s) => match process.stage(s) {
+            Some(stage) => stage,
+            None => refuse!(unknown_stage(process, s)),
+        },
+        None => process.first_stage(),
+    };
+    if let Some(ext) = &new.external_id
+        && let Some(id) = t.prospect_by_external_id(ext)?
+    {
+        refuse!(EngineError::ExternalIdTaken {
+            external_id: ext.clone(),
+            id,
+        });
+    }
+    let at = new.at.unwrap_or(now);
+    let id = t.ids.prospect;
+    t.ids.prospect += 1;
+    let mut prospect = Prospect {
+        id,
+        external_id: new.external_id.clone(),
+        name: new.name.clone(),
+        company: new.company.clone(),
+        owner: new.owner.clone(),
+        fields: new.fields.clone(),
+        stage: stage.id.clone(),
+        status: Status::Open,
+        created_at: at,
+        stage_entered_at: at,
+        last_activity_at: at,
+        closed_at: None,
+    };
+    let mut moves = vec![transition(
+        t,
+        active,
+        &prospect,
+        None,
+        &stage.id,
+        at,
+        TransitionKind::Created,
+    )];
+    moves.extend(cascade(t, active, &mut prospect, &[], at, None));
+    save(t, None, &prospect, &moves)?;
+    let events = moved_events(&prospect, &moves);
+    let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
+    result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
+    Ok(Ok((result, events)))
+}
+
+fn update(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    u: &ProspectUpdate,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match t.prospect(u.id)? {
+        Some(p) => p,
+        None => refuse!(EngineError::ProspectNotFound(u.id)),
+    };
+    let mut set = Fields::new();
+    let mut removed = Vec::new();
+    for (key, value) in &u.fields {
+        match value {
+            Value::Null => removed.push(key.clone()),
+            other => match serde_json::from_value::<FieldValue>(other.clone()) {
+                Ok(v) => {
+                    set.insert(key.clone(), v);
+                }
+                Err(_) => refuse!(EngineError::Invalid(format!(
+                    "field `{key}` must be a string, number, boolean or null, not {other}"
+                ))),
+            },
+        }
+    }
+    if u.name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+    }
+    let at = u.at.unwrap_or(now);
+    let mut prospect = old.clone();
+    let mut changes = serde_json::Map::new();
+    if let Some(name) = &u.name {
+        prospect.name = name.clone();
+        changes.insert("name".into(), json!(name));
+    }
+    if let Some(company) = &u.company {
+        prospect.company = Some(company.clone());
+        changes.insert("company".into(), json!(company));
+    }
+    if let Some(owner) = &u.owner {
+        prospect.owner = Some(owner.clone());
+        changes.insert("owner".into(), json!(owner));
+    }
+    for (k, v) in &set {
+        prospect.fields.insert(k.clone(), v.clone());
+    }
+    for k in &removed {
+        prospect.fields.remove(k);
+    }
+    if !set.is_empty() {
+        changes.insert("fields".into(), json!(set));
+    }
+    if !removed.is_empty() {
+        changes.insert("removed".into(), json!(removed));
+    }
+    // Field changes are history too: record them in the activity log.
+    let activity = Activity {
+        id: t.ids.activity,
+        prospect: prospect.id,
+        kind: "fields_updated".into(),
+        actor: Actor::Rep,
+        at,
+        data: changes,
+    };
+    t.ids.activity += 1;
+    t.insert_activity(&activity)?;
+    prospect.last_activity_at = prospect.last_activity_at.max(at);
+    let moves = if prospect.status == Status::Open {
+        let acts = t.activities(prospect.id)?;
+        cascade(t, active, &mut prospect, &acts, at, Some(activity.id))
+    } else {
+        Vec::new()
+    };
+    save(t, Some(&old), &prospect, &moves)?;
+    let events = moved_events(&prospect, &moves);
+    let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
+    result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
+    Ok(Ok((result, events)))
+}
+
+fn record(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    a: &NewActivity,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    if a.kind.trim().is_empty() {
+        refuse!(EngineError::Invalid("`kind` must not be empty".into()));
+    }
+    let old = match t.prospect(a.prospect)? {
+        Some(p) => p,
+        None => refuse!(EngineError::ProspectNotFound(a.prospect)),
+    };
+    let actor = a.actor.unwrap_or_else(|| {
+        active
+            .process
+            .activities
+            .get(&a.kind)
+            .and_then(|k| k.actor)
+            .unwrap_or(Actor::Prospect)
+    });
+    let activity = Activity {
+        id: t.ids.activity,
+        prospect: a.prospect,
+        kind: a.kind.clone(),
+        actor,
+        at: a.at.unwrap_or(now),
+        data: a.data.clone(),
+    };
+    t.ids.activity += 1;
+    t.insert_activity(&activity)?;
+    let mut prospect = old.clone();
+    prospect.last_activity_at = prospect.last_activity_at.max(activity.at);
+    let moves = if prospect.status == Status::Open {
+        let acts = t.activities(prospect.id)?;
+        cascade(t, active, &mut prospect, &acts, activity.at, Some(activity.id))
+    } else {
+        Vec::new()
+    };
+    save(t, Some(&old), &prospect, &moves)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((
+        json!({ "activity": activity, "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
+}
+
+fn advance(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    id: ProspectId,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match load_open(t, id)? {
+        Ok(p) => p,
+        Err(e) => refuse!(e),
+    };
+    let process = &active.process;
+    let Some(index) = process.stage_index(&old.stage) else {
+        refuse!(unknown_stage(process, &old.stage));
+    };
+    let stage = &process.stages[index];
+    let acts = t.activities(id)?;
+    let as_of = at.max(old.stage_entered_at);
+    let verdicts = evaluate_stage(stage, &old, &acts, as_of);
+    if !all_met(&verdicts) {
+        refuse!(unmet(id, &stage.id, verdicts));
+    }
+    let mut prospect = old.clone();
+    let mut moves = vec![step(t, active, &mut prospect, index, as_of, verdicts, None)];
+    moves.extend(cascade(t, active, &mut prospect, &acts, as_of, None));
+    save(t, Some(&old), &prospect, &moves)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }), events)))
+}
+
+fn force_move(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    id: ProspectId,
+    to: &str,
+    reason: &str,
+    by: Option<&str>,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    if reason.trim().is_empty() {
+        refuse!(EngineError::Invalid(
+            "a forced move needs a `reason`: it overrides the exit criteria".into()
+        ));
+    }
+    let old = match load_open(t, id)? {
+        Ok(p) => p,
+        Err(e) => refuse!(e),
+    };
+    if active.process.stage(to).is_none() {
+        refuse!(unknown_stage(&active.process, to));
+    }
+    if old.stage == to {
+        refuse!(EngineError::Invalid(format!("prospect {id} is already in `{to}`")));
+    }
+    let at = at.max(old.stage_entered_at);
+    let mut prospect = old.clone();
+    let mut tr = transition(t, active, &prospect, Some(&old.stage), to, at, TransitionKind::Forced);
+    tr.reason = Some(reason.to_string());
+    tr.by = by.map(str::to_string);
+    prospect.stage = to.to_string();
+    prospect.stage_entered_at = at;
+    let moves = vec![tr];
+    save(t, Some(&old), &prospect, &moves)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }), events)))
+}
+
+fn close(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    id: ProspectId,
+    outcome: Status,
+    reason: Option<&str>,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match load_open(t, id)? {
+        Ok(p) => p,
+        Err(e) => refuse!(e),
+    };
+    let process = &active.process;
+    let at = at.max(old.stage_entered_at);
+    let (kind, verdicts) = match outcome {
+        Status::Open => refuse!(EngineError::Invalid(
+            "`outcome` must be `won` or `lost`".into()
+        )),
+        Status::Lost => (TransitionKind::Lost, Vec::new()),
+        Status::Won => {
+            let last = process.stages.last().expect("a process has stages");
+            if old.stage != last.id {
+                refuse!(EngineError::NotInLastStage {
+                    id,
+                    stage: old.stage.clone(),
+                    last: last.id.clone(),
+                });
+            }
+            let acts = t.activities(id)?;
+            let verdicts = evaluate_stage(last, &old, &acts, at);
+            if !all_met(&verdicts) {
+                refuse!(unmet(id, &last.id, verdicts));
+            }
+            (TransitionKind::Won, verdicts)
+        }
+    };
+    let mut prospect = old.clone();
+    let mut tr = transition(t, active, &prospect, Some(&old.stage), outcome.as_str(), at, kind);
+    tr.verdicts = verdicts;
+    tr.reason = reason.map(str::to_string);
+    prospect.status = outcome;
+    prospect.closed_at = Some(at);
+    let moves = vec![tr];
+    save(t, Some(&old), &prospect, &moves)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }), events)))
+}
+
+fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
+    let total = verdicts.len();
+    let unmet: Vec<Verdict> = verdicts.into_iter().filter(|v| !v.met).collect();
+    if total == 0 {
+        return EngineError::CriteriaUnmet {
+            id,
+            stage: stage.to_string(),
+            unmet: vec![Verdict {
+                question: "Does the stage define exit criteria?".into(),
+                met: false,
+                reason: format!("stage `{stage}` has no exit criteria; use `prospect.move` with a reason"),
+            }],
+            total: 1,
+        };
+    }
+    EngineError::CriteriaUnmet {
+        id,
+        stage: stage.to_string(),
+        unmet,
+        total,
+    }
+}
+
+/// Builds a transition with a fresh id (written by [`save`]).
+fn transition(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &Prospect,
+    from: Option<&str>,
+    to: &str,
+    at: Millis,
+    kind: TransitionKind,
+) -> Transition {
+    let id = t.ids.transition;
+    t.ids.transition += 1;
+    Transition {
+        id,
+        prospect: prospect.id,
+        from: from.map(str::to_string),
+        to: to.to_string(),
+        at,
+        process_version: active.version,
+        kind,
+        verdicts: Vec::new(),
+        reason: None,
+        by: None,
+        activity: None,
+    }
+}
+
+/// Moves `prospect` out of stage `index` because its criteria are met:
+/// to the next stage, or won from the last one.
+fn step(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    index: usize,
+    at: Millis,
+    verdicts: Vec<Verdict>,
+    cause: Option<u64>,
+) -> Transition {
+    let stages = &active.process.stages;
+    let from = stages[index].id.clone();
+    let (to, kind) = match stages.get(index + 1) {
+        Some(next) => (next.id.as_str(), TransitionKind::Advanced),
+        None => ("won", TransitionKind::Won),
+    };
+    let mut tr = transition(t, active, prospect, Some(&from), to, at, kind);
+    tr.verdicts = verdicts;
+    tr.activity = cause;
+    if kind == TransitionKind::Won {
+        prospect.status = Status::Won;
+        prospect.closed_at = Some(at);
+    } else {
+        prospect.stage = to.to_string();
+        prospect.stage_entered_at = at;
+    }
+    tr
+}
+
+/// Moves the prospect on while its stage advances automatically and every
+/// exit criterion is met. Each stage is left at most once, so this ends.
+fn cascade(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    activities: &[Activity],
+    at: Millis,
+    cause: Option<u64>,
+) -> Vec<Transition> {
+    let mut moves = Vec::new();
+    while prospect.status == Status::Open {
+        let Some(index) = active.process.stage_index(&prospect.stage) else {
+            break;
+        };
+        let stage = &active.process.stages[index];
+        if stage.advance == AdvanceMode::Manual {
+            break;
+        }
+        let as_of = at.max(prospect.stage_entered_at);
+        let verdicts = evaluate_stage(stage, prospect, activities, as_of);
+        if !all_met(&verdicts) {
+            break;
+        }
+        moves.push(step(t, active, prospect, index, as_of, verdicts, cause));
+    }
+    moves
+}
+
+fn save(
+    t: &mut Tables<'_>,
+    old: Option<&Prospect>,
+    new: &Prospect,
+    moves: &[Transition],
+) -> Result<(), StoreError> {
+    for m in moves {
+        t.insert_transition(m)?;
+    }
+    t.put_prospect(old, new)
+}
+
+fn moved_events(prospect: &Prospect, moves: &[Transition]) -> Vec<Event> {
+    moves
+        .iter()
+        .filter(|m| m.kind != TransitionKind::Created)
+        .map(|m| Event {
+            method: "prospect.moved",
+            params: json!({
+                "prospect": { "id": prospect.id, "name": prospect.name, "owner": prospect.owner },
+                "transition": m,
+            }),
+        })
+        .collect()
+}
+
+/// Shared handle to the process version in force.
+pub type ProcessHandle = Arc<std::sync::RwLock<Arc<ActiveProcess>>>;

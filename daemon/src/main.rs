@@ -1,0 +1,71 @@
+//! The `stagecoach` binary: arguments, logging, then the library.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use stagecoach::cli::{Cli, Command, LogFormat, run_client};
+use stagecoach::clock::Clock;
+use stagecoach::{Limits, ServeConfig};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(cli: &Cli, default_level: &str) {
+    let level = if cli.log_level == "info" { default_level } else { &cli.log_level };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match &cli.command {
+            Command::Serve {
+                process,
+                idle_timeout,
+                max_connections,
+                max_line,
+            } => {
+                init_logging(&cli, "info");
+                let config = ServeConfig {
+                    process_path: process.clone(),
+                    data_dir: cli.data_dir(),
+                    socket: cli.socket(),
+                    limits: Limits {
+                        max_line: *max_line,
+                        idle_timeout: Duration::from_secs(*idle_timeout),
+                        max_connections: *max_connections,
+                        ..Limits::default()
+                    },
+                    clock: Clock::system(),
+                };
+                stagecoach::run(config, shutdown_signal()).await?;
+                Ok(())
+            }
+            _ => {
+                init_logging(&cli, "warn");
+                run_client(&cli).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! `daemon.status`: what is running, on what, and how it is doing.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Ctx, Reply, read};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoParams {}
+
+pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+    let ctx = ctx.clone();
+    read(move || {
+        let active = ctx.active();
+        let now = ctx.clock.now();
+        let counts = ctx.store.counts()?;
+        let last_error = ctx.last_process_error.lock().expect("error lock").clone();
+        Ok(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "started_at": ctx.started_at,
+            "uptime_seconds": (now.0 - ctx.started_at.0).max(0) / 1000,
+            "socket": ctx.socket,
+            "data_dir": ctx.data_dir,
+            "process": {
+                "name": active.process.name,
+                "version": active.version,
+                "hash": active.hash,
+                "path": ctx.process_path,
+                "loaded_at": active.loaded_at,
+                "stages": active.process.stages.iter().map(|s| &s.id).collect::<Vec<_>>(),
+                "last_error": last_error,
+            },
+            "counts": counts,
+            "connections": ctx.connections.load(Ordering::Relaxed),
+            "writer": {
+                "commits": ctx.writer_stats.commits.load(Ordering::Relaxed),
+                "requests": ctx.writer_stats.requests.load(Ordering::Relaxed),
+            },
+        }))
+    })
+}

@@ -1,0 +1,193 @@
+//! The protocol's methods: parameters parsed into types and dispatched in
+//! one place. One module per protocol area.
+//!
+//! Write methods are submitted to the writer *before* [`dispatch`] returns
+//! its future, so requests pipelined on one connection are applied in the
+//! order they arrived even though their answers are awaited concurrently.
+
+mod activity;
+mod daemon;
+mod process;
+mod prospect;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::clock::Clock;
+use crate::engine::{ActiveProcess, Event, ProcessHandle, WriteOp};
+use crate::model::Millis;
+use crate::process::InvalidProcess;
+use crate::protocol::{INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError};
+use crate::store::{Store, StoreError};
+use crate::writer::{Writer, WriterStats};
+
+/// A method's answer, computed later.
+pub type Reply = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send>>;
+
+/// Everything a request may touch, shared by all connections.
+pub struct Ctx {
+    /// The database (reads).
+    pub store: Store,
+    /// The single writer (writes).
+    pub writer: Writer,
+    /// The process version in force.
+    pub process: ProcessHandle,
+    /// The process file being served.
+    pub process_path: PathBuf,
+    /// The last rejected edit of the process file, until a good one.
+    pub last_process_error: Mutex<Option<InvalidProcess>>,
+    /// Where "now" comes from.
+    pub clock: Clock,
+    /// Notifications for subscribers.
+    pub events: broadcast::Sender<Event>,
+    /// Writer statistics.
+    pub writer_stats: Arc<WriterStats>,
+    /// When the daemon started.
+    pub started_at: Millis,
+    /// The socket path.
+    pub socket: PathBuf,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Open connections.
+    pub connections: AtomicUsize,
+}
+
+impl Ctx {
+    /// The process version in force now; a request keeps it to the end.
+    pub fn active(&self) -> Arc<ActiveProcess> {
+        self.process.read().expect("process lock").clone()
+    }
+
+    fn write(&self, op: WriteOp) -> Reply {
+        let rx = self.writer.submit(self.active(), op);
+        Box::pin(async move {
+            match rx.await {
+                Ok(result) => result.map_err(RpcError::from),
+                Err(_) => Err(RpcError::from(crate::writer::WriteError::ShuttingDown)),
+            }
+        })
+    }
+}
+
+/// Runs a blocking read on the blocking pool.
+fn read<F>(f: F) -> Reply
+where
+    F: FnOnce() -> Result<Value, ReadError> + Send + 'static,
+{
+    Box::pin(async move {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(r) => r.map_err(RpcError::from),
+            Err(e) => Err(RpcError::new(INTERNAL_ERROR, format!("read task failed: {e}"))),
+        }
+    })
+}
+
+/// A read that failed: either the client's fault or the store's.
+enum ReadError {
+    Rpc(RpcError),
+    Store(StoreError),
+}
+
+impl From<RpcError> for ReadError {
+    fn from(e: RpcError) -> Self {
+        ReadError::Rpc(e)
+    }
+}
+
+impl From<StoreError> for ReadError {
+    fn from(e: StoreError) -> Self {
+        ReadError::Store(e)
+    }
+}
+
+impl From<ReadError> for RpcError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Rpc(e) => e,
+            ReadError::Store(e) => RpcError::new(INTERNAL_ERROR, e.to_string()),
+        }
+    }
+}
+
+fn ready(result: Result<Value, RpcError>) -> Reply {
+    Box::pin(std::future::ready(result))
+}
+
+/// Parses named parameters into `T`, with a message naming the bad key.
+fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            RpcError::params(format!("invalid params: {inner}"))
+        } else {
+            RpcError::params(format!("invalid params: `{path}`: {inner}"))
+        }
+    })
+}
+
+/// Every method name, for `method not found` hints.
+pub const METHODS: &[&str] = &[
+    "daemon.status",
+    "events.subscribe",
+    "process.get",
+    "process.versions",
+    "process.validate",
+    "prospect.create",
+    "prospect.get",
+    "prospect.list",
+    "prospect.update",
+    "prospect.evaluate",
+    "prospect.advance",
+    "prospect.move",
+    "prospect.close",
+    "activity.record",
+    "activity.list",
+];
+
+/// Starts `method`. Writes are queued before this returns.
+pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
+    macro_rules! call {
+        ($f:path) => {
+            match params(p) {
+                Ok(p) => $f(ctx, p),
+                Err(e) => ready(Err(e)),
+            }
+        };
+    }
+    match method {
+        "daemon.status" => call!(daemon::status),
+        "process.get" => call!(process::get),
+        "process.versions" => call!(process::versions),
+        "process.validate" => call!(process::validate),
+        "prospect.create" => call!(prospect::create),
+        "prospect.get" => call!(prospect::get),
+        "prospect.list" => call!(prospect::list),
+        "prospect.update" => call!(prospect::update),
+        "prospect.evaluate" => call!(prospect::evaluate),
+        "prospect.advance" => call!(prospect::advance),
+        "prospect.move" => call!(prospect::force_move),
+        "prospect.close" => call!(prospect::close),
+        "activity.record" => call!(activity::record),
+        "activity.list" => call!(activity::list),
+        other => {
+            let hint = METHODS
+                .iter()
+                .find(|m| m.split('.').next() == other.split('.').next())
+                .map(|m| format!("; did you mean `{m}`? methods are `noun.verb`"))
+                .unwrap_or_default();
+            ready(Err(RpcError::new(
+                METHOD_NOT_FOUND,
+                format!("unknown method `{other}`{hint}"),
+            )
+            .with_data(serde_json::json!({ "methods": METHODS }))))
+        }
+    }
+}

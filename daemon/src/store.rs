@@ -1,0 +1,402 @@
+//! The redb store: tables, typed reads, and the write-side view used by the
+//! single writer.
+//!
+//! Records are MessagePack (times as integer milliseconds). Secondary indexes
+//! (open prospects by stage, prospects by owner, external ids, each
+//! prospect's activities and transitions) are composite keys with unit
+//! values, maintained in the same transaction as the record they index.
+
+use std::path::Path;
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{Activity, ProcessVersion, Prospect, ProspectId, Status, Transition};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PROSPECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("prospects");
+const EXTERNAL_IDS: TableDefinition<&str, u64> = TableDefinition::new("prospects_by_external_id");
+const OPEN_BY_STAGE: TableDefinition<(&str, u64), ()> = TableDefinition::new("open_prospects_by_stage");
+const BY_OWNER: TableDefinition<(&str, u64), ()> = TableDefinition::new("prospects_by_owner");
+const ACTIVITIES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("activities");
+const TRANSITIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("transitions");
+const TRANSITIONS_BY_PROSPECT: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("transitions_by_prospect");
+const PROCESS_VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("process_versions");
+
+/// The on-disk layout version; bumped when a migration is needed.
+const SCHEMA_VERSION: u64 = 1;
+
+/// Errors from the store. Storage failures are not the client's fault: the
+/// protocol reports them as internal errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database error: {0}")]
+    Db(String),
+    /// A stored record did not decode: the file is damaged or from a newer version.
+    #[error("stored {what} `{key}` does not decode: {message}")]
+    Corrupt {
+        /// The kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The database was written by a newer Stagecoach.
+    #[error("database schema version {found} is newer than this build understands ({SCHEMA_VERSION})")]
+    TooNew {
+        /// The version found on disk.
+        found: u64,
+    },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("records always encode")
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str, key: impl ToString) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Which prospects `prospect.list` returns.
+#[derive(Debug, Default, Clone)]
+pub struct ProspectFilter {
+    /// Only open prospects in this stage.
+    pub stage: Option<String>,
+    /// Only prospects owned by this rep.
+    pub owner: Option<String>,
+    /// Only prospects with this status.
+    pub status: Option<Status>,
+    /// Only ids greater than this (pagination cursor).
+    pub after: Option<ProspectId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The database. Cheap to clone; reads open their own read transaction.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
+                _ => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+            txn.open_table(PROSPECTS)?;
+            txn.open_table(EXTERNAL_IDS)?;
+            txn.open_table(OPEN_BY_STAGE)?;
+            txn.open_table(BY_OWNER)?;
+            txn.open_table(ACTIVITIES)?;
+            txn.open_table(TRANSITIONS)?;
+            txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+            txn.open_table(PROCESS_VERSIONS)?;
+        }
+        txn.commit()?;
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+        })
+    }
+
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        Ok(self.db.begin_write()?)
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// One prospect.
+    pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROSPECTS)?;
+        table
+            .get(id)?
+            .map(|v| decode(v.value(), "prospect", id))
+            .transpose()
+    }
+
+    /// Prospects matching `filter`, in id order.
+    pub fn prospects(&self, filter: &ProspectFilter) -> Result<Vec<Prospect>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROSPECTS)?;
+        let after = filter.after.map_or(0, |a| a + 1);
+        let keep = |p: &Prospect| {
+            filter.owner.as_ref().is_none_or(|o| p.owner.as_ref() == Some(o))
+                && filter.status.is_none_or(|s| p.status == s)
+                && filter.stage.as_ref().is_none_or(|s| &p.stage == s && p.status == Status::Open)
+        };
+        let mut out = Vec::new();
+        let mut push = |id: u64| -> Result<bool, StoreError> {
+            if let Some(v) = table.get(id)? {
+                let p: Prospect = decode(v.value(), "prospect", id)?;
+                if keep(&p) {
+                    out.push(p);
+                }
+            }
+            Ok(out.len() < filter.limit)
+        };
+        if let Some(stage) = &filter.stage {
+            let index = txn.open_table(OPEN_BY_STAGE)?;
+            for entry in index.range((stage.as_str(), after)..=(stage.as_str(), u64::MAX))? {
+                if !push(entry?.0.value().1)? {
+                    break;
+                }
+            }
+        } else if let Some(owner) = &filter.owner {
+            let index = txn.open_table(BY_OWNER)?;
+            for entry in index.range((owner.as_str(), after)..=(owner.as_str(), u64::MAX))? {
+                if !push(entry?.0.value().1)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in table.range(after..)? {
+                let (k, v) = entry?;
+                let p: Prospect = decode(v.value(), "prospect", k.value())?;
+                if keep(&p) {
+                    out.push(p);
+                    if out.len() >= filter.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A prospect's activities in the order they were recorded.
+    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACTIVITIES)?;
+        activities_in(&table, prospect)
+    }
+
+    /// A prospect's transitions, oldest first.
+    pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in index.range((prospect, 0)..=(prospect, u64::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(v) = table.get(id)? {
+                out.push(decode(v.value(), "transition", id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every stored process version, oldest first.
+    pub fn process_versions(&self) -> Result<Vec<ProcessVersion>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROCESS_VERSIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "process version", k.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Totals for `daemon.status`.
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let txn = self.read()?;
+        Ok(Counts {
+            prospects: txn.open_table(PROSPECTS)?.len()?,
+            open_prospects: txn.open_table(OPEN_BY_STAGE)?.len()?,
+            activities: txn.open_table(ACTIVITIES)?.len()?,
+            transitions: txn.open_table(TRANSITIONS)?.len()?,
+        })
+    }
+
+    /// The next free ids, read once by the writer at start-up.
+    pub(crate) fn next_ids(&self) -> Result<Ids, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        let get = |k: &str| -> Result<u64, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
+        Ok(Ids {
+            prospect: get("next_prospect")?,
+            activity: get("next_activity")?,
+            transition: get("next_transition")?,
+            process_version: get("next_process_version")?,
+        })
+    }
+}
+
+/// Record counts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counts {
+    /// All prospects.
+    pub prospects: u64,
+    /// Prospects still open.
+    pub open_prospects: u64,
+    /// Activities recorded.
+    pub activities: u64,
+    /// Transitions recorded.
+    pub transitions: u64,
+}
+
+/// Next free ids, kept in memory by the writer and saved with every batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    pub prospect: u64,
+    pub activity: u64,
+    pub transition: u64,
+    pub process_version: u64,
+}
+
+fn activities_in(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    prospect: ProspectId,
+) -> Result<Vec<Activity>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range((prospect, 0)..=(prospect, u64::MAX))? {
+        let (k, v) = entry?;
+        out.push(decode(v.value(), "activity", k.value().1)?);
+    }
+    Ok(out)
+}
+
+/// The write side: every table open in one write transaction. Built once
+/// per batch by the writer; dropped before commit.
+pub(crate) struct Tables<'txn> {
+    meta: Table<'txn, &'static str, u64>,
+    prospects: Table<'txn, u64, &'static [u8]>,
+    external_ids: Table<'txn, &'static str, u64>,
+    open_by_stage: Table<'txn, (&'static str, u64), ()>,
+    by_owner: Table<'txn, (&'static str, u64), ()>,
+    activities: Table<'txn, (u64, u64), &'static [u8]>,
+    transitions: Table<'txn, u64, &'static [u8]>,
+    transitions_by_prospect: Table<'txn, (u64, u64), ()>,
+    process_versions: Table<'txn, u64, &'static [u8]>,
+    pub ids: Ids,
+}
+
+impl<'txn> Tables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            prospects: txn.open_table(PROSPECTS)?,
+            external_ids: txn.open_table(EXTERNAL_IDS)?,
+            open_by_stage: txn.open_table(OPEN_BY_STAGE)?,
+            by_owner: txn.open_table(BY_OWNER)?,
+            activities: txn.open_table(ACTIVITIES)?,
+            transitions: txn.open_table(TRANSITIONS)?,
+            transitions_by_prospect: txn.open_table(TRANSITIONS_BY_PROSPECT)?,
+            process_versions: txn.open_table(PROCESS_VERSIONS)?,
+            ids,
+        })
+    }
+
+    /// Saves the id counters; called once per batch before commit.
+    pub fn save_ids(&mut self) -> Result<(), StoreError> {
+        self.meta.insert("next_prospect", self.ids.prospect)?;
+        self.meta.insert("next_activity", self.ids.activity)?;
+        self.meta.insert("next_transition", self.ids.transition)?;
+        self.meta.insert("next_process_version", self.ids.process_version)?;
+        Ok(())
+    }
+
+    pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
+        self.prospects
+            .get(id)?
+            .map(|v| decode(v.value(), "prospect", id))
+            .transpose()
+    }
+
+    pub fn prospect_by_external_id(&self, external_id: &str) -> Result<Option<ProspectId>, StoreError> {
+        Ok(self.external_ids.get(external_id)?.map(|v| v.value()))
+    }
+
+    /// Writes `new`, keeping every index in step with `old` (the stored
+    /// version, `None` for a new prospect).
+    pub fn put_prospect(&mut self, old: Option<&Prospect>, new: &Prospect) -> Result<(), StoreError> {
+        let id = new.id;
+        if let Some(old) = old {
+            if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage) {
+                self.open_by_stage.remove((old.stage.as_str(), id))?;
+            }
+            if let Some(owner) = &old.owner
+                && new.owner.as_ref() != Some(owner)
+            {
+                self.by_owner.remove((owner.as_str(), id))?;
+            }
+        }
+        let was_open_here = old.is_some_and(|o| o.status == Status::Open && o.stage == new.stage);
+        if new.status == Status::Open && !was_open_here {
+            self.open_by_stage.insert((new.stage.as_str(), id), ())?;
+        }
+        if let Some(owner) = &new.owner
+            && old.and_then(|o| o.owner.as_ref()) != Some(owner)
+        {
+            self.by_owner.insert((owner.as_str(), id), ())?;
+        }
+        if old.is_none()
+            && let Some(ext) = &new.external_id
+        {
+            self.external_ids.insert(ext.as_str(), id)?;
+        }
+        self.prospects.insert(id, encode(new).as_slice())?;
+        Ok(())
+    }
+
+    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        activities_in(&self.activities, prospect)
+    }
+
+    pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
+        self.activities
+            .insert((activity.prospect, activity.id), encode(activity).as_slice())?;
+        Ok(())
+    }
+
+    pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {
+        self.transitions.insert(t.id, encode(t).as_slice())?;
+        self.transitions_by_prospect.insert((t.prospect, t.id), ())?;
+        Ok(())
+    }
+
+    pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
+        self.process_versions.insert(v.number, encode(v).as_slice())?;
+        Ok(())
+    }
+}
