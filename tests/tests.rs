@@ -1,1 +1,9 @@
+//! Integration tests: the real `stagecoach` binary, over its real socket,
+//! on a real redb file in a temporary directory.
 
+mod support;
+
+mod cli;
+mod durability;
+mod lifecycle;
+mod protocol;

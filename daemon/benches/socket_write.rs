@@ -1,1 +1,300 @@
-fn main(){}
+//! Durable `activity.record` over the real socket: throughput and latency
+//! with 1 and 16 clients, against baselines measured in the same run on the
+//! same disk (a bare `fdatasync`, and SQLite in WAL mode with
+//! `synchronous=FULL`, one transaction per request).
+//!
+//! Run: `cargo bench -p stagecoach --bench socket_write`
+//! (`STAGECOACH_BENCH_N` sets requests per client; default 2000).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+struct Stats {
+    ops: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Stats {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn pct(&self, p: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        if l.is_empty() {
+            return Duration::ZERO;
+        }
+        l[((l.len() - 1) as f64 * p).round() as usize]
+    }
+
+    fn print(&self, name: &str) {
+        println!(
+            "{name:<58} {:>10.0} /s   p50 {:>8.3} ms   p99 {:>8.3} ms",
+            self.rate(),
+            self.pct(0.50).as_secs_f64() * 1e3,
+            self.pct(0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+/// Baseline: what one durable write costs this disk.
+fn fdatasync_baseline(dir: &Path, n: usize) -> Stats {
+    let mut f = std::fs::File::create(dir.join("fsync.bin")).unwrap();
+    let mut latencies = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        f.write_all(&[7u8; 128]).unwrap();
+        f.sync_data().unwrap();
+        latencies.push(t.elapsed());
+    }
+    Stats {
+        ops: n,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+/// Baseline: SQLite, WAL, synchronous=FULL, one transaction per insert.
+fn sqlite_baseline(dir: &Path, clients: usize, n: usize) -> Stats {
+    let path = dir.join(format!("baseline-{clients}.sqlite"));
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+             CREATE TABLE activities(id INTEGER PRIMARY KEY, prospect INTEGER NOT NULL,
+               kind TEXT NOT NULL, actor TEXT NOT NULL, at INTEGER NOT NULL, data TEXT);
+             CREATE INDEX activities_prospect ON activities(prospect, kind);",
+        )
+        .unwrap();
+    }
+    let start = Instant::now();
+    let latencies: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let path = path.clone();
+                s.spawn(move || {
+                    let c = rusqlite::Connection::open(&path).unwrap();
+                    c.execute_batch("PRAGMA synchronous=FULL;").unwrap();
+                    c.busy_timeout(Duration::from_secs(30)).unwrap();
+                    let mut stmt = c
+                        .prepare("INSERT INTO activities(prospect, kind, actor, at, data) VALUES (?1, 'email_sent', 'rep', ?2, '{}')")
+                        .unwrap();
+                    (0..n)
+                        .map(|k| {
+                            let t = Instant::now();
+                            stmt.execute(rusqlite::params![i as i64, k as i64]).unwrap();
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    Stats {
+        ops: clients * n,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let socket = dir.join("stagecoach.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+            .arg("serve")
+            .arg("--process")
+            .arg(root.join("process.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--socket")
+            .arg(&socket)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { child, socket }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    line: String,
+}
+
+impl Conn {
+    fn new(socket: &Path) -> Conn {
+        let s = UnixStream::connect(socket).unwrap();
+        Conn {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            line: String::new(),
+        }
+    }
+
+    fn send(&mut self, id: usize, method: &str, params: Value) {
+        let mut line =
+            json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).unwrap();
+    }
+
+    fn recv(&mut self) -> Value {
+        self.line.clear();
+        self.reader.read_line(&mut self.line).unwrap();
+        let v: Value = serde_json::from_str(&self.line).unwrap();
+        assert!(v.get("result").is_some(), "request failed: {v}");
+        v
+    }
+}
+
+fn record_params(prospect: u64, k: usize) -> Value {
+    json!({ "prospect": prospect, "kind": "email_sent", "actor": "rep", "data": { "n": k } })
+}
+
+/// `clients` connections, each with `window` requests outstanding.
+fn daemon_run(socket: &Path, prospects: &[u64], clients: usize, n: usize, window: usize) -> Stats {
+    let start = Instant::now();
+    let latencies: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let prospect = prospects[i % prospects.len()];
+                s.spawn(move || {
+                    let mut c = Conn::new(socket);
+                    let mut sent_at = std::collections::VecDeque::with_capacity(window);
+                    let mut latencies = Vec::with_capacity(n);
+                    let mut sent = 0;
+                    while latencies.len() < n {
+                        while sent < n && sent_at.len() < window {
+                            sent_at.push_back(Instant::now());
+                            c.send(sent, "activity.record", record_params(prospect, sent));
+                            sent += 1;
+                        }
+                        c.recv();
+                        // Answers to one connection arrive in commit order;
+                        // all requests of a batch complete together.
+                        latencies.push(sent_at.pop_front().unwrap().elapsed());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    Stats {
+        ops: clients * n,
+        elapsed: start.elapsed(),
+        latencies,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benchmarks; nothing to list here.
+    }
+    let n: usize = std::env::var("STAGECOACH_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let dir = tempfile::Builder::new()
+        .prefix("stagecoach-bench")
+        .tempdir_in(
+            std::env::var_os("STAGECOACH_BENCH_DIR")
+                .unwrap_or_else(|| std::env::temp_dir().into_os_string()),
+        )
+        .unwrap();
+    println!("# durable activity.record over the socket");
+    println!("command: cargo bench -p stagecoach --bench socket_write   (STAGECOACH_BENCH_N={n})");
+    println!("machine: {}", machine());
+    println!("data:    {}", dir.path().display());
+    println!();
+
+    println!("## baselines, same disk, same run");
+    fdatasync_baseline(dir.path(), 500).print("fdatasync of 128 bytes (one durable write)");
+    let sqlite_1 = sqlite_baseline(dir.path(), 1, n / 2);
+    sqlite_1.print("SQLite WAL sync=FULL, 1 txn/insert, 1 client");
+    let sqlite_16 = sqlite_baseline(dir.path(), 16, n / 4);
+    sqlite_16.print("SQLite WAL sync=FULL, 1 txn/insert, 16 clients");
+    println!();
+
+    let daemon = Daemon::start(dir.path());
+    let mut setup = Conn::new(&daemon.socket);
+    let prospects: Vec<u64> = (0..16)
+        .map(|i| {
+            setup.send(
+                i,
+                "prospect.create",
+                json!({ "name": format!("bench {i}") }),
+            );
+            setup.recv()["result"]["id"].as_u64().unwrap()
+        })
+        .collect();
+    // Warm up.
+    daemon_run(&daemon.socket, &prospects, 4, 200, 1);
+
+    println!("## stagecoach (release build, group commit, each answer after its fsync)");
+    let one = daemon_run(&daemon.socket, &prospects, 1, n, 1);
+    one.print("1 client, 1 request outstanding");
+    let sixteen = daemon_run(&daemon.socket, &prospects, 16, n, 1);
+    sixteen.print("16 clients, 1 request outstanding each");
+    let piped = daemon_run(&daemon.socket, &prospects, 16, n, 32);
+    piped.print("16 clients, 32 requests pipelined each");
+    println!();
+    println!(
+        "ratio vs SQLite, 16 clients: {:.1}x (1 outstanding), {:.1}x (pipelined)",
+        sixteen.rate() / sqlite_16.rate(),
+        piped.rate() / sqlite_16.rate()
+    );
+    println!(
+        "ratio vs SQLite, 1 client:   {:.1}x",
+        one.rate() / sqlite_1.rate()
+    );
+}

@@ -302,11 +302,17 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         Command::Serve { .. } => unreachable!("serve is not a client command"),
         Command::Watch => return watch(&mut client, cli.json).await,
         Command::Status => ("daemon.status", json!({})),
-        Command::Process(ProcessCmd::Show { version, .. }) => ("process.get", json!({ "version": version })),
+        Command::Process(ProcessCmd::Show { version, .. }) => {
+            ("process.get", json!({ "version": version }))
+        }
         Command::Process(ProcessCmd::Versions) => ("process.versions", json!({})),
         Command::Process(ProcessCmd::Validate { file }) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read `{}`", file.display()))?;
-            ("process.validate", json!({ "text": text, "file": file.display().to_string() }))
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            (
+                "process.validate",
+                json!({ "text": text, "file": file.display().to_string() }),
+            )
         }
         Command::Prospect(cmd) => prospect_request(cmd)?,
         Command::Activity(ActivityCmd::Record {
@@ -338,7 +344,12 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&json!({ "error": e }))?);
             }
             let mut message = e.message.clone();
-            if let Some(unmet) = e.data.as_ref().and_then(|d| d.get("unmet")).and_then(Value::as_array) {
+            if let Some(unmet) = e
+                .data
+                .as_ref()
+                .and_then(|d| d.get("unmet"))
+                .and_then(Value::as_array)
+            {
                 for v in unmet {
                     message.push_str(&format!(
                         "\n  ✗ {} — {}",
@@ -347,7 +358,12 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                     ));
                 }
             }
-            if let Some(errors) = e.data.as_ref().and_then(|d| d.get("errors")).and_then(Value::as_array) {
+            if let Some(errors) = e
+                .data
+                .as_ref()
+                .and_then(|d| d.get("errors"))
+                .and_then(Value::as_array)
+            {
                 for err in errors {
                     message.push_str(&format!("\n  {}", render_process_error(err)));
                 }
@@ -526,15 +542,28 @@ fn render_moves(moves: &Value) {
 
 fn render_verdicts(verdicts: &Value) {
     for v in verdicts.as_array().into_iter().flatten() {
-        let mark = if v["met"] == json!(true) { "✓" } else { "✗" };
-        println!("  {mark} {}  — {}", text(&v["question"]), text(&v["reason"]));
+        let mark = if v["met"] == json!(true) {
+            "✓"
+        } else {
+            "✗"
+        };
+        println!(
+            "  {mark} {}  — {}",
+            text(&v["question"]),
+            text(&v["reason"])
+        );
     }
 }
 
 fn render(command: &Command, r: &Value) {
     match command {
         Command::Status => {
-            println!("stagecoach {}  pid {}  up {}s", text(&r["version"]), r["pid"], r["uptime_seconds"]);
+            println!(
+                "stagecoach {}  pid {}  up {}s",
+                text(&r["version"]),
+                r["pid"],
+                r["uptime_seconds"]
+            );
             println!("socket    {}", text(&r["socket"]));
             println!("data dir  {}", text(&r["data_dir"]));
             let p = &r["process"];
@@ -561,13 +590,20 @@ fn render(command: &Command, r: &Value) {
                 r["connections"], r["writer"]["commits"], r["writer"]["requests"]
             );
         }
-        Command::Process(ProcessCmd::Show { text: show_text, .. }) => {
+        Command::Process(ProcessCmd::Show {
+            text: show_text, ..
+        }) => {
             if *show_text || r.get("process").is_none() {
                 print!("{}", text(&r["text"]));
                 return;
             }
             let p = &r["process"];
-            println!("{} — version {} loaded {}", text(&p["name"]), r["version"], text(&r["loaded_at"]));
+            println!(
+                "{} — version {} loaded {}",
+                text(&p["name"]),
+                r["version"],
+                text(&r["loaded_at"])
+            );
             let mut t = table(&["#", "stage", "name", "advance", "exit criteria"]);
             for (i, s) in p["stages"].as_array().into_iter().flatten().enumerate() {
                 let criteria: Vec<String> = s["exit"]
@@ -589,7 +625,11 @@ fn render(command: &Command, r: &Value) {
         Command::Process(ProcessCmd::Versions) => {
             let mut t = table(&["version", "loaded at", "hash", "path"]);
             for v in r["versions"].as_array().into_iter().flatten() {
-                let mark = if v["version"] == r["current"] { " (current)" } else { "" };
+                let mark = if v["version"] == r["current"] {
+                    " (current)"
+                } else {
+                    ""
+                };
                 t.add_row(vec![
                     format!("{}{mark}", v["version"]),
                     text(&v["loaded_at"]),
@@ -628,7 +668,10 @@ fn render(command: &Command, r: &Value) {
                 text(&r["stage_entered_at"])
             );
             if let Some(fields) = r["fields"].as_object().filter(|f| !f.is_empty()) {
-                let list: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", text(v))).collect();
+                let list: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", text(v)))
+                    .collect();
                 println!("fields    {}", list.join("  "));
             }
             if r.get("verdicts").is_some() {
@@ -656,7 +699,15 @@ fn render(command: &Command, r: &Value) {
             }
         }
         Command::Prospect(ProspectCmd::List { .. }) => {
-            let mut t = table(&["id", "name", "company", "owner", "stage", "status", "in stage since"]);
+            let mut t = table(&[
+                "id",
+                "name",
+                "company",
+                "owner",
+                "stage",
+                "status",
+                "in stage since",
+            ]);
             for p in r["prospects"].as_array().into_iter().flatten() {
                 let status = text(&p["status"]);
                 let status_cell = match status.as_str() {
@@ -680,7 +731,11 @@ fn render(command: &Command, r: &Value) {
             }
         }
         Command::Prospect(ProspectCmd::Update { .. }) => {
-            println!("prospect {} updated; stage `{}`", r["id"], text(&r["stage"]));
+            println!(
+                "prospect {} updated; stage `{}`",
+                r["id"],
+                text(&r["stage"])
+            );
             render_moves(&r["moves"]);
         }
         Command::Prospect(_) => {
@@ -689,15 +744,30 @@ fn render(command: &Command, r: &Value) {
         }
         Command::Activity(ActivityCmd::Record { .. }) => {
             let a = &r["activity"];
-            println!("recorded `{}` by the {} at {}", text(&a["kind"]), text(&a["actor"]), text(&a["at"]));
+            println!(
+                "recorded `{}` by the {} at {}",
+                text(&a["kind"]),
+                text(&a["actor"]),
+                text(&a["at"])
+            );
             render_moves(&r["moves"]);
             println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
         }
         Command::Activity(ActivityCmd::List { .. }) => {
             let mut t = table(&["id", "at", "kind", "actor", "data"]);
             for a in r["activities"].as_array().into_iter().flatten() {
-                let data = if a["data"].is_null() { String::new() } else { a["data"].to_string() };
-                t.add_row(vec![text(&a["id"]), text(&a["at"]), text(&a["kind"]), text(&a["actor"]), data]);
+                let data = if a["data"].is_null() {
+                    String::new()
+                } else {
+                    a["data"].to_string()
+                };
+                t.add_row(vec![
+                    text(&a["id"]),
+                    text(&a["at"]),
+                    text(&a["kind"]),
+                    text(&a["actor"]),
+                    data,
+                ]);
             }
             println!("{t}");
         }

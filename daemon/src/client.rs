@@ -13,7 +13,9 @@ use crate::protocol::RpcError;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers on the socket.
-    #[error("cannot connect to the daemon at `{path}`: {source}\nhint: start it with `stagecoach serve`, or pass `--socket` / set `STAGECOACH_SOCKET`")]
+    #[error(
+        "cannot connect to the daemon at `{path}`: {source}\nhint: start it with `stagecoach serve`, or pass `--socket` / set `STAGECOACH_SOCKET`"
+    )]
     Connect {
         /// The socket path.
         path: PathBuf,

@@ -4,8 +4,57 @@
 //! evaluation: the same inputs always give the same verdicts, which is what
 //! makes dry runs (`prospect.evaluate`) trustworthy.
 
-use crate::model::{Activity, FieldValue, Millis, Prospect, Verdict};
+use std::collections::HashMap;
+
+use crate::model::{Activity, Actor, FieldValue, Millis, Prospect, Verdict};
 use crate::process::{ExitCriterion, Op, Rule, Stage};
+
+/// What exit criteria need to know of a prospect's activities: when each
+/// activity of the kinds they ask about happened, and who did it. Loaded
+/// from an index by kind, so evaluating costs what the criteria ask for,
+/// not the length of the prospect's history.
+#[derive(Debug, Default, Clone)]
+pub struct ActivityFacts {
+    by_kind: HashMap<String, Vec<(Millis, Actor)>>,
+}
+
+impl ActivityFacts {
+    /// Facts from a full activity list.
+    pub fn from_activities(activities: &[Activity]) -> Self {
+        let mut facts = ActivityFacts::default();
+        for a in activities {
+            facts.add(&a.kind, a.at, a.actor);
+        }
+        facts
+    }
+
+    /// Adds one activity.
+    pub fn add(&mut self, kind: &str, at: Millis, actor: Actor) {
+        self.by_kind
+            .entry(kind.to_string())
+            .or_default()
+            .push((at, actor));
+    }
+
+    fn of_kind(&self, kind: &str) -> &[(Millis, Actor)] {
+        self.by_kind.get(kind).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The activity kinds a stage's exit criteria look at.
+pub fn activity_kinds(stage: &Stage) -> Vec<&str> {
+    let mut kinds: Vec<&str> = stage
+        .exit
+        .iter()
+        .filter_map(|c| match &c.rule {
+            Rule::Activity { kind, .. } => Some(kind.as_str()),
+            _ => None,
+        })
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    kinds
+}
 
 /// Evaluates every exit criterion of `stage` for `prospect` as of `as_of`.
 ///
@@ -14,7 +63,7 @@ use crate::process::{ExitCriterion, Op, Rule, Stage};
 pub fn evaluate_stage(
     stage: &Stage,
     prospect: &Prospect,
-    activities: &[Activity],
+    activities: &ActivityFacts,
     as_of: Millis,
 ) -> Vec<Verdict> {
     stage
@@ -34,7 +83,7 @@ pub fn all_met(verdicts: &[Verdict]) -> bool {
 fn evaluate(
     criterion: &ExitCriterion,
     prospect: &Prospect,
-    activities: &[Activity],
+    activities: &ActivityFacts,
     as_of: Millis,
 ) -> Verdict {
     let (met, reason) = match &criterion.rule {
@@ -44,14 +93,13 @@ fn evaluate(
             at_least,
             since_entering,
         } => {
-            let matching = activities.iter().filter(|a| {
-                a.kind == *kind
-                    && a.at <= as_of
-                    && actor.is_none_or(|want| a.actor == want)
-                    && (!since_entering || a.at >= prospect.stage_entered_at)
+            let matching = activities.of_kind(kind).iter().filter(|(at, by)| {
+                *at <= as_of
+                    && actor.is_none_or(|want| *by == want)
+                    && (!since_entering || *at >= prospect.stage_entered_at)
             });
-            let (count, latest) = matching.fold((0u32, None), |(n, latest), a| {
-                (n + 1, Some(latest.map_or(a.at, |l: Millis| l.max(a.at))))
+            let (count, latest) = matching.fold((0u32, None), |(n, latest), (at, _)| {
+                (n + 1, Some(latest.map_or(*at, |l: Millis| l.max(*at))))
             });
             let who = actor.map_or(String::new(), |a| format!(" by the {}", a.as_str()));
             let window = if *since_entering {
@@ -162,40 +210,49 @@ mod tests {
     }
 
     fn stage(exit: &str) -> Stage {
-        let text = format!("[process]\nname = \"t\"\n[[stages]]\nid = \"s\"\nname = \"S\"\nexit = [{exit}]\n");
+        let text = format!(
+            "[process]\nname = \"t\"\n[[stages]]\nid = \"s\"\nname = \"S\"\nexit = [{exit}]\n"
+        );
         Process::parse(&text, "t.toml").unwrap().stages.remove(0)
     }
 
     #[test]
     fn activity_criteria_count_actor_window_and_time() {
-        let s = stage(r#"{ question = "q", activity = "replied", actor = "prospect", at_least = 2, since_entering = true }"#);
+        let s = stage(
+            r#"{ question = "q", activity = "replied", actor = "prospect", at_least = 2, since_entering = true }"#,
+        );
         let p = prospect(100);
         let acts = vec![
-            activity("replied", Actor::Prospect, 50),  // before entering
-            activity("replied", Actor::Rep, 150),      // wrong actor
+            activity("replied", Actor::Prospect, 50), // before entering
+            activity("replied", Actor::Rep, 150),     // wrong actor
             activity("replied", Actor::Prospect, 200),
             activity("replied", Actor::Prospect, 300), // after as_of below
         ];
-        let v = &evaluate_stage(&s, &p, &acts, Millis(250))[0];
+        let facts = ActivityFacts::from_activities(&acts);
+        let v = &evaluate_stage(&s, &p, &facts, Millis(250))[0];
         assert!(!v.met);
         assert!(v.reason.contains("1 of 2"), "{}", v.reason);
-        let v = &evaluate_stage(&s, &p, &acts, Millis(300))[0];
+        let v = &evaluate_stage(&s, &p, &facts, Millis(300))[0];
         assert!(v.met, "{}", v.reason);
     }
 
     #[test]
     fn field_and_answer_criteria() {
-        let s = stage(r#"{ question = "b", field = "budget", op = ">=", value = 10000 }, { question = "n", answer = "nda" }"#);
+        let s = stage(
+            r#"{ question = "b", field = "budget", op = ">=", value = 10000 }, { question = "n", answer = "nda" }"#,
+        );
         let mut p = prospect(0);
-        let v = evaluate_stage(&s, &p, &[], Millis(0));
+        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0));
         assert!(!v[0].met && v[0].reason.contains("not set"));
         assert!(!v[1].met && v[1].reason.contains("not answered"));
-        p.fields.insert("budget".into(), FieldValue::Number(12000.0));
+        p.fields
+            .insert("budget".into(), FieldValue::Number(12000.0));
         p.fields.insert("nda".into(), FieldValue::Bool(true));
-        let v = evaluate_stage(&s, &p, &[], Millis(0));
+        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0));
         assert!(all_met(&v), "{v:?}");
-        p.fields.insert("budget".into(), FieldValue::Text("big".into()));
-        assert!(!evaluate_stage(&s, &p, &[], Millis(0))[0].met);
+        p.fields
+            .insert("budget".into(), FieldValue::Text("big".into()));
+        assert!(!evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0))[0].met);
     }
 
     #[test]

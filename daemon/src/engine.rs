@@ -11,9 +11,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::criteria::{all_met, evaluate_stage};
+use crate::criteria::{activity_kinds, all_met, evaluate_stage};
 use crate::model::{
-    Activity, Actor, Fields, FieldValue, Millis, ProcessVersion, Prospect, ProspectId, Status,
+    Activity, Actor, FieldValue, Fields, Millis, ProcessVersion, Prospect, ProspectId, Status,
     Transition, TransitionKind, Verdict,
 };
 use crate::process::{AdvanceMode, Process};
@@ -77,7 +77,9 @@ pub enum EngineError {
         total: usize,
     },
     /// Winning requires the last stage.
-    #[error("prospect {id} is in `{stage}`; a prospect can be won only from the last stage `{last}`")]
+    #[error(
+        "prospect {id} is in `{stage}`; a prospect can be won only from the last stage `{last}`"
+    )]
     NotInLastStage {
         /// The prospect.
         id: ProspectId,
@@ -351,7 +353,7 @@ fn create(
         at,
         TransitionKind::Created,
     )];
-    moves.extend(cascade(t, active, &mut prospect, &[], at, None));
+    moves.extend(cascade(t, active, &mut prospect, at, None)?);
     save(t, None, &prospect, &moves)?;
     let events = moved_events(&prospect, &moves);
     let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
@@ -427,8 +429,7 @@ fn update(
     t.insert_activity(&activity)?;
     prospect.last_activity_at = prospect.last_activity_at.max(at);
     let moves = if prospect.status == Status::Open {
-        let acts = t.activities(prospect.id)?;
-        cascade(t, active, &mut prospect, &acts, at, Some(activity.id))
+        cascade(t, active, &mut prospect, at, Some(activity.id))?
     } else {
         Vec::new()
     };
@@ -473,8 +474,7 @@ fn record(
     let mut prospect = old.clone();
     prospect.last_activity_at = prospect.last_activity_at.max(activity.at);
     let moves = if prospect.status == Status::Open {
-        let acts = t.activities(prospect.id)?;
-        cascade(t, active, &mut prospect, &acts, activity.at, Some(activity.id))
+        cascade(t, active, &mut prospect, activity.at, Some(activity.id))?
     } else {
         Vec::new()
     };
@@ -501,18 +501,21 @@ fn advance(
         refuse!(unknown_stage(process, &old.stage));
     };
     let stage = &process.stages[index];
-    let acts = t.activities(id)?;
+    let facts = t.activity_facts(id, &activity_kinds(stage))?;
     let as_of = at.max(old.stage_entered_at);
-    let verdicts = evaluate_stage(stage, &old, &acts, as_of);
+    let verdicts = evaluate_stage(stage, &old, &facts, as_of);
     if !all_met(&verdicts) {
         refuse!(unmet(id, &stage.id, verdicts));
     }
     let mut prospect = old.clone();
     let mut moves = vec![step(t, active, &mut prospect, index, as_of, verdicts, None)];
-    moves.extend(cascade(t, active, &mut prospect, &acts, as_of, None));
+    moves.extend(cascade(t, active, &mut prospect, as_of, None)?);
     save(t, Some(&old), &prospect, &moves)?;
     let events = moved_events(&prospect, &moves);
-    Ok(Ok((json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }), events)))
+    Ok(Ok((
+        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
 }
 
 fn force_move(
@@ -537,11 +540,21 @@ fn force_move(
         refuse!(unknown_stage(&active.process, to));
     }
     if old.stage == to {
-        refuse!(EngineError::Invalid(format!("prospect {id} is already in `{to}`")));
+        refuse!(EngineError::Invalid(format!(
+            "prospect {id} is already in `{to}`"
+        )));
     }
     let at = at.max(old.stage_entered_at);
     let mut prospect = old.clone();
-    let mut tr = transition(t, active, &prospect, Some(&old.stage), to, at, TransitionKind::Forced);
+    let mut tr = transition(
+        t,
+        active,
+        &prospect,
+        Some(&old.stage),
+        to,
+        at,
+        TransitionKind::Forced,
+    );
     tr.reason = Some(reason.to_string());
     tr.by = by.map(str::to_string);
     prospect.stage = to.to_string();
@@ -549,7 +562,10 @@ fn force_move(
     let moves = vec![tr];
     save(t, Some(&old), &prospect, &moves)?;
     let events = moved_events(&prospect, &moves);
-    Ok(Ok((json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }), events)))
+    Ok(Ok((
+        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
 }
 
 fn close(
@@ -580,8 +596,8 @@ fn close(
                     last: last.id.clone(),
                 });
             }
-            let acts = t.activities(id)?;
-            let verdicts = evaluate_stage(last, &old, &acts, at);
+            let facts = t.activity_facts(id, &activity_kinds(last))?;
+            let verdicts = evaluate_stage(last, &old, &facts, at);
             if !all_met(&verdicts) {
                 refuse!(unmet(id, &last.id, verdicts));
             }
@@ -589,7 +605,15 @@ fn close(
         }
     };
     let mut prospect = old.clone();
-    let mut tr = transition(t, active, &prospect, Some(&old.stage), outcome.as_str(), at, kind);
+    let mut tr = transition(
+        t,
+        active,
+        &prospect,
+        Some(&old.stage),
+        outcome.as_str(),
+        at,
+        kind,
+    );
     tr.verdicts = verdicts;
     tr.reason = reason.map(str::to_string);
     prospect.status = outcome;
@@ -597,7 +621,10 @@ fn close(
     let moves = vec![tr];
     save(t, Some(&old), &prospect, &moves)?;
     let events = moved_events(&prospect, &moves);
-    Ok(Ok((json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }), events)))
+    Ok(Ok((
+        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
 }
 
 fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
@@ -610,7 +637,9 @@ fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
             unmet: vec![Verdict {
                 question: "Does the stage define exit criteria?".into(),
                 met: false,
-                reason: format!("stage `{stage}` has no exit criteria; use `prospect.move` with a reason"),
+                reason: format!(
+                    "stage `{stage}` has no exit criteria; use `prospect.move` with a reason"
+                ),
             }],
             total: 1,
         };
@@ -686,10 +715,9 @@ fn cascade(
     t: &mut Tables<'_>,
     active: &ActiveProcess,
     prospect: &mut Prospect,
-    activities: &[Activity],
     at: Millis,
     cause: Option<u64>,
-) -> Vec<Transition> {
+) -> Result<Vec<Transition>, StoreError> {
     let mut moves = Vec::new();
     while prospect.status == Status::Open {
         let Some(index) = active.process.stage_index(&prospect.stage) else {
@@ -700,13 +728,14 @@ fn cascade(
             break;
         }
         let as_of = at.max(prospect.stage_entered_at);
-        let verdicts = evaluate_stage(stage, prospect, activities, as_of);
+        let facts = t.activity_facts(prospect.id, &activity_kinds(stage))?;
+        let verdicts = evaluate_stage(stage, prospect, &facts, as_of);
         if !all_met(&verdicts) {
             break;
         }
         moves.push(step(t, active, prospect, index, as_of, verdicts, cause));
     }
-    moves
+    Ok(moves)
 }
 
 fn save(

@@ -1,5 +1,6 @@
 //! The `stagecoach` binary: arguments, logging, then the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,9 +11,16 @@ use stagecoach::{Limits, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cli: &Cli, default_level: &str) {
-    let level = if cli.log_level == "info" { default_level } else { &cli.log_level };
+    let level = if cli.log_level == "info" {
+        default_level
+    } else {
+        &cli.log_level
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

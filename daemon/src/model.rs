@@ -93,7 +93,7 @@ impl<'de> Deserialize<'de> for Millis {
 }
 
 /// A prospect field's value: text, a number or a yes/no answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum FieldValue {
     /// A yes/no answer.
@@ -126,11 +126,28 @@ impl FieldValue {
     }
 }
 
+impl Serialize for FieldValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            // Whole amounts read as `12000`, not `12000.0`, to people and scripts.
+            FieldValue::Number(n) if n.fract() == 0.0 && n.abs() < 9e15 => {
+                s.serialize_i64(*n as i64)
+            }
+            FieldValue::Number(n) => s.serialize_f64(*n),
+            FieldValue::Text(t) => s.serialize_str(t),
+        }
+    }
+}
+
 impl fmt::Display for FieldValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FieldValue::Bool(true) => f.write_str("yes"),
             FieldValue::Bool(false) => f.write_str("no"),
+            FieldValue::Number(n) if n.fract() == 0.0 && n.abs() < 9e15 => {
+                write!(f, "{}", *n as i64)
+            }
             FieldValue::Number(n) => write!(f, "{n}"),
             FieldValue::Text(t) => f.write_str(t),
         }

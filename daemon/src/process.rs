@@ -188,7 +188,10 @@ impl Process {
         let deserializer = toml::Deserializer::parse(text).map_err(|e| locate.toml(&e, ""))?;
         let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             // Spanned<T> shows up in the path as a private field; hide it.
-            let path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
+            let path = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "");
             let path = if path == "." { String::new() } else { path };
             locate.toml(e.inner(), &path)
         })?;
@@ -418,13 +421,21 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         let key = format!("stages[{i}].id");
         if !valid_id(id) {
             errors.push(
-                at.error(stage.get_ref().id.span(), &key, format!("invalid stage id `{id}`"))
-                    .hint("use lowercase letters, digits, `-` and `_`, like `awaiting-demo`"),
+                at.error(
+                    stage.get_ref().id.span(),
+                    &key,
+                    format!("invalid stage id `{id}`"),
+                )
+                .hint("use lowercase letters, digits, `-` and `_`, like `awaiting-demo`"),
             );
         } else if OUTCOMES.contains(&id.as_str()) {
             errors.push(
-                at.error(stage.get_ref().id.span(), &key, format!("`{id}` is an outcome, not a stage"))
-                    .hint("prospects reach `won` and `lost` with `prospect.close`; remove this stage"),
+                at.error(
+                    stage.get_ref().id.span(),
+                    &key,
+                    format!("`{id}` is an outcome, not a stage"),
+                )
+                .hint("prospects reach `won` and `lost` with `prospect.close`; remove this stage"),
             );
         } else if !seen.insert(id.clone()) {
             errors.push(at.error(
@@ -442,11 +453,14 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         for (j, old) in raw_stage.renamed_from.iter().enumerate() {
             let key = format!("stages[{i}].renamed_from[{j}]");
             if seen.contains(old.get_ref()) {
-                errors.push(at.error(
-                    old.span(),
-                    &key,
-                    format!("`{}` is still a stage id in this file", old.get_ref()),
-                ).hint("a stage can only be renamed from an id that no longer exists"));
+                errors.push(
+                    at.error(
+                        old.span(),
+                        &key,
+                        format!("`{}` is still a stage id in this file", old.get_ref()),
+                    )
+                    .hint("a stage can only be renamed from an id that no longer exists"),
+                );
             } else if !renamed.insert(old.get_ref().clone()) {
                 errors.push(at.error(
                     old.span(),
@@ -459,8 +473,12 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             && !(0.0..=1.0).contains(p.get_ref())
         {
             errors.push(
-                at.error(p.span(), format!("stages[{i}].probability"), "probability must be between 0 and 1")
-                    .hint("write 25% as `0.25`"),
+                at.error(
+                    p.span(),
+                    format!("stages[{i}].probability"),
+                    "probability must be between 0 and 1",
+                )
+                .hint("write 25% as `0.25`"),
             );
         }
         let mut exit = Vec::with_capacity(raw_stage.exit.len());
@@ -477,7 +495,11 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             stall_after_days: raw_stage.stall_after_days,
             advance: raw_stage.advance,
             probability: raw_stage.probability.map(Spanned::into_inner),
-            renamed_from: raw_stage.renamed_from.into_iter().map(Spanned::into_inner).collect(),
+            renamed_from: raw_stage
+                .renamed_from
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             exit,
         });
     }
@@ -530,7 +552,11 @@ fn validate_criterion(
         let at_least = match c.at_least {
             Some(n) if *n.get_ref() == 0 => {
                 return Err(at
-                    .error(n.span(), format!("{key}.at_least"), "`at_least` must be 1 or more")
+                    .error(
+                        n.span(),
+                        format!("{key}.at_least"),
+                        "`at_least` must be 1 or more",
+                    )
                     .hint("remove the criterion if the activity is not required"));
             }
             Some(n) => n.into_inner(),
@@ -585,8 +611,11 @@ fn validate_criterion(
                         .hint("remove `value`, or use `=` to compare"));
                 }
                 (_, None) => {
-                    return Err(at
-                        .error(span, format!("{key}.value"), format!("operator `{}` needs a `value`", op.as_str())));
+                    return Err(at.error(
+                        span,
+                        format!("{key}.value"),
+                        format!("operator `{}` needs a `value`", op.as_str()),
+                    ));
                 }
                 (_, Some(v)) => {
                     let vspan = v.span();
@@ -599,13 +628,23 @@ fn validate_criterion(
                             return Err(at.error(
                                 vspan,
                                 format!("{key}.value"),
-                                format!("a {} cannot be compared; use a string, number or boolean", other.type_str()),
+                                format!(
+                                    "a {} cannot be compared; use a string, number or boolean",
+                                    other.type_str()
+                                ),
                             ));
                         }
                     };
                     if op.is_ordering() && value.as_number().is_none() {
                         return Err(at
-                            .error(vspan, format!("{key}.value"), format!("operator `{}` compares numbers, but the value is not a number", op.as_str()))
+                            .error(
+                                vspan,
+                                format!("{key}.value"),
+                                format!(
+                                    "operator `{}` compares numbers, but the value is not a number",
+                                    op.as_str()
+                                ),
+                            )
                             .hint("quantifiable criteria compare numbers, like `value = 10000`"));
                     }
                     Some(value)
@@ -652,7 +691,10 @@ exit = [
         let p = Process::parse(GOOD, "process.toml").unwrap();
         assert_eq!(p.stages.len(), 2);
         assert_eq!(p.stages[1].exit.len(), 2);
-        assert!(matches!(p.stages[1].exit[0].rule, Rule::Field { op: Op::Ge, .. }));
+        assert!(matches!(
+            p.stages[1].exit[0].rule,
+            Rule::Field { op: Op::Ge, .. }
+        ));
     }
 
     #[test]
@@ -666,7 +708,10 @@ exit = [
         assert_eq!(e.column, line.find("\"=>\"").unwrap() + 1);
         assert!(e.message.contains("unknown operator `=>`"), "{}", e.message);
         assert_eq!(e.hint.as_deref(), Some("did you mean `>=`?"));
-        assert!(err.to_string().starts_with(&format!("process.toml:14:{}: stages[1].exit[0].op:", e.column)));
+        assert!(err.to_string().starts_with(&format!(
+            "process.toml:14:{}: stages[1].exit[0].op:",
+            e.column
+        )));
     }
 
     #[test]
@@ -690,7 +735,11 @@ exit = [
     fn duplicate_ids_and_outcomes_are_refused() {
         let bad = GOOD.replace("id = \"connect\"", "id = \"prospect\"");
         let err = Process::parse(&bad, "p.toml").unwrap_err();
-        assert!(err.errors[0].message.contains("duplicate stage id `prospect`"));
+        assert!(
+            err.errors[0]
+                .message
+                .contains("duplicate stage id `prospect`")
+        );
         let bad = GOOD.replace("id = \"connect\"", "id = \"won\"");
         let err = Process::parse(&bad, "p.toml").unwrap_err();
         assert!(err.errors[0].message.contains("outcome"));
@@ -698,7 +747,10 @@ exit = [
 
     #[test]
     fn criteria_need_exactly_one_kind() {
-        let bad = GOOD.replace("answer = \"nda_signed\"", "answer = \"nda\", activity = \"x\"");
+        let bad = GOOD.replace(
+            "answer = \"nda_signed\"",
+            "answer = \"nda\", activity = \"x\"",
+        );
         let err = Process::parse(&bad, "p.toml").unwrap_err();
         assert!(err.errors[0].message.contains("exactly one of"));
         let bad = GOOD.replace("value = 10000", "value = \"lots\"");

@@ -97,8 +97,10 @@ impl From<EngineError> for RpcError {
                 id, stage, unmet, ..
             } => RpcError::new(CRITERIA_UNMET, message)
                 .with_data(json!({ "id": id, "stage": stage, "unmet": unmet })),
-            EngineError::NotInLastStage { id, stage, last } => RpcError::new(INVALID_STATE, message)
-                .with_data(json!({ "id": id, "stage": stage, "last_stage": last })),
+            EngineError::NotInLastStage { id, stage, last } => {
+                RpcError::new(INVALID_STATE, message)
+                    .with_data(json!({ "id": id, "stage": stage, "last_stage": last }))
+            }
             EngineError::Invalid(_) => RpcError::params(message),
         }
     }
@@ -129,7 +131,10 @@ pub struct Request {
 /// answer with (null when it cannot be read).
 pub fn parse_request(value: Value) -> Result<Request, (Value, RpcError)> {
     let Value::Object(mut obj) = value else {
-        return Err((Value::Null, RpcError::new(INVALID_REQUEST, "a request must be a JSON object")));
+        return Err((
+            Value::Null,
+            RpcError::new(INVALID_REQUEST, "a request must be a JSON object"),
+        ));
     };
     let id = match obj.remove("id") {
         None => None,
@@ -195,7 +200,9 @@ mod tests {
         assert_eq!((id, e.code), (json!(7), INVALID_REQUEST));
         let (id, e) = parse_request(json!([1])).unwrap_err();
         assert_eq!((id, e.code), (Value::Null, INVALID_REQUEST));
-        let (_, e) = parse_request(json!({"jsonrpc": "2.0", "id": 1, "method": "x", "params": [1]})).unwrap_err();
+        let (_, e) =
+            parse_request(json!({"jsonrpc": "2.0", "id": 1, "method": "x", "params": [1]}))
+                .unwrap_err();
         assert_eq!(e.code, INVALID_PARAMS);
         let r = parse_request(json!({"jsonrpc": "2.0", "method": "x"})).unwrap();
         assert!(r.id.is_none());

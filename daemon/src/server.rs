@@ -55,6 +55,9 @@ impl Default for Limits {
     }
 }
 
+/// How long a closing connection may take to deliver its last answers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// What `serve` needs: paths, limits and the clock, all passed in.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -83,12 +86,14 @@ pub enum ServeError {
     },
     /// The process file is invalid and no earlier version is stored.
     #[error("process file is invalid:\n{0}")]
-    Process(#[from] InvalidProcess),
+    Process(InvalidProcess),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Another daemon answers on the socket.
-    #[error("another stagecoach daemon is already serving on `{0}`\nhint: stop it, or pass `--socket` and `--data-dir` for a second daemon")]
+    #[error(
+        "another stagecoach daemon is already serving on `{0}`\nhint: stop it, or pass `--socket` and `--data-dir` for a second daemon"
+    )]
     AlreadyServing(PathBuf),
     /// Something else is at the socket path.
     #[error("`{0}` exists and is not a socket\nhint: remove it or choose another `--socket`")]
@@ -105,7 +110,10 @@ pub enum ServeError {
     },
 }
 
-fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
     move |source| ServeError::Io {
         what,
         path: path.to_path_buf(),
@@ -120,7 +128,10 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 
 /// Runs the daemon until `shutdown` resolves, then finishes in-flight
 /// requests and returns.
-pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     create_private_dir(&config.data_dir)?;
     if let Some(parent) = config.socket.parent() {
         create_private_dir(parent)?;
@@ -131,8 +142,12 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
     let store = Store::open(&db_path)?;
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());
-    let (writer, writer_thread) =
-        Writer::start(store.clone(), config.clock.clone(), events.clone(), writer_stats.clone())?;
+    let (writer, writer_thread) = Writer::start(
+        store.clone(),
+        config.clock.clone(),
+        events.clone(),
+        writer_stats.clone(),
+    )?;
 
     let (active, startup_error) = load_initial_process(&config, &store, &writer).await?;
     tracing::info!(
@@ -142,7 +157,8 @@ pub async fn run(config: ServeConfig, shutdown: impl Future<Output = ()>) -> Res
         "process loaded"
     );
 
-    let listener = UnixListener::bind(&config.socket).map_err(io_err("cannot bind socket", &config.socket))?;
+    let listener =
+        UnixListener::bind(&config.socket).map_err(io_err("cannot bind socket", &config.socket))?;
     std::fs::set_permissions(&config.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("cannot set permissions on socket", &config.socket))?;
     let socket_ino = std::fs::metadata(&config.socket).map(|m| m.ino()).ok();
@@ -341,7 +357,11 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
     let (read_half, mut write_half) = stream.into_split();
 
     if open > limits.max_connections {
-        tracing::warn!(open, limit = limits.max_connections, "connection refused: too many connections");
+        tracing::warn!(
+            open,
+            limit = limits.max_connections,
+            "connection refused: too many connections"
+        );
         let message = format!("too many connections (limit {})", limits.max_connections);
         refuse(&mut write_half, message).await;
         return;
@@ -350,7 +370,11 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
     let me = rustix::process::getuid().as_raw();
     if peer.as_ref().ok() != Some(&me) {
         tracing::warn!(peer = ?peer, "connection refused: peer is another user");
-        refuse(&mut write_half, "access refused: the daemon serves only its own user".into()).await;
+        refuse(
+            &mut write_half,
+            "access refused: the daemon serves only its own user".into(),
+        )
+        .await;
         return;
     }
 
@@ -392,7 +416,10 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
             Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
                 let e = RpcError::new(
                     INVALID_REQUEST,
-                    format!("request line longer than {} bytes; connection closed", limits.max_line),
+                    format!(
+                        "request line longer than {} bytes; connection closed",
+                        limits.max_line
+                    ),
                 );
                 tracing::info!(limit = limits.max_line, "request rejected: line too long");
                 let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
@@ -407,8 +434,12 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
         if line.trim().is_empty() {
             continue;
         }
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            break;
+        let permit = tokio::select! {
+            _ = conn_token.cancelled() => break,
+            permit = in_flight.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
         };
         let value: Value = match serde_json::from_str(&line) {
             Ok(v) => v,
@@ -454,11 +485,24 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
             }
         }
     }
-    // Answer everything already started before closing.
-    let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+    // Answer everything already started before closing, but do not let a
+    // client that stopped reading hold the daemon hostage.
+    let finish = async {
+        let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+        conn_token.cancel();
+        drop(out_tx);
+    };
+    let abort = output.abort_handle();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        finish.await;
+        let _ = output.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("client did not read its answers within {SHUTDOWN_GRACE:?}; closing");
+        abort.abort();
+    }
     conn_token.cancel();
-    drop(out_tx);
-    let _ = output.await;
 }
 
 async fn refuse(w: &mut tokio::net::unix::OwnedWriteHalf, message: String) {
@@ -523,7 +567,11 @@ fn start(
     })
 }
 
-fn forward_events(mut rx: broadcast::Receiver<Event>, out: mpsc::Sender<String>, token: CancellationToken) {
+fn forward_events(
+    mut rx: broadcast::Receiver<Event>,
+    out: mpsc::Sender<String>,
+    token: CancellationToken,
+) {
     tokio::spawn(async move {
         loop {
             let event = tokio::select! {

@@ -15,14 +15,21 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::model::{Activity, ProcessVersion, Prospect, ProspectId, Status, Transition};
+use crate::criteria::ActivityFacts;
+use crate::model::{
+    Activity, Actor, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
+};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const PROSPECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("prospects");
 const EXTERNAL_IDS: TableDefinition<&str, u64> = TableDefinition::new("prospects_by_external_id");
-const OPEN_BY_STAGE: TableDefinition<(&str, u64), ()> = TableDefinition::new("open_prospects_by_stage");
+const OPEN_BY_STAGE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("open_prospects_by_stage");
 const BY_OWNER: TableDefinition<(&str, u64), ()> = TableDefinition::new("prospects_by_owner");
 const ACTIVITIES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("activities");
+/// (prospect, kind, activity id) → (at, actor is prospect): what exit criteria read.
+const ACTIVITY_KINDS: TableDefinition<(u64, &str, u64), (i64, bool)> =
+    TableDefinition::new("activities_by_prospect_kind");
 const TRANSITIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("transitions");
 const TRANSITIONS_BY_PROSPECT: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("transitions_by_prospect");
@@ -49,7 +56,9 @@ pub enum StoreError {
         message: String,
     },
     /// The database was written by a newer Stagecoach.
-    #[error("database schema version {found} is newer than this build understands ({SCHEMA_VERSION})")]
+    #[error(
+        "database schema version {found} is newer than this build understands ({SCHEMA_VERSION})"
+    )]
     TooNew {
         /// The version found on disk.
         found: u64,
@@ -78,7 +87,11 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(value).expect("records always encode")
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str, key: impl ToString) -> Result<T, StoreError> {
+fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    key: impl ToString,
+) -> Result<T, StoreError> {
     rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         what,
         key: key.to_string(),
@@ -126,6 +139,7 @@ impl Store {
             txn.open_table(OPEN_BY_STAGE)?;
             txn.open_table(BY_OWNER)?;
             txn.open_table(ACTIVITIES)?;
+            txn.open_table(ACTIVITY_KINDS)?;
             txn.open_table(TRANSITIONS)?;
             txn.open_table(TRANSITIONS_BY_PROSPECT)?;
             txn.open_table(PROCESS_VERSIONS)?;
@@ -160,9 +174,15 @@ impl Store {
         let table = txn.open_table(PROSPECTS)?;
         let after = filter.after.map_or(0, |a| a + 1);
         let keep = |p: &Prospect| {
-            filter.owner.as_ref().is_none_or(|o| p.owner.as_ref() == Some(o))
+            filter
+                .owner
+                .as_ref()
+                .is_none_or(|o| p.owner.as_ref() == Some(o))
                 && filter.status.is_none_or(|s| p.status == s)
-                && filter.stage.as_ref().is_none_or(|s| &p.stage == s && p.status == Status::Open)
+                && filter
+                    .stage
+                    .as_ref()
+                    .is_none_or(|s| &p.stage == s && p.status == Status::Open)
         };
         let mut out = Vec::new();
         let mut push = |id: u64| -> Result<bool, StoreError> {
@@ -210,6 +230,17 @@ impl Store {
         activities_in(&table, prospect)
     }
 
+    /// The facts `kinds` criteria need about a prospect's activities.
+    pub fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACTIVITY_KINDS)?;
+        facts_in(&table, prospect, kinds)
+    }
+
     /// A prospect's transitions, oldest first.
     pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
         let txn = self.read()?;
@@ -252,7 +283,8 @@ impl Store {
     pub(crate) fn next_ids(&self) -> Result<Ids, StoreError> {
         let txn = self.read()?;
         let meta = txn.open_table(META)?;
-        let get = |k: &str| -> Result<u64, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
+        let get =
+            |k: &str| -> Result<u64, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
         Ok(Ids {
             prospect: get("next_prospect")?,
             activity: get("next_activity")?,
@@ -296,6 +328,26 @@ fn activities_in(
     Ok(out)
 }
 
+fn facts_in(
+    table: &impl ReadableTable<(u64, &'static str, u64), (i64, bool)>,
+    prospect: ProspectId,
+    kinds: &[&str],
+) -> Result<ActivityFacts, StoreError> {
+    let mut facts = ActivityFacts::default();
+    for kind in kinds {
+        for entry in table.range((prospect, *kind, 0)..=(prospect, *kind, u64::MAX))? {
+            let (at, by_prospect) = entry?.1.value();
+            let actor = if by_prospect {
+                Actor::Prospect
+            } else {
+                Actor::Rep
+            };
+            facts.add(kind, Millis(at), actor);
+        }
+    }
+    Ok(facts)
+}
+
 /// The write side: every table open in one write transaction. Built once
 /// per batch by the writer; dropped before commit.
 pub(crate) struct Tables<'txn> {
@@ -305,6 +357,7 @@ pub(crate) struct Tables<'txn> {
     open_by_stage: Table<'txn, (&'static str, u64), ()>,
     by_owner: Table<'txn, (&'static str, u64), ()>,
     activities: Table<'txn, (u64, u64), &'static [u8]>,
+    activity_kinds: Table<'txn, (u64, &'static str, u64), (i64, bool)>,
     transitions: Table<'txn, u64, &'static [u8]>,
     transitions_by_prospect: Table<'txn, (u64, u64), ()>,
     process_versions: Table<'txn, u64, &'static [u8]>,
@@ -320,6 +373,7 @@ impl<'txn> Tables<'txn> {
             open_by_stage: txn.open_table(OPEN_BY_STAGE)?,
             by_owner: txn.open_table(BY_OWNER)?,
             activities: txn.open_table(ACTIVITIES)?,
+            activity_kinds: txn.open_table(ACTIVITY_KINDS)?,
             transitions: txn.open_table(TRANSITIONS)?,
             transitions_by_prospect: txn.open_table(TRANSITIONS_BY_PROSPECT)?,
             process_versions: txn.open_table(PROCESS_VERSIONS)?,
@@ -332,7 +386,8 @@ impl<'txn> Tables<'txn> {
         self.meta.insert("next_prospect", self.ids.prospect)?;
         self.meta.insert("next_activity", self.ids.activity)?;
         self.meta.insert("next_transition", self.ids.transition)?;
-        self.meta.insert("next_process_version", self.ids.process_version)?;
+        self.meta
+            .insert("next_process_version", self.ids.process_version)?;
         Ok(())
     }
 
@@ -343,16 +398,24 @@ impl<'txn> Tables<'txn> {
             .transpose()
     }
 
-    pub fn prospect_by_external_id(&self, external_id: &str) -> Result<Option<ProspectId>, StoreError> {
+    pub fn prospect_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ProspectId>, StoreError> {
         Ok(self.external_ids.get(external_id)?.map(|v| v.value()))
     }
 
     /// Writes `new`, keeping every index in step with `old` (the stored
     /// version, `None` for a new prospect).
-    pub fn put_prospect(&mut self, old: Option<&Prospect>, new: &Prospect) -> Result<(), StoreError> {
+    pub fn put_prospect(
+        &mut self,
+        old: Option<&Prospect>,
+        new: &Prospect,
+    ) -> Result<(), StoreError> {
         let id = new.id;
         if let Some(old) = old {
-            if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage) {
+            if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage)
+            {
                 self.open_by_stage.remove((old.stage.as_str(), id))?;
             }
             if let Some(owner) = &old.owner
@@ -379,24 +442,37 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
-        activities_in(&self.activities, prospect)
+    /// The facts `kinds` criteria need about a prospect's activities.
+    pub fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        facts_in(&self.activity_kinds, prospect, kinds)
     }
 
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
-        self.activities
-            .insert((activity.prospect, activity.id), encode(activity).as_slice())?;
+        self.activities.insert(
+            (activity.prospect, activity.id),
+            encode(activity).as_slice(),
+        )?;
+        self.activity_kinds.insert(
+            (activity.prospect, activity.kind.as_str(), activity.id),
+            (activity.at.0, activity.actor == Actor::Prospect),
+        )?;
         Ok(())
     }
 
     pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {
         self.transitions.insert(t.id, encode(t).as_slice())?;
-        self.transitions_by_prospect.insert((t.prospect, t.id), ())?;
+        self.transitions_by_prospect
+            .insert((t.prospect, t.id), ())?;
         Ok(())
     }
 
     pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
-        self.process_versions.insert(v.number, encode(v).as_slice())?;
+        self.process_versions
+            .insert(v.number, encode(v).as_slice())?;
         Ok(())
     }
 }

@@ -90,7 +90,11 @@ impl Writer {
 
     /// Queues `op`, evaluated against `process`. The returned receiver
     /// resolves once the change is durable (or refused).
-    pub fn submit(&self, process: Arc<ActiveProcess>, op: WriteOp) -> oneshot::Receiver<WriteResult> {
+    pub fn submit(
+        &self,
+        process: Arc<ActiveProcess>,
+        op: WriteOp,
+    ) -> oneshot::Receiver<WriteResult> {
         let (reply, rx) = oneshot::channel();
         if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { process, op, reply }) {
             let _ = job.reply.send(Err(WriteError::ShuttingDown));
@@ -106,6 +110,46 @@ impl Writer {
     }
 }
 
+/// What a committed batch produced: one result per job, the events to
+/// publish, and the id counters after it.
+struct Committed {
+    results: Vec<Result<Value, EngineError>>,
+    events: Vec<Event>,
+    ids: crate::store::Ids,
+}
+
+/// Applies every job in one write transaction and commits it.
+fn apply_batch(
+    store: &Store,
+    ids: crate::store::Ids,
+    batch: &[Job],
+    now: crate::model::Millis,
+) -> Result<Committed, StoreError> {
+    let txn = store.begin_write()?;
+    let mut results = Vec::with_capacity(batch.len());
+    let mut events = Vec::new();
+    let ids = {
+        let mut tables = Tables::open(&txn, ids)?;
+        for job in batch {
+            match apply(&mut tables, &job.process, &job.op, now)? {
+                Ok((value, evs)) => {
+                    results.push(Ok(value));
+                    events.extend(evs);
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        tables.save_ids()?;
+        tables.ids
+    };
+    txn.commit()?;
+    Ok(Committed {
+        results,
+        events,
+        ids,
+    })
+}
+
 fn run_batch(
     store: &Store,
     clock: &Clock,
@@ -115,31 +159,17 @@ fn run_batch(
     stats: &WriterStats,
 ) {
     let now = clock.now();
-    let outcome = (|| -> Result<(Vec<Result<Value, EngineError>>, Vec<Event>, crate::store::Ids), StoreError> {
-        let txn = store.begin_write()?;
-        let mut results = Vec::with_capacity(batch.len());
-        let mut published = Vec::new();
-        let new_ids = {
-            let mut tables = Tables::open(&txn, *ids)?;
-            for job in batch.iter() {
-                match apply(&mut tables, &job.process, &job.op, now)? {
-                    Ok((value, evs)) => {
-                        results.push(Ok(value));
-                        published.extend(evs);
-                    }
-                    Err(e) => results.push(Err(e)),
-                }
-            }
-            tables.save_ids()?;
-            tables.ids
-        };
-        txn.commit()?;
-        Ok((results, published, new_ids))
-    })();
+    let outcome = apply_batch(store, *ids, batch, now);
     match outcome {
-        Ok((results, published, new_ids)) => {
+        Ok(Committed {
+            results,
+            events: published,
+            ids: new_ids,
+        }) => {
             *ids = new_ids;
-            stats.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats
+                .commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             stats
                 .requests
                 .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -147,6 +177,13 @@ fn run_batch(
                 let _ = job.reply.send(result.map_err(WriteError::Refused));
             }
             for event in published {
+                if event.method == "prospect.moved" {
+                    let t = &event.params["transition"];
+                    tracing::info!(
+                        prospect = %t["prospect"], from = %t["from"], to = %t["to"], kind = %t["kind"],
+                        "prospect moved"
+                    );
+                }
                 // No subscribers is fine.
                 let _ = events.send(event);
             }

@@ -84,7 +84,10 @@ where
     Box::pin(async move {
         match tokio::task::spawn_blocking(f).await {
             Ok(r) => r.map_err(RpcError::from),
-            Err(e) => Err(RpcError::new(INTERNAL_ERROR, format!("read task failed: {e}"))),
+            Err(e) => Err(RpcError::new(
+                INTERNAL_ERROR,
+                format!("read task failed: {e}"),
+            )),
         }
     })
 }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
-use crate::criteria::{all_met, evaluate_stage};
+use crate::criteria::{activity_kinds, all_met, evaluate_stage};
 use crate::engine::{NewProspect, ProspectUpdate, WriteOp};
 use crate::model::{Millis, ProspectId, Status};
 use crate::protocol::{NOT_FOUND, RpcError};
@@ -100,7 +100,8 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
     read(move || {
         let Some(prospect) = ctx.store.prospect(id)? else {
             return Err(ReadError::Rpc(
-                RpcError::new(NOT_FOUND, format!("no prospect with id {id}")).with_data(json!({ "id": id })),
+                RpcError::new(NOT_FOUND, format!("no prospect with id {id}"))
+                    .with_data(json!({ "id": id })),
             ));
         };
         let process = &active.process;
@@ -110,9 +111,9 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
             let stage = &process.stages[i];
             out["stage_name"] = json!(stage.name);
             if prospect.status == Status::Open {
-                let activities = ctx.store.activities(id)?;
+                let facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
                 let as_of = now.max(prospect.stage_entered_at);
-                let verdicts = evaluate_stage(stage, &prospect, &activities, as_of);
+                let verdicts = evaluate_stage(stage, &prospect, &facts, as_of);
                 let next = process
                     .stages
                     .get(i + 1)
@@ -120,7 +121,8 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
                 out["ready"] = json!(all_met(&verdicts));
                 out["next_stage"] = json!(next);
                 out["verdicts"] = json!(verdicts);
-                out["days_in_stage"] = json!((prospect.stage_entered_at.days_until(now) * 10.0).round() / 10.0);
+                out["days_in_stage"] =
+                    json!((prospect.stage_entered_at.days_until(now) * 10.0).round() / 10.0);
             }
         } else {
             out["stage_name"] = Value::Null;
@@ -167,7 +169,13 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ListParams) -> Reply {
     if let Some(stage) = &p.stage
         && ctx.active().process.stage(stage).is_none()
     {
-        let known = ctx.active().process.stages.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        let known = ctx
+            .active()
+            .process
+            .stages
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>();
         return ready(Err(RpcError::params(format!(
             "unknown stage `{stage}`; the stages are {}",
             known.join(", ")
@@ -184,7 +192,9 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ListParams) -> Reply {
             limit,
         };
         let prospects = ctx.store.prospects(&filter)?;
-        let next = (prospects.len() == limit).then(|| prospects.last().map(|p| p.id)).flatten();
+        let next = (prospects.len() == limit)
+            .then(|| prospects.last().map(|p| p.id))
+            .flatten();
         Ok(json!({ "prospects": prospects, "next": next }))
     })
 }

@@ -1,0 +1,217 @@
+//! The command line as a person and a script use it, and a client written
+//! in another language.
+
+use std::process::Output;
+
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, repo_root};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn the_walkthrough_works_from_the_command_line() {
+    let d = Daemon::start();
+    let out = ok(d.cli(&[
+        "prospect",
+        "add",
+        "Ada Lovelace",
+        "--company",
+        "Analytical Engines",
+        "--owner",
+        "maria",
+        "--field",
+        "budget=12000",
+    ]));
+    assert!(out.contains("prospect 1 created in `prospect`"), "{out}");
+    let out = ok(d.cli(&[
+        "activity",
+        "record",
+        "1",
+        "replied",
+        "--actor",
+        "prospect",
+        "--data",
+        "channel=email",
+    ]));
+    assert!(out.contains("moved prospect → connect (advanced)"), "{out}");
+    let out = ok(d.cli(&["prospect", "show", "1"]));
+    assert!(out.contains("Connect (connect)"), "{out}");
+    assert!(
+        out.contains("✗ Did the prospect attend a connect call?"),
+        "{out}"
+    );
+    assert!(out.contains("budget=12000"), "{out}");
+
+    // A refused advance: non-zero exit, the unmet criteria on stderr.
+    let out = d.cli(&["prospect", "advance", "1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("✗ Did the prospect attend a connect call?"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ok(d.cli(&[
+        "prospect",
+        "move",
+        "1",
+        "present",
+        "--reason",
+        "demo at the fair",
+    ]));
+    assert!(out.contains("(forced)"), "{out}");
+    let out = ok(d.cli(&["prospect", "list", "--stage", "present"]));
+    assert!(out.contains("Ada Lovelace"), "{out}");
+    let out = ok(d.cli(&[
+        "prospect",
+        "close",
+        "1",
+        "lost",
+        "--reason",
+        "went with a competitor",
+    ]));
+    assert!(out.contains("now: present (lost)"), "{out}");
+    let out = ok(d.cli(&["activity", "list", "1"]));
+    assert!(out.contains("channel"), "{out}");
+    let out = ok(d.cli(&["status"]));
+    assert!(out.contains("Default B2B process v1"), "{out}");
+    let out = ok(d.cli(&["process", "show"]));
+    assert!(out.contains("Did the prospect sign the contract?"), "{out}");
+}
+
+#[test]
+fn json_output_is_for_scripts() {
+    let d = Daemon::start();
+    let out = ok(d.cli(&["--json", "prospect", "add", "Grace", "--at", "2026-07-01"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["id"], 1);
+    assert_eq!(v["created_at"], "2026-07-01T00:00:00Z");
+    let out = ok(d.cli(&["--json", "prospect", "list"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["prospects"][0]["name"], "Grace");
+}
+
+#[test]
+fn client_errors_are_clear() {
+    let d = Daemon::start();
+    let out = d.cli(&["prospect", "show", "42"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no prospect with id 42"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.cli(&["prospect", "add", "X", "--field", "budget"]);
+    assert!(stderr(&out).contains("not `key=value`"), "{}", stderr(&out));
+    let out = d.cli(&["activity", "record", "1", "replied", "--at", "last tuesday"]);
+    assert!(!out.status.success());
+    let out = std::process::Command::new(crate::support::bin())
+        .args(["--socket", "/nonexistent/stagecoach.sock", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("hint: start it with `stagecoach serve`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn process_validate_reports_line_column_key_and_hint() {
+    let d = Daemon::start();
+    let bad = d.dir.path().join("candidate.toml");
+    let text = r#"[process]
+name = "x"
+
+[[stages]]
+id = "qualify"
+name = "Qualify"
+exit = [{ question = "Budget?", field = "budget", op = "=>", value = 10000 }]
+"#;
+    std::fs::write(&bad, text).unwrap();
+    let out = d.cli(&["process", "validate", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("candidate.toml:7:56: stages[0].exit[0].op: unknown operator `=>`"),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean `>=`?"), "{err}");
+    // Nothing was applied.
+    let mut c = d.client();
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+}
+
+#[test]
+fn watch_prints_moves() {
+    let d = Daemon::start();
+    let mut watch = std::process::Command::new(crate::support::bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("watch")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the watcher is subscribed.
+    let mut c = d.client();
+    for _ in 0..200 {
+        if c.ok("daemon.status", json!({}))["connections"].as_u64() == Some(2) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let id = crate::support::create(&mut c, "Ada", json!({}));
+    crate::support::record(&mut c, id, "replied");
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    assert!(
+        line.contains("prospect 1 (Ada)  prospect → connect  [advanced]"),
+        "{line}"
+    );
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+}
+
+#[test]
+fn the_python_example_client_works_against_the_daemon() {
+    let d = Daemon::start();
+    let out = std::process::Command::new("python3")
+        .arg(repo_root().join("examples/client.py"))
+        .arg(&d.socket)
+        .output()
+        .expect("python3 is installed");
+    let text = ok(out);
+    assert!(
+        text.contains("moved prospect -> connect (advanced)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("prospect 1: Ada Lovelace (Analytical Engines) is in connect"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[unmet] Did the prospect attend a connect call?"),
+        "{text}"
+    );
+}

@@ -1,0 +1,296 @@
+//! The wire protocol under bad input: every malformed request gets a
+//! JSON-RPC error or a clean close, nothing is half-written, and other
+//! clients keep being served.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, Daemon, create, record};
+
+fn raw(c: &mut Client, line: &str) -> Value {
+    c.send(line);
+    c.read().expect("an answer")
+}
+
+#[test]
+fn malformed_requests_get_errors_while_another_client_keeps_working() {
+    let d = Daemon::start();
+    let mut good = d.client();
+    let id = create(&mut good, "Ada", json!({}));
+    let mut bad = d.client();
+
+    let cases: &[(&str, i64)] = &[
+        ("{not json", -32700),
+        ("[]", -32600),
+        ("42", -32600),
+        (r#"{"id":1,"method":"daemon.status"}"#, -32600),
+        (r#"{"jsonrpc":"2.0","id":2,"method":7}"#, -32600),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"prospect.fly"}"#,
+            -32601,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":4,"method":"prospect.get","params":{"id":"one"}}"#,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":5,"method":"prospect.get","params":{}}"#,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":6,"method":"prospect.create","params":{"name":"x","colour":"red"}}"#,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":7,"method":"prospect.get","params":[1]}"#,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":8,"method":"prospect.get","params":{"id":999}}"#,
+            -32001,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":9,"method":"activity.record","params":{"prospect":999,"kind":"replied"}}"#,
+            -32001,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":10,"method":"activity.record","params":{"prospect":1,"kind":"replied","at":"yesterday"}}"#,
+            -32602,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":11,"method":"prospect.close","params":{"id":1,"outcome":"maybe"}}"#,
+            -32602,
+        ),
+    ];
+    for (line, code) in cases {
+        let answer = raw(&mut bad, line);
+        assert_eq!(answer["error"]["code"], *code, "{line} → {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+        // The good client is unaffected between every bad request.
+        good.ok("prospect.get", json!({ "id": id }));
+    }
+    let answer = raw(
+        &mut bad,
+        r#"{"jsonrpc":"2.0","id":12,"method":"prospect.get","params":{"id":"one"}}"#,
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`id`"),
+        "names the bad key: {answer}"
+    );
+    let answer = raw(
+        &mut bad,
+        r#"{"jsonrpc":"2.0","id":13,"method":"prospect.fly"}"#,
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean"),
+        "{answer}"
+    );
+
+    // Nothing was half-written: only Ada exists, with no activities.
+    let list = good.ok("prospect.list", json!({}));
+    assert_eq!(list["prospects"].as_array().unwrap().len(), 1);
+    let acts = good.ok("activity.list", json!({ "prospect": id }));
+    assert_eq!(acts["activities"], json!([]));
+    // And the bad connection itself is still usable.
+    bad.ok("daemon.status", json!({}));
+}
+
+#[test]
+fn batches_answer_each_request_and_skip_notifications() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    let batch = json!([
+        { "jsonrpc": "2.0", "id": "a", "method": "activity.record", "params": { "prospect": id, "kind": "replied" } },
+        { "jsonrpc": "2.0", "method": "activity.record", "params": { "prospect": id, "kind": "note" } },
+        { "jsonrpc": "2.0", "id": "b", "method": "prospect.get", "params": { "id": 12345 } },
+        { "jsonrpc": "2.0", "id": "c", "method": "nope" },
+        17
+    ]);
+    let answer = raw(&mut c, &batch.to_string());
+    let answers = answer.as_array().expect("a batch answer is an array");
+    assert_eq!(
+        answers.len(),
+        4,
+        "the notification gets no answer: {answer}"
+    );
+    let by_id = |id: &str| answers.iter().find(|a| a["id"] == id).unwrap().clone();
+    assert_eq!(by_id("a")["result"]["stage"], "connect");
+    assert_eq!(by_id("b")["error"]["code"], -32001);
+    assert_eq!(by_id("c")["error"]["code"], -32601);
+    assert!(
+        answers
+            .iter()
+            .any(|a| a["id"].is_null() && a["error"]["code"] == -32600)
+    );
+    // The notification was applied, in order, after the first request.
+    let acts = c.ok("activity.list", json!({ "prospect": id }));
+    let kinds: Vec<_> = acts["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [json!("replied"), json!("note")]);
+}
+
+#[test]
+fn pipelined_requests_are_applied_in_order() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    // Send everything before reading anything.
+    for (i, kind) in [
+        "replied",
+        "meeting_held",
+        "requirements_shared",
+        "demo_scheduled",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.send(
+            &json!({ "jsonrpc": "2.0", "id": i, "method": "activity.record",
+                        "params": { "prospect": id, "kind": kind } })
+            .to_string(),
+        );
+    }
+    let mut answers: Vec<Value> = (0..4).map(|_| c.read().unwrap()).collect();
+    answers.sort_by_key(|a| a["id"].as_u64());
+    let stages: Vec<_> = answers
+        .iter()
+        .map(|a| a["result"]["stage"].clone())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            json!("connect"),
+            json!("research"),
+            json!("research"),
+            json!("present")
+        ]
+    );
+}
+
+#[test]
+fn an_oversized_line_gets_an_error_and_a_clean_close() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let mut other = d.client();
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"prospect.create","params":{{"name":"{}"}}}}"#,
+        "x".repeat(2 << 20)
+    );
+    // The daemon may close before we finish writing; that is fine.
+    let _ = c.send_bytes(huge.as_bytes());
+    let _ = c.send_bytes(b"\n");
+    let answer = c.read().expect("an error before the close");
+    assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 1048576 bytes")
+    );
+    assert!(c.read().is_none(), "then the connection closes");
+    // Nothing was created; others are served.
+    let list = other.ok("prospect.list", json!({}));
+    assert_eq!(list["prospects"], json!([]));
+}
+
+#[test]
+fn a_client_that_disconnects_mid_request_hurts_nobody() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    for _ in 0..20 {
+        // Half a line, then gone.
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        use std::io::Write;
+        s.write_all(br#"{"jsonrpc":"2.0","id":1,"method":"activity.rec"#)
+            .unwrap();
+        drop(s);
+        // A full request whose answer is never read.
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.write_all(format!("{}\n", json!({"jsonrpc":"2.0","id":1,"method":"activity.record","params":{"prospect":id,"kind":"note"}})).as_bytes()).unwrap();
+        drop(s);
+    }
+    record(&mut c, id, "replied");
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["process"]["version"], 1);
+    let acts = c.ok("activity.list", json!({ "prospect": id }));
+    let n = acts["activities"].as_array().unwrap().len();
+    assert!((1..=21).contains(&n), "whole requests only: {n}");
+}
+
+#[test]
+fn connection_limit_and_idle_timeout_answer_then_close() {
+    let mut d = Daemon::start();
+    d.stop();
+    d.spawn(&["--max-connections", "2", "--idle-timeout", "1"]);
+    let mut a = d.client();
+    let mut b = d.client();
+    a.ok("daemon.status", json!({}));
+    b.ok("daemon.status", json!({}));
+    let mut third = d.client();
+    let refused = third.read().expect("an error line");
+    assert_eq!(refused["error"]["code"], -32006, "{refused}");
+    assert!(third.read().is_none());
+    // An idle connection is closed by the daemon.
+    let mut buf = [0u8; 1];
+    let mut stream = UnixStream::connect(&d.socket).unwrap();
+    drop(a);
+    drop(b);
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(stream.read(&mut buf).unwrap(), 0, "idle connection closed");
+    // A subscriber is not idle.
+    let mut watcher = d.client();
+    watcher.ok("events.subscribe", json!({}));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    record(&mut c, id, "replied");
+    assert_eq!(
+        watcher.wait_notification("prospect.moved")["prospect"]["id"],
+        id
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_socket_refuses_to_start() {
+    let d = Daemon::start();
+    let out = d.run_serve(&[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already serving"), "{stderr}");
+    // The first daemon's socket still answers.
+    d.client().ok("daemon.status", json!({}));
+}
+
+#[test]
+fn the_socket_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let dir_mode = std::fs::metadata(d.data_dir())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(dir_mode, 0o700);
+}

@@ -1,0 +1,332 @@
+//! Test helpers: a real daemon (the built binary) in its own temporary
+//! directory, and a line-oriented JSON-RPC client over the real socket.
+//!
+//! When a test fails, the daemon's stderr is printed so the failure can be
+//! read without re-running.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// The `stagecoach` binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stagecoach")
+}
+
+/// The repository root (for `process.toml` and `examples/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The default process file's text.
+pub fn default_process() -> String {
+    std::fs::read_to_string(repo_root().join("process.toml")).unwrap()
+}
+
+/// A running daemon with its own data directory.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub process: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a daemon on the default process.
+    pub fn start() -> Daemon {
+        Daemon::start_with(&default_process())
+    }
+
+    /// Starts a daemon on a process with this text.
+    pub fn start_with(process_text: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let process = dir.path().join("process.toml");
+        std::fs::write(&process, process_text).unwrap();
+        let mut d = Daemon {
+            socket: dir.path().join("data/stagecoach.sock"),
+            log: dir.path().join("daemon.log"),
+            process,
+            dir,
+            child: None,
+        };
+        d.spawn(&[]);
+        d
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--process")
+            .arg(&self.process)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(extra)
+            .env("RUST_LOG", "stagecoach=debug")
+            .env_remove("STAGECOACH_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    }
+
+    /// Starts the daemon process and waits until its socket answers.
+    pub fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = self.command(extra).stderr(log).spawn().unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut c) = Client::try_connect(&self.socket)
+                && c.call("daemon.status", json!({})).is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "daemon exited with {status} during start-up\n{}",
+                    self.log_text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not start\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `stagecoach serve` to completion with extra flags (for start-up failures).
+    pub fn run_serve(&self, extra: &[&str]) -> Output {
+        let mut cmd = self.command(extra);
+        cmd.stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        wait_output(child, Duration::from_secs(20))
+    }
+
+    /// A new connection.
+    pub fn client(&self) -> Client {
+        Client::try_connect(&self.socket).unwrap()
+    }
+
+    /// Runs a client subcommand of the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// The daemon's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, rustix::process::Signal::TERM);
+            let status = wait_timeout(&mut child, Duration::from_secs(20));
+            assert!(
+                status.success(),
+                "daemon exited with {status}\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    /// Kills the daemon with SIGKILL: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Stops and starts again on the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn(&[]);
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- daemon log ({}) ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+    }
+}
+
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_output(mut child: Child, limit: Duration) -> Output {
+    wait_timeout(&mut child, limit);
+    child.wait_with_output().unwrap()
+}
+
+/// A JSON-RPC client speaking one JSON value per line.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    next_id: u64,
+}
+
+impl Client {
+    /// Connects.
+    pub fn try_connect(socket: &Path) -> std::io::Result<Client> {
+        let stream = UnixStream::connect(socket)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        Ok(Client {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+            next_id: 1,
+        })
+    }
+
+    /// Calls a method: `Ok(result)` or `Err(error object)`.
+    pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(
+            &json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string(),
+        );
+        loop {
+            let answer = self.read().expect("the daemon closed the connection");
+            if answer.get("method").is_some() {
+                continue; // a notification
+            }
+            assert_eq!(
+                answer["id"],
+                json!(id),
+                "answer to another request: {answer}"
+            );
+            return match answer.get("error") {
+                Some(e) => Err(e.clone()),
+                None => Ok(answer["result"].clone()),
+            };
+        }
+    }
+
+    /// Calls and expects success.
+    pub fn ok(&mut self, method: &str, params: Value) -> Value {
+        match self.call(method, params.clone()) {
+            Ok(v) => v,
+            Err(e) => panic!("{method} {params} failed: {e}"),
+        }
+    }
+
+    /// Calls and expects an error; returns it.
+    pub fn err(&mut self, method: &str, params: Value) -> Value {
+        match self.call(method, params.clone()) {
+            Ok(v) => panic!("{method} {params} succeeded unexpectedly: {v}"),
+            Err(e) => e,
+        }
+    }
+
+    /// Sends one raw line.
+    pub fn send(&mut self, line: &str) {
+        self.writer.write_all(line.as_bytes()).unwrap();
+        self.writer.write_all(b"\n").unwrap();
+    }
+
+    /// Sends raw bytes without a newline.
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+
+    /// Reads one JSON line; `None` at end of stream.
+    pub fn read(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}")),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Reads until a notification with this method arrives.
+    pub fn wait_notification(&mut self, method: &str) -> Value {
+        loop {
+            let message = self
+                .read()
+                .expect("connection closed while waiting for a notification");
+            if message["method"] == method {
+                return message["params"].clone();
+            }
+        }
+    }
+}
+
+/// Creates a prospect and returns its id.
+pub fn create(c: &mut Client, name: &str, extra: Value) -> u64 {
+    let mut params = json!({ "name": name });
+    if let Value::Object(m) = extra {
+        params.as_object_mut().unwrap().extend(m);
+    }
+    c.ok("prospect.create", params)["id"].as_u64().unwrap()
+}
+
+/// Records a prospect action and returns the result.
+pub fn record(c: &mut Client, id: u64, kind: &str) -> Value {
+    c.ok(
+        "activity.record",
+        json!({ "prospect": id, "kind": kind, "actor": "prospect" }),
+    )
+}
