@@ -285,6 +285,8 @@ fn main() {
     one.print("1 client, 1 request outstanding");
     let sixteen = daemon_run(&daemon.socket, &prospects, 16, n, 1);
     sixteen.print("16 clients, 1 request outstanding each");
+    setup.send(99, "daemon.status", json!({}));
+    println!("  writer so far: {}", setup.recv()["result"]["writer"]);
     let piped = daemon_run(&daemon.socket, &prospects, 16, n, 32);
     piped.print("16 clients, 32 requests pipelined each");
     println!();

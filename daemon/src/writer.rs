@@ -57,6 +57,10 @@ pub struct WriterStats {
     pub commits: std::sync::atomic::AtomicU64,
     /// Requests applied in them.
     pub requests: std::sync::atomic::AtomicU64,
+    /// Time spent applying batches, in microseconds.
+    pub apply_micros: std::sync::atomic::AtomicU64,
+    /// Time spent in commit (the durable write), in microseconds.
+    pub commit_micros: std::sync::atomic::AtomicU64,
 }
 
 impl Writer {
@@ -124,7 +128,9 @@ fn apply_batch(
     ids: crate::store::Ids,
     batch: &[Job],
     now: crate::model::Millis,
+    stats: &WriterStats,
 ) -> Result<Committed, StoreError> {
+    let started = std::time::Instant::now();
     let txn = store.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     let mut events = Vec::new();
@@ -142,7 +148,16 @@ fn apply_batch(
         tables.save_ids()?;
         tables.ids
     };
+    let applied = std::time::Instant::now();
     txn.commit()?;
+    stats.apply_micros.fetch_add(
+        (applied - started).as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    stats.commit_micros.fetch_add(
+        applied.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok(Committed {
         results,
         events,
@@ -159,7 +174,7 @@ fn run_batch(
     stats: &WriterStats,
 ) {
     let now = clock.now();
-    let outcome = apply_batch(store, *ids, batch, now);
+    let outcome = apply_batch(store, *ids, batch, now, stats);
     match outcome {
         Ok(Committed {
             results,

@@ -37,10 +37,26 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
             },
             "counts": counts,
             "connections": ctx.connections.load(Ordering::Relaxed),
-            "writer": {
-                "commits": ctx.writer_stats.commits.load(Ordering::Relaxed),
-                "requests": ctx.writer_stats.requests.load(Ordering::Relaxed),
-            },
+            "writer": writer_stats(&ctx.writer_stats),
         }))
+    })
+}
+
+fn writer_stats(s: &crate::writer::WriterStats) -> serde_json::Value {
+    let commits = s.commits.load(Ordering::Relaxed);
+    let requests = s.requests.load(Ordering::Relaxed);
+    let per = |total: u64| {
+        if commits == 0 {
+            0.0
+        } else {
+            total as f64 / commits as f64
+        }
+    };
+    json!({
+        "commits": commits,
+        "requests": requests,
+        "mean_batch": per(requests),
+        "mean_apply_ms": per(s.apply_micros.load(Ordering::Relaxed)) / 1000.0,
+        "mean_commit_ms": per(s.commit_micros.load(Ordering::Relaxed)) / 1000.0,
     })
 }
