@@ -6,4 +6,5 @@ mod support;
 mod cli;
 mod durability;
 mod lifecycle;
+mod live;
 mod protocol;

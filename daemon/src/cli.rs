@@ -62,6 +62,9 @@ pub enum Command {
         /// Longest request line, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_line: usize,
+        /// Do not watch the process file (reload with `stagecoach process reload`).
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Show what the daemon is running and how it is doing.
     Status,
@@ -76,6 +79,16 @@ pub enum Command {
     Activity(ActivityCmd),
     /// Print events as they happen (moves, process reloads).
     Watch,
+    /// Check a process file for errors and for the guide's mistakes (no
+    /// daemon needed). Exits non-zero on errors, or on warnings with `--strict`.
+    Lint {
+        /// The file to check.
+        #[arg(default_value = "process.toml")]
+        file: PathBuf,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+    },
 }
 
 /// `stagecoach process …`
@@ -97,6 +110,17 @@ pub enum ProcessCmd {
         /// The file to check.
         file: PathBuf,
     },
+    /// Say in words what changed between two versions (to: the current one).
+    Diff {
+        /// The older version.
+        from: u64,
+        /// The newer version [default: the version in force].
+        to: Option<u64>,
+    },
+    /// Re-read the process file now (the daemon also does this on every save).
+    Reload,
+    /// Re-evaluate every open prospect against the process in force now.
+    Reevaluate,
 }
 
 /// `stagecoach prospect …`
@@ -299,13 +323,18 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let socket = cli.socket();
     let mut client = Client::connect(&socket).await?;
     let (method, params): (&str, Value) = match &cli.command {
-        Command::Serve { .. } => unreachable!("serve is not a client command"),
+        Command::Serve { .. } | Command::Lint { .. } => unreachable!("not a client command"),
         Command::Watch => return watch(&mut client, cli.json).await,
         Command::Status => ("daemon.status", json!({})),
         Command::Process(ProcessCmd::Show { version, .. }) => {
             ("process.get", json!({ "version": version }))
         }
         Command::Process(ProcessCmd::Versions) => ("process.versions", json!({})),
+        Command::Process(ProcessCmd::Diff { from, to }) => {
+            ("process.diff", json!({ "from": from, "to": to }))
+        }
+        Command::Process(ProcessCmd::Reload) => ("process.reload", json!({})),
+        Command::Process(ProcessCmd::Reevaluate) => ("process.reevaluate", json!({})),
         Command::Process(ProcessCmd::Validate { file }) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read `{}`", file.display()))?;
@@ -574,6 +603,9 @@ fn render(command: &Command, r: &Value) {
                 &text(&p["hash"])[..12.min(text(&p["hash"]).len())],
                 text(&p["path"])
             );
+            if let Some(message) = p["review"]["message"].as_str() {
+                println!("review due: {message}");
+            }
             if !p["last_error"].is_null() {
                 println!("last rejected edit:");
                 for e in p["last_error"]["errors"].as_array().into_iter().flatten() {
@@ -642,6 +674,16 @@ fn render(command: &Command, r: &Value) {
         Command::Process(ProcessCmd::Validate { .. }) => {
             if r["valid"] == json!(true) {
                 println!("valid: {} stages", r["stages"]);
+                for w in r["warnings"].as_array().into_iter().flatten() {
+                    println!("{}", render_warning("", w));
+                }
+                let changes = r["changes"].as_array().map_or(0, Vec::len);
+                if changes > 0 {
+                    println!("compared with the version in force:");
+                    for c in r["changes"].as_array().into_iter().flatten() {
+                        println!("  {}", text(c));
+                    }
+                }
             } else {
                 for e in r["errors"].as_array().into_iter().flatten() {
                     eprintln!("{}", render_process_error(e));
@@ -771,6 +813,101 @@ fn render(command: &Command, r: &Value) {
             }
             println!("{t}");
         }
-        Command::Serve { .. } | Command::Watch => {}
+        Command::Process(ProcessCmd::Diff { .. }) => {
+            println!("version {} → {}:", r["from"], r["to"]);
+            let changes = r["changes"].as_array().cloned().unwrap_or_default();
+            if changes.is_empty() {
+                println!("  no changes");
+            }
+            for c in changes {
+                println!("  {}", text(&c));
+            }
+        }
+        Command::Process(ProcessCmd::Reload) => match r["outcome"].as_str() {
+            Some("unchanged") => println!("unchanged: version {} is in force", r["version"]),
+            _ => {
+                println!(
+                    "version {} is in force (was {})",
+                    r["version"], r["previous"]
+                );
+                for c in r["changes"].as_array().into_iter().flatten() {
+                    println!("  {}", text(c));
+                }
+            }
+        },
+        Command::Process(ProcessCmd::Reevaluate) => {
+            println!(
+                "evaluated {} open prospects against version {}: {} moved ({} transitions)",
+                r["evaluated"], r["process_version"], r["moved"], r["transitions"]
+            );
+        }
+        Command::Serve { .. } | Command::Watch | Command::Lint { .. } => {}
+    }
+}
+
+fn render_warning(file: &str, w: &Value) -> String {
+    let position = match (w["line"].as_u64(), w["column"].as_u64()) {
+        (Some(l), Some(c)) if l > 0 => format!("{file}:{l}:{c}: "),
+        _ if !file.is_empty() => format!("{file}: "),
+        _ => String::new(),
+    };
+    format!(
+        "{position}warning[{}]: {}: {}\n    hint: {}",
+        text(&w["rule"]),
+        text(&w["key"]),
+        text(&w["message"]),
+        text(&w["hint"])
+    )
+}
+
+/// `stagecoach lint`: local, no daemon needed.
+pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    let name = file.display().to_string();
+    let changed = std::fs::metadata(file)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| Millis(d.as_millis() as i64));
+    match crate::process::Process::parse(&text, &name) {
+        Err(invalid) => {
+            if as_json {
+                println!(
+                    "{}",
+                    json!({ "valid": false, "errors": invalid.errors, "warnings": [] })
+                );
+            } else {
+                eprintln!("{invalid}");
+            }
+            bail!(
+                "{} error{} in `{name}`",
+                invalid.errors.len(),
+                if invalid.errors.len() == 1 { "" } else { "s" }
+            );
+        }
+        Ok(process) => {
+            let warnings = crate::lint::lint(&process, Millis::now(), changed);
+            if as_json {
+                println!(
+                    "{}",
+                    json!({ "valid": true, "errors": [], "warnings": warnings })
+                );
+            } else {
+                for w in &warnings {
+                    println!("{}", render_warning(&name, &json!(w)));
+                }
+                println!(
+                    "{name}: {} stages, {} warning{}",
+                    process.stages.len(),
+                    warnings.len(),
+                    if warnings.len() == 1 { "" } else { "s" }
+                );
+            }
+            if strict && !warnings.is_empty() {
+                bail!("warnings in `{name}` (--strict)");
+            }
+            Ok(())
+        }
     }
 }

@@ -88,6 +88,9 @@ pub enum EngineError {
         /// The last stage.
         last: String,
     },
+    /// A new process version would leave prospects in stages it removed.
+    #[error("{}", orphan_message(.0))]
+    OrphanedStages(Vec<(String, usize)>),
     /// Parameters that parse but make no sense (empty name, move to the same stage).
     #[error("{0}")]
     Invalid(String),
@@ -142,17 +145,31 @@ pub enum WriteOp {
         /// When.
         at: Millis,
     },
-    /// A new process version became active.
-    RecordProcessVersion {
-        /// The file's text.
-        text: String,
-        /// Its content hash.
-        hash: String,
-        /// The file path.
-        path: String,
-        /// When it was loaded.
+    /// A new process version: store it, and move the prospects of renamed
+    /// or migrated stages; refused if a removed stage still holds prospects.
+    ApplyProcessVersion(Box<NewVersion>),
+    /// Re-evaluate every open prospect against the process in force.
+    Reevaluate {
+        /// When the moves happen.
         at: Millis,
     },
+}
+
+/// A process text that validated and should become the next version.
+#[derive(Debug)]
+pub struct NewVersion {
+    /// The file's text.
+    pub text: String,
+    /// Its content hash.
+    pub hash: String,
+    /// The file path.
+    pub path: String,
+    /// When it was loaded.
+    pub at: Millis,
+    /// The parsed process.
+    pub process: Process,
+    /// The version it replaces (none for the first).
+    pub previous: Option<Arc<ActiveProcess>>,
 }
 
 /// Parameters of `prospect.create`.
@@ -253,23 +270,8 @@ pub(crate) fn apply(
             reason,
             at,
         } => close(t, process, *id, *outcome, reason.as_deref(), *at),
-        WriteOp::RecordProcessVersion {
-            text,
-            hash,
-            path,
-            at,
-        } => {
-            let number = t.ids.process_version;
-            t.ids.process_version += 1;
-            t.insert_process_version(&ProcessVersion {
-                number,
-                hash: hash.clone(),
-                text: text.clone(),
-                loaded_at: *at,
-                path: path.clone(),
-            })?;
-            Ok(Ok((json!({ "version": number }), Vec::new())))
-        }
+        WriteOp::ApplyProcessVersion(v) => apply_version(t, v),
+        WriteOp::Reevaluate { at } => reevaluate(t, process, *at),
     }
 }
 
@@ -766,3 +768,133 @@ fn moved_events(prospect: &Prospect, moves: &[Transition]) -> Vec<Event> {
 
 /// Shared handle to the process version in force.
 pub type ProcessHandle = Arc<std::sync::RwLock<Arc<ActiveProcess>>>;
+
+fn orphan_message(stages: &[(String, usize)]) -> String {
+    let list: Vec<String> = stages
+        .iter()
+        .map(|(s, n)| {
+            format!(
+                "stage `{s}` still holds {n} open prospect{}",
+                if *n == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    let first = &stages[0].0;
+    format!(
+        "the new process removes stages that hold prospects: {}\nhint: on the stage that replaces it add `renamed_from = [\"{first}\"]`, or add `[migrate]` with `{first} = \"<stage id>\"`",
+        list.join("; ")
+    )
+}
+
+fn apply_version(
+    t: &mut Tables<'_>,
+    v: &NewVersion,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let new = &v.process;
+    // Where each stage that is not in the new process goes.
+    let mut renames: Vec<(String, String)> = Vec::new();
+    let mut migrations: Vec<(String, String)> = Vec::new();
+    let mut orphans: Vec<(String, usize)> = Vec::new();
+    for stage in t.stages_with_open_prospects()? {
+        if new.stage(&stage).is_some() {
+            continue;
+        }
+        if let Some(target) = new.stages.iter().find(|s| s.renamed_from.contains(&stage)) {
+            renames.push((stage, target.id.clone()));
+        } else if let Some(target) = new.migrate.get(&stage) {
+            migrations.push((stage, target.clone()));
+        } else {
+            let n = t.open_in_stage(&stage)?.len();
+            orphans.push((stage, n));
+        }
+    }
+    if !orphans.is_empty() {
+        refuse!(EngineError::OrphanedStages(orphans));
+    }
+    let number = t.ids.process_version;
+    t.ids.process_version += 1;
+    t.insert_process_version(&ProcessVersion {
+        number,
+        hash: v.hash.clone(),
+        text: v.text.clone(),
+        loaded_at: v.at,
+        path: v.path.clone(),
+    })?;
+    let stamp = ActiveProcess {
+        version: number,
+        hash: v.hash.clone(),
+        text: String::new(),
+        loaded_at: v.at,
+        process: new.clone(),
+    };
+    let mut renamed = 0;
+    for (from, to) in &renames {
+        for id in t.open_in_stage(from)? {
+            let Some(old) = t.prospect(id)? else { continue };
+            let mut p = old.clone();
+            // The same stage under a new id: the stay continues.
+            p.stage = to.clone();
+            t.put_prospect(Some(&old), &p)?;
+            renamed += 1;
+        }
+    }
+    let mut migrated = 0;
+    let mut events = Vec::new();
+    for (from, to) in &migrations {
+        for id in t.open_in_stage(from)? {
+            let Some(old) = t.prospect(id)? else { continue };
+            let mut p = old.clone();
+            let at = v.at.max(old.stage_entered_at);
+            let mut tr = transition(t, &stamp, &p, Some(from), to, at, TransitionKind::Forced);
+            tr.reason = Some(format!(
+                "process version {number} removed stage `{from}` and migrated its prospects to `{to}`"
+            ));
+            tr.by = Some(v.path.clone());
+            p.stage = to.clone();
+            p.stage_entered_at = at;
+            let moves = vec![tr];
+            save(t, Some(&old), &p, &moves)?;
+            events.extend(moved_events(&p, &moves));
+            migrated += 1;
+        }
+    }
+    Ok(Ok((
+        json!({ "version": number, "renamed": renamed, "migrated": migrated }),
+        events,
+    )))
+}
+
+fn reevaluate(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let mut evaluated = 0;
+    let mut moved = 0;
+    let mut transitions = 0;
+    let mut events = Vec::new();
+    // Collect first: prospects moving on must not be evaluated twice.
+    let mut ids = Vec::new();
+    for stage in &active.process.stages {
+        ids.extend(t.open_in_stage(&stage.id)?);
+    }
+    {
+        for id in ids {
+            let Some(old) = t.prospect(id)? else { continue };
+            evaluated += 1;
+            let mut p = old.clone();
+            let moves = cascade(t, active, &mut p, at, None)?;
+            if moves.is_empty() {
+                continue;
+            }
+            moved += 1;
+            transitions += moves.len();
+            save(t, Some(&old), &p, &moves)?;
+            events.extend(moved_events(&p, &moves));
+        }
+    }
+    Ok(Ok((
+        json!({ "evaluated": evaluated, "moved": moved, "transitions": transitions, "process_version": active.version }),
+        events,
+    )))
+}

@@ -10,6 +10,10 @@
 //! - [`model`]: prospects, activities, transitions, process versions.
 //! - [`process`]: parsing and validating `process.toml`, with line/column errors.
 //! - [`criteria`]: evaluating a stage's exit criteria for one prospect.
+//! - [`lint`] and [`diff`]: the guide's mistakes as warnings; what changed
+//!   between two process versions, in words.
+//! - [`watch`] and [`live`]: watching files the way people save them;
+//!   reloading `process.toml` into a new version without dropping anything.
 //! - [`store`]: the redb tables, typed reads, and indexes.
 //! - [`engine`]: every change (create, record, advance, move, close) as an
 //!   operation applied inside a write transaction.
@@ -24,13 +28,17 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod criteria;
+pub mod diff;
 pub mod engine;
+pub mod lint;
+pub mod live;
 pub mod model;
 pub mod process;
 pub mod protocol;
 pub mod rpc;
 pub mod server;
 pub mod store;
+pub mod watch;
 pub mod writer;
 
 pub use server::{Limits, ServeConfig, ServeError, run};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use stagecoach::cli::{Cli, Command, LogFormat, run_client};
+use stagecoach::cli::{Cli, Command, LogFormat, lint_file, run_client};
 use stagecoach::clock::Clock;
 use stagecoach::{Limits, ServeConfig};
 use tracing_subscriber::EnvFilter;
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
                 idle_timeout,
                 max_connections,
                 max_line,
+                no_watch,
             } => {
                 init_logging(&cli, "info");
                 let config = ServeConfig {
@@ -59,9 +60,14 @@ fn main() -> ExitCode {
                         ..Limits::default()
                     },
                     clock: Clock::system(),
+                    watch: !no_watch,
                 };
                 stagecoach::run(config, shutdown_signal()).await?;
                 Ok(())
+            }
+            Command::Lint { file, strict } => {
+                init_logging(&cli, "warn");
+                lint_file(file, *strict, cli.json)
             }
             _ => {
                 init_logging(&cli, "warn");

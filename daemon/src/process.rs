@@ -29,6 +29,10 @@ pub struct Process {
     pub activities: BTreeMap<String, ActivityKind>,
     /// The stages, in order. `won` and `lost` are outcomes, not stages.
     pub stages: Vec<Stage>,
+    /// Removed stage id → the stage its prospects move to (recorded as a
+    /// forced move). For a plain rename use the stage's `renamed_from`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub migrate: BTreeMap<String, String>,
 }
 
 /// A declared activity kind.
@@ -76,6 +80,9 @@ pub struct Stage {
     pub renamed_from: Vec<String>,
     /// The objective prospect actions that move a prospect on.
     pub exit: Vec<ExitCriterion>,
+    /// Where the stage is defined in the file (1-based line).
+    #[serde(skip)]
+    pub line: usize,
 }
 
 /// One exit criterion: a question with an objective, checkable rule.
@@ -86,6 +93,9 @@ pub struct ExitCriterion {
     /// How the answer is checked.
     #[serde(flatten)]
     pub rule: Rule,
+    /// Where the criterion is defined in the file (1-based line, column).
+    #[serde(skip)]
+    pub at: (usize, usize),
 }
 
 /// How an exit criterion is checked.
@@ -344,6 +354,8 @@ struct RawFile {
     activities: BTreeMap<String, ActivityKind>,
     #[serde(default)]
     stages: Vec<Spanned<RawStage>>,
+    #[serde(default)]
+    migrate: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -448,7 +460,33 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
 
     let mut stages = Vec::with_capacity(raw.stages.len());
     let mut renamed: HashSet<String> = HashSet::new();
+    for (old, target) in &raw.migrate {
+        let key = format!("migrate.{old}");
+        if seen.contains(old) {
+            errors.push(
+                at.error(
+                    target.span(),
+                    &key,
+                    format!("`{old}` is still a stage id in this file"),
+                )
+                .hint("only a removed stage can be migrated"),
+            );
+        } else if !seen.contains(target.get_ref()) {
+            errors.push(at.error(
+                target.span(),
+                &key,
+                format!("`{}` is not a stage in this file", target.get_ref()),
+            ));
+        } else if !renamed.insert(old.clone()) {
+            errors.push(at.error(
+                target.span(),
+                &key,
+                format!("`{old}` is mapped more than once"),
+            ));
+        }
+    }
     for (i, spanned) in raw.stages.into_iter().enumerate() {
+        let line = at.line_col(spanned.span().start).0;
         let raw_stage = spanned.into_inner();
         for (j, old) in raw_stage.renamed_from.iter().enumerate() {
             let key = format!("stages[{i}].renamed_from[{j}]");
@@ -501,6 +539,7 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 .map(Spanned::into_inner)
                 .collect(),
             exit,
+            line,
         });
     }
 
@@ -514,6 +553,11 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         review_every_days: raw.process.review_every_days,
         activities: raw.activities,
         stages,
+        migrate: raw
+            .migrate
+            .into_iter()
+            .map(|(k, v)| (k, v.into_inner()))
+            .collect(),
     })
 }
 
@@ -523,6 +567,7 @@ fn validate_criterion(
     at: &Locator<'_>,
 ) -> Result<ExitCriterion, ProcessError> {
     let span = spanned.span();
+    let position = at.line_col(span.start);
     let c = spanned.into_inner();
     if c.question.trim().is_empty() {
         return Err(at
@@ -656,6 +701,7 @@ fn validate_criterion(
     Ok(ExitCriterion {
         question: c.question,
         rule,
+        at: position,
     })
 }
 

@@ -101,6 +101,13 @@ impl From<EngineError> for RpcError {
                 RpcError::new(INVALID_STATE, message)
                     .with_data(json!({ "id": id, "stage": stage, "last_stage": last }))
             }
+            EngineError::OrphanedStages(stages) => {
+                let stages: Vec<Value> = stages
+                    .iter()
+                    .map(|(s, n)| json!({ "stage": s, "open_prospects": n }))
+                    .collect();
+                RpcError::new(INVALID_PROCESS, message).with_data(json!({ "orphaned": stages }))
+            }
             EngineError::Invalid(_) => RpcError::params(message),
         }
     }

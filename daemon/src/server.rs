@@ -24,12 +24,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::engine::{ActiveProcess, Event, WriteOp};
+use crate::engine::{ActiveProcess, Event, NewVersion, WriteOp};
 use crate::process::{InvalidProcess, Process, content_hash};
 use crate::protocol::{self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE};
 use crate::rpc::{Ctx, dispatch};
 use crate::store::{Store, StoreError};
-use crate::writer::{Writer, WriterStats};
+use crate::writer::{WriteError, Writer, WriterStats};
 
 /// Limits that protect the daemon from clients.
 #[derive(Debug, Clone)]
@@ -71,6 +71,8 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// Watch the process file and reload it on every save.
+    pub watch: bool,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -181,6 +183,9 @@ pub async fn run(
 
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    if config.watch {
+        tracker.spawn(crate::live::watch_process(ctx.clone(), token.clone()));
+    }
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -286,7 +291,7 @@ async fn load_initial_process(
     match parsed {
         Ok((text, process)) => {
             let hash = content_hash(&text);
-            if let Some(v) = latest.filter(|v| v.hash == hash) {
+            if let Some(v) = latest.as_ref().filter(|v| v.hash == hash) {
                 return Ok((
                     ActiveProcess {
                         version: v.number,
@@ -299,36 +304,76 @@ async fn load_initial_process(
                 ));
             }
             let at = config.clock.now();
-            let bootstrap = Arc::new(ActiveProcess {
-                version: 0,
-                hash: hash.clone(),
-                text: text.clone(),
-                loaded_at: at,
-                process: process.clone(),
-            });
-            let result = writer
-                .write(
-                    bootstrap,
-                    WriteOp::RecordProcessVersion {
-                        text: text.clone(),
-                        hash: hash.clone(),
-                        path: file_name,
-                        at,
-                    },
-                )
-                .await
-                .map_err(|e| StoreError::Db(e.to_string()))?;
-            let version = result["version"].as_u64().expect("version number");
-            Ok((
-                ActiveProcess {
-                    version,
-                    hash,
-                    text,
+            let previous = match &latest {
+                Some(v) => Some(Arc::new(ActiveProcess {
+                    version: v.number,
+                    hash: v.hash.clone(),
+                    text: v.text.clone(),
+                    loaded_at: v.loaded_at,
+                    process: Process::parse(&v.text, &v.path).map_err(ServeError::Process)?,
+                })),
+                None => None,
+            };
+            let stamp = previous.clone().unwrap_or_else(|| {
+                Arc::new(ActiveProcess {
+                    version: 0,
+                    hash: hash.clone(),
+                    text: String::new(),
                     loaded_at: at,
-                    process,
-                },
-                None,
-            ))
+                    process: process.clone(),
+                })
+            });
+            let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
+                text: text.clone(),
+                hash: hash.clone(),
+                path: file_name.clone(),
+                at,
+                process: process.clone(),
+                previous: previous.clone(),
+            }));
+            match writer.write(stamp, op).await {
+                Ok(result) => {
+                    let version = result["version"].as_u64().expect("version number");
+                    Ok((
+                        ActiveProcess {
+                            version,
+                            hash,
+                            text,
+                            loaded_at: at,
+                            process,
+                        },
+                        None,
+                    ))
+                }
+                Err(WriteError::Refused(e)) => {
+                    let previous = previous.expect("only a previous version holds prospects");
+                    let message = e.to_string();
+                    let (message, hint) = match message.split_once("\nhint: ") {
+                        Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                        None => (message, None),
+                    };
+                    let invalid = InvalidProcess {
+                        errors: vec![crate::process::ProcessError {
+                            file: file_name.clone(),
+                            line: 1,
+                            column: 1,
+                            key: String::new(),
+                            message,
+                            hint,
+                        }],
+                    };
+                    tracing::error!(error = %invalid, version = previous.version, "process file refused; serving the last stored version");
+                    let previous = Arc::try_unwrap(previous).unwrap_or_else(|arc| ActiveProcess {
+                        version: arc.version,
+                        hash: arc.hash.clone(),
+                        text: arc.text.clone(),
+                        loaded_at: arc.loaded_at,
+                        process: arc.process.clone(),
+                    });
+                    Ok((previous, Some(invalid)))
+                }
+                Err(e) => Err(ServeError::Store(StoreError::Db(e.to_string()))),
+            }
         }
         Err(invalid) => {
             let Some(v) = latest else {

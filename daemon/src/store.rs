@@ -470,6 +470,38 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// Ids of the open prospects in `stage`.
+    pub fn open_in_stage(&self, stage: &str) -> Result<Vec<ProspectId>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self.open_by_stage.range((stage, 0)..=(stage, u64::MAX))? {
+            ids.push(entry?.0.value().1);
+        }
+        Ok(ids)
+    }
+
+    /// The distinct stages that hold open prospects, hopping from stage to
+    /// stage through the index instead of reading every entry.
+    pub fn stages_with_open_prospects(&self) -> Result<Vec<String>, StoreError> {
+        let mut stages: Vec<String> = Vec::new();
+        loop {
+            let next = match stages.last() {
+                None => self.open_by_stage.first()?,
+                Some(last) => self
+                    .open_by_stage
+                    .range((last.as_str(), u64::MAX)..)?
+                    .find(|e| {
+                        e.as_ref()
+                            .map_or(true, |(k, _)| k.value().0 != last.as_str())
+                    })
+                    .transpose()?,
+            };
+            match next {
+                Some((k, _)) => stages.push(k.value().0.to_string()),
+                None => return Ok(stages),
+            }
+        }
+    }
+
     pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
         self.process_versions
             .insert(v.number, encode(v).as_slice())?;

@@ -34,6 +34,7 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
                 "loaded_at": active.loaded_at,
                 "stages": active.process.stages.iter().map(|s| &s.id).collect::<Vec<_>>(),
                 "last_error": last_error,
+                "review": crate::live::review_overdue(&active, now),
             },
             "counts": counts,
             "connections": ctx.connections.load(Ordering::Relaxed),

@@ -7,8 +7,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
-use crate::process::Process;
-use crate::protocol::{NOT_FOUND, RpcError};
+use crate::engine::WriteOp;
+use crate::lint::lint;
+use crate::live::Reload;
+use crate::model::Millis;
+use crate::process::{Process, content_hash};
+use crate::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,11 +83,94 @@ pub(super) struct ValidateParams {
     file: Option<String>,
 }
 
-pub(super) fn validate(_ctx: &Arc<Ctx>, p: ValidateParams) -> Reply {
+pub(super) fn validate(ctx: &Arc<Ctx>, p: ValidateParams) -> Reply {
     let file = p.file.unwrap_or_else(|| "process.toml".into());
+    let active = ctx.active();
     let result = match Process::parse(&p.text, &file) {
-        Ok(process) => json!({ "valid": true, "errors": [], "stages": process.stages.len() }),
-        Err(invalid) => json!({ "valid": false, "errors": invalid.errors }),
+        Ok(process) => {
+            // Unchanged text keeps its age; a changed text would be new today.
+            let last_changed = if content_hash(&p.text) == active.hash {
+                active.loaded_at
+            } else {
+                ctx.clock.now()
+            };
+            let warnings = lint(&process, ctx.clock.now(), Some(last_changed));
+            let changes = crate::diff::describe(&active.process, &process);
+            json!({ "valid": true, "errors": [], "warnings": warnings,
+                    "stages": process.stages.len(), "changes": changes })
+        }
+        Err(invalid) => json!({ "valid": false, "errors": invalid.errors, "warnings": [] }),
     };
     ready(Ok(result))
+}
+
+pub(super) fn reload(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        Ok(match crate::live::reload(&ctx).await {
+            Reload::Unchanged { version } => json!({ "outcome": "unchanged", "version": version }),
+            Reload::Reloaded {
+                version,
+                previous,
+                changes,
+                renamed,
+                migrated,
+            } => json!({ "outcome": "reloaded", "version": version, "previous": previous,
+                         "changes": changes, "renamed": renamed, "migrated": migrated }),
+            Reload::Rejected(invalid) => {
+                return Err(RpcError::new(
+                    INVALID_PROCESS,
+                    format!(
+                        "process file refused; version {} stays in force",
+                        ctx.active().version
+                    ),
+                )
+                .with_data(json!({ "errors": invalid.errors })));
+            }
+        })
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReevaluateParams {
+    #[serde(default)]
+    at: Option<Millis>,
+}
+
+pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ReevaluateParams) -> Reply {
+    let at = p.at.unwrap_or_else(|| ctx.clock.now());
+    ctx.write(WriteOp::Reevaluate { at })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiffParams {
+    from: u64,
+    #[serde(default)]
+    to: Option<u64>,
+}
+
+pub(super) fn diff(ctx: &Arc<Ctx>, p: DiffParams) -> Reply {
+    let ctx = ctx.clone();
+    let to = p.to.unwrap_or_else(|| ctx.active().version);
+    read(move || {
+        let versions = ctx.store.process_versions()?;
+        let load = |n: u64| -> Result<Process, ReadError> {
+            let v = versions.iter().find(|v| v.number == n).ok_or_else(|| {
+                ReadError::Rpc(
+                    RpcError::new(NOT_FOUND, format!("no process version {n}"))
+                        .with_data(json!({ "version": n })),
+                )
+            })?;
+            Process::parse(&v.text, &v.path).map_err(|e| {
+                ReadError::Rpc(RpcError::new(
+                    INVALID_PROCESS,
+                    format!("stored version {n} no longer parses: {e}"),
+                ))
+            })
+        };
+        let (a, b) = (load(p.from)?, load(to)?);
+        Ok(json!({ "from": p.from, "to": to, "changes": crate::diff::describe(&a, &b) }))
+    })
 }

@@ -1,0 +1,428 @@
+//! Live process iteration with real file operations against the real
+//! daemon: every save style, versions, rejected edits, renames, removals,
+//! re-evaluation and lint.
+
+use std::io::{Seek, Write};
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, Daemon, create, default_process, record};
+
+/// A way of saving a file.
+type Save = fn(&Path, &str);
+
+fn subscriber(d: &Daemon) -> Client {
+    let mut c = d.client();
+    c.ok("events.subscribe", json!({}));
+    c
+}
+
+/// Waits for the next process notification (reloaded or rejected).
+fn next_process_event(c: &mut Client) -> (String, Value) {
+    loop {
+        let m = c
+            .read()
+            .expect("connection closed while waiting for a process event");
+        let method = m["method"].as_str().unwrap_or_default();
+        if method.starts_with("process.") {
+            return (method.to_string(), m["params"].clone());
+        }
+    }
+}
+
+fn expect_reloaded(c: &mut Client) -> Value {
+    let (method, params) = next_process_event(c);
+    assert_eq!(method, "process.reloaded", "{params}");
+    params
+}
+
+fn expect_rejected(c: &mut Client) -> Value {
+    let (method, params) = next_process_event(c);
+    assert_eq!(method, "process.rejected", "{params}");
+    params
+}
+
+fn with_description(n: usize) -> String {
+    default_process().replace(
+        "Negotiate terms, handle objections and get the contract signed.",
+        &format!("Negotiate terms (edit {n})."),
+    )
+}
+
+fn hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+fn save_in_place(path: &Path, text: &str) {
+    // Overwrite without truncating (the new text is longer than the old).
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.rewind().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f.set_len(text.len() as u64).unwrap();
+}
+
+fn save_truncate(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn save_rename(path: &Path, text: &str) {
+    let tmp = path.with_extension("toml.swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn save_recreate(path: &Path, text: &str) {
+    std::fs::remove_file(path).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn every_save_style_becomes_the_next_version() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    let mut c = d.client();
+    let styles: [(&str, Save); 4] = [
+        ("in place", save_in_place),
+        ("truncate and write", save_truncate),
+        ("write temp and rename", save_rename),
+        ("delete and recreate", save_recreate),
+    ];
+    for (i, (style, save)) in styles.iter().enumerate() {
+        let text = with_description(1000 + i);
+        save(&d.process, &text);
+        let params = expect_reloaded(&mut events);
+        let version = i as u64 + 2;
+        assert_eq!(params["version"], version, "{style}: {params}");
+        assert_eq!(params["previous"], version - 1);
+        assert_eq!(
+            params["changes"][0], "stage `close`: description changed",
+            "{style}"
+        );
+        let now = c.ok("process.get", json!({}));
+        assert_eq!(now["version"], version, "{style}");
+        assert_eq!(now["hash"], hash(&text), "{style}");
+        assert_eq!(now["text"], text);
+    }
+    let versions = c.ok("process.versions", json!({}));
+    let numbers: Vec<u64> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5]);
+    assert_eq!(versions["versions"][0]["hash"], hash(&default_process()));
+    let v1 = c.ok("process.get", json!({ "version": 1 }));
+    assert_eq!(v1["text"], default_process());
+    assert_eq!(v1["current"], false);
+}
+
+#[test]
+fn saving_identical_content_creates_no_version() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    save_truncate(&d.process, &default_process());
+    save_rename(&d.process, &default_process());
+    // The next notification is the real change, and it is version 2.
+    save_truncate(&d.process, &with_description(1));
+    let params = expect_reloaded(&mut events);
+    assert_eq!(params["version"], 2);
+    assert_eq!(params["previous"], 1);
+}
+
+#[test]
+fn a_rejected_edit_keeps_the_running_version_and_reports_line_and_column() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    let mut c = d.client();
+    let bad = default_process().replacen(
+        "activity = \"meeting_held\", actor = \"prospect\"",
+        "field = \"budget\", op = \"=>\", value = 1",
+        1,
+    );
+    save_truncate(&d.process, &bad);
+    let params = expect_rejected(&mut events);
+    assert_eq!(params["version"], 1);
+    let e = &params["errors"][0];
+    let line_no = bad.lines().position(|l| l.contains("\"=>\"")).unwrap() + 1;
+    let column = bad
+        .lines()
+        .nth(line_no - 1)
+        .unwrap()
+        .find("\"=>\"")
+        .unwrap()
+        + 1;
+    assert_eq!(
+        (
+            e["line"].as_u64().unwrap() as usize,
+            e["column"].as_u64().unwrap() as usize
+        ),
+        (line_no, column)
+    );
+    assert_eq!(e["key"], "stages[1].exit[0].op");
+    assert_eq!(e["hint"], "did you mean `>=`?");
+
+    // Still serving version 1, and saying why the edit was refused.
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["process"]["version"], 1);
+    assert_eq!(
+        status["process"]["last_error"]["errors"][0]["key"],
+        "stages[1].exit[0].op"
+    );
+    assert_eq!(
+        c.ok("process.get", json!({}))["last_error"]["errors"][0]["line"],
+        line_no
+    );
+    let id = create(&mut c, "Ada", json!({}));
+    let r = record(&mut c, id, "replied");
+    assert_eq!(r["moves"][0]["process_version"], 1);
+
+    // A good save clears the error.
+    save_rename(&d.process, &with_description(2));
+    assert_eq!(expect_reloaded(&mut events)["version"], 2);
+    let status = c.ok("daemon.status", json!({}));
+    assert!(status["process"]["last_error"].is_null(), "{status}");
+    let r = record(&mut c, id, "meeting_held");
+    assert_eq!(
+        r["moves"][0]["process_version"], 2,
+        "later transitions carry the new version"
+    );
+}
+
+#[test]
+fn a_deleted_file_is_reported_and_recreating_it_recovers() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    std::fs::remove_file(&d.process).unwrap();
+    let params = expect_rejected(&mut events);
+    assert!(
+        params["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the file"),
+        "{params}"
+    );
+    d.client().ok("daemon.status", json!({}));
+    std::fs::write(&d.process, default_process()).unwrap();
+    let params = expect_reloaded(&mut events);
+    assert_eq!(
+        params["version"], 1,
+        "same content as the running version: no new version"
+    );
+    assert!(d.client().ok("daemon.status", json!({}))["process"]["last_error"].is_null());
+}
+
+#[test]
+fn a_renamed_stage_keeps_its_prospects_and_their_history() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({ "stage": "research" }));
+    record(&mut c, id, "requirements_shared");
+    let renamed = default_process().replace(
+        "id = \"research\"\nname = \"Research\"",
+        "id = \"discovery\"\nname = \"Discovery\"\nrenamed_from = [\"research\"]",
+    );
+    save_truncate(&d.process, &renamed);
+    let params = expect_reloaded(&mut events);
+    assert_eq!(params["renamed"], 1);
+    assert!(
+        params["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("stage `research` renamed to `discovery`")),
+        "{params}"
+    );
+    let p = c.ok("prospect.get", json!({ "id": id }));
+    assert_eq!(p["stage"], "discovery");
+    assert_eq!(
+        p["transitions"][0]["to"], "research",
+        "history keeps the id it was recorded under"
+    );
+    assert_eq!(p["transitions"][0]["process_version"], 1);
+    assert_eq!(p["verdicts"][0]["met"], true, "its activities still count");
+    let list = c.ok("prospect.list", json!({ "stage": "discovery" }));
+    assert_eq!(list["prospects"][0]["id"], id);
+    let r = record(&mut c, id, "demo_scheduled");
+    assert_eq!(r["moves"][0]["from"], "discovery");
+    assert_eq!(r["moves"][0]["process_version"], 2);
+}
+
+#[test]
+fn removing_a_stage_that_holds_prospects_is_refused_unless_migrated() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    let mut c = d.client();
+    create(&mut c, "Ada", json!({ "stage": "present" }));
+    create(&mut c, "Grace", json!({ "stage": "present" }));
+    let start = default_process()
+        .find("[[stages]]\nid = \"present\"")
+        .unwrap();
+    let end = default_process()
+        .find("[[stages]]\nid = \"close\"")
+        .unwrap();
+    let without = format!(
+        "{}{}",
+        &default_process()[..start],
+        &default_process()[end..]
+    );
+    save_truncate(&d.process, &without);
+    let params = expect_rejected(&mut events);
+    let message = params["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("stage `present` still holds 2 open prospects"),
+        "{message}"
+    );
+    assert!(
+        params["errors"][0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("renamed_from"),
+        "{params}"
+    );
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+    assert_eq!(
+        c.ok("prospect.list", json!({ "stage": "present" }))["prospects"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    save_truncate(
+        &d.process,
+        &format!("{without}\n[migrate]\npresent = \"close\"\n"),
+    );
+    let params = expect_reloaded(&mut events);
+    assert_eq!(params["migrated"], 2);
+    let p = c.ok("prospect.get", json!({ "id": 1 }));
+    assert_eq!(p["stage"], "close");
+    let t = &p["transitions"][1];
+    assert_eq!(
+        (t["from"].as_str(), t["to"].as_str(), t["kind"].as_str()),
+        (Some("present"), Some("close"), Some("forced"))
+    );
+    assert_eq!(t["process_version"], 2);
+}
+
+#[test]
+fn changed_criteria_take_effect_on_reevaluate_stamped_with_the_new_version() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    let mut c = d.client();
+    let waiting = create(
+        &mut c,
+        "Ada",
+        json!({ "stage": "connect", "fields": { "budget": 20000 } }),
+    );
+    create(&mut c, "Grace", json!({ "stage": "connect" }));
+    let easier = default_process().replacen(
+        "{ question = \"Did the prospect attend a connect call?\", activity = \"meeting_held\", actor = \"prospect\" }",
+        "{ question = \"Budget of at least 10k?\", field = \"budget\", op = \">=\", value = 10000 }",
+        1,
+    );
+    save_truncate(&d.process, &easier);
+    assert_eq!(expect_reloaded(&mut events)["version"], 2);
+    let r = c.ok("process.reevaluate", json!({}));
+    assert_eq!(r["evaluated"], 2);
+    assert_eq!(r["moved"], 1);
+    assert_eq!(r["process_version"], 2);
+    let p = c.ok("prospect.get", json!({ "id": waiting }));
+    assert_eq!(p["stage"], "research");
+    assert_eq!(p["transitions"][1]["process_version"], 2);
+    let out = d.cli(&["process", "diff", "1", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("stage `connect`: exit criterion added: \"Budget of at least 10k?\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "stage `connect`: exit criterion removed: \"Did the prospect attend a connect call?\""
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn lint_warns_about_the_guides_mistakes() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let text = default_process()
+        .replacen(
+            "activity = \"meeting_held\", actor = \"prospect\"",
+            "activity = \"call_made\"",
+            1,
+        )
+        .replacen(
+            "activity = \"demo_attended\"",
+            "activity = \"demo_atended\"",
+            1,
+        );
+    let r = c.ok("process.validate", json!({ "text": text }));
+    assert_eq!(r["valid"], true);
+    let rules: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["rule"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["rep-action", "not-objective", "undeclared-activity"],
+        "{r}"
+    );
+    assert_eq!(
+        c.ok("process.get", json!({}))["version"],
+        1,
+        "validate applies nothing"
+    );
+
+    let file = d.dir.path().join("candidate.toml");
+    std::fs::write(&file, &text).unwrap();
+    let out = d.cli(&["lint", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warning[undeclared-activity]"), "{stdout}");
+    assert!(stdout.contains("3 warnings"), "{stdout}");
+    let out = d.cli(&["lint", "--strict", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn an_overdue_review_shows_in_lint_and_status() {
+    let d = Daemon::start();
+    let file = d.dir.path().join("old.toml");
+    std::fs::write(&file, default_process()).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(200 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    let out = d.cli(&["lint", file.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("warning[review-overdue]"), "{stdout}");
+    assert!(stdout.contains("has not changed for 200 days"), "{stdout}");
+    assert!(d.client().ok("daemon.status", json!({}))["process"]["review"].is_null());
+}
+
+#[test]
+fn a_save_caught_half_way_is_not_reported_as_rejected() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    // Truncate, pause longer than the debounce, then write: the daemon sees
+    // an empty file first.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&d.process)
+        .unwrap();
+    drop(f);
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    std::fs::write(&d.process, with_description(7)).unwrap();
+    let params = expect_reloaded(&mut events);
+    assert_eq!(params["version"], 2);
+}
