@@ -33,6 +33,7 @@ pub mod engine;
 pub mod lint;
 pub mod live;
 pub mod model;
+pub mod plugins;
 pub mod process;
 pub mod protocol;
 pub mod rpc;

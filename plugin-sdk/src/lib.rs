@@ -1,0 +1,218 @@
+//! Write Stagecoach plugins: exit criteria, methodology checklists and
+//! metrics that run sandboxed in the daemon as WebAssembly components.
+//!
+//! A plugin is one short file: implement [`Plugin`], then call
+//! [`register_plugin!`].
+//!
+//! ```
+//! use stagecoach_plugin_sdk::{Capability, Input, Plugin, Verdict, register_plugin};
+//!
+//! struct BigEnough;
+//!
+//! impl Plugin for BigEnough {
+//!     const NAME: &'static str = "big-enough";
+//!     const DESCRIPTION: &'static str = "The company has at least `min_employees` employees.";
+//!     const PROVIDES: &'static [Capability] = &[Capability::Criterion];
+//!
+//!     fn evaluate(input: &Input) -> Result<Verdict, String> {
+//!         let min = input.config.number("min_employees").unwrap_or(50.0);
+//!         Ok(match input.prospect.number("employees") {
+//!             Some(n) if n >= min => Verdict::met(format!("{n} employees")),
+//!             Some(n) => Verdict::unmet(format!("only {n} employees, needs {min}")),
+//!             None => Verdict::unmet("`employees` is not set"),
+//!         })
+//!     }
+//! }
+//!
+//! register_plugin!(BigEnough);
+//! ```
+//!
+//! Plugin logic is plain Rust: test it natively with `cargo test`, building
+//! inputs with [`Prospect::new`] and its `with_*` methods. Build the plugin
+//! with `stagecoach plugin build DIR`, which compiles it for
+//! `wasm32-unknown-unknown` and wraps it as a component.
+//!
+//! The interface is versioned (the WIT package `stagecoach:plugin@0.1.0`,
+//! see [`INTERFACE_VERSION`]); the daemon refuses plugins built for an
+//! incompatible version.
+
+mod types;
+
+pub use types::{
+    Activity, Actor, ChecklistItem, Config, Input, MetricInput, MetricValue, Prospect,
+    ProspectSummary, Transition, Value, Verdict,
+};
+
+/// The plugin interface version this SDK builds against.
+pub const INTERFACE_VERSION: &str = "0.1.0";
+
+/// What a plugin provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// An exit criterion (`evaluate`).
+    Criterion,
+    /// A methodology checklist (`checklist`).
+    Checklist,
+    /// A metric (`metric`).
+    Metric,
+}
+
+/// A plugin. Implement the functions listed in [`Plugin::PROVIDES`]; the
+/// others keep their default, which reports that they are not provided.
+pub trait Plugin {
+    /// The plugin's name, as `process.toml` refers to it.
+    const NAME: &'static str;
+    /// One sentence on what it checks or computes.
+    const DESCRIPTION: &'static str;
+    /// The functions it implements.
+    const PROVIDES: &'static [Capability];
+
+    /// An exit criterion: is it met for this prospect?
+    fn evaluate(input: &Input) -> Result<Verdict, String> {
+        let _ = input;
+        Err(format!("`{}` does not provide an exit criterion", Self::NAME))
+    }
+
+    /// A methodology checklist: each item done or not, with evidence.
+    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
+        let _ = input;
+        Err(format!("`{}` does not provide a checklist", Self::NAME))
+    }
+
+    /// A metric: named values folded from prospects and transitions.
+    fn metric(input: &MetricInput) -> Result<Vec<MetricValue>, String> {
+        let _ = input;
+        Err(format!("`{}` does not provide a metric", Self::NAME))
+    }
+}
+
+/// Log levels for [`log`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Detail for plugin authors.
+    Debug,
+    /// Normal events.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// Writes a line to the daemon's log (to stderr when run natively).
+pub fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use bindings::stagecoach::plugin::host::{Level as L, log};
+        let level = match level {
+            Level::Debug => L::Debug,
+            Level::Info => L::Info,
+            Level::Warn => L::Warn,
+            Level::Error => L::Error,
+        };
+        log(level, message);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {message}");
+}
+
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "stagecoach-plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_stagecoach_plugin",
+        default_bindings_module: "stagecoach_plugin_sdk::bindings",
+    });
+}
+
+/// The glue [`register_plugin!`] expands to. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use super::bindings::exports::stagecoach::plugin::plugin as wit;
+    use super::bindings::stagecoach::plugin::types as t;
+    use super::{Capability, Plugin};
+
+    pub use super::bindings::exports::stagecoach::plugin::plugin::Guest;
+    pub use super::bindings::export_stagecoach_plugin;
+
+    /// Sends panic messages to the daemon's log before the trap that
+    /// follows loses them.
+    fn install_panic_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                super::log(super::Level::Error, &format!("plugin panicked: {info}"));
+            }));
+        });
+    }
+
+    pub fn describe<P: Plugin>() -> t::Info {
+        install_panic_hook();
+        t::Info {
+            name: P::NAME.to_string(),
+            description: P::DESCRIPTION.to_string(),
+            provides: P::PROVIDES
+                .iter()
+                .map(|c| match c {
+                    Capability::Criterion => t::Capability::Criterion,
+                    Capability::Checklist => t::Capability::Checklist,
+                    Capability::Metric => t::Capability::Metric,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn evaluate<P: Plugin>(input: wit::Input) -> Result<wit::Verdict, String> {
+        install_panic_hook();
+        P::evaluate(&input.into()).map(Into::into)
+    }
+
+    pub fn checklist<P: Plugin>(input: wit::Input) -> Result<Vec<wit::ChecklistItem>, String> {
+        install_panic_hook();
+        P::checklist(&input.into()).map(|items| items.into_iter().map(Into::into).collect())
+    }
+
+    pub fn metric<P: Plugin>(input: wit::MetricInput) -> Result<Vec<wit::MetricValue>, String> {
+        install_panic_hook();
+        P::metric(&input.into()).map(|values| values.into_iter().map(Into::into).collect())
+    }
+}
+
+/// Exports `$plugin` (a type implementing [`Plugin`]) as the component's
+/// implementation of the Stagecoach plugin interface. Call it once per crate.
+#[macro_export]
+macro_rules! register_plugin {
+    ($plugin:ty) => {
+        #[doc(hidden)]
+        pub struct __StagecoachPluginExport;
+
+        impl $crate::__private::Guest for __StagecoachPluginExport {
+            fn describe() -> $crate::bindings::stagecoach::plugin::types::Info {
+                $crate::__private::describe::<$plugin>()
+            }
+            fn evaluate(
+                input: $crate::bindings::stagecoach::plugin::types::Input,
+            ) -> Result<$crate::bindings::stagecoach::plugin::types::Verdict, String> {
+                $crate::__private::evaluate::<$plugin>(input)
+            }
+            fn checklist(
+                input: $crate::bindings::stagecoach::plugin::types::Input,
+            ) -> Result<Vec<$crate::bindings::stagecoach::plugin::types::ChecklistItem>, String> {
+                $crate::__private::checklist::<$plugin>(input)
+            }
+            fn metric(
+                input: $crate::bindings::stagecoach::plugin::types::MetricInput,
+            ) -> Result<Vec<$crate::bindings::stagecoach::plugin::types::MetricValue>, String> {
+                $crate::__private::metric::<$plugin>(input)
+            }
+        }
+
+        // Only a wasm build exports the interface: native builds (unit tests)
+        // would hand the component's export names to the system linker.
+        #[cfg(target_arch = "wasm32")]
+        $crate::__private::export_stagecoach_plugin!(__StagecoachPluginExport);
+    };
+}
