@@ -79,6 +79,9 @@ pub enum Command {
     Activity(ActivityCmd),
     /// Print events as they happen (moves, process reloads).
     Watch,
+    /// WebAssembly plugins: build, run, list.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
     /// Check a process file for errors and for the guide's mistakes (no
     /// daemon needed). Exits non-zero on errors, or on warnings with `--strict`.
     Lint {
@@ -121,6 +124,45 @@ pub enum ProcessCmd {
     Reload,
     /// Re-evaluate every open prospect against the process in force now.
     Reevaluate,
+}
+
+/// `stagecoach plugin …`
+#[derive(Debug, Subcommand)]
+pub enum PluginCmd {
+    /// Build plugin crates into components (`wasm32-unknown-unknown`, no WASI).
+    Build {
+        /// Plugin crate directories [default: every crate under ./plugins].
+        dirs: Vec<PathBuf>,
+        /// Where to write `<name>.wasm`.
+        #[arg(long, default_value = "plugins")]
+        out: PathBuf,
+        /// Cargo's target directory for the wasm builds.
+        #[arg(long, default_value = "target/plugin-build")]
+        target_dir: PathBuf,
+    },
+    /// Run one plugin on one input, outside the daemon: result, fuel, time, memory.
+    Run {
+        /// The component file.
+        file: PathBuf,
+        /// A JSON fixture: `{ "prospect": {...}, "now": ..., "config": {...} }`
+        /// (metrics: `{ "prospects": [...], "transitions": [...] }`).
+        #[arg(long)]
+        input: PathBuf,
+        /// Which export to call [default: the first the plugin provides].
+        #[arg(long, value_enum)]
+        call: Option<crate::plugins::build::Call>,
+        /// Fuel limit.
+        #[arg(long, default_value_t = 10_000_000)]
+        fuel: u64,
+        /// Memory limit, MiB.
+        #[arg(long, default_value_t = 32)]
+        memory_mib: u32,
+        /// Wall-clock limit, ms.
+        #[arg(long, default_value_t = 50)]
+        timeout_ms: u64,
+    },
+    /// List the daemon's loaded plugins with calls, failures and mean time.
+    List,
 }
 
 /// `stagecoach prospect …`
@@ -323,7 +365,10 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let socket = cli.socket();
     let mut client = Client::connect(&socket).await?;
     let (method, params): (&str, Value) = match &cli.command {
-        Command::Serve { .. } | Command::Lint { .. } => unreachable!("not a client command"),
+        Command::Serve { .. } | Command::Lint { .. } | Command::Plugin(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
+            unreachable!("not a client command")
+        }
+        Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
         Command::Watch => return watch(&mut client, cli.json).await,
         Command::Status => ("daemon.status", json!({})),
         Command::Process(ProcessCmd::Show { version, .. }) => {
@@ -841,7 +886,23 @@ fn render(command: &Command, r: &Value) {
                 r["evaluated"], r["process_version"], r["moved"], r["transitions"]
             );
         }
-        Command::Serve { .. } | Command::Watch | Command::Lint { .. } => {}
+        Command::Plugin(PluginCmd::List) => {
+            let mut t = table(&["plugin", "provides", "hash", "interface", "calls", "failures", "mean µs"]);
+            for p in r["plugins"].as_array().into_iter().flatten() {
+                let provides: Vec<String> = p["provides"].as_array().into_iter().flatten().map(text).collect();
+                t.add_row(vec![
+                    text(&p["name"]),
+                    provides.join(", "),
+                    text(&p["hash"]).chars().take(12).collect(),
+                    text(&p["interface"]),
+                    text(&p["calls"]),
+                    text(&p["failures"]),
+                    format!("{:.1}", p["mean_micros"].as_f64().unwrap_or(0.0)),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Serve { .. } | Command::Watch | Command::Lint { .. } | Command::Plugin(_) => {}
     }
 }
 
@@ -909,5 +970,53 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
             }
             Ok(())
         }
+    }
+}
+
+/// `stagecoach plugin build` and `plugin run`: local, no daemon needed.
+pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
+    match cmd {
+        PluginCmd::Build { dirs, out, target_dir } => {
+            let dirs = if dirs.is_empty() {
+                let mut found: Vec<PathBuf> = std::fs::read_dir("plugins")
+                    .context("cannot list `plugins/`; pass the plugin crate directories")?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.join("Cargo.toml").exists())
+                    .collect();
+                found.sort();
+                found
+            } else {
+                dirs.clone()
+            };
+            if dirs.is_empty() {
+                bail!("no plugin crates found\nhint: pass the crate directories, or put them under ./plugins");
+            }
+            let built = crate::plugins::build::build_crates(&dirs, out, target_dir).map_err(anyhow::Error::msg)?;
+            for file in &built {
+                let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+                println!("built {} ({} KiB)", file.display(), size / 1024);
+            }
+            Ok(())
+        }
+        PluginCmd::Run { file, input, call, fuel, memory_mib, timeout_ms } => {
+            let limits = crate::plugins::Limits {
+                fuel: *fuel,
+                memory_mib: *memory_mib,
+                timeout_ms: *timeout_ms,
+                ..Default::default()
+            };
+            let r = crate::plugins::build::run_fixture(file, input, *call, limits).map_err(anyhow::Error::msg)?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
+            println!("plugin    {} — {}", text(&r["plugin"]["name"]), text(&r["plugin"]["description"]));
+            println!("result    {}", serde_json::to_string_pretty(&r["result"])?);
+            println!("fuel      {}", r["fuel_used"]);
+            println!("time      {:.1} µs", r["micros"].as_f64().unwrap_or(0.0));
+            println!("memory    {} KiB peak", r["peak_memory_bytes"].as_u64().unwrap_or(0) / 1024);
+            Ok(())
+        }
+        PluginCmd::List => unreachable!("a client command"),
     }
 }

@@ -6,8 +6,55 @@
 
 use std::collections::HashMap;
 
+use serde_json::{Value, json};
+
 use crate::model::{Activity, Actor, FieldValue, Millis, Prospect, Verdict};
-use crate::process::{ExitCriterion, Op, Rule, Stage};
+use crate::plugins::{CallInput, PluginSet};
+use crate::process::{ExitCriterion, Op, PluginDecl, Rule, Stage};
+
+/// The plugins a process version uses, for criteria and checklists.
+#[derive(Clone, Copy)]
+pub struct Plugins<'a> {
+    /// Loaded plugins by name.
+    pub set: &'a PluginSet,
+    /// Their declarations (default config).
+    pub decls: &'a [PluginDecl],
+}
+
+impl<'a> Plugins<'a> {
+    /// No plugins.
+    pub fn none() -> Plugins<'static> {
+        static EMPTY: std::sync::OnceLock<PluginSet> = std::sync::OnceLock::new();
+        Plugins {
+            set: EMPTY.get_or_init(PluginSet::default),
+            decls: &[],
+        }
+    }
+
+    fn config(&self, name: &str, own: &[(String, FieldValue)]) -> Vec<(String, FieldValue)> {
+        let mut merged: Vec<(String, FieldValue)> = self
+            .decls
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.config.clone())
+            .unwrap_or_default();
+        for (k, v) in own {
+            merged.retain(|(x, _)| x != k);
+            merged.push((k.clone(), v.clone()));
+        }
+        merged
+    }
+}
+
+/// Whether evaluating `stage` (or showing its checklists) needs the
+/// prospect's full activity list, not just counts by kind.
+pub fn needs_activities(stage: &Stage) -> bool {
+    !stage.checklists.is_empty()
+        || stage
+            .exit
+            .iter()
+            .any(|c| matches!(c.rule, Rule::Plugin { .. } | Rule::Checklist { .. }))
+}
 
 /// What exit criteria need to know of a prospect's activities: when each
 /// activity of the kinds they ask about happened, and who did it. Loaded
@@ -16,6 +63,8 @@ use crate::process::{ExitCriterion, Op, Rule, Stage};
 #[derive(Debug, Default, Clone)]
 pub struct ActivityFacts {
     by_kind: HashMap<String, Vec<(Millis, Actor)>>,
+    /// The full list, oldest first, loaded only for plugin criteria.
+    pub activities: Vec<Activity>,
 }
 
 impl ActivityFacts {
@@ -25,6 +74,7 @@ impl ActivityFacts {
         for a in activities {
             facts.add(&a.kind, a.at, a.actor);
         }
+        facts.activities = activities.to_vec();
         facts
     }
 
@@ -65,12 +115,46 @@ pub fn evaluate_stage(
     prospect: &Prospect,
     activities: &ActivityFacts,
     as_of: Millis,
+    plugins: Plugins<'_>,
 ) -> Vec<Verdict> {
     stage
         .exit
         .iter()
-        .map(|c| evaluate(c, prospect, activities, as_of))
+        .map(|c| evaluate(c, prospect, activities, as_of, plugins))
         .collect()
+}
+
+/// The stage's methodology checklists for `prospect`, for display.
+pub fn stage_checklists(stage: &Stage, prospect: &Prospect, facts: &ActivityFacts, as_of: Millis, plugins: Plugins<'_>) -> Vec<Value> {
+    stage
+        .checklists
+        .iter()
+        .map(|name| match run_checklist(name, prospect, facts, as_of, plugins) {
+            Ok(items) => {
+                let done = items.iter().filter(|i| i.done).count();
+                json!({ "name": name, "done": done, "total": items.len(), "items": items })
+            }
+            Err(reason) => json!({ "name": name, "error": reason }),
+        })
+        .collect()
+}
+
+fn run_checklist(
+    name: &str,
+    prospect: &Prospect,
+    facts: &ActivityFacts,
+    as_of: Millis,
+    plugins: Plugins<'_>,
+) -> Result<Vec<crate::plugins::ChecklistItem>, String> {
+    let plugin = plugins.set.get(name).ok_or_else(|| format!("plugin `{name}` is not loaded"))?;
+    let config = plugins.config(name, &[]);
+    let input = CallInput {
+        prospect,
+        activities: &facts.activities,
+        now: as_of,
+        config: &config,
+    };
+    plugin.checklist(&input).map(|(items, _)| items).map_err(|f| f.to_string())
 }
 
 /// True when the verdicts allow leaving the stage. A stage without exit
@@ -85,6 +169,7 @@ fn evaluate(
     prospect: &Prospect,
     activities: &ActivityFacts,
     as_of: Millis,
+    plugins: Plugins<'_>,
 ) -> Verdict {
     let (met, reason) = match &criterion.rule {
         Rule::Activity {
@@ -128,6 +213,35 @@ fn evaluate(
                 format!("`{field}` is `{other}`, not a yes/no answer"),
             ),
             None => (false, format!("`{field}` not answered yet")),
+        },
+        Rule::Plugin { plugin, config } => match plugins.set.get(plugin) {
+            None => (false, format!("plugin `{plugin}` is not loaded")),
+            Some(loaded) => {
+                let config = plugins.config(plugin, config);
+                let input = CallInput {
+                    prospect,
+                    activities: &activities.activities,
+                    now: as_of,
+                    config: &config,
+                };
+                match loaded.evaluate(&input) {
+                    Ok((v, _)) => (v.met, v.reason),
+                    Err(failure) => (false, failure.to_string()),
+                }
+            }
+        },
+        Rule::Checklist { checklist, at_least } => match run_checklist(checklist, prospect, activities, as_of, plugins) {
+            Err(reason) => (false, reason),
+            Ok(items) => {
+                let done = items.iter().filter(|i| i.done).count();
+                let need = at_least.map_or(items.len(), |n| n as usize);
+                let missing: Vec<&str> = items.iter().filter(|i| !i.done).map(|i| i.label.as_str()).collect();
+                let mut reason = format!("{done} of {} `{checklist}` items done, {need} needed", items.len());
+                if !missing.is_empty() {
+                    reason.push_str(&format!(" (missing: {})", missing.join("; ")));
+                }
+                (done >= need && !items.is_empty(), reason)
+            }
         },
     };
     Verdict {
@@ -229,10 +343,10 @@ mod tests {
             activity("replied", Actor::Prospect, 300), // after as_of below
         ];
         let facts = ActivityFacts::from_activities(&acts);
-        let v = &evaluate_stage(&s, &p, &facts, Millis(250))[0];
+        let v = &evaluate_stage(&s, &p, &facts, Millis(250), Plugins::none())[0];
         assert!(!v.met);
         assert!(v.reason.contains("1 of 2"), "{}", v.reason);
-        let v = &evaluate_stage(&s, &p, &facts, Millis(300))[0];
+        let v = &evaluate_stage(&s, &p, &facts, Millis(300), Plugins::none())[0];
         assert!(v.met, "{}", v.reason);
     }
 
@@ -242,17 +356,17 @@ mod tests {
             r#"{ question = "b", field = "budget", op = ">=", value = 10000 }, { question = "n", answer = "nda" }"#,
         );
         let mut p = prospect(0);
-        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0));
+        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0), Plugins::none());
         assert!(!v[0].met && v[0].reason.contains("not set"));
         assert!(!v[1].met && v[1].reason.contains("not answered"));
         p.fields
             .insert("budget".into(), FieldValue::Number(12000.0));
         p.fields.insert("nda".into(), FieldValue::Bool(true));
-        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0));
+        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0), Plugins::none());
         assert!(all_met(&v), "{v:?}");
         p.fields
             .insert("budget".into(), FieldValue::Text("big".into()));
-        assert!(!evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0))[0].met);
+        assert!(!evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0), Plugins::none())[0].met);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::criteria::{activity_kinds, all_met, evaluate_stage};
+use crate::criteria::{ActivityFacts, activity_kinds, all_met, evaluate_stage, needs_activities};
 use crate::model::{
     Activity, Actor, FieldValue, Fields, Millis, ProcessVersion, Prospect, ProspectId, Status,
     Transition, TransitionKind, Verdict,
@@ -32,6 +32,27 @@ pub struct ActiveProcess {
     pub loaded_at: Millis,
     /// The validated process.
     pub process: Process,
+    /// Its plugins, loaded.
+    pub plugins: Arc<crate::plugins::PluginSet>,
+}
+
+impl ActiveProcess {
+    /// The plugins, as criteria evaluation takes them.
+    pub fn plugin_context(&self) -> crate::criteria::Plugins<'_> {
+        crate::criteria::Plugins {
+            set: &self.plugins,
+            decls: &self.process.plugins,
+        }
+    }
+}
+
+/// What evaluating `stage` for prospect `id` needs to know of its activities.
+fn load_facts(t: &Tables<'_>, id: ProspectId, stage: &crate::process::Stage) -> Result<ActivityFacts, StoreError> {
+    let mut facts = t.activity_facts(id, &activity_kinds(stage))?;
+    if needs_activities(stage) {
+        facts.activities = t.activities(id)?;
+    }
+    Ok(facts)
 }
 
 /// Why an operation was refused. Each maps to a documented protocol error.
@@ -503,9 +524,9 @@ fn advance(
         refuse!(unknown_stage(process, &old.stage));
     };
     let stage = &process.stages[index];
-    let facts = t.activity_facts(id, &activity_kinds(stage))?;
+    let facts = load_facts(t, id, stage)?;
     let as_of = at.max(old.stage_entered_at);
-    let verdicts = evaluate_stage(stage, &old, &facts, as_of);
+    let verdicts = evaluate_stage(stage, &old, &facts, as_of, active.plugin_context());
     if !all_met(&verdicts) {
         refuse!(unmet(id, &stage.id, verdicts));
     }
@@ -598,8 +619,8 @@ fn close(
                     last: last.id.clone(),
                 });
             }
-            let facts = t.activity_facts(id, &activity_kinds(last))?;
-            let verdicts = evaluate_stage(last, &old, &facts, at);
+            let facts = load_facts(t, id, last)?;
+            let verdicts = evaluate_stage(last, &old, &facts, at, active.plugin_context());
             if !all_met(&verdicts) {
                 refuse!(unmet(id, &last.id, verdicts));
             }
@@ -730,8 +751,8 @@ fn cascade(
             break;
         }
         let as_of = at.max(prospect.stage_entered_at);
-        let facts = t.activity_facts(prospect.id, &activity_kinds(stage))?;
-        let verdicts = evaluate_stage(stage, prospect, &facts, as_of);
+        let facts = load_facts(t, prospect.id, stage)?;
+        let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
         if !all_met(&verdicts) {
             break;
         }
@@ -826,6 +847,7 @@ fn apply_version(
         text: String::new(),
         loaded_at: v.at,
         process: new.clone(),
+        plugins: Default::default(),
     };
     let mut renamed = 0;
     for (from, to) in &renames {

@@ -7,7 +7,7 @@
 //! `process.rejected`. A later good save clears it and pushes
 //! `process.reloaded`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::{ActiveProcess, EngineError, Event, NewVersion, WriteOp};
 use crate::model::Millis;
-use crate::process::{InvalidProcess, Process, ProcessError, content_hash};
+use crate::plugins::{Capability, PluginHost, PluginSet};
+use crate::process::{InvalidProcess, Process, ProcessError, Rule, content_hash};
 use crate::rpc::Ctx;
 use crate::watch::FileWatcher;
 use crate::writer::WriteError;
@@ -53,7 +54,8 @@ pub enum Reload {
     Rejected(InvalidProcess),
 }
 
-fn whole_file_error(file: &str, message: String, hint: Option<String>) -> InvalidProcess {
+/// An error about the whole file (unreadable, refused for its effect).
+pub fn whole_file_error(file: &str, message: String, hint: Option<String>) -> InvalidProcess {
     InvalidProcess {
         errors: vec![ProcessError {
             file: file.to_string(),
@@ -100,6 +102,17 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
         Ok(p) => p,
         Err(invalid) => return Reload::Rejected(invalid),
     };
+    let plugins = {
+        let host = ctx.plugin_host.clone();
+        let path = ctx.process_path.clone();
+        let process = process.clone();
+        let previous = current.plugins.clone();
+        match tokio::task::spawn_blocking(move || load_plugin_set(&host, &process, &path, Some(&previous))).await {
+            Ok(Ok(set)) => set,
+            Ok(Err(invalid)) => return Reload::Rejected(invalid),
+            Err(e) => return Reload::Rejected(whole_file_error(file, format!("loading plugins failed: {e}"), None)),
+        }
+    };
     let at = ctx.clock.now();
     let changes = crate::diff::describe(&current.process, &process);
     let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
@@ -119,6 +132,7 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
                 text,
                 loaded_at: at,
                 process,
+                plugins: Arc::new(plugins),
             };
             *ctx.process.write().expect("process lock") = Arc::new(active);
             Reload::Reloaded {
@@ -209,25 +223,207 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
     let _ = ctx.events.send(Event { method, params });
 }
 
-/// Watches the process file until `stop` is cancelled, reloading on every
-/// change.
+/// Loads every plugin `process` declares (paths relative to the process
+/// file), reusing the ones in `previous` whose file and limits are unchanged.
+/// A plugin that fails to load makes the whole set fail, pointing at its
+/// `[[plugins]]` entry.
+pub fn load_plugin_set(
+    host: &Arc<PluginHost>,
+    process: &Process,
+    process_path: &Path,
+    previous: Option<&PluginSet>,
+) -> Result<PluginSet, InvalidProcess> {
+    let file = process_path.display().to_string();
+    let mut set = PluginSet::default();
+    let mut errors = Vec::new();
+    for (i, decl) in process.plugins.iter().enumerate() {
+        let path = plugin_path(process_path, &decl.path);
+        let error = |message: String, hint: Option<String>| ProcessError {
+            file: file.clone(),
+            line: decl.at.0,
+            column: decl.at.1,
+            key: format!("plugins[{i}]"),
+            message,
+            hint,
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(error(
+                    format!("plugin `{}`: cannot read `{}`: {e}", decl.name, path.display()),
+                    Some("build the plugins with `stagecoach plugin build` (scripts/serve does)".into()),
+                ));
+                continue;
+            }
+        };
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if let Some(old) = previous.and_then(|p| p.get(&decl.name))
+            && old.hash == hash
+            && old.limits == decl.limits
+        {
+            set.plugins.insert(decl.name.clone(), old.clone());
+            continue;
+        }
+        match host.load(&decl.name, &path, &bytes, decl.limits.clone()) {
+            Ok(plugin) => {
+                set.plugins.insert(decl.name.clone(), plugin);
+            }
+            Err(e) => {
+                let (message, hint) = match e.message.split_once("\nhint: ") {
+                    Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                    None => (e.message.clone(), None),
+                };
+                errors.push(error(format!("plugin `{}`: {message}", decl.name), hint));
+            }
+        }
+    }
+    // Each use must match what the plugin provides.
+    for (i, stage) in process.stages.iter().enumerate() {
+        let uses = stage
+            .exit
+            .iter()
+            .enumerate()
+            .filter_map(|(j, c)| match &c.rule {
+                Rule::Plugin { plugin, .. } => Some((format!("stages[{i}].exit[{j}]"), plugin, Capability::Criterion, c.at)),
+                Rule::Checklist { checklist, .. } => Some((format!("stages[{i}].exit[{j}]"), checklist, Capability::Checklist, c.at)),
+                _ => None,
+            })
+            .chain(stage.checklists.iter().enumerate().map(|(j, name)| {
+                (format!("stages[{i}].checklists[{j}]"), name, Capability::Checklist, (stage.line, 1))
+            }));
+        for (key, name, needed, (line, column)) in uses {
+            if let Some(p) = set.get(name)
+                && !p.provides.contains(&needed)
+            {
+                errors.push(ProcessError {
+                    file: file.clone(),
+                    line,
+                    column,
+                    key,
+                    message: format!("plugin `{name}` does not provide a {}", match needed {
+                        Capability::Criterion => "exit criterion",
+                        Capability::Checklist => "checklist",
+                        Capability::Metric => "metric",
+                    }),
+                    hint: Some(format!("it provides: {:?}", p.provides).to_lowercase()),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(InvalidProcess { errors })
+    }
+}
+
+/// A plugin path from `process.toml`, relative to the file's directory.
+pub fn plugin_path(process_path: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match process_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Re-reads changed plugin files. A plugin that no longer loads keeps its
+/// previous build running; the failure is logged and pushed as `plugin.failed`.
+pub async fn reload_plugins(ctx: &Arc<Ctx>) {
+    let current = ctx.active();
+    let host = ctx.plugin_host.clone();
+    let path = ctx.process_path.clone();
+    let snapshot = current.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut set = (*snapshot.plugins).clone();
+        let mut failures = Vec::new();
+        let mut changed = 0;
+        for decl in &snapshot.process.plugins {
+            let file = plugin_path(&path, &decl.path);
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    failures.push((decl.name.clone(), format!("cannot read `{}`: {e}", file.display())));
+                    continue;
+                }
+            };
+            let hash = blake3::hash(&bytes).to_hex().to_string();
+            if set.get(&decl.name).is_some_and(|p| p.hash == hash) {
+                continue;
+            }
+            match host.load(&decl.name, &file, &bytes, decl.limits.clone()) {
+                Ok(p) => {
+                    set.plugins.insert(decl.name.clone(), p);
+                    changed += 1;
+                }
+                Err(e) => failures.push((decl.name.clone(), e.message)),
+            }
+        }
+        (set, changed, failures)
+    })
+    .await;
+    let Ok((set, changed, failures)) = outcome else { return };
+    for (plugin, message) in failures {
+        tracing::error!(plugin = %plugin, "new plugin build refused; the previous one keeps running: {message}");
+        let _ = ctx.events.send(Event {
+            method: "plugin.failed",
+            params: json!({ "plugin": plugin, "kind": "load", "message": message }),
+        });
+    }
+    if changed == 0 {
+        return;
+    }
+    let mut guard = ctx.process.write().expect("process lock");
+    if guard.version != current.version {
+        return; // a process reload raced us; it loaded plugins itself
+    }
+    *guard = Arc::new(ActiveProcess {
+        version: current.version,
+        hash: current.hash.clone(),
+        text: current.text.clone(),
+        loaded_at: current.loaded_at,
+        process: current.process.clone(),
+        plugins: Arc::new(set),
+    });
+    drop(guard);
+    tracing::info!(changed, "plugins reloaded");
+    let _ = ctx.events.send(Event {
+        method: "plugins.reloaded",
+        params: json!({ "version": current.version, "changed": changed }),
+    });
+}
+
+fn watched_files(ctx: &Ctx) -> Vec<PathBuf> {
+    let active = ctx.active();
+    let mut files = vec![ctx.process_path.clone()];
+    files.extend(active.process.plugins.iter().map(|d| plugin_path(&ctx.process_path, &d.path)));
+    files
+}
+
+/// Watches the process file and its plugins until `stop` is cancelled,
+/// reloading on every change.
 pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
     let path = ctx.process_path.clone();
-    let mut watcher = match FileWatcher::new(std::slice::from_ref(&path)) {
+    let mut files = watched_files(&ctx);
+    let mut watcher = match FileWatcher::new(&files) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(error = %e, "cannot watch the process file; edits need `stagecoach process reload`");
             return;
         }
     };
-    tracing::info!(path = %path.display(), "watching the process file");
+    tracing::info!(path = %path.display(), plugins = files.len() - 1, "watching the process file and its plugins");
     loop {
         let changed = tokio::select! {
             _ = stop.cancelled() => return,
             changed = watcher.next_change(DEBOUNCE) => changed,
         };
-        if changed.is_none() {
-            return;
+        let Some(changed) = changed else { return };
+        if !changed.contains(&path) {
+            reload_plugins(&ctx).await;
+            continue;
         }
         // A delete-and-recreate save can leave the file briefly missing.
         if !Path::new(&path).exists() {
@@ -244,6 +440,17 @@ pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         }
         publish(&ctx, &outcome);
+        // The new version may use other plugin files.
+        let now_watched = watched_files(&ctx);
+        if now_watched != files {
+            match FileWatcher::new(&now_watched) {
+                Ok(w) => {
+                    watcher = w;
+                    files = now_watched;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot watch the new plugin files"),
+            }
+        }
     }
 }
 

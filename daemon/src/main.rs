@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use stagecoach::cli::{Cli, Command, LogFormat, lint_file, run_client};
+use stagecoach::cli::{Cli, Command, LogFormat, PluginCmd, lint_file, plugin_local, run_client};
 use stagecoach::clock::Clock;
 use stagecoach::{Limits, ServeConfig};
 use tracing_subscriber::EnvFilter;
@@ -64,6 +64,10 @@ fn main() -> ExitCode {
                 };
                 stagecoach::run(config, shutdown_signal()).await?;
                 Ok(())
+            }
+            Command::Plugin(cmd @ (PluginCmd::Build { .. } | PluginCmd::Run { .. })) => {
+                init_logging(&cli, "warn");
+                plugin_local(cmd, cli.json)
             }
             Command::Lint { file, strict } => {
                 init_logging(&cli, "warn");

@@ -33,6 +33,26 @@ pub struct Process {
     /// forced move). For a plain rename use the stage's `renamed_from`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub migrate: BTreeMap<String, String>,
+    /// WebAssembly plugins the process uses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginDecl>,
+}
+
+/// A `[[plugins]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginDecl {
+    /// The name criteria and checklists use.
+    pub name: String,
+    /// The component file, relative to `process.toml`'s directory.
+    pub path: String,
+    /// Limits per call.
+    pub limits: crate::plugins::Limits,
+    /// Default config, under each criterion's own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<(String, FieldValue)>,
+    /// Where the entry is in the file (line, column).
+    #[serde(skip)]
+    pub at: (usize, usize),
 }
 
 /// A declared activity kind.
@@ -80,6 +100,9 @@ pub struct Stage {
     pub renamed_from: Vec<String>,
     /// The objective prospect actions that move a prospect on.
     pub exit: Vec<ExitCriterion>,
+    /// Methodology checklists (plugin names) shown for this stage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checklists: Vec<String>,
     /// Where the stage is defined in the file (1-based line).
     #[serde(skip)]
     pub line: usize,
@@ -128,6 +151,23 @@ pub enum Rule {
     Answer {
         /// The field holding the answer.
         field: String,
+    },
+    /// A plugin's exit criterion.
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// Config for this criterion (over the plugin's own).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        config: Vec<(String, FieldValue)>,
+    },
+    /// A methodology checklist with at least `at_least` items done (all
+    /// when absent).
+    Checklist {
+        /// The checklist plugin's name.
+        checklist: String,
+        /// Items required.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at_least: Option<u32>,
     },
 }
 
@@ -356,6 +396,27 @@ struct RawFile {
     stages: Vec<Spanned<RawStage>>,
     #[serde(default)]
     migrate: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    plugins: Vec<Spanned<RawPlugin>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    path: String,
+    #[serde(default)]
+    fuel: Option<u64>,
+    #[serde(default)]
+    memory_mib: Option<Spanned<u32>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_input_kib: Option<u32>,
+    #[serde(default)]
+    max_output_kib: Option<u32>,
+    #[serde(default)]
+    config: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +446,8 @@ struct RawStage {
     renamed_from: Vec<Spanned<String>>,
     #[serde(default)]
     exit: Vec<Spanned<RawCriterion>>,
+    #[serde(default)]
+    checklists: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -407,6 +470,12 @@ struct RawCriterion {
     value: Option<Spanned<toml::Value>>,
     #[serde(default)]
     answer: Option<String>,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    checklist: Option<String>,
+    #[serde(default)]
+    config: Option<toml::Table>,
 }
 
 const OUTCOMES: [&str; 2] = ["won", "lost"];
@@ -425,6 +494,49 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             at.error(0..0, "stages", "the process has no stages")
                 .hint("add at least one `[[stages]]` table"),
         );
+    }
+
+    // Plugins first: criteria and checklists refer to them by name.
+    let mut plugin_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut plugins = Vec::new();
+    for (i, spanned) in raw.plugins.into_iter().enumerate() {
+        let position = at.line_col(spanned.span().start);
+        let rp = spanned.into_inner();
+        let name = rp.name.get_ref().clone();
+        if !valid_id(&name) {
+            errors.push(
+                at.error(rp.name.span(), format!("plugins[{i}].name"), format!("invalid plugin name `{name}`"))
+                    .hint("use lowercase letters, digits, `-` and `_`, like `icp-fit`"),
+            );
+            continue;
+        }
+        if plugin_index.insert(name.clone(), i).is_some() {
+            errors.push(at.error(rp.name.span(), format!("plugins[{i}].name"), format!("duplicate plugin name `{name}`")));
+            continue;
+        }
+        let defaults = crate::plugins::Limits::default();
+        if let Some(m) = &rp.memory_mib
+            && (*m.get_ref() == 0 || *m.get_ref() > crate::plugins::MAX_MEMORY_MIB)
+        {
+            errors.push(at.error(
+                m.span(),
+                format!("plugins[{i}].memory_mib"),
+                format!("`memory_mib` must be between 1 and {}", crate::plugins::MAX_MEMORY_MIB),
+            ));
+        }
+        plugins.push(PluginDecl {
+            name,
+            path: rp.path,
+            limits: crate::plugins::Limits {
+                fuel: rp.fuel.unwrap_or(defaults.fuel),
+                memory_mib: rp.memory_mib.map_or(defaults.memory_mib, Spanned::into_inner),
+                timeout_ms: rp.timeout_ms.unwrap_or(defaults.timeout_ms),
+                max_input_kib: rp.max_input_kib.unwrap_or(defaults.max_input_kib),
+                max_output_kib: rp.max_output_kib.unwrap_or(defaults.max_output_kib),
+            },
+            config: rp.config.map(flatten_config).unwrap_or_default(),
+            at: position,
+        });
     }
 
     let mut seen: HashSet<String> = HashSet::new();
@@ -519,9 +631,17 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 .hint("write 25% as `0.25`"),
             );
         }
+        for (j, name) in raw_stage.checklists.iter().enumerate() {
+            if !plugin_index.contains_key(name.get_ref()) {
+                errors.push(
+                    at.error(name.span(), format!("stages[{i}].checklists[{j}]"), format!("no plugin named `{}`", name.get_ref()))
+                        .hint("declare the checklist plugin in a `[[plugins]]` table with `name` and `path`"),
+                );
+            }
+        }
         let mut exit = Vec::with_capacity(raw_stage.exit.len());
         for (j, criterion) in raw_stage.exit.into_iter().enumerate() {
-            match validate_criterion(criterion, &format!("stages[{i}].exit[{j}]"), at) {
+            match validate_criterion(criterion, &format!("stages[{i}].exit[{j}]"), at, &plugin_index) {
                 Ok(c) => exit.push(c),
                 Err(e) => errors.push(e),
             }
@@ -539,6 +659,7 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 .map(Spanned::into_inner)
                 .collect(),
             exit,
+            checklists: raw_stage.checklists.into_iter().map(Spanned::into_inner).collect(),
             line,
         });
     }
@@ -553,6 +674,7 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         review_every_days: raw.process.review_every_days,
         activities: raw.activities,
         stages,
+        plugins,
         migrate: raw
             .migrate
             .into_iter()
@@ -565,6 +687,7 @@ fn validate_criterion(
     spanned: Spanned<RawCriterion>,
     key: &str,
     at: &Locator<'_>,
+    plugins: &BTreeMap<String, usize>,
 ) -> Result<ExitCriterion, ProcessError> {
     let span = spanned.span();
     let position = at.line_col(span.start);
@@ -574,11 +697,17 @@ fn validate_criterion(
             .error(span, format!("{key}.question"), "the question is empty")
             .hint("write the yes/no question this criterion answers, like \"Did the prospect reply?\""));
     }
-    let kinds = [c.activity.is_some(), c.field.is_some(), c.answer.is_some()];
+    let kinds = [
+        c.activity.is_some(),
+        c.field.is_some(),
+        c.answer.is_some(),
+        c.plugin.is_some(),
+        c.checklist.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
         return Err(at
-            .error(span, key, "an exit criterion needs exactly one of `activity`, `field` or `answer`")
-            .hint("`activity = \"replied\"`, `field = \"budget\", op = \">=\", value = 10000`, or `answer = \"nda_signed\"`"));
+            .error(span, key, "an exit criterion needs exactly one of `activity`, `field`, `answer`, `plugin` or `checklist`")
+            .hint("`activity = \"replied\"`, `field = \"budget\", op = \">=\", value = 10000`, `answer = \"nda_signed\"`, `plugin = \"icp-fit\"` or `checklist = \"meddpicc\", at_least = 6`"));
     }
     let not_for = |name: &str, present: bool, what: &str| -> Result<(), ProcessError> {
         if present {
@@ -591,7 +720,53 @@ fn validate_criterion(
             Ok(())
         }
     };
-    let rule = if let Some(kind) = c.activity {
+    let declared = |name: &str, what: &str| -> Result<(), ProcessError> {
+        if plugins.contains_key(name) {
+            return Ok(());
+        }
+        let known: Vec<String> = plugins.keys().map(|k| format!("`{k}`")).collect();
+        Err(at
+            .error(span.clone(), format!("{key}.{what}"), format!("no plugin named `{name}`"))
+            .hint(if known.is_empty() {
+                "declare it in a `[[plugins]]` table with `name` and `path`".to_string()
+            } else {
+                format!("declared plugins: {}", known.join(", "))
+            }))
+    };
+    if c.config.is_some() && c.plugin.is_none() {
+        not_for("config", true, "plugin")?;
+    }
+    let rule = if let Some(plugin) = c.plugin {
+        for (name, present) in [
+            ("actor", c.actor.is_some()),
+            ("at_least", c.at_least.is_some()),
+            ("since_entering", c.since_entering.is_some()),
+            ("op", c.op.is_some()),
+            ("value", c.value.is_some()),
+        ] {
+            if present {
+                not_for(name, true, if name == "op" || name == "value" { "field" } else { "activity" })?;
+            }
+        }
+        declared(&plugin, "plugin")?;
+        Rule::Plugin {
+            plugin,
+            config: c.config.map(flatten_config).unwrap_or_default(),
+        }
+    } else if let Some(checklist) = c.checklist {
+        not_for("op", c.op.is_some(), "field")?;
+        not_for("value", c.value.is_some(), "field")?;
+        not_for("actor", c.actor.is_some(), "activity")?;
+        not_for("since_entering", c.since_entering.is_some(), "activity")?;
+        declared(&checklist, "checklist")?;
+        let at_least = match c.at_least {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(at.error(n.span(), format!("{key}.at_least"), "`at_least` must be 1 or more"));
+            }
+            other => other.map(Spanned::into_inner),
+        };
+        Rule::Checklist { checklist, at_least }
+    } else if let Some(kind) = c.activity {
         not_for("op", c.op.is_some(), "field")?;
         not_for("value", c.value.is_some(), "field")?;
         let at_least = match c.at_least {
@@ -703,6 +878,41 @@ fn validate_criterion(
         rule,
         at: position,
     })
+}
+
+/// Flattens a config table into named scalars: nested tables become dotted
+/// names (`weights.employees`), arrays of scalars comma-separated text.
+fn flatten_config(table: toml::Table) -> Vec<(String, FieldValue)> {
+    fn scalar(v: &toml::Value) -> Option<FieldValue> {
+        Some(match v {
+            toml::Value::String(s) => FieldValue::Text(s.clone()),
+            toml::Value::Integer(n) => FieldValue::Number(*n as f64),
+            toml::Value::Float(n) => FieldValue::Number(*n),
+            toml::Value::Boolean(b) => FieldValue::Bool(*b),
+            toml::Value::Datetime(d) => FieldValue::Text(d.to_string()),
+            _ => return None,
+        })
+    }
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, FieldValue)>) {
+        for (k, v) in table {
+            let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            match v {
+                toml::Value::Table(t) => walk(&name, t, out),
+                toml::Value::Array(items) => {
+                    let parts: Vec<String> = items.iter().filter_map(scalar).map(|v| v.to_string()).collect();
+                    out.push((name, FieldValue::Text(parts.join(","))));
+                }
+                other => {
+                    if let Some(v) = scalar(other) {
+                        out.push((name, v));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", &table, &mut out);
+    out
 }
 
 /// The content hash used for process versions: BLAKE3, hex.

@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::engine::{ActiveProcess, Event, NewVersion, WriteOp};
+use crate::live::{load_plugin_set, whole_file_error};
+use crate::plugins::PluginHost;
 use crate::process::{InvalidProcess, Process, content_hash};
 use crate::protocol::{self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE};
 use crate::rpc::{Ctx, dispatch};
@@ -151,7 +153,21 @@ pub async fn run(
         writer_stats.clone(),
     )?;
 
-    let (active, startup_error) = load_initial_process(&config, &store, &writer).await?;
+    let plugin_host = PluginHost::new(Some(config.data_dir.join("plugin-cache"))).map_err(|message| ServeError::Io {
+        what: "cannot start the plugin host",
+        path: config.data_dir.clone(),
+        source: std::io::Error::other(message),
+    })?;
+    {
+        let events = events.clone();
+        plugin_host.on_failure(move |f| {
+            let _ = events.send(Event {
+                method: "plugin.failed",
+                params: serde_json::json!({ "plugin": f.plugin, "kind": f.kind, "message": f.message }),
+            });
+        });
+    }
+    let (active, startup_error) = load_initial_process(&config, &store, &writer, &plugin_host).await?;
     tracing::info!(
         process = %active.process.name,
         version = active.version,
@@ -170,6 +186,7 @@ pub async fn run(
         store,
         writer,
         process: Arc::new(std::sync::RwLock::new(Arc::new(active))),
+        plugin_host,
         process_path: config.process_path.clone(),
         last_process_error: Mutex::new(startup_error),
         clock: config.clock.clone(),
@@ -251,12 +268,14 @@ fn check_socket_free(path: &Path) -> Result<(), ServeError> {
     }
 }
 
-/// Reads the process file. A bad file falls back to the newest stored
-/// version, so a typo never keeps the team's data offline.
+/// Reads the process file and loads its plugins. A bad file (or a bad
+/// plugin) falls back to the newest stored version, so a typo never keeps
+/// the team's data offline.
 async fn load_initial_process(
     config: &ServeConfig,
     store: &Store,
     writer: &Writer,
+    host: &Arc<PluginHost>,
 ) -> Result<(ActiveProcess, Option<InvalidProcess>), ServeError> {
     let file_name = config.process_path.display().to_string();
     let stored = {
@@ -265,133 +284,116 @@ async fn load_initial_process(
             .await
             .expect("reading process versions")?
     };
-    let latest = stored.last().cloned();
-    let parsed = match std::fs::read_to_string(&config.process_path) {
-        Ok(text) => Process::parse(&text, &file_name).map(|p| (text, p)),
-        Err(source) => {
-            let Some(latest) = &latest else {
-                return Err(ServeError::ProcessRead {
-                    path: config.process_path.clone(),
-                    source,
-                });
+    let previous: Option<ActiveProcess> = match stored.last() {
+        None => None,
+        Some(v) => {
+            let process = Process::parse(&v.text, &v.path).map_err(ServeError::Process)?;
+            let plugins = match load_plugin_set(host, &process, &config.process_path, None) {
+                Ok(set) => set,
+                Err(e) => {
+                    tracing::error!(version = v.number, "plugins of the stored process version do not load:\n{e}");
+                    Default::default()
+                }
             };
-            tracing::error!(path = %file_name, error = %source, version = latest.number, "cannot read process file; serving the last stored version");
-            Err(InvalidProcess {
-                errors: vec![crate::process::ProcessError {
-                    file: file_name.clone(),
-                    line: 1,
-                    column: 1,
-                    key: String::new(),
-                    message: format!("cannot read the file: {source}"),
-                    hint: None,
-                }],
+            Some(ActiveProcess {
+                version: v.number,
+                hash: v.hash.clone(),
+                text: v.text.clone(),
+                loaded_at: v.loaded_at,
+                process,
+                plugins: Arc::new(plugins),
             })
         }
     };
-    match parsed {
-        Ok((text, process)) => {
-            let hash = content_hash(&text);
-            if let Some(v) = latest.as_ref().filter(|v| v.hash == hash) {
-                return Ok((
-                    ActiveProcess {
-                        version: v.number,
-                        hash,
-                        text,
-                        loaded_at: v.loaded_at,
-                        process,
-                    },
-                    None,
-                ));
-            }
-            let at = config.clock.now();
-            let previous = match &latest {
-                Some(v) => Some(Arc::new(ActiveProcess {
-                    version: v.number,
-                    hash: v.hash.clone(),
-                    text: v.text.clone(),
-                    loaded_at: v.loaded_at,
-                    process: Process::parse(&v.text, &v.path).map_err(ServeError::Process)?,
-                })),
-                None => None,
-            };
-            let stamp = previous.clone().unwrap_or_else(|| {
-                Arc::new(ActiveProcess {
-                    version: 0,
-                    hash: hash.clone(),
-                    text: String::new(),
-                    loaded_at: at,
-                    process: process.clone(),
-                })
+    let candidate = match std::fs::read_to_string(&config.process_path) {
+        Err(source) if previous.is_none() => {
+            return Err(ServeError::ProcessRead {
+                path: config.process_path.clone(),
+                source,
             });
-            let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
-                text: text.clone(),
-                hash: hash.clone(),
-                path: file_name.clone(),
-                at,
-                process: process.clone(),
-                previous: previous.clone(),
-            }));
-            match writer.write(stamp, op).await {
-                Ok(result) => {
-                    let version = result["version"].as_u64().expect("version number");
-                    Ok((
-                        ActiveProcess {
-                            version,
-                            hash,
-                            text,
-                            loaded_at: at,
-                            process,
-                        },
-                        None,
-                    ))
-                }
-                Err(WriteError::Refused(e)) => {
-                    let previous = previous.expect("only a previous version holds prospects");
-                    let message = e.to_string();
-                    let (message, hint) = match message.split_once("\nhint: ") {
-                        Some((m, h)) => (m.to_string(), Some(h.to_string())),
-                        None => (message, None),
-                    };
-                    let invalid = InvalidProcess {
-                        errors: vec![crate::process::ProcessError {
-                            file: file_name.clone(),
-                            line: 1,
-                            column: 1,
-                            key: String::new(),
-                            message,
-                            hint,
-                        }],
-                    };
-                    tracing::error!(error = %invalid, version = previous.version, "process file refused; serving the last stored version");
-                    let previous = Arc::try_unwrap(previous).unwrap_or_else(|arc| ActiveProcess {
-                        version: arc.version,
-                        hash: arc.hash.clone(),
-                        text: arc.text.clone(),
-                        loaded_at: arc.loaded_at,
-                        process: arc.process.clone(),
-                    });
-                    Ok((previous, Some(invalid)))
-                }
-                Err(e) => Err(ServeError::Store(StoreError::Db(e.to_string()))),
-            }
         }
+        Err(source) => Err(whole_file_error(&file_name, format!("cannot read the file: {source}"), None)),
+        Ok(text) => Process::parse(&text, &file_name).and_then(|process| {
+            let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
+            Ok((text, process, plugins))
+        }),
+    };
+    let (text, process, plugins) = match candidate {
+        Ok(c) => c,
         Err(invalid) => {
-            let Some(v) = latest else {
+            let Some(previous) = previous else {
                 return Err(ServeError::Process(invalid));
             };
-            tracing::error!(error = %invalid, version = v.number, "process file is invalid; serving the last stored version");
-            let process = Process::parse(&v.text, &v.path).map_err(ServeError::Process)?;
-            Ok((
-                ActiveProcess {
-                    version: v.number,
-                    hash: v.hash,
-                    text: v.text,
-                    loaded_at: v.loaded_at,
-                    process,
-                },
-                Some(invalid),
-            ))
+            tracing::error!(version = previous.version, "process file refused; serving the last stored version:\n{invalid}");
+            return Ok((previous, Some(invalid)));
         }
+    };
+    let hash = content_hash(&text);
+    if let Some(p) = previous.as_ref().filter(|p| p.hash == hash) {
+        return Ok((
+            ActiveProcess {
+                version: p.version,
+                hash,
+                text,
+                loaded_at: p.loaded_at,
+                process,
+                plugins: Arc::new(plugins),
+            },
+            None,
+        ));
+    }
+    let at = config.clock.now();
+    let previous = previous.map(Arc::new);
+    let stamp = previous.clone().unwrap_or_else(|| {
+        Arc::new(ActiveProcess {
+            version: 0,
+            hash: hash.clone(),
+            text: String::new(),
+            loaded_at: at,
+            process: process.clone(),
+            plugins: Default::default(),
+        })
+    });
+    let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
+        text: text.clone(),
+        hash: hash.clone(),
+        path: file_name.clone(),
+        at,
+        process: process.clone(),
+        previous: previous.clone(),
+    }));
+    match writer.write(stamp, op).await {
+        Ok(result) => Ok((
+            ActiveProcess {
+                version: result["version"].as_u64().expect("version number"),
+                hash,
+                text,
+                loaded_at: at,
+                process,
+                plugins: Arc::new(plugins),
+            },
+            None,
+        )),
+        Err(WriteError::Refused(e)) => {
+            let previous = previous.expect("only a stored version holds prospects");
+            let message = e.to_string();
+            let (message, hint) = match message.split_once("\nhint: ") {
+                Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                None => (message, None),
+            };
+            let invalid = whole_file_error(&file_name, message, hint);
+            tracing::error!(version = previous.version, "process file refused; serving the last stored version:\n{invalid}");
+            let previous = Arc::try_unwrap(previous).unwrap_or_else(|arc| ActiveProcess {
+                version: arc.version,
+                hash: arc.hash.clone(),
+                text: arc.text.clone(),
+                loaded_at: arc.loaded_at,
+                process: arc.process.clone(),
+                plugins: arc.plugins.clone(),
+            });
+            Ok((previous, Some(invalid)))
+        }
+        Err(e) => Err(ServeError::Store(StoreError::Db(e.to_string()))),
     }
 }
 

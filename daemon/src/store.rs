@@ -451,6 +451,11 @@ impl<'txn> Tables<'txn> {
         facts_in(&self.activity_kinds, prospect, kinds)
     }
 
+    /// A prospect's activities in recording order.
+    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        activities_in(&self.activities, prospect)
+    }
+
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
         self.activities.insert(
             (activity.prospect, activity.id),

@@ -13,6 +13,7 @@
 //!   [`PluginFailure`] to turn into an unmet criterion, the failure is
 //!   counted, logged, and pushed to subscribers as `plugin.failed`.
 
+pub mod build;
 mod input;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@
 
 mod activity;
 mod daemon;
+mod plugins;
 mod process;
 mod prospect;
 
@@ -39,6 +40,8 @@ pub struct Ctx {
     pub writer: Writer,
     /// The process version in force.
     pub process: ProcessHandle,
+    /// The plugin host.
+    pub plugin_host: Arc<crate::plugins::PluginHost>,
     /// The process file being served.
     pub process_path: PathBuf,
     /// The last rejected edit of the process file, until a good one.
@@ -156,6 +159,8 @@ pub const METHODS: &[&str] = &[
     "prospect.close",
     "activity.record",
     "activity.list",
+    "plugins.list",
+    "metrics.plugin",
 ];
 
 /// Starts `method`. Writes are queued before this returns.
@@ -186,6 +191,8 @@ pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
         "prospect.close" => call!(prospect::close),
         "activity.record" => call!(activity::record),
         "activity.list" => call!(activity::list),
+        "plugins.list" => call!(plugins::list),
+        "metrics.plugin" => call!(plugins::metric),
         other => {
             let hint = METHODS
                 .iter()

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
-use crate::criteria::{activity_kinds, all_met, evaluate_stage};
+use crate::criteria::{activity_kinds, all_met, evaluate_stage, needs_activities, stage_checklists};
 use crate::engine::{NewProspect, ProspectUpdate, WriteOp};
 use crate::model::{Millis, ProspectId, Status};
 use crate::protocol::{NOT_FOUND, RpcError};
@@ -111,9 +111,13 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
             let stage = &process.stages[i];
             out["stage_name"] = json!(stage.name);
             if prospect.status == Status::Open {
-                let facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
+                let mut facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
+                if needs_activities(stage) {
+                    facts.activities = ctx.store.activities(id)?;
+                }
                 let as_of = now.max(prospect.stage_entered_at);
-                let verdicts = evaluate_stage(stage, &prospect, &facts, as_of);
+                let verdicts = evaluate_stage(stage, &prospect, &facts, as_of, active.plugin_context());
+                out["checklists"] = json!(stage_checklists(stage, &prospect, &facts, as_of, active.plugin_context()));
                 let next = process
                     .stages
                     .get(i + 1)
@@ -127,7 +131,9 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
         } else {
             out["stage_name"] = Value::Null;
         }
-        out["checklists"] = json!([]);
+        if out.get("checklists").is_none() {
+            out["checklists"] = json!([]);
+        }
         out["process_version"] = json!(active.version);
         if history {
             out["transitions"] = json!(ctx.store.transitions(id)?);
