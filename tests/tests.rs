@@ -7,4 +7,5 @@ mod cli;
 mod durability;
 mod lifecycle;
 mod live;
+mod plugins;
 mod protocol;

@@ -65,6 +65,9 @@ pub enum Command {
         /// Do not watch the process file (reload with `stagecoach process reload`).
         #[arg(long)]
         no_watch: bool,
+        /// Where compiled plugins are cached [default: DATA_DIR/plugin-cache].
+        #[arg(long, env = "STAGECOACH_PLUGIN_CACHE")]
+        plugin_cache: Option<PathBuf>,
     },
     /// Show what the daemon is running and how it is doing.
     Status,
@@ -365,7 +368,9 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let socket = cli.socket();
     let mut client = Client::connect(&socket).await?;
     let (method, params): (&str, Value) = match &cli.command {
-        Command::Serve { .. } | Command::Lint { .. } | Command::Plugin(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
+        Command::Serve { .. }
+        | Command::Lint { .. }
+        | Command::Plugin(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
             unreachable!("not a client command")
         }
         Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
@@ -887,9 +892,22 @@ fn render(command: &Command, r: &Value) {
             );
         }
         Command::Plugin(PluginCmd::List) => {
-            let mut t = table(&["plugin", "provides", "hash", "interface", "calls", "failures", "mean µs"]);
+            let mut t = table(&[
+                "plugin",
+                "provides",
+                "hash",
+                "interface",
+                "calls",
+                "failures",
+                "mean µs",
+            ]);
             for p in r["plugins"].as_array().into_iter().flatten() {
-                let provides: Vec<String> = p["provides"].as_array().into_iter().flatten().map(text).collect();
+                let provides: Vec<String> = p["provides"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
                 t.add_row(vec![
                     text(&p["name"]),
                     provides.join(", "),
@@ -976,7 +994,11 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
 /// `stagecoach plugin build` and `plugin run`: local, no daemon needed.
 pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
     match cmd {
-        PluginCmd::Build { dirs, out, target_dir } => {
+        PluginCmd::Build {
+            dirs,
+            out,
+            target_dir,
+        } => {
             let dirs = if dirs.is_empty() {
                 let mut found: Vec<PathBuf> = std::fs::read_dir("plugins")
                     .context("cannot list `plugins/`; pass the plugin crate directories")?
@@ -989,32 +1011,50 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
                 dirs.clone()
             };
             if dirs.is_empty() {
-                bail!("no plugin crates found\nhint: pass the crate directories, or put them under ./plugins");
+                bail!(
+                    "no plugin crates found\nhint: pass the crate directories, or put them under ./plugins"
+                );
             }
-            let built = crate::plugins::build::build_crates(&dirs, out, target_dir).map_err(anyhow::Error::msg)?;
+            let built = crate::plugins::build::build_crates(&dirs, out, target_dir)
+                .map_err(anyhow::Error::msg)?;
             for file in &built {
                 let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
                 println!("built {} ({} KiB)", file.display(), size / 1024);
             }
             Ok(())
         }
-        PluginCmd::Run { file, input, call, fuel, memory_mib, timeout_ms } => {
+        PluginCmd::Run {
+            file,
+            input,
+            call,
+            fuel,
+            memory_mib,
+            timeout_ms,
+        } => {
             let limits = crate::plugins::Limits {
                 fuel: *fuel,
                 memory_mib: *memory_mib,
                 timeout_ms: *timeout_ms,
                 ..Default::default()
             };
-            let r = crate::plugins::build::run_fixture(file, input, *call, limits).map_err(anyhow::Error::msg)?;
+            let r = crate::plugins::build::run_fixture(file, input, *call, limits)
+                .map_err(anyhow::Error::msg)?;
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
             }
-            println!("plugin    {} — {}", text(&r["plugin"]["name"]), text(&r["plugin"]["description"]));
+            println!(
+                "plugin    {} — {}",
+                text(&r["plugin"]["name"]),
+                text(&r["plugin"]["description"])
+            );
             println!("result    {}", serde_json::to_string_pretty(&r["result"])?);
             println!("fuel      {}", r["fuel_used"]);
             println!("time      {:.1} µs", r["micros"].as_f64().unwrap_or(0.0));
-            println!("memory    {} KiB peak", r["peak_memory_bytes"].as_u64().unwrap_or(0) / 1024);
+            println!(
+                "memory    {} KiB peak",
+                r["peak_memory_bytes"].as_u64().unwrap_or(0) / 1024
+            );
             Ok(())
         }
         PluginCmd::List => unreachable!("a client command"),

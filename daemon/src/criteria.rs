@@ -46,14 +46,13 @@ impl<'a> Plugins<'a> {
     }
 }
 
-/// Whether evaluating `stage` (or showing its checklists) needs the
-/// prospect's full activity list, not just counts by kind.
+/// Whether evaluating `stage`'s exit criteria needs the prospect's full
+/// activity list (plugins see it), not just counts by kind.
 pub fn needs_activities(stage: &Stage) -> bool {
-    !stage.checklists.is_empty()
-        || stage
-            .exit
-            .iter()
-            .any(|c| matches!(c.rule, Rule::Plugin { .. } | Rule::Checklist { .. }))
+    stage
+        .exit
+        .iter()
+        .any(|c| matches!(c.rule, Rule::Plugin { .. } | Rule::Checklist { .. }))
 }
 
 /// What exit criteria need to know of a prospect's activities: when each
@@ -125,17 +124,25 @@ pub fn evaluate_stage(
 }
 
 /// The stage's methodology checklists for `prospect`, for display.
-pub fn stage_checklists(stage: &Stage, prospect: &Prospect, facts: &ActivityFacts, as_of: Millis, plugins: Plugins<'_>) -> Vec<Value> {
+pub fn stage_checklists(
+    stage: &Stage,
+    prospect: &Prospect,
+    facts: &ActivityFacts,
+    as_of: Millis,
+    plugins: Plugins<'_>,
+) -> Vec<Value> {
     stage
         .checklists
         .iter()
-        .map(|name| match run_checklist(name, prospect, facts, as_of, plugins) {
-            Ok(items) => {
-                let done = items.iter().filter(|i| i.done).count();
-                json!({ "name": name, "done": done, "total": items.len(), "items": items })
-            }
-            Err(reason) => json!({ "name": name, "error": reason }),
-        })
+        .map(
+            |name| match run_checklist(name, prospect, facts, as_of, plugins) {
+                Ok(items) => {
+                    let done = items.iter().filter(|i| i.done).count();
+                    json!({ "name": name, "done": done, "total": items.len(), "items": items })
+                }
+                Err(reason) => json!({ "name": name, "error": reason }),
+            },
+        )
         .collect()
 }
 
@@ -146,7 +153,10 @@ fn run_checklist(
     as_of: Millis,
     plugins: Plugins<'_>,
 ) -> Result<Vec<crate::plugins::ChecklistItem>, String> {
-    let plugin = plugins.set.get(name).ok_or_else(|| format!("plugin `{name}` is not loaded"))?;
+    let plugin = plugins
+        .set
+        .get(name)
+        .ok_or_else(|| format!("plugin `{name}` is not loaded"))?;
     let config = plugins.config(name, &[]);
     let input = CallInput {
         prospect,
@@ -154,7 +164,10 @@ fn run_checklist(
         now: as_of,
         config: &config,
     };
-    plugin.checklist(&input).map(|(items, _)| items).map_err(|f| f.to_string())
+    plugin
+        .checklist(&input)
+        .map(|(items, _)| items)
+        .map_err(|f| f.to_string())
 }
 
 /// True when the verdicts allow leaving the stage. A stage without exit
@@ -230,13 +243,23 @@ fn evaluate(
                 }
             }
         },
-        Rule::Checklist { checklist, at_least } => match run_checklist(checklist, prospect, activities, as_of, plugins) {
+        Rule::Checklist {
+            checklist,
+            at_least,
+        } => match run_checklist(checklist, prospect, activities, as_of, plugins) {
             Err(reason) => (false, reason),
             Ok(items) => {
                 let done = items.iter().filter(|i| i.done).count();
                 let need = at_least.map_or(items.len(), |n| n as usize);
-                let missing: Vec<&str> = items.iter().filter(|i| !i.done).map(|i| i.label.as_str()).collect();
-                let mut reason = format!("{done} of {} `{checklist}` items done, {need} needed", items.len());
+                let missing: Vec<&str> = items
+                    .iter()
+                    .filter(|i| !i.done)
+                    .map(|i| i.label.as_str())
+                    .collect();
+                let mut reason = format!(
+                    "{done} of {} `{checklist}` items done, {need} needed",
+                    items.len()
+                );
                 if !missing.is_empty() {
                     reason.push_str(&format!(" (missing: {})", missing.join("; ")));
                 }
@@ -356,17 +379,38 @@ mod tests {
             r#"{ question = "b", field = "budget", op = ">=", value = 10000 }, { question = "n", answer = "nda" }"#,
         );
         let mut p = prospect(0);
-        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0), Plugins::none());
+        let v = evaluate_stage(
+            &s,
+            &p,
+            &ActivityFacts::default(),
+            Millis(0),
+            Plugins::none(),
+        );
         assert!(!v[0].met && v[0].reason.contains("not set"));
         assert!(!v[1].met && v[1].reason.contains("not answered"));
         p.fields
             .insert("budget".into(), FieldValue::Number(12000.0));
         p.fields.insert("nda".into(), FieldValue::Bool(true));
-        let v = evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0), Plugins::none());
+        let v = evaluate_stage(
+            &s,
+            &p,
+            &ActivityFacts::default(),
+            Millis(0),
+            Plugins::none(),
+        );
         assert!(all_met(&v), "{v:?}");
         p.fields
             .insert("budget".into(), FieldValue::Text("big".into()));
-        assert!(!evaluate_stage(&s, &p, &ActivityFacts::default(), Millis(0), Plugins::none())[0].met);
+        assert!(
+            !evaluate_stage(
+                &s,
+                &p,
+                &ActivityFacts::default(),
+                Millis(0),
+                Plugins::none()
+            )[0]
+            .met
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ impl ActiveProcess {
 }
 
 /// What evaluating `stage` for prospect `id` needs to know of its activities.
-fn load_facts(t: &Tables<'_>, id: ProspectId, stage: &crate::process::Stage) -> Result<ActivityFacts, StoreError> {
+fn load_facts(
+    t: &Tables<'_>,
+    id: ProspectId,
+    stage: &crate::process::Stage,
+) -> Result<ActivityFacts, StoreError> {
     let mut facts = t.activity_facts(id, &activity_kinds(stage))?;
     if needs_activities(stage) {
         facts.activities = t.activities(id)?;

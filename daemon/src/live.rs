@@ -107,10 +107,20 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
         let path = ctx.process_path.clone();
         let process = process.clone();
         let previous = current.plugins.clone();
-        match tokio::task::spawn_blocking(move || load_plugin_set(&host, &process, &path, Some(&previous))).await {
+        match tokio::task::spawn_blocking(move || {
+            load_plugin_set(&host, &process, &path, Some(&previous))
+        })
+        .await
+        {
             Ok(Ok(set)) => set,
             Ok(Err(invalid)) => return Reload::Rejected(invalid),
-            Err(e) => return Reload::Rejected(whole_file_error(file, format!("loading plugins failed: {e}"), None)),
+            Err(e) => {
+                return Reload::Rejected(whole_file_error(
+                    file,
+                    format!("loading plugins failed: {e}"),
+                    None,
+                ));
+            }
         }
     };
     let at = ctx.clock.now();
@@ -250,8 +260,15 @@ pub fn load_plugin_set(
             Ok(b) => b,
             Err(e) => {
                 errors.push(error(
-                    format!("plugin `{}`: cannot read `{}`: {e}", decl.name, path.display()),
-                    Some("build the plugins with `stagecoach plugin build` (scripts/serve does)".into()),
+                    format!(
+                        "plugin `{}`: cannot read `{}`: {e}",
+                        decl.name,
+                        path.display()
+                    ),
+                    Some(
+                        "build the plugins with `stagecoach plugin build` (scripts/serve does)"
+                            .into(),
+                    ),
                 ));
                 continue;
             }
@@ -284,12 +301,27 @@ pub fn load_plugin_set(
             .iter()
             .enumerate()
             .filter_map(|(j, c)| match &c.rule {
-                Rule::Plugin { plugin, .. } => Some((format!("stages[{i}].exit[{j}]"), plugin, Capability::Criterion, c.at)),
-                Rule::Checklist { checklist, .. } => Some((format!("stages[{i}].exit[{j}]"), checklist, Capability::Checklist, c.at)),
+                Rule::Plugin { plugin, .. } => Some((
+                    format!("stages[{i}].exit[{j}]"),
+                    plugin,
+                    Capability::Criterion,
+                    c.at,
+                )),
+                Rule::Checklist { checklist, .. } => Some((
+                    format!("stages[{i}].exit[{j}]"),
+                    checklist,
+                    Capability::Checklist,
+                    c.at,
+                )),
                 _ => None,
             })
             .chain(stage.checklists.iter().enumerate().map(|(j, name)| {
-                (format!("stages[{i}].checklists[{j}]"), name, Capability::Checklist, (stage.line, 1))
+                (
+                    format!("stages[{i}].checklists[{j}]"),
+                    name,
+                    Capability::Checklist,
+                    (stage.line, 1),
+                )
             }));
         for (key, name, needed, (line, column)) in uses {
             if let Some(p) = set.get(name)
@@ -300,11 +332,14 @@ pub fn load_plugin_set(
                     line,
                     column,
                     key,
-                    message: format!("plugin `{name}` does not provide a {}", match needed {
-                        Capability::Criterion => "exit criterion",
-                        Capability::Checklist => "checklist",
-                        Capability::Metric => "metric",
-                    }),
+                    message: format!(
+                        "plugin `{name}` does not provide a {}",
+                        match needed {
+                            Capability::Criterion => "exit criterion",
+                            Capability::Checklist => "checklist",
+                            Capability::Metric => "metric",
+                        }
+                    ),
                     hint: Some(format!("it provides: {:?}", p.provides).to_lowercase()),
                 });
             }
@@ -345,7 +380,10 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
             let bytes = match std::fs::read(&file) {
                 Ok(b) => b,
                 Err(e) => {
-                    failures.push((decl.name.clone(), format!("cannot read `{}`: {e}", file.display())));
+                    failures.push((
+                        decl.name.clone(),
+                        format!("cannot read `{}`: {e}", file.display()),
+                    ));
                     continue;
                 }
             };
@@ -364,7 +402,9 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
         (set, changed, failures)
     })
     .await;
-    let Ok((set, changed, failures)) = outcome else { return };
+    let Ok((set, changed, failures)) = outcome else {
+        return;
+    };
     for (plugin, message) in failures {
         tracing::error!(plugin = %plugin, "new plugin build refused; the previous one keeps running: {message}");
         let _ = ctx.events.send(Event {
@@ -398,7 +438,13 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
 fn watched_files(ctx: &Ctx) -> Vec<PathBuf> {
     let active = ctx.active();
     let mut files = vec![ctx.process_path.clone()];
-    files.extend(active.process.plugins.iter().map(|d| plugin_path(&ctx.process_path, &d.path)));
+    files.extend(
+        active
+            .process
+            .plugins
+            .iter()
+            .map(|d| plugin_path(&ctx.process_path, &d.path)),
+    );
     files
 }
 

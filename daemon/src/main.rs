@@ -47,6 +47,7 @@ fn main() -> ExitCode {
                 max_connections,
                 max_line,
                 no_watch,
+                plugin_cache,
             } => {
                 init_logging(&cli, "info");
                 let config = ServeConfig {
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
                     },
                     clock: Clock::system(),
                     watch: !no_watch,
+                    plugin_cache: plugin_cache.clone(),
                 };
                 stagecoach::run(config, shutdown_signal()).await?;
                 Ok(())

@@ -505,13 +505,21 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         let name = rp.name.get_ref().clone();
         if !valid_id(&name) {
             errors.push(
-                at.error(rp.name.span(), format!("plugins[{i}].name"), format!("invalid plugin name `{name}`"))
-                    .hint("use lowercase letters, digits, `-` and `_`, like `icp-fit`"),
+                at.error(
+                    rp.name.span(),
+                    format!("plugins[{i}].name"),
+                    format!("invalid plugin name `{name}`"),
+                )
+                .hint("use lowercase letters, digits, `-` and `_`, like `icp-fit`"),
             );
             continue;
         }
         if plugin_index.insert(name.clone(), i).is_some() {
-            errors.push(at.error(rp.name.span(), format!("plugins[{i}].name"), format!("duplicate plugin name `{name}`")));
+            errors.push(at.error(
+                rp.name.span(),
+                format!("plugins[{i}].name"),
+                format!("duplicate plugin name `{name}`"),
+            ));
             continue;
         }
         let defaults = crate::plugins::Limits::default();
@@ -521,7 +529,10 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             errors.push(at.error(
                 m.span(),
                 format!("plugins[{i}].memory_mib"),
-                format!("`memory_mib` must be between 1 and {}", crate::plugins::MAX_MEMORY_MIB),
+                format!(
+                    "`memory_mib` must be between 1 and {}",
+                    crate::plugins::MAX_MEMORY_MIB
+                ),
             ));
         }
         plugins.push(PluginDecl {
@@ -529,7 +540,9 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             path: rp.path,
             limits: crate::plugins::Limits {
                 fuel: rp.fuel.unwrap_or(defaults.fuel),
-                memory_mib: rp.memory_mib.map_or(defaults.memory_mib, Spanned::into_inner),
+                memory_mib: rp
+                    .memory_mib
+                    .map_or(defaults.memory_mib, Spanned::into_inner),
                 timeout_ms: rp.timeout_ms.unwrap_or(defaults.timeout_ms),
                 max_input_kib: rp.max_input_kib.unwrap_or(defaults.max_input_kib),
                 max_output_kib: rp.max_output_kib.unwrap_or(defaults.max_output_kib),
@@ -641,7 +654,12 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         }
         let mut exit = Vec::with_capacity(raw_stage.exit.len());
         for (j, criterion) in raw_stage.exit.into_iter().enumerate() {
-            match validate_criterion(criterion, &format!("stages[{i}].exit[{j}]"), at, &plugin_index) {
+            match validate_criterion(
+                criterion,
+                &format!("stages[{i}].exit[{j}]"),
+                at,
+                &plugin_index,
+            ) {
                 Ok(c) => exit.push(c),
                 Err(e) => errors.push(e),
             }
@@ -659,7 +677,11 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 .map(Spanned::into_inner)
                 .collect(),
             exit,
-            checklists: raw_stage.checklists.into_iter().map(Spanned::into_inner).collect(),
+            checklists: raw_stage
+                .checklists
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
             line,
         });
     }
@@ -726,7 +748,11 @@ fn validate_criterion(
         }
         let known: Vec<String> = plugins.keys().map(|k| format!("`{k}`")).collect();
         Err(at
-            .error(span.clone(), format!("{key}.{what}"), format!("no plugin named `{name}`"))
+            .error(
+                span.clone(),
+                format!("{key}.{what}"),
+                format!("no plugin named `{name}`"),
+            )
             .hint(if known.is_empty() {
                 "declare it in a `[[plugins]]` table with `name` and `path`".to_string()
             } else {
@@ -745,7 +771,15 @@ fn validate_criterion(
             ("value", c.value.is_some()),
         ] {
             if present {
-                not_for(name, true, if name == "op" || name == "value" { "field" } else { "activity" })?;
+                not_for(
+                    name,
+                    true,
+                    if name == "op" || name == "value" {
+                        "field"
+                    } else {
+                        "activity"
+                    },
+                )?;
             }
         }
         declared(&plugin, "plugin")?;
@@ -761,11 +795,18 @@ fn validate_criterion(
         declared(&checklist, "checklist")?;
         let at_least = match c.at_least {
             Some(n) if *n.get_ref() == 0 => {
-                return Err(at.error(n.span(), format!("{key}.at_least"), "`at_least` must be 1 or more"));
+                return Err(at.error(
+                    n.span(),
+                    format!("{key}.at_least"),
+                    "`at_least` must be 1 or more",
+                ));
             }
             other => other.map(Spanned::into_inner),
         };
-        Rule::Checklist { checklist, at_least }
+        Rule::Checklist {
+            checklist,
+            at_least,
+        }
     } else if let Some(kind) = c.activity {
         not_for("op", c.op.is_some(), "field")?;
         not_for("value", c.value.is_some(), "field")?;
@@ -895,11 +936,19 @@ fn flatten_config(table: toml::Table) -> Vec<(String, FieldValue)> {
     }
     fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, FieldValue)>) {
         for (k, v) in table {
-            let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
             match v {
                 toml::Value::Table(t) => walk(&name, t, out),
                 toml::Value::Array(items) => {
-                    let parts: Vec<String> = items.iter().filter_map(scalar).map(|v| v.to_string()).collect();
+                    let parts: Vec<String> = items
+                        .iter()
+                        .filter_map(scalar)
+                        .map(|v| v.to_string())
+                        .collect();
                     out.push((name, FieldValue::Text(parts.join(","))));
                 }
                 other => {

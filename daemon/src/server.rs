@@ -75,6 +75,8 @@ pub struct ServeConfig {
     pub clock: Clock,
     /// Watch the process file and reload it on every save.
     pub watch: bool,
+    /// Compiled-plugin cache; `DATA_DIR/plugin-cache` when `None`.
+    pub plugin_cache: Option<PathBuf>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -153,7 +155,13 @@ pub async fn run(
         writer_stats.clone(),
     )?;
 
-    let plugin_host = PluginHost::new(Some(config.data_dir.join("plugin-cache"))).map_err(|message| ServeError::Io {
+    let plugin_host = PluginHost::new(Some(
+        config
+            .plugin_cache
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("plugin-cache")),
+    ))
+    .map_err(|message| ServeError::Io {
         what: "cannot start the plugin host",
         path: config.data_dir.clone(),
         source: std::io::Error::other(message),
@@ -167,7 +175,8 @@ pub async fn run(
             });
         });
     }
-    let (active, startup_error) = load_initial_process(&config, &store, &writer, &plugin_host).await?;
+    let (active, startup_error) =
+        load_initial_process(&config, &store, &writer, &plugin_host).await?;
     tracing::info!(
         process = %active.process.name,
         version = active.version,
@@ -291,7 +300,10 @@ async fn load_initial_process(
             let plugins = match load_plugin_set(host, &process, &config.process_path, None) {
                 Ok(set) => set,
                 Err(e) => {
-                    tracing::error!(version = v.number, "plugins of the stored process version do not load:\n{e}");
+                    tracing::error!(
+                        version = v.number,
+                        "plugins of the stored process version do not load:\n{e}"
+                    );
                     Default::default()
                 }
             };
@@ -312,7 +324,11 @@ async fn load_initial_process(
                 source,
             });
         }
-        Err(source) => Err(whole_file_error(&file_name, format!("cannot read the file: {source}"), None)),
+        Err(source) => Err(whole_file_error(
+            &file_name,
+            format!("cannot read the file: {source}"),
+            None,
+        )),
         Ok(text) => Process::parse(&text, &file_name).and_then(|process| {
             let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
             Ok((text, process, plugins))
@@ -324,7 +340,10 @@ async fn load_initial_process(
             let Some(previous) = previous else {
                 return Err(ServeError::Process(invalid));
             };
-            tracing::error!(version = previous.version, "process file refused; serving the last stored version:\n{invalid}");
+            tracing::error!(
+                version = previous.version,
+                "process file refused; serving the last stored version:\n{invalid}"
+            );
             return Ok((previous, Some(invalid)));
         }
     };
@@ -382,7 +401,10 @@ async fn load_initial_process(
                 None => (message, None),
             };
             let invalid = whole_file_error(&file_name, message, hint);
-            tracing::error!(version = previous.version, "process file refused; serving the last stored version:\n{invalid}");
+            tracing::error!(
+                version = previous.version,
+                "process file refused; serving the last stored version:\n{invalid}"
+            );
             let previous = Arc::try_unwrap(previous).unwrap_or_else(|arc| ActiveProcess {
                 version: arc.version,
                 hash: arc.hash.clone(),

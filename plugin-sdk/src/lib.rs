@@ -70,7 +70,10 @@ pub trait Plugin {
     /// An exit criterion: is it met for this prospect?
     fn evaluate(input: &Input) -> Result<Verdict, String> {
         let _ = input;
-        Err(format!("`{}` does not provide an exit criterion", Self::NAME))
+        Err(format!(
+            "`{}` does not provide an exit criterion",
+            Self::NAME
+        ))
     }
 
     /// A methodology checklist: each item done or not, with evidence.
@@ -135,8 +138,8 @@ pub mod __private {
     use super::bindings::stagecoach::plugin::types as t;
     use super::{Capability, Plugin};
 
-    pub use super::bindings::exports::stagecoach::plugin::plugin::Guest;
     pub use super::bindings::export_stagecoach_plugin;
+    pub use super::bindings::exports::stagecoach::plugin::plugin::Guest;
 
     /// Sends panic messages to the daemon's log before the trap that
     /// follows loses them.
@@ -200,7 +203,8 @@ macro_rules! register_plugin {
             }
             fn checklist(
                 input: $crate::bindings::stagecoach::plugin::types::Input,
-            ) -> Result<Vec<$crate::bindings::stagecoach::plugin::types::ChecklistItem>, String> {
+            ) -> Result<Vec<$crate::bindings::stagecoach::plugin::types::ChecklistItem>, String>
+            {
                 $crate::__private::checklist::<$plugin>(input)
             }
             fn metric(

@@ -210,7 +210,10 @@ impl Prospect {
 
     /// The latest `kind` activity.
     pub fn last(&self, kind: &str) -> Option<&Activity> {
-        self.activities.iter().filter(|a| a.kind == kind).max_by_key(|a| a.at)
+        self.activities
+            .iter()
+            .filter(|a| a.kind == kind)
+            .max_by_key(|a| a.at)
     }
 
     /// Days in the current stage as of `now`.
@@ -357,15 +360,27 @@ impl ChecklistItem {
             .filter(|a| a.kind == kind && a.actor == Actor::Prospect)
             .max_by_key(|a| a.at);
         match last {
-            Some(a) => ChecklistItem::new(id, label, true, format!("`{kind}` recorded (at {} ms)", a.at)),
-            None => ChecklistItem::new(id, label, false, format!("no `{kind}` by the prospect yet")),
+            Some(a) => ChecklistItem::new(
+                id,
+                label,
+                true,
+                format!("`{kind}` recorded (at {} ms)", a.at),
+            ),
+            None => {
+                ChecklistItem::new(id, label, false, format!("no `{kind}` by the prospect yet"))
+            }
         }
     }
 
     /// Done when anyone recorded `kind`.
     pub fn recorded(id: &str, label: &str, p: &Prospect, kind: &str) -> ChecklistItem {
         match p.last(kind) {
-            Some(a) => ChecklistItem::new(id, label, true, format!("`{kind}` recorded (at {} ms)", a.at)),
+            Some(a) => ChecklistItem::new(
+                id,
+                label,
+                true,
+                format!("`{kind}` recorded (at {} ms)", a.at),
+            ),
             None => ChecklistItem::new(id, label, false, format!("no `{kind}` recorded yet")),
         }
     }
@@ -373,8 +388,12 @@ impl ChecklistItem {
     /// Done when the field has a value (yes/no fields: when yes).
     pub fn field(id: &str, label: &str, p: &Prospect, name: &str) -> ChecklistItem {
         match p.field(name) {
-            Some(Value::Boolean(true)) => ChecklistItem::new(id, label, true, format!("`{name}` is yes")),
-            Some(Value::Boolean(false)) => ChecklistItem::new(id, label, false, format!("`{name}` is no")),
+            Some(Value::Boolean(true)) => {
+                ChecklistItem::new(id, label, true, format!("`{name}` is yes"))
+            }
+            Some(Value::Boolean(false)) => {
+                ChecklistItem::new(id, label, false, format!("`{name}` is no"))
+            }
             Some(Value::Text(t)) if !t.trim().is_empty() => {
                 ChecklistItem::new(id, label, true, format!("`{name}`: {t}"))
             }
@@ -385,7 +404,17 @@ impl ChecklistItem {
 
     /// Done when either item is done.
     pub fn either(a: ChecklistItem, b: ChecklistItem) -> ChecklistItem {
-        if a.done { a } else if b.done { ChecklistItem { id: a.id, label: a.label, ..b } } else { a }
+        if a.done {
+            a
+        } else if b.done {
+            ChecklistItem {
+                id: a.id,
+                label: a.label,
+                ..b
+            }
+        } else {
+            a
+        }
     }
 }
 
@@ -413,11 +442,14 @@ pub struct ProspectSummary {
 impl ProspectSummary {
     /// A field as a number.
     pub fn number(&self, name: &str) -> Option<f64> {
-        self.fields.iter().find(|(k, _)| k == name).and_then(|(_, v)| match v {
-            Value::Number(n) => Some(*n),
-            Value::Text(t) => t.trim().parse().ok(),
-            Value::Boolean(_) => None,
-        })
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| match v {
+                Value::Number(n) => Some(*n),
+                Value::Text(t) => t.trim().parse().ok(),
+                Value::Boolean(_) => None,
+            })
     }
 }
 

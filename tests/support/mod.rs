@@ -27,9 +27,47 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The default process file's text.
+/// The default process file's text, its plugin paths pointing at the
+/// plugins built for the tests.
 pub fn default_process() -> String {
-    std::fs::read_to_string(repo_root().join("process.toml")).unwrap()
+    let text = std::fs::read_to_string(repo_root().join("process.toml")).unwrap();
+    text.replace(
+        "path = \"plugins/",
+        &format!("path = \"{}/", plugins_dir().display()),
+    )
+}
+
+/// The standard plugins and the hostile test plugin, built once per test run
+/// with `stagecoach plugin build` (which the tests thereby exercise).
+pub fn plugins_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root();
+        let out = root.join("target/test-plugins");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("Cargo.toml").exists())
+            .collect();
+        dirs.sort();
+        dirs.push(root.join("tests/fixtures/hostile"));
+        let output = Command::new(bin())
+            .args(["plugin", "build", "--out"])
+            .arg(&out)
+            .arg("--target-dir")
+            .arg(root.join("target/plugin-build"))
+            .args(&dirs)
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "building the plugins failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out
+    })
 }
 
 /// A running daemon with its own data directory.
@@ -79,6 +117,10 @@ impl Daemon {
             .arg(&self.socket)
             .args(extra)
             .env("RUST_LOG", "stagecoach=debug")
+            .env(
+                "STAGECOACH_PLUGIN_CACHE",
+                repo_root().join("target/test-plugin-cache"),
+            )
             .env_remove("STAGECOACH_SOCKET")
             .stdin(Stdio::null())
             .stdout(Stdio::null());

@@ -27,8 +27,10 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
 
 fn package_name(dir: &Path) -> Result<String, String> {
     let manifest = dir.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read `{}`: {e}", manifest.display()))?;
-    let value: toml::Table = toml::from_str(&text).map_err(|e| format!("`{}`: {e}", manifest.display()))?;
+    let text = std::fs::read_to_string(&manifest)
+        .map_err(|e| format!("cannot read `{}`: {e}", manifest.display()))?;
+    let value: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("`{}`: {e}", manifest.display()))?;
     value
         .get("package")
         .and_then(|p| p.get("name"))
@@ -39,7 +41,11 @@ fn package_name(dir: &Path) -> Result<String, String> {
 
 /// Builds each plugin crate in `dirs` for [`TARGET`] (release, no debug
 /// info) and writes `<out>/<package>.wasm` components. Returns the files.
-pub fn build_crates(dirs: &[PathBuf], out: &Path, target_dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn build_crates(
+    dirs: &[PathBuf],
+    out: &Path,
+    target_dir: &Path,
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
     let mut built = Vec::new();
     for dir in dirs {
@@ -64,14 +70,19 @@ pub fn build_crates(dirs: &[PathBuf], out: &Path, target_dir: &Path) -> Result<V
             .join("release")
             .join(format!("{}.wasm", name.replace('-', "_")));
         let bytes = std::fs::read(&core).map_err(|e| {
-            format!("cannot read `{}`: {e}\nhint: the crate needs `crate-type = [\"cdylib\"]`", core.display())
+            format!(
+                "cannot read `{}`: {e}\nhint: the crate needs `crate-type = [\"cdylib\"]`",
+                core.display()
+            )
         })?;
         let component = componentize(&bytes).map_err(|e| format!("`{name}`: {e}"))?;
         let dest = out.join(format!("{name}.wasm"));
         let tmp = dest.with_extension("wasm.tmp");
-        std::fs::write(&tmp, &component).map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
+        std::fs::write(&tmp, &component)
+            .map_err(|e| format!("cannot write `{}`: {e}", tmp.display()))?;
         // Rename so a watching daemon never reads a half-written plugin.
-        std::fs::rename(&tmp, &dest).map_err(|e| format!("cannot write `{}`: {e}", dest.display()))?;
+        std::fs::rename(&tmp, &dest)
+            .map_err(|e| format!("cannot write `{}`: {e}", dest.display()))?;
         built.push(dest);
     }
     Ok(built)
@@ -180,13 +191,25 @@ pub enum Call {
 }
 
 /// Runs one plugin on one fixture; returns what to print.
-pub fn run_fixture(file: &Path, fixture: &Path, call: Option<Call>, limits: Limits) -> Result<Value, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
-    let text = std::fs::read_to_string(fixture).map_err(|e| format!("cannot read `{}`: {e}", fixture.display()))?;
-    let fixture: Fixture = serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", fixture.display()))?;
+pub fn run_fixture(
+    file: &Path,
+    fixture: &Path,
+    call: Option<Call>,
+    limits: Limits,
+) -> Result<Value, String> {
+    let bytes =
+        std::fs::read(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+    let text = std::fs::read_to_string(fixture)
+        .map_err(|e| format!("cannot read `{}`: {e}", fixture.display()))?;
+    let fixture: Fixture =
+        serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", fixture.display()))?;
     let host = PluginHost::new(None)?;
-    let name = file.file_stem().map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
-    let plugin = host.load(&name, file, &bytes, limits).map_err(|e| e.to_string())?;
+    let name = file
+        .file_stem()
+        .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
+    let plugin = host
+        .load(&name, file, &bytes, limits)
+        .map_err(|e| e.to_string())?;
     let call = match call {
         Some(c) => c,
         None => match plugin.provides.first() {
@@ -234,6 +257,8 @@ pub fn run_fixture(file: &Path, fixture: &Path, call: Option<Call>, limits: Limi
             (json!(values), stats)
         }
     };
-    Ok(json!({ "plugin": describe, "result": result, "fuel_used": stats.fuel_used,
-               "micros": stats.micros, "peak_memory_bytes": stats.peak_memory }))
+    Ok(
+        json!({ "plugin": describe, "result": result, "fuel_used": stats.fuel_used,
+               "micros": stats.micros, "peak_memory_bytes": stats.peak_memory }),
+    )
 }

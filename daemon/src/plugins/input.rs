@@ -27,7 +27,9 @@ fn value(v: &FieldValue) -> wit::Value {
 }
 
 /// Converts named values to the interface's entries.
-pub fn to_entries<'a>(items: impl IntoIterator<Item = (&'a String, &'a FieldValue)>) -> Vec<wit::Entry> {
+pub fn to_entries<'a>(
+    items: impl IntoIterator<Item = (&'a String, &'a FieldValue)>,
+) -> Vec<wit::Entry> {
     items
         .into_iter()
         .map(|(k, v)| wit::Entry {
@@ -68,7 +70,11 @@ fn activity(a: &Activity) -> wit::Activity {
 }
 
 fn approx_size(a: &Activity) -> usize {
-    48 + a.kind.len() + a.data.iter().map(|(k, v)| k.len() + v.to_string().len()).sum::<usize>()
+    48 + a.kind.len()
+        + a.data
+            .iter()
+            .map(|(k, v)| k.len() + v.to_string().len())
+            .sum::<usize>()
 }
 
 impl CallInput<'_> {
@@ -79,8 +85,15 @@ impl CallInput<'_> {
         let budget = (max_input_kib as usize) << 10;
         let mut used = 256
             + p.name.len()
-            + p.fields.iter().map(|(k, v)| k.len() + v.to_string().len() + 16).sum::<usize>()
-            + self.config.iter().map(|(k, v)| k.len() + v.to_string().len() + 16).sum::<usize>();
+            + p.fields
+                .iter()
+                .map(|(k, v)| k.len() + v.to_string().len() + 16)
+                .sum::<usize>()
+            + self
+                .config
+                .iter()
+                .map(|(k, v)| k.len() + v.to_string().len() + 16)
+                .sum::<usize>();
         let mut keep = 0;
         for a in self.activities.iter().rev() {
             used += approx_size(a);

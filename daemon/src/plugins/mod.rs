@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store, Trap};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
 
 pub use input::{CallInput, MetricData, to_entries};
 
@@ -138,13 +141,20 @@ pub struct Counters {
 
 struct HostState {
     plugin: String,
+    /// The last error the plugin logged (its panic message, with the SDK's hook).
+    last_error: Option<String>,
     max_memory: usize,
     peak_memory: usize,
     memory_refused: bool,
 }
 
 impl ResourceLimiter for HostState {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.memory_refused = true;
             return Ok(false);
@@ -153,7 +163,12 @@ impl ResourceLimiter for HostState {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -168,10 +183,16 @@ impl bindings::stagecoach::plugin::host::Host for HostState {
             Level::Warn => tracing::warn!(plugin = %plugin, "{message}"),
             Level::Error => tracing::error!(plugin = %plugin, "{message}"),
         }
+        if matches!(level, Level::Error) {
+            self.last_error = Some(message);
+        }
     }
 }
 
 impl bindings::stagecoach::plugin::types::Host for HostState {}
+
+/// Called with every plugin failure.
+type FailureHook = Box<dyn Fn(&PluginFailure) + Send + Sync>;
 
 /// The wasmtime engine, linker and compile cache shared by every plugin.
 pub struct PluginHost {
@@ -180,7 +201,7 @@ pub struct PluginHost {
     cache_dir: Option<PathBuf>,
     stop_ticker: Arc<AtomicBool>,
     counters: Mutex<HashMap<String, Arc<Counters>>>,
-    failures: Mutex<Option<Box<dyn Fn(&PluginFailure) + Send + Sync>>>,
+    failures: Mutex<Option<FailureHook>>,
 }
 
 impl Drop for PluginHost {
@@ -207,10 +228,14 @@ impl PluginHost {
             .total_tables(256)
             .max_memory_size((MAX_MEMORY_MIB as usize) << 20);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).map_err(|e| format!("cannot start the plugin engine: {e}"))?;
+        let engine =
+            Engine::new(&config).map_err(|e| format!("cannot start the plugin engine: {e}"))?;
         let mut linker = Linker::new(&engine);
-        bindings::StagecoachPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| format!("cannot link the host interface: {e}"))?;
+        bindings::StagecoachPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| format!("cannot link the host interface: {e}"))?;
         if let Some(dir) = &cache_dir {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -272,7 +297,9 @@ impl PluginHost {
         }
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             let text = format!("{e:#}");
-            if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
+                "not a WebAssembly file (no `\\0asm` header): corrupt or not a plugin".to_string()
+            } else if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
                 "this is a core WebAssembly module, not a component\nhint: build it with `stagecoach plugin build`, which wraps it as a component".to_string()
             } else {
                 format!("not a valid WebAssembly component: {text}")
@@ -281,7 +308,7 @@ impl PluginHost {
         if let Some(path) = &cached
             && let Ok(serialized) = component.serialize()
         {
-            let tmp = path.with_extension("tmp");
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
             let digest = blake3::hash(&serialized);
             let mut framed = digest.as_bytes().to_vec();
             framed.extend_from_slice(&serialized);
@@ -293,14 +320,23 @@ impl PluginHost {
     }
 
     /// Loads the plugin at `path` (its bytes already read) under `name`.
-    pub fn load(self: &Arc<Self>, name: &str, path: &Path, bytes: &[u8], limits: Limits) -> Result<Arc<LoadedPlugin>, LoadError> {
+    pub fn load(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
         let err = |message: String| LoadError {
             name: name.to_string(),
             path: path.display().to_string(),
             message,
         };
         if limits.memory_mib > MAX_MEMORY_MIB {
-            return Err(err(format!("`memory_mib` {} exceeds the maximum of {MAX_MEMORY_MIB}", limits.memory_mib)));
+            return Err(err(format!(
+                "`memory_mib` {} exceeds the maximum of {MAX_MEMORY_MIB}",
+                limits.memory_mib
+            )));
         }
         let hash = blake3::hash(bytes).to_hex().to_string();
         let component = self.compile(bytes, &hash).map_err(err)?;
@@ -309,7 +345,8 @@ impl PluginHost {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| err(format!("cannot be linked: {e:#}")))?;
-        let pre = StagecoachPluginPre::new(pre).map_err(|e| err(format!("does not match the plugin interface: {e:#}")))?;
+        let pre = StagecoachPluginPre::new(pre)
+            .map_err(|e| err(format!("does not match the plugin interface: {e:#}")))?;
         let mut plugin = LoadedPlugin {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -355,19 +392,6 @@ fn load_cached(engine: &Engine, path: &Path) -> Result<Component, String> {
 /// and imports nothing but the host interface.
 fn check_interface(engine: &Engine, component: &Component) -> Result<(), String> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    if !exports.iter().any(|e| e == INTERFACE) {
-        if let Some(other) = exports.iter().find(|e| e.starts_with("stagecoach:plugin/plugin@")) {
-            let version = other.rsplit('@').next().unwrap_or("?");
-            return Err(format!(
-                "built for plugin interface {version}, but this daemon speaks {INTERFACE_VERSION}\nhint: rebuild the plugin against the matching stagecoach-plugin-sdk"
-            ));
-        }
-        return Err(format!(
-            "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})\nhint: implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
-            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
-        ));
-    }
     let foreign: Vec<String> = ty
         .imports(engine)
         .filter(|(name, _)| !name.starts_with("stagecoach:plugin/"))
@@ -376,7 +400,31 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<(), String>
     if !foreign.is_empty() {
         return Err(format!(
             "imports {} which the sandbox does not provide (plugins get no filesystem, network, clock, randomness or environment)\nhint: build for `wasm32-unknown-unknown` with `stagecoach plugin build`, not for WASI",
-            foreign.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+            foreign
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    if !exports.iter().any(|e| e == INTERFACE) {
+        if let Some(other) = exports
+            .iter()
+            .find(|e| e.starts_with("stagecoach:plugin/plugin@"))
+        {
+            let version = other.rsplit('@').next().unwrap_or("?");
+            return Err(format!(
+                "built for plugin interface {version}, but this daemon speaks {INTERFACE_VERSION}\nhint: rebuild the plugin against the matching stagecoach-plugin-sdk"
+            ));
+        }
+        return Err(format!(
+            "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})\nhint: implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
         ));
     }
     Ok(())
@@ -403,7 +451,10 @@ pub struct LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("name", &self.name).field("hash", &self.hash).finish()
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
     }
 }
 
@@ -411,7 +462,10 @@ impl LoadedPlugin {
     /// Calls an exported function in a fresh store and instance, within limits.
     fn call<R>(
         &self,
-        f: impl FnOnce(&mut Store<HostState>, &bindings::StagecoachPlugin) -> wasmtime::Result<Result<R, String>>,
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &bindings::StagecoachPlugin,
+        ) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<(R, CallStats), PluginFailure> {
         let started = Instant::now();
         let fail = |kind: &'static str, message: String| PluginFailure {
@@ -423,6 +477,7 @@ impl LoadedPlugin {
             &self.host.engine,
             HostState {
                 plugin: self.name.clone(),
+                last_error: None,
                 max_memory: (self.limits.memory_mib as usize) << 20,
                 peak_memory: 0,
                 memory_refused: false,
@@ -430,7 +485,12 @@ impl LoadedPlugin {
         );
         store.limiter(|s| s);
         store.set_fuel(self.limits.fuel).expect("fuel is enabled");
-        let ticks = self.limits.timeout_ms.div_ceil(EPOCH_TICK.as_millis() as u64).max(1) + 1;
+        let ticks = self
+            .limits
+            .timeout_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+            + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         let outcome = self
@@ -447,14 +507,28 @@ impl LoadedPlugin {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(message)) => Err(fail("error", message)),
             Err(e) => Err(match e.downcast_ref::<Trap>() {
-                Some(Trap::OutOfFuel) => fail("fuel", format!("ran out of fuel ({} units)", self.limits.fuel)),
-                Some(Trap::Interrupt) => fail("timeout", format!("exceeded its {} ms deadline", self.limits.timeout_ms)),
-                Some(Trap::StackOverflow) => fail("trap", "stack overflow (unbounded recursion?)".into()),
+                Some(Trap::OutOfFuel) => fail(
+                    "fuel",
+                    format!("ran out of fuel ({} units)", self.limits.fuel),
+                ),
+                Some(Trap::Interrupt) => fail(
+                    "timeout",
+                    format!("exceeded its {} ms deadline", self.limits.timeout_ms),
+                ),
+                Some(Trap::StackOverflow) => {
+                    fail("trap", "stack overflow (unbounded recursion?)".into())
+                }
                 _ if store.data().memory_refused => fail(
                     "memory",
-                    format!("tried to use more than its {} MiB of memory", self.limits.memory_mib),
+                    format!(
+                        "tried to use more than its {} MiB of memory",
+                        self.limits.memory_mib
+                    ),
                 ),
-                Some(trap) => fail("trap", format!("{trap}")),
+                Some(trap) => match store.data().last_error.clone() {
+                    Some(logged) => fail("trap", format!("{logged} ({trap})")),
+                    None => fail("trap", format!("{trap}")),
+                },
                 None => fail("trap", format!("{e:#}")),
             }),
         };
@@ -481,7 +555,10 @@ impl LoadedPlugin {
             let failure = PluginFailure {
                 plugin: self.name.clone(),
                 kind: "output",
-                message: format!("returned {bytes} bytes, more than its {} KiB output limit", self.limits.max_output_kib),
+                message: format!(
+                    "returned {bytes} bytes, more than its {} KiB output limit",
+                    self.limits.max_output_kib
+                ),
             };
             self.counters.failures.fetch_add(1, Ordering::Relaxed);
             if let Some(hook) = self.host.failures.lock().expect("failure hook").as_ref() {
@@ -493,9 +570,15 @@ impl LoadedPlugin {
     }
 
     /// Runs the plugin's exit criterion.
-    pub fn evaluate(&self, input: &CallInput) -> Result<(crate::model::Verdict, CallStats), PluginFailure> {
+    pub fn evaluate(
+        &self,
+        input: &CallInput,
+    ) -> Result<(crate::model::Verdict, CallStats), PluginFailure> {
         let wit_input = input.to_wit(self.limits.max_input_kib);
-        let (v, stats) = self.call(|store, p| p.stagecoach_plugin_plugin().call_evaluate(store, &wit_input))?;
+        let (v, stats) = self.call(|store, p| {
+            p.stagecoach_plugin_plugin()
+                .call_evaluate(store, &wit_input)
+        })?;
         self.check_output(v.reason.len())?;
         Ok((
             crate::model::Verdict {
@@ -508,10 +591,21 @@ impl LoadedPlugin {
     }
 
     /// Runs the plugin's checklist.
-    pub fn checklist(&self, input: &CallInput) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
+    pub fn checklist(
+        &self,
+        input: &CallInput,
+    ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
         let wit_input = input.to_wit(self.limits.max_input_kib);
-        let (items, stats) = self.call(|store, p| p.stagecoach_plugin_plugin().call_checklist(store, &wit_input))?;
-        self.check_output(items.iter().map(|i| i.id.len() + i.label.len() + i.evidence.len()).sum())?;
+        let (items, stats) = self.call(|store, p| {
+            p.stagecoach_plugin_plugin()
+                .call_checklist(store, &wit_input)
+        })?;
+        self.check_output(
+            items
+                .iter()
+                .map(|i| i.id.len() + i.label.len() + i.evidence.len())
+                .sum(),
+        )?;
         Ok((
             items
                 .into_iter()
@@ -527,10 +621,19 @@ impl LoadedPlugin {
     }
 
     /// Runs the plugin's metric.
-    pub fn metric(&self, data: &MetricData) -> Result<(Vec<MetricValue>, CallStats), PluginFailure> {
+    pub fn metric(
+        &self,
+        data: &MetricData,
+    ) -> Result<(Vec<MetricValue>, CallStats), PluginFailure> {
         let wit_input = data.to_wit();
-        let (values, stats) = self.call(|store, p| p.stagecoach_plugin_plugin().call_metric(store, &wit_input))?;
-        self.check_output(values.iter().map(|v| v.name.len() + v.label.len() + 8).sum())?;
+        let (values, stats) =
+            self.call(|store, p| p.stagecoach_plugin_plugin().call_metric(store, &wit_input))?;
+        self.check_output(
+            values
+                .iter()
+                .map(|v| v.name.len() + v.label.len() + 8)
+                .sum(),
+        )?;
         Ok((
             values
                 .into_iter()
@@ -551,6 +654,7 @@ impl LoadedPlugin {
             &self.host.engine,
             HostState {
                 plugin: self.name.clone(),
+                last_error: None,
                 max_memory: (self.limits.memory_mib as usize) << 20,
                 peak_memory: 0,
                 memory_refused: false,
@@ -559,11 +663,14 @@ impl LoadedPlugin {
         store.limiter(|s| s);
         store.set_fuel(self.limits.fuel).expect("fuel is enabled");
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self.pre.instantiate(&mut store).map_err(|e| PluginFailure {
-            plugin: self.name.clone(),
-            kind: "trap",
-            message: format!("{e:#}"),
-        })?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginFailure {
+                plugin: self.name.clone(),
+                kind: "trap",
+                message: format!("{e:#}"),
+            })?;
         Ok(Reusable {
             store,
             instance,

@@ -20,7 +20,9 @@ pub(super) fn list(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
     let active = ctx.active();
     let mut plugins: Vec<_> = active.plugins.plugins.values().map(|p| p.stats()).collect();
     plugins.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    ready(Ok(json!({ "plugins": plugins, "process_version": active.version })))
+    ready(Ok(
+        json!({ "plugins": plugins, "process_version": active.version }),
+    ))
 }
 
 /// Largest number of prospects and transitions handed to a metric plugin.
@@ -39,10 +41,16 @@ pub(super) struct MetricParams {
 pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricParams) -> Reply {
     let active = ctx.active();
     let Some(plugin) = active.plugins.get(&p.plugin).cloned() else {
-        return ready(Err(RpcError::new(NOT_FOUND, format!("no plugin named `{}` is loaded", p.plugin))));
+        return ready(Err(RpcError::new(
+            NOT_FOUND,
+            format!("no plugin named `{}` is loaded", p.plugin),
+        )));
     };
     if !plugin.provides.contains(&Capability::Metric) {
-        return ready(Err(RpcError::params(format!("plugin `{}` does not provide a metric", p.plugin))));
+        return ready(Err(RpcError::params(format!(
+            "plugin `{}` does not provide a metric",
+            p.plugin
+        ))));
     }
     let now = p.at.unwrap_or_else(|| ctx.clock.now());
     let ctx = ctx.clone();
@@ -79,9 +87,12 @@ pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricParams) -> Reply {
                 .collect(),
             transitions,
         };
-        let (values, stats) = plugin
-            .metric(&data)
-            .map_err(|f| ReadError::Rpc(RpcError::new(crate::protocol::INTERNAL_ERROR, f.to_string())))?;
+        let (values, stats) = plugin.metric(&data).map_err(|f| {
+            ReadError::Rpc(RpcError::new(
+                crate::protocol::INTERNAL_ERROR,
+                f.to_string(),
+            ))
+        })?;
         Ok(json!({ "plugin": plugin.name, "values": values, "micros": stats.micros }))
     })
 }

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
-use crate::criteria::{activity_kinds, all_met, evaluate_stage, needs_activities, stage_checklists};
+use crate::criteria::{
+    activity_kinds, all_met, evaluate_stage, needs_activities, stage_checklists,
+};
 use crate::engine::{NewProspect, ProspectUpdate, WriteOp};
 use crate::model::{Millis, ProspectId, Status};
 use crate::protocol::{NOT_FOUND, RpcError};
@@ -112,12 +114,19 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
             out["stage_name"] = json!(stage.name);
             if prospect.status == Status::Open {
                 let mut facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
-                if needs_activities(stage) {
+                if needs_activities(stage) || !stage.checklists.is_empty() {
                     facts.activities = ctx.store.activities(id)?;
                 }
                 let as_of = now.max(prospect.stage_entered_at);
-                let verdicts = evaluate_stage(stage, &prospect, &facts, as_of, active.plugin_context());
-                out["checklists"] = json!(stage_checklists(stage, &prospect, &facts, as_of, active.plugin_context()));
+                let verdicts =
+                    evaluate_stage(stage, &prospect, &facts, as_of, active.plugin_context());
+                out["checklists"] = json!(stage_checklists(
+                    stage,
+                    &prospect,
+                    &facts,
+                    as_of,
+                    active.plugin_context()
+                ));
                 let next = process
                     .stages
                     .get(i + 1)

@@ -21,10 +21,20 @@ impl Plugin for Checklist {
             ChecklistItem::field("budget", "Budget confirmed", p, "budget"),
             ChecklistItem::either(
                 ChecklistItem::field("authority", "Decision maker involved", p, "decision_maker"),
-                ChecklistItem::prospect_did("authority", "Decision maker involved", p, "decision_maker_met"),
+                ChecklistItem::prospect_did(
+                    "authority",
+                    "Decision maker involved",
+                    p,
+                    "decision_maker_met",
+                ),
             ),
             ChecklistItem::either(
-                ChecklistItem::prospect_did("need", "Need stated by the prospect", p, "requirements_shared"),
+                ChecklistItem::prospect_did(
+                    "need",
+                    "Need stated by the prospect",
+                    p,
+                    "requirements_shared",
+                ),
                 ChecklistItem::field("need", "Need stated by the prospect", p, "need"),
             ),
             ChecklistItem::either(
@@ -60,7 +70,8 @@ mod tests {
         );
         assert!(all.iter().all(|i| i.done), "{all:?}");
         // The rep sharing requirements is not the prospect stating a need.
-        let rep = items(Prospect::new("connect").with_activity("requirements_shared", Actor::Rep, 1));
+        let rep =
+            items(Prospect::new("connect").with_activity("requirements_shared", Actor::Rep, 1));
         assert!(!rep[2].done);
     }
 }

@@ -12,19 +12,40 @@ pub struct Checklist;
 
 impl Plugin for Checklist {
     const NAME: &'static str = "challenger";
-    const DESCRIPTION: &'static str = "Challenger: commercial insight taught, message tailored, control of the next step.";
+    const DESCRIPTION: &'static str =
+        "Challenger: commercial insight taught, message tailored, control of the next step.";
     const PROVIDES: &'static [Capability] = &[Capability::Checklist];
 
     fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
         let p = &input.prospect;
         Ok(vec![
-            ChecklistItem::recorded("teach", "Commercial insight presented", p, "insight_presented"),
-            ChecklistItem::prospect_did("reframe", "Prospect confirmed the reframed problem", p, "problem_confirmed"),
+            ChecklistItem::recorded(
+                "teach",
+                "Commercial insight presented",
+                p,
+                "insight_presented",
+            ),
+            ChecklistItem::prospect_did(
+                "reframe",
+                "Prospect confirmed the reframed problem",
+                p,
+                "problem_confirmed",
+            ),
             {
                 let n = p.number("stakeholders").unwrap_or(0.0);
-                ChecklistItem::new("tailor", "Message tailored to 2+ stakeholders", n >= 2.0, format!("{n} stakeholders engaged"))
+                ChecklistItem::new(
+                    "tailor",
+                    "Message tailored to 2+ stakeholders",
+                    n >= 2.0,
+                    format!("{n} stakeholders engaged"),
+                )
             },
-            ChecklistItem::prospect_did("take-control", "Prospect agreed the next step", p, "next_step_agreed"),
+            ChecklistItem::prospect_did(
+                "take-control",
+                "Prospect agreed the next step",
+                p,
+                "next_step_agreed",
+            ),
         ])
     }
 }
@@ -44,7 +65,11 @@ mod tests {
     fn tailoring_needs_two_stakeholders() {
         let one = items(Prospect::new("research").with_field("stakeholders", 1));
         assert!(!one[2].done);
-        let two = items(Prospect::new("research").with_field("stakeholders", 2).with_activity("insight_presented", Actor::Rep, 1));
+        let two = items(
+            Prospect::new("research")
+                .with_field("stakeholders", 2)
+                .with_activity("insight_presented", Actor::Rep, 1),
+        );
         assert!(two[0].done && two[2].done);
         assert!(!two[3].done);
     }

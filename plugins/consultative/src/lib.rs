@@ -12,16 +12,32 @@ pub struct Checklist;
 
 impl Plugin for Checklist {
     const NAME: &'static str = "consultative";
-    const DESCRIPTION: &'static str = "Consultative selling: research, questions, advice, agreement.";
+    const DESCRIPTION: &'static str =
+        "Consultative selling: research, questions, advice, agreement.";
     const PROVIDES: &'static [Capability] = &[Capability::Checklist];
 
     fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
         let p = &input.prospect;
         Ok(vec![
-            ChecklistItem::prospect_did("research", "Prospect's needs researched", p, "requirements_shared"),
-            ChecklistItem::prospect_did("questions", "Discovery conversation held", p, "meeting_held"),
+            ChecklistItem::prospect_did(
+                "research",
+                "Prospect's needs researched",
+                p,
+                "requirements_shared",
+            ),
+            ChecklistItem::prospect_did(
+                "questions",
+                "Discovery conversation held",
+                p,
+                "meeting_held",
+            ),
             ChecklistItem::recorded("advise", "Recommendation sent", p, "recommendation_sent"),
-            ChecklistItem::prospect_did("agree", "Prospect accepted the recommendation", p, "recommendation_accepted"),
+            ChecklistItem::prospect_did(
+                "agree",
+                "Prospect accepted the recommendation",
+                p,
+                "recommendation_accepted",
+            ),
         ])
     }
 }

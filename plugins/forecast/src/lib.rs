@@ -13,7 +13,8 @@ pub struct Forecast;
 
 impl Plugin for Forecast {
     const NAME: &'static str = "forecast";
-    const DESCRIPTION: &'static str = "Weighted pipeline (amount × stage probability) and open amount, per owner and in total.";
+    const DESCRIPTION: &'static str =
+        "Weighted pipeline (amount × stage probability) and open amount, per owner and in total.";
     const PROVIDES: &'static [Capability] = &[Capability::Metric];
 
     fn metric(input: &MetricInput) -> Result<Vec<MetricValue>, String> {
@@ -37,7 +38,11 @@ impl Plugin for Forecast {
         let mut total = (0.0, 0.0, 0.0);
         for (owner, (weighted, open, won)) in &by_owner {
             let label = format!("owner={owner}");
-            out.push(MetricValue::new("weighted_pipeline", label.clone(), *weighted));
+            out.push(MetricValue::new(
+                "weighted_pipeline",
+                label.clone(),
+                *weighted,
+            ));
             out.push(MetricValue::new("open_amount", label.clone(), *open));
             out.push(MetricValue::new("won_amount", label, *won));
             total.0 += weighted;
@@ -85,7 +90,12 @@ mod tests {
             transitions: vec![],
         };
         let out = Forecast::metric(&input).unwrap();
-        let get = |name: &str, label: &str| out.iter().find(|v| v.name == name && v.label == label).unwrap().value;
+        let get = |name: &str, label: &str| {
+            out.iter()
+                .find(|v| v.name == name && v.label == label)
+                .unwrap()
+                .value
+        };
         assert_eq!(get("weighted_pipeline", "owner=maria"), 5500.0);
         assert_eq!(get("open_amount", "owner=maria"), 15000.0);
         assert_eq!(get("won_amount", "owner=tom"), 7000.0);

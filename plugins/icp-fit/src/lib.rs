@@ -15,7 +15,8 @@ pub struct IcpFit;
 
 impl Plugin for IcpFit {
     const NAME: &'static str = "icp-fit";
-    const DESCRIPTION: &'static str = "Scores the prospect's fields against the ideal customer profile in its config.";
+    const DESCRIPTION: &'static str =
+        "Scores the prospect's fields against the ideal customer profile in its config.";
     const PROVIDES: &'static [Capability] = &[Capability::Criterion];
 
     fn evaluate(input: &Input) -> Result<Verdict, String> {
@@ -24,12 +25,20 @@ impl Plugin for IcpFit {
         let mut passed = Vec::new();
         let mut failed = Vec::new();
         let mut check = |ok: bool, pass: String, fail: String| {
-            if ok { passed.push(pass) } else { failed.push(fail) }
+            if ok {
+                passed.push(pass)
+            } else {
+                failed.push(fail)
+            }
         };
         for (config, field) in [("min_employees", "employees"), ("min_budget", "budget")] {
             if let Some(min) = c.number(config) {
                 match p.number(field) {
-                    Some(v) => check(v >= min, format!("{field} {v} ≥ {min}"), format!("{field} {v} < {min}")),
+                    Some(v) => check(
+                        v >= min,
+                        format!("{field} {v} ≥ {min}"),
+                        format!("{field} {v} < {min}"),
+                    ),
                     None => check(false, String::new(), format!("`{field}` not set")),
                 }
             }
@@ -42,7 +51,11 @@ impl Plugin for IcpFit {
             match p.text(field) {
                 Some(v) => {
                     let ok = allowed.iter().any(|a| a.eq_ignore_ascii_case(v));
-                    check(ok, format!("{field} {v}"), format!("{field} {v} not in {}", allowed.join(", ")))
+                    check(
+                        ok,
+                        format!("{field} {v}"),
+                        format!("{field} {v} not in {}", allowed.join(", ")),
+                    )
                 }
                 None => check(false, String::new(), format!("`{field}` not set")),
             }
@@ -53,9 +66,18 @@ impl Plugin for IcpFit {
         }
         let min_score = c.number("min_score").unwrap_or(1.0);
         let score = passed.len() as f64 / total as f64;
-        let detail = passed.iter().chain(&failed).cloned().collect::<Vec<_>>().join("; ");
+        let detail = passed
+            .iter()
+            .chain(&failed)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         let reason = format!("ICP score {}/{total} ({detail})", passed.len());
-        Ok(if score + 1e-9 >= min_score { Verdict::met(reason) } else { Verdict::unmet(reason) })
+        Ok(if score + 1e-9 >= min_score {
+            Verdict::met(reason)
+        } else {
+            Verdict::unmet(reason)
+        })
     }
 }
 
@@ -67,20 +89,40 @@ mod tests {
     use stagecoach_plugin_sdk::{Config, Prospect};
 
     fn config() -> Config {
-        Config::default().with("min_employees", 50).with("industries", "SaaS, fintech").with("min_score", 0.5)
+        Config::default()
+            .with("min_employees", 50)
+            .with("industries", "SaaS, fintech")
+            .with("min_score", 0.5)
     }
 
     #[test]
     fn scores_configured_checks() {
-        let fits = Prospect::new("prospect").with_field("employees", 200).with_field("industry", "saas");
+        let fits = Prospect::new("prospect")
+            .with_field("employees", 200)
+            .with_field("industry", "saas");
         let v = IcpFit::evaluate(&Input::new(fits, 0, config())).unwrap();
         assert!(v.met);
-        assert_eq!(v.reason, "ICP score 2/2 (employees 200 ≥ 50; industry saas)");
+        assert_eq!(
+            v.reason,
+            "ICP score 2/2 (employees 200 ≥ 50; industry saas)"
+        );
 
-        let half = Prospect::new("prospect").with_field("employees", 10).with_field("industry", "fintech");
-        assert!(IcpFit::evaluate(&Input::new(half.clone(), 0, config())).unwrap().met);
+        let half = Prospect::new("prospect")
+            .with_field("employees", 10)
+            .with_field("industry", "fintech");
+        assert!(
+            IcpFit::evaluate(&Input::new(half.clone(), 0, config()))
+                .unwrap()
+                .met
+        );
         let strict = config().with("min_score", 1.0);
-        let strict = Config { entries: strict.entries.into_iter().filter(|(k, v)| k != "min_score" || *v == 1.0.into()).collect() };
+        let strict = Config {
+            entries: strict
+                .entries
+                .into_iter()
+                .filter(|(k, v)| k != "min_score" || *v == 1.0.into())
+                .collect(),
+        };
         assert!(!IcpFit::evaluate(&Input::new(half, 0, strict)).unwrap().met);
     }
 

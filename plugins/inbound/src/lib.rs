@@ -20,17 +20,44 @@ impl Plugin for Checklist {
         let p = &input.prospect;
         Ok(vec![
             {
-                let inbound = p.text("source").is_some_and(|s| s.eq_ignore_ascii_case("inbound"));
+                let inbound = p
+                    .text("source")
+                    .is_some_and(|s| s.eq_ignore_ascii_case("inbound"));
                 ChecklistItem::either(
-                    ChecklistItem::new("identify", "Identify: an active buyer", inbound, "`source` is inbound"),
-                    ChecklistItem::prospect_did("identify", "Identify: an active buyer", p, "content_downloaded"),
+                    ChecklistItem::new(
+                        "identify",
+                        "Identify: an active buyer",
+                        inbound,
+                        "`source` is inbound",
+                    ),
+                    ChecklistItem::prospect_did(
+                        "identify",
+                        "Identify: an active buyer",
+                        p,
+                        "content_downloaded",
+                    ),
                 )
             },
             ChecklistItem::prospect_did("connect", "Connect: the prospect replied", p, "replied"),
-            ChecklistItem::prospect_did("explore", "Explore: goals and challenges shared", p, "requirements_shared"),
+            ChecklistItem::prospect_did(
+                "explore",
+                "Explore: goals and challenges shared",
+                p,
+                "requirements_shared",
+            ),
             ChecklistItem::either(
-                ChecklistItem::prospect_did("advise", "Advise: presentation received", p, "demo_attended"),
-                ChecklistItem::prospect_did("advise", "Advise: presentation received", p, "proposal_requested"),
+                ChecklistItem::prospect_did(
+                    "advise",
+                    "Advise: presentation received",
+                    p,
+                    "demo_attended",
+                ),
+                ChecklistItem::prospect_did(
+                    "advise",
+                    "Advise: presentation received",
+                    p,
+                    "proposal_requested",
+                ),
             ),
         ])
     }
@@ -41,7 +68,7 @@ register_plugin!(Checklist);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()
@@ -49,7 +76,10 @@ mod tests {
 
     #[test]
     fn identify_connect_explore_advise() {
-        let p = Prospect::new("research").with_field("source", "Inbound").with_action("replied", 1).with_action("proposal_requested", 2);
+        let p = Prospect::new("research")
+            .with_field("source", "Inbound")
+            .with_action("replied", 1)
+            .with_action("proposal_requested", 2);
         let items = items(p);
         let ids: Vec<_> = items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["identify", "connect", "explore", "advise"]);

@@ -20,16 +20,46 @@ impl Plugin for Checklist {
     fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
         let p = &input.prospect;
         Ok(vec![
-            ChecklistItem::field("metrics", "Metrics: quantified value the prospect expects", p, "metrics"),
-            ChecklistItem::either(
-                ChecklistItem::field("economic-buyer", "Economic buyer identified", p, "economic_buyer"),
-                ChecklistItem::prospect_did("economic-buyer", "Economic buyer identified", p, "economic_buyer_met"),
+            ChecklistItem::field(
+                "metrics",
+                "Metrics: quantified value the prospect expects",
+                p,
+                "metrics",
             ),
-            ChecklistItem::field("decision-criteria", "Decision criteria known", p, "decision_criteria"),
-            ChecklistItem::field("decision-process", "Decision process known", p, "decision_process"),
+            ChecklistItem::either(
+                ChecklistItem::field(
+                    "economic-buyer",
+                    "Economic buyer identified",
+                    p,
+                    "economic_buyer",
+                ),
+                ChecklistItem::prospect_did(
+                    "economic-buyer",
+                    "Economic buyer identified",
+                    p,
+                    "economic_buyer_met",
+                ),
+            ),
+            ChecklistItem::field(
+                "decision-criteria",
+                "Decision criteria known",
+                p,
+                "decision_criteria",
+            ),
+            ChecklistItem::field(
+                "decision-process",
+                "Decision process known",
+                p,
+                "decision_process",
+            ),
             ChecklistItem::either(
                 ChecklistItem::field("paper-process", "Paper process known", p, "paper_process"),
-                ChecklistItem::prospect_did("paper-process", "Paper process known", p, "legal_review_started"),
+                ChecklistItem::prospect_did(
+                    "paper-process",
+                    "Paper process known",
+                    p,
+                    "legal_review_started",
+                ),
             ),
             ChecklistItem::either(
                 ChecklistItem::field("pain", "Pain identified", p, "pain"),
@@ -46,7 +76,7 @@ register_plugin!(Checklist);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

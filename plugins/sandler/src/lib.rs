@@ -12,19 +12,40 @@ pub struct Checklist;
 
 impl Plugin for Checklist {
     const NAME: &'static str = "sandler";
-    const DESCRIPTION: &'static str = "Sandler: bonding, up-front contract, pain, budget, decision, fulfillment, post-sell.";
+    const DESCRIPTION: &'static str =
+        "Sandler: bonding, up-front contract, pain, budget, decision, fulfillment, post-sell.";
     const PROVIDES: &'static [Capability] = &[Capability::Checklist];
 
     fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
         let p = &input.prospect;
         Ok(vec![
             ChecklistItem::prospect_did("bonding", "Bonding and rapport: met", p, "meeting_held"),
-            ChecklistItem::prospect_did("upfront-contract", "Up-front contract agreed", p, "upfront_contract_agreed"),
+            ChecklistItem::prospect_did(
+                "upfront-contract",
+                "Up-front contract agreed",
+                p,
+                "upfront_contract_agreed",
+            ),
             ChecklistItem::field("pain", "Pain uncovered", p, "pain"),
             ChecklistItem::field("budget", "Budget uncovered", p, "budget"),
-            ChecklistItem::field("decision", "Decision process uncovered", p, "decision_process"),
-            ChecklistItem::prospect_did("fulfillment", "Fulfillment: solution presented", p, "demo_attended"),
-            ChecklistItem::prospect_did("post-sell", "Post-sell: commitment signed", p, "contract_signed"),
+            ChecklistItem::field(
+                "decision",
+                "Decision process uncovered",
+                p,
+                "decision_process",
+            ),
+            ChecklistItem::prospect_did(
+                "fulfillment",
+                "Fulfillment: solution presented",
+                p,
+                "demo_attended",
+            ),
+            ChecklistItem::prospect_did(
+                "post-sell",
+                "Post-sell: commitment signed",
+                p,
+                "contract_signed",
+            ),
         ])
     }
 }
@@ -34,7 +55,7 @@ register_plugin!(Checklist);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()
@@ -42,7 +63,11 @@ mod tests {
 
     #[test]
     fn seven_sandler_steps() {
-        let items = items(Prospect::new("close").with_action("meeting_held", 1).with_field("budget", 1000));
+        let items = items(
+            Prospect::new("close")
+                .with_action("meeting_held", 1)
+                .with_field("budget", 1000),
+        );
         assert_eq!(items.len(), 7);
         assert_eq!(items.iter().filter(|i| i.done).count(), 2);
     }

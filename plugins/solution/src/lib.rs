@@ -19,11 +19,18 @@ impl Plugin for Checklist {
         let p = &input.prospect;
         Ok(vec![
             ChecklistItem::field("pain", "Pain admitted", p, "pain"),
-            ChecklistItem::prospect_did("vision", "Prospect saw the solution vision", p, "demo_attended"),
+            ChecklistItem::prospect_did(
+                "vision",
+                "Prospect saw the solution vision",
+                p,
+                "demo_attended",
+            ),
             {
                 let value = p.number("value_estimate");
                 let done = value.is_some_and(|v| v > 0.0);
-                let evidence = value.map_or("`value_estimate` is not set".into(), |v| format!("value estimated at {v}"));
+                let evidence = value.map_or("`value_estimate` is not set".into(), |v| {
+                    format!("value estimated at {v}")
+                });
                 ChecklistItem::new("value", "Value quantified", done, evidence)
             },
             ChecklistItem::either(
@@ -39,7 +46,7 @@ register_plugin!(Checklist);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()
@@ -49,7 +56,11 @@ mod tests {
     fn value_must_be_positive() {
         let zero = items(Prospect::new("present").with_field("value_estimate", 0));
         assert!(!zero[2].done);
-        let done = items(Prospect::new("present").with_field("value_estimate", 50000).with_action("demo_attended", 3));
+        let done = items(
+            Prospect::new("present")
+                .with_field("value_estimate", 50000)
+                .with_action("demo_attended", 3),
+        );
         assert!(done[1].done && done[2].done);
     }
 }

@@ -12,19 +12,40 @@ pub struct Checklist;
 
 impl Plugin for Checklist {
     const NAME: &'static str = "spin";
-    const DESCRIPTION: &'static str = "SPIN: situation, problem, implication and need-payoff established.";
+    const DESCRIPTION: &'static str =
+        "SPIN: situation, problem, implication and need-payoff established.";
     const PROVIDES: &'static [Capability] = &[Capability::Checklist];
 
     fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
         let p = &input.prospect;
         Ok(vec![
-            ChecklistItem::field("situation", "Situation: current solution known", p, "current_solution"),
+            ChecklistItem::field(
+                "situation",
+                "Situation: current solution known",
+                p,
+                "current_solution",
+            ),
             ChecklistItem::either(
                 ChecklistItem::field("problem", "Problem: pain stated", p, "pain"),
-                ChecklistItem::prospect_did("problem", "Problem: pain stated", p, "problem_confirmed"),
+                ChecklistItem::prospect_did(
+                    "problem",
+                    "Problem: pain stated",
+                    p,
+                    "problem_confirmed",
+                ),
             ),
-            ChecklistItem::field("implication", "Implication: cost of the problem quantified", p, "cost_of_problem"),
-            ChecklistItem::prospect_did("need-payoff", "Need-payoff: prospect stated the value", p, "value_confirmed"),
+            ChecklistItem::field(
+                "implication",
+                "Implication: cost of the problem quantified",
+                p,
+                "cost_of_problem",
+            ),
+            ChecklistItem::prospect_did(
+                "need-payoff",
+                "Need-payoff: prospect stated the value",
+                p,
+                "value_confirmed",
+            ),
         ])
     }
 }
@@ -34,7 +55,7 @@ register_plugin!(Checklist);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()
@@ -42,7 +63,9 @@ mod tests {
 
     #[test]
     fn four_spin_items() {
-        let p = Prospect::new("research").with_field("current_solution", "spreadsheets").with_field("cost_of_problem", 40000);
+        let p = Prospect::new("research")
+            .with_field("current_solution", "spreadsheets")
+            .with_field("cost_of_problem", 40000);
         let done: Vec<_> = items(p).iter().map(|i| i.done).collect();
         assert_eq!(done, [true, false, true, false]);
     }
