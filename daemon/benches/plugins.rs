@@ -1,0 +1,296 @@
+//! Exit-criterion evaluation through a WebAssembly plugin against the same
+//! rule run natively, measured in the same run:
+//!
+//! 1. instantiation cost (fresh store + instance from the pre-instantiated component);
+//! 2. one evaluation with a fresh instance (what the daemon does per call);
+//! 3. one evaluation on a reused instance;
+//! 4. the rule compiled natively (the `icp-fit` crate called directly), and
+//!    the daemon's built-in field criteria expressing the same rule;
+//! 5. end to end: `process.reevaluate` over the socket for many prospects,
+//!    with the plugin criterion vs the equivalent built-in criteria.
+//!
+//! Run: `cargo bench -p stagecoach --bench plugins`
+//! (`STAGECOACH_BENCH_PROSPECTS` sets the end-to-end size; default 20000).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use stagecoach::criteria::{ActivityFacts, Plugins, evaluate_stage};
+use stagecoach::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
+use stagecoach::plugins::{CallInput, Limits, PluginHost};
+use stagecoach::process::Process;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median of `rounds` timings of `batch` calls each, in µs per call.
+fn time_per_call(rounds: usize, batch: usize, mut f: impl FnMut()) -> f64 {
+    let samples = (0..rounds)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..batch {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e6 / batch as f64
+        })
+        .collect();
+    median(samples)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn build_plugin(out: &Path) -> PathBuf {
+    let status = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+        .args(["plugin", "build", "--out"])
+        .arg(out)
+        .arg("--target-dir")
+        .arg(root().join("target/plugin-build"))
+        .arg(root().join("plugins/icp-fit"))
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building icp-fit failed");
+    out.join("icp-fit.wasm")
+}
+
+fn prospect() -> (Prospect, Vec<Activity>) {
+    let mut fields = std::collections::BTreeMap::new();
+    fields.insert("employees".to_string(), FieldValue::Number(120.0));
+    fields.insert("industry".to_string(), FieldValue::Text("SaaS".into()));
+    fields.insert("budget".to_string(), FieldValue::Number(25000.0));
+    fields.insert("country".to_string(), FieldValue::Text("DE".into()));
+    let p = Prospect {
+        id: 7,
+        external_id: None,
+        name: "Ada Lovelace".into(),
+        company: Some("Analytical Engines".into()),
+        owner: Some("maria".into()),
+        fields,
+        stage: "qualify".into(),
+        status: Status::Open,
+        created_at: Millis(0),
+        stage_entered_at: Millis(1000),
+        last_activity_at: Millis(5000),
+        closed_at: None,
+    };
+    let activities = (0..10)
+        .map(|i| Activity {
+            id: i,
+            prospect: 7,
+            kind: if i % 2 == 0 { "replied".into() } else { "email_sent".into() },
+            actor: if i % 2 == 0 { Actor::Prospect } else { Actor::Rep },
+            at: Millis(1000 + i as i64 * 100),
+            data: Default::default(),
+        })
+        .collect();
+    (p, activities)
+}
+
+struct Daemon {
+    child: std::process::Child,
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    id: u64,
+}
+
+impl Daemon {
+    fn start(dir: &Path, process: &str) -> Daemon {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("process.toml"), process).unwrap();
+        let socket = dir.join("s.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+            .args(["serve", "--no-watch", "--process"])
+            .arg(dir.join("process.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--socket")
+            .arg(&socket)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            if let Ok(s) = UnixStream::connect(&socket) {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Daemon {
+            child,
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+            id: 0,
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.id += 1;
+        let line = json!({ "jsonrpc": "2.0", "id": self.id, "method": method, "params": params }).to_string() + "\n";
+        self.writer.write_all(line.as_bytes()).unwrap();
+        let mut answer = String::new();
+        self.reader.read_line(&mut answer).unwrap();
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    /// Creates `n` prospects in batches; none meets the criteria yet.
+    fn fill(&mut self, n: usize) {
+        for chunk in 0..n.div_ceil(500) {
+            let batch: Vec<Value> = (0..500.min(n - chunk * 500))
+                .map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "prospect.create",
+                    "params": { "name": format!("p{}", chunk * 500 + i), "fields": { "employees": 120, "industry": "SaaS", "budget": 25000 } } }))
+                .collect();
+            self.writer.write_all((Value::Array(batch).to_string() + "\n").as_bytes()).unwrap();
+            let mut answer = String::new();
+            self.reader.read_line(&mut answer).unwrap();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The end-to-end process: `qualify` ends on `criterion`; its prospects are
+/// created before the criterion is switched on, then re-evaluated.
+fn e2e_process(criteria: &str, plugin: &Path) -> String {
+    format!(
+        r#"[process]
+name = "bench"
+[[plugins]]
+name = "icp-fit"
+path = "{}"
+[[stages]]
+id = "qualify"
+name = "Qualify"
+advance = "manual"
+exit = [{criteria}]
+[[stages]]
+id = "next"
+name = "Next"
+exit = [{{ question = "Signed?", activity = "contract_signed" }}]
+"#,
+        plugin.display()
+    )
+}
+
+fn e2e(dir: &Path, plugin: &Path, criteria: &str, n: usize) -> (f64, u64) {
+    let manual = e2e_process(criteria, plugin);
+    let mut d = Daemon::start(dir, &manual);
+    d.fill(n);
+    // Switch the stage to automatic and re-evaluate everyone.
+    let auto = manual.replace("advance = \"manual\"\n", "");
+    std::fs::write(dir.join("process.toml"), auto).unwrap();
+    d.call("process.reload", json!({}));
+    let t = Instant::now();
+    let r = d.call("process.reevaluate", json!({}));
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(r["moved"].as_u64().unwrap() as usize, n, "{r}");
+    (n as f64 / secs, r["evaluated"].as_u64().unwrap())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: usize = std::env::var("STAGECOACH_BENCH_PROSPECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let dir = tempfile::tempdir().unwrap();
+    let file = build_plugin(&dir.path().join("plugins"));
+    println!("# exit-criterion evaluation: wasm plugin vs native");
+    println!("command: cargo bench -p stagecoach --bench plugins   (STAGECOACH_BENCH_PROSPECTS={n})");
+    println!(
+        "machine: {} cores; wasmtime 48 (cranelift, pooling allocator, fuel + epoch deadline on every call)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("rule: icp-fit with min_employees = 50, industries = \"saas, fintech\"; prospect with 4 fields and 10 activities");
+    println!();
+
+    let host = PluginHost::new(None).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let t = Instant::now();
+    let plugin = host.load("icp-fit", &file, &bytes, Limits::default()).unwrap();
+    println!("load (compile + link + describe)            {:>9.1} ms", t.elapsed().as_secs_f64() * 1e3);
+
+    let (p, activities) = prospect();
+    let config = vec![
+        ("min_employees".to_string(), FieldValue::Number(50.0)),
+        ("industries".to_string(), FieldValue::Text("saas, fintech".into())),
+    ];
+    let input = CallInput {
+        prospect: &p,
+        activities: &activities,
+        now: Millis(10_000),
+        config: &config,
+    };
+    assert!(plugin.evaluate(&input).unwrap().0.met);
+
+    let instantiate = time_per_call(21, 200, || {
+        std::hint::black_box(plugin.reusable().unwrap());
+    });
+    let fresh = time_per_call(21, 200, || {
+        std::hint::black_box(plugin.evaluate(&input).unwrap());
+    });
+    let mut reused = plugin.reusable().unwrap();
+    let warm = time_per_call(21, 500, || {
+        std::hint::black_box(reused.evaluate(&input).unwrap());
+    });
+
+    // Baselines: the same rule natively.
+    use stagecoach_plugin_sdk::Plugin as _;
+    let sdk_input = stagecoach_plugin_sdk::Input::new(
+        stagecoach_plugin_sdk::Prospect::new("qualify").with_field("employees", 120).with_field("industry", "SaaS"),
+        10_000,
+        stagecoach_plugin_sdk::Config::default().with("min_employees", 50).with("industries", "saas, fintech"),
+    );
+    let native_rule = time_per_call(21, 5000, || {
+        std::hint::black_box(icp_fit::IcpFit::evaluate(std::hint::black_box(&sdk_input)).unwrap());
+    });
+    let builtin = Process::parse(
+        r#"[process]
+name = "b"
+[[stages]]
+id = "qualify"
+name = "Q"
+exit = [
+  { question = "Employees?", field = "employees", op = ">=", value = 50 },
+  { question = "SaaS?", field = "industry", op = "=", value = "SaaS" },
+]"#,
+        "bench.toml",
+    )
+    .unwrap();
+    let facts = ActivityFacts::from_activities(&activities);
+    let native_builtin = time_per_call(21, 5000, || {
+        std::hint::black_box(evaluate_stage(&builtin.stages[0], &p, &facts, Millis(10_000), Plugins::none()));
+    });
+
+    println!("instantiate (fresh store + instance)        {instantiate:>9.2} µs");
+    println!("evaluate, fresh instance per call (daemon)  {fresh:>9.2} µs   target ≤ 10 µs");
+    println!("evaluate, reused instance                   {warm:>9.2} µs   target ≤ 2 µs");
+    println!("baseline: same rule, native Rust (icp-fit)  {native_rule:>9.2} µs");
+    println!("baseline: built-in field criteria           {native_builtin:>9.2} µs");
+    println!();
+
+    let plugin_criteria = r#"{ question = "ICP?", plugin = "icp-fit", config = { min_employees = 50, industries = "saas, fintech" } }"#;
+    let builtin_criteria = r#"{ question = "Employees?", field = "employees", op = ">=", value = 50 }, { question = "SaaS?", field = "industry", op = "=", value = "SaaS" }"#;
+    let (plugin_rate, _) = e2e(&dir.path().join("e2e-plugin"), &file, plugin_criteria, n);
+    let (native_rate, _) = e2e(&dir.path().join("e2e-native"), &file, builtin_criteria, n);
+    println!("process.reevaluate of {n} prospects, end to end over the socket (each moves, one transaction):");
+    println!("  built-in criteria (baseline)              {native_rate:>9.0} prospects/s");
+    println!("  icp-fit plugin criterion                  {plugin_rate:>9.0} prospects/s");
+    println!("  plugin / native                           {:>9.1} %   target ≥ 50 %", plugin_rate / native_rate * 100.0);
+}
