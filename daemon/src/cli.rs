@@ -775,6 +775,17 @@ fn render(command: &Command, r: &Value) {
                 println!("exit criteria ({ready}):");
                 render_verdicts(&r["verdicts"]);
             }
+            for c in r["checklists"].as_array().into_iter().flatten() {
+                if let Some(e) = c["error"].as_str() {
+                    println!("checklist {}: unavailable ({e})", text(&c["name"]));
+                    continue;
+                }
+                println!("checklist {} ({}/{} done):", text(&c["name"]), c["done"], c["total"]);
+                for item in c["items"].as_array().into_iter().flatten() {
+                    let mark = if item["done"] == json!(true) { "✓" } else { "·" };
+                    println!("  {mark} {}  — {}", text(&item["label"]), text(&item["evidence"]));
+                }
+            }
             if let Some(history) = r["transitions"].as_array() {
                 let mut t = table(&["at", "from", "to", "kind", "version", "reason"]);
                 for m in history {
