@@ -381,7 +381,7 @@ fn create(
         TransitionKind::Created,
     )];
     moves.extend(cascade(t, active, &mut prospect, at, None)?);
-    save(t, None, &prospect, &moves)?;
+    save(t, None, &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
     let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
     result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
@@ -460,7 +460,7 @@ fn update(
     } else {
         Vec::new()
     };
-    save(t, Some(&old), &prospect, &moves)?;
+    save(t, Some(&old), &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
     let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
     result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
@@ -505,7 +505,7 @@ fn record(
     } else {
         Vec::new()
     };
-    save(t, Some(&old), &prospect, &moves)?;
+    save(t, Some(&old), &prospect, &moves, activity.at)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
         json!({ "activity": activity, "moves": moves, "stage": prospect.stage, "status": prospect.status }),
@@ -537,7 +537,7 @@ fn advance(
     let mut prospect = old.clone();
     let mut moves = vec![step(t, active, &mut prospect, index, as_of, verdicts, None)];
     moves.extend(cascade(t, active, &mut prospect, as_of, None)?);
-    save(t, Some(&old), &prospect, &moves)?;
+    save(t, Some(&old), &prospect, &moves, as_of)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
         json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
@@ -587,7 +587,7 @@ fn force_move(
     prospect.stage = to.to_string();
     prospect.stage_entered_at = at;
     let moves = vec![tr];
-    save(t, Some(&old), &prospect, &moves)?;
+    save(t, Some(&old), &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
         json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
@@ -646,7 +646,7 @@ fn close(
     prospect.status = outcome;
     prospect.closed_at = Some(at);
     let moves = vec![tr];
-    save(t, Some(&old), &prospect, &moves)?;
+    save(t, Some(&old), &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
         json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
@@ -765,15 +765,19 @@ fn cascade(
     Ok(moves)
 }
 
+/// Writes the prospect and its moves, with the metrics that follow them;
+/// `at` dates changes that are not moves (an owner change).
 fn save(
     t: &mut Tables<'_>,
     old: Option<&Prospect>,
     new: &Prospect,
     moves: &[Transition],
+    at: Millis,
 ) -> Result<(), StoreError> {
     for m in moves {
         t.insert_transition(m)?;
     }
+    t.metrics.record(old, new, moves, at)?;
     t.put_prospect(old, new)
 }
 
@@ -855,11 +859,13 @@ fn apply_version(
     };
     let mut renamed = 0;
     for (from, to) in &renames {
+        t.metrics.alias(from, to)?;
         for id in t.open_in_stage(from)? {
             let Some(old) = t.prospect(id)? else { continue };
             let mut p = old.clone();
             // The same stage under a new id: the stay continues.
             p.stage = to.clone();
+            t.metrics.record(Some(&old), &p, &[], v.at)?;
             t.put_prospect(Some(&old), &p)?;
             renamed += 1;
         }
@@ -879,7 +885,7 @@ fn apply_version(
             p.stage = to.clone();
             p.stage_entered_at = at;
             let moves = vec![tr];
-            save(t, Some(&old), &p, &moves)?;
+            save(t, Some(&old), &p, &moves, at)?;
             events.extend(moved_events(&p, &moves));
             migrated += 1;
         }
@@ -915,7 +921,7 @@ fn reevaluate(
             }
             moved += 1;
             transitions += moves.len();
-            save(t, Some(&old), &p, &moves)?;
+            save(t, Some(&old), &p, &moves, at)?;
             events.extend(moved_events(&p, &moves));
         }
     }

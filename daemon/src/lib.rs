@@ -22,6 +22,8 @@
 //! - [`rpc`]: the methods, one module per protocol area, dispatched in one place.
 //! - [`server`]: start-up, the socket, connections, limits, shutdown.
 //! - [`client`] and [`cli`]: the command line, a client of the socket.
+//! - [`metrics`]: counters kept with every transition, and the exact
+//!   flow, time-in-stage, conversion and outcome queries over them.
 //! - [`clock`]: where "now" comes from, passed in.
 
 pub mod cli;
@@ -32,6 +34,7 @@ pub mod diff;
 pub mod engine;
 pub mod lint;
 pub mod live;
+pub mod metrics;
 pub mod model;
 pub mod plugins;
 pub mod process;

@@ -143,6 +143,7 @@ impl Store {
             txn.open_table(TRANSITIONS)?;
             txn.open_table(TRANSITIONS_BY_PROSPECT)?;
             txn.open_table(PROCESS_VERSIONS)?;
+            crate::metrics::create_tables(&txn)?;
         }
         txn.commit()?;
         Ok(Store {
@@ -156,6 +157,23 @@ impl Store {
 
     fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.begin_read()?)
+    }
+
+    /// A read transaction, for the metrics queries.
+    pub fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
+        self.read()
+    }
+
+    /// Every transition in id order (exports, brute-force checks).
+    pub fn all_transitions(&self) -> Result<Vec<Transition>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "transition", k.value())?);
+        }
+        Ok(out)
     }
 
     /// One prospect.
@@ -361,6 +379,7 @@ pub(crate) struct Tables<'txn> {
     transitions: Table<'txn, u64, &'static [u8]>,
     transitions_by_prospect: Table<'txn, (u64, u64), ()>,
     process_versions: Table<'txn, u64, &'static [u8]>,
+    pub metrics: crate::metrics::MetricTables<'txn>,
     pub ids: Ids,
 }
 
@@ -377,6 +396,7 @@ impl<'txn> Tables<'txn> {
             transitions: txn.open_table(TRANSITIONS)?,
             transitions_by_prospect: txn.open_table(TRANSITIONS_BY_PROSPECT)?,
             process_versions: txn.open_table(PROCESS_VERSIONS)?,
+            metrics: crate::metrics::MetricTables::open(txn)?,
             ids,
         })
     }

@@ -7,6 +7,7 @@
 
 mod activity;
 mod daemon;
+mod metrics;
 mod plugins;
 mod process;
 mod prospect;
@@ -161,6 +162,12 @@ pub const METHODS: &[&str] = &[
     "activity.list",
     "plugins.list",
     "metrics.plugin",
+    "metrics.flow",
+    "metrics.time_in_stage",
+    "metrics.conversion",
+    "metrics.outcomes",
+    "metrics.stalled",
+    "metrics.compare",
 ];
 
 /// Starts `method`. Writes are queued before this returns.
@@ -193,6 +200,12 @@ pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
         "activity.list" => call!(activity::list),
         "plugins.list" => call!(plugins::list),
         "metrics.plugin" => call!(plugins::metric),
+        "metrics.flow" => call!(metrics::flow),
+        "metrics.time_in_stage" => call!(metrics::time_in_stage),
+        "metrics.conversion" => call!(metrics::conversion),
+        "metrics.outcomes" => call!(metrics::outcomes),
+        "metrics.stalled" => call!(metrics::stalled),
+        "metrics.compare" => call!(metrics::compare),
         other => {
             let hint = METHODS
                 .iter()

@@ -1,0 +1,456 @@
+//! Measuring the process, exactly and fast.
+//!
+//! Written in the same transaction as every transition:
+//! - per-stage, per-day, per-owner counters of entries and exits by kind, so
+//!   flow for a period costs O(days), not O(prospects);
+//! - open prospects per (stage, owner), so the count at any instant is the
+//!   current count minus what happened since;
+//! - completed stays by stage and exit time (time in stage);
+//! - entries by stage and time (cohorts for "reached" conversion);
+//! - outcomes by close time (win rate, cycle length);
+//! - stage aliases left by renames, so a renamed stage is the same stage.
+//!
+//! Definitions (DESIGN.md §7), for stage S and period [t0, t1):
+//! start = prospects in S at t0; entered = transitions into S with
+//! t0 ≤ at < t1; exited = transitions out of S in the period, by kind;
+//! end = prospects in S at t1; always end = start + entered − exited.
+//! Periods are whole UTC days: `from` and `to` are rounded down to midnight.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use redb::{ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::Serialize;
+
+use crate::model::{Millis, Prospect, Status, Transition, TransitionKind};
+use crate::store::StoreError;
+
+/// (stage, day, owner, kind) → count.
+const FLOW: TableDefinition<(&str, i64, &str, u8), u64> = TableDefinition::new("metrics_flow");
+/// (stage, owner) → open prospects now.
+const OPEN_COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("metrics_open_counts");
+/// (stage, exit at, transition id) → (duration ms, exit kind, owner).
+const STAYS: TableDefinition<(&str, i64, u64), (i64, u8, &str)> = TableDefinition::new("metrics_stays");
+/// (stage, entry at, prospect) → ().
+const ENTRIES: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("metrics_entries");
+/// (closed at, prospect) → (won, cycle ms, owner).
+const OUTCOMES: TableDefinition<(i64, u64), (bool, i64, &str)> = TableDefinition::new("metrics_outcomes");
+/// old stage id → new stage id.
+const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("metrics_stage_aliases");
+
+const ENTERED: u8 = 0;
+const REASSIGNED_IN: u8 = 1;
+const REASSIGNED_OUT: u8 = 2;
+
+fn exit_code(kind: TransitionKind) -> u8 {
+    10 + match kind {
+        TransitionKind::Created => 0,
+        TransitionKind::Advanced => 1,
+        TransitionKind::Skipped => 2,
+        TransitionKind::Regressed => 3,
+        TransitionKind::Forced => 4,
+        TransitionKind::Won => 5,
+        TransitionKind::Lost => 6,
+    }
+}
+
+const EXIT_KINDS: [TransitionKind; 6] = [
+    TransitionKind::Advanced,
+    TransitionKind::Skipped,
+    TransitionKind::Regressed,
+    TransitionKind::Forced,
+    TransitionKind::Won,
+    TransitionKind::Lost,
+];
+
+fn day(at: Millis) -> i64 {
+    at.0.div_euclid(Millis::DAY)
+}
+
+fn owner_of(p: &Prospect) -> &str {
+    p.owner.as_deref().unwrap_or("")
+}
+
+/// Creates the metric tables (at start-up).
+pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(FLOW)?;
+    txn.open_table(OPEN_COUNTS)?;
+    txn.open_table(STAYS)?;
+    txn.open_table(ENTRIES)?;
+    txn.open_table(OUTCOMES)?;
+    txn.open_table(ALIASES)?;
+    Ok(())
+}
+
+/// The metric tables, open in the writer's transaction.
+pub(crate) struct MetricTables<'txn> {
+    flow: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
+    open_counts: Table<'txn, (&'static str, &'static str), u64>,
+    stays: Table<'txn, (&'static str, i64, u64), (i64, u8, &'static str)>,
+    entries: Table<'txn, (&'static str, i64, u64), ()>,
+    outcomes: Table<'txn, (i64, u64), (bool, i64, &'static str)>,
+    aliases: Table<'txn, &'static str, &'static str>,
+}
+
+impl<'txn> MetricTables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(MetricTables {
+            flow: txn.open_table(FLOW)?,
+            open_counts: txn.open_table(OPEN_COUNTS)?,
+            stays: txn.open_table(STAYS)?,
+            entries: txn.open_table(ENTRIES)?,
+            outcomes: txn.open_table(OUTCOMES)?,
+            aliases: txn.open_table(ALIASES)?,
+        })
+    }
+
+    fn bump(&mut self, stage: &str, at: Millis, owner: &str, kind: u8) -> Result<(), StoreError> {
+        let key = (stage, day(at), owner, kind);
+        let n = self.flow.get(key)?.map_or(0, |v| v.value());
+        self.flow.insert(key, n + 1)?;
+        Ok(())
+    }
+
+    fn add_open(&mut self, stage: &str, owner: &str, delta: i64) -> Result<(), StoreError> {
+        let n = self.open_counts.get((stage, owner))?.map_or(0, |v| v.value()) as i64 + delta;
+        if n <= 0 {
+            self.open_counts.remove((stage, owner))?;
+        } else {
+            self.open_counts.insert((stage, owner), n as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Records a prospect's change: `moves` in order, from `old` (none for a
+    /// new prospect) to `new`; `changed_at` dates an owner change.
+    pub fn record(
+        &mut self,
+        old: Option<&Prospect>,
+        new: &Prospect,
+        moves: &[Transition],
+        changed_at: Millis,
+    ) -> Result<(), StoreError> {
+        let owner = owner_of(new);
+        // An owner change while open moves the prospect between owners' counts.
+        if let Some(o) = old
+            && o.status == Status::Open
+            && owner_of(o) != owner
+        {
+            self.bump(&o.stage, changed_at, owner_of(o), REASSIGNED_OUT)?;
+            self.bump(&o.stage, changed_at, owner, REASSIGNED_IN)?;
+        }
+        let mut entered_at = old.map(|o| o.stage_entered_at);
+        for m in moves {
+            if let Some(from) = &m.from {
+                self.bump(from, m.at, owner, exit_code(m.kind))?;
+                let stay = entered_at.map_or(0, |e| (m.at.0 - e.0).max(0));
+                self.stays.insert((from.as_str(), m.at.0, m.id), (stay, exit_code(m.kind), owner))?;
+            }
+            match m.kind {
+                TransitionKind::Won | TransitionKind::Lost => {
+                    let cycle = (m.at.0 - new.created_at.0).max(0);
+                    self.outcomes
+                        .insert((m.at.0, m.prospect), (m.kind == TransitionKind::Won, cycle, owner))?;
+                }
+                _ => {
+                    self.bump(&m.to, m.at, owner, ENTERED)?;
+                    self.entries.insert((m.to.as_str(), m.at.0, m.prospect), ())?;
+                }
+            }
+            entered_at = Some(m.at);
+        }
+        if let Some(o) = old.filter(|o| o.status == Status::Open) {
+            self.add_open(&o.stage, owner_of(o), -1)?;
+        }
+        if new.status == Status::Open {
+            self.add_open(&new.stage, owner, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Remembers that stage `old` is now called `new`.
+    pub fn alias(&mut self, old: &str, new: &str) -> Result<(), StoreError> {
+        self.aliases.insert(old, new)?;
+        Ok(())
+    }
+}
+
+/// Query filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this rep's prospects.
+    pub owner: Option<String>,
+}
+
+/// One stage's flow in a period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRow {
+    /// Stage id.
+    pub stage: String,
+    /// Prospects in the stage at the start.
+    pub start: i64,
+    /// Transitions into the stage (creation in it counts).
+    pub entered: i64,
+    /// Transitions out of the stage.
+    pub exited: i64,
+    /// Exits by kind.
+    pub exited_by_kind: BTreeMap<String, i64>,
+    /// With an owner filter: prospects handed to / taken from this owner
+    /// while in the stage (included in entered / exited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reassigned: Option<(i64, i64)>,
+    /// Prospects in the stage at the end.
+    pub end: i64,
+}
+
+/// Every id that means `stage`: itself and the ids it was renamed from.
+fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {
+    let aliases = txn.open_table(ALIASES)?;
+    let mut map: HashMap<String, String> = HashMap::new();
+    for entry in aliases.iter()? {
+        let (k, v) = entry?;
+        map.insert(k.value().to_string(), v.value().to_string());
+    }
+    let mut ids: BTreeSet<String> = BTreeSet::from([stage.to_string()]);
+    loop {
+        let before = ids.len();
+        for (old, new) in &map {
+            if ids.contains(new) {
+                ids.insert(old.clone());
+            }
+        }
+        if ids.len() == before {
+            return Ok(ids.into_iter().collect());
+        }
+    }
+}
+
+/// Sums of counters by kind for `ids` over days [d0, d1).
+fn sums(
+    table: &impl ReadableTable<(&'static str, i64, &'static str, u8), u64>,
+    ids: &[String],
+    d0: i64,
+    d1: i64,
+    owner: Option<&str>,
+) -> Result<HashMap<u8, i64>, StoreError> {
+    let mut out: HashMap<u8, i64> = HashMap::new();
+    if d0 >= d1 {
+        return Ok(out);
+    }
+    for id in ids {
+        for entry in table.range((id.as_str(), d0, "", 0u8)..(id.as_str(), d1, "", 0u8))? {
+            let (k, v) = entry?;
+            let (_, _, o, kind) = k.value();
+            if owner.is_some_and(|want| want != o) {
+                continue;
+            }
+            *out.entry(kind).or_default() += v.value() as i64;
+        }
+    }
+    Ok(out)
+}
+
+fn entered_exited(s: &HashMap<u8, i64>, owner_filtered: bool) -> (i64, i64) {
+    let mut entered = s.get(&ENTERED).copied().unwrap_or(0);
+    let mut exited: i64 = EXIT_KINDS.iter().map(|k| s.get(&exit_code(*k)).copied().unwrap_or(0)).sum();
+    if owner_filtered {
+        entered += s.get(&REASSIGNED_IN).copied().unwrap_or(0);
+        exited += s.get(&REASSIGNED_OUT).copied().unwrap_or(0);
+    }
+    (entered, exited)
+}
+
+/// Flow for each of `stages` over [from, to), rounded to whole UTC days.
+pub fn flow(
+    txn: &ReadTransaction,
+    stages: &[String],
+    from: Millis,
+    to: Millis,
+    now: Millis,
+    filter: &Filter,
+) -> Result<Vec<FlowRow>, StoreError> {
+    let counters = txn.open_table(FLOW)?;
+    let open = txn.open_table(OPEN_COUNTS)?;
+    let owner = filter.owner.as_deref();
+    let (d0, d1) = (day(from), day(to));
+    // Counters run to the end of today (and beyond, for future-dated history).
+    let horizon = day(now).max(d1) + 36_500;
+    let mut rows = Vec::new();
+    for stage in stages {
+        let ids = stage_ids(txn, stage)?;
+        let mut current: i64 = 0;
+        for id in &ids {
+            for entry in open.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}"))? {
+                let (k, v) = entry?;
+                if owner.is_none_or(|want| want == k.value().1) {
+                    current += v.value() as i64;
+                }
+            }
+        }
+        let since_end = sums(&counters, &ids, d1, horizon, owner)?;
+        let within = sums(&counters, &ids, d0, d1, owner)?;
+        let (in_after, out_after) = entered_exited(&since_end, owner.is_some());
+        let (entered, exited) = entered_exited(&within, owner.is_some());
+        let end = current - in_after + out_after;
+        let start = end - entered + exited;
+        let exited_by_kind = EXIT_KINDS
+            .iter()
+            .map(|k| (k.as_str().to_string(), within.get(&exit_code(*k)).copied().unwrap_or(0)))
+            .collect();
+        let reassigned = owner.map(|_| {
+            (
+                within.get(&REASSIGNED_IN).copied().unwrap_or(0),
+                within.get(&REASSIGNED_OUT).copied().unwrap_or(0),
+            )
+        });
+        rows.push(FlowRow {
+            stage: stage.clone(),
+            start,
+            entered,
+            exited,
+            exited_by_kind,
+            reassigned,
+            end,
+        });
+    }
+    Ok(rows)
+}
+
+/// Distribution of durations, in days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Durations {
+    /// How many.
+    pub count: usize,
+    /// Mean days.
+    pub mean_days: Option<f64>,
+    /// Median days.
+    pub median_days: Option<f64>,
+    /// 90th percentile days.
+    pub p90_days: Option<f64>,
+    /// Histogram: days bucket upper bound → count (1, 2, 4, 7, 14, 30, 60, 90, more).
+    pub histogram: Vec<(String, usize)>,
+}
+
+/// Summarises durations in milliseconds.
+pub fn durations(mut ms: Vec<i64>) -> Durations {
+    ms.sort_unstable();
+    let days = |m: i64| (m as f64 / Millis::DAY as f64 * 100.0).round() / 100.0;
+    let pct = |p: f64| -> Option<f64> {
+        if ms.is_empty() {
+            return None;
+        }
+        let rank = (p * ms.len() as f64).ceil() as usize;
+        Some(days(ms[rank.clamp(1, ms.len()) - 1]))
+    };
+    let bounds = [1, 2, 4, 7, 14, 30, 60, 90];
+    let mut histogram: Vec<(String, usize)> = bounds.iter().map(|b| (format!("≤{b}d"), 0)).collect();
+    histogram.push(("more".into(), 0));
+    for m in &ms {
+        let d = *m as f64 / Millis::DAY as f64;
+        let i = bounds.iter().position(|b| d <= f64::from(*b)).unwrap_or(bounds.len());
+        histogram[i].1 += 1;
+    }
+    Durations {
+        count: ms.len(),
+        mean_days: (!ms.is_empty()).then(|| days(ms.iter().sum::<i64>() / ms.len() as i64)),
+        median_days: pct(0.5),
+        p90_days: pct(0.9),
+        histogram,
+    }
+}
+
+/// Completed stays in `stage` that ended in [from, to).
+pub fn completed_stays(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<Vec<i64>, StoreError> {
+    let stays = txn.open_table(STAYS)?;
+    let mut out = Vec::new();
+    for id in stage_ids(txn, stage)? {
+        for entry in stays.range((id.as_str(), from.0, 0)..(id.as_str(), to.0, 0))? {
+            let (_, v) = entry?;
+            let (ms, _, owner) = v.value();
+            if filter.owner.as_deref().is_none_or(|want| want == owner) {
+                out.push(ms);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Exits from `stage` in [from, to) by kind (for direct conversion).
+pub fn exits_by_kind(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let counters = txn.open_table(FLOW)?;
+    let s = sums(&counters, &stage_ids(txn, stage)?, day(from), day(to), filter.owner.as_deref())?;
+    Ok(EXIT_KINDS
+        .iter()
+        .map(|k| (k.as_str().to_string(), s.get(&exit_code(*k)).copied().unwrap_or(0)))
+        .collect())
+}
+
+/// Prospects that entered `stage` in [from, to) (a cohort).
+pub fn cohort(txn: &ReadTransaction, stage: &str, from: Millis, to: Millis) -> Result<BTreeSet<u64>, StoreError> {
+    let entries = txn.open_table(ENTRIES)?;
+    let mut out = BTreeSet::new();
+    for id in stage_ids(txn, stage)? {
+        for entry in entries.range((id.as_str(), from.0, 0)..(id.as_str(), to.0, 0))? {
+            out.insert(entry?.0.value().2);
+        }
+    }
+    Ok(out)
+}
+
+/// Closed prospects in [from, to): (won, cycle ms, owner).
+pub fn outcomes(txn: &ReadTransaction, from: Millis, to: Millis, filter: &Filter) -> Result<Vec<(bool, i64, u64)>, StoreError> {
+    let table = txn.open_table(OUTCOMES)?;
+    let mut out = Vec::new();
+    for entry in table.range((from.0, 0)..(to.0, 0))? {
+        let (k, v) = entry?;
+        let (won, cycle, owner) = v.value();
+        if filter.owner.as_deref().is_none_or(|want| want == owner) {
+            out.push((won, cycle, k.value().1));
+        }
+    }
+    Ok(out)
+}
+
+/// The ids a stage was known by (for callers that read transitions).
+pub fn all_stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {
+    stage_ids(txn, stage)
+}
+
+/// Recomputes flow from the transition log alone: the test oracle, and the
+/// definition made executable. O(transitions).
+pub fn flow_brute_force(transitions: &[Transition], stage_ids: &[String], from: Millis, to: Millis) -> (i64, i64, i64, i64) {
+    let (d0, d1) = (day(from), day(to));
+    let is_s = |s: &str| stage_ids.iter().any(|x| x == s);
+    let mut start = 0;
+    let mut entered = 0;
+    let mut exited = 0;
+    let mut end = 0;
+    for t in transitions {
+        let d = day(t.at);
+        let into = is_s(&t.to) && !matches!(t.kind, TransitionKind::Won | TransitionKind::Lost);
+        let out = t.from.as_deref().is_some_and(is_s);
+        let delta = i64::from(into) - i64::from(out);
+        if d < d0 {
+            start += delta;
+        }
+        if d < d1 {
+            end += delta;
+        }
+        if (d0..d1).contains(&d) {
+            entered += i64::from(into);
+            exited += i64::from(out);
+        }
+    }
+    (start, entered, exited, end)
+}
