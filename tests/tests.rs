@@ -7,5 +7,6 @@ mod cli;
 mod durability;
 mod lifecycle;
 mod live;
+mod metrics;
 mod plugins;
 mod protocol;

@@ -44,7 +44,10 @@ fn time_per_call(rounds: usize, batch: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn build_plugin(out: &Path) -> PathBuf {
@@ -86,8 +89,16 @@ fn prospect() -> (Prospect, Vec<Activity>) {
         .map(|i| Activity {
             id: i,
             prospect: 7,
-            kind: if i % 2 == 0 { "replied".into() } else { "email_sent".into() },
-            actor: if i % 2 == 0 { Actor::Prospect } else { Actor::Rep },
+            kind: if i % 2 == 0 {
+                "replied".into()
+            } else {
+                "email_sent".into()
+            },
+            actor: if i % 2 == 0 {
+                Actor::Prospect
+            } else {
+                Actor::Rep
+            },
             at: Millis(1000 + i as i64 * 100),
             data: Default::default(),
         })
@@ -136,7 +147,9 @@ impl Daemon {
 
     fn call(&mut self, method: &str, params: Value) -> Value {
         self.id += 1;
-        let line = json!({ "jsonrpc": "2.0", "id": self.id, "method": method, "params": params }).to_string() + "\n";
+        let line = json!({ "jsonrpc": "2.0", "id": self.id, "method": method, "params": params })
+            .to_string()
+            + "\n";
         self.writer.write_all(line.as_bytes()).unwrap();
         let mut answer = String::new();
         self.reader.read_line(&mut answer).unwrap();
@@ -152,7 +165,9 @@ impl Daemon {
                 .map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "prospect.create",
                     "params": { "name": format!("p{}", chunk * 500 + i), "fields": { "employees": 120, "industry": "SaaS", "budget": 25000 } } }))
                 .collect();
-            self.writer.write_all((Value::Array(batch).to_string() + "\n").as_bytes()).unwrap();
+            self.writer
+                .write_all((Value::Array(batch).to_string() + "\n").as_bytes())
+                .unwrap();
             let mut answer = String::new();
             self.reader.read_line(&mut answer).unwrap();
         }
@@ -208,28 +223,43 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: usize = std::env::var("STAGECOACH_BENCH_PROSPECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let n: usize = std::env::var("STAGECOACH_BENCH_PROSPECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
     let file = build_plugin(&dir.path().join("plugins"));
     println!("# exit-criterion evaluation: wasm plugin vs native");
-    println!("command: cargo bench -p stagecoach --bench plugins   (STAGECOACH_BENCH_PROSPECTS={n})");
+    println!(
+        "command: cargo bench -p stagecoach --bench plugins   (STAGECOACH_BENCH_PROSPECTS={n})"
+    );
     println!(
         "machine: {} cores; wasmtime 48 (cranelift, pooling allocator, fuel + epoch deadline on every call)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("rule: icp-fit with min_employees = 50, industries = \"saas, fintech\"; prospect with 4 fields and 10 activities");
+    println!(
+        "rule: icp-fit with min_employees = 50, industries = \"saas, fintech\"; prospect with 4 fields and 10 activities"
+    );
     println!();
 
     let host = PluginHost::new(None).unwrap();
     let bytes = std::fs::read(&file).unwrap();
     let t = Instant::now();
-    let plugin = host.load("icp-fit", &file, &bytes, Limits::default()).unwrap();
-    println!("load (compile + link + describe)            {:>9.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let plugin = host
+        .load("icp-fit", &file, &bytes, Limits::default())
+        .unwrap();
+    println!(
+        "load (compile + link + describe)            {:>9.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     let (p, activities) = prospect();
     let config = vec![
         ("min_employees".to_string(), FieldValue::Number(50.0)),
-        ("industries".to_string(), FieldValue::Text("saas, fintech".into())),
+        (
+            "industries".to_string(),
+            FieldValue::Text("saas, fintech".into()),
+        ),
     ];
     let input = CallInput {
         prospect: &p,
@@ -253,9 +283,13 @@ fn main() {
     // Baselines: the same rule natively.
     use stagecoach_plugin_sdk::Plugin as _;
     let sdk_input = stagecoach_plugin_sdk::Input::new(
-        stagecoach_plugin_sdk::Prospect::new("qualify").with_field("employees", 120).with_field("industry", "SaaS"),
+        stagecoach_plugin_sdk::Prospect::new("qualify")
+            .with_field("employees", 120)
+            .with_field("industry", "SaaS"),
         10_000,
-        stagecoach_plugin_sdk::Config::default().with("min_employees", 50).with("industries", "saas, fintech"),
+        stagecoach_plugin_sdk::Config::default()
+            .with("min_employees", 50)
+            .with("industries", "saas, fintech"),
     );
     let native_rule = time_per_call(21, 5000, || {
         std::hint::black_box(icp_fit::IcpFit::evaluate(std::hint::black_box(&sdk_input)).unwrap());
@@ -275,7 +309,13 @@ exit = [
     .unwrap();
     let facts = ActivityFacts::from_activities(&activities);
     let native_builtin = time_per_call(21, 5000, || {
-        std::hint::black_box(evaluate_stage(&builtin.stages[0], &p, &facts, Millis(10_000), Plugins::none()));
+        std::hint::black_box(evaluate_stage(
+            &builtin.stages[0],
+            &p,
+            &facts,
+            Millis(10_000),
+            Plugins::none(),
+        ));
     });
 
     println!("instantiate (fresh store + instance)        {instantiate:>9.2} µs");
@@ -289,8 +329,13 @@ exit = [
     let builtin_criteria = r#"{ question = "Employees?", field = "employees", op = ">=", value = 50 }, { question = "SaaS?", field = "industry", op = "=", value = "SaaS" }"#;
     let (plugin_rate, _) = e2e(&dir.path().join("e2e-plugin"), &file, plugin_criteria, n);
     let (native_rate, _) = e2e(&dir.path().join("e2e-native"), &file, builtin_criteria, n);
-    println!("process.reevaluate of {n} prospects, end to end over the socket (each moves, one transaction):");
+    println!(
+        "process.reevaluate of {n} prospects, end to end over the socket (each moves, one transaction):"
+    );
     println!("  built-in criteria (baseline)              {native_rate:>9.0} prospects/s");
     println!("  icp-fit plugin criterion                  {plugin_rate:>9.0} prospects/s");
-    println!("  plugin / native                           {:>9.1} %   target ≥ 50 %", plugin_rate / native_rate * 100.0);
+    println!(
+        "  plugin / native                           {:>9.1} %   target ≥ 50 %",
+        plugin_rate / native_rate * 100.0
+    );
 }

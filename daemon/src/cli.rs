@@ -82,6 +82,9 @@ pub enum Command {
     Activity(ActivityCmd),
     /// Print events as they happen (moves, process reloads).
     Watch,
+    /// Measure the process: flow, time in stage, conversion, outcomes, stalled.
+    #[command(subcommand)]
+    Metrics(MetricsCmd),
     /// WebAssembly plugins: build, run, list.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -127,6 +130,138 @@ pub enum ProcessCmd {
     Reload,
     /// Re-evaluate every open prospect against the process in force now.
     Reevaluate,
+}
+
+/// A period: `--month 2026-07`, `--quarter 2026-Q3`, or `--from` and `--to`.
+#[derive(Debug, Args, Clone)]
+pub struct PeriodArgs {
+    /// A calendar month, `YYYY-MM`.
+    #[arg(long, conflicts_with_all = ["quarter", "from", "to"])]
+    month: Option<String>,
+    /// A calendar quarter, `YYYY-Qn`.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    quarter: Option<String>,
+    /// Start (inclusive): RFC 3339 or a date.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<Millis>,
+    /// End (exclusive): RFC 3339 or a date [default: now].
+    #[arg(long, value_parser = parse_time)]
+    to: Option<Millis>,
+    /// Only this stage.
+    #[arg(long)]
+    stage: Option<String>,
+    /// Only this rep's prospects.
+    #[arg(long)]
+    owner: Option<String>,
+    /// Only while this process version was in force.
+    #[arg(long)]
+    version: Option<u64>,
+    /// Print CSV.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// Parses `YYYY-MM`, `YYYY-Qn` or `FROM..TO` into [from, to).
+pub fn parse_period(text: &str) -> Result<(Millis, Millis), String> {
+    let date =
+        |y: i16, m: i8| -> Result<Millis, String> { Millis::parse(&format!("{y:04}-{m:02}-01")) };
+    if let Some((from, to)) = text.split_once("..") {
+        return Ok((Millis::parse(from)?, Millis::parse(to)?));
+    }
+    let bad = || {
+        format!("`{text}` is not a period; use `2026-07`, `2026-Q3` or `2026-07-01..2026-08-15`")
+    };
+    let (y, rest) = text.split_once('-').ok_or_else(bad)?;
+    let y: i16 = y.parse().map_err(|_| bad())?;
+    if let Some(q) = rest.strip_prefix('Q').or_else(|| rest.strip_prefix('q')) {
+        let q: i8 = q.parse().map_err(|_| bad())?;
+        if !(1..=4).contains(&q) {
+            return Err(bad());
+        }
+        let start = date(y, (q - 1) * 3 + 1)?;
+        let end = if q == 4 {
+            date(y + 1, 1)?
+        } else {
+            date(y, q * 3 + 1)?
+        };
+        return Ok((start, end));
+    }
+    let m: i8 = rest.parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&m) {
+        return Err(bad());
+    }
+    let end = if m == 12 {
+        date(y + 1, 1)?
+    } else {
+        date(y, m + 1)?
+    };
+    Ok((date(y, m)?, end))
+}
+
+impl PeriodArgs {
+    fn range(&self) -> Result<(Millis, Millis)> {
+        if let Some(m) = &self.month {
+            return parse_period(m).map_err(anyhow::Error::msg);
+        }
+        if let Some(q) = &self.quarter {
+            return parse_period(q).map_err(anyhow::Error::msg);
+        }
+        let to = self.to.unwrap_or_else(Millis::now);
+        let from = self
+            .from
+            .ok_or_else(|| anyhow::anyhow!("give a period: `--month 2026-07`, `--quarter 2026-Q3`, or `--from DATE [--to DATE]`"))?;
+        Ok((from, to))
+    }
+
+    fn params(&self) -> Result<Value> {
+        let (from, to) = self.range()?;
+        Ok(strip_nulls(
+            json!({ "from": from, "to": to, "stage": self.stage, "owner": self.owner, "version": self.version }),
+        ))
+    }
+}
+
+/// `stagecoach metrics …`
+#[derive(Debug, Subcommand)]
+pub enum MetricsCmd {
+    /// Per stage: start, entered, exited (by kind), end.
+    Flow(PeriodArgs),
+    /// Per stage: completed stays in the period, and open stays' ages.
+    TimeInStage(PeriodArgs),
+    /// Direct conversion per stage, and how far the period's cohort got.
+    Conversion(PeriodArgs),
+    /// Win rate, cycle length, velocity, weighted pipeline.
+    Outcomes(PeriodArgs),
+    /// Open prospects idle longer than their stage allows.
+    Stalled {
+        /// Only this rep's prospects.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only this stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Two periods or process versions side by side.
+    Compare {
+        /// First period: `2026-06`, `2026-Q2` or `FROM..TO`.
+        #[arg(long)]
+        a: String,
+        /// Second period.
+        #[arg(long)]
+        b: String,
+        /// Restrict the first period to this process version.
+        #[arg(long)]
+        a_version: Option<u64>,
+        /// Restrict the second period to this process version.
+        #[arg(long)]
+        b_version: Option<u64>,
+        /// Only this rep's prospects.
+        #[arg(long)]
+        owner: Option<String>,
+    },
 }
 
 /// `stagecoach plugin …`
@@ -374,6 +509,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             unreachable!("not a client command")
         }
         Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
+        Command::Metrics(cmd) => metrics_request(cmd)?,
         Command::Watch => return watch(&mut client, cli.json).await,
         Command::Status => ("daemon.status", json!({})),
         Command::Process(ProcessCmd::Show { version, .. }) => {
@@ -780,10 +916,23 @@ fn render(command: &Command, r: &Value) {
                     println!("checklist {}: unavailable ({e})", text(&c["name"]));
                     continue;
                 }
-                println!("checklist {} ({}/{} done):", text(&c["name"]), c["done"], c["total"]);
+                println!(
+                    "checklist {} ({}/{} done):",
+                    text(&c["name"]),
+                    c["done"],
+                    c["total"]
+                );
                 for item in c["items"].as_array().into_iter().flatten() {
-                    let mark = if item["done"] == json!(true) { "✓" } else { "·" };
-                    println!("  {mark} {}  — {}", text(&item["label"]), text(&item["evidence"]));
+                    let mark = if item["done"] == json!(true) {
+                        "✓"
+                    } else {
+                        "·"
+                    };
+                    println!(
+                        "  {mark} {}  — {}",
+                        text(&item["label"]),
+                        text(&item["evidence"])
+                    );
                 }
             }
             if let Some(history) = r["transitions"].as_array() {
@@ -931,6 +1080,7 @@ fn render(command: &Command, r: &Value) {
             }
             println!("{t}");
         }
+        Command::Metrics(cmd) => render_metrics(cmd, r),
         Command::Serve { .. } | Command::Watch | Command::Lint { .. } | Command::Plugin(_) => {}
     }
 }
@@ -1069,5 +1219,256 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             Ok(())
         }
         PluginCmd::List => unreachable!("a client command"),
+    }
+}
+
+fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)> {
+    Ok(match cmd {
+        MetricsCmd::Flow(p) => ("metrics.flow", p.params()?),
+        MetricsCmd::TimeInStage(p) => ("metrics.time_in_stage", p.params()?),
+        MetricsCmd::Conversion(p) => ("metrics.conversion", p.params()?),
+        MetricsCmd::Outcomes(p) => {
+            let mut v = p.params()?;
+            if let Some(m) = v.as_object_mut() {
+                m.remove("stage");
+                m.remove("version");
+            }
+            ("metrics.outcomes", v)
+        }
+        MetricsCmd::Stalled { owner, stage, .. } => (
+            "metrics.stalled",
+            strip_nulls(json!({ "owner": owner, "stage": stage })),
+        ),
+        MetricsCmd::Compare {
+            a,
+            b,
+            a_version,
+            b_version,
+            owner,
+        } => {
+            let (af, at) = parse_period(a).map_err(anyhow::Error::msg)?;
+            let (bf, bt) = parse_period(b).map_err(anyhow::Error::msg)?;
+            (
+                "metrics.compare",
+                json!({
+                    "a": strip_nulls(json!({ "from": af, "to": at, "version": a_version, "owner": owner })),
+                    "b": strip_nulls(json!({ "from": bf, "to": bt, "version": b_version, "owner": owner })),
+                }),
+            )
+        }
+    })
+}
+
+fn num(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() != 0.0 => format!("{f:.2}"),
+            _ => n.to_string(),
+        },
+        other => text(other),
+    }
+}
+
+fn pct(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".into(), |f| format!("{:.1}%", f * 100.0))
+}
+
+/// Prints rows as CSV (`--csv`) or as a table.
+fn emit(csv_out: bool, headers: &[&str], rows: Vec<Vec<String>>) {
+    if csv_out {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        let _ = w.write_record(headers);
+        for r in rows {
+            let _ = w.write_record(&r);
+        }
+        let _ = w.flush();
+        return;
+    }
+    let mut t = table(headers);
+    for r in rows {
+        t.add_row(r);
+    }
+    println!("{t}");
+}
+
+fn render_metrics(cmd: &MetricsCmd, r: &Value) {
+    let rows_of = |r: &Value| r["rows"].as_array().cloned().unwrap_or_default();
+    match cmd {
+        MetricsCmd::Flow(p) => {
+            if !p.csv {
+                println!("flow {} → {}", text(&r["from"]), text(&r["to"]));
+            }
+            let kinds = ["advanced", "skipped", "regressed", "forced", "won", "lost"];
+            let mut headers = vec!["stage", "start", "entered", "exited", "end"];
+            headers.extend(kinds);
+            let rows = rows_of(r)
+                .iter()
+                .map(|x| {
+                    let mut row = vec![
+                        text(&x["stage"]),
+                        num(&x["start"]),
+                        num(&x["entered"]),
+                        num(&x["exited"]),
+                        num(&x["end"]),
+                    ];
+                    row.extend(kinds.iter().map(|k| num(&x["exited_by_kind"][k])));
+                    row
+                })
+                .collect();
+            emit(p.csv, &headers, rows);
+        }
+        MetricsCmd::TimeInStage(p) => {
+            let rows = rows_of(r)
+                .iter()
+                .map(|x| {
+                    let c = &x["completed"];
+                    let o = &x["open_ages"];
+                    vec![
+                        text(&x["stage"]),
+                        num(&c["count"]),
+                        num(&c["mean_days"]),
+                        num(&c["median_days"]),
+                        num(&c["p90_days"]),
+                        num(&o["count"]),
+                        num(&o["median_days"]),
+                    ]
+                })
+                .collect();
+            emit(
+                p.csv,
+                &[
+                    "stage",
+                    "stays ended",
+                    "mean days",
+                    "median days",
+                    "p90 days",
+                    "open now",
+                    "open median days",
+                ],
+                rows,
+            );
+        }
+        MetricsCmd::Conversion(p) => {
+            if !p.csv {
+                println!("{}", text(&r["direct"]["label"]));
+            }
+            let rows = r["direct"]["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    vec![
+                        text(&x["stage"]),
+                        text(&x["next"]),
+                        num(&x["moved_on"]),
+                        num(&x["exits"]),
+                        pct(&x["rate"]),
+                    ]
+                })
+                .collect();
+            emit(
+                p.csv,
+                &["stage", "next", "moved on", "exits", "direct rate"],
+                rows,
+            );
+            if !p.csv {
+                println!("{}", text(&r["reached"]["label"]));
+                let rows = r["reached"]["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| vec![text(&x["stage"]), num(&x["reached"]), pct(&x["share"])])
+                    .collect();
+                emit(false, &["stage", "reached", "share of cohort"], rows);
+            }
+        }
+        MetricsCmd::Outcomes(p) => {
+            let rows = vec![
+                vec!["won".into(), num(&r["won"])],
+                vec!["lost".into(), num(&r["lost"])],
+                vec!["win rate".into(), pct(&r["win_rate"])],
+                vec!["cycle median days".into(), num(&r["cycle"]["median_days"])],
+                vec!["cycle mean days".into(), num(&r["cycle"]["mean_days"])],
+                vec!["open".into(), num(&r["open"])],
+                vec!["mean won amount".into(), num(&r["mean_won_amount"])],
+                vec!["velocity per day".into(), num(&r["velocity_per_day"])],
+                vec!["weighted pipeline".into(), num(&r["weighted_pipeline"])],
+            ];
+            emit(p.csv, &["metric", "value"], rows);
+        }
+        MetricsCmd::Stalled { csv, .. } => {
+            let rows = r["stalled"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    vec![
+                        num(&x["id"]),
+                        text(&x["name"]),
+                        text(&x["owner"]),
+                        text(&x["stage"]),
+                        num(&x["idle_days"]),
+                        num(&x["stall_after_days"]),
+                    ]
+                })
+                .collect();
+            emit(
+                *csv,
+                &["id", "name", "owner", "stage", "idle days", "stalls after"],
+                rows,
+            );
+        }
+        MetricsCmd::Compare { .. } => {
+            println!(
+                "A: {} → {} (version {})   B: {} → {} (version {})",
+                text(&r["a"]["from"]),
+                text(&r["a"]["to"]),
+                num(&r["a"]["version"]),
+                text(&r["b"]["from"]),
+                text(&r["b"]["to"]),
+                num(&r["b"]["version"])
+            );
+            let rows = rows_of(r)
+                .iter()
+                .map(|x| {
+                    vec![
+                        text(&x["stage"]),
+                        format!(
+                            "{} / {}",
+                            num(&x["a"]["flow"]["entered"]),
+                            num(&x["b"]["flow"]["entered"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            num(&x["a"]["flow"]["exited"]),
+                            num(&x["b"]["flow"]["exited"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            pct(&x["a"]["advance_rate"]),
+                            pct(&x["b"]["advance_rate"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            num(&x["a"]["time_in_stage"]["median_days"]),
+                            num(&x["b"]["time_in_stage"]["median_days"])
+                        ),
+                    ]
+                })
+                .collect();
+            emit(
+                false,
+                &[
+                    "stage",
+                    "entered A / B",
+                    "exited A / B",
+                    "advance rate A / B",
+                    "median days A / B",
+                ],
+                rows,
+            );
+        }
     }
 }

@@ -29,11 +29,13 @@ const FLOW: TableDefinition<(&str, i64, &str, u8), u64> = TableDefinition::new("
 /// (stage, owner) → open prospects now.
 const OPEN_COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("metrics_open_counts");
 /// (stage, exit at, transition id) → (duration ms, exit kind, owner).
-const STAYS: TableDefinition<(&str, i64, u64), (i64, u8, &str)> = TableDefinition::new("metrics_stays");
+const STAYS: TableDefinition<(&str, i64, u64), (i64, u8, &str)> =
+    TableDefinition::new("metrics_stays");
 /// (stage, entry at, prospect) → ().
 const ENTRIES: TableDefinition<(&str, i64, u64), ()> = TableDefinition::new("metrics_entries");
 /// (closed at, prospect) → (won, cycle ms, owner).
-const OUTCOMES: TableDefinition<(i64, u64), (bool, i64, &str)> = TableDefinition::new("metrics_outcomes");
+const OUTCOMES: TableDefinition<(i64, u64), (bool, i64, &str)> =
+    TableDefinition::new("metrics_outcomes");
 /// old stage id → new stage id.
 const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("metrics_stage_aliases");
 
@@ -111,7 +113,11 @@ impl<'txn> MetricTables<'txn> {
     }
 
     fn add_open(&mut self, stage: &str, owner: &str, delta: i64) -> Result<(), StoreError> {
-        let n = self.open_counts.get((stage, owner))?.map_or(0, |v| v.value()) as i64 + delta;
+        let n = self
+            .open_counts
+            .get((stage, owner))?
+            .map_or(0, |v| v.value()) as i64
+            + delta;
         if n <= 0 {
             self.open_counts.remove((stage, owner))?;
         } else {
@@ -143,17 +149,23 @@ impl<'txn> MetricTables<'txn> {
             if let Some(from) = &m.from {
                 self.bump(from, m.at, owner, exit_code(m.kind))?;
                 let stay = entered_at.map_or(0, |e| (m.at.0 - e.0).max(0));
-                self.stays.insert((from.as_str(), m.at.0, m.id), (stay, exit_code(m.kind), owner))?;
+                self.stays.insert(
+                    (from.as_str(), m.at.0, m.id),
+                    (stay, exit_code(m.kind), owner),
+                )?;
             }
             match m.kind {
                 TransitionKind::Won | TransitionKind::Lost => {
                     let cycle = (m.at.0 - new.created_at.0).max(0);
-                    self.outcomes
-                        .insert((m.at.0, m.prospect), (m.kind == TransitionKind::Won, cycle, owner))?;
+                    self.outcomes.insert(
+                        (m.at.0, m.prospect),
+                        (m.kind == TransitionKind::Won, cycle, owner),
+                    )?;
                 }
                 _ => {
                     self.bump(&m.to, m.at, owner, ENTERED)?;
-                    self.entries.insert((m.to.as_str(), m.at.0, m.prospect), ())?;
+                    self.entries
+                        .insert((m.to.as_str(), m.at.0, m.prospect), ())?;
                 }
             }
             entered_at = Some(m.at);
@@ -251,7 +263,10 @@ fn sums(
 
 fn entered_exited(s: &HashMap<u8, i64>, owner_filtered: bool) -> (i64, i64) {
     let mut entered = s.get(&ENTERED).copied().unwrap_or(0);
-    let mut exited: i64 = EXIT_KINDS.iter().map(|k| s.get(&exit_code(*k)).copied().unwrap_or(0)).sum();
+    let mut exited: i64 = EXIT_KINDS
+        .iter()
+        .map(|k| s.get(&exit_code(*k)).copied().unwrap_or(0))
+        .sum();
     if owner_filtered {
         entered += s.get(&REASSIGNED_IN).copied().unwrap_or(0);
         exited += s.get(&REASSIGNED_OUT).copied().unwrap_or(0);
@@ -294,7 +309,12 @@ pub fn flow(
         let start = end - entered + exited;
         let exited_by_kind = EXIT_KINDS
             .iter()
-            .map(|k| (k.as_str().to_string(), within.get(&exit_code(*k)).copied().unwrap_or(0)))
+            .map(|k| {
+                (
+                    k.as_str().to_string(),
+                    within.get(&exit_code(*k)).copied().unwrap_or(0),
+                )
+            })
             .collect();
         let reassigned = owner.map(|_| {
             (
@@ -342,11 +362,15 @@ pub fn durations(mut ms: Vec<i64>) -> Durations {
         Some(days(ms[rank.clamp(1, ms.len()) - 1]))
     };
     let bounds = [1, 2, 4, 7, 14, 30, 60, 90];
-    let mut histogram: Vec<(String, usize)> = bounds.iter().map(|b| (format!("≤{b}d"), 0)).collect();
+    let mut histogram: Vec<(String, usize)> =
+        bounds.iter().map(|b| (format!("≤{b}d"), 0)).collect();
     histogram.push(("more".into(), 0));
     for m in &ms {
         let d = *m as f64 / Millis::DAY as f64;
-        let i = bounds.iter().position(|b| d <= f64::from(*b)).unwrap_or(bounds.len());
+        let i = bounds
+            .iter()
+            .position(|b| d <= f64::from(*b))
+            .unwrap_or(bounds.len());
         histogram[i].1 += 1;
     }
     Durations {
@@ -389,15 +413,31 @@ pub fn exits_by_kind(
     filter: &Filter,
 ) -> Result<BTreeMap<String, i64>, StoreError> {
     let counters = txn.open_table(FLOW)?;
-    let s = sums(&counters, &stage_ids(txn, stage)?, day(from), day(to), filter.owner.as_deref())?;
+    let s = sums(
+        &counters,
+        &stage_ids(txn, stage)?,
+        day(from),
+        day(to),
+        filter.owner.as_deref(),
+    )?;
     Ok(EXIT_KINDS
         .iter()
-        .map(|k| (k.as_str().to_string(), s.get(&exit_code(*k)).copied().unwrap_or(0)))
+        .map(|k| {
+            (
+                k.as_str().to_string(),
+                s.get(&exit_code(*k)).copied().unwrap_or(0),
+            )
+        })
         .collect())
 }
 
 /// Prospects that entered `stage` in [from, to) (a cohort).
-pub fn cohort(txn: &ReadTransaction, stage: &str, from: Millis, to: Millis) -> Result<BTreeSet<u64>, StoreError> {
+pub fn cohort(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<BTreeSet<u64>, StoreError> {
     let entries = txn.open_table(ENTRIES)?;
     let mut out = BTreeSet::new();
     for id in stage_ids(txn, stage)? {
@@ -409,7 +449,12 @@ pub fn cohort(txn: &ReadTransaction, stage: &str, from: Millis, to: Millis) -> R
 }
 
 /// Closed prospects in [from, to): (won, cycle ms, owner).
-pub fn outcomes(txn: &ReadTransaction, from: Millis, to: Millis, filter: &Filter) -> Result<Vec<(bool, i64, u64)>, StoreError> {
+pub fn outcomes(
+    txn: &ReadTransaction,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<Vec<(bool, i64, u64)>, StoreError> {
     let table = txn.open_table(OUTCOMES)?;
     let mut out = Vec::new();
     for entry in table.range((from.0, 0)..(to.0, 0))? {
@@ -429,7 +474,12 @@ pub fn all_stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, 
 
 /// Recomputes flow from the transition log alone: the test oracle, and the
 /// definition made executable. O(transitions).
-pub fn flow_brute_force(transitions: &[Transition], stage_ids: &[String], from: Millis, to: Millis) -> (i64, i64, i64, i64) {
+pub fn flow_brute_force(
+    transitions: &[Transition],
+    stage_ids: &[String],
+    from: Millis,
+    to: Millis,
+) -> (i64, i64, i64, i64) {
     let (d0, d1) = (day(from), day(to));
     let is_s = |s: &str| stage_ids.iter().any(|x| x == s);
     let mut start = 0;

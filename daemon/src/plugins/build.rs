@@ -60,7 +60,10 @@ pub fn build_crates(
             .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
             // A 128 KiB shadow stack instead of Rust's default 1 MiB: a fresh
             // instance then maps, faults in and resets far fewer pages.
-            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-Clink-arg=-zstack-size=131072")
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+                "-Clink-arg=-zstack-size=131072",
+            )
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {

@@ -32,7 +32,10 @@ pub(super) struct Period {
 
 fn check(p: &Period) -> Result<(), RpcError> {
     if p.to <= p.from {
-        return Err(RpcError::params(format!("`to` ({}) must be after `from` ({})", p.to, p.from)));
+        return Err(RpcError::params(format!(
+            "`to` ({}) must be after `from` ({})",
+            p.to, p.from
+        )));
     }
     Ok(())
 }
@@ -41,7 +44,13 @@ fn stages(active: &ActiveProcess, stage: &Option<String>) -> Result<Vec<String>,
     match stage {
         Some(s) if active.process.stage(s).is_none() => Err(RpcError::params(format!(
             "unknown stage `{s}`; the stages are {}",
-            active.process.stages.iter().map(|s| format!("`{}`", s.id)).collect::<Vec<_>>().join(", ")
+            active
+                .process
+                .stages
+                .iter()
+                .map(|s| format!("`{}`", s.id))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
         Some(s) => Ok(vec![s.clone()]),
         None => Ok(active.process.stages.iter().map(|s| s.id.clone()).collect()),
@@ -55,18 +64,30 @@ fn version_window(store: &Store, p: &Period) -> Result<(Millis, Millis), ReadErr
     };
     let versions = store.process_versions()?;
     let Some(i) = versions.iter().position(|x| x.number == v) else {
-        return Err(ReadError::Rpc(RpcError::new(NOT_FOUND, format!("no process version {v}"))));
+        return Err(ReadError::Rpc(RpcError::new(
+            NOT_FOUND,
+            format!("no process version {v}"),
+        )));
     };
     let start = versions[i].loaded_at;
-    let end = versions.get(i + 1).map_or(Millis(i64::MAX / 4), |n| n.loaded_at);
+    let end = versions
+        .get(i + 1)
+        .map_or(Millis(i64::MAX / 4), |n| n.loaded_at);
     Ok((p.from.max(start), p.to.min(end).max(p.from.max(start))))
 }
 
-fn flow_json(store: &Store, active: &ActiveProcess, p: &Period, now: Millis) -> Result<Value, ReadError> {
+fn flow_json(
+    store: &Store,
+    active: &ActiveProcess,
+    p: &Period,
+    now: Millis,
+) -> Result<Value, ReadError> {
     let stages = stages(active, &p.stage)?;
     let (from, to) = version_window(store, p)?;
     let txn = store.read_txn()?;
-    let filter = Filter { owner: p.owner.clone() };
+    let filter = Filter {
+        owner: p.owner.clone(),
+    };
     let rows = metrics::flow(&txn, &stages, from, to, now, &filter)?;
     Ok(json!({
         "from": from, "to": to, "owner": p.owner, "version": p.version,
@@ -96,10 +117,13 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
         let stages = stages(&active, &p.stage)?;
         let (from, to) = version_window(&ctx.store, &p)?;
         let txn = ctx.store.read_txn()?;
-        let filter = Filter { owner: p.owner.clone() };
+        let filter = Filter {
+            owner: p.owner.clone(),
+        };
         let mut rows = Vec::new();
         for stage in stages {
-            let completed = metrics::durations(metrics::completed_stays(&txn, &stage, from, to, &filter)?);
+            let completed =
+                metrics::durations(metrics::completed_stays(&txn, &stage, from, to, &filter)?);
             let open: Vec<i64> = ctx
                 .store
                 .prospects(&ProspectFilter {
@@ -113,8 +137,10 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
                 .collect();
             rows.push(json!({ "stage": stage, "completed": completed, "open_ages": metrics::durations(open) }));
         }
-        Ok(json!({ "from": from, "to": to, "owner": p.owner, "rows": rows,
-                   "note": "completed: stays that ended in the period; open_ages: current stays, as of now" }))
+        Ok(
+            json!({ "from": from, "to": to, "owner": p.owner, "rows": rows,
+                   "note": "completed: stays that ended in the period; open_ages: current stays, as of now" }),
+        )
     })
 }
 
@@ -127,13 +153,19 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: Period) -> Reply {
     read(move || {
         let (from, to) = version_window(&ctx.store, &p)?;
         let txn = ctx.store.read_txn()?;
-        let filter = Filter { owner: p.owner.clone() };
+        let filter = Filter {
+            owner: p.owner.clone(),
+        };
         let ids: Vec<String> = active.process.stages.iter().map(|s| s.id.clone()).collect();
         let mut direct = Vec::new();
         for (i, stage) in ids.iter().enumerate() {
             let exits = metrics::exits_by_kind(&txn, stage, from, to, &filter)?;
             let all: i64 = exits.values().sum();
-            let onward = if i + 1 == ids.len() { exits["won"] } else { exits["advanced"] };
+            let onward = if i + 1 == ids.len() {
+                exits["won"]
+            } else {
+                exits["advanced"]
+            };
             let next = ids.get(i + 1).cloned().unwrap_or_else(|| "won".into());
             direct.push(json!({
                 "stage": stage, "next": next, "moved_on": onward, "exits": all,
@@ -146,8 +178,13 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: Period) -> Reply {
         let mut reached: BTreeMap<String, usize> = BTreeMap::new();
         let mut won = 0;
         for id in &cohort {
-            let Some(prospect) = ctx.store.prospect(*id)? else { continue };
-            if p.owner.as_ref().is_some_and(|o| prospect.owner.as_ref() != Some(o)) {
+            let Some(prospect) = ctx.store.prospect(*id)? else {
+                continue;
+            };
+            if p.owner
+                .as_ref()
+                .is_some_and(|o| prospect.owner.as_ref() != Some(o))
+            {
                 continue;
             }
             let mut seen = std::collections::BTreeSet::new();
@@ -202,7 +239,9 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
     read(move || {
         let field = p.amount_field.clone().unwrap_or_else(|| "amount".into());
         let txn = ctx.store.read_txn()?;
-        let filter = Filter { owner: p.owner.clone() };
+        let filter = Filter {
+            owner: p.owner.clone(),
+        };
         let closed = metrics::outcomes(&txn, p.from, p.to, &filter)?;
         let won: Vec<&(bool, i64, u64)> = closed.iter().filter(|c| c.0).collect();
         let lost = closed.len() - won.len();
@@ -225,11 +264,21 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
         let weighted: f64 = open
             .iter()
             .map(|x| {
-                let amount = x.fields.get(&field).and_then(|v| v.as_number()).unwrap_or(0.0);
-                amount * active.process.stage(&x.stage).and_then(|s| s.probability).unwrap_or(0.0)
+                let amount = x
+                    .fields
+                    .get(&field)
+                    .and_then(|v| v.as_number())
+                    .unwrap_or(0.0);
+                amount
+                    * active
+                        .process
+                        .stage(&x.stage)
+                        .and_then(|s| s.probability)
+                        .unwrap_or(0.0)
             })
             .sum();
-        let mean_won = (!won_amounts.is_empty()).then(|| won_amounts.iter().sum::<f64>() / won_amounts.len() as f64);
+        let mean_won = (!won_amounts.is_empty())
+            .then(|| won_amounts.iter().sum::<f64>() / won_amounts.len() as f64);
         let mean_cycle_days = cycle.mean_days;
         let velocity = match (win_rate, mean_won, mean_cycle_days) {
             (Some(w), Some(a), Some(d)) if d > 0.0 => Some(open.len() as f64 * w * a / d),
@@ -266,7 +315,9 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: StalledParams) -> Reply {
         let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
         for id in stages {
             let stage = active.process.stage(&id).expect("a stage of the process");
-            let Some(days) = stage.stall_after_days else { continue };
+            let Some(days) = stage.stall_after_days else {
+                continue;
+            };
             let cutoff = Millis(now.0 - i64::from(days) * Millis::DAY);
             for x in ctx.store.prospects(&ProspectFilter {
                 stage: Some(id.clone()),
@@ -275,7 +326,9 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: StalledParams) -> Reply {
                 ..Default::default()
             })? {
                 if x.last_activity_at < cutoff {
-                    *by_owner.entry(x.owner.clone().unwrap_or_default()).or_default() += 1;
+                    *by_owner
+                        .entry(x.owner.clone().unwrap_or_default())
+                        .or_default() += 1;
                     out.push(json!({
                         "id": x.id, "name": x.name, "owner": x.owner, "stage": x.stage,
                         "last_activity_at": x.last_activity_at,
@@ -310,15 +363,25 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: CompareParams) -> Reply {
         let txn = ctx.store.read_txn()?;
         let stays = |period: &Period, stage: &str| -> Result<Value, ReadError> {
             let (from, to) = version_window(&ctx.store, period)?;
-            let filter = Filter { owner: period.owner.clone() };
-            Ok(json!(metrics::durations(metrics::completed_stays(&txn, stage, from, to, &filter)?)))
+            let filter = Filter {
+                owner: period.owner.clone(),
+            };
+            Ok(json!(metrics::durations(metrics::completed_stays(
+                &txn, stage, from, to, &filter
+            )?)))
         };
         let mut rows = Vec::new();
-        for (ra, rb) in a["rows"].as_array().into_iter().flatten().zip(b["rows"].as_array().into_iter().flatten()) {
+        for (ra, rb) in a["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(b["rows"].as_array().into_iter().flatten())
+        {
             let stage = ra["stage"].as_str().unwrap_or_default().to_string();
             let rate = |r: &Value| {
                 let exited = r["exited"].as_f64().unwrap_or(0.0);
-                (exited > 0.0).then(|| r["exited_by_kind"]["advanced"].as_f64().unwrap_or(0.0) / exited)
+                (exited > 0.0)
+                    .then(|| r["exited_by_kind"]["advanced"].as_f64().unwrap_or(0.0) / exited)
             };
             rows.push(json!({
                 "stage": stage,
@@ -330,8 +393,10 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: CompareParams) -> Reply {
                 },
             }));
         }
-        Ok(json!({ "a": { "from": a["from"], "to": a["to"], "version": p.a.version, "owner": p.a.owner },
+        Ok(
+            json!({ "a": { "from": a["from"], "to": a["to"], "version": p.a.version, "owner": p.a.owner },
                    "b": { "from": b["from"], "to": b["to"], "version": p.b.version, "owner": p.b.owner },
-                   "rows": rows }))
+                   "rows": rows }),
+        )
     })
 }

@@ -1,0 +1,291 @@
+//! Measuring the process over the real socket: the guide's flow example to
+//! the letter, time in stage, conversion, outcomes, stalled prospects,
+//! renamed stages, and comparisons between process versions.
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, Daemon, create, default_process};
+
+fn at(day: &str) -> String {
+    format!("{day}T10:00:00Z")
+}
+
+fn row<'a>(r: &'a Value, stage: &str) -> &'a Value {
+    r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["stage"] == stage)
+        .unwrap()
+}
+
+/// Moves prospect `id` from `present` to `close` at `day` by recording the
+/// prospect actions the default process asks for.
+fn present_to_close(c: &mut Client, id: u64, day: &str) {
+    for kind in ["demo_attended", "proposal_requested"] {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": kind, "at": at(day) }),
+        );
+    }
+}
+
+#[test]
+fn the_guides_july_example_comes_out_exactly() {
+    // "In July we started with 75 prospects in awaiting demo; we moved 28 on
+    // and added 19, leaving 66."
+    let d = Daemon::start();
+    let mut c = d.client();
+    let mut june = Vec::new();
+    for i in 0..75 {
+        let day = format!("2026-06-{:02}", 1 + i % 28);
+        june.push(create(&mut c, &format!("june {i}"), json!({ "stage": "present", "owner": if i % 3 == 0 { "maria" } else { "tom" }, "at": at(&day) })));
+    }
+    for i in 0..19 {
+        let day = format!("2026-07-{:02}", 1 + i);
+        create(
+            &mut c,
+            &format!("july {i}"),
+            json!({ "stage": "present", "at": at(&day) }),
+        );
+    }
+    for (i, id) in june.iter().take(28).enumerate() {
+        present_to_close(&mut c, *id, &format!("2026-07-{:02}", 2 + i));
+    }
+    // Noise outside the period must not count.
+    present_to_close(&mut c, june[70], "2026-08-03");
+
+    let r = c.ok(
+        "metrics.flow",
+        json!({ "from": "2026-07-01", "to": "2026-08-01", "stage": "present" }),
+    );
+    let present = row(&r, "present");
+    assert_eq!(
+        (
+            present["start"].as_i64(),
+            present["entered"].as_i64(),
+            present["exited"].as_i64(),
+            present["end"].as_i64()
+        ),
+        (Some(75), Some(19), Some(28), Some(66)),
+        "{r}"
+    );
+    assert_eq!(present["exited_by_kind"]["advanced"], 28);
+
+    // Every stage balances, for the whole process.
+    let all = c.ok(
+        "metrics.flow",
+        json!({ "from": "2026-06-15", "to": "2026-08-15" }),
+    );
+    for r in all["rows"].as_array().unwrap() {
+        assert_eq!(
+            r["end"].as_i64().unwrap(),
+            r["start"].as_i64().unwrap() + r["entered"].as_i64().unwrap()
+                - r["exited"].as_i64().unwrap(),
+            "{r}"
+        );
+    }
+    assert_eq!(row(&all, "close")["end"], 29);
+
+    // By owner: maria has every third June prospect.
+    let maria = c.ok(
+        "metrics.flow",
+        json!({ "from": "2026-07-01", "to": "2026-08-01", "stage": "present", "owner": "maria" }),
+    );
+    let m = row(&maria, "present");
+    assert_eq!(m["start"], 25);
+    assert_eq!(m["exited"], 10, "{m}");
+
+    // The CLI prints the same numbers, as a table, JSON or CSV.
+    let out = d.cli(&[
+        "metrics", "flow", "--month", "2026-07", "--stage", "present", "--csv",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("stage,start,entered,exited,end"), "{text}");
+    assert!(text.contains("present,75,19,28,66"), "{text}");
+
+    // Time in stage for the stays that ended in July: 28 stays.
+    let t = c.ok(
+        "metrics.time_in_stage",
+        json!({ "from": "2026-07-01", "to": "2026-08-01", "stage": "present" }),
+    );
+    let completed = &row(&t, "present")["completed"];
+    assert_eq!(completed["count"], 28);
+    assert!(
+        completed["median_days"].as_f64().unwrap() > 20.0,
+        "{completed}"
+    );
+}
+
+#[test]
+fn conversion_outcomes_and_stalled() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    // Ten prospects enter in March; six reply, three of those meet, one wins,
+    // two are lost.
+    let ids: Vec<u64> = (0..10)
+        .map(|i| create(&mut c, &format!("p{i}"), json!({ "owner": "maria", "at": at("2026-03-02"), "fields": { "amount": 1000 * (i + 1) } })))
+        .collect();
+    for id in &ids[..6] {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "replied", "at": at("2026-03-05") }),
+        );
+    }
+    for id in &ids[..3] {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "meeting_held", "at": at("2026-03-09") }),
+        );
+    }
+    c.ok(
+        "prospect.move",
+        json!({ "id": ids[0], "to": "close", "reason": "fast track", "at": at("2026-03-10") }),
+    );
+    c.ok(
+        "activity.record",
+        json!({ "prospect": ids[0], "kind": "contract_signed", "at": at("2026-03-22") }),
+    );
+    c.ok(
+        "prospect.close",
+        json!({ "id": ids[8], "outcome": "lost", "reason": "no budget", "at": at("2026-03-20") }),
+    );
+    c.ok(
+        "prospect.close",
+        json!({ "id": ids[9], "outcome": "lost", "at": at("2026-03-21") }),
+    );
+
+    let conv = c.ok(
+        "metrics.conversion",
+        json!({ "from": "2026-03-01", "to": "2026-04-01" }),
+    );
+    let direct = &conv["direct"]["rows"];
+    assert_eq!(direct[0]["stage"], "prospect");
+    assert_eq!(direct[0]["moved_on"], 6);
+    assert_eq!(direct[0]["exits"], 8, "6 advanced + 2 lost: {conv}");
+    assert!(
+        conv["direct"]["label"]
+            .as_str()
+            .unwrap()
+            .contains("direct conversion")
+    );
+    let reached = &conv["reached"];
+    assert_eq!(reached["cohort"], 10);
+    let share = |stage: &str| {
+        reached["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["stage"] == stage)
+            .unwrap()["reached"]
+            .clone()
+    };
+    assert_eq!(share("connect"), 6);
+    assert_eq!(share("research"), 3);
+    assert_eq!(share("close"), 1);
+    assert_eq!(share("won"), 1);
+
+    let o = c.ok(
+        "metrics.outcomes",
+        json!({ "from": "2026-03-01", "to": "2026-04-01" }),
+    );
+    assert_eq!((o["won"].as_u64(), o["lost"].as_u64()), (Some(1), Some(2)));
+    assert!((o["win_rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+    assert_eq!(o["cycle"]["median_days"], 20.0);
+    assert_eq!(o["mean_won_amount"], 1000.0);
+    assert_eq!(o["open"], 7);
+    // Weighted pipeline: research 0.25 × (2000 + 3000) + connect 0.10 × (4000 + 5000 + 6000) + prospect 0.05 × 7000 + 8000
+    let expected = 0.25 * 5000.0 + 0.10 * 15000.0 + 0.05 * 15000.0;
+    assert!(
+        (o["weighted_pipeline"].as_f64().unwrap() - expected).abs() < 1e-6,
+        "{o}"
+    );
+
+    // All March activity is long past: every open prospect is stalled.
+    let s = c.ok("metrics.stalled", json!({}));
+    assert_eq!(s["stalled"].as_array().unwrap().len(), 7, "{s}");
+    assert_eq!(s["by_owner"]["maria"], 7);
+}
+
+#[test]
+fn a_renamed_stage_is_the_same_stage_and_versions_compare() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    for i in 0..4 {
+        create(
+            &mut c,
+            &format!("p{i}"),
+            json!({ "stage": "research", "at": at("2026-05-04") }),
+        );
+    }
+    let id = 1;
+    c.ok(
+        "activity.record",
+        json!({ "prospect": id, "kind": "requirements_shared", "at": at("2026-05-06") }),
+    );
+    c.ok(
+        "activity.record",
+        json!({ "prospect": id, "kind": "demo_scheduled", "at": at("2026-05-07") }),
+    );
+    let renamed = default_process().replace(
+        "id = \"research\"\nname = \"Research\"",
+        "id = \"discovery\"\nname = \"Discovery\"\nrenamed_from = [\"research\"]",
+    );
+    std::fs::write(&d.process, renamed).unwrap();
+    assert_eq!(events.wait_notification("process.reloaded")["version"], 2);
+    let r = c.ok(
+        "metrics.flow",
+        json!({ "from": "2026-05-01", "to": "2026-06-01", "stage": "discovery" }),
+    );
+    let row = row(&r, "discovery");
+    assert_eq!(
+        (
+            row["start"].as_i64(),
+            row["entered"].as_i64(),
+            row["exited"].as_i64(),
+            row["end"].as_i64()
+        ),
+        (Some(0), Some(4), Some(1), Some(3)),
+        "{r}"
+    );
+
+    let cmp = c.ok(
+        "metrics.compare",
+        json!({ "a": { "from": "2026-05-01", "to": "2026-06-01", "version": 1 }, "b": { "from": "2026-05-01", "to": "2030-01-01", "version": 2 } }),
+    );
+    assert_eq!(cmp["a"]["version"], 1);
+    assert!(cmp["rows"].as_array().unwrap().len() == 5, "{cmp}");
+}
+
+#[test]
+fn bad_metric_requests_are_refused_clearly() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let e = c.err(
+        "metrics.flow",
+        json!({ "from": "2026-08-01", "to": "2026-07-01" }),
+    );
+    assert_eq!(e["code"], -32602);
+    let e = c.err(
+        "metrics.flow",
+        json!({ "from": "2026-07-01", "to": "2026-08-01", "stage": "nope" }),
+    );
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown stage `nope`")
+    );
+    let e = c.err(
+        "metrics.flow",
+        json!({ "from": "2026-07-01", "to": "2026-08-01", "version": 9 }),
+    );
+    assert_eq!(e["code"], -32001);
+}
