@@ -84,6 +84,7 @@ fn prospect() -> (Prospect, Vec<Activity>) {
         stage_entered_at: Millis(1000),
         last_activity_at: Millis(5000),
         closed_at: None,
+        owner_since: None,
     };
     let activities = (0..10)
         .map(|i| Activity {

@@ -332,6 +332,7 @@ mod tests {
             stage_entered_at: Millis(entered),
             last_activity_at: Millis(0),
             closed_at: None,
+            owner_since: None,
         }
     }
 

@@ -370,6 +370,7 @@ fn create(
         stage_entered_at: at,
         last_activity_at: at,
         closed_at: None,
+        owner_since: None,
     };
     let mut moves = vec![transition(
         t,
@@ -427,7 +428,10 @@ fn update(
         prospect.company = Some(company.clone());
         changes.insert("company".into(), json!(company));
     }
-    if let Some(owner) = &u.owner {
+    if let Some(owner) = &u.owner
+        && prospect.owner.as_ref() != Some(owner)
+    {
+        prospect.owner_since = Some(at.max(prospect.earliest_move()));
         prospect.owner = Some(owner.clone());
         changes.insert("owner".into(), json!(owner));
     }
@@ -529,7 +533,7 @@ fn advance(
     };
     let stage = &process.stages[index];
     let facts = load_facts(t, id, stage)?;
-    let as_of = at.max(old.stage_entered_at);
+    let as_of = at.max(old.earliest_move());
     let verdicts = evaluate_stage(stage, &old, &facts, as_of, active.plugin_context());
     if !all_met(&verdicts) {
         refuse!(unmet(id, &stage.id, verdicts));
@@ -571,7 +575,7 @@ fn force_move(
             "prospect {id} is already in `{to}`"
         )));
     }
-    let at = at.max(old.stage_entered_at);
+    let at = at.max(old.earliest_move());
     let mut prospect = old.clone();
     let mut tr = transition(
         t,
@@ -608,7 +612,7 @@ fn close(
         Err(e) => refuse!(e),
     };
     let process = &active.process;
-    let at = at.max(old.stage_entered_at);
+    let at = at.max(old.earliest_move());
     let (kind, verdicts) = match outcome {
         Status::Open => refuse!(EngineError::Invalid(
             "`outcome` must be `won` or `lost`".into()
@@ -754,7 +758,7 @@ fn cascade(
         if stage.advance == AdvanceMode::Manual {
             break;
         }
-        let as_of = at.max(prospect.stage_entered_at);
+        let as_of = at.max(prospect.earliest_move());
         let facts = load_facts(t, prospect.id, stage)?;
         let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
         if !all_met(&verdicts) {
@@ -876,7 +880,7 @@ fn apply_version(
         for id in t.open_in_stage(from)? {
             let Some(old) = t.prospect(id)? else { continue };
             let mut p = old.clone();
-            let at = v.at.max(old.stage_entered_at);
+            let at = v.at.max(old.earliest_move());
             let mut tr = transition(t, &stamp, &p, Some(from), to, at, TransitionKind::Forced);
             tr.reason = Some(format!(
                 "process version {number} removed stage `{from}` and migrated its prospects to `{to}`"

@@ -233,6 +233,19 @@ pub struct Prospect {
     /// When the prospect was won or lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<Millis>,
+    /// When the current owner took the prospect over (none: since creation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_since: Option<Millis>,
+}
+
+impl Prospect {
+    /// The earliest time a new move can be dated: history of one prospect
+    /// runs forward, so a backdated move cannot precede its current stay or
+    /// its current owner.
+    pub fn earliest_move(&self) -> Millis {
+        self.owner_since
+            .map_or(self.stage_entered_at, |o| o.max(self.stage_entered_at))
+    }
 }
 
 /// One entry of the append-only event log.

@@ -179,6 +179,7 @@ fn prospect(f: FixtureProspect) -> (Prospect, Vec<Activity>, Option<f64>) {
             stage_entered_at: f.stage_entered_at.unwrap_or(created),
             last_activity_at: last,
             closed_at: None,
+            owner_since: None,
         },
         activities,
         f.probability,
