@@ -1,8 +1,9 @@
 //! Measuring the process, exactly and fast.
 //!
 //! Written in the same transaction as every transition:
-//! - per-stage, per-day, per-owner counters of entries and exits by kind, so
-//!   flow for a period costs O(days), not O(prospects);
+//! - per-stage counters of entries and exits by kind, per day and per 32-day
+//!   bucket, with and without the owner, so flow for a period costs
+//!   O(days + buckets), not O(prospects);
 //! - open prospects per (stage, owner), so the count at any instant is the
 //!   current count minus what happened since;
 //! - completed stays by stage and exit time (time in stage);
@@ -26,6 +27,18 @@ use crate::store::StoreError;
 
 /// (stage, day, owner, kind) → count.
 const FLOW: TableDefinition<(&str, i64, &str, u8), u64> = TableDefinition::new("metrics_flow");
+/// (stage, day, kind) → count, all owners: the common, unfiltered query
+/// reads 20× fewer rows.
+const FLOW_ALL: TableDefinition<(&str, i64, u8), u64> = TableDefinition::new("metrics_flow_all");
+/// (stage, bucket of 32 days, owner, kind) → count: long stretches of time
+/// are summed a bucket at a time.
+const FLOW_BUCKET: TableDefinition<(&str, i64, &str, u8), u64> =
+    TableDefinition::new("metrics_flow_bucket");
+/// (stage, bucket of 32 days, kind) → count, all owners.
+const FLOW_ALL_BUCKET: TableDefinition<(&str, i64, u8), u64> =
+    TableDefinition::new("metrics_flow_all_bucket");
+/// Days per bucket (a power of two).
+const BUCKET_SHIFT: u32 = 5;
 /// (stage, owner) → open prospects now.
 const OPEN_COUNTS: TableDefinition<(&str, &str), u64> = TableDefinition::new("metrics_open_counts");
 /// (stage, exit at, transition id) → (duration ms, exit kind, owner).
@@ -75,6 +88,9 @@ fn owner_of(p: &Prospect) -> &str {
 /// Creates the metric tables (at start-up).
 pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(FLOW)?;
+    txn.open_table(FLOW_ALL)?;
+    txn.open_table(FLOW_BUCKET)?;
+    txn.open_table(FLOW_ALL_BUCKET)?;
     txn.open_table(OPEN_COUNTS)?;
     txn.open_table(STAYS)?;
     txn.open_table(ENTRIES)?;
@@ -86,6 +102,9 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
 /// The metric tables, open in the writer's transaction.
 pub(crate) struct MetricTables<'txn> {
     flow: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
+    flow_all: Table<'txn, (&'static str, i64, u8), u64>,
+    flow_bucket: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
+    flow_all_bucket: Table<'txn, (&'static str, i64, u8), u64>,
     open_counts: Table<'txn, (&'static str, &'static str), u64>,
     stays: Table<'txn, (&'static str, i64, u64), (i64, u8, &'static str)>,
     entries: Table<'txn, (&'static str, i64, u64), ()>,
@@ -97,6 +116,9 @@ impl<'txn> MetricTables<'txn> {
     pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
         Ok(MetricTables {
             flow: txn.open_table(FLOW)?,
+            flow_all: txn.open_table(FLOW_ALL)?,
+            flow_bucket: txn.open_table(FLOW_BUCKET)?,
+            flow_all_bucket: txn.open_table(FLOW_ALL_BUCKET)?,
             open_counts: txn.open_table(OPEN_COUNTS)?,
             stays: txn.open_table(STAYS)?,
             entries: txn.open_table(ENTRIES)?,
@@ -106,9 +128,23 @@ impl<'txn> MetricTables<'txn> {
     }
 
     fn bump(&mut self, stage: &str, at: Millis, owner: &str, kind: u8) -> Result<(), StoreError> {
-        let key = (stage, day(at), owner, kind);
+        let d = day(at);
+        let b = d >> BUCKET_SHIFT;
+        let key = (stage, d, owner, kind);
         let n = self.flow.get(key)?.map_or(0, |v| v.value());
         self.flow.insert(key, n + 1)?;
+        let key = (stage, b, owner, kind);
+        let n = self.flow_bucket.get(key)?.map_or(0, |v| v.value());
+        self.flow_bucket.insert(key, n + 1)?;
+        // Reassignments cancel out across owners: the all-owner tables skip them.
+        if kind != REASSIGNED_IN && kind != REASSIGNED_OUT {
+            let key = (stage, d, kind);
+            let n = self.flow_all.get(key)?.map_or(0, |v| v.value());
+            self.flow_all.insert(key, n + 1)?;
+            let key = (stage, b, kind);
+            let n = self.flow_all_bucket.get(key)?.map_or(0, |v| v.value());
+            self.flow_all_bucket.insert(key, n + 1)?;
+        }
         Ok(())
     }
 
@@ -242,29 +278,89 @@ fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreErr
     }
 }
 
-/// Sums of counters by kind for `ids` over days [d0, d1).
-fn sums(
-    table: &impl ReadableTable<(&'static str, i64, &'static str, u8), u64>,
-    ids: &[String],
-    d0: i64,
-    d1: i64,
-    owner: Option<&str>,
-) -> Result<HashMap<u8, i64>, StoreError> {
-    let mut out: HashMap<u8, i64> = HashMap::new();
-    if d0 >= d1 {
-        return Ok(out);
+/// The counter tables, open for reading.
+struct Counters {
+    day: redb::ReadOnlyTable<(&'static str, i64, &'static str, u8), u64>,
+    bucket: redb::ReadOnlyTable<(&'static str, i64, &'static str, u8), u64>,
+    all_day: redb::ReadOnlyTable<(&'static str, i64, u8), u64>,
+    all_bucket: redb::ReadOnlyTable<(&'static str, i64, u8), u64>,
+}
+
+impl Counters {
+    fn open(txn: &ReadTransaction) -> Result<Counters, StoreError> {
+        Ok(Counters {
+            day: txn.open_table(FLOW)?,
+            bucket: txn.open_table(FLOW_BUCKET)?,
+            all_day: txn.open_table(FLOW_ALL)?,
+            all_bucket: txn.open_table(FLOW_ALL_BUCKET)?,
+        })
     }
-    for id in ids {
-        for entry in table.range((id.as_str(), d0, "", 0u8)..(id.as_str(), d1, "", 0u8))? {
-            let (k, v) = entry?;
-            let (_, _, o, kind) = k.value();
-            if owner.is_some_and(|want| want != o) {
-                continue;
-            }
-            *out.entry(kind).or_default() += v.value() as i64;
+
+    /// Adds the counts of units [u0, u1) of one table (days or buckets).
+    fn add(
+        &self,
+        buckets: bool,
+        id: &str,
+        u0: i64,
+        u1: i64,
+        owner: Option<&str>,
+        out: &mut HashMap<u8, i64>,
+    ) -> Result<(), StoreError> {
+        if u0 >= u1 {
+            return Ok(());
         }
+        match owner {
+            None => {
+                let table = if buckets {
+                    &self.all_bucket
+                } else {
+                    &self.all_day
+                };
+                for entry in table.range((id, u0, 0u8)..(id, u1, 0u8))? {
+                    let (k, v) = entry?;
+                    *out.entry(k.value().2).or_default() += v.value() as i64;
+                }
+            }
+            Some(want) => {
+                let table = if buckets { &self.bucket } else { &self.day };
+                for entry in table.range((id, u0, "", 0u8)..(id, u1, "", 0u8))? {
+                    let (k, v) = entry?;
+                    let (_, _, o, kind) = k.value();
+                    if o == want {
+                        *out.entry(kind).or_default() += v.value() as i64;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
-    Ok(out)
+
+    /// Sums by kind for `ids` over days [d0, d1): whole 32-day buckets from
+    /// the bucket table, the ragged ends from the day table.
+    fn sums(
+        &self,
+        ids: &[String],
+        d0: i64,
+        d1: i64,
+        owner: Option<&str>,
+    ) -> Result<HashMap<u8, i64>, StoreError> {
+        let mut out: HashMap<u8, i64> = HashMap::new();
+        if d0 >= d1 {
+            return Ok(out);
+        }
+        let first_full = (d0 + (1 << BUCKET_SHIFT) - 1) >> BUCKET_SHIFT;
+        let last_full = d1 >> BUCKET_SHIFT;
+        for id in ids {
+            if first_full < last_full {
+                self.add(false, id, d0, first_full << BUCKET_SHIFT, owner, &mut out)?;
+                self.add(true, id, first_full, last_full, owner, &mut out)?;
+                self.add(false, id, last_full << BUCKET_SHIFT, d1, owner, &mut out)?;
+            } else {
+                self.add(false, id, d0, d1, owner, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn entered_exited(s: &HashMap<u8, i64>, owner_filtered: bool) -> (i64, i64) {
@@ -289,7 +385,7 @@ pub fn flow(
     now: Millis,
     filter: &Filter,
 ) -> Result<Vec<FlowRow>, StoreError> {
-    let counters = txn.open_table(FLOW)?;
+    let counters = Counters::open(txn)?;
     let open = txn.open_table(OPEN_COUNTS)?;
     let owner = filter.owner.as_deref();
     let (d0, d1) = (day(from), day(to));
@@ -307,8 +403,8 @@ pub fn flow(
                 }
             }
         }
-        let since_end = sums(&counters, &ids, d1, horizon, owner)?;
-        let within = sums(&counters, &ids, d0, d1, owner)?;
+        let since_end = counters.sums(&ids, d1, horizon, owner)?;
+        let within = counters.sums(&ids, d0, d1, owner)?;
         let (in_after, out_after) = entered_exited(&since_end, owner.is_some());
         let (entered, exited) = entered_exited(&within, owner.is_some());
         let end = current - in_after + out_after;
@@ -418,9 +514,8 @@ pub fn exits_by_kind(
     to: Millis,
     filter: &Filter,
 ) -> Result<BTreeMap<String, i64>, StoreError> {
-    let counters = txn.open_table(FLOW)?;
-    let s = sums(
-        &counters,
+    let counters = Counters::open(txn)?;
+    let s = counters.sums(
         &stage_ids(txn, stage)?,
         day(from),
         day(to),

@@ -1,0 +1,343 @@
+//! Metrics queries at scale: flow, time in stage and direct conversion over
+//! a generated history (default 1M prospects, 10M activities), through the
+//! daemon's own write path, against SQLite (WAL, indexed) loaded with the
+//! same transitions and stays, measured in the same run.
+//!
+//! Run: `cargo bench -p stagecoach --bench metrics`
+//! (`STAGECOACH_BENCH_PROSPECTS`, default 1000000; 10 activities each).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use stagecoach::clock::Clock;
+use stagecoach::engine::{ActiveProcess, NewActivity, NewProspect, WriteOp};
+use stagecoach::metrics::{self, Filter};
+use stagecoach::model::{Millis, TransitionKind};
+use stagecoach::process::Process;
+use stagecoach::store::Store;
+use stagecoach::writer::{Writer, WriterStats};
+
+const STAGES: [&str; 5] = ["prospect", "connect", "research", "present", "close"];
+/// The prospect action that moves a prospect out of each stage.
+const ADVANCE: [&str; 5] = [
+    "replied",
+    "meeting_held",
+    "demo_scheduled",
+    "proposal_requested",
+    "contract_signed",
+];
+const DAY: i64 = Millis::DAY;
+const START: i64 = 20_454 * DAY; // 2026-01-01
+
+fn process() -> Arc<ActiveProcess> {
+    let mut text = String::from("[process]\nname = \"bench\"\n");
+    for (s, a) in STAGES.iter().zip(ADVANCE) {
+        text.push_str(&format!(
+            "[[stages]]\nid = \"{s}\"\nname = \"{s}\"\nexit = [{{ question = \"q\", activity = \"{a}\", actor = \"prospect\" }}]\n"
+        ));
+    }
+    Arc::new(ActiveProcess {
+        version: 1,
+        hash: String::new(),
+        text: text.clone(),
+        loaded_at: Millis(START),
+        process: Process::parse(&text, "bench.toml").unwrap(),
+        plugins: Default::default(),
+    })
+}
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: u64 = std::env::var("STAGECOACH_BENCH_PROSPECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    println!("# metrics queries at scale: stagecoach (redb + counters) vs SQLite (WAL, indexed)");
+    println!(
+        "command: cargo bench -p stagecoach --bench metrics   (STAGECOACH_BENCH_PROSPECTS={n})"
+    );
+    println!(
+        "machine: {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    // Load through the real write path (engine + criteria + counters), batched.
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let (writer, thread) = Writer::start(
+        store.clone(),
+        Clock::fixed(Millis(START + 400 * DAY)),
+        events,
+        Arc::new(WriterStats::default()),
+    )
+    .unwrap();
+    let active = process();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let t = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    let mut activities = 0u64;
+    for i in 0..n {
+        let created = START + rng.below(365) as i64 * DAY + rng.below(DAY as u64) as i64;
+        let owner = format!("rep{}", rng.below(20));
+        pending.push_back(writer.submit(
+            active.clone(),
+            WriteOp::CreateProspect(NewProspect {
+                name: format!("p{i}"),
+                company: None,
+                owner: Some(owner),
+                fields: Default::default(),
+                stage: None,
+                external_id: None,
+                at: Some(Millis(created)),
+            }),
+        ));
+        // Ten activities: prospect actions that advance it some way, rep noise.
+        let reach = rng.below(6) as usize;
+        let mut at = created;
+        for k in 0..10usize {
+            at += (1 + rng.below(9)) as i64 * DAY;
+            let (kind, actor) = if k < reach {
+                (ADVANCE[k], "prospect")
+            } else {
+                ("email_sent", "rep")
+            };
+            pending.push_back(writer.submit(
+                active.clone(),
+                WriteOp::RecordActivity(NewActivity {
+                    prospect: i + 1,
+                    kind: kind.into(),
+                    actor: Some(serde_json::from_value(serde_json::json!(actor)).unwrap()),
+                    at: Some(Millis(at)),
+                    data: Default::default(),
+                }),
+            ));
+            activities += 1;
+        }
+        while pending.len() > 20_000 {
+            pending
+                .pop_front()
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+    }
+    for p in pending {
+        p.blocking_recv().unwrap().unwrap();
+    }
+    drop(writer);
+    thread.join().unwrap();
+    let load = t.elapsed().as_secs_f64();
+    let transitions = store.all_transitions().unwrap();
+    println!(
+        "data:    {n} prospects, {activities} activities, {} transitions; loaded through the engine in {load:.0} s",
+        transitions.len()
+    );
+
+    // SQLite with the same transitions and stays.
+    let t = Instant::now();
+    let sqlite = rusqlite::Connection::open(dir.path().join("baseline.sqlite")).unwrap();
+    sqlite
+        .execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;
+             CREATE TABLE transitions(id INTEGER PRIMARY KEY, prospect INTEGER, from_stage TEXT, to_stage TEXT, at INTEGER, kind TEXT, owner TEXT);
+             CREATE TABLE stays(stage TEXT, exit_at INTEGER, duration INTEGER, kind TEXT, owner TEXT);",
+        )
+        .unwrap();
+    {
+        let tx = sqlite.unchecked_transaction().unwrap();
+        {
+            let mut ins = tx
+                .prepare("INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .unwrap();
+            let mut stay = tx
+                .prepare("INSERT INTO stays VALUES (?1, ?2, ?3, ?4, ?5)")
+                .unwrap();
+            let mut entered: std::collections::HashMap<u64, i64> = std::collections::HashMap::new();
+            for tr in &transitions {
+                ins.execute(rusqlite::params![
+                    tr.id as i64,
+                    tr.prospect as i64,
+                    tr.from,
+                    tr.to,
+                    tr.at.0,
+                    tr.kind.as_str(),
+                    ""
+                ])
+                .unwrap();
+                if let (Some(from), Some(e)) = (&tr.from, entered.get(&tr.prospect)) {
+                    stay.execute(rusqlite::params![
+                        from,
+                        tr.at.0,
+                        tr.at.0 - e,
+                        tr.kind.as_str(),
+                        ""
+                    ])
+                    .unwrap();
+                }
+                if !matches!(tr.kind, TransitionKind::Won | TransitionKind::Lost) {
+                    entered.insert(tr.prospect, tr.at.0);
+                }
+            }
+        }
+        tx.commit().unwrap();
+    }
+    sqlite
+        .execute_batch(
+            "CREATE INDEX t_to ON transitions(to_stage, at); CREATE INDEX t_from ON transitions(from_stage, at);
+             CREATE INDEX s_stage ON stays(stage, exit_at); ANALYZE;",
+        )
+        .unwrap();
+    println!(
+        "baseline loaded and indexed in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+    println!();
+
+    let (from, to) = (Millis(START + 181 * DAY), Millis(START + 212 * DAY)); // July 2026
+    let now = Millis(START + 400 * DAY);
+    let txn = store.read_txn().unwrap();
+    let stage = "present".to_string();
+    let filter = Filter::default();
+
+    let ours = metrics::flow(&txn, std::slice::from_ref(&stage), from, to, now, &filter).unwrap()
+        [0]
+    .clone();
+    let sql_flow = |s: &rusqlite::Connection| -> (i64, i64, i64, i64) {
+        let q = |sql: &str, a: i64, b: i64| -> i64 {
+            s.query_row(sql, rusqlite::params![stage, a, b], |r| r.get(0))
+                .unwrap()
+        };
+        let into_before = q(
+            "SELECT count(*) FROM transitions WHERE to_stage = ?1 AND at < ?2 AND kind NOT IN ('won','lost') AND ?3 = ?3",
+            from.0,
+            0,
+        );
+        let out_before = q(
+            "SELECT count(*) FROM transitions WHERE from_stage = ?1 AND at < ?2 AND ?3 = ?3",
+            from.0,
+            0,
+        );
+        let entered = q(
+            "SELECT count(*) FROM transitions WHERE to_stage = ?1 AND at >= ?2 AND at < ?3 AND kind NOT IN ('won','lost')",
+            from.0,
+            to.0,
+        );
+        let exited = q(
+            "SELECT count(*) FROM transitions WHERE from_stage = ?1 AND at >= ?2 AND at < ?3",
+            from.0,
+            to.0,
+        );
+        let start = into_before - out_before;
+        (start, entered, exited, start + entered - exited)
+    };
+    let theirs = sql_flow(&sqlite);
+    assert_eq!(
+        (ours.start, ours.entered, ours.exited, ours.end),
+        theirs,
+        "both engines agree on July's flow"
+    );
+    println!(
+        "July flow for `present`: start {} entered {} exited {} end {} (both agree)",
+        ours.start, ours.entered, ours.exited, ours.end
+    );
+
+    let flow_ours = median_ms(|| {
+        std::hint::black_box(
+            metrics::flow(&txn, std::slice::from_ref(&stage), from, to, now, &filter).unwrap(),
+        );
+    });
+    let flow_sql = median_ms(|| {
+        std::hint::black_box(sql_flow(&sqlite));
+    });
+    let all: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
+    let flow_all = median_ms(|| {
+        std::hint::black_box(metrics::flow(&txn, &all, from, to, now, &filter).unwrap());
+    });
+    let tis_ours = median_ms(|| {
+        std::hint::black_box(metrics::durations(
+            metrics::completed_stays(&txn, &stage, from, to, &filter).unwrap(),
+        ));
+    });
+    let tis_sql = median_ms(|| {
+        let mut stmt = sqlite
+            .prepare_cached(
+                "SELECT duration FROM stays WHERE stage = ?1 AND exit_at >= ?2 AND exit_at < ?3",
+            )
+            .unwrap();
+        let v: Vec<i64> = stmt
+            .query_map(rusqlite::params![stage, from.0, to.0], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        std::hint::black_box(metrics::durations(v));
+    });
+    let conv_ours = median_ms(|| {
+        for s in STAGES {
+            std::hint::black_box(metrics::exits_by_kind(&txn, s, from, to, &filter).unwrap());
+        }
+    });
+    let conv_sql = median_ms(|| {
+        for s in STAGES {
+            let mut stmt = sqlite
+                .prepare_cached("SELECT kind, count(*) FROM transitions WHERE from_stage = ?1 AND at >= ?2 AND at < ?3 GROUP BY kind")
+                .unwrap();
+            let v: Vec<(String, i64)> = stmt
+                .query_map(rusqlite::params![s, from.0, to.0], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            std::hint::black_box(v);
+        }
+    });
+    println!();
+    println!(
+        "{:<44} {:>10} {:>10} {:>8}",
+        "query (median of 15)", "stagecoach", "SQLite", "ratio"
+    );
+    let line =
+        |name: &str, a: f64, b: f64| println!("{name:<44} {a:>8.3}ms {b:>8.3}ms {:>7.0}x", b / a);
+    line("flow, one stage, one month", flow_ours, flow_sql);
+    println!(
+        "{:<44} {flow_all:>8.3}ms",
+        "flow, all five stages, one month"
+    );
+    line("time in stage, one stage, one month", tis_ours, tis_sql);
+    line(
+        "direct conversion, all stages, one month",
+        conv_ours,
+        conv_sql,
+    );
+    println!("targets: flow ≤ 5 ms and ≥ 50× SQLite");
+}
