@@ -289,3 +289,51 @@ fn bad_metric_requests_are_refused_clearly() {
     );
     assert_eq!(e["code"], -32001);
 }
+
+#[test]
+fn the_demo_fills_a_daemon_through_the_normal_write_path() {
+    let d = Daemon::start();
+    let out = d.cli(&["demo", "--prospects", "300", "--months", "6", "--seed", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("demo: 300 prospects"), "{text}");
+    assert!(
+        !text.contains("refused"),
+        "every demo request passes the criteria: {text}"
+    );
+    let mut c = d.client();
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["counts"]["prospects"], 300);
+    // Real numbers: some won, some lost, every stage balanced.
+    let now = jiff::Timestamp::now();
+    let from = (now - jiff::SignedDuration::from_hours(24 * 200)).to_string();
+    let flow = c.ok(
+        "metrics.flow",
+        json!({ "from": from, "to": now.to_string() }),
+    );
+    for r in flow["rows"].as_array().unwrap() {
+        assert_eq!(
+            r["end"].as_i64().unwrap(),
+            r["start"].as_i64().unwrap() + r["entered"].as_i64().unwrap()
+                - r["exited"].as_i64().unwrap()
+        );
+    }
+    let o = c.ok(
+        "metrics.outcomes",
+        json!({ "from": from, "to": now.to_string() }),
+    );
+    assert!(
+        o["won"].as_u64().unwrap() > 0 && o["lost"].as_u64().unwrap() > 0,
+        "{o}"
+    );
+    // The same seed gives the same history.
+    let d2 = Daemon::start();
+    let out2 = d2.cli(&["demo", "--prospects", "300", "--months", "6", "--seed", "3"]);
+    let t2 = String::from_utf8_lossy(&out2.stdout);
+    let counts = |t: &str| t.split(" in ").next().unwrap().to_string();
+    assert_eq!(counts(&text), counts(&t2));
+}

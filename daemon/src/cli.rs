@@ -85,6 +85,19 @@ pub enum Command {
     /// Measure the process: flow, time in stage, conversion, outcomes, stalled.
     #[command(subcommand)]
     Metrics(MetricsCmd),
+    /// Fill the daemon with a realistic demo history (through the normal
+    /// write path, criteria enforced).
+    Demo {
+        /// How many prospects.
+        #[arg(long, default_value_t = 5000)]
+        prospects: u64,
+        /// Over how many months before now.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        /// Random seed (the same seed gives the same history).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
     /// WebAssembly plugins: build, run, list.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -510,6 +523,33 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         }
         Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
         Command::Metrics(cmd) => metrics_request(cmd)?,
+        Command::Demo {
+            prospects,
+            months,
+            seed,
+        } => {
+            let started = std::time::Instant::now();
+            let s =
+                crate::demo::run(&mut client, *prospects, *months, *seed, Millis::now()).await?;
+            println!(
+                "demo: {} prospects, {} activities, {} won, {} lost in {:.1} s{}",
+                s.prospects,
+                s.activities,
+                s.won,
+                s.lost,
+                started.elapsed().as_secs_f64(),
+                if s.refused > 0 {
+                    format!(" ({} requests refused)", s.refused)
+                } else {
+                    String::new()
+                }
+            );
+            println!(
+                "try: stagecoach metrics flow --from {} ",
+                Millis(Millis::now().0 - i64::from(*months) * 30 * Millis::DAY)
+            );
+            return Ok(());
+        }
         Command::Watch => return watch(&mut client, cli.json).await,
         Command::Status => ("daemon.status", json!({})),
         Command::Process(ProcessCmd::Show { version, .. }) => {
@@ -1081,7 +1121,11 @@ fn render(command: &Command, r: &Value) {
             println!("{t}");
         }
         Command::Metrics(cmd) => render_metrics(cmd, r),
-        Command::Serve { .. } | Command::Watch | Command::Lint { .. } | Command::Plugin(_) => {}
+        Command::Serve { .. }
+        | Command::Watch
+        | Command::Lint { .. }
+        | Command::Plugin(_)
+        | Command::Demo { .. } => {}
     }
 }
 

@@ -92,6 +92,50 @@ impl Client {
         }
     }
 
+    /// Sends `calls` as one JSON-RPC batch and returns their answers in order.
+    pub async fn batch(
+        &mut self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, RpcError>>, ClientError> {
+        let first = self.next_id;
+        let requests: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (method, params))| json!({ "jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": params }))
+            .collect();
+        self.next_id += calls.len() as u64;
+        let mut line = Value::Array(requests).to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).await?;
+        loop {
+            let message = self.next_message().await?.ok_or(ClientError::Closed)?;
+            let Value::Array(answers) = message else {
+                if let Some(error) = message.get("error") {
+                    return Err(rpc_error(error));
+                }
+                continue;
+            };
+            let mut out: Vec<Option<Result<Value, RpcError>>> = vec![None; calls.len()];
+            for a in answers {
+                let Some(i) = a["id"].as_u64().and_then(|id| id.checked_sub(first)) else {
+                    continue;
+                };
+                let slot = out
+                    .get_mut(i as usize)
+                    .ok_or_else(|| ClientError::Protocol(a.to_string()))?;
+                *slot = Some(match a.get("error") {
+                    Some(e) => Err(serde_json::from_value(e.clone())
+                        .map_err(|_| ClientError::Protocol(e.to_string()))?),
+                    None => Ok(a["result"].clone()),
+                });
+            }
+            return out
+                .into_iter()
+                .map(|o| o.ok_or_else(|| ClientError::Protocol("a batch answer is missing".into())))
+                .collect();
+        }
+    }
+
     /// The next line from the daemon (an answer or a notification); `None`
     /// when the daemon closed the connection.
     pub async fn next_message(&mut self) -> Result<Option<Value>, ClientError> {

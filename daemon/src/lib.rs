@@ -30,6 +30,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod criteria;
+pub mod demo;
 pub mod diff;
 pub mod engine;
 pub mod lint;
