@@ -123,13 +123,10 @@ fn main() {
         // Ten activities: prospect actions that advance it some way, rep noise.
         let reach = rng.below(6) as usize;
         let mut at = created;
-        for k in 0..10usize {
+        let steps = ADVANCE.iter().take(reach).map(|a| (*a, "prospect"));
+        let noise = std::iter::repeat(("email_sent", "rep"));
+        for (kind, actor) in steps.chain(noise).take(10) {
             at += (1 + rng.below(9)) as i64 * DAY;
-            let (kind, actor) = if k < reach {
-                (ADVANCE[k], "prospect")
-            } else {
-                ("email_sent", "rep")
-            };
             pending.push_back(writer.submit(
                 active.clone(),
                 WriteOp::RecordActivity(NewActivity {
