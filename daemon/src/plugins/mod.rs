@@ -459,6 +459,23 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 impl LoadedPlugin {
+    /// A store with this plugin's memory limit and a full tank of fuel.
+    fn new_store(&self) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.host.engine,
+            HostState {
+                plugin: self.name.clone(),
+                last_error: None,
+                max_memory: (self.limits.memory_mib as usize) << 20,
+                peak_memory: 0,
+                memory_refused: false,
+            },
+        );
+        store.limiter(|s| s);
+        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        store
+    }
+
     /// Calls an exported function in a fresh store and instance, within limits.
     fn call<R>(
         &self,
@@ -473,18 +490,7 @@ impl LoadedPlugin {
             kind,
             message,
         };
-        let mut store = Store::new(
-            &self.host.engine,
-            HostState {
-                plugin: self.name.clone(),
-                last_error: None,
-                max_memory: (self.limits.memory_mib as usize) << 20,
-                peak_memory: 0,
-                memory_refused: false,
-            },
-        );
-        store.limiter(|s| s);
-        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        let mut store = self.new_store();
         let ticks = self
             .limits
             .timeout_ms
@@ -650,18 +656,7 @@ impl LoadedPlugin {
     /// A reusable instance for repeated calls (benchmarks): the same store
     /// and instance serve every call, fuel is topped up each time.
     pub fn reusable(&self) -> Result<Reusable, PluginFailure> {
-        let mut store = Store::new(
-            &self.host.engine,
-            HostState {
-                plugin: self.name.clone(),
-                last_error: None,
-                max_memory: (self.limits.memory_mib as usize) << 20,
-                peak_memory: 0,
-                memory_refused: false,
-            },
-        );
-        store.limiter(|s| s);
-        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        let mut store = self.new_store();
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = self
             .pre
