@@ -212,6 +212,12 @@ impl<'txn> MetricTables<'txn> {
             }
             entered_at = Some(m.at);
         }
+        let unchanged = old.is_some_and(|o| {
+            o.status == new.status && o.stage == new.stage && owner_of(o) == owner
+        });
+        if unchanged {
+            return Ok(()); // the common case: an activity that moved nothing
+        }
         if let Some(o) = old.filter(|o| o.status == Status::Open) {
             self.add_open(&o.stage, owner_of(o), -1)?;
         }
