@@ -337,3 +337,58 @@ fn the_demo_fills_a_daemon_through_the_normal_write_path() {
     let counts = |t: &str| t.split(" in ").next().unwrap().to_string();
     assert_eq!(counts(&text), counts(&t2));
 }
+
+#[test]
+fn the_report_is_one_self_contained_file_with_the_metrics_numbers() {
+    let d = Daemon::start();
+    let out = d.cli(&["demo", "--prospects", "400", "--months", "4", "--seed", "5"]);
+    assert!(out.status.success());
+    let now = jiff::Timestamp::now();
+    let from = (now - jiff::SignedDuration::from_hours(24 * 90)).to_string();
+    let file = d.dir.path().join("report.html");
+    let out = d.cli(&[
+        "report",
+        "--from",
+        &from,
+        "--to",
+        &now.to_string(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&file).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(!html.contains("http"), "self-contained: nothing fetched");
+    for section in [
+        "Funnel",
+        "Flow per stage",
+        "Time in stage",
+        "Conversion between stages",
+        "Stalled prospects by owner",
+        "Latest process change",
+    ] {
+        assert!(html.contains(section), "{section}");
+    }
+    assert!(html.matches("<svg").count() >= 4);
+    // The flow table carries exactly the numbers metrics.flow answers.
+    let mut c = d.client();
+    let flow = c.ok(
+        "metrics.flow",
+        json!({ "from": from, "to": now.to_string() }),
+    );
+    for r in flow["rows"].as_array().unwrap() {
+        let cells = format!(
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            r["stage"].as_str().unwrap(),
+            r["start"],
+            r["entered"],
+            r["exited"],
+            r["end"]
+        );
+        assert!(html.contains(&cells), "{cells}");
+    }
+}

@@ -85,6 +85,16 @@ pub enum Command {
     /// Measure the process: flow, time in stage, conversion, outcomes, stalled.
     #[command(subcommand)]
     Metrics(MetricsCmd),
+    /// Write a self-contained HTML report (funnel, flow, time in stage,
+    /// conversion, stalled, latest process change) for a period.
+    Report {
+        /// The period.
+        #[command(flatten)]
+        period: PeriodArgs,
+        /// The HTML file to write.
+        #[arg(long, default_value = "report.html")]
+        out: PathBuf,
+    },
     /// Fill the daemon with a realistic demo history (through the normal
     /// write path, criteria enforced).
     Demo {
@@ -523,6 +533,14 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         }
         Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
         Command::Metrics(cmd) => metrics_request(cmd)?,
+        Command::Report { period, out } => {
+            let (from, to) = period.range()?;
+            let html = crate::report::build(&mut client, from, to).await?;
+            std::fs::write(out, html)
+                .with_context(|| format!("cannot write `{}`", out.display()))?;
+            println!("wrote {}", out.display());
+            return Ok(());
+        }
         Command::Demo {
             prospects,
             months,
@@ -1125,7 +1143,8 @@ fn render(command: &Command, r: &Value) {
         | Command::Watch
         | Command::Lint { .. }
         | Command::Plugin(_)
-        | Command::Demo { .. } => {}
+        | Command::Demo { .. }
+        | Command::Report { .. } => {}
     }
 }
 

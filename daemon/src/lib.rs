@@ -40,6 +40,7 @@ pub mod model;
 pub mod plugins;
 pub mod process;
 pub mod protocol;
+pub mod report;
 pub mod rpc;
 pub mod server;
 pub mod store;

@@ -1,0 +1,302 @@
+//! `stagecoach report`: one self-contained HTML file (inline SVG and CSS,
+//! nothing fetched) with the funnel, flow per stage, time in stage,
+//! conversion, stalled prospects by owner, and the latest process change
+//! before and after.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::client::{Client, ClientError};
+use crate::model::Millis;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn num(v: &Value) -> String {
+    match v.as_f64() {
+        None => "–".into(),
+        Some(f) if f.fract() == 0.0 => format!("{}", f as i64),
+        Some(f) => format!("{f:.1}"),
+    }
+}
+
+/// Horizontal bars: (label, value, note).
+fn bars(rows: &[(String, f64, String)], color: &str) -> String {
+    let max = rows.iter().map(|r| r.1).fold(0.0f64, f64::max).max(1.0);
+    let height = rows.len() * 28 + 8;
+    let mut svg =
+        format!(r#"<svg viewBox="0 0 820 {height}" width="820" height="{height}" role="img">"#);
+    for (i, (label, value, note)) in rows.iter().enumerate() {
+        let y = i * 28 + 4;
+        let w = (value / max * 360.0).max(1.0);
+        let _ = write!(
+            svg,
+            r#"<text x="0" y="{}" font-size="13">{}</text><rect x="130" y="{y}" width="{w:.1}" height="20" rx="3" fill="{color}"/><text x="{:.1}" y="{}" font-size="12">{}</text>"#,
+            y + 15,
+            esc(label),
+            130.0 + w + 6.0,
+            y + 15,
+            esc(note)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut html = String::from("<table><tr>");
+    for h in headers {
+        let _ = write!(html, "<th>{}</th>", esc(h));
+    }
+    html.push_str("</tr>");
+    for r in rows {
+        html.push_str("<tr>");
+        for c in r {
+            let _ = write!(html, "<td>{}</td>", esc(c));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    html
+}
+
+/// Builds the report for [from, to) from the daemon's metrics.
+pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<String, ClientError> {
+    let period = json!({ "from": from, "to": to });
+    let flow = client.call("metrics.flow", period.clone()).await?;
+    let time = client.call("metrics.time_in_stage", period.clone()).await?;
+    let conversion = client.call("metrics.conversion", period.clone()).await?;
+    let stalled = client.call("metrics.stalled", json!({})).await?;
+    let process = client.call("process.get", json!({})).await?;
+    let version = process["version"].as_u64().unwrap_or(1);
+    let before_after = if version > 1 {
+        let loaded = process["loaded_at"].clone();
+        let diff = client
+            .call(
+                "process.diff",
+                json!({ "from": version - 1, "to": version }),
+            )
+            .await?;
+        // The 30 days before the change against the 30 days after it.
+        let at = loaded
+            .as_str()
+            .and_then(|t| Millis::parse(t).ok())
+            .unwrap_or(to);
+        let window = 30 * Millis::DAY;
+        let compare = client
+            .call(
+                "metrics.compare",
+                json!({ "a": { "from": Millis(at.0 - window), "to": at }, "b": { "from": at, "to": Millis(at.0 + window) } }),
+            )
+            .await?;
+        Some((loaded, diff, compare))
+    } else {
+        None
+    };
+
+    let rows = |v: &Value, key: &str| v[key].as_array().cloned().unwrap_or_default();
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>Sales process report</h1><p class=sub>{} · {} → {} · process version {}</p>",
+        esc(process["process"]["name"].as_str().unwrap_or("")),
+        esc(&from.to_string()),
+        esc(&to.to_string()),
+        version
+    );
+
+    // Funnel: how far the period's cohort got.
+    let reached: Vec<(String, f64, String)> = rows(&conversion["reached"], "rows")
+        .iter()
+        .map(|r| {
+            let share = r["share"]
+                .as_f64()
+                .map_or(String::new(), |s| format!(" ({:.0}%)", s * 100.0));
+            (
+                r["stage"].as_str().unwrap_or("").to_string(),
+                r["reached"].as_f64().unwrap_or(0.0),
+                format!("{}{share}", num(&r["reached"])),
+            )
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Funnel</h2><p>{}</p>{}",
+        esc(conversion["reached"]["label"].as_str().unwrap_or("")),
+        bars(&reached, "#3b82f6")
+    );
+
+    // Flow per stage.
+    let flow_rows: Vec<Vec<String>> = rows(&flow, "rows")
+        .iter()
+        .map(|r| {
+            let k = &r["exited_by_kind"];
+            vec![
+                r["stage"].as_str().unwrap_or("").to_string(),
+                num(&r["start"]),
+                num(&r["entered"]),
+                num(&r["exited"]),
+                num(&r["end"]),
+                num(&k["advanced"]),
+                num(&k["lost"]),
+                num(&k["won"]),
+                num(&k["forced"]),
+            ]
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Flow per stage</h2><p>end = start + entered − exited, whole UTC days.</p>{}",
+        table(
+            &[
+                "stage", "start", "entered", "exited", "end", "advanced", "lost", "won", "forced"
+            ],
+            &flow_rows
+        )
+    );
+
+    // Time in stage.
+    let medians: Vec<(String, f64, String)> = rows(&time, "rows")
+        .iter()
+        .map(|r| {
+            let c = &r["completed"];
+            (
+                r["stage"].as_str().unwrap_or("").to_string(),
+                c["median_days"].as_f64().unwrap_or(0.0),
+                format!(
+                    "median {} d · p90 {} d · {} stays",
+                    num(&c["median_days"]),
+                    num(&c["p90_days"]),
+                    num(&c["count"])
+                ),
+            )
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Time in stage</h2><p>Stays that ended in the period.</p>{}",
+        bars(&medians, "#10b981")
+    );
+
+    // Conversion.
+    let conv: Vec<(String, f64, String)> = rows(&conversion["direct"], "rows")
+        .iter()
+        .map(|r| {
+            let rate = r["rate"].as_f64().unwrap_or(0.0);
+            (
+                format!(
+                    "{} → {}",
+                    r["stage"].as_str().unwrap_or(""),
+                    r["next"].as_str().unwrap_or("")
+                ),
+                rate * 100.0,
+                format!(
+                    "{:.0}% ({} of {})",
+                    rate * 100.0,
+                    num(&r["moved_on"]),
+                    num(&r["exits"])
+                ),
+            )
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Conversion between stages</h2><p>{}</p>{}",
+        esc(conversion["direct"]["label"].as_str().unwrap_or("")),
+        bars(&conv, "#f59e0b")
+    );
+
+    // Stalled by owner.
+    let stalled_rows: Vec<(String, f64, String)> = stalled["by_owner"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(owner, n)| {
+            (
+                if owner.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    owner.clone()
+                },
+                n.as_f64().unwrap_or(0.0),
+                num(n),
+            )
+        })
+        .collect();
+    let _ = write!(
+        body,
+        "<h2>Stalled prospects by owner</h2><p>Open prospects idle longer than their stage allows, now.</p>{}",
+        bars(&stalled_rows, "#ef4444")
+    );
+
+    // Latest process change.
+    body.push_str("<h2>Latest process change</h2>");
+    match before_after {
+        None => body.push_str("<p>Only one process version so far.</p>"),
+        Some((loaded, diff, compare)) => {
+            let _ = write!(
+                body,
+                "<p>Version {} loaded {}:</p><ul>",
+                version,
+                esc(loaded.as_str().unwrap_or(""))
+            );
+            for c in diff["changes"].as_array().into_iter().flatten() {
+                let _ = write!(body, "<li>{}</li>", esc(c.as_str().unwrap_or("")));
+            }
+            body.push_str(
+                "</ul><p>The 30 days before the change against the 30 days after it.</p>",
+            );
+            let cmp_rows: Vec<Vec<String>> = rows(&compare, "rows")
+                .iter()
+                .map(|r| {
+                    let rate = |x: &Value| {
+                        x.as_f64()
+                            .map_or("–".into(), |f| format!("{:.0}%", f * 100.0))
+                    };
+                    vec![
+                        r["stage"].as_str().unwrap_or("").to_string(),
+                        format!(
+                            "{} / {}",
+                            num(&r["a"]["flow"]["entered"]),
+                            num(&r["b"]["flow"]["entered"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            rate(&r["a"]["advance_rate"]),
+                            rate(&r["b"]["advance_rate"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            num(&r["a"]["time_in_stage"]["median_days"]),
+                            num(&r["b"]["time_in_stage"]["median_days"])
+                        ),
+                    ]
+                })
+                .collect();
+            body.push_str(&table(
+                &[
+                    "stage",
+                    "entered before / after",
+                    "advance rate before / after",
+                    "median days before / after",
+                ],
+                &cmp_rows,
+            ));
+        }
+    }
+
+    Ok(format!(
+        r#"<!doctype html><html><head><meta charset="utf-8"><title>Sales process report</title><style>
+body{{font-family:system-ui,sans-serif;margin:32px;color:#111;max-width:900px}}
+h1{{margin-bottom:0}}.sub{{color:#555;margin-top:4px}}h2{{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}}
+table{{border-collapse:collapse;margin:8px 0}}td,th{{border:1px solid #ddd;padding:4px 10px;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}th{{background:#f3f4f6}}svg text{{font-family:system-ui,sans-serif}}
+</style></head><body>{body}</body></html>
+"#
+    ))
+}
