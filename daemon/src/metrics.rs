@@ -99,6 +99,19 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Deletes the metric tables (before a rebuild).
+pub(crate) fn drop_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.delete_table(FLOW)?;
+    txn.delete_table(FLOW_ALL)?;
+    txn.delete_table(FLOW_BUCKET)?;
+    txn.delete_table(FLOW_ALL_BUCKET)?;
+    txn.delete_table(OPEN_COUNTS)?;
+    txn.delete_table(STAYS)?;
+    txn.delete_table(ENTRIES)?;
+    txn.delete_table(OUTCOMES)?;
+    Ok(())
+}
+
 /// The metric tables, open in the writer's transaction.
 pub(crate) struct MetricTables<'txn> {
     flow: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
@@ -784,6 +797,86 @@ exit = [{ question = "Signed?", activity = "signed" }]
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn a_schema_1_database_gets_its_counters_built_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let stages: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
+        let (from, to) = (Millis(0), Millis(40 * Millis::DAY));
+        let before = {
+            let store = Store::open(&path).unwrap();
+            let (events, _) = broadcast::channel(16);
+            let (writer, thread) = Writer::start(
+                store.clone(),
+                Clock::fixed(ms(100)),
+                events,
+                Arc::new(WriterStats::default()),
+            )
+            .unwrap();
+            let active = process();
+            for i in 0..12u64 {
+                let op = WriteOp::CreateProspect(NewProspect {
+                    name: format!("p{i}"),
+                    company: None,
+                    owner: Some(OWNERS[(i % 2) as usize].into()),
+                    fields: Default::default(),
+                    stage: Some(STAGES[(i % 3) as usize].into()),
+                    external_id: None,
+                    at: Some(ms(i as i64)),
+                });
+                writer
+                    .submit(active.clone(), op)
+                    .blocking_recv()
+                    .unwrap()
+                    .unwrap();
+            }
+            for id in 1..=6u64 {
+                let op = WriteOp::Move {
+                    id,
+                    to: "c".into(),
+                    reason: "r".into(),
+                    by: None,
+                    at: ms(20 + id as i64),
+                };
+                let _ = writer.submit(active.clone(), op).blocking_recv().unwrap();
+            }
+            drop(writer);
+            thread.join().unwrap();
+            let txn = store.read_txn().unwrap();
+            flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap()
+        };
+        // Make it look like schema 1: no counters, no kind index.
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            drop_tables(&txn).unwrap();
+            txn.delete_table(TableDefinition::<(u64, &str, u64), (i64, bool)>::new(
+                "activities_by_prospect_kind",
+            ))
+            .unwrap();
+            txn.open_table(TableDefinition::<&str, u64>::new("meta"))
+                .unwrap()
+                .insert("schema_version", 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let txn = store.read_txn().unwrap();
+        let after = flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap();
+        assert_eq!(before, after);
+        assert!(
+            after.iter().any(|r| r.entered > 0 && r.exited > 0),
+            "{after:?}"
+        );
+        let transitions = store.all_transitions().unwrap();
+        for row in &after {
+            assert_eq!(
+                (row.start, row.entered, row.exited, row.end),
+                flow_brute_force(&transitions, std::slice::from_ref(&row.stage), from, to)
+            );
         }
     }
 

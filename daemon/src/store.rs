@@ -36,7 +36,8 @@ const TRANSITIONS_BY_PROSPECT: TableDefinition<(u64, u64), ()> =
 const PROCESS_VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("process_versions");
 
 /// The on-disk layout version; bumped when a migration is needed.
-const SCHEMA_VERSION: u64 = 1;
+/// 1: before the activity-kind index and the metric counters; 2: with them.
+const SCHEMA_VERSION: u64 = 2;
 
 /// Errors from the store. Storage failures are not the client's fault: the
 /// protocol reports them as internal errors.
@@ -128,11 +129,19 @@ impl Store {
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v }),
-                _ => {
-                    meta.insert("schema_version", SCHEMA_VERSION)?;
-                }
+            if let Some(v) = found
+                && v > SCHEMA_VERSION
+            {
+                return Err(StoreError::TooNew { found: v });
+            }
+            meta.insert("schema_version", SCHEMA_VERSION)?;
+            drop(meta);
+            if found == Some(1) {
+                let rebuilt = upgrade_from_1(&txn)?;
+                tracing::info!(
+                    prospects = rebuilt,
+                    "database upgraded to schema 2: activity index and metric counters rebuilt"
+                );
             }
             txn.open_table(PROSPECTS)?;
             txn.open_table(EXTERNAL_IDS)?;
@@ -310,6 +319,46 @@ impl Store {
             process_version: get("next_process_version")?,
         })
     }
+}
+
+/// Schema 1 databases predate the (prospect, kind) activity index and the
+/// metric counters: build both once from the activity and transition logs.
+/// Counters attribute history to each prospect's current owner (schema 1
+/// kept no owner history), and renames made before the upgrade are not
+/// known as aliases.
+fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    crate::metrics::drop_tables(txn)?;
+    crate::metrics::create_tables(txn)?;
+    let _ = txn.delete_table(ACTIVITY_KINDS)?;
+    let mut kinds = txn.open_table(ACTIVITY_KINDS)?;
+    let activities = txn.open_table(ACTIVITIES)?;
+    for entry in activities.iter()? {
+        let (k, v) = entry?;
+        let a: Activity = decode(v.value(), "activity", k.value().1)?;
+        kinds.insert(
+            (a.prospect, a.kind.as_str(), a.id),
+            (a.at.0, a.actor == Actor::Prospect),
+        )?;
+    }
+    let prospects = txn.open_table(PROSPECTS)?;
+    let by_prospect = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+    let transitions = txn.open_table(TRANSITIONS)?;
+    let mut metrics = crate::metrics::MetricTables::open(txn)?;
+    let mut count = 0;
+    for entry in prospects.iter()? {
+        let (k, v) = entry?;
+        let p: Prospect = decode(v.value(), "prospect", k.value())?;
+        let mut moves = Vec::new();
+        for t in by_prospect.range((p.id, 0)..=(p.id, u64::MAX))? {
+            let id = t?.0.value().1;
+            if let Some(v) = transitions.get(id)? {
+                moves.push(decode::<Transition>(v.value(), "transition", id)?);
+            }
+        }
+        metrics.record(None, &p, &moves, p.created_at)?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// Record counts.
