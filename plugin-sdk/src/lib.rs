@@ -184,6 +184,43 @@ pub mod __private {
     }
 }
 
+/// A methodology checklist plugin in one declaration: its name, a
+/// description, and the items for a prospect `p`. Defines the type
+/// `Checklist` and registers it.
+///
+/// ```
+/// use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
+///
+/// checklist_plugin! {
+///     name: "two-steps",
+///     description: "The prospect replied and shared a budget.",
+///     items: |p| vec![
+///         ChecklistItem::prospect_did("reply", "Replied", p, "replied"),
+///         ChecklistItem::field("budget", "Budget shared", p, "budget"),
+///     ],
+/// }
+/// ```
+#[macro_export]
+macro_rules! checklist_plugin {
+    (name: $name:literal, description: $description:literal, items: |$p:ident| $items:expr $(,)?) => {
+        /// The plugin.
+        pub struct Checklist;
+
+        impl $crate::Plugin for Checklist {
+            const NAME: &'static str = $name;
+            const DESCRIPTION: &'static str = $description;
+            const PROVIDES: &'static [$crate::Capability] = &[$crate::Capability::Checklist];
+
+            fn checklist(input: &$crate::Input) -> Result<Vec<$crate::ChecklistItem>, String> {
+                let $p = &input.prospect;
+                Ok($items)
+            }
+        }
+
+        $crate::register_plugin!(Checklist);
+    };
+}
+
 /// Exports `$plugin` (a type implementing [`Plugin`]) as the component's
 /// implementation of the Stagecoach plugin interface. Call it once per crate.
 #[macro_export]

@@ -5,52 +5,42 @@
 //! activity; `requirements_shared` by the prospect or a `need` field; a
 //! `timeline` or `close_date` field.
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "bant";
-    const DESCRIPTION: &'static str = "BANT: budget, authority, need and timeline established.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
-            ChecklistItem::field("budget", "Budget confirmed", p, "budget"),
-            ChecklistItem::either(
-                ChecklistItem::field("authority", "Decision maker involved", p, "decision_maker"),
-                ChecklistItem::prospect_did(
-                    "authority",
-                    "Decision maker involved",
-                    p,
-                    "decision_maker_met",
-                ),
+checklist_plugin! {
+    name: "bant",
+    description: "BANT: budget, authority, need and timeline established.",
+    items: |p| vec![
+        ChecklistItem::field("budget", "Budget confirmed", p, "budget"),
+        ChecklistItem::either(
+            ChecklistItem::field("authority", "Decision maker involved", p, "decision_maker"),
+            ChecklistItem::prospect_did(
+                "authority",
+                "Decision maker involved",
+                p,
+                "decision_maker_met",
             ),
-            ChecklistItem::either(
-                ChecklistItem::prospect_did(
-                    "need",
-                    "Need stated by the prospect",
-                    p,
-                    "requirements_shared",
-                ),
-                ChecklistItem::field("need", "Need stated by the prospect", p, "need"),
+        ),
+        ChecklistItem::either(
+            ChecklistItem::prospect_did(
+                "need",
+                "Need stated by the prospect",
+                p,
+                "requirements_shared",
             ),
-            ChecklistItem::either(
-                ChecklistItem::field("timeline", "Timeline agreed", p, "timeline"),
-                ChecklistItem::field("timeline", "Timeline agreed", p, "close_date"),
-            ),
-        ])
-    }
+            ChecklistItem::field("need", "Need stated by the prospect", p, "need"),
+        ),
+        ChecklistItem::either(
+            ChecklistItem::field("timeline", "Timeline agreed", p, "timeline"),
+            ChecklistItem::field("timeline", "Timeline agreed", p, "close_date"),
+        ),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Actor, Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

@@ -5,57 +5,46 @@
 //! (the insight reframed their thinking); at least two `stakeholders`
 //! (tailoring); a `next_step_agreed` by the prospect (taking control).
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "challenger";
-    const DESCRIPTION: &'static str =
-        "Challenger: commercial insight taught, message tailored, control of the next step.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
-            ChecklistItem::recorded(
-                "teach",
-                "Commercial insight presented",
-                p,
-                "insight_presented",
-            ),
-            ChecklistItem::prospect_did(
-                "reframe",
-                "Prospect confirmed the reframed problem",
-                p,
-                "problem_confirmed",
-            ),
-            {
-                let n = p.number("stakeholders").unwrap_or(0.0);
-                ChecklistItem::new(
-                    "tailor",
-                    "Message tailored to 2+ stakeholders",
-                    n >= 2.0,
-                    format!("{n} stakeholders engaged"),
-                )
-            },
-            ChecklistItem::prospect_did(
-                "take-control",
-                "Prospect agreed the next step",
-                p,
-                "next_step_agreed",
-            ),
-        ])
-    }
+checklist_plugin! {
+    name: "challenger",
+    description: "Challenger: commercial insight taught, message tailored, control of the next step.",
+    items: |p| vec![
+        ChecklistItem::recorded(
+            "teach",
+            "Commercial insight presented",
+            p,
+            "insight_presented",
+        ),
+        ChecklistItem::prospect_did(
+            "reframe",
+            "Prospect confirmed the reframed problem",
+            p,
+            "problem_confirmed",
+        ),
+        {
+            let n = p.number("stakeholders").unwrap_or(0.0);
+            ChecklistItem::new(
+                "tailor",
+                "Message tailored to 2+ stakeholders",
+                n >= 2.0,
+                format!("{n} stakeholders engaged"),
+            )
+        },
+        ChecklistItem::prospect_did(
+            "take-control",
+            "Prospect agreed the next step",
+            p,
+            "next_step_agreed",
+        ),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Actor, Config, Prospect};
+    use stagecoach_plugin_sdk::{Actor, Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

@@ -6,69 +6,59 @@
 //! Explore: `requirements_shared`; Advise: `demo_attended` or
 //! `proposal_requested`.
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "inbound";
-    const DESCRIPTION: &'static str = "Inbound selling: identify, connect, explore, advise.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
-            {
-                let inbound = p
-                    .text("source")
-                    .is_some_and(|s| s.eq_ignore_ascii_case("inbound"));
-                ChecklistItem::either(
-                    ChecklistItem::new(
-                        "identify",
-                        "Identify: an active buyer",
-                        inbound,
-                        "`source` is inbound",
-                    ),
-                    ChecklistItem::prospect_did(
-                        "identify",
-                        "Identify: an active buyer",
-                        p,
-                        "content_downloaded",
-                    ),
-                )
-            },
-            ChecklistItem::prospect_did("connect", "Connect: the prospect replied", p, "replied"),
-            ChecklistItem::prospect_did(
-                "explore",
-                "Explore: goals and challenges shared",
-                p,
-                "requirements_shared",
-            ),
+checklist_plugin! {
+    name: "inbound",
+    description: "Inbound selling: identify, connect, explore, advise.",
+    items: |p| vec![
+        {
+            let inbound = p
+                .text("source")
+                .is_some_and(|s| s.eq_ignore_ascii_case("inbound"));
             ChecklistItem::either(
-                ChecklistItem::prospect_did(
-                    "advise",
-                    "Advise: presentation received",
-                    p,
-                    "demo_attended",
+                ChecklistItem::new(
+                    "identify",
+                    "Identify: an active buyer",
+                    inbound,
+                    "`source` is inbound",
                 ),
                 ChecklistItem::prospect_did(
-                    "advise",
-                    "Advise: presentation received",
+                    "identify",
+                    "Identify: an active buyer",
                     p,
-                    "proposal_requested",
+                    "content_downloaded",
                 ),
+            )
+        },
+        ChecklistItem::prospect_did("connect", "Connect: the prospect replied", p, "replied"),
+        ChecklistItem::prospect_did(
+            "explore",
+            "Explore: goals and challenges shared",
+            p,
+            "requirements_shared",
+        ),
+        ChecklistItem::either(
+            ChecklistItem::prospect_did(
+                "advise",
+                "Advise: presentation received",
+                p,
+                "demo_attended",
             ),
-        ])
-    }
+            ChecklistItem::prospect_did(
+                "advise",
+                "Advise: presentation received",
+                p,
+                "proposal_requested",
+            ),
+        ),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

@@ -7,76 +7,66 @@
 //! `requirements_shared`, `champion`, `competition`. Require, for example,
 //! 6 of 8 with `{ checklist = "meddpicc", at_least = 6 }`.
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "meddpicc";
-    const DESCRIPTION: &'static str = "MEDDPICC: metrics, economic buyer, decision criteria and process, paper process, pain, champion, competition.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
+checklist_plugin! {
+    name: "meddpicc",
+    description: "MEDDPICC: metrics, economic buyer, decision criteria and process, paper process, pain, champion, competition.",
+    items: |p| vec![
+        ChecklistItem::field(
+            "metrics",
+            "Metrics: quantified value the prospect expects",
+            p,
+            "metrics",
+        ),
+        ChecklistItem::either(
             ChecklistItem::field(
-                "metrics",
-                "Metrics: quantified value the prospect expects",
+                "economic-buyer",
+                "Economic buyer identified",
                 p,
-                "metrics",
+                "economic_buyer",
             ),
-            ChecklistItem::either(
-                ChecklistItem::field(
-                    "economic-buyer",
-                    "Economic buyer identified",
-                    p,
-                    "economic_buyer",
-                ),
-                ChecklistItem::prospect_did(
-                    "economic-buyer",
-                    "Economic buyer identified",
-                    p,
-                    "economic_buyer_met",
-                ),
-            ),
-            ChecklistItem::field(
-                "decision-criteria",
-                "Decision criteria known",
+            ChecklistItem::prospect_did(
+                "economic-buyer",
+                "Economic buyer identified",
                 p,
-                "decision_criteria",
+                "economic_buyer_met",
             ),
-            ChecklistItem::field(
-                "decision-process",
-                "Decision process known",
+        ),
+        ChecklistItem::field(
+            "decision-criteria",
+            "Decision criteria known",
+            p,
+            "decision_criteria",
+        ),
+        ChecklistItem::field(
+            "decision-process",
+            "Decision process known",
+            p,
+            "decision_process",
+        ),
+        ChecklistItem::either(
+            ChecklistItem::field("paper-process", "Paper process known", p, "paper_process"),
+            ChecklistItem::prospect_did(
+                "paper-process",
+                "Paper process known",
                 p,
-                "decision_process",
+                "legal_review_started",
             ),
-            ChecklistItem::either(
-                ChecklistItem::field("paper-process", "Paper process known", p, "paper_process"),
-                ChecklistItem::prospect_did(
-                    "paper-process",
-                    "Paper process known",
-                    p,
-                    "legal_review_started",
-                ),
-            ),
-            ChecklistItem::either(
-                ChecklistItem::field("pain", "Pain identified", p, "pain"),
-                ChecklistItem::prospect_did("pain", "Pain identified", p, "requirements_shared"),
-            ),
-            ChecklistItem::field("champion", "Champion inside the account", p, "champion"),
-            ChecklistItem::field("competition", "Competition known", p, "competition"),
-        ])
-    }
+        ),
+        ChecklistItem::either(
+            ChecklistItem::field("pain", "Pain identified", p, "pain"),
+            ChecklistItem::prospect_did("pain", "Pain identified", p, "requirements_shared"),
+        ),
+        ChecklistItem::field("champion", "Champion inside the account", p, "champion"),
+        ChecklistItem::field("competition", "Competition known", p, "competition"),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

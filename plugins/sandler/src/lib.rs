@@ -5,57 +5,46 @@
 //! the prospect; `pain`, `budget` and `decision_process` fields;
 //! `demo_attended` (fulfillment); `contract_signed` (post-sell).
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "sandler";
-    const DESCRIPTION: &'static str =
-        "Sandler: bonding, up-front contract, pain, budget, decision, fulfillment, post-sell.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
-            ChecklistItem::prospect_did("bonding", "Bonding and rapport: met", p, "meeting_held"),
-            ChecklistItem::prospect_did(
-                "upfront-contract",
-                "Up-front contract agreed",
-                p,
-                "upfront_contract_agreed",
-            ),
-            ChecklistItem::field("pain", "Pain uncovered", p, "pain"),
-            ChecklistItem::field("budget", "Budget uncovered", p, "budget"),
-            ChecklistItem::field(
-                "decision",
-                "Decision process uncovered",
-                p,
-                "decision_process",
-            ),
-            ChecklistItem::prospect_did(
-                "fulfillment",
-                "Fulfillment: solution presented",
-                p,
-                "demo_attended",
-            ),
-            ChecklistItem::prospect_did(
-                "post-sell",
-                "Post-sell: commitment signed",
-                p,
-                "contract_signed",
-            ),
-        ])
-    }
+checklist_plugin! {
+    name: "sandler",
+    description: "Sandler: bonding, up-front contract, pain, budget, decision, fulfillment, post-sell.",
+    items: |p| vec![
+        ChecklistItem::prospect_did("bonding", "Bonding and rapport: met", p, "meeting_held"),
+        ChecklistItem::prospect_did(
+            "upfront-contract",
+            "Up-front contract agreed",
+            p,
+            "upfront_contract_agreed",
+        ),
+        ChecklistItem::field("pain", "Pain uncovered", p, "pain"),
+        ChecklistItem::field("budget", "Budget uncovered", p, "budget"),
+        ChecklistItem::field(
+            "decision",
+            "Decision process uncovered",
+            p,
+            "decision_process",
+        ),
+        ChecklistItem::prospect_did(
+            "fulfillment",
+            "Fulfillment: solution presented",
+            p,
+            "demo_attended",
+        ),
+        ChecklistItem::prospect_did(
+            "post-sell",
+            "Post-sell: commitment signed",
+            p,
+            "contract_signed",
+        ),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

@@ -5,48 +5,38 @@
 //! the solution vision); a `value_estimate` number; a `sponsor` field or a
 //! `sponsor_agreed` by the prospect.
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "solution";
-    const DESCRIPTION: &'static str = "Solution selling: pain, vision, value and sponsor.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
-            ChecklistItem::field("pain", "Pain admitted", p, "pain"),
-            ChecklistItem::prospect_did(
-                "vision",
-                "Prospect saw the solution vision",
-                p,
-                "demo_attended",
-            ),
-            {
-                let value = p.number("value_estimate");
-                let done = value.is_some_and(|v| v > 0.0);
-                let evidence = value.map_or("`value_estimate` is not set".into(), |v| {
-                    format!("value estimated at {v}")
-                });
-                ChecklistItem::new("value", "Value quantified", done, evidence)
-            },
-            ChecklistItem::either(
-                ChecklistItem::field("sponsor", "Sponsor agreed", p, "sponsor"),
-                ChecklistItem::prospect_did("sponsor", "Sponsor agreed", p, "sponsor_agreed"),
-            ),
-        ])
-    }
+checklist_plugin! {
+    name: "solution",
+    description: "Solution selling: pain, vision, value and sponsor.",
+    items: |p| vec![
+        ChecklistItem::field("pain", "Pain admitted", p, "pain"),
+        ChecklistItem::prospect_did(
+            "vision",
+            "Prospect saw the solution vision",
+            p,
+            "demo_attended",
+        ),
+        {
+            let value = p.number("value_estimate");
+            let done = value.is_some_and(|v| v > 0.0);
+            let evidence = value.map_or("`value_estimate` is not set".into(), |v| {
+                format!("value estimated at {v}")
+            });
+            ChecklistItem::new("value", "Value quantified", done, evidence)
+        },
+        ChecklistItem::either(
+            ChecklistItem::field("sponsor", "Sponsor agreed", p, "sponsor"),
+            ChecklistItem::prospect_did("sponsor", "Sponsor agreed", p, "sponsor_agreed"),
+        ),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()

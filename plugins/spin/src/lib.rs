@@ -5,57 +5,46 @@
 //! prospect's `problem_confirmed` (Problem); a `cost_of_problem` number
 //! (Implication); the prospect's `value_confirmed` (Need-payoff).
 
-use stagecoach_plugin_sdk::{Capability, ChecklistItem, Input, Plugin, register_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
 
-/// The plugin.
-pub struct Checklist;
-
-impl Plugin for Checklist {
-    const NAME: &'static str = "spin";
-    const DESCRIPTION: &'static str =
-        "SPIN: situation, problem, implication and need-payoff established.";
-    const PROVIDES: &'static [Capability] = &[Capability::Checklist];
-
-    fn checklist(input: &Input) -> Result<Vec<ChecklistItem>, String> {
-        let p = &input.prospect;
-        Ok(vec![
-            ChecklistItem::field(
-                "situation",
-                "Situation: current solution known",
-                p,
-                "current_solution",
-            ),
-            ChecklistItem::either(
-                ChecklistItem::field("problem", "Problem: pain stated", p, "pain"),
-                ChecklistItem::prospect_did(
-                    "problem",
-                    "Problem: pain stated",
-                    p,
-                    "problem_confirmed",
-                ),
-            ),
-            ChecklistItem::field(
-                "implication",
-                "Implication: cost of the problem quantified",
-                p,
-                "cost_of_problem",
-            ),
+checklist_plugin! {
+    name: "spin",
+    description: "SPIN: situation, problem, implication and need-payoff established.",
+    items: |p| vec![
+        ChecklistItem::field(
+            "situation",
+            "Situation: current solution known",
+            p,
+            "current_solution",
+        ),
+        ChecklistItem::either(
+            ChecklistItem::field("problem", "Problem: pain stated", p, "pain"),
             ChecklistItem::prospect_did(
-                "need-payoff",
-                "Need-payoff: prospect stated the value",
+                "problem",
+                "Problem: pain stated",
                 p,
-                "value_confirmed",
+                "problem_confirmed",
             ),
-        ])
-    }
+        ),
+        ChecklistItem::field(
+            "implication",
+            "Implication: cost of the problem quantified",
+            p,
+            "cost_of_problem",
+        ),
+        ChecklistItem::prospect_did(
+            "need-payoff",
+            "Need-payoff: prospect stated the value",
+            p,
+            "value_confirmed",
+        ),
+    ],
 }
-
-register_plugin!(Checklist);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Config, Prospect};
+    use stagecoach_plugin_sdk::{Config, Input, Plugin, Prospect};
 
     fn items(p: Prospect) -> Vec<ChecklistItem> {
         Checklist::checklist(&Input::new(p, 0, Config::default())).unwrap()
