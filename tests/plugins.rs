@@ -18,6 +18,18 @@ fn subscriber(d: &Daemon) -> Client {
     c
 }
 
+/// One plugin's entry in `plugins.list`.
+fn plugin_stats(c: &mut Client, name: &str) -> Value {
+    let list = c.ok("plugins.list", json!({}));
+    list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("`{name}` is not in {list}"))
+        .clone()
+}
+
 fn wait_event(c: &mut Client, method: &str) -> Value {
     c.wait_notification(method)
 }
@@ -124,13 +136,7 @@ fn plugin_criteria_and_checklists_move_prospects() {
 
     let out = d.cli(&["prospect", "show", &id.to_string()]);
     assert!(out.status.success());
-    let list = c.ok("plugins.list", json!({}));
-    let icp = list["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "icp-fit")
-        .unwrap();
+    let icp = plugin_stats(&mut c, "icp-fit");
     assert!(icp["calls"].as_u64().unwrap() >= 2, "{icp}");
     assert_eq!(icp["failures"], 0);
     assert_eq!(icp["interface"], "0.1.0");
@@ -230,13 +236,7 @@ fn hostile_plugins_fail_closed_and_the_daemon_keeps_serving() {
     let id = create(&mut c, "writer", json!({ "stage": "loop" }));
     let r = c.ok("prospect.update", json!({ "id": id, "fields": { "x": 1 } }));
     assert_eq!(r["stage"], "loop");
-    let stats = c.ok("plugins.list", json!({}));
-    let hostile = stats["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "hostile")
-        .unwrap();
+    let hostile = plugin_stats(&mut c, "hostile");
     assert!(hostile["failures"].as_u64().unwrap() >= 7, "{hostile}");
     c.ok("daemon.status", json!({}));
 }
@@ -320,18 +320,7 @@ fn a_new_plugin_build_is_swapped_in_and_a_broken_one_keeps_the_old() {
     let d = Daemon::start_with(&text);
     let mut events = subscriber(&d);
     let mut c = d.client();
-    let hash_of = |c: &mut Client| -> String {
-        let list = c.ok("plugins.list", json!({}));
-        list["plugins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "icp-fit")
-            .unwrap()["hash"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let hash_of = |c: &mut Client| plugin_stats(c, "icp-fit")["hash"].clone();
     let before = hash_of(&mut c);
 
     // A broken build: refused, reported, the old one keeps running.

@@ -46,20 +46,6 @@ fn process() -> Arc<ActiveProcess> {
     })
 }
 
-/// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 fn median_ms(mut f: impl FnMut()) -> f64 {
     let mut v: Vec<f64> = (0..15)
         .map(|_| {
@@ -101,7 +87,7 @@ fn main() {
     )
     .unwrap();
     let active = process();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = stagecoach::demo::Rng::new(0x9e37_79b9_7f4a_7c15);
     let t = Instant::now();
     let mut pending = std::collections::VecDeque::new();
     let mut activities = 0u64;

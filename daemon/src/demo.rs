@@ -40,10 +40,16 @@ const LOSS_REASONS: [&str; 5] = [
 ];
 
 /// A deterministic generator (xorshift), so a seed reproduces a history.
-struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator from `seed` (zero is replaced: xorshift needs a set bit).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -51,11 +57,12 @@ impl Rng {
     }
 
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 
     /// An exponential-ish delay around `mean` days, in ms.
@@ -89,7 +96,7 @@ pub async fn run(
     seed: u64,
     now: Millis,
 ) -> Result<DemoSummary, ClientError> {
-    let mut rng = Rng(seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
     let span = i64::from(months) * 30 * Millis::DAY;
     let start = now.0 - span;
     let mut summary = DemoSummary::default();

@@ -276,7 +276,7 @@ pub struct FlowRow {
 }
 
 /// Every id that means `stage`: itself and the ids it was renamed from.
-fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {
+pub fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {
     let aliases = txn.open_table(ALIASES)?;
     let mut map: HashMap<String, String> = HashMap::new();
     for entry in aliases.iter()? {
@@ -585,11 +585,6 @@ pub fn outcomes(
         }
     }
     Ok(out)
-}
-
-/// The ids a stage was known by (for callers that read transitions).
-pub fn all_stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {
-    stage_ids(txn, stage)
 }
 
 /// Recomputes flow from the transition log alone: the test oracle, and the

@@ -118,14 +118,7 @@ impl CallInput<'_> {
                 activities_truncated: start > 0,
             },
             now: self.now.0,
-            config: self
-                .config
-                .iter()
-                .map(|(k, v)| wit::Entry {
-                    name: k.clone(),
-                    value: value(v),
-                })
-                .collect(),
+            config: to_entries(self.config.iter().map(|(k, v)| (k, v))),
         }
     }
 }
@@ -147,14 +140,7 @@ impl MetricData {
     pub(super) fn to_wit(&self) -> wit::MetricInput {
         wit::MetricInput {
             now: self.now.0,
-            config: self
-                .config
-                .iter()
-                .map(|(k, v)| wit::Entry {
-                    name: k.clone(),
-                    value: value(v),
-                })
-                .collect(),
+            config: to_entries(self.config.iter().map(|(k, v)| (k, v))),
             prospects: self
                 .prospects
                 .iter()

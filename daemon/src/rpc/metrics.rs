@@ -192,7 +192,7 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: Period) -> Reply {
                 seen.insert(t.to.clone());
             }
             for stage in &ids {
-                let names = metrics::all_stage_ids(&txn, stage)?;
+                let names = metrics::stage_ids(&txn, stage)?;
                 if names.iter().any(|n| seen.contains(n)) {
                     *reached.entry(stage.clone()).or_default() += 1;
                 }
