@@ -16,9 +16,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
+
+mod common;
+use common::BenchDaemon;
 use stagecoach::criteria::{ActivityFacts, Plugins, evaluate_stage};
 use stagecoach::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
 use stagecoach::plugins::{CallInput, Limits, PluginHost};
@@ -108,7 +111,8 @@ fn prospect() -> (Prospect, Vec<Activity>) {
 }
 
 struct Daemon {
-    child: std::process::Child,
+    /// Kept for its drop, which stops the daemon.
+    _child: BenchDaemon,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     id: u64,
@@ -116,30 +120,9 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, process: &str) -> Daemon {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("process.toml"), process).unwrap();
-        let socket = dir.join("s.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-            .args(["serve", "--no-watch", "--process"])
-            .arg(dir.join("process.toml"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--socket")
-            .arg(&socket)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let stream = loop {
-            if let Ok(s) = UnixStream::connect(&socket) {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let (child, stream) = BenchDaemon::start(dir, process, &["--no-watch"]);
         Daemon {
-            child,
+            _child: child,
             reader: BufReader::new(stream.try_clone().unwrap()),
             writer: stream,
             id: 0,
@@ -172,13 +155,6 @@ impl Daemon {
             let mut answer = String::new();
             self.reader.read_line(&mut answer).unwrap();
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,12 +5,13 @@
 //! Run: `cargo bench -p stagecoach --bench reload`
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::BenchDaemon;
 
 const SAVES: usize = 20;
 
@@ -22,30 +23,17 @@ fn main() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let original = std::fs::read_to_string(root.join("process.toml")).unwrap();
+    // The default process without its plugins, so nothing needs building first.
+    let mut table: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root.join("process.toml")).unwrap()).unwrap();
+    table.remove("plugins");
+    for stage in table["stages"].as_array_mut().unwrap() {
+        stage.as_table_mut().unwrap().remove("checklists");
+    }
+    let original = toml::to_string(&table).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let process = dir.path().join("process.toml");
-    std::fs::write(&process, &original).unwrap();
-    let socket = dir.path().join("s.sock");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-        .args(["serve", "--process"])
-        .arg(&process)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("--socket")
-        .arg(&socket)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let stream = loop {
-        if let Ok(s) = UnixStream::connect(&socket) {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (daemon, stream) = BenchDaemon::start(dir.path(), &original, &[]);
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     writer
@@ -110,6 +98,5 @@ fn main() {
             times[SAVES - 1].as_secs_f64() * 1e3
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(daemon);
 }

@@ -8,11 +8,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod common;
+use common::BenchDaemon;
 
 struct Stats {
     ops: usize,
@@ -123,43 +125,20 @@ fn sqlite_baseline(dir: &Path, clients: usize, n: usize) -> Stats {
     }
 }
 
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path) -> Daemon {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let socket = dir.join("stagecoach.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-            .arg("serve")
-            .arg("--process")
-            .arg(root.join("process.toml"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--socket")
-            .arg(&socket)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "daemon did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { child, socket }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The benchmark's process: the default stages' first criteria, no plugins
+/// (so the benchmark needs nothing built beforehand).
+const PROCESS: &str = r#"
+[process]
+name = "bench"
+[[stages]]
+id = "prospect"
+name = "Prospect"
+exit = [{ question = "Replied?", activity = "replied", actor = "prospect" }]
+[[stages]]
+id = "connect"
+name = "Connect"
+exit = [{ question = "Met?", activity = "meeting_held", actor = "prospect" }]
+"#;
 
 struct Conn {
     reader: BufReader<UnixStream>,
@@ -265,7 +244,7 @@ fn main() {
     sqlite_16.print("SQLite WAL sync=FULL, 1 txn/insert, 16 clients");
     println!();
 
-    let daemon = Daemon::start(dir.path());
+    let (daemon, _) = BenchDaemon::start(&dir.path().join("daemon"), PROCESS, &[]);
     let mut setup = Conn::new(&daemon.socket);
     let prospects: Vec<u64> = (0..16)
         .map(|i| {

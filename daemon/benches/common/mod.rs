@@ -1,0 +1,53 @@
+//! Shared by the benchmarks: the real daemon, started from the built binary.
+
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon serving `process` (written to `dir/process.toml`), killed on drop.
+pub struct BenchDaemon {
+    child: Child,
+    /// Its socket, for more connections (not every benchmark opens one).
+    #[allow(dead_code)]
+    pub socket: PathBuf,
+}
+
+impl BenchDaemon {
+    /// Starts the daemon with `extra` serve flags and returns it with a
+    /// connection once its socket answers.
+    pub fn start(dir: &Path, process: &str, extra: &[&str]) -> (BenchDaemon, UnixStream) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("process.toml"), process).unwrap();
+        let socket = dir.join("stagecoach.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+            .arg("serve")
+            .args(extra)
+            .arg("--process")
+            .arg(dir.join("process.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--socket")
+            .arg(&socket)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            if let Ok(s) = UnixStream::connect(&socket) {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (BenchDaemon { child, socket }, stream)
+    }
+}
+
+impl Drop for BenchDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
