@@ -24,6 +24,8 @@
 //! - [`client`] and [`cli`]: the command line, a client of the socket.
 //! - [`metrics`]: counters kept with every transition, and the exact
 //!   flow, time-in-stage, conversion and outcome queries over them.
+//! - [`history`] and [`discover`]: import from another CRM's CSV export,
+//!   export for spreadsheets, and learning a draft process from closed deals.
 //! - [`clock`]: where "now" comes from, passed in.
 
 pub mod cli;
@@ -32,7 +34,9 @@ pub mod clock;
 pub mod criteria;
 pub mod demo;
 pub mod diff;
+pub mod discover;
 pub mod engine;
+pub mod history;
 pub mod lint;
 pub mod live;
 pub mod metrics;

@@ -185,6 +185,54 @@ impl Store {
         Ok(out)
     }
 
+    /// Up to `limit` transitions after id `after`, in id order (exports).
+    pub fn transitions_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in table.range(after.map_or(0, |a| a + 1)..)?.take(limit) {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "transition", k.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` activities after `(prospect, activity id)`, grouped by
+    /// prospect (exports).
+    pub fn activities_page(
+        &self,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACTIVITIES)?;
+        let start = match after {
+            None => (0, 0),
+            Some((p, u64::MAX)) => (p + 1, 0),
+            Some((p, a)) => (p, a + 1),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(start..)?.take(limit) {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "activity", k.value().1)?);
+        }
+        Ok(out)
+    }
+
+    /// The prospect with `external_id`, if any.
+    pub fn prospect_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ProspectId>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(EXTERNAL_IDS)?;
+        Ok(table.get(external_id)?.map(|v| v.value()))
+    }
+
     /// One prospect.
     pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
         let txn = self.read()?;

@@ -7,6 +7,7 @@
 
 mod activity;
 mod daemon;
+pub mod history;
 mod metrics;
 mod plugins;
 mod process;
@@ -150,6 +151,7 @@ pub const METHODS: &[&str] = &[
     "process.diff",
     "process.reload",
     "process.reevaluate",
+    "process.discover",
     "prospect.create",
     "prospect.get",
     "prospect.list",
@@ -158,6 +160,7 @@ pub const METHODS: &[&str] = &[
     "prospect.advance",
     "prospect.move",
     "prospect.close",
+    "prospect.lookup",
     "activity.record",
     "activity.list",
     "plugins.list",
@@ -168,6 +171,7 @@ pub const METHODS: &[&str] = &[
     "metrics.outcomes",
     "metrics.stalled",
     "metrics.compare",
+    "export.page",
 ];
 
 /// Starts `method`. Writes are queued before this returns.
@@ -188,6 +192,7 @@ pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
         "process.diff" => call!(process::diff),
         "process.reload" => call!(process::reload),
         "process.reevaluate" => call!(process::reevaluate),
+        "process.discover" => call!(history::discover),
         "prospect.create" => call!(prospect::create),
         "prospect.get" => call!(prospect::get),
         "prospect.list" => call!(prospect::list),
@@ -196,6 +201,7 @@ pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
         "prospect.advance" => call!(prospect::advance),
         "prospect.move" => call!(prospect::force_move),
         "prospect.close" => call!(prospect::close),
+        "prospect.lookup" => call!(history::lookup),
         "activity.record" => call!(activity::record),
         "activity.list" => call!(activity::list),
         "plugins.list" => call!(plugins::list),
@@ -206,6 +212,7 @@ pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
         "metrics.outcomes" => call!(metrics::outcomes),
         "metrics.stalled" => call!(metrics::stalled),
         "metrics.compare" => call!(metrics::compare),
+        "export.page" => call!(history::page),
         other => {
             let hint = METHODS
                 .iter()

@@ -1,0 +1,274 @@
+//! Learning from history: `process.discover`, `export.page` (the rows
+//! `stagecoach export` writes) and `prospect.lookup` (what an import finds
+//! already present).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Ctx, ReadError, Reply, read, ready};
+use crate::discover::{self, Deal, Options, Step};
+use crate::model::{Millis, Status};
+use crate::protocol::RpcError;
+use crate::store::ProspectFilter;
+
+/// The activity kind the daemon writes for field changes: history, but not
+/// a step of the sales process.
+pub const FIELDS_UPDATED: &str = "fields_updated";
+
+const MAX_PAGE: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiscoverParams {
+    #[serde(default)]
+    include_lost: bool,
+    #[serde(default)]
+    min_support: Option<f64>,
+    #[serde(default)]
+    min_share: Option<f64>,
+    #[serde(default)]
+    variants: Option<usize>,
+    /// Deals closed at or after.
+    #[serde(default)]
+    from: Option<Millis>,
+    /// Deals closed before.
+    #[serde(default)]
+    to: Option<Millis>,
+    #[serde(default)]
+    owner: Option<String>,
+    /// Only the most recently closed `last` deals.
+    #[serde(default)]
+    last: Option<usize>,
+}
+
+/// Options from request parameters, checked.
+pub fn options(
+    include_lost: bool,
+    min_support: Option<f64>,
+    min_share: Option<f64>,
+    variants: Option<usize>,
+) -> Result<Options, String> {
+    let mut o = Options {
+        include_lost,
+        ..Options::default()
+    };
+    for (name, value, slot) in [
+        ("min_support", min_support, &mut o.min_support),
+        ("min_share", min_share, &mut o.min_share),
+    ] {
+        if let Some(v) = value {
+            if !(0.0..=1.0).contains(&v) || v.is_nan() {
+                return Err(format!("`{name}` must be a share between 0 and 1, not {v}"));
+            }
+            *slot = v;
+        }
+    }
+    if let Some(v) = variants {
+        o.variants = v;
+    }
+    Ok(o)
+}
+
+pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
+    let options = match options(p.include_lost, p.min_support, p.min_share, p.variants) {
+        Ok(o) => o,
+        Err(e) => return ready(Err(RpcError::params(e))),
+    };
+    let ctx = ctx.clone();
+    read(move || {
+        let mut deals = Vec::new();
+        let statuses: &[Status] = if p.include_lost {
+            &[Status::Won, Status::Lost]
+        } else {
+            &[Status::Won]
+        };
+        for status in statuses {
+            let mut after = None;
+            loop {
+                let page = ctx.store.prospects(&ProspectFilter {
+                    stage: None,
+                    owner: p.owner.clone(),
+                    status: Some(*status),
+                    after,
+                    limit: MAX_PAGE,
+                })?;
+                after = page.last().map(|p| p.id);
+                for prospect in &page {
+                    let closed = prospect.closed_at.unwrap_or(prospect.last_activity_at);
+                    if p.from.is_some_and(|f| closed < f) || p.to.is_some_and(|t| closed >= t) {
+                        continue;
+                    }
+                    let steps = ctx
+                        .store
+                        .activities(prospect.id)?
+                        .into_iter()
+                        .filter(|a| a.kind != FIELDS_UPDATED)
+                        .map(|a| Step {
+                            kind: a.kind,
+                            at: a.at,
+                            actor: a.actor,
+                        })
+                        .collect();
+                    deals.push(Deal {
+                        key: prospect
+                            .external_id
+                            .clone()
+                            .unwrap_or_else(|| prospect.id.to_string()),
+                        owner: prospect.owner.clone(),
+                        won: prospect.status == Status::Won,
+                        created: prospect.created_at,
+                        closed,
+                        steps: sorted(steps),
+                    });
+                }
+                if page.len() < MAX_PAGE {
+                    break;
+                }
+            }
+        }
+        if let Some(last) = p.last {
+            deals.sort_by_key(|d| std::cmp::Reverse(d.closed));
+            deals.truncate(last);
+        }
+        let mut found = discover::discover(&deals, &options, ctx.clock.now());
+        discover::annotate(&mut found);
+        let mut out = json!(found);
+        out["dot"] = json!(discover::dot(&found));
+        Ok(out)
+    })
+}
+
+/// Steps in time order (ties keep recording order).
+pub fn sorted(mut steps: Vec<Step>) -> Vec<Step> {
+    steps.sort_by_key(|s| s.at);
+    steps
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PageParams {
+    what: What,
+    #[serde(default)]
+    after: Option<Value>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum What {
+    Prospects,
+    Activities,
+    Transitions,
+}
+
+/// One page of an export: `{rows, next}`; `next` is the `after` of the next
+/// page, null at the end.
+pub(super) fn page(ctx: &Arc<Ctx>, p: PageParams) -> Reply {
+    let limit = p.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_PAGE {
+        return ready(Err(RpcError::params(format!(
+            "`limit` must be between 1 and {MAX_PAGE}"
+        ))));
+    }
+    let ctx = ctx.clone();
+    read(move || {
+        let bad_cursor = |v: &Value| {
+            ReadError::Rpc(RpcError::params(format!(
+                "`after`: `{v}` is not a cursor from a previous page"
+            )))
+        };
+        let (rows, next) = match p.what {
+            What::Prospects => {
+                let after = match &p.after {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_u64().ok_or_else(|| bad_cursor(v))?),
+                };
+                let rows = ctx.store.prospects(&ProspectFilter {
+                    stage: None,
+                    owner: None,
+                    status: None,
+                    after,
+                    limit,
+                })?;
+                let next = rows.last().map(|r| json!(r.id));
+                (json!(rows), (rows.len() == limit).then_some(next).flatten())
+            }
+            What::Activities => {
+                let after = match &p.after {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        serde_json::from_value::<(u64, u64)>(v.clone())
+                            .map_err(|_| bad_cursor(v))?,
+                    ),
+                };
+                let rows = ctx.store.activities_page(after, limit)?;
+                let next = rows.last().map(|a| json!([a.prospect, a.id]));
+                (json!(rows), (rows.len() == limit).then_some(next).flatten())
+            }
+            What::Transitions => {
+                let after = match &p.after {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_u64().ok_or_else(|| bad_cursor(v))?),
+                };
+                let rows = ctx.store.transitions_page(after, limit)?;
+                let next = rows.last().map(|t| json!(t.id));
+                (json!(rows), (rows.len() == limit).then_some(next).flatten())
+            }
+        };
+        Ok(json!({ "rows": rows, "next": next }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LookupParams {
+    external_ids: Vec<String>,
+    /// Also return each one's activities and transitions (`[kind, at]`,
+    /// `[to, at]`), so an import can skip what is already there.
+    #[serde(default)]
+    history: bool,
+}
+
+/// The prospects behind `external_ids` (those that exist).
+pub(super) fn lookup(ctx: &Arc<Ctx>, p: LookupParams) -> Reply {
+    if p.external_ids.len() > MAX_PAGE {
+        return ready(Err(RpcError::params(format!(
+            "at most {MAX_PAGE} `external_ids` per call"
+        ))));
+    }
+    let ctx = ctx.clone();
+    read(move || {
+        let mut found = BTreeMap::new();
+        for ext in p.external_ids {
+            let Some(id) = ctx.store.prospect_by_external_id(&ext)? else {
+                continue;
+            };
+            let Some(prospect) = ctx.store.prospect(id)? else {
+                continue;
+            };
+            let mut entry = json!({ "id": id, "stage": prospect.stage, "status": prospect.status });
+            if p.history {
+                let activities: Vec<Value> = ctx
+                    .store
+                    .activities(id)?
+                    .into_iter()
+                    .map(|a| json!([a.kind, a.at]))
+                    .collect();
+                let transitions: Vec<Value> = ctx
+                    .store
+                    .transitions(id)?
+                    .into_iter()
+                    .map(|t| json!([t.to, t.at]))
+                    .collect();
+                entry["activities"] = json!(activities);
+                entry["transitions"] = json!(transitions);
+            }
+            found.insert(ext, entry);
+        }
+        Ok(json!({ "found": found }))
+    })
+}
