@@ -100,7 +100,14 @@ const GENERIC: [(&str, &str, &str, &[&str]); 5] = [
         "connect",
         "Connect",
         "Initiate contact to judge whether the lead is worth pursuing: a first call or meeting.",
-        &["meeting", "call_held", "call_attended", "intro", "qualif", "call"],
+        &[
+            "meeting",
+            "call_held",
+            "call_attended",
+            "intro",
+            "qualif",
+            "call",
+        ],
     ),
     (
         "research",
@@ -201,7 +208,7 @@ pub struct Edge {
     pub days: Durations,
 }
 
-/// One order of main steps and how many deals followed it.
+/// One order of the main prospect actions and how many deals followed it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Variant {
     /// The main steps in the order they happened.
@@ -269,7 +276,7 @@ pub struct Discovery {
     pub steps: Vec<StepStats>,
     /// The directly-follows graph.
     pub edges: Vec<Edge>,
-    /// The most common orders of the main steps.
+    /// The most common orders of the main prospect actions.
     pub variants: Vec<Variant>,
     /// By owner.
     pub owners: Vec<OwnerStats>,
@@ -293,7 +300,13 @@ pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Disc
 
     let steps = step_stats(&won, options);
     let main: Vec<&StepStats> = steps.iter().filter(|s| s.main).collect();
-    let main_kinds: BTreeSet<&str> = main.iter().map(|s| s.kind.as_str()).collect();
+    // Variants follow the prospect's steps: the order of a rep's emails and
+    // calls around them is noise that would make every deal its own path.
+    let main_kinds: BTreeSet<&str> = main
+        .iter()
+        .filter(|s| s.actor == Actor::Prospect)
+        .map(|s| s.kind.as_str())
+        .collect();
 
     let mut kind_deals: HashMap<&str, usize> = HashMap::new();
     for d in &analysed {
@@ -505,7 +518,11 @@ fn map_stages(won: &[&Deal], main: &[&StepStats]) -> Vec<StageMap> {
     if named.iter().all(Option::is_none) {
         let k = actions.len();
         for i in 0..k {
-            assigned.push(if k == 1 { 4 } else { (i * 4 + (k - 1) / 2) / (k - 1) });
+            assigned.push(if k == 1 {
+                4
+            } else {
+                (i * 4 + (k - 1) / 2) / (k - 1)
+            });
         }
     } else {
         let mut current = 0;
@@ -656,7 +673,12 @@ fn draft(
             .iter()
             .find(|g| g.0 == stage.id)
             .expect("a generic stage");
-        let _ = writeln!(t, "\n[[stages]]\nid = {}\nname = {}", quoted(&stage.id), quoted(name));
+        let _ = writeln!(
+            t,
+            "\n[[stages]]\nid = {}\nname = {}",
+            quoted(&stage.id),
+            quoted(name)
+        );
         let _ = writeln!(t, "description = {}", quoted(description));
         let _ = writeln!(
             t,

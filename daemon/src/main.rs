@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use stagecoach::cli::{Cli, Command, LogFormat, PluginCmd, lint_file, plugin_local, run_client};
+use stagecoach::cli::{
+    Cli, Command, LogFormat, PluginCmd, discover_local, lint_file, plugin_local, run_client,
+};
 use stagecoach::clock::Clock;
 use stagecoach::{Limits, ServeConfig};
 use tracing_subscriber::EnvFilter;
@@ -70,6 +72,10 @@ fn main() -> ExitCode {
             Command::Plugin(cmd @ (PluginCmd::Build { .. } | PluginCmd::Run { .. })) => {
                 init_logging(&cli, "warn");
                 plugin_local(cmd, cli.json)
+            }
+            Command::Discover(args) if args.prospects.is_some() => {
+                init_logging(&cli, "warn");
+                discover_local(args, cli.json)
             }
             Command::Lint { file, strict } => {
                 init_logging(&cli, "warn");

@@ -26,15 +26,18 @@ impl Millis {
         Millis(jiff::Timestamp::now().as_millisecond())
     }
 
-    /// Parses RFC 3339 (`2026-07-01T09:30:00Z`), a plain date (`2026-07-01`,
-    /// midnight UTC) or integer milliseconds.
+    /// Parses RFC 3339 (`2026-07-01T09:30:00Z`), a date-time without offset
+    /// (`2026-07-01 09:30`, UTC), a plain date (`2026-07-01`, midnight UTC)
+    /// or integer milliseconds.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Ok(ts) = text.parse::<jiff::Timestamp>() {
             return Ok(Millis(ts.as_millisecond()));
         }
-        if let Ok(date) = text.parse::<jiff::civil::Date>() {
-            let ts = date
+        // A civil date-time (`2026-07-01 09:30`) or date (midnight), as UTC.
+        // Not `civil::Date`: it would read the date-time and drop the time.
+        if let Ok(datetime) = text.parse::<jiff::civil::DateTime>() {
+            let ts = datetime
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .map_err(|e| e.to_string())?
                 .timestamp();

@@ -205,7 +205,11 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     let mut work_of: HashMap<String, usize> = HashMap::new();
     for (i, p) in prospects.iter().enumerate() {
         work_of.insert(p.key.clone(), works.len());
-        works.push(new_work(Some(i), p.external_id.clone(), existing.get(&p.external_id)));
+        works.push(new_work(
+            Some(i),
+            p.external_id.clone(),
+            existing.get(&p.external_id),
+        ));
     }
     for key in &orphan_keys {
         if let Some(found) = existing.get(key) {
@@ -227,7 +231,10 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
                 &mut rejected,
                 FileKind::Activities,
                 a.line,
-                format!("unknown prospect `{}`: not in the prospects file nor in the database", a.key),
+                format!(
+                    "unknown prospect `{}`: not in the prospects file nor in the database",
+                    a.key
+                ),
             );
             summary.activities.rejected += 1;
             continue;
@@ -235,9 +242,9 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         if !info.kinds.contains(&a.kind) && a.kind != FIELDS_UPDATED {
             *summary.undeclared_kinds.entry(a.kind.clone()).or_default() += 1;
         }
-        let present = existing.get(&works[w].external_id).is_some_and(|e| {
-            has_pair(&e["activities"], &a.kind, a.at)
-        });
+        let present = existing
+            .get(&works[w].external_id)
+            .is_some_and(|e| has_pair(&e["activities"], &a.kind, a.at));
         if present {
             summary.activities.skipped += 1;
         } else {
@@ -250,7 +257,10 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
                 &mut rejected,
                 FileKind::Transitions,
                 t.line,
-                format!("unknown prospect `{}`: not in the prospects file nor in the database", t.key),
+                format!(
+                    "unknown prospect `{}`: not in the prospects file nor in the database",
+                    t.key
+                ),
             );
             summary.transitions.rejected += 1;
             continue;
@@ -333,7 +343,14 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             }
             let answers = client.batch(&calls).await?;
             for ((w, step), answer) in owners.into_iter().zip(answers) {
-                ctx.answer(&mut works[w], step, answer, &mut summary, &mut rejected, files);
+                ctx.answer(
+                    &mut works[w],
+                    step,
+                    answer,
+                    &mut summary,
+                    &mut rejected,
+                    files,
+                );
                 bar.inc(progress_of(step));
             }
         }
@@ -405,7 +422,8 @@ fn new_work(row: Option<usize>, external_id: String, found: Option<&Value>) -> W
 fn has_pair(pairs: &Value, name: &str, at: Millis) -> bool {
     pairs.as_array().is_some_and(|list| {
         list.iter().any(|p| {
-            p[0].as_str() == Some(name) && p[1].as_str().and_then(|t| Millis::parse(t).ok()) == Some(at)
+            p[0].as_str() == Some(name)
+                && p[1].as_str().and_then(|t| Millis::parse(t).ok()) == Some(at)
         })
     })
 }
@@ -435,11 +453,21 @@ impl Replay<'_> {
             match step {
                 Step::Activity(i) => {
                     summary.activities.rejected += 1;
-                    rejected.push(rejection(files, FileKind::Activities, self.activities[i].line, why));
+                    rejected.push(rejection(
+                        files,
+                        FileKind::Activities,
+                        self.activities[i].line,
+                        why,
+                    ));
                 }
                 Step::Transition(i) => {
                     summary.transitions.rejected += 1;
-                    rejected.push(rejection(files, FileKind::Transitions, self.transitions[i].line, why));
+                    rejected.push(rejection(
+                        files,
+                        FileKind::Transitions,
+                        self.transitions[i].line,
+                        why,
+                    ));
                 }
                 Step::Create | Step::Reconcile => {}
             }
@@ -480,7 +508,10 @@ impl Replay<'_> {
                         files,
                         FileKind::Transitions,
                         t.line,
-                        format!("the prospect is already {} here, by the replayed exit criteria", work.status),
+                        format!(
+                            "the prospect is already {} here, by the replayed exit criteria",
+                            work.status
+                        ),
                     ));
                     return None;
                 }
@@ -544,7 +575,10 @@ impl Replay<'_> {
             )),
             SourceStage::Won if work.status == "open" => {
                 if work.stage == self.last_stage {
-                    Some(("prospect.close", json!({ "id": id, "outcome": "won", "at": at })))
+                    Some((
+                        "prospect.close",
+                        json!({ "id": id, "outcome": "won", "at": at }),
+                    ))
                 } else if self.trust && !work.forced_to_last {
                     work.forced_to_last = true;
                     work.steps.push_back(Step::Reconcile);
@@ -555,7 +589,11 @@ impl Replay<'_> {
                         format!(
                             "the exit criteria left it in `{}`; only the last stage closes won{}",
                             work.stage,
-                            if self.trust { "" } else { " (--trust-source-stage moves it there)" }
+                            if self.trust {
+                                ""
+                            } else {
+                                " (--trust-source-stage moves it there)"
+                            }
                         ),
                     )
                 }
@@ -631,18 +669,33 @@ impl Replay<'_> {
                 }
                 Step::Activity(i) => {
                     summary.activities.rejected += 1;
-                    rejected.push(rejection(files, FileKind::Activities, self.activities[i].line, e.message));
+                    rejected.push(rejection(
+                        files,
+                        FileKind::Activities,
+                        self.activities[i].line,
+                        e.message,
+                    ));
                 }
                 Step::Transition(i) => {
                     summary.transitions.rejected += 1;
-                    rejected.push(rejection(files, FileKind::Transitions, self.transitions[i].line, e.message));
+                    rejected.push(rejection(
+                        files,
+                        FileKind::Transitions,
+                        self.transitions[i].line,
+                        e.message,
+                    ));
                 }
                 Step::Reconcile => {
                     let p = &self.prospects[work.row.expect("reconciled from a row")];
                     summary.differences.push(Difference {
                         line: p.line,
                         external_id: p.external_id.clone(),
-                        source: p.stage.as_ref().and_then(source_name).unwrap_or("?").to_string(),
+                        source: p
+                            .stage
+                            .as_ref()
+                            .and_then(source_name)
+                            .unwrap_or("?")
+                            .to_string(),
                         here: work.stage.clone(),
                         reason: e.message,
                     });
@@ -694,7 +747,13 @@ fn update_params(id: u64, a: &ActivityRow) -> Value {
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    for removed in a.data.get("removed").and_then(Value::as_array).into_iter().flatten() {
+    for removed in a
+        .data
+        .get("removed")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(k) = removed.as_str() {
             fields.insert(k.to_string(), Value::Null);
         }

@@ -43,7 +43,8 @@ pub fn deals_from(src: &Source, declared: &HashMap<String, Actor>) -> Vec<Deal> 
                 SourceStage::Lost => false,
                 _ => return None,
             };
-            let steps = crate::rpc::history::sorted(steps.remove(p.key.as_str()).unwrap_or_default());
+            let steps =
+                crate::rpc::history::sorted(steps.remove(p.key.as_str()).unwrap_or_default());
             let last = steps.last().map_or(p.created, |s| s.at);
             Some(Deal {
                 key: p.external_id.clone(),

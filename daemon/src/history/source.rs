@@ -135,7 +135,11 @@ const PROSPECT_COLUMNS: Columns = &[
         false,
         &["stage", "dealstage", "pipelinestage", "stagename"],
     ),
-    ("status", false, &["status", "dealstatus", "outcome", "state"]),
+    (
+        "status",
+        false,
+        &["status", "dealstatus", "outcome", "state"],
+    ),
     (
         "created",
         true,
@@ -171,7 +175,12 @@ const PROSPECT_COLUMNS: Columns = &[
     (
         "lost_reason",
         false,
-        &["lostreason", "closedlostreason", "deallostreason", "reasonlost"],
+        &[
+            "lostreason",
+            "closedlostreason",
+            "deallostreason",
+            "reasonlost",
+        ],
     ),
 ];
 
@@ -194,7 +203,14 @@ const ACTIVITY_COLUMNS: Columns = &[
     (
         "kind",
         true,
-        &["kind", "type", "activitytype", "eventtype", "event", "activity"],
+        &[
+            "kind",
+            "type",
+            "activitytype",
+            "eventtype",
+            "event",
+            "activity",
+        ],
     ),
     (
         "at",
@@ -447,9 +463,11 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Result<Millis, String> {
         if let Ok(ts) = parsed.to_timestamp() {
             return Ok(Millis(ts.as_millisecond()));
         }
-        let civil = parsed
-            .to_datetime()
-            .or_else(|_| parsed.to_date().map(|d| d.to_datetime(jiff::civil::Time::midnight())));
+        let civil = parsed.to_datetime().or_else(|_| {
+            parsed
+                .to_date()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        });
         if let Ok(dt) = civil
             && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
         {
@@ -458,11 +476,6 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Result<Millis, String> {
     }
     if let Ok(m) = Millis::parse(text) {
         return Ok(m);
-    }
-    if let Ok(dt) = text.trim().parse::<jiff::civil::DateTime>()
-        && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
-    {
-        return Ok(Millis(z.timestamp().as_millisecond()));
     }
     Err(match format {
         Some(f) => format!("`{text}` is not a date in the format `{f}`"),
@@ -502,9 +515,10 @@ fn source_stage(value: &str, mapping: &Mapping, stages: &StageNames) -> SourceSt
         "lost" => return SourceStage::Lost,
         _ => {}
     }
-    if let Some((id, _)) = stages.iter().find(|(id, name)| {
-        id.eq_ignore_ascii_case(probe) || normalize(name) == normalize(probe)
-    }) {
+    if let Some((id, _)) = stages
+        .iter()
+        .find(|(id, name)| id.eq_ignore_ascii_case(probe) || normalize(name) == normalize(probe))
+    {
         return SourceStage::Open(id.clone());
     }
     let n = normalize(value);
@@ -611,7 +625,8 @@ pub fn read(
 ) -> anyhow::Result<Source> {
     let mut src = Source::default();
     let format = mapping.date_format.as_deref();
-    let date = |text: &str, what: &str| parse_date(text, format).map_err(|e| format!("`{what}`: {e}"));
+    let date =
+        |text: &str, what: &str| parse_date(text, format).map_err(|e| format!("`{what}`: {e}"));
 
     // Prospects.
     let mut seen: HashMap<String, u64> = HashMap::new();
@@ -628,7 +643,9 @@ pub fn read(
             let key = required(record, header, "id")?.to_string();
             let result = (|| {
                 if let Some(first) = seen.get(&key) {
-                    return Err(format!("duplicate of line {first}: id `{key}` appears twice"));
+                    return Err(format!(
+                        "duplicate of line {first}: id `{key}` appears twice"
+                    ));
                 }
                 let name = required(record, header, "name")?.to_string();
                 let created = date(required(record, header, "created")?, "created")?;
@@ -647,7 +664,9 @@ pub fn read(
                     let Some(v) = record.get(*i).map(str::trim).filter(|v| !v.is_empty()) else {
                         continue;
                     };
-                    let name = h.strip_prefix("field.").map_or_else(|| snake(h), str::to_string);
+                    let name = h
+                        .strip_prefix("field.")
+                        .map_or_else(|| snake(h), str::to_string);
                     if !name.is_empty() {
                         fields.insert(name, field_value(v));
                     }
@@ -725,7 +744,9 @@ pub fn read(
                 let kind = mapping
                     .kinds
                     .iter()
-                    .find(|(k, _)| k.trim() == source_kind || normalize(k) == normalize(source_kind))
+                    .find(|(k, _)| {
+                        k.trim() == source_kind || normalize(k) == normalize(source_kind)
+                    })
                     .map_or_else(|| snake(source_kind), |(_, v)| v.clone());
                 let at = date(required(record, header, "at")?, "at")?;
                 let actor = match cell(record, header, "actor") {
@@ -749,9 +770,7 @@ pub fn read(
                         data.insert(snake(h), field_value(v));
                     }
                 }
-                if let Some(first) =
-                    seen_activity.insert((key.clone(), kind.clone(), at.0), line)
-                {
+                if let Some(first) = seen_activity.insert((key.clone(), kind.clone(), at.0), line) {
                     seen_activity.insert((key.clone(), kind.clone(), at.0), first);
                     return Err(format!(
                         "duplicate of line {first}: `{kind}` for `{key}` at {at}"
@@ -785,7 +804,13 @@ pub fn read(
                 known(&key)?;
                 let kind = required(record, header, "kind")?.to_lowercase();
                 const KINDS: [&str; 7] = [
-                    "created", "advanced", "skipped", "regressed", "forced", "won", "lost",
+                    "created",
+                    "advanced",
+                    "skipped",
+                    "regressed",
+                    "forced",
+                    "won",
+                    "lost",
                 ];
                 if !KINDS.contains(&kind.as_str()) {
                     return Err(format!(
@@ -807,7 +832,8 @@ pub fn read(
         )?;
         src.transitions = transitions;
     }
-    src.rejected.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+    src.rejected
+        .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(src)
 }
 
@@ -870,7 +896,10 @@ mod tests {
         let want = Millis::parse("2026-07-01T09:30:00Z").unwrap();
         assert_eq!(parse_date("2026-07-01T09:30:00Z", None), Ok(want));
         assert_eq!(parse_date("2026-07-01 09:30", None), Ok(want));
-        assert_eq!(parse_date("07/01/2026 09:30", Some("%m/%d/%Y %H:%M")), Ok(want));
+        assert_eq!(
+            parse_date("07/01/2026 09:30", Some("%m/%d/%Y %H:%M")),
+            Ok(want)
+        );
         assert_eq!(
             parse_date("07/01/2026", Some("%m/%d/%Y")),
             Ok(Millis::parse("2026-07-01").unwrap())
@@ -886,8 +915,14 @@ mod tests {
         ];
         let mut m = Mapping::default();
         m.stages.insert("Demo given".into(), "present".into());
-        assert_eq!(source_stage("Connect", &m, &stages), SourceStage::Open("connect".into()));
-        assert_eq!(source_stage("demo given", &m, &stages), SourceStage::Open("present".into()));
+        assert_eq!(
+            source_stage("Connect", &m, &stages),
+            SourceStage::Open("connect".into())
+        );
+        assert_eq!(
+            source_stage("demo given", &m, &stages),
+            SourceStage::Open("present".into())
+        );
         assert_eq!(source_stage("Closed Won", &m, &stages), SourceStage::Won);
         assert_eq!(source_stage("closedlost", &m, &stages), SourceStage::Lost);
         assert_eq!(

@@ -12,6 +12,9 @@ use serde_json::{Map, Value, json};
 use crate::client::Client;
 use crate::model::{FieldValue, Millis};
 
+mod history;
+pub use history::{DiscoverArgs, ExportArgs, ImportArgs, MappingArgs, discover_local};
+
 /// Stagecoach: a rules engine for your sales process.
 #[derive(Debug, Parser)]
 #[command(name = "stagecoach", version, about, long_about = None)]
@@ -108,6 +111,16 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },
+    /// Import another CRM's CSV export (deals, activities) through the normal
+    /// write path: criteria enforced, history at its own times, idempotent
+    /// by external id.
+    Import(ImportArgs),
+    /// Export prospects, activities or transitions as CSV or NDJSON.
+    Export(ExportArgs),
+    /// Learn the process from closed deals (the database, or CSV files with
+    /// `--prospects` and `--activities`): steps, graph, paths, owners, and a
+    /// draft `process.toml`.
+    Discover(DiscoverArgs),
     /// WebAssembly plugins: build, run, list.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -532,6 +545,14 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             unreachable!("not a client command")
         }
         Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
+        Command::Import(args) => return history::import(&mut client, args, cli.json).await,
+        Command::Export(args) => return history::export(&mut client, args).await,
+        Command::Discover(args) => {
+            let found = client
+                .call("process.discover", history::discover_request(args))
+                .await?;
+            return history::emit(args, &found, cli.json);
+        }
         Command::Metrics(cmd) => metrics_request(cmd)?,
         Command::Report { period, out } => {
             let (from, to) = period.range()?;
@@ -1144,6 +1165,9 @@ fn render(command: &Command, r: &Value) {
         | Command::Lint { .. }
         | Command::Plugin(_)
         | Command::Demo { .. }
+        | Command::Import(_)
+        | Command::Export(_)
+        | Command::Discover(_)
         | Command::Report { .. } => {}
     }
 }

@@ -1,0 +1,540 @@
+//! `stagecoach import`, `export` and `discover`: arguments, running, and
+//! the readable reports.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::{num, pct, table};
+use crate::client::Client;
+use crate::history::export::{Format, Table};
+use crate::history::import::{ImportOptions, Summary};
+use crate::history::source::{self, Files, Mapping};
+use crate::model::{Actor, Millis};
+
+/// How another system's columns and values map onto Stagecoach's.
+#[derive(Debug, Args)]
+pub struct MappingArgs {
+    /// A mapping file (TOML: `[prospects]`, `[activities]`, `[stages]`,
+    /// `[kinds]`, `date_format`); see the README.
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// A column by its header, e.g. `prospects.owner="Deal Owner"` (repeatable).
+    #[arg(long = "column", value_name = "FILE.NAME=HEADER")]
+    pub columns: Vec<String>,
+    /// A source stage value, e.g. `"Appointment Scheduled=connect"` or `"Closed Won=won"`.
+    #[arg(long = "stage", value_name = "SOURCE=STAGE")]
+    pub stages: Vec<String>,
+    /// A source activity type, e.g. `"Email reply=replied"`.
+    #[arg(long = "kind", value_name = "SOURCE=KIND")]
+    pub kinds: Vec<String>,
+    /// The source's date format (strftime, e.g. `%m/%d/%Y %H:%M`); RFC 3339
+    /// and ISO dates are always read.
+    #[arg(long)]
+    pub date_format: Option<String>,
+}
+
+impl MappingArgs {
+    fn mapping(&self) -> Result<Mapping> {
+        let mut m = match &self.mapping {
+            Some(path) => source::read_mapping(path)?,
+            None => Mapping::default(),
+        };
+        source::apply_flags(
+            &mut m,
+            &self.columns,
+            &self.stages,
+            &self.kinds,
+            self.date_format.as_deref(),
+        )?;
+        Ok(m)
+    }
+}
+
+/// `stagecoach import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Prospects (deals): id, name, created date; optional company, owner,
+    /// stage, status, close date, amount; other columns become fields.
+    #[arg(long)]
+    pub prospects: PathBuf,
+    /// Activities: deal id, type, timestamp; optional actor, data.
+    #[arg(long)]
+    pub activities: Option<PathBuf>,
+    /// Stage transitions (from `stagecoach export transitions`): replays
+    /// manual advances, forced moves and closes exactly.
+    #[arg(long)]
+    pub transitions: Option<PathBuf>,
+    /// Column and value mapping.
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    /// Where the recorded activities do not meet the exit criteria of the
+    /// stages in between, move the prospect to the source's stage anyway
+    /// (a forced move, reason recorded).
+    #[arg(long)]
+    pub trust_source_stage: bool,
+    /// Prospects replayed together (one batch per round).
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+}
+
+/// `stagecoach export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub table: Table,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+    /// The file to write [default: stdout].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// How `discover` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoverFormat {
+    /// A readable report.
+    Text,
+    /// Everything, as JSON.
+    Json,
+    /// The directly-follows graph in Graphviz DOT.
+    Dot,
+    /// The draft `process.toml`.
+    Toml,
+}
+
+/// `stagecoach discover`.
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    /// Read deals from this CSV export instead of the daemon's database.
+    #[arg(long, requires = "activities")]
+    pub prospects: Option<PathBuf>,
+    /// The activities of those deals (with `--prospects`).
+    #[arg(long, requires = "prospects")]
+    pub activities: Option<PathBuf>,
+    /// Column and value mapping (with `--prospects`).
+    #[command(flatten)]
+    pub mapping: MappingArgs,
+    /// A process file whose `[activities]` say whose action each kind is
+    /// (with `--prospects`; otherwise guessed from the names).
+    #[arg(long)]
+    pub process: Option<PathBuf>,
+    /// Also analyse lost deals (graph, variants, owners).
+    #[arg(long)]
+    pub include_lost: bool,
+    /// A kind is a main step when at least this share of won deals show it.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_support: f64,
+    /// Leave kinds seen in fewer than this share of deals out of the graph.
+    #[arg(long, default_value_t = 0.05)]
+    pub min_share: f64,
+    /// Only the most recently closed N deals ("the last ten deals").
+    #[arg(long)]
+    pub last: Option<usize>,
+    /// Only deals closed by this rep (from the database).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only deals closed at or after (RFC 3339 or a date).
+    #[arg(long, value_parser = super::parse_time)]
+    pub from: Option<Millis>,
+    /// Only deals closed before.
+    #[arg(long, value_parser = super::parse_time)]
+    pub to: Option<Millis>,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = DiscoverFormat::Text)]
+    pub format: DiscoverFormat,
+    /// Also write the draft `process.toml` here.
+    #[arg(long)]
+    pub draft: Option<PathBuf>,
+    /// Also write the graph (DOT; SVG when the name ends in `.svg` and
+    /// Graphviz's `dot` is installed).
+    #[arg(long)]
+    pub graph: Option<PathBuf>,
+}
+
+/// Runs `stagecoach import` and prints its summary. Fails (after the
+/// summary) when any row was rejected, so scripts notice.
+pub async fn import(client: &mut Client, args: &ImportArgs, as_json: bool) -> Result<()> {
+    let options = ImportOptions {
+        files: Files {
+            prospects: args.prospects.clone(),
+            activities: args.activities.clone(),
+            transitions: args.transitions.clone(),
+        },
+        mapping: args.mapping.mapping()?,
+        trust_source_stage: args.trust_source_stage,
+        batch: args.batch,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let started = std::time::Instant::now();
+    let summary = crate::history::import::run(client, &options).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary, started.elapsed().as_secs_f64());
+    }
+    let rejected = summary.rejected.len();
+    if rejected > 0 {
+        bail!("{rejected} row(s) rejected; nothing was written for them (see above)");
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Summary, seconds: f64) {
+    let mut t = table(&["rows", "imported", "already present", "rejected"]);
+    for (name, c) in [
+        ("prospects", s.prospects),
+        ("activities", s.activities),
+        ("transitions", s.transitions),
+    ] {
+        t.add_row(vec![
+            name.to_string(),
+            c.imported.to_string(),
+            c.skipped.to_string(),
+            c.rejected.to_string(),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "closed as the source says: {} won, {} lost; moved to the source's stage: {} (forced)  [{seconds:.1} s]",
+        s.closed_won, s.closed_lost, s.forced
+    );
+    if !s.unknown_stages.is_empty() {
+        println!("\nsource stages that match no stage (map them with --stage 'SOURCE=STAGE'):");
+        for (v, n) in &s.unknown_stages {
+            println!("  `{v}`: {n} row(s)");
+        }
+    }
+    if !s.undeclared_kinds.is_empty() {
+        println!(
+            "\nactivity kinds process.toml does not declare (map them with --kind 'SOURCE=KIND', or declare them):"
+        );
+        for (k, n) in &s.undeclared_kinds {
+            println!("  `{k}`: {n} row(s)");
+        }
+    }
+    if !s.differences.is_empty() {
+        println!(
+            "\n{} prospect(s) ended where the source does not put them (exit criteria enforced):",
+            s.differences.len()
+        );
+        for d in s.differences.iter().take(20) {
+            println!(
+                "  line {}: `{}` is in `{}` here, `{}` in the source: {}",
+                d.line, d.external_id, d.here, d.source, d.reason
+            );
+        }
+        if s.differences.len() > 20 {
+            println!("  … {} more (all with --json)", s.differences.len() - 20);
+        }
+    }
+    if !s.rejected.is_empty() {
+        println!("\nrejected rows:");
+        for r in s.rejected.iter().take(50) {
+            println!("  {}:{}: {}", r.file, r.line, r.reason);
+        }
+        if s.rejected.len() > 50 {
+            println!("  … {} more (all with --json)", s.rejected.len() - 50);
+        }
+    }
+}
+
+/// Runs `stagecoach export`.
+pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
+    let rows = match &args.out {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let rows =
+                crate::history::export::run(client, args.table, args.format, &mut out).await?;
+            out.flush()?;
+            eprintln!("wrote {rows} rows to {}", path.display());
+            rows
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            crate::history::export::run(client, args.table, args.format, &mut out).await?
+        }
+    };
+    let _ = rows;
+    Ok(())
+}
+
+/// Discovery straight from CSV files: no daemon needed.
+pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
+    let (Some(prospects), Some(activities)) = (&args.prospects, &args.activities) else {
+        bail!("`--prospects` and `--activities` go together");
+    };
+    let files = Files {
+        prospects: prospects.clone(),
+        activities: Some(activities.clone()),
+        transitions: None,
+    };
+    let src = source::read(&files, &args.mapping.mapping()?, &[], &|_| false)?;
+    for r in src.rejected.iter().take(20) {
+        eprintln!("warning: {}:{}: {}", r.file, r.line, r.reason);
+    }
+    if src.rejected.len() > 20 {
+        eprintln!("warning: … {} more rejected rows", src.rejected.len() - 20);
+    }
+    let mut declared: HashMap<String, Actor> = HashMap::new();
+    if let Some(path) = &args.process {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
+        let process = crate::process::Process::parse(&text, &path.display().to_string())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (kind, decl) in &process.activities {
+            if let Some(actor) = decl.actor {
+                declared.insert(kind.clone(), actor);
+            }
+        }
+    }
+    let mut deals = crate::history::deals_from(&src, &declared);
+    deals.retain(|d| {
+        args.owner
+            .as_ref()
+            .is_none_or(|o| d.owner.as_ref() == Some(o))
+            && args.from.is_none_or(|f| d.closed >= f)
+            && args.to.is_none_or(|t| d.closed < t)
+    });
+    if let Some(last) = args.last {
+        deals.sort_by_key(|d| std::cmp::Reverse(d.closed));
+        deals.truncate(last);
+    }
+    let options = crate::rpc::history::options(
+        args.include_lost,
+        Some(args.min_support),
+        Some(args.min_share),
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let mut found = crate::discover::discover(&deals, &options, Millis::now());
+    crate::discover::annotate(&mut found);
+    let mut out = json!(found);
+    out["dot"] = json!(crate::discover::dot(&found));
+    emit(args, &out, as_json)
+}
+
+/// The `process.discover` request for `args`.
+pub fn discover_request(args: &DiscoverArgs) -> Value {
+    json!({
+        "include_lost": args.include_lost,
+        "min_support": args.min_support,
+        "min_share": args.min_share,
+        "last": args.last,
+        "owner": args.owner,
+        "from": args.from,
+        "to": args.to,
+    })
+}
+
+/// Prints a discovery and writes the requested files.
+pub fn emit(args: &DiscoverArgs, d: &Value, as_json: bool) -> Result<()> {
+    let draft = d["draft"].as_str().unwrap_or_default();
+    let dot = d["dot"].as_str().unwrap_or_default();
+    if let Some(path) = &args.draft {
+        std::fs::write(path, draft)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        eprintln!(
+            "wrote the draft process to {} (check it: stagecoach lint {})",
+            path.display(),
+            path.display()
+        );
+    }
+    if let Some(path) = &args.graph {
+        write_graph(path, dot)?;
+    }
+    let format = if as_json {
+        DiscoverFormat::Json
+    } else {
+        args.format
+    };
+    match format {
+        DiscoverFormat::Json => println!("{}", serde_json::to_string_pretty(d)?),
+        DiscoverFormat::Dot => print!("{dot}"),
+        DiscoverFormat::Toml => print!("{draft}"),
+        DiscoverFormat::Text => print_discovery(d),
+    }
+    Ok(())
+}
+
+fn write_graph(path: &std::path::Path, dot: &str) -> Result<()> {
+    if path.extension().is_some_and(|e| e == "svg") {
+        let mut child = std::process::Command::new("dot")
+            .args(["-Tsvg", "-o"])
+            .arg(path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("writing SVG needs Graphviz's `dot`\nhint: install graphviz, or write `.dot` and render it elsewhere")?;
+        child
+            .stdin
+            .take()
+            .expect("piped stdin")
+            .write_all(dot.as_bytes())?;
+        let status = child.wait()?;
+        if !status.success() {
+            bail!("`dot` failed ({status})");
+        }
+    } else {
+        std::fs::write(path, dot).with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    eprintln!("wrote the graph to {}", path.display());
+    Ok(())
+}
+
+fn days(v: &Value) -> String {
+    v.as_f64().map_or("-".into(), |d| format!("{d:.1}"))
+}
+
+fn print_discovery(d: &Value) {
+    let date = |v: &Value| {
+        v.as_str()
+            .map_or("-".to_string(), |s| s.chars().take(10).collect())
+    };
+    println!(
+        "{} closed deals ({} won, {} lost) by {} owner(s), created {} .. closed {}",
+        d["deals"],
+        d["won"],
+        d["lost"],
+        d["owners_count"],
+        date(&d["from"]),
+        date(&d["to"])
+    );
+    println!(
+        "cycle, won: median {} days, p90 {}, mean {}",
+        days(&d["won_cycle"]["median_days"]),
+        days(&d["won_cycle"]["p90_days"]),
+        days(&d["won_cycle"]["mean_days"])
+    );
+    if d["lost"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "cycle, lost: median {} days, p90 {}",
+            days(&d["lost_cycle"]["median_days"]),
+            days(&d["lost_cycle"]["p90_days"])
+        );
+    }
+
+    println!("\nSteps (won deals; main steps first, in order):");
+    let mut t = table(&[
+        "kind",
+        "actor",
+        "won deals",
+        "share",
+        "median days from start",
+        "p90",
+        "ends stage",
+    ]);
+    for s in d["steps"].as_array().into_iter().flatten() {
+        if !s["main"].as_bool().unwrap_or(false) && s["support"].as_f64().unwrap_or(0.0) < 0.05 {
+            continue;
+        }
+        t.add_row(vec![
+            format!(
+                "{}{}",
+                s["kind"].as_str().unwrap_or_default(),
+                if s["main"].as_bool().unwrap_or(false) {
+                    ""
+                } else {
+                    " (minor)"
+                }
+            ),
+            s["actor"].as_str().unwrap_or_default().to_string(),
+            s["won_deals"].to_string(),
+            pct(&s["support"]),
+            days(&s["from_start"]["median_days"]),
+            days(&s["from_start"]["p90_days"]),
+            s["stage"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    println!("{t}");
+
+    println!("\nDirectly-follows graph (top steps; all with --format json or dot):");
+    let mut t = table(&["from", "to", "deals", "median days", "p90 days"]);
+    for e in d["edges"].as_array().into_iter().flatten().take(20) {
+        t.add_row(vec![
+            e["from"].as_str().unwrap_or_default().to_string(),
+            e["to"].as_str().unwrap_or_default().to_string(),
+            e["count"].to_string(),
+            days(&e["days"]["median_days"]),
+            days(&e["days"]["p90_days"]),
+        ]);
+    }
+    println!("{t}");
+
+    println!("\nMost common paths (main prospect actions):");
+    let mut t = table(&["share", "deals", "won", "path"]);
+    for v in d["variants"].as_array().into_iter().flatten() {
+        let path: Vec<&str> = v["path"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        t.add_row(vec![
+            pct(&v["share"]),
+            v["deals"].to_string(),
+            v["won"].to_string(),
+            if path.is_empty() {
+                "(none of the main steps)".into()
+            } else {
+                path.join(" → ")
+            },
+        ]);
+    }
+    println!("{t}");
+
+    println!("\nBy owner:");
+    let mut t = table(&[
+        "owner",
+        "deals",
+        "won",
+        "win rate",
+        "median won cycle (days)",
+        "median activities",
+    ]);
+    for o in d["owners"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            o["owner"].as_str().unwrap_or_default().to_string(),
+            o["deals"].to_string(),
+            o["won"].to_string(),
+            pct(&o["win_rate"]),
+            days(&o["won_cycle"]["median_days"]),
+            num(&o["median_activities"]),
+        ]);
+    }
+    println!("{t}");
+
+    println!("\nOnto the generic stages:");
+    let mut t = table(&[
+        "stage",
+        "ends when the prospect…",
+        "median days in stage",
+        "p90",
+    ]);
+    for s in d["stages"].as_array().into_iter().flatten() {
+        let exit: Vec<&str> = s["exit"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        t.add_row(vec![
+            s["name"].as_str().unwrap_or_default().to_string(),
+            exit.join(" + "),
+            days(&s["days"]["median_days"]),
+            days(&s["days"]["p90_days"]),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "\nthe draft process.toml: --draft FILE (or --format toml); the graph: --graph FILE.dot|.svg"
+    );
+}
