@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod durability;
+mod history;
 mod lifecycle;
 mod live;
 mod metrics;

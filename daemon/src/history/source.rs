@@ -457,9 +457,13 @@ fn cell<'r>(record: &'r csv::StringRecord, header: &Header, name: &str) -> Optio
 /// A date as the source writes it: RFC 3339, an ISO date or date-time
 /// (UTC), integer milliseconds, or `format`.
 pub fn parse_date(text: &str, format: Option<&str>) -> Result<Millis, String> {
-    if let Some(format) = format
-        && let Ok(parsed) = jiff::fmt::strtime::parse(format, text)
-    {
+    // A date-time format also reads the same dates without their time
+    // (deal dates next to activity timestamps).
+    let date_only = format.and_then(|f| f.find(" %").map(|i| &f[..i]).filter(|d| !d.is_empty()));
+    for format in [format, date_only].into_iter().flatten() {
+        let Ok(parsed) = jiff::fmt::strtime::parse(format, text) else {
+            continue;
+        };
         if let Ok(ts) = parsed.to_timestamp() {
             return Ok(Millis(ts.as_millisecond()));
         }
@@ -641,12 +645,13 @@ pub fn read(
         &mut src.rejected,
         |line, record, header| {
             let key = required(record, header, "id")?.to_string();
+            if let Some(first) = seen.get(&key) {
+                // The first row stands; only this one is refused.
+                return Err(format!(
+                    "duplicate of line {first}: id `{key}` appears twice"
+                ));
+            }
             let result = (|| {
-                if let Some(first) = seen.get(&key) {
-                    return Err(format!(
-                        "duplicate of line {first}: id `{key}` appears twice"
-                    ));
-                }
                 let name = required(record, header, "name")?.to_string();
                 let created = date(required(record, header, "created")?, "created")?;
                 let closed = cell(record, header, "closed")
