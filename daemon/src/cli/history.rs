@@ -193,6 +193,9 @@ fn print_summary(s: &Summary, seconds: f64) {
         ("activities", s.activities),
         ("transitions", s.transitions),
     ] {
+        if name == "transitions" && c.imported + c.skipped + c.rejected == 0 {
+            continue;
+        }
         t.add_row(vec![
             name.to_string(),
             c.imported.to_string(),
