@@ -426,3 +426,36 @@ fn a_save_caught_half_way_is_not_reported_as_rejected() {
     let params = expect_reloaded(&mut events);
     assert_eq!(params["version"], 2);
 }
+
+#[test]
+fn a_client_can_save_the_process_over_the_socket() {
+    let d = Daemon::start();
+    let mut events = subscriber(&d);
+    let mut c = d.client();
+    // A broken text is refused with line and column, and the file is untouched.
+    let broken = default_process().replace("stall_after_days = 14", "stall_after_days = \"x\"");
+    let e = c.err("process.reload", json!({ "text": broken }));
+    assert_eq!(e["code"], -32005, "{e}");
+    assert!(e["data"]["errors"][0]["line"].as_u64().unwrap() > 1, "{e}");
+    assert_eq!(
+        std::fs::read_to_string(&d.process).unwrap(),
+        default_process()
+    );
+    expect_rejected(&mut events);
+    // A good one is written to the file and becomes the next version once,
+    // although the watcher sees the file change too.
+    let text = with_description(1);
+    let r = c.ok("process.reload", json!({ "text": text }));
+    assert_eq!(r["outcome"], "reloaded", "{r}");
+    assert_eq!(r["version"], 2);
+    assert_eq!(std::fs::read_to_string(&d.process).unwrap(), text);
+    expect_reloaded(&mut events);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let versions = c.ok("process.versions", json!({}));
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "{versions}"
+    );
+    assert_eq!(c.ok("process.get", json!({}))["last_error"], Value::Null);
+}

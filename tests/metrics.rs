@@ -2,6 +2,8 @@
 //! the letter, time in stage, conversion, outcomes, stalled prospects,
 //! renamed stages, and comparisons between process versions.
 
+use std::str::FromStr;
+
 use serde_json::{Value, json};
 
 use crate::support::{Client, Daemon, create, default_process};
@@ -330,12 +332,65 @@ fn the_demo_fills_a_daemon_through_the_normal_write_path() {
         o["won"].as_u64().unwrap() > 0 && o["lost"].as_u64().unwrap() > 0,
         "{o}"
     );
-    // The same seed gives the same history.
+    // One process change mid-way: two versions, the first in force from
+    // the start of the history, the second from half-way; the process file
+    // says what changed.
+    let versions = c.ok("process.versions", json!({}));
+    let v = versions["versions"].as_array().unwrap();
+    assert_eq!(v.len(), 2, "{versions}");
+    let day = 86_400_000i64;
+    let ms = |v: &Value| {
+        jiff::Timestamp::from_str(v.as_str().unwrap())
+            .unwrap()
+            .as_millisecond()
+    };
+    let now_ms = now.as_millisecond();
+    let start = now_ms - 180 * day;
+    assert!(ms(&v[0]["in_force_from"]) < start + 2 * day, "{versions}");
+    let middle = ms(&v[1]["in_force_from"]);
+    assert!(
+        middle >= start + 90 * day - day && middle < start + 90 * day + 7 * day,
+        "{versions}"
+    );
+    assert_eq!(v[0]["in_force_until"], v[1]["in_force_from"]);
+    let file = std::fs::read_to_string(&d.process).unwrap();
+    assert!(file.contains("Changed by `stagecoach demo`"), "{file}");
+    // History before the change is stamped version 1, after it version 2.
+    let cmp = c.ok(
+        "metrics.compare",
+        json!({ "a": { "from": from, "to": now.to_string(), "version": 1 },
+                "b": { "from": from, "to": now.to_string(), "version": 2 } }),
+    );
+    let research = cmp["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == "research")
+        .unwrap()
+        .clone();
+    assert!(
+        research["a"]["flow"]["entered"].as_u64().unwrap() > 0
+            && research["b"]["flow"]["entered"].as_u64().unwrap() > 0,
+        "{cmp}"
+    );
+
+    // The same seed gives the same history; `--keep-process` keeps one version.
     let d2 = Daemon::start();
-    let out2 = d2.cli(&["demo", "--prospects", "300", "--months", "6", "--seed", "3"]);
+    let out2 = d2.cli(&[
+        "demo",
+        "--prospects",
+        "300",
+        "--months",
+        "6",
+        "--seed",
+        "3",
+        "--keep-process",
+    ]);
     let t2 = String::from_utf8_lossy(&out2.stdout);
     let counts = |t: &str| t.split(" in ").next().unwrap().to_string();
     assert_eq!(counts(&text), counts(&t2));
+    let versions = d2.client().ok("process.versions", json!({}));
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1);
 }
 
 #[test]

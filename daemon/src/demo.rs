@@ -6,6 +6,13 @@
 //! how fast), some prospects stall, many are lost with a reason, and the
 //! best reach the contract. Works with the default process's stages and
 //! activities.
+//!
+//! History is written in time order, and half-way through the period the
+//! process changes the way teams change it: Research exits on the shared
+//! requirements alone (the demo date moves to Present). The new text is
+//! written to the daemon's process file (`process.reload` with `text`), so
+//! the two versions can be compared (`metrics compare`, the report's
+//! before/after); `--keep-process` leaves the process alone.
 
 use serde_json::{Value, json};
 
@@ -85,64 +92,93 @@ pub struct DemoSummary {
     pub lost: u64,
     /// Requests the daemon refused (should be none).
     pub refused: u64,
+    /// The process change made mid-way: (new version, when it took effect).
+    pub process_change: Option<(u64, Millis)>,
+    /// Why no process change was made, when none was.
+    pub no_change: Option<String>,
+}
+
+/// What to fill.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How many prospects.
+    pub prospects: u64,
+    /// Over how many months before `now`.
+    pub months: u32,
+    /// The same seed gives the same history.
+    pub seed: u64,
+    /// The end of the history.
+    pub now: Millis,
+    /// Change the process half-way.
+    pub change_process: bool,
+}
+
+/// One thing that happens to a demo prospect.
+enum Happening {
+    Create {
+        rep: usize,
+        amount: u64,
+        employees: u64,
+    },
+    Activity {
+        kind: &'static str,
+        by_rep: bool,
+    },
+    Lost {
+        reason: &'static str,
+    },
+}
+
+/// The change the demo makes half-way, on the default process: Research
+/// no longer waits for the demo date. `None` when the process has no such
+/// criterion (a custom process).
+pub fn changed_process(text: &str) -> Option<String> {
+    let stage = text.find("id = \"research\"")?;
+    let line_start = stage + text[stage..].find("activity = \"demo_scheduled\"")?;
+    let line_start = text[..line_start].rfind('\n')? + 1;
+    // The criterion must still be inside the research stage.
+    if text[stage..line_start].contains("[[stages]]") {
+        return None;
+    }
+    let line_end = line_start + text[line_start..].find('\n')? + 1;
+    let exit = stage + text[stage..line_start].rfind("exit = [")?;
+    let mut out = String::with_capacity(text.len() + 120);
+    out.push_str(&text[..exit]);
+    out.push_str(
+        "# Changed by `stagecoach demo`: research exits on the shared requirements\n# alone; the demo date is set during Present.\n",
+    );
+    out.push_str(&text[exit..line_start]);
+    out.push_str(&text[line_end..]);
+    Some(out)
 }
 
 /// Fills the daemon behind `client` with `prospects` prospects created over
 /// the last `months` months before `now`.
-pub async fn run(
-    client: &mut Client,
-    prospects: u64,
-    months: u32,
-    seed: u64,
-    now: Millis,
-) -> Result<DemoSummary, ClientError> {
-    let mut rng = Rng::new(seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
-    let span = i64::from(months) * 30 * Millis::DAY;
+pub async fn run(client: &mut Client, o: &DemoOptions) -> Result<DemoSummary, ClientError> {
+    let mut rng = Rng::new(o.seed.max(1) ^ 0x9e37_79b9_7f4a_7c15);
+    let now = o.now;
+    let span = i64::from(o.months) * 30 * Millis::DAY;
     let start = now.0 - span;
     let mut summary = DemoSummary::default();
-    let mut pending: Vec<(&str, Value)> = Vec::new();
-    // Prospects are created in batches; their histories follow in batches.
-    let mut created: Vec<(u64, usize, i64)> = Vec::new();
-    for i in 0..prospects {
+    // Every prospect's history, then all of it in time order.
+    let mut happenings: Vec<(i64, usize, Happening)> = Vec::new();
+    for i in 0..o.prospects as usize {
         let rep = rng.below(REPS.len() as u64) as usize;
-        let at = start
-            + (span as f64 * (i as f64 / prospects.max(1) as f64)) as i64
+        let created = start
+            + (span as f64 * (i as f64 / o.prospects.max(1) as f64)) as i64
             + rng.below(Millis::DAY as u64) as i64;
-        let amount = 1000 * (5 + rng.below(95));
-        let employees = 10 + rng.below(2000);
-        pending.push((
-            "prospect.create",
-            json!({ "name": format!("Prospect {}", i + 1), "company": format!("Company {}", i + 1),
-                    "owner": REPS[rep].0, "at": Millis(at),
-                    "fields": { "amount": amount, "employees": employees, "budget": amount } }),
+        happenings.push((
+            created,
+            i,
+            Happening::Create {
+                rep,
+                amount: 1000 * (5 + rng.below(95)),
+                employees: 10 + rng.below(2000),
+            },
         ));
-        if pending.len() == 500 || i + 1 == prospects {
-            for (answer, (_, params)) in client.batch(&pending).await?.into_iter().zip(&pending) {
-                match answer {
-                    Ok(p) => {
-                        let owner = params["owner"].as_str().unwrap_or_default();
-                        let rep = REPS.iter().position(|r| r.0 == owner).unwrap_or(0);
-                        created.push((
-                            p["id"].as_u64().unwrap_or(0),
-                            rep,
-                            params["at"]
-                                .as_str()
-                                .map_or(0, |t| Millis::parse(t).map_or(0, |m| m.0)),
-                        ));
-                        summary.prospects += 1;
-                    }
-                    Err(_) => summary.refused += 1,
-                }
-            }
-            pending.clear();
-        }
-    }
-    let mut calls: Vec<(&str, Value)> = Vec::new();
-    for (id, rep, created_at) in created {
         let (_, skill, pace) = REPS[rep];
-        let mut at = created_at;
-        let mut closed = false;
-        for (stage, actions) in STEPS.iter().enumerate() {
+        let mut at = created;
+        'stages: for (stage, actions) in STEPS.iter().enumerate() {
             // Rep effort between steps: emails and calls.
             for _ in 0..rng.below(3) {
                 at += rng.delay(pace / 2.0);
@@ -151,10 +187,9 @@ pub async fn run(
                 } else {
                     "call_made"
                 };
-                calls.push((
-                    "activity.record",
-                    json!({ "prospect": id, "kind": kind, "actor": "rep", "at": Millis(at) }),
-                ));
+                if at < now.0 {
+                    happenings.push((at, i, Happening::Activity { kind, by_rep: true }));
+                }
             }
             let roll = rng.unit();
             if roll > skill {
@@ -162,7 +197,7 @@ pub async fn run(
                 if roll > skill + (1.0 - skill) * 0.35 && at + Millis::DAY < now.0 {
                     at += rng.delay(pace);
                     let reason = LOSS_REASONS[rng.below(LOSS_REASONS.len() as u64) as usize];
-                    calls.push(("prospect.close", json!({ "id": id, "outcome": "lost", "reason": reason, "at": Millis(at.min(now.0)) })));
+                    happenings.push((at.min(now.0 - 1), i, Happening::Lost { reason }));
                     summary.lost += 1;
                 }
                 break;
@@ -170,42 +205,152 @@ pub async fn run(
             for action in *actions {
                 at += rng.delay(pace);
                 if at >= now.0 {
-                    closed = true;
-                    break;
+                    break 'stages;
                 }
-                calls.push(("activity.record", json!({ "prospect": id, "kind": action, "actor": "prospect", "at": Millis(at) })));
-            }
-            if closed {
-                break;
+                happenings.push((
+                    at,
+                    i,
+                    Happening::Activity {
+                        kind: action,
+                        by_rep: false,
+                    },
+                ));
             }
             if stage == STEPS.len() - 1 {
                 summary.won += 1;
             }
         }
-        if calls.len() >= 500 {
-            summary.activities += send(client, &mut calls, &mut summary.refused).await?;
-        }
     }
-    summary.activities += send(client, &mut calls, &mut summary.refused).await?;
+    // Stable: each prospect's own happenings keep their order.
+    happenings.sort_by_key(|h| h.0);
+
+    let change_at = start + span / 2;
+    let mut changed = !o.change_process;
+    let mut ids: Vec<u64> = vec![0; o.prospects as usize];
+    let mut batch_start = 0;
+    while batch_start < happenings.len() {
+        let mut end = (batch_start + 1000).min(happenings.len());
+        if !changed {
+            // Everything before the change goes in before it.
+            let split = happenings[batch_start..end]
+                .iter()
+                .position(|h| h.0 >= change_at)
+                .map_or(end, |p| batch_start + p);
+            if split == batch_start {
+                change_process(client, change_at, &mut summary).await?;
+                changed = true;
+                continue;
+            }
+            end = split;
+        }
+        let batch = &happenings[batch_start..end];
+        // Creations first (the activities need the ids), then the rest in
+        // time order.
+        let creates: Vec<(&str, Value)> = batch
+            .iter()
+            .filter_map(|(at, i, h)| match h {
+                Happening::Create { rep, amount, employees } => Some((
+                    "prospect.create",
+                    json!({ "name": format!("Prospect {}", i + 1), "company": format!("Company {}", i + 1),
+                            "owner": REPS[*rep].0, "at": Millis(*at),
+                            "fields": { "amount": amount, "employees": employees, "budget": amount } }),
+                )),
+                _ => None,
+            })
+            .collect();
+        let created: Vec<usize> = batch
+            .iter()
+            .filter(|h| matches!(h.2, Happening::Create { .. }))
+            .map(|h| h.1)
+            .collect();
+        if !creates.is_empty() {
+            for (answer, i) in client.batch(&creates).await?.into_iter().zip(created) {
+                match answer {
+                    Ok(p) => {
+                        ids[i] = p["id"].as_u64().unwrap_or(0);
+                        summary.prospects += 1;
+                    }
+                    Err(_) => summary.refused += 1,
+                }
+            }
+        }
+        let calls: Vec<(&str, Value)> = batch
+            .iter()
+            .filter_map(|(at, i, h)| {
+                let id = ids[*i];
+                match h {
+                    Happening::Create { .. } => None,
+                    Happening::Activity { kind, by_rep } => Some((
+                        "activity.record",
+                        json!({ "prospect": id, "kind": kind, "actor": if *by_rep { "rep" } else { "prospect" }, "at": Millis(*at) }),
+                    )),
+                    Happening::Lost { reason } => Some((
+                        "prospect.close",
+                        json!({ "id": id, "outcome": "lost", "reason": reason, "at": Millis(*at) }),
+                    )),
+                }
+            })
+            .collect();
+        if !calls.is_empty() {
+            for (answer, (method, _)) in client.batch(&calls).await?.into_iter().zip(&calls) {
+                match answer {
+                    Ok(_) if *method == "activity.record" => summary.activities += 1,
+                    Ok(_) => {}
+                    Err(_) => summary.refused += 1,
+                }
+            }
+        }
+        batch_start = end;
+    }
+    if !changed {
+        change_process(client, change_at, &mut summary).await?;
+    }
     Ok(summary)
 }
 
-async fn send(
+/// Makes the mid-way process change through `process.reload` with the new
+/// text; history written from here on is stamped with the new version.
+async fn change_process(
     client: &mut Client,
-    calls: &mut Vec<(&str, Value)>,
-    refused: &mut u64,
-) -> Result<u64, ClientError> {
-    if calls.is_empty() {
-        return Ok(0);
+    at: i64,
+    summary: &mut DemoSummary,
+) -> Result<(), ClientError> {
+    let current = client.call("process.get", json!({})).await?;
+    let Some(text) = changed_process(current["text"].as_str().unwrap_or_default()) else {
+        summary.no_change = Some(
+            "the process has no research stage with a `demo_scheduled` criterion to drop".into(),
+        );
+        return Ok(());
+    };
+    let r = client
+        .call("process.reload", json!({ "text": text }))
+        .await?;
+    summary.process_change = r["version"].as_u64().map(|v| (v, Millis(at)));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mid_way_change_drops_one_criterion_of_the_default_process() {
+        let text = include_str!("../../process.toml");
+        let changed = changed_process(text).expect("the default process has the criterion");
+        let before = crate::process::Process::parse(text, "process.toml").unwrap();
+        let after = crate::process::Process::parse(&changed, "process.toml").unwrap();
+        let research = |p: &crate::process::Process| p.stage("research").unwrap().exit.len();
+        assert_eq!(research(&before), 2);
+        assert_eq!(research(&after), 1);
+        let others = |p: &crate::process::Process| {
+            p.stages
+                .iter()
+                .filter(|s| s.id != "research")
+                .map(|s| s.exit.len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(others(&before), others(&after));
+        // A process without that criterion is left alone.
+        assert!(changed_process(&changed).is_none());
     }
-    let mut recorded = 0;
-    for (answer, (method, _)) in client.batch(calls).await?.into_iter().zip(calls.iter()) {
-        match answer {
-            Ok(_) if *method == "activity.record" => recorded += 1,
-            Ok(_) => {}
-            Err(_) => *refused += 1,
-        }
-    }
-    calls.clear();
-    Ok(recorded)
 }

@@ -90,7 +90,45 @@ async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
     }
 }
 
+/// Writes `text` to the process file (atomically: a temporary file renamed
+/// over it) and applies it, for clients that edit the process over the
+/// socket. An invalid text is refused to the caller before the file is
+/// touched. The watcher then sees the file unchanged.
+pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String) -> Reload {
+    let path = ctx.process_path.clone();
+    let file = path.display().to_string();
+    if let Err(invalid) = Process::parse(&text, &file) {
+        // Only the caller hears of it: the file and the version in force
+        // are as they were.
+        return Reload::Rejected(invalid);
+    }
+    let tmp = path.with_extension("toml.stagecoach-tmp");
+    let written = {
+        let (tmp, path, text) = (tmp.clone(), path.clone(), text.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await
+    };
+    if let Err(e) = written.map_err(std::io::Error::other).and_then(|r| r) {
+        let _ = std::fs::remove_file(&tmp);
+        return Reload::Rejected(whole_file_error(
+            &file,
+            format!("cannot write the process file: {e}"),
+            Some("the running version stays in force".into()),
+        ));
+    }
+    let outcome = apply_text(ctx, &file, text).await;
+    publish(ctx, &outcome);
+    outcome
+}
+
 async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
+    let _one_at_a_time = ctx.reload_lock.lock().await;
     let current = ctx.active();
     let hash = content_hash(&text);
     if hash == current.hash {

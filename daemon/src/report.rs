@@ -75,7 +75,16 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     let process = client.call("process.get", json!({})).await?;
     let version = process["version"].as_u64().unwrap_or(1);
     let before_after = if version > 1 {
-        let loaded = process["loaded_at"].clone();
+        // When the change took effect: its load, or the first history
+        // recorded under it when that is earlier (backfills, the demo).
+        let versions = client.call("process.versions", json!({})).await?;
+        let loaded = versions["versions"]
+            .as_array()
+            .and_then(|vs| vs.iter().find(|v| v["version"] == version))
+            .map_or_else(
+                || process["loaded_at"].clone(),
+                |v| v["in_force_from"].clone(),
+            );
         let diff = client
             .call(
                 "process.diff",

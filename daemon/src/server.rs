@@ -205,6 +205,7 @@ pub async fn run(
         socket: config.socket.clone(),
         data_dir: config.data_dir.clone(),
         connections: Default::default(),
+        reload_lock: tokio::sync::Mutex::new(()),
     });
 
     let token = CancellationToken::new();

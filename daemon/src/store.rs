@@ -34,10 +34,16 @@ const TRANSITIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("transitio
 const TRANSITIONS_BY_PROSPECT: TableDefinition<(u64, u64), ()> =
     TableDefinition::new("transitions_by_prospect");
 const PROCESS_VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("process_versions");
+/// process version → the earliest `at` of a transition stamped with it: a
+/// version governs history from there (backfills, imports, the demo) even
+/// when it was loaded later.
+const VERSION_FIRST_AT: TableDefinition<u64, i64> =
+    TableDefinition::new("version_first_transition");
 
 /// The on-disk layout version; bumped when a migration is needed.
-/// 1: before the activity-kind index and the metric counters; 2: with them.
-const SCHEMA_VERSION: u64 = 2;
+/// 1: before the activity-kind index and the metric counters; 2: with them;
+/// 3: with each process version's first transition.
+const SCHEMA_VERSION: u64 = 3;
 
 /// Errors from the store. Storage failures are not the client's fault: the
 /// protocol reports them as internal errors.
@@ -143,6 +149,13 @@ impl Store {
                     "database upgraded to schema 2: activity index and metric counters rebuilt"
                 );
             }
+            if matches!(found, Some(1 | 2)) {
+                let versions = upgrade_from_2(&txn)?;
+                tracing::info!(
+                    versions,
+                    "database upgraded to schema 3: first transition of each process version found"
+                );
+            }
             txn.open_table(PROSPECTS)?;
             txn.open_table(EXTERNAL_IDS)?;
             txn.open_table(OPEN_BY_STAGE)?;
@@ -152,6 +165,7 @@ impl Store {
             txn.open_table(TRANSITIONS)?;
             txn.open_table(TRANSITIONS_BY_PROSPECT)?;
             txn.open_table(PROCESS_VERSIONS)?;
+            txn.open_table(VERSION_FIRST_AT)?;
             crate::metrics::create_tables(&txn)?;
         }
         txn.commit()?;
@@ -331,6 +345,34 @@ impl Store {
         Ok(out)
     }
 
+    /// When each process version was in force: from its load or its first
+    /// transition, whichever is earlier (history recorded with explicit
+    /// times counts under the version that recorded it), to the next
+    /// version's start. Windows never overlap: a start earlier than the
+    /// previous version's is moved up to it. Oldest first; the last window
+    /// is open-ended (`None`).
+    pub fn version_windows(
+        &self,
+    ) -> Result<Vec<(ProcessVersion, Millis, Option<Millis>)>, StoreError> {
+        let versions = self.process_versions()?;
+        let txn = self.read()?;
+        let first = txn.open_table(VERSION_FIRST_AT)?;
+        let mut starts = Vec::with_capacity(versions.len());
+        let mut floor = i64::MIN;
+        for v in &versions {
+            let own = first
+                .get(v.number)?
+                .map_or(v.loaded_at.0, |f| f.value().min(v.loaded_at.0));
+            floor = floor.max(own);
+            starts.push(Millis(floor));
+        }
+        Ok(versions
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, starts[i], starts.get(i + 1).copied()))
+            .collect())
+    }
+
     /// Every stored process version, oldest first.
     pub fn process_versions(&self) -> Result<Vec<ProcessVersion>, StoreError> {
         let txn = self.read()?;
@@ -409,6 +451,24 @@ fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
     Ok(count)
 }
 
+/// Schema 2 databases did not track where each process version's history
+/// starts: find it once in the transition log.
+fn upgrade_from_2(txn: &WriteTransaction) -> Result<usize, StoreError> {
+    let mut first = txn.open_table(VERSION_FIRST_AT)?;
+    let transitions = txn.open_table(TRANSITIONS)?;
+    let mut found = std::collections::BTreeMap::new();
+    for entry in transitions.iter()? {
+        let (k, v) = entry?;
+        let t: Transition = decode(v.value(), "transition", k.value())?;
+        let at = found.entry(t.process_version).or_insert(t.at.0);
+        *at = (*at).min(t.at.0);
+    }
+    for (version, at) in &found {
+        first.insert(*version, *at)?;
+    }
+    Ok(found.len())
+}
+
 /// Record counts.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Counts {
@@ -476,6 +536,7 @@ pub(crate) struct Tables<'txn> {
     transitions: Table<'txn, u64, &'static [u8]>,
     transitions_by_prospect: Table<'txn, (u64, u64), ()>,
     process_versions: Table<'txn, u64, &'static [u8]>,
+    version_first_at: Table<'txn, u64, i64>,
     pub metrics: crate::metrics::MetricTables<'txn>,
     pub ids: Ids,
 }
@@ -493,6 +554,7 @@ impl<'txn> Tables<'txn> {
             transitions: txn.open_table(TRANSITIONS)?,
             transitions_by_prospect: txn.open_table(TRANSITIONS_BY_PROSPECT)?,
             process_versions: txn.open_table(PROCESS_VERSIONS)?,
+            version_first_at: txn.open_table(VERSION_FIRST_AT)?,
             metrics: crate::metrics::MetricTables::open(txn)?,
             ids,
         })
@@ -589,6 +651,13 @@ impl<'txn> Tables<'txn> {
         self.transitions.insert(t.id, encode(t).as_slice())?;
         self.transitions_by_prospect
             .insert((t.prospect, t.id), ())?;
+        let first = self
+            .version_first_at
+            .get(t.process_version)?
+            .map(|v| v.value());
+        if first.is_none_or(|f| t.at.0 < f) {
+            self.version_first_at.insert(t.process_version, t.at.0)?;
+        }
         Ok(())
     }
 

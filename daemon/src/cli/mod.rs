@@ -110,6 +110,10 @@ pub enum Command {
         /// Random seed (the same seed gives the same history).
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Do not change the process half-way (by default the demo makes
+        /// one change, written to the process file, so versions compare).
+        #[arg(long)]
+        keep_process: bool,
     },
     /// Import another CRM's CSV export (deals, activities) through the normal
     /// write path: criteria enforced, history at its own times, idempotent
@@ -534,6 +538,10 @@ fn insert_opt(map: &mut Map<String, Value>, key: &str, value: Option<impl serde:
     }
 }
 
+fn options_start(o: &crate::demo::DemoOptions) -> Millis {
+    Millis(o.now.0 - i64::from(o.months) * 30 * Millis::DAY)
+}
+
 /// Runs a client subcommand.
 pub async fn run_client(cli: &Cli) -> Result<()> {
     let socket = cli.socket();
@@ -566,10 +574,17 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             prospects,
             months,
             seed,
+            keep_process,
         } => {
             let started = std::time::Instant::now();
-            let s =
-                crate::demo::run(&mut client, *prospects, *months, *seed, Millis::now()).await?;
+            let options = crate::demo::DemoOptions {
+                prospects: *prospects,
+                months: *months,
+                seed: *seed,
+                now: Millis::now(),
+                change_process: !keep_process,
+            };
+            let s = crate::demo::run(&mut client, &options).await?;
             println!(
                 "demo: {} prospects, {} activities, {} won, {} lost in {:.1} s{}",
                 s.prospects,
@@ -583,9 +598,22 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                     String::new()
                 }
             );
+            match (&s.process_change, &s.no_change) {
+                (Some((version, at)), _) => println!(
+                    "mid-way, on {}, the process changed (version {version}): research exits on the shared requirements alone; the process file now says so\ncompare: stagecoach metrics compare --a {}..{} --a-version {} --b {}..{} --b-version {version}",
+                    &at.to_string()[..10],
+                    &options_start(&options).to_string()[..10],
+                    &at.to_string()[..10],
+                    version - 1,
+                    &at.to_string()[..10],
+                    &options.now.to_string()[..10],
+                ),
+                (None, Some(why)) => println!("no process change: {why}"),
+                (None, None) => {}
+            }
             println!(
                 "try: stagecoach metrics flow --from {} ",
-                Millis(Millis::now().0 - i64::from(*months) * 30 * Millis::DAY)
+                &options_start(&options).to_string()[..10]
             );
             return Ok(());
         }
@@ -920,7 +948,7 @@ fn render(command: &Command, r: &Value) {
             println!("{t}");
         }
         Command::Process(ProcessCmd::Versions) => {
-            let mut t = table(&["version", "loaded at", "hash", "path"]);
+            let mut t = table(&["version", "loaded at", "in force from", "hash", "path"]);
             for v in r["versions"].as_array().into_iter().flatten() {
                 let mark = if v["version"] == r["current"] {
                     " (current)"
@@ -930,6 +958,7 @@ fn render(command: &Command, r: &Value) {
                 t.add_row(vec![
                     format!("{}{mark}", v["version"]),
                     text(&v["loaded_at"]),
+                    text(&v["in_force_from"]),
                     text(&v["hash"]).chars().take(12).collect(),
                     text(&v["path"]),
                 ]);

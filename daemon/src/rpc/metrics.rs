@@ -62,17 +62,14 @@ fn version_window(store: &Store, p: &Period) -> Result<(Millis, Millis), ReadErr
     let Some(v) = p.version else {
         return Ok((p.from, p.to));
     };
-    let versions = store.process_versions()?;
-    let Some(i) = versions.iter().position(|x| x.number == v) else {
+    let windows = store.version_windows()?;
+    let Some((_, start, end)) = windows.into_iter().find(|(x, _, _)| x.number == v) else {
         return Err(ReadError::Rpc(RpcError::new(
             NOT_FOUND,
             format!("no process version {v}"),
         )));
     };
-    let start = versions[i].loaded_at;
-    let end = versions
-        .get(i + 1)
-        .map_or(Millis(i64::MAX / 4), |n| n.loaded_at);
+    let end = end.unwrap_or(Millis(i64::MAX / 4));
     Ok((p.from.max(start), p.to.min(end).max(p.from.max(start))))
 }
 

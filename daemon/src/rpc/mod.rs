@@ -62,6 +62,9 @@ pub struct Ctx {
     pub data_dir: PathBuf,
     /// Open connections.
     pub connections: AtomicUsize,
+    /// Held while a process text is compared with the version in force and
+    /// applied, so the watcher and `process.reload` never both apply one edit.
+    pub reload_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {

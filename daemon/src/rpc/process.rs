@@ -67,9 +67,10 @@ pub(super) fn versions(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
     read(move || {
         let versions: Vec<_> = ctx
             .store
-            .process_versions()?
+            .version_windows()?
             .into_iter()
-            .map(|v| json!({ "version": v.number, "hash": v.hash, "loaded_at": v.loaded_at, "path": v.path }))
+            .map(|(v, from, until)| json!({ "version": v.number, "hash": v.hash, "loaded_at": v.loaded_at,
+                                             "in_force_from": from, "in_force_until": until, "path": v.path }))
             .collect();
         Ok(json!({ "current": current, "versions": versions }))
     })
@@ -104,10 +105,22 @@ pub(super) fn validate(ctx: &Arc<Ctx>, p: ValidateParams) -> Reply {
     ready(Ok(result))
 }
 
-pub(super) fn reload(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReloadParams {
+    /// Write this text to the process file first.
+    #[serde(default)]
+    text: Option<String>,
+}
+
+pub(super) fn reload(ctx: &Arc<Ctx>, p: ReloadParams) -> Reply {
     let ctx = ctx.clone();
     Box::pin(async move {
-        Ok(match crate::live::reload(&ctx).await {
+        let outcome = match p.text {
+            Some(text) => crate::live::write_and_reload(&ctx, text).await,
+            None => crate::live::reload(&ctx).await,
+        };
+        Ok(match outcome {
             Reload::Unchanged { version } => json!({ "outcome": "unchanged", "version": version }),
             Reload::Reloaded {
                 version,
