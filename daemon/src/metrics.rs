@@ -852,6 +852,8 @@ exit = [{ question = "Signed?", activity = "signed" }]
                 "activities_by_prospect_kind",
             ))
             .unwrap();
+            txn.delete_table(TableDefinition::<u64, i64>::new("version_first_transition"))
+                .unwrap();
             txn.open_table(TableDefinition::<&str, u64>::new("meta"))
                 .unwrap()
                 .insert("schema_version", 1)
@@ -859,6 +861,11 @@ exit = [{ question = "Signed?", activity = "signed" }]
             txn.commit().unwrap();
         }
         let store = Store::open(&path).unwrap();
+        // Schema 3: where the version's history starts, found once.
+        assert_eq!(
+            store.version_first_transition(process().version).unwrap(),
+            Some(ms(0))
+        );
         let txn = store.read_txn().unwrap();
         let after = flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap();
         assert_eq!(before, after);

@@ -373,6 +373,13 @@ impl Store {
             .collect())
     }
 
+    /// The earliest `at` of a transition stamped with `version`.
+    pub fn version_first_transition(&self, version: u64) -> Result<Option<Millis>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(VERSION_FIRST_AT)?;
+        Ok(table.get(version)?.map(|v| Millis(v.value())))
+    }
+
     /// Every stored process version, oldest first.
     pub fn process_versions(&self) -> Result<Vec<ProcessVersion>, StoreError> {
         let txn = self.read()?;
