@@ -221,12 +221,27 @@ impl PluginHost {
             .concurrency_support(false)
             // Deep recursion traps on stack overflow well before the host's stack.
             .max_wasm_stack(512 * 1024);
+        if std::env::var_os("STAGECOACH_PERF_MAP").is_some() {
+            // Names plugin functions for `perf` (/tmp/perf-PID.map).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256)
             .total_core_instances(512)
             .total_memories(256)
             .total_tables(256)
-            .max_memory_size((MAX_MEMORY_MIB as usize) << 20);
+            .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+            // Every evaluation gets a fresh instance, so resetting a slot
+            // is on the hot path. Measured (`cargo bench --bench plugins`):
+            // releasing pages with madvise and re-faulting them, and the TLB
+            // shootdowns that go with it, were most of a fresh call. Instead
+            // keep the first 512 KiB of each memory (a plugin's stack, data
+            // and the SDK's arena) and 64 KiB of each table resident, and let
+            // the kernel's PAGEMAP_SCAN say which pages were written, so a
+            // reset restores only those.
+            .linear_memory_keep_resident(512 << 10)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
             Engine::new(&config).map_err(|e| format!("cannot start the plugin engine: {e}"))?;
