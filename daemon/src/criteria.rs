@@ -47,12 +47,14 @@ impl<'a> Plugins<'a> {
 }
 
 /// Whether evaluating `stage`'s exit criteria needs the prospect's full
-/// activity list (plugins see it), not just counts by kind.
-pub fn needs_activities(stage: &Stage) -> bool {
-    stage
-        .exit
-        .iter()
-        .any(|c| matches!(c.rule, Rule::Plugin { .. } | Rule::Checklist { .. }))
+/// activity list (for plugins that read it), not just counts by kind.
+pub fn needs_activities(stage: &Stage, plugins: &Plugins<'_>) -> bool {
+    let reads = |name: &str| plugins.set.get(name).is_some_and(|p| p.reads_activities);
+    stage.exit.iter().any(|c| match &c.rule {
+        Rule::Plugin { plugin, .. } => reads(plugin),
+        Rule::Checklist { checklist, .. } => reads(checklist),
+        _ => false,
+    })
 }
 
 /// What exit criteria need to know of a prospect's activities: when each

@@ -51,9 +51,10 @@ fn load_facts(
     t: &Tables<'_>,
     id: ProspectId,
     stage: &crate::process::Stage,
+    plugins: &crate::criteria::Plugins<'_>,
 ) -> Result<ActivityFacts, StoreError> {
     let mut facts = t.activity_facts(id, &activity_kinds(stage))?;
-    if needs_activities(stage) {
+    if needs_activities(stage, plugins) {
         facts.activities = t.activities(id)?;
     }
     Ok(facts)
@@ -532,7 +533,7 @@ fn advance(
         refuse!(unknown_stage(process, &old.stage));
     };
     let stage = &process.stages[index];
-    let facts = load_facts(t, id, stage)?;
+    let facts = load_facts(t, id, stage, &active.plugin_context())?;
     let as_of = at.max(old.earliest_move());
     let verdicts = evaluate_stage(stage, &old, &facts, as_of, active.plugin_context());
     if !all_met(&verdicts) {
@@ -627,7 +628,7 @@ fn close(
                     last: last.id.clone(),
                 });
             }
-            let facts = load_facts(t, id, last)?;
+            let facts = load_facts(t, id, last, &active.plugin_context())?;
             let verdicts = evaluate_stage(last, &old, &facts, at, active.plugin_context());
             if !all_met(&verdicts) {
                 refuse!(unmet(id, &last.id, verdicts));
@@ -759,7 +760,7 @@ fn cascade(
             break;
         }
         let as_of = at.max(prospect.earliest_move());
-        let facts = load_facts(t, prospect.id, stage)?;
+        let facts = load_facts(t, prospect.id, stage, &active.plugin_context())?;
         let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
         if !all_met(&verdicts) {
             break;

@@ -32,7 +32,7 @@
 //! with `stagecoach plugin build DIR`, which compiles it for
 //! `wasm32-unknown-unknown` and wraps it as a component.
 //!
-//! The interface is versioned (the WIT package `stagecoach:plugin@0.1.0`,
+//! The interface is versioned (the WIT package `stagecoach:plugin@0.2.0`,
 //! see [`INTERFACE_VERSION`]); the daemon refuses plugins built for an
 //! incompatible version.
 
@@ -58,7 +58,7 @@ pub use types::{
 };
 
 /// The plugin interface version this SDK builds against.
-pub const INTERFACE_VERSION: &str = "0.1.0";
+pub const INTERFACE_VERSION: &str = "0.2.0";
 
 /// What a plugin provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,11 @@ pub trait Plugin {
     const DESCRIPTION: &'static str;
     /// The functions it implements.
     const PROVIDES: &'static [Capability];
+    /// Whether `evaluate` and `checklist` read the prospect's activity log.
+    /// Say `false` when they read only fields and config: the daemon then
+    /// leaves the log out, and each call is cheaper (the prospect's
+    /// `activities` are empty and `activities_truncated` is set).
+    const READS_ACTIVITIES: bool = true;
 
     /// An exit criterion: is it met for this prospect?
     fn evaluate(input: &Input) -> Result<Verdict, String> {
@@ -179,6 +184,7 @@ pub mod __private {
                     Capability::Metric => t::Capability::Metric,
                 })
                 .collect(),
+            reads_activities: P::READS_ACTIVITIES,
         }
     }
 

@@ -79,8 +79,9 @@ fn approx_size(a: &Activity) -> usize {
 
 impl CallInput<'_> {
     /// The interface's input, keeping the most recent activities that fit
-    /// in `max_input_kib`.
-    pub fn to_wit(&self, max_input_kib: u32) -> wit::Input {
+    /// in `max_input_kib`; none when the plugin does not read them
+    /// (`activities-truncated` then says they were left out).
+    pub fn to_wit(&self, max_input_kib: u32, with_activities: bool) -> wit::Input {
         let p = self.prospect;
         let budget = (max_input_kib as usize) << 10;
         let mut used = 256
@@ -95,7 +96,7 @@ impl CallInput<'_> {
                 .map(|(k, v)| k.len() + v.to_string().len() + 16)
                 .sum::<usize>();
         let mut keep = 0;
-        for a in self.activities.iter().rev() {
+        for a in self.activities.iter().rev().filter(|_| with_activities) {
             used += approx_size(a);
             if used > budget {
                 break;
@@ -115,7 +116,7 @@ impl CallInput<'_> {
                 stage_entered_at: p.stage_entered_at.0,
                 fields: to_entries(&p.fields),
                 activities: self.activities[start..].iter().map(activity).collect(),
-                activities_truncated: start > 0,
+                activities_truncated: start > 0 || !with_activities,
             },
             now: self.now.0,
             config: to_entries(self.config.iter().map(|(k, v)| (k, v))),

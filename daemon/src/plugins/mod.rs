@@ -45,9 +45,9 @@ use bindings::stagecoach::plugin::host::Level;
 use bindings::stagecoach::plugin::types as wit;
 
 /// The interface version this daemon speaks.
-pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.1.0";
+pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.2.0";
 /// Its version number.
-pub const INTERFACE_VERSION: &str = "0.1.0";
+pub const INTERFACE_VERSION: &str = "0.2.0";
 
 /// How often the epoch advances: the resolution of wall-clock deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -372,11 +372,13 @@ impl PluginHost {
             counters: self.counters(name),
             description: String::new(),
             provides: Vec::new(),
+            reads_activities: true,
         };
         let (info, _) = plugin
             .call(|store, p| p.stagecoach_plugin_plugin().call_describe(store).map(Ok))
             .map_err(|f| err(format!("`describe` failed: {}", f.message)))?;
         plugin.description = info.description;
+        plugin.reads_activities = info.reads_activities;
         plugin.provides = info
             .provides
             .into_iter()
@@ -459,6 +461,8 @@ pub struct LoadedPlugin {
     pub description: String,
     /// From its `describe`.
     pub provides: Vec<Capability>,
+    /// From its `describe`: whether it reads the activity log.
+    pub reads_activities: bool,
     pre: StagecoachPluginPre<HostState>,
     host: Arc<PluginHost>,
     counters: Arc<Counters>,
@@ -595,7 +599,7 @@ impl LoadedPlugin {
         &self,
         input: &CallInput,
     ) -> Result<(crate::model::Verdict, CallStats), PluginFailure> {
-        let wit_input = input.to_wit(self.limits.max_input_kib);
+        let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
         let (v, stats) = self.call(|store, p| {
             p.stagecoach_plugin_plugin()
                 .call_evaluate(store, &wit_input)
@@ -616,7 +620,7 @@ impl LoadedPlugin {
         &self,
         input: &CallInput,
     ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
-        let wit_input = input.to_wit(self.limits.max_input_kib);
+        let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
         let (items, stats) = self.call(|store, p| {
             p.stagecoach_plugin_plugin()
                 .call_checklist(store, &wit_input)
@@ -686,6 +690,7 @@ impl LoadedPlugin {
             instance,
             fuel: self.limits.fuel,
             max_input_kib: self.limits.max_input_kib,
+            reads_activities: self.reads_activities,
         })
     }
 
@@ -700,6 +705,7 @@ impl LoadedPlugin {
             "interface": INTERFACE_VERSION,
             "description": self.description,
             "provides": self.provides,
+            "reads_activities": self.reads_activities,
             "limits": self.limits,
             "calls": calls,
             "failures": self.counters.failures.load(Ordering::Relaxed),
@@ -714,13 +720,14 @@ pub struct Reusable {
     instance: bindings::StagecoachPlugin,
     fuel: u64,
     max_input_kib: u32,
+    reads_activities: bool,
 }
 
 impl Reusable {
     /// Runs the exit criterion on this instance.
     pub fn evaluate(&mut self, input: &CallInput) -> Result<bool, String> {
         self.store.set_fuel(self.fuel).map_err(|e| e.to_string())?;
-        let wit_input = input.to_wit(self.max_input_kib);
+        let wit_input = input.to_wit(self.max_input_kib, self.reads_activities);
         match self
             .instance
             .stagecoach_plugin_plugin()

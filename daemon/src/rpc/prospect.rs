@@ -114,7 +114,8 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
             out["stage_name"] = json!(stage.name);
             if prospect.status == Status::Open {
                 let mut facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
-                if needs_activities(stage) || !stage.checklists.is_empty() {
+                if needs_activities(stage, &active.plugin_context()) || !stage.checklists.is_empty()
+                {
                     facts.activities = ctx.store.activities(id)?;
                 }
                 let as_of = now.max(prospect.stage_entered_at);

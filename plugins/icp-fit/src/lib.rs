@@ -18,6 +18,7 @@ impl Plugin for IcpFit {
     const DESCRIPTION: &'static str =
         "Scores the prospect's fields against the ideal customer profile in its config.";
     const PROVIDES: &'static [Capability] = &[Capability::Criterion];
+    const READS_ACTIVITIES: bool = false;
 
     fn evaluate(input: &Input) -> Result<Verdict, String> {
         let p = &input.prospect;
