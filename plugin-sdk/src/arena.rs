@@ -20,7 +20,7 @@ use core::cell::UnsafeCell;
 use std::alloc::System;
 
 /// Bytes of arena.
-const SIZE: usize = 192 * 1024;
+const SIZE: usize = 64 * 1024;
 
 #[repr(C, align(16))]
 struct Bytes([u8; SIZE]);

@@ -235,11 +235,12 @@ impl PluginHost {
             // is on the hot path. Measured (`cargo bench --bench plugins`):
             // releasing pages with madvise and re-faulting them, and the TLB
             // shootdowns that go with it, were most of a fresh call. Instead
-            // keep the first 512 KiB of each memory (a plugin's stack, data
-            // and the SDK's arena) and 64 KiB of each table resident, and let
+            // keep the first 256 KiB of each memory (a plugin's 128 KiB
+            // stack, its data and the SDK's 64 KiB arena) and 64 KiB of each
+            // table resident, and let
             // the kernel's PAGEMAP_SCAN say which pages were written, so a
             // reset restores only those.
-            .linear_memory_keep_resident(512 << 10)
+            .linear_memory_keep_resident(256 << 10)
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
