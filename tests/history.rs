@@ -29,6 +29,20 @@ fn json_of(o: &Output) -> Value {
     })
 }
 
+/// `stagecoach --json import` of two files, with `extra` flags.
+fn import(d: &Daemon, prospects: &Path, activities: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--json",
+        "import",
+        "--prospects",
+        prospects.to_str().unwrap(),
+        "--activities",
+        activities.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    d.cli(&args)
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -201,19 +215,9 @@ fn a_crm_export_is_imported_with_criteria_enforced_and_bad_rows_reported_by_line
     let dir = tempfile::tempdir().unwrap();
     let deals = write(dir.path(), "deals.csv", DEALS);
     let activities = write(dir.path(), "activities.csv", ACTIVITIES);
-    let files = [
-        "--json",
-        "import",
-        "--prospects",
-        deals.to_str().unwrap(),
-        "--activities",
-        activities.to_str().unwrap(),
-    ];
-
     // The mapping as flags (a date-time format also reads plain dates).
     let d = Daemon::start();
-    let mut args = files.to_vec();
-    args.extend([
+    let flags = [
         "--date-format",
         "%m/%d/%Y %H:%M",
         "--stage",
@@ -222,11 +226,11 @@ fn a_crm_export_is_imported_with_criteria_enforced_and_bad_rows_reported_by_line
         "Email reply=replied",
         "--kind",
         "Email=email_sent",
-    ]);
-    let o = d.cli(&args);
+    ];
+    let o = import(&d, &deals, &activities, &flags);
     check_crm_import(&d, &o);
     // Again: what went in is skipped, the bad rows are reported again.
-    let o = d.cli(&args);
+    let o = import(&d, &deals, &activities, &flags);
     let s = json_of(&o);
     assert_eq!(s["prospects"]["imported"], 0, "{s}");
     assert_eq!(s["prospects"]["skipped"], 3, "{s}");
@@ -241,9 +245,12 @@ fn a_crm_export_is_imported_with_criteria_enforced_and_bad_rows_reported_by_line
         "date_format = \"%m/%d/%Y %H:%M\"\n[prospects]\nid = \"Record ID\"\nowner = \"Deal owner\"\n\
          [stages]\nPresentation = \"present\"\n[kinds]\n\"Email reply\" = \"replied\"\nEmail = \"email_sent\"\n",
     );
-    let mut args = files.to_vec();
-    args.extend(["--mapping", mapping.to_str().unwrap()]);
-    let o = d.cli(&args);
+    let o = import(
+        &d,
+        &deals,
+        &activities,
+        &["--mapping", mapping.to_str().unwrap()],
+    );
     check_crm_import(&d, &o);
 }
 
@@ -355,15 +362,7 @@ fn trusting_the_source_stage_forces_the_move_and_says_why() {
         "activities.csv",
         "deal id,type,date\nX-1,replied,2026-05-02\nX-2,replied,2026-05-03\n",
     );
-    let o = d.cli(&[
-        "--json",
-        "import",
-        "--prospects",
-        deals.to_str().unwrap(),
-        "--activities",
-        activities.to_str().unwrap(),
-        "--trust-source-stage",
-    ]);
+    let o = import(&d, &deals, &activities, &["--trust-source-stage"]);
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     let s = json_of(&o);
     assert_eq!(s["forced"], 2, "{s}");
@@ -499,6 +498,17 @@ fn iso(ms: i64) -> String {
     )
 }
 
+/// A discovery's main prospect actions, in order.
+fn main_actions(d: &Value) -> Vec<&str> {
+    d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["main"] == true && s["actor"] == "prospect")
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect()
+}
+
 fn run_cli(args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
@@ -541,13 +551,7 @@ fn discovery_recovers_a_known_process_from_noisy_csv_history() {
 
     // The main prospect actions, in order: exactly the true steps (the
     // webinar and the rep's touches are not among them).
-    let main: Vec<&str> = d["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["main"] == true && s["actor"] == "prospect")
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let main = main_actions(&d);
     let truth: Vec<&str> = TRUE_STEPS.iter().map(|s| s.0).collect();
     assert_eq!(main, truth);
 
@@ -631,14 +635,7 @@ fn discovery_recovers_a_known_process_from_noisy_csv_history() {
     // the database (those that skipped the demo date stay open there: the
     // exit criteria are enforced on import).
     let daemon = Daemon::start();
-    let o = daemon.cli(&[
-        "--json",
-        "import",
-        "--prospects",
-        deals.to_str().unwrap(),
-        "--activities",
-        acts.to_str().unwrap(),
-    ]);
+    let o = import(&daemon, &deals, &acts, &[]);
     let s = json_of(&o);
     assert_eq!(s["rejected"], json!([]), "{s}");
     assert!(
@@ -648,12 +645,6 @@ fn discovery_recovers_a_known_process_from_noisy_csv_history() {
     let o = daemon.cli(&["--json", "discover"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let from_db = json_of(&o);
-    let main_db: Vec<&str> = from_db["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["main"] == true && s["actor"] == "prospect")
-        .map(|s| s["kind"].as_str().unwrap())
-        .collect();
+    let main_db = main_actions(&from_db);
     assert_eq!(main_db, truth);
 }

@@ -393,6 +393,15 @@ fn write_graph(path: &std::path::Path, dot: &str) -> Result<()> {
     Ok(())
 }
 
+/// A JSON array of strings.
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 fn days(v: &Value) -> String {
     v.as_f64().map_or("-".into(), |d| format!("{d:.1}"))
 }
@@ -475,12 +484,7 @@ fn print_discovery(d: &Value) {
     println!("\nMost common paths (main prospect actions):");
     let mut t = table(&["share", "deals", "won", "path"]);
     for v in d["variants"].as_array().into_iter().flatten() {
-        let path: Vec<&str> = v["path"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let path = strings(&v["path"]);
         t.add_row(vec![
             pct(&v["share"]),
             v["deals"].to_string(),
@@ -523,12 +527,7 @@ fn print_discovery(d: &Value) {
         "p90",
     ]);
     for s in d["stages"].as_array().into_iter().flatten() {
-        let exit: Vec<&str> = s["exit"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let exit = strings(&s["exit"]);
         t.add_row(vec![
             s["name"].as_str().unwrap_or_default().to_string(),
             exit.join(" + "),

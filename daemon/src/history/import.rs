@@ -450,27 +450,7 @@ impl Replay<'_> {
     ) -> Option<(&'static str, Value)> {
         if let Some(line) = work.refused {
             let why = format!("its prospect (line {line} of the prospects file) was refused");
-            match step {
-                Step::Activity(i) => {
-                    summary.activities.rejected += 1;
-                    rejected.push(rejection(
-                        files,
-                        FileKind::Activities,
-                        self.activities[i].line,
-                        why,
-                    ));
-                }
-                Step::Transition(i) => {
-                    summary.transitions.rejected += 1;
-                    rejected.push(rejection(
-                        files,
-                        FileKind::Transitions,
-                        self.transitions[i].line,
-                        why,
-                    ));
-                }
-                Step::Create | Step::Reconcile => {}
-            }
+            self.reject(step, why, summary, rejected, files);
             return None;
         }
         match step {
@@ -503,16 +483,11 @@ impl Replay<'_> {
                 let id = work.id?;
                 work.last_at = work.last_at.max(t.at);
                 if work.status != "open" && work.status != t.kind {
-                    summary.transitions.rejected += 1;
-                    rejected.push(rejection(
-                        files,
-                        FileKind::Transitions,
-                        t.line,
-                        format!(
-                            "the prospect is already {} here, by the replayed exit criteria",
-                            work.status
-                        ),
-                    ));
+                    let why = format!(
+                        "the prospect is already {} here, by the replayed exit criteria",
+                        work.status
+                    );
+                    self.reject(step, why, summary, rejected, files);
                     return None;
                 }
                 let already = match t.kind.as_str() {
@@ -624,6 +599,24 @@ impl Replay<'_> {
         }
     }
 
+    /// Counts and lists an activity or transition row as rejected.
+    fn reject(
+        &self,
+        step: Step,
+        reason: String,
+        summary: &mut Summary,
+        rejected: &mut Vec<Rejection>,
+        files: &Files,
+    ) {
+        let (kind, line) = match step {
+            Step::Activity(i) => (FileKind::Activities, self.activities[i].line),
+            Step::Transition(i) => (FileKind::Transitions, self.transitions[i].line),
+            Step::Create | Step::Reconcile => return,
+        };
+        count(summary, kind).rejected += 1;
+        rejected.push(rejection(files, kind, line, reason));
+    }
+
     /// Takes the daemon's answer to `step`'s request.
     fn answer(
         &self,
@@ -667,23 +660,8 @@ impl Replay<'_> {
                     summary.prospects.rejected += 1;
                     rejected.push(rejection(files, FileKind::Prospects, line, e.message));
                 }
-                Step::Activity(i) => {
-                    summary.activities.rejected += 1;
-                    rejected.push(rejection(
-                        files,
-                        FileKind::Activities,
-                        self.activities[i].line,
-                        e.message,
-                    ));
-                }
-                Step::Transition(i) => {
-                    summary.transitions.rejected += 1;
-                    rejected.push(rejection(
-                        files,
-                        FileKind::Transitions,
-                        self.transitions[i].line,
-                        e.message,
-                    ));
+                Step::Activity(_) | Step::Transition(_) => {
+                    self.reject(step, e.message, summary, rejected, files);
                 }
                 Step::Reconcile => {
                     let p = &self.prospects[work.row.expect("reconciled from a row")];
