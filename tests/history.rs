@@ -79,16 +79,7 @@ fn metrics(d: &Daemon) -> Vec<Value> {
 fn an_export_imported_into_an_empty_daemon_reproduces_the_same_metrics() {
     let a = Daemon::start();
     // One process throughout: the import replays under the process in force.
-    let o = a.cli(&[
-        "demo",
-        "--prospects",
-        "300",
-        "--months",
-        "6",
-        "--seed",
-        "3",
-        "--keep-process",
-    ]);
+    let o = a.demo(&["--keep-process"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // History the activities alone do not explain: a forced move and a
     // manual loss with a reason.

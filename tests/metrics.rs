@@ -295,7 +295,7 @@ fn bad_metric_requests_are_refused_clearly() {
 #[test]
 fn the_demo_fills_a_daemon_through_the_normal_write_path() {
     let d = Daemon::start();
-    let out = d.cli(&["demo", "--prospects", "300", "--months", "6", "--seed", "3"]);
+    let out = d.demo(&[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -376,16 +376,7 @@ fn the_demo_fills_a_daemon_through_the_normal_write_path() {
 
     // The same seed gives the same history; `--keep-process` keeps one version.
     let d2 = Daemon::start();
-    let out2 = d2.cli(&[
-        "demo",
-        "--prospects",
-        "300",
-        "--months",
-        "6",
-        "--seed",
-        "3",
-        "--keep-process",
-    ]);
+    let out2 = d2.demo(&["--keep-process"]);
     let t2 = String::from_utf8_lossy(&out2.stdout);
     let counts = |t: &str| t.split(" in ").next().unwrap().to_string();
     assert_eq!(counts(&text), counts(&t2));

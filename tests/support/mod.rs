@@ -182,6 +182,14 @@ impl Daemon {
             .unwrap()
     }
 
+    /// `stagecoach demo` with the tests' small history (300 prospects over
+    /// six months, seed 3) and `extra` flags.
+    pub fn demo(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["demo", "--prospects", "300", "--months", "6", "--seed", "3"];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
     /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
