@@ -53,7 +53,7 @@ pub use arena::Arena;
 static ALLOCATOR: Arena = Arena::new();
 
 pub use types::{
-    Activity, Actor, ChecklistItem, Config, Input, MetricInput, MetricValue, Prospect,
+    Activity, Actor, ChecklistItem, Config, Input, MetricInput, MetricValue, Num, Prospect,
     ProspectSummary, Transition, Value, Verdict,
 };
 

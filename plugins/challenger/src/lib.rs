@@ -5,7 +5,7 @@
 //! (the insight reframed their thinking); at least two `stakeholders`
 //! (tailoring); a `next_step_agreed` by the prospect (taking control).
 
-use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, Num, checklist_plugin};
 
 checklist_plugin! {
     name: "challenger",
@@ -29,7 +29,7 @@ checklist_plugin! {
                 "tailor",
                 "Message tailored to 2+ stakeholders",
                 n >= 2.0,
-                format!("{n} stakeholders engaged"),
+                format!("{} stakeholders engaged", Num(n)),
             )
         },
         ChecklistItem::prospect_did(

@@ -8,7 +8,7 @@
 //! - `countries`: the `country` field is one of these (comma-separated);
 //! - `min_score`: the share of checks that must pass, 0–1 (default 1).
 
-use stagecoach_plugin_sdk::{Capability, Input, Plugin, Verdict, register_plugin};
+use stagecoach_plugin_sdk::{Capability, Input, Num, Plugin, Verdict, register_plugin};
 
 /// The plugin.
 pub struct IcpFit;
@@ -25,22 +25,23 @@ impl Plugin for IcpFit {
         let c = &input.config;
         let mut passed = Vec::new();
         let mut failed = Vec::new();
-        let mut check = |ok: bool, pass: String, fail: String| {
+        // Each check is described once, as passed or as failed.
+        let mut check = |ok: bool, text: String| {
             if ok {
-                passed.push(pass)
+                passed.push(text)
             } else {
-                failed.push(fail)
+                failed.push(text)
             }
         };
         for (config, field) in [("min_employees", "employees"), ("min_budget", "budget")] {
             if let Some(min) = c.number(config) {
                 match p.number(field) {
-                    Some(v) => check(
-                        v >= min,
-                        format!("{field} {v} ≥ {min}"),
-                        format!("{field} {v} < {min}"),
-                    ),
-                    None => check(false, String::new(), format!("`{field}` not set")),
+                    Some(v) => {
+                        let ok = v >= min;
+                        let sign = if ok { "≥" } else { "<" };
+                        check(ok, format!("{field} {} {sign} {}", Num(v), Num(min)))
+                    }
+                    None => check(false, format!("`{field}` not set")),
                 }
             }
         }
@@ -51,14 +52,13 @@ impl Plugin for IcpFit {
             }
             match p.text(field) {
                 Some(v) => {
-                    let ok = allowed.iter().any(|a| a.eq_ignore_ascii_case(v));
-                    check(
-                        ok,
-                        format!("{field} {v}"),
-                        format!("{field} {v} not in {}", allowed.join(", ")),
-                    )
+                    if allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
+                        check(true, format!("{field} {v}"))
+                    } else {
+                        check(false, format!("{field} {v} not in {}", allowed.join(", ")))
+                    }
                 }
-                None => check(false, String::new(), format!("`{field}` not set")),
+                None => check(false, format!("`{field}` not set")),
             }
         }
         let total = passed.len() + failed.len();

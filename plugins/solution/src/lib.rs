@@ -5,7 +5,7 @@
 //! the solution vision); a `value_estimate` number; a `sponsor` field or a
 //! `sponsor_agreed` by the prospect.
 
-use stagecoach_plugin_sdk::{ChecklistItem, checklist_plugin};
+use stagecoach_plugin_sdk::{ChecklistItem, Num, checklist_plugin};
 
 checklist_plugin! {
     name: "solution",
@@ -22,7 +22,7 @@ checklist_plugin! {
             let value = p.number("value_estimate");
             let done = value.is_some_and(|v| v > 0.0);
             let evidence = value.map_or("`value_estimate` is not set".into(), |v| {
-                format!("value estimated at {v}")
+                format!("value estimated at {}", Num(v))
             });
             ChecklistItem::new("value", "Value quantified", done, evidence)
         },
