@@ -803,6 +803,28 @@ mod tests {
     }
 
     #[test]
+    fn every_draft_is_a_valid_process() {
+        let lint_clean = |d: &Discovery| {
+            let p = crate::process::Process::parse(&d.draft, "draft.toml")
+                .unwrap_or_else(|e| panic!("{e}\n{}", d.draft));
+            let warnings = crate::lint::lint(&p, Millis(0), Some(Millis(0)));
+            assert!(warnings.is_empty(), "{warnings:?}\n{}", d.draft);
+        };
+        // No deals at all, and deals whose only steps are the rep's.
+        lint_clean(&discover(&[], &Options::default(), Millis(0)));
+        let mut rep_only = deal("r", &[("email_sent", 1)], 3);
+        rep_only.steps[0].actor = Actor::Rep;
+        lint_clean(&discover(&[rep_only], &Options::default(), Millis(0)));
+        // Kinds that need quoting in TOML.
+        let odd = deal(
+            "o",
+            &[("demo attended (on-site)", 2), ("contract.signed", 4)],
+            5,
+        );
+        lint_clean(&discover(&[odd], &Options::default(), Millis(0)));
+    }
+
+    #[test]
     fn unnamed_steps_spread_over_the_stages_in_order() {
         let deals: Vec<Deal> = (0..4)
             .map(|i| deal(&i.to_string(), &[("a", 1), ("b", 3), ("c", 6)], 7))
