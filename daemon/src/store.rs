@@ -345,27 +345,20 @@ impl Store {
         Ok(out)
     }
 
-    /// When each process version was in force: from its load or its first
-    /// transition, whichever is earlier (history recorded with explicit
-    /// times counts under the version that recorded it), to the next
-    /// version's start. Windows never overlap: a start earlier than the
-    /// previous version's is moved up to it. Oldest first; the last window
-    /// is open-ended (`None`).
+    /// When each process version was in force, oldest first; the last
+    /// window is open-ended (`None`). Windows follow one another without
+    /// overlap. See [`version_starts`] for where each one starts.
     pub fn version_windows(
         &self,
     ) -> Result<Vec<(ProcessVersion, Millis, Option<Millis>)>, StoreError> {
         let versions = self.process_versions()?;
         let txn = self.read()?;
         let first = txn.open_table(VERSION_FIRST_AT)?;
-        let mut starts = Vec::with_capacity(versions.len());
-        let mut floor = i64::MIN;
+        let mut loads = Vec::with_capacity(versions.len());
         for v in &versions {
-            let own = first
-                .get(v.number)?
-                .map_or(v.loaded_at.0, |f| f.value().min(v.loaded_at.0));
-            floor = floor.max(own);
-            starts.push(Millis(floor));
+            loads.push((v.loaded_at, first.get(v.number)?.map(|f| Millis(f.value()))));
         }
+        let starts = version_starts(&loads);
         Ok(versions
             .into_iter()
             .enumerate()
@@ -456,6 +449,30 @@ fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Where each process version's window starts, from (load time, first
+/// transition recorded under it), oldest version first.
+///
+/// A version is in force from its load. Two exceptions, for history
+/// written after the fact with explicit times (backfills, the demo): the
+/// first version counts from its first transition if that is earlier; and
+/// a later version whose first transition falls after the previous
+/// version's start but before that version was even loaded counts from
+/// there. A backdated entry made in normal use (yesterday's meeting logged
+/// after this morning's change) moves no window, and imported history older
+/// than everything leaves the earlier versions' windows alone.
+pub fn version_starts(versions: &[(Millis, Option<Millis>)]) -> Vec<Millis> {
+    let mut starts: Vec<Millis> = Vec::with_capacity(versions.len());
+    for (i, (loaded, first)) in versions.iter().enumerate() {
+        let start = match (i.checked_sub(1), first) {
+            (None, Some(first)) => (*first).min(*loaded),
+            (Some(p), Some(first)) if starts[p] < *first && *first < versions[p].0 => *first,
+            _ => *loaded,
+        };
+        starts.push(start);
+    }
+    starts
 }
 
 /// Schema 2 databases did not track where each process version's history
@@ -704,5 +721,41 @@ impl<'txn> Tables<'txn> {
         self.process_versions
             .insert(v.number, encode(v).as_slice())?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    fn m(day: i64) -> Millis {
+        Millis(day * Millis::DAY)
+    }
+
+    #[test]
+    fn windows_start_at_load_unless_history_was_written_after_the_fact() {
+        // Live use: loaded on days 10 and 50; a backdated move under version
+        // 2 (day 49) does not move its window.
+        assert_eq!(
+            version_starts(&[(m(10), Some(m(11))), (m(50), Some(m(49)))]),
+            vec![m(10), m(50)]
+        );
+        // The demo: both loaded today (day 400), history written in time
+        // order from day 0, the change half-way (day 200).
+        assert_eq!(
+            version_starts(&[(m(400), Some(m(0))), (m(400), Some(m(200)))]),
+            vec![m(0), m(200)]
+        );
+        // Old history imported under version 2 (day -300) leaves version
+        // 1's window alone.
+        assert_eq!(
+            version_starts(&[(m(10), Some(m(11))), (m(50), Some(m(-300)))]),
+            vec![m(10), m(50)]
+        );
+        // A version nothing was recorded under starts at its load.
+        assert_eq!(
+            version_starts(&[(m(10), None), (m(20), None)]),
+            vec![m(10), m(20)]
+        );
     }
 }
