@@ -293,7 +293,23 @@ fn connection_limit_and_idle_timeout_answer_then_close() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let mut c = d.client();
+    // (Retry while a slot freed by an idle close is still being released.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut c = loop {
+        let mut c = d.client();
+        let line =
+            json!({ "jsonrpc": "2.0", "id": 0, "method": "daemon.status" }).to_string() + "\n";
+        if c.send_bytes(line.as_bytes()).is_ok()
+            && c.read().is_some_and(|a| a.get("result").is_some())
+        {
+            break c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no connection slot came free for a second client"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     let id = create(&mut c, "Ada", json!({}));
     record(&mut c, id, "replied");
     assert_eq!(
