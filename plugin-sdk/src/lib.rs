@@ -125,14 +125,17 @@ pub enum Level {
 pub fn log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     {
-        use bindings::stagecoach::plugin::host::{Level as L, log};
+        use bindings::stagecoach::plugin::host::{Level as L, log_byte, log_end};
         let level = match level {
             Level::Debug => L::Debug,
             Level::Info => L::Info,
             Level::Warn => L::Warn,
             Level::Error => L::Error,
         };
-        log(level, message);
+        for b in message.bytes().take(4096) {
+            log_byte(b);
+        }
+        log_end(level);
     }
     #[cfg(not(target_arch = "wasm32"))]
     eprintln!("[{level:?}] {message}");

@@ -143,6 +143,8 @@ struct HostState {
     plugin: String,
     /// The last error the plugin logged (its panic message, with the SDK's hook).
     last_error: Option<String>,
+    /// The line being logged, byte by byte.
+    log_line: Vec<u8>,
     max_memory: usize,
     peak_memory: usize,
     memory_refused: bool,
@@ -174,8 +176,14 @@ impl ResourceLimiter for HostState {
 }
 
 impl bindings::stagecoach::plugin::host::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
-        let message: String = message.chars().take(4096).collect();
+    fn log_byte(&mut self, b: u8) {
+        if self.log_line.len() < 4096 {
+            self.log_line.push(b);
+        }
+    }
+
+    fn log_end(&mut self, level: Level) {
+        let message = String::from_utf8_lossy(&std::mem::take(&mut self.log_line)).into_owned();
         let plugin = &self.plugin;
         match level {
             Level::Debug => tracing::debug!(plugin = %plugin, "{message}"),
@@ -486,6 +494,7 @@ impl LoadedPlugin {
             HostState {
                 plugin: self.name.clone(),
                 last_error: None,
+                log_line: Vec::new(),
                 max_memory: (self.limits.memory_mib as usize) << 20,
                 peak_memory: 0,
                 memory_refused: false,
