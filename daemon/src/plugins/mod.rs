@@ -29,7 +29,7 @@ use wasmtime::{
     Trap,
 };
 
-pub use input::{CallInput, MetricData, to_entries};
+pub use input::{CallInput, MetricData, WitInput};
 
 /// Generated from `plugin-sdk/wit/` (documented there).
 #[allow(missing_docs)]
@@ -37,6 +37,10 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         path: "../plugin-sdk/wit",
         world: "stagecoach-plugin",
+        // Inputs borrow the daemon's records (see `input`).
+        ownership: Borrowing {
+            duplicate_if_necessary: false
+        },
     });
 }
 
@@ -611,8 +615,7 @@ impl LoadedPlugin {
     ) -> Result<(crate::model::Verdict, CallStats), PluginFailure> {
         let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
         let (v, stats) = self.call(|store, p| {
-            p.stagecoach_plugin_plugin()
-                .call_evaluate(store, &wit_input)
+            wit_input.with(|input| p.stagecoach_plugin_plugin().call_evaluate(store, input))
         })?;
         self.check_output(v.reason.len())?;
         Ok((
@@ -632,8 +635,7 @@ impl LoadedPlugin {
     ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
         let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
         let (items, stats) = self.call(|store, p| {
-            p.stagecoach_plugin_plugin()
-                .call_checklist(store, &wit_input)
+            wit_input.with(|input| p.stagecoach_plugin_plugin().call_checklist(store, input))
         })?;
         self.check_output(
             items
@@ -660,9 +662,9 @@ impl LoadedPlugin {
         &self,
         data: &MetricData,
     ) -> Result<(Vec<MetricValue>, CallStats), PluginFailure> {
-        let wit_input = data.to_wit();
-        let (values, stats) =
-            self.call(|store, p| p.stagecoach_plugin_plugin().call_metric(store, &wit_input))?;
+        let (values, stats) = self.call(|store, p| {
+            data.with(|input| p.stagecoach_plugin_plugin().call_metric(store, input))
+        })?;
         self.check_output(
             values
                 .iter()
@@ -738,11 +740,12 @@ impl Reusable {
     pub fn evaluate(&mut self, input: &CallInput) -> Result<bool, String> {
         self.store.set_fuel(self.fuel).map_err(|e| e.to_string())?;
         let wit_input = input.to_wit(self.max_input_kib, self.reads_activities);
-        match self
-            .instance
-            .stagecoach_plugin_plugin()
-            .call_evaluate(&mut self.store, &wit_input)
-        {
+        let (store, instance) = (&mut self.store, &self.instance);
+        match wit_input.with(|input| {
+            instance
+                .stagecoach_plugin_plugin()
+                .call_evaluate(store, input)
+        }) {
             Ok(Ok(v)) => Ok(v.met),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(format!("{e:#}")),
