@@ -9,6 +9,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
 
+use stagecoach::demo::Rng;
+use stagecoach::model::Millis;
+
 use crate::support::{Daemon, bin};
 
 fn stdout(o: &Output) -> String {
@@ -376,21 +379,6 @@ fn trusting_the_source_stage_forces_the_move_and_says_why() {
     );
 }
 
-/// A deterministic generator for the histories below.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// The true process behind the generated deals: the prospect actions in
 /// order, and the median days each takes after the one before (delays are
 /// uniform in median ± 1 day).
@@ -408,7 +396,7 @@ const TRUE_STEPS: [(&str, f64); 7] = [
 /// and calls between steps, an optional webinar, and 10% of won deals that
 /// skip `demo_scheduled`.
 fn generate(n: usize) -> (String, String) {
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Rng::new(0x5eed_1234_abcd_0001);
     let reps = ["ana", "ben", "chen", "dora"];
     let mut deals = String::from("Deal ID,Deal Name,Owner,Stage,Created\n");
     let mut acts = String::from("Deal ID,Type,Timestamp,Actor\n");
@@ -417,7 +405,7 @@ fn generate(n: usize) -> (String, String) {
     for i in 0..n {
         let created = start + (i as i64) * day / 3;
         let lost_at = if rng.unit() < 0.25 {
-            Some(1 + (rng.next() % 5) as usize)
+            Some(1 + rng.below(5) as usize)
         } else {
             None
         };
@@ -465,28 +453,9 @@ fn generate(n: usize) -> (String, String) {
     (deals, acts)
 }
 
-/// RFC 3339 for milliseconds since the epoch (UTC), without a date crate.
+/// RFC 3339 for milliseconds since the epoch.
 fn iso(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    Millis(ms).to_string()
 }
 
 /// A discovery's main prospect actions, in order.

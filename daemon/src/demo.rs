@@ -63,7 +63,8 @@ impl Rng {
         self.0
     }
 
-    fn unit(&mut self) -> f64 {
+    /// A number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 

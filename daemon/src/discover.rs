@@ -285,6 +285,8 @@ pub struct Discovery {
     pub stages: Vec<StageMap>,
     /// A draft `process.toml`.
     pub draft: String,
+    /// The directly-follows graph in Graphviz DOT.
+    pub dot: String,
 }
 
 const CREATED: &str = "(created)";
@@ -340,7 +342,15 @@ pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Disc
                 .collect(),
         )
     };
-    Discovery {
+    let mut steps = steps;
+    for stage in &stages {
+        for kind in &stage.exit {
+            if let Some(s) = steps.iter_mut().find(|s| &s.kind == kind) {
+                s.stage = Some(stage.id.clone());
+            }
+        }
+    }
+    let mut found = Discovery {
         options: options.clone(),
         deals: analysed.len(),
         won: won.len(),
@@ -356,7 +366,10 @@ pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Disc
         owners,
         stages,
         draft,
-    }
+        dot: String::new(),
+    };
+    found.dot = dot(&found);
+    found
 }
 
 fn step_stats(won: &[&Deal], options: &Options) -> Vec<StepStats> {
@@ -714,20 +727,9 @@ fn draft(
     t
 }
 
-/// Sets each main prospect action's generic stage in `d.steps`.
-pub fn annotate(d: &mut Discovery) {
-    for stage in &d.stages {
-        for kind in &stage.exit {
-            if let Some(s) = d.steps.iter_mut().find(|s| &s.kind == kind) {
-                s.stage = Some(stage.id.clone());
-            }
-        }
-    }
-}
-
 /// The directly-follows graph as Graphviz DOT: edge labels give the count
 /// and the median days; thicker edges carry more deals.
-pub fn dot(d: &Discovery) -> String {
+fn dot(d: &Discovery) -> String {
     let mut t = String::from(
         "digraph discovered {\n  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n  edge [fontname=\"Helvetica\", fontsize=10];\n",
     );

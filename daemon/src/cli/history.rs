@@ -250,7 +250,7 @@ fn print_summary(s: &Summary, seconds: f64) {
 
 /// Runs `stagecoach export`.
 pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
-    let rows = match &args.out {
+    match &args.out {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot write `{}`", path.display()))?;
@@ -259,15 +259,13 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
                 crate::history::export::run(client, args.table, args.format, &mut out).await?;
             out.flush()?;
             eprintln!("wrote {rows} rows to {}", path.display());
-            rows
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::history::export::run(client, args.table, args.format, &mut out).await?
+            crate::history::export::run(client, args.table, args.format, &mut out).await?;
         }
-    };
-    let _ = rows;
+    }
     Ok(())
 }
 
@@ -319,11 +317,8 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
         None,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let mut found = crate::discover::discover(&deals, &options, Millis::now());
-    crate::discover::annotate(&mut found);
-    let mut out = json!(found);
-    out["dot"] = json!(crate::discover::dot(&found));
-    emit(args, &out, as_json)
+    let found = crate::discover::discover(&deals, &options, Millis::now());
+    emit(args, &json!(found), as_json)
 }
 
 /// The `process.discover` request for `args`.

@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use super::source::{
     self, ActivityRow, FileKind, Files, Mapping, ProspectRow, Rejection, Source, SourceStage,
-    TransitionRow,
+    TransitionRow, unknown_prospect,
 };
 use crate::client::{Client, ClientError};
 use crate::model::Millis;
@@ -164,7 +164,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         ..
     } = src;
     for r in &rejected {
-        count(&mut summary, kind_of(r, &options.files)).rejected += 1;
+        count(&mut summary, r.kind).rejected += 1;
     }
 
     // What is already there.
@@ -218,25 +218,17 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         }
     }
     let files = &options.files;
-    let reject = |rejected: &mut Vec<Rejection>, file: FileKind, line: u64, reason: String| {
-        rejected.push(Rejection {
-            file: path_of(files, file),
-            line,
-            reason,
-        });
-    };
     for (i, a) in activities.iter().enumerate() {
         let Some(&w) = work_of.get(&a.key) else {
-            reject(
+            let why = unknown_prospect(&a.key);
+            reject_row(
+                &mut summary,
                 &mut rejected,
+                files,
                 FileKind::Activities,
                 a.line,
-                format!(
-                    "unknown prospect `{}`: not in the prospects file nor in the database",
-                    a.key
-                ),
+                why,
             );
-            summary.activities.rejected += 1;
             continue;
         };
         if !info.kinds.contains(&a.kind) && a.kind != FIELDS_UPDATED {
@@ -253,16 +245,15 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     }
     for (i, t) in transitions.iter().enumerate() {
         let Some(&w) = work_of.get(&t.key) else {
-            reject(
+            let why = unknown_prospect(&t.key);
+            reject_row(
+                &mut summary,
                 &mut rejected,
+                files,
                 FileKind::Transitions,
                 t.line,
-                format!(
-                    "unknown prospect `{}`: not in the prospects file nor in the database",
-                    t.key
-                ),
+                why,
             );
-            summary.transitions.rejected += 1;
             continue;
         };
         let work = &mut works[w];
@@ -376,16 +367,6 @@ fn path_of(files: &Files, kind: FileKind) -> String {
             .transitions
             .as_ref()
             .map_or_else(String::new, |p| p.display().to_string()),
-    }
-}
-
-fn kind_of(r: &Rejection, files: &Files) -> FileKind {
-    if r.file == path_of(files, FileKind::Activities) {
-        FileKind::Activities
-    } else if r.file == path_of(files, FileKind::Transitions) {
-        FileKind::Transitions
-    } else {
-        FileKind::Prospects
     }
 }
 
@@ -613,8 +594,7 @@ impl Replay<'_> {
             Step::Transition(i) => (FileKind::Transitions, self.transitions[i].line),
             Step::Create | Step::Reconcile => return,
         };
-        count(summary, kind).rejected += 1;
-        rejected.push(rejection(files, kind, line, reason));
+        reject_row(summary, rejected, files, kind, line, reason);
     }
 
     /// Takes the daemon's answer to `step`'s request.
@@ -657,8 +637,14 @@ impl Replay<'_> {
                 Step::Create => {
                     let line = self.prospects[work.row.expect("created from a row")].line;
                     work.refused = Some(line);
-                    summary.prospects.rejected += 1;
-                    rejected.push(rejection(files, FileKind::Prospects, line, e.message));
+                    reject_row(
+                        summary,
+                        rejected,
+                        files,
+                        FileKind::Prospects,
+                        line,
+                        e.message,
+                    );
                 }
                 Step::Activity(_) | Step::Transition(_) => {
                     self.reject(step, e.message, summary, rejected, files);
@@ -700,12 +686,22 @@ fn force(id: u64, to: &str, at: Millis, source: &str) -> (&'static str, Value) {
     )
 }
 
-fn rejection(files: &Files, file: FileKind, line: u64, reason: String) -> Rejection {
-    Rejection {
-        file: path_of(files, file),
+/// Counts a row of `kind` as rejected and lists it with its reason.
+fn reject_row(
+    summary: &mut Summary,
+    rejected: &mut Vec<Rejection>,
+    files: &Files,
+    kind: FileKind,
+    line: u64,
+    reason: String,
+) {
+    count(summary, kind).rejected += 1;
+    rejected.push(Rejection {
+        kind,
+        file: path_of(files, kind),
         line,
         reason,
-    }
+    });
 }
 
 /// A `fields_updated` activity (from a Stagecoach export) replayed as the

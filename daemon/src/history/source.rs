@@ -63,9 +63,23 @@ pub enum FileKind {
     Transitions,
 }
 
+impl FileKind {
+    /// The name mappings and flags use (`prospects.owner`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Prospects => "prospects",
+            FileKind::Activities => "activities",
+            FileKind::Transitions => "transitions",
+        }
+    }
+}
+
 /// A row that was not imported, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rejection {
+    /// Which file it is (its path is `file`).
+    #[serde(skip)]
+    pub kind: FileKind,
     /// The file.
     pub file: String,
     /// The line the row starts on (the header is line 1).
@@ -548,7 +562,7 @@ fn open(path: &Path) -> anyhow::Result<csv::Reader<std::fs::File>> {
 /// cannot read is a rejection, not the end of the file.
 fn rows(
     path: &Path,
-    which: &str,
+    kind: FileKind,
     columns: Columns,
     explicit: &BTreeMap<String, String>,
     rejected: &mut Vec<Rejection>,
@@ -559,7 +573,7 @@ fn rows(
         .headers()
         .map_err(|e| anyhow::anyhow!("cannot read the header of `{}`: {e}", path.display()))?
         .clone();
-    let header = resolve(path, which, &headers, columns, explicit)?;
+    let header = resolve(path, kind.name(), &headers, columns, explicit)?;
     let file = path.display().to_string();
     let mut record = csv::StringRecord::new();
     loop {
@@ -573,6 +587,7 @@ fn rows(
                 }
                 if let Err(reason) = each(line, &record, &header) {
                     rejected.push(Rejection {
+                        kind,
                         file: file.clone(),
                         line,
                         reason,
@@ -582,6 +597,7 @@ fn rows(
             Err(e) => {
                 let line = e.position().map_or(line, |p| p.line());
                 rejected.push(Rejection {
+                    kind,
                     file: file.clone(),
                     line,
                     reason: format!("not valid CSV: {e}"),
@@ -639,7 +655,7 @@ pub fn read(
     let mut unknown_stages: BTreeMap<String, usize> = BTreeMap::new();
     rows(
         &files.prospects,
-        "prospects",
+        FileKind::Prospects,
         PROSPECT_COLUMNS,
         &mapping.prospects,
         &mut src.rejected,
@@ -726,9 +742,7 @@ pub fn read(
         } else if seen.contains_key(key) || existing(key) {
             Ok(())
         } else {
-            Err(format!(
-                "unknown prospect `{key}`: not in the prospects file nor in the database"
-            ))
+            Err(unknown_prospect(key))
         }
     };
 
@@ -738,7 +752,7 @@ pub fn read(
         let mut activities = Vec::new();
         rows(
             path,
-            "activities",
+            FileKind::Activities,
             ACTIVITY_COLUMNS,
             &mapping.activities,
             &mut src.rejected,
@@ -800,7 +814,7 @@ pub fn read(
         let mut transitions = Vec::new();
         rows(
             path,
-            "transitions",
+            FileKind::Transitions,
             TRANSITION_COLUMNS,
             &mapping.transitions,
             &mut src.rejected,
@@ -840,6 +854,11 @@ pub fn read(
     src.rejected
         .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(src)
+}
+
+/// Why a row naming prospect `key` is refused when no row or record has it.
+pub fn unknown_prospect(key: &str) -> String {
+    format!("unknown prospect `{key}`: not in the prospects file nor in the database")
 }
 
 /// Reads a `--mapping` file.

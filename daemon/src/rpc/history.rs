@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
@@ -133,11 +134,7 @@ pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
             deals.sort_by_key(|d| std::cmp::Reverse(d.closed));
             deals.truncate(last);
         }
-        let mut found = discover::discover(&deals, &options, ctx.clock.now());
-        discover::annotate(&mut found);
-        let mut out = json!(found);
-        out["dot"] = json!(discover::dot(&found));
-        Ok(out)
+        Ok(json!(discover::discover(&deals, &options, ctx.clock.now())))
     })
 }
 
@@ -176,51 +173,46 @@ pub(super) fn page(ctx: &Arc<Ctx>, p: PageParams) -> Reply {
     }
     let ctx = ctx.clone();
     read(move || {
-        let bad_cursor = |v: &Value| {
-            ReadError::Rpc(RpcError::params(format!(
-                "`after`: `{v}` is not a cursor from a previous page"
-            )))
-        };
-        let (rows, next) = match p.what {
+        let after = p.after;
+        Ok(match p.what {
             What::Prospects => {
-                let after = match &p.after {
-                    None | Some(Value::Null) => None,
-                    Some(v) => Some(v.as_u64().ok_or_else(|| bad_cursor(v))?),
-                };
-                let rows = ctx.store.prospects(&ProspectFilter {
+                let filter = ProspectFilter {
                     stage: None,
                     owner: None,
                     status: None,
-                    after,
+                    after: cursor(after)?,
                     limit,
-                })?;
-                let next = rows.last().map(|r| json!(r.id));
-                (json!(rows), (rows.len() == limit).then_some(next).flatten())
-            }
-            What::Activities => {
-                let after = match &p.after {
-                    None | Some(Value::Null) => None,
-                    Some(v) => Some(
-                        serde_json::from_value::<(u64, u64)>(v.clone())
-                            .map_err(|_| bad_cursor(v))?,
-                    ),
                 };
-                let rows = ctx.store.activities_page(after, limit)?;
-                let next = rows.last().map(|a| json!([a.prospect, a.id]));
-                (json!(rows), (rows.len() == limit).then_some(next).flatten())
+                page_of(ctx.store.prospects(&filter)?, limit, |r| json!(r.id))
             }
-            What::Transitions => {
-                let after = match &p.after {
-                    None | Some(Value::Null) => None,
-                    Some(v) => Some(v.as_u64().ok_or_else(|| bad_cursor(v))?),
-                };
-                let rows = ctx.store.transitions_page(after, limit)?;
-                let next = rows.last().map(|t| json!(t.id));
-                (json!(rows), (rows.len() == limit).then_some(next).flatten())
-            }
-        };
-        Ok(json!({ "rows": rows, "next": next }))
+            What::Activities => page_of(
+                ctx.store.activities_page(cursor(after)?, limit)?,
+                limit,
+                |a| json!([a.prospect, a.id]),
+            ),
+            What::Transitions => page_of(
+                ctx.store.transitions_page(cursor(after)?, limit)?,
+                limit,
+                |t| json!(t.id),
+            ),
+        })
     })
+}
+
+/// A page's `after`: none (or null) for the first page.
+fn cursor<T: DeserializeOwned>(after: Option<Value>) -> Result<Option<T>, ReadError> {
+    let v = after.unwrap_or(Value::Null);
+    serde_json::from_value(v.clone()).map_err(|_| {
+        ReadError::Rpc(RpcError::params(format!(
+            "`after`: `{v}` is not a cursor from a previous page"
+        )))
+    })
+}
+
+/// `{rows, next}`: `next` is the last row's cursor when the page is full.
+fn page_of<T: Serialize>(rows: Vec<T>, limit: usize, key: impl Fn(&T) -> Value) -> Value {
+    let next = rows.last().filter(|_| rows.len() == limit).map(key);
+    json!({ "rows": rows, "next": next })
 }
 
 #[derive(Deserialize)]
