@@ -139,7 +139,7 @@ fn plugin_criteria_and_checklists_move_prospects() {
     let icp = plugin_stats(&mut c, "icp-fit");
     assert!(icp["calls"].as_u64().unwrap() >= 2, "{icp}");
     assert_eq!(icp["failures"], 0);
-    assert_eq!(icp["interface"], "0.2.0");
+    assert_eq!(icp["interface"], "0.3.0");
     // icp-fit reads only fields, so the daemon leaves the activity log out;
     // the checklists read it.
     assert_eq!(icp["reads_activities"], false);
@@ -271,7 +271,7 @@ fn bad_plugin_builds_are_refused_with_the_plugins_line() {
         ),
         (
             wat.join("wrong-version.wat").display().to_string(),
-            "built for plugin interface 0.1.0, but this daemon speaks 0.2.0",
+            "built for plugin interface 0.1.0, but this daemon speaks 0.3.0",
         ),
         (
             d.dir.path().join("missing.wasm").display().to_string(),

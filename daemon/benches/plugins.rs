@@ -6,11 +6,16 @@
 //! 3. one evaluation on a reused instance;
 //! 4. the rule compiled natively (the `icp-fit` crate called directly), and
 //!    the daemon's built-in field criteria expressing the same rule;
-//! 5. end to end: `process.reevaluate` over the socket for many prospects,
+//! 5. a methodology checklist (reads the activity log) with a fresh instance;
+//! 6. end to end: `process.reevaluate` over the socket for many prospects,
 //!    with the plugin criterion vs the equivalent built-in criteria.
 //!
 //! Run: `cargo bench -p stagecoach --bench plugins`
 //! (`STAGECOACH_BENCH_PROSPECTS` sets the end-to-end size; default 20000).
+//!
+//! Profiling: `STAGECOACH_BENCH_PROFILE_REUSED=1 STAGECOACH_PERF_MAP=1 perf
+//! record -g target/release/deps/plugins-*` runs only the reused-instance
+//! call, with plugin functions named.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -53,19 +58,19 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn build_plugin(out: &Path) -> PathBuf {
+fn build_plugin(out: &Path, name: &str) -> PathBuf {
     let status = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
         .args(["plugin", "build", "--out"])
         .arg(out)
         .arg("--target-dir")
         .arg(root().join("target/plugin-build"))
-        .arg(root().join("plugins/icp-fit"))
+        .arg(root().join("plugins").join(name))
         .current_dir(root())
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "building icp-fit failed");
-    out.join("icp-fit.wasm")
+    assert!(status.success(), "building {name} failed");
+    out.join(format!("{name}.wasm"))
 }
 
 fn prospect() -> (Prospect, Vec<Activity>) {
@@ -205,7 +210,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let file = build_plugin(&dir.path().join("plugins"));
+    let file = build_plugin(&dir.path().join("plugins"), "icp-fit");
+    let checklist_file = build_plugin(&dir.path().join("plugins"), "meddpicc");
     println!("# exit-criterion evaluation: wasm plugin vs native");
     println!(
         "command: cargo bench -p stagecoach --bench plugins   (STAGECOACH_BENCH_PROSPECTS={n})"
@@ -253,6 +259,13 @@ fn main() {
         std::hint::black_box(plugin.evaluate(&input).unwrap());
     });
     let mut reused = plugin.reusable().unwrap();
+    if std::env::var_os("STAGECOACH_BENCH_PROFILE_REUSED").is_some() {
+        // Only the reused-instance call, for a profiler.
+        for _ in 0..3_000_000 {
+            std::hint::black_box(reused.evaluate(&input).unwrap());
+        }
+        return;
+    }
     let warm = time_per_call(21, 500, || {
         std::hint::black_box(reused.evaluate(&input).unwrap());
     });
@@ -295,11 +308,67 @@ exit = [
         ));
     });
 
+    // A methodology checklist reads the activity log: 8 items over a
+    // prospect with 8 fields and 40 activities (each with two data).
+    let checklist = host
+        .load(
+            "meddpicc",
+            &checklist_file,
+            &std::fs::read(&checklist_file).unwrap(),
+            Limits::default(),
+        )
+        .unwrap();
+    let mut busy = p.clone();
+    for (k, v) in [
+        ("metrics", "cut onboarding by 30%"),
+        ("economic_buyer", "CFO"),
+        ("decision_criteria", "SSO, EU hosting"),
+        ("champion", "Grace"),
+    ] {
+        busy.fields.insert(k.into(), FieldValue::Text(v.into()));
+    }
+    let log: Vec<Activity> = (0..40)
+        .map(|i| Activity {
+            id: i,
+            prospect: 7,
+            kind: [
+                "replied",
+                "meeting_held",
+                "email_sent",
+                "requirements_shared",
+            ][i as usize % 4]
+                .into(),
+            actor: if i % 4 == 2 {
+                Actor::Rep
+            } else {
+                Actor::Prospect
+            },
+            at: Millis(1000 + i as i64 * 100),
+            data: json!({ "channel": "email", "minutes": 30 })
+                .as_object()
+                .cloned()
+                .unwrap(),
+        })
+        .collect();
+    let checklist_input = CallInput {
+        prospect: &busy,
+        activities: &log,
+        now: Millis(10_000),
+        config: &[],
+    };
+    assert_eq!(checklist.checklist(&checklist_input).unwrap().0.len(), 8);
+    let checklist_fresh = time_per_call(21, 100, || {
+        std::hint::black_box(checklist.checklist(&checklist_input).unwrap());
+    });
+
     println!("instantiate (fresh store + instance)        {instantiate:>9.2} µs");
     println!("evaluate, fresh instance per call (daemon)  {fresh:>9.2} µs   target ≤ 10 µs");
     println!("evaluate, reused instance                   {warm:>9.2} µs   target ≤ 2 µs");
     println!("baseline: same rule, native Rust (icp-fit)  {native_rule:>9.2} µs");
     println!("baseline: built-in field criteria           {native_builtin:>9.2} µs");
+    println!(
+        "checklist (meddpicc, 8 fields, 40 activities), fresh instance {checklist_fresh:>6.2} µs"
+    );
     println!();
 
     let plugin_criteria = r#"{ question = "ICP?", plugin = "icp-fit", config = { min_employees = 50, industries = "saas, fintech" } }"#;

@@ -32,7 +32,7 @@
 //! with `stagecoach plugin build DIR`, which compiles it for
 //! `wasm32-unknown-unknown` and wraps it as a component.
 //!
-//! The interface is versioned (the WIT package `stagecoach:plugin@0.2.0`,
+//! The interface is versioned (the WIT package `stagecoach:plugin@0.3.0`,
 //! see [`INTERFACE_VERSION`]); the daemon refuses plugins built for an
 //! incompatible version.
 
@@ -58,7 +58,7 @@ pub use types::{
 };
 
 /// The plugin interface version this SDK builds against.
-pub const INTERFACE_VERSION: &str = "0.2.0";
+pub const INTERFACE_VERSION: &str = "0.3.0";
 
 /// What a plugin provides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,17 +193,17 @@ pub mod __private {
 
     pub fn evaluate<P: Plugin>(input: wit::Input) -> Result<wit::Verdict, String> {
         install_panic_hook();
-        P::evaluate(&input.into()).map(Into::into)
+        P::evaluate(&input.try_into()?).map(Into::into)
     }
 
     pub fn checklist<P: Plugin>(input: wit::Input) -> Result<Vec<wit::ChecklistItem>, String> {
         install_panic_hook();
-        P::checklist(&input.into()).map(|items| items.into_iter().map(Into::into).collect())
+        P::checklist(&input.try_into()?).map(|items| items.into_iter().map(Into::into).collect())
     }
 
     pub fn metric<P: Plugin>(input: wit::MetricInput) -> Result<Vec<wit::MetricValue>, String> {
         install_panic_hook();
-        P::metric(&input.into()).map(|values| values.into_iter().map(Into::into).collect())
+        P::metric(&input.try_into()?).map(|values| values.into_iter().map(Into::into).collect())
     }
 }
 

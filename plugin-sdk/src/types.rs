@@ -53,7 +53,24 @@ impl std::fmt::Display for Num {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0;
         if n.fract() == 0.0 && n.abs() < 1e15 {
-            write!(f, "{}", n as i64)
+            // Digits by hand: one `write_str`, none of the formatter's
+            // padding machinery (which is most of the cost in wasm).
+            let mut digits = [0u8; 17];
+            let mut at = digits.len();
+            let mut rest = n.abs() as u64;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            if n < 0.0 {
+                at -= 1;
+                digits[at] = b'-';
+            }
+            f.write_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"))
         } else {
             write!(f, "{n}")
         }
@@ -286,14 +303,17 @@ impl Config {
 
     /// A comma-separated text entry as a list (`"saas, fintech"`).
     pub fn list(&self, name: &str) -> Vec<String> {
+        self.items(name).map(str::to_string).collect()
+    }
+
+    /// The items of a comma-separated text entry, trimmed, without
+    /// allocating (empty when the entry is missing or not text).
+    pub fn items<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + Clone + 'a {
         self.text(name)
-            .map(|t| {
-                t.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
             .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -525,18 +545,63 @@ impl MetricValue {
 
 // Conversions from and to the generated bindings.
 
-impl From<t::Value> for Value {
-    fn from(v: t::Value) -> Self {
-        match v {
-            t::Value::Text(s) => Value::Text(s),
+/// Reads an input's spans back into strings (see the interface's `span`).
+struct Text<'a>(&'a str);
+
+/// The error for an input the host should never send.
+fn malformed(what: &str) -> String {
+    format!("malformed input from the host: {what}")
+}
+
+impl Text<'_> {
+    fn str(&self, s: t::Span) -> Result<String, String> {
+        let start = s.start as usize;
+        self.0
+            .get(start..start + s.len as usize)
+            .map(str::to_string)
+            .ok_or_else(|| malformed("a span outside the text"))
+    }
+
+    fn opt(&self, s: Option<t::Span>) -> Result<Option<String>, String> {
+        s.map(|s| self.str(s)).transpose()
+    }
+
+    fn value(&self, v: t::Value) -> Result<Value, String> {
+        Ok(match v {
+            t::Value::Text(s) => Value::Text(self.str(s)?),
             t::Value::Number(n) => Value::Number(n),
             t::Value::Boolean(b) => Value::Boolean(b),
-        }
+        })
+    }
+
+    fn entries(&self, list: &[t::Entry]) -> Result<Vec<(String, Value)>, String> {
+        list.iter()
+            .map(|e| Ok((self.str(e.name)?, self.value(e.value)?)))
+            .collect()
+    }
+
+    /// `len` entries of `pool` from `start`.
+    fn slice(
+        &self,
+        pool: &[t::Entry],
+        start: u32,
+        len: u32,
+    ) -> Result<Vec<(String, Value)>, String> {
+        let start = start as usize;
+        let part = pool
+            .get(start..start + len as usize)
+            .ok_or_else(|| malformed("entries outside their list"))?;
+        self.entries(part)
     }
 }
 
-fn entries(list: Vec<t::Entry>) -> Vec<(String, Value)> {
-    list.into_iter().map(|e| (e.name, e.value.into())).collect()
+fn status(s: t::Status) -> String {
+    match s {
+        t::Status::Open => "open",
+        t::Status::Won => "won",
+        t::Status::Lost => "lost",
+    }
+    .to_string()
 }
 
 impl From<t::Actor> for Actor {
@@ -548,78 +613,86 @@ impl From<t::Actor> for Actor {
     }
 }
 
-impl From<t::Prospect> for Prospect {
-    fn from(p: t::Prospect) -> Self {
-        Prospect {
+impl TryFrom<t::Input> for Input {
+    type Error = String;
+
+    fn try_from(i: t::Input) -> Result<Self, String> {
+        let text = Text(&i.text);
+        let p = i.prospect;
+        let prospect = Prospect {
             id: p.id,
-            name: p.name,
-            company: p.company,
-            owner: p.owner,
-            stage: p.stage,
-            status: p.status,
+            name: text.str(p.name)?,
+            company: text.opt(p.company)?,
+            owner: text.opt(p.owner)?,
+            stage: text.str(p.stage)?,
+            status: status(p.status),
             created_at: p.created_at,
             stage_entered_at: p.stage_entered_at,
-            fields: entries(p.fields),
+            fields: text.entries(&p.fields)?,
             activities: p
                 .activities
-                .into_iter()
-                .map(|a| Activity {
-                    kind: a.kind,
-                    actor: a.actor.into(),
-                    at: a.at,
-                    data: entries(a.data),
+                .iter()
+                .map(|a| {
+                    Ok(Activity {
+                        kind: text.str(a.kind)?,
+                        actor: a.actor.into(),
+                        at: a.at,
+                        data: text.slice(&p.activity_data, a.data_start, a.data_len)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
             activities_truncated: p.activities_truncated,
-        }
-    }
-}
-
-impl From<t::Input> for Input {
-    fn from(i: t::Input) -> Self {
-        Input {
-            prospect: i.prospect.into(),
+        };
+        Ok(Input {
+            prospect,
             now: i.now,
             config: Config {
-                entries: entries(i.config),
+                entries: text.entries(&i.config)?,
             },
-        }
+        })
     }
 }
 
-impl From<t::MetricInput> for MetricInput {
-    fn from(i: t::MetricInput) -> Self {
-        MetricInput {
+impl TryFrom<t::MetricInput> for MetricInput {
+    type Error = String;
+
+    fn try_from(i: t::MetricInput) -> Result<Self, String> {
+        let text = Text(&i.text);
+        Ok(MetricInput {
             now: i.now,
             config: Config {
-                entries: entries(i.config),
+                entries: text.entries(&i.config)?,
             },
             prospects: i
                 .prospects
-                .into_iter()
-                .map(|p| ProspectSummary {
-                    id: p.id,
-                    owner: p.owner,
-                    stage: p.stage,
-                    status: p.status,
-                    created_at: p.created_at,
-                    closed_at: p.closed_at,
-                    stage_probability: p.stage_probability,
-                    fields: entries(p.fields),
+                .iter()
+                .map(|p| {
+                    Ok(ProspectSummary {
+                        id: p.id,
+                        owner: text.opt(p.owner)?,
+                        stage: text.str(p.stage)?,
+                        status: status(p.status),
+                        created_at: p.created_at,
+                        closed_at: p.closed_at,
+                        stage_probability: p.stage_probability,
+                        fields: text.slice(&i.fields, p.fields_start, p.fields_len)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
             transitions: i
                 .transitions
-                .into_iter()
-                .map(|t| Transition {
-                    prospect: t.prospect,
-                    from: t.from,
-                    to: t.to,
-                    at: t.at,
-                    kind: t.kind,
+                .iter()
+                .map(|t| {
+                    Ok(Transition {
+                        prospect: t.prospect,
+                        from: text.opt(t.from)?,
+                        to: text.str(t.to)?,
+                        at: t.at,
+                        kind: text.str(t.kind)?,
+                    })
                 })
-                .collect(),
-        }
+                .collect::<Result<_, String>>()?,
+        })
     }
 }
 
@@ -661,6 +734,9 @@ mod tests {
     fn numbers_read_as_people_write_them() {
         assert_eq!(Num(120.0).to_string(), "120");
         assert_eq!(Num(-3.0).to_string(), "-3");
+        assert_eq!(Num(0.0).to_string(), "0");
+        assert_eq!(Num(-0.0).to_string(), "0");
+        assert_eq!(Num(-999_999_999_999_999.0).to_string(), "-999999999999999");
         assert_eq!(Num(0.25).to_string(), "0.25");
         assert_eq!(Num(1e20).to_string(), "100000000000000000000");
     }
@@ -686,8 +762,91 @@ mod tests {
         assert_eq!(p.days_in_stage(100 + 2 * 86_400_000), 2.0);
         let c = Config::default().with("industries", "saas, fintech ,");
         assert_eq!(c.list("industries"), ["saas", "fintech"]);
+        assert_eq!(c.items("industries").count(), 2);
+        assert_eq!(c.items("missing").count(), 0);
         let item = ChecklistItem::prospect_did("reply", "Replied", &p, "replied");
         assert!(item.done);
         assert!(!ChecklistItem::field("x", "X", &p, "missing").done);
+    }
+
+    fn span(start: u32, len: u32) -> t::Span {
+        t::Span { start, len }
+    }
+
+    fn wire_input(text: &str, name: t::Span) -> t::Input {
+        t::Input {
+            text: text.to_string(),
+            prospect: t::Prospect {
+                id: 3,
+                name,
+                company: None,
+                owner: Some(span(3, 5)),
+                stage: span(8, 7),
+                status: t::Status::Won,
+                created_at: 1,
+                stage_entered_at: 2,
+                fields: vec![t::Entry {
+                    name: span(15, 4),
+                    value: t::Value::Text(span(19, 5)),
+                }],
+                activities: vec![
+                    t::Activity {
+                        kind: span(24, 7),
+                        actor: t::Actor::Prospect,
+                        at: 5,
+                        data_start: 0,
+                        data_len: 0,
+                    },
+                    t::Activity {
+                        kind: span(24, 7),
+                        actor: t::Actor::Rep,
+                        at: 6,
+                        data_start: 0,
+                        data_len: 1,
+                    },
+                ],
+                activity_data: vec![t::Entry {
+                    name: span(15, 4),
+                    value: t::Value::Number(2.5),
+                }],
+                activities_truncated: false,
+            },
+            now: 9,
+            config: vec![t::Entry {
+                name: span(31, 1),
+                value: t::Value::Boolean(true),
+            }],
+        }
+    }
+
+    #[test]
+    fn spans_become_strings() {
+        let text = "Adamariaconnecttier€1 repliedx";
+        let input = Input::try_from(wire_input(text, span(0, 3))).unwrap();
+        let p = &input.prospect;
+        assert_eq!(
+            (p.name.as_str(), p.owner.as_deref()),
+            ("Ada", Some("maria"))
+        );
+        assert_eq!((p.stage.as_str(), p.status.as_str()), ("connect", "won"));
+        assert_eq!(p.text("tier"), Some("€1 "));
+        assert_eq!(p.activities[0].kind, "replied");
+        assert!(p.activities[0].data.is_empty());
+        assert_eq!(p.activities[1].datum("tier"), Some(&Value::Number(2.5)));
+        assert_eq!(input.config.boolean("x"), Some(true));
+        assert_eq!(input.now, 9);
+    }
+
+    #[test]
+    fn a_malformed_input_is_an_error_not_a_panic() {
+        let text = "Adamariaconnecttier€1 repliedx";
+        // Past the end, and inside the three bytes of `€`.
+        for name in [span(28, 5), span(20, 1)] {
+            let err = Input::try_from(wire_input(text, name)).unwrap_err();
+            assert!(err.starts_with("malformed input from the host"), "{err}");
+        }
+        let mut bad = wire_input(text, span(0, 3));
+        bad.prospect.activities[1].data_start = 1;
+        assert!(Input::try_from(bad).is_err());
     }
 }

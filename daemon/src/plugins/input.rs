@@ -1,12 +1,14 @@
 //! What plugins are given: the daemon's records turned into the interface's
 //! types, bounded by the plugin's input limit.
 //!
-//! The interface's input types borrow the daemon's records (the bindings
-//! are generated with `ownership: Borrowing`): strings are copied once,
-//! straight into the plugin's memory, instead of first into owned copies.
-//! Only the lists that hold them are built here.
+//! All the text of one input goes into one string, and records point into
+//! it with spans (see `types.wit`): the canonical ABI copies each string
+//! and list into the plugin with a call to its allocator, so an input is a
+//! handful of copies instead of one per name, stage and field.
 
-use crate::model::{Activity, Actor, FieldValue, Millis, Prospect, Transition};
+use std::collections::HashMap;
+
+use crate::model::{Activity, Actor, FieldValue, Millis, Prospect, Status, Transition};
 
 use super::bindings::stagecoach::plugin::types as wit;
 
@@ -23,72 +25,137 @@ pub struct CallInput<'a> {
     pub config: &'a [(String, FieldValue)],
 }
 
-fn value(v: &FieldValue) -> wit::Value<'_> {
-    match v {
-        FieldValue::Text(t) => wit::Value::Text(t),
-        FieldValue::Number(n) => wit::Value::Number(*n),
-        FieldValue::Bool(b) => wit::Value::Boolean(*b),
+/// One input's text, and spans into it.
+///
+/// Inputs are bounded (the input limit for prospects, the row limit for
+/// metrics), far below the 4 GiB a `u32` span reaches.
+#[derive(Default)]
+struct Text<'a> {
+    text: String,
+    /// Pieces already in `text` (metric inputs repeat stages, kinds,
+    /// owners and field names thousands of times).
+    shared: Option<HashMap<&'a str, wit::Span>>,
+}
+
+impl<'a> Text<'a> {
+    /// A text that stores each distinct piece once.
+    fn interned() -> Text<'a> {
+        Text {
+            text: String::new(),
+            shared: Some(HashMap::new()),
+        }
+    }
+
+    fn span(&mut self, s: &'a str) -> wit::Span {
+        if let Some(span) = self.shared.as_ref().and_then(|m| m.get(s)) {
+            return *span;
+        }
+        let span = wit::Span {
+            start: self.text.len() as u32,
+            len: s.len() as u32,
+        };
+        self.text.push_str(s);
+        if let Some(shared) = &mut self.shared {
+            shared.insert(s, span);
+        }
+        span
+    }
+
+    fn value(&mut self, v: &'a FieldValue) -> wit::Value {
+        match v {
+            FieldValue::Text(t) => wit::Value::Text(self.span(t)),
+            FieldValue::Number(n) => wit::Value::Number(*n),
+            FieldValue::Bool(b) => wit::Value::Boolean(*b),
+        }
+    }
+
+    fn entries(
+        &mut self,
+        items: impl IntoIterator<Item = (&'a String, &'a FieldValue)>,
+        into: &mut Vec<wit::Entry>,
+    ) {
+        into.extend(items.into_iter().map(|(k, v)| wit::Entry {
+            name: self.span(k),
+            value: self.value(v),
+        }));
+    }
+
+    /// An activity datum, if it is a scalar (the interface has no nesting).
+    fn datum(&mut self, name: &'a str, v: &'a serde_json::Value) -> Option<wit::Entry> {
+        let value = match v {
+            serde_json::Value::String(s) => wit::Value::Text(self.span(s)),
+            serde_json::Value::Number(n) => wit::Value::Number(n.as_f64()?),
+            serde_json::Value::Bool(b) => wit::Value::Boolean(*b),
+            _ => return None,
+        };
+        Some(wit::Entry {
+            name: self.span(name),
+            value,
+        })
     }
 }
 
-/// Named values as the interface's entries.
-fn entries<'a>(
-    items: impl IntoIterator<Item = (&'a String, &'a FieldValue)>,
-) -> Vec<wit::Entry<'a>> {
-    items
-        .into_iter()
-        .map(|(k, v)| wit::Entry {
-            name: k,
-            value: value(v),
-        })
-        .collect()
+fn status(s: Status) -> wit::Status {
+    match s {
+        Status::Open => wit::Status::Open,
+        Status::Won => wit::Status::Won,
+        Status::Lost => wit::Status::Lost,
+    }
 }
 
-fn json_scalar(v: &serde_json::Value) -> Option<wit::Value<'_>> {
-    Some(match v {
-        serde_json::Value::String(s) => wit::Value::Text(s),
-        serde_json::Value::Number(n) => wit::Value::Number(n.as_f64()?),
-        serde_json::Value::Bool(b) => wit::Value::Boolean(*b),
-        _ => return None,
-    })
+/// About how many bytes a value takes in the plugin's input (the input
+/// limit's measure; computed without formatting anything).
+fn value_size(v: &FieldValue) -> usize {
+    match v {
+        FieldValue::Text(t) => t.len(),
+        FieldValue::Number(_) | FieldValue::Bool(_) => 8,
+    }
 }
 
 fn approx_size(a: &Activity) -> usize {
     48 + a.kind.len()
         + a.data
             .iter()
-            .map(|(k, v)| k.len() + v.to_string().len())
+            .map(|(k, v)| k.len() + v.as_str().map_or(8, str::len))
             .sum::<usize>()
 }
 
 /// A call's input, ready to lend to the plugin (see [`WitInput::with`]).
-pub struct WitInput<'a> {
-    input: &'a CallInput<'a>,
-    fields: Vec<wit::Entry<'a>>,
-    config: Vec<wit::Entry<'a>>,
-    /// The activities passed (the most recent that fit), with their data.
-    activities: &'a [Activity],
-    data: Vec<Vec<wit::Entry<'a>>>,
+pub struct WitInput {
+    text: String,
+    id: u64,
+    name: wit::Span,
+    company: Option<wit::Span>,
+    owner: Option<wit::Span>,
+    stage: wit::Span,
+    status: wit::Status,
+    created_at: i64,
+    stage_entered_at: i64,
+    fields: Vec<wit::Entry>,
+    activities: Vec<wit::Activity>,
+    activity_data: Vec<wit::Entry>,
     truncated: bool,
+    now: i64,
+    config: Vec<wit::Entry>,
 }
 
-impl<'a> CallInput<'a> {
+impl CallInput<'_> {
     /// The interface's input, keeping the most recent activities that fit
     /// in `max_input_kib`; none when the plugin does not read them
     /// (`activities-truncated` then says they were left out).
-    pub fn to_wit(&'a self, max_input_kib: u32, with_activities: bool) -> WitInput<'a> {
+    pub fn to_wit(&self, max_input_kib: u32, with_activities: bool) -> WitInput {
         let p = self.prospect;
         let budget = (max_input_kib as usize) << 10;
         let mut used = 256
             + p.name.len()
             + p.fields
                 .iter()
-                .map(|(k, v)| k.len() + v.to_string().len() + 16)
+                .map(|(k, v)| k.len() + value_size(v) + 16)
                 .sum::<usize>()
             + self
                 .config
                 .iter()
-                .map(|(k, v)| k.len() + v.to_string().len() + 16)
+                .map(|(k, v)| k.len() + value_size(v) + 16)
                 .sum::<usize>();
         let mut keep = 0;
         for a in self.activities.iter().rev().filter(|_| with_activities) {
@@ -99,64 +166,74 @@ impl<'a> CallInput<'a> {
             keep += 1;
         }
         let start = self.activities.len() - keep;
-        let activities = &self.activities[start..];
+        let mut text = Text::default();
+        text.text.reserve(used.min(budget));
+        let name = text.span(&p.name);
+        let company = p.company.as_deref().map(|c| text.span(c));
+        let owner = p.owner.as_deref().map(|o| text.span(o));
+        let stage = text.span(&p.stage);
+        let mut fields = Vec::with_capacity(p.fields.len());
+        text.entries(&p.fields, &mut fields);
+        let mut config = Vec::with_capacity(self.config.len());
+        text.entries(self.config.iter().map(|(k, v)| (k, v)), &mut config);
+        let mut activity_data = Vec::new();
+        let activities = self.activities[start..]
+            .iter()
+            .map(|a| {
+                let data_start = activity_data.len() as u32;
+                activity_data.extend(a.data.iter().filter_map(|(k, v)| text.datum(k, v)));
+                wit::Activity {
+                    kind: text.span(&a.kind),
+                    actor: match a.actor {
+                        Actor::Prospect => wit::Actor::Prospect,
+                        Actor::Rep => wit::Actor::Rep,
+                    },
+                    at: a.at.0,
+                    data_start,
+                    data_len: activity_data.len() as u32 - data_start,
+                }
+            })
+            .collect();
         WitInput {
-            input: self,
-            fields: entries(&p.fields),
-            config: entries(self.config.iter().map(|(k, v)| (k, v))),
+            text: text.text,
+            id: p.id,
+            name,
+            company,
+            owner,
+            stage,
+            status: status(p.status),
+            created_at: p.created_at.0,
+            stage_entered_at: p.stage_entered_at.0,
+            fields,
             activities,
-            data: activities
-                .iter()
-                .map(|a| {
-                    a.data
-                        .iter()
-                        .filter_map(|(k, v)| {
-                            Some(wit::Entry {
-                                name: k,
-                                value: json_scalar(v)?,
-                            })
-                        })
-                        .collect()
-                })
-                .collect(),
+            activity_data,
             truncated: start > 0 || !with_activities,
+            now: self.now.0,
+            config,
         }
     }
 }
 
-impl WitInput<'_> {
+impl WitInput {
     /// Calls `f` with the interface's input.
     pub fn with<R>(&self, f: impl FnOnce(wit::Input<'_>) -> R) -> R {
-        let p = self.input.prospect;
-        let activities: Vec<wit::Activity<'_>> = self
-            .activities
-            .iter()
-            .zip(&self.data)
-            .map(|(a, data)| wit::Activity {
-                kind: &a.kind,
-                actor: match a.actor {
-                    Actor::Prospect => wit::Actor::Prospect,
-                    Actor::Rep => wit::Actor::Rep,
-                },
-                at: a.at.0,
-                data,
-            })
-            .collect();
         f(wit::Input {
+            text: &self.text,
             prospect: wit::Prospect {
-                id: p.id,
-                name: &p.name,
-                company: p.company.as_deref(),
-                owner: p.owner.as_deref(),
-                stage: &p.stage,
-                status: p.status.as_str(),
-                created_at: p.created_at.0,
-                stage_entered_at: p.stage_entered_at.0,
+                id: self.id,
+                name: self.name,
+                company: self.company,
+                owner: self.owner,
+                stage: self.stage,
+                status: self.status,
+                created_at: self.created_at,
+                stage_entered_at: self.stage_entered_at,
                 fields: &self.fields,
-                activities: &activities,
+                activities: &self.activities,
+                activity_data: &self.activity_data,
                 activities_truncated: self.truncated,
             },
-            now: self.input.now.0,
+            now: self.now,
             config: &self.config,
         })
     }
@@ -178,43 +255,182 @@ pub struct MetricData {
 impl MetricData {
     /// Calls `f` with the interface's metric input.
     pub(super) fn with<R>(&self, f: impl FnOnce(wit::MetricInput<'_>) -> R) -> R {
-        let fields: Vec<Vec<wit::Entry<'_>>> = self
+        let mut text = Text::interned();
+        let mut fields = Vec::new();
+        let prospects: Vec<wit::ProspectSummary> = self
             .prospects
             .iter()
-            .map(|(p, _)| entries(&p.fields))
-            .collect();
-        let prospects: Vec<wit::ProspectSummary<'_>> = self
-            .prospects
-            .iter()
-            .zip(&fields)
-            .map(|((p, probability), fields)| wit::ProspectSummary {
-                id: p.id,
-                owner: p.owner.as_deref(),
-                stage: &p.stage,
-                status: p.status.as_str(),
-                created_at: p.created_at.0,
-                closed_at: p.closed_at.map(|m| m.0),
-                stage_probability: *probability,
-                fields,
+            .map(|(p, probability)| {
+                let fields_start = fields.len() as u32;
+                text.entries(&p.fields, &mut fields);
+                wit::ProspectSummary {
+                    id: p.id,
+                    owner: p.owner.as_deref().map(|o| text.span(o)),
+                    stage: text.span(&p.stage),
+                    status: status(p.status),
+                    created_at: p.created_at.0,
+                    closed_at: p.closed_at.map(|m| m.0),
+                    stage_probability: *probability,
+                    fields_start,
+                    fields_len: fields.len() as u32 - fields_start,
+                }
             })
             .collect();
-        let transitions: Vec<wit::Transition<'_>> = self
+        let transitions: Vec<wit::Transition> = self
             .transitions
             .iter()
             .map(|t| wit::Transition {
                 prospect: t.prospect,
-                from: t.from.as_deref(),
-                to: &t.to,
+                from: t.from.as_deref().map(|s| text.span(s)),
+                to: text.span(&t.to),
                 at: t.at.0,
-                kind: t.kind.as_str(),
+                kind: text.span(t.kind.as_str()),
             })
             .collect();
-        let config = entries(self.config.iter().map(|(k, v)| (k, v)));
+        let mut config = Vec::new();
+        text.entries(self.config.iter().map(|(k, v)| (k, v)), &mut config);
         f(wit::MetricInput {
+            text: &text.text,
             now: self.now.0,
             config: &config,
             prospects: &prospects,
+            fields: &fields,
             transitions: &transitions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Status;
+
+    fn prospect() -> Prospect {
+        Prospect {
+            id: 1,
+            external_id: None,
+            name: "Ada".into(),
+            company: None,
+            owner: None,
+            fields: [("industry".to_string(), FieldValue::Text("SaaS".into()))].into(),
+            stage: "connect".into(),
+            status: Status::Open,
+            created_at: Millis(0),
+            stage_entered_at: Millis(0),
+            last_activity_at: Millis(0),
+            closed_at: None,
+            owner_since: None,
+        }
+    }
+
+    fn activities(n: u64) -> Vec<Activity> {
+        (0..n)
+            .map(|i| Activity {
+                id: i,
+                prospect: 1,
+                kind: "replied".into(),
+                actor: Actor::Prospect,
+                at: Millis(i as i64),
+                data: serde_json::json!({ "note": "x".repeat(200), "score": 3, "nested": {} })
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_input_limit_keeps_the_most_recent_activities() {
+        let p = prospect();
+        let log = activities(100);
+        let input = CallInput {
+            prospect: &p,
+            activities: &log,
+            now: Millis(0),
+            config: &[],
+        };
+        // Each activity is about 270 bytes: 4 KiB holds about a dozen.
+        let wit = input.to_wit(4, true);
+        assert!(wit.truncated);
+        assert!(
+            (10..16).contains(&wit.activities.len()),
+            "{}",
+            wit.activities.len()
+        );
+        assert_eq!(wit.activities.last().unwrap().at, 99);
+        // Only scalar data is passed, each activity's after the one before.
+        assert_eq!(wit.activity_data.len(), 2 * wit.activities.len());
+        let last = wit.activities.last().unwrap();
+        assert_eq!(last.data_start as usize + 2, wit.activity_data.len());
+        assert_eq!(last.data_len, 2);
+
+        let all = input.to_wit(64, true);
+        assert!(!all.truncated);
+        assert_eq!(all.activities.len(), 100);
+
+        // A plugin that does not read the log gets none of it, and is told.
+        let none = input.to_wit(64, false);
+        assert!(none.truncated && none.activities.is_empty());
+        none.with(|i| {
+            assert!(i.prospect.activities.is_empty() && i.prospect.activities_truncated);
+            assert_eq!(i.prospect.fields.len(), 1);
+        });
+    }
+
+    /// The text a span points at.
+    fn at(text: &str, s: wit::Span) -> &str {
+        &text[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    #[test]
+    fn spans_point_at_the_records_text() {
+        let p = prospect();
+        let log = activities(2);
+        let config = [("industries".to_string(), FieldValue::Text("saas".into()))];
+        let input = CallInput {
+            prospect: &p,
+            activities: &log,
+            now: Millis(5),
+            config: &config,
+        };
+        input.to_wit(64, true).with(|i| {
+            let text = i.text;
+            assert_eq!(at(text, i.prospect.name), "Ada");
+            assert_eq!(at(text, i.prospect.stage), "connect");
+            assert!(i.prospect.company.is_none());
+            let field = &i.prospect.fields[0];
+            assert_eq!(at(text, field.name), "industry");
+            assert!(matches!(field.value, wit::Value::Text(s) if at(text, s) == "SaaS"));
+            assert!(matches!(i.config[0].value, wit::Value::Text(s) if at(text, s) == "saas"));
+            assert_eq!(at(text, i.prospect.activities[1].kind), "replied");
+            let datum = &i.prospect.activity_data[2];
+            assert_eq!(at(text, datum.name), "note");
+        });
+    }
+
+    #[test]
+    fn metric_inputs_store_repeated_text_once() {
+        let mut prospects = Vec::new();
+        for id in 0..100 {
+            let mut p = prospect();
+            p.id = id;
+            p.owner = Some(format!("rep{}", id % 3));
+            prospects.push((p, Some(0.5)));
+        }
+        let data = MetricData {
+            now: Millis(0),
+            config: Vec::new(),
+            prospects,
+            transitions: Vec::new(),
+        };
+        data.with(|i| {
+            assert_eq!(i.prospects.len(), 100);
+            assert_eq!(i.fields.len(), 100);
+            // "Ada", "connect", "industry", "SaaS" and three owners, once each.
+            assert_eq!(i.text.len(), "rep0connectindustrySaaSrep1rep2".len());
+            let p = &i.prospects[41];
+            assert_eq!(at(i.text, p.owner.unwrap()), "rep2");
+            assert_eq!((p.fields_start, p.fields_len), (41, 1));
+        });
     }
 }

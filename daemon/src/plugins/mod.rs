@@ -49,9 +49,9 @@ use bindings::stagecoach::plugin::host::Level;
 use bindings::stagecoach::plugin::types as wit;
 
 /// The interface version this daemon speaks.
-pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.2.0";
+pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.3.0";
 /// Its version number.
-pub const INTERFACE_VERSION: &str = "0.2.0";
+pub const INTERFACE_VERSION: &str = "0.3.0";
 
 /// How often the epoch advances: the resolution of wall-clock deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(1);

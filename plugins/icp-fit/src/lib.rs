@@ -8,6 +8,8 @@
 //! - `countries`: the `country` field is one of these (comma-separated);
 //! - `min_score`: the share of checks that must pass, 0–1 (default 1).
 
+use std::fmt::Write as _;
+
 use stagecoach_plugin_sdk::{Capability, Input, Num, Plugin, Verdict, register_plugin};
 
 /// The plugin.
@@ -23,62 +25,86 @@ impl Plugin for IcpFit {
     fn evaluate(input: &Input) -> Result<Verdict, String> {
         let p = &input.prospect;
         let c = &input.config;
-        let mut passed = Vec::new();
-        let mut failed = Vec::new();
-        // Each check is described once, as passed or as failed.
-        let mut check = |ok: bool, text: String| {
-            if ok {
-                passed.push(text)
-            } else {
-                failed.push(text)
-            }
-        };
+        // Each check is described once, as passed or as failed, straight
+        // into one of two strings: no allocation per check.
+        let mut passed = Tally::default();
+        let mut failed = Tally::default();
         for (config, field) in [("min_employees", "employees"), ("min_budget", "budget")] {
-            if let Some(min) = c.number(config) {
-                match p.number(field) {
-                    Some(v) => {
-                        let ok = v >= min;
-                        let sign = if ok { "≥" } else { "<" };
-                        check(ok, format!("{field} {} {sign} {}", Num(v), Num(min)))
-                    }
-                    None => check(false, format!("`{field}` not set")),
+            let Some(min) = c.number(config) else {
+                continue;
+            };
+            match p.number(field) {
+                Some(v) => {
+                    let (tally, op) = if v >= min {
+                        (&mut passed, " ≥ ")
+                    } else {
+                        (&mut failed, " < ")
+                    };
+                    tally.add(format_args!("{field} {}{op}{}", Num(v), Num(min)));
                 }
+                None => failed.add(format_args!("`{field}` not set")),
             }
         }
         for (config, field) in [("industries", "industry"), ("countries", "country")] {
-            let allowed = c.list(config);
-            if allowed.is_empty() {
+            let allowed = c.items(config);
+            if allowed.clone().next().is_none() {
                 continue;
             }
             match p.text(field) {
+                Some(v) if allowed.clone().any(|a| a.eq_ignore_ascii_case(v)) => {
+                    passed.add(format_args!("{field} {v}"))
+                }
                 Some(v) => {
-                    if allowed.iter().any(|a| a.eq_ignore_ascii_case(v)) {
-                        check(true, format!("{field} {v}"))
-                    } else {
-                        check(false, format!("{field} {v} not in {}", allowed.join(", ")))
+                    failed.add(format_args!("{field} {v} not in "));
+                    for (i, a) in allowed.enumerate() {
+                        if i > 0 {
+                            failed.text.push_str(", ");
+                        }
+                        failed.text.push_str(a);
                     }
                 }
-                None => check(false, format!("`{field}` not set")),
+                None => failed.add(format_args!("`{field}` not set")),
             }
         }
-        let total = passed.len() + failed.len();
+        let total = passed.count + failed.count;
         if total == 0 {
             return Err("icp-fit has no checks configured; set `min_employees`, `min_budget`, `industries` or `countries`".into());
         }
         let min_score = c.number("min_score").unwrap_or(1.0);
-        let score = passed.len() as f64 / total as f64;
-        let detail = passed
-            .iter()
-            .chain(&failed)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
-        let reason = format!("ICP score {}/{total} ({detail})", passed.len());
+        let score = f64::from(passed.count) / f64::from(total);
+        let separator = if passed.count > 0 && failed.count > 0 {
+            "; "
+        } else {
+            ""
+        };
+        let reason = format!(
+            "ICP score {}/{total} ({}{separator}{})",
+            passed.count, passed.text, failed.text
+        );
         Ok(if score + 1e-9 >= min_score {
             Verdict::met(reason)
         } else {
             Verdict::unmet(reason)
         })
+    }
+}
+
+/// The checks with one outcome, described as `a; b; c`.
+#[derive(Default)]
+struct Tally {
+    count: u32,
+    text: String,
+}
+
+impl Tally {
+    /// Adds a check's description.
+    fn add(&mut self, description: std::fmt::Arguments) {
+        if self.count > 0 {
+            self.text.push_str("; ");
+        }
+        self.count += 1;
+        // Writing to a String cannot fail.
+        let _ = self.text.write_fmt(description);
     }
 }
 
@@ -132,6 +158,15 @@ mod tests {
         let v = IcpFit::evaluate(&Input::new(Prospect::new("p"), 0, config())).unwrap();
         assert!(!v.met);
         assert!(v.reason.contains("`employees` not set"));
+        let elsewhere = Prospect::new("p")
+            .with_field("employees", 12.5)
+            .with_field("industry", "retail");
+        let v = IcpFit::evaluate(&Input::new(elsewhere, 0, config())).unwrap();
+        assert!(!v.met);
+        assert_eq!(
+            v.reason,
+            "ICP score 0/2 (employees 12.5 < 50; industry retail not in SaaS, fintech)"
+        );
         assert!(IcpFit::evaluate(&Input::new(Prospect::new("p"), 0, Config::default())).is_err());
     }
 }
