@@ -13,9 +13,9 @@
 //! Run: `cargo bench -p stagecoach --bench plugins`
 //! (`STAGECOACH_BENCH_PROSPECTS` sets the end-to-end size; default 20000).
 //!
-//! Profiling: `STAGECOACH_BENCH_PROFILE_REUSED=1 STAGECOACH_PERF_MAP=1 perf
-//! record -g target/release/deps/plugins-*` runs only the reused-instance
-//! call, with plugin functions named.
+//! Profiling: `STAGECOACH_BENCH_PROFILE=fresh` (or `reused`) with
+//! `STAGECOACH_PERF_MAP=1 perf record -g target/release/deps/plugins-*`
+//! loops only that call, with plugin functions named.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -259,12 +259,21 @@ fn main() {
         std::hint::black_box(plugin.evaluate(&input).unwrap());
     });
     let mut reused = plugin.reusable().unwrap();
-    if std::env::var_os("STAGECOACH_BENCH_PROFILE_REUSED").is_some() {
-        // Only the reused-instance call, for a profiler.
-        for _ in 0..3_000_000 {
-            std::hint::black_box(reused.evaluate(&input).unwrap());
+    match std::env::var("STAGECOACH_BENCH_PROFILE").as_deref() {
+        // Only one kind of call, for a profiler.
+        Ok("reused") => {
+            for _ in 0..3_000_000 {
+                std::hint::black_box(reused.evaluate(&input).unwrap());
+            }
+            return;
         }
-        return;
+        Ok("fresh") => {
+            for _ in 0..1_000_000 {
+                std::hint::black_box(plugin.evaluate(&input).unwrap());
+            }
+            return;
+        }
+        _ => {}
     }
     let warm = time_per_call(21, 500, || {
         std::hint::black_box(reused.evaluate(&input).unwrap());

@@ -23,7 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, Func, HasSelf, Instance, Lift, Linker,
+    Lower, TypedFunc,
+};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
     Trap,
@@ -375,12 +378,14 @@ impl PluginHost {
             .map_err(|e| err(format!("cannot be linked: {e:#}")))?;
         let pre = StagecoachPluginPre::new(pre)
             .map_err(|e| err(format!("does not match the plugin interface: {e:#}")))?;
+        let exports = Exports::find(&component).map_err(err)?;
         let mut plugin = LoadedPlugin {
             name: name.to_string(),
             path: path.to_path_buf(),
             hash,
             limits,
             pre,
+            exports,
             host: self.clone(),
             counters: self.counters(name),
             description: String::new(),
@@ -388,7 +393,13 @@ impl PluginHost {
             reads_activities: true,
         };
         let (info, _) = plugin
-            .call(|store, p| p.stagecoach_plugin_plugin().call_describe(store).map(Ok))
+            .call(|store, instance| {
+                plugin.exports.check(store, instance)?;
+                bindings::StagecoachPlugin::new(&mut *store, instance)?
+                    .stagecoach_plugin_plugin()
+                    .call_describe(store)
+                    .map(Ok)
+            })
             .map_err(|f| err(format!("`describe` failed: {}", f.message)))?;
         plugin.description = info.description;
         plugin.reads_activities = info.reads_activities;
@@ -460,6 +471,118 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<(), String>
     Ok(())
 }
 
+/// The interface's exported functions, as the host calls them.
+type EvaluateFn<'a> = TypedFunc<(wit::Input<'a>,), (Result<wit::Verdict, String>,)>;
+type ChecklistFn<'a> = TypedFunc<(wit::Input<'a>,), (Result<Vec<wit::ChecklistItem>, String>,)>;
+type MetricFn<'a> = TypedFunc<(wit::MetricInput<'a>,), (Result<Vec<wit::MetricValue>, String>,)>;
+
+/// Where the interface's functions are in a component, found once at load
+/// (by name lookups that every instantiation through the generated
+/// bindings would repeat, with a type check of all four functions).
+#[derive(Clone)]
+struct Exports {
+    evaluate: ComponentExportIndex,
+    checklist: ComponentExportIndex,
+    metric: ComponentExportIndex,
+}
+
+impl Exports {
+    fn find(component: &Component) -> Result<Exports, String> {
+        let interface = component
+            .get_export_index(None, INTERFACE)
+            .ok_or_else(|| format!("does not export `{INTERFACE}`"))?;
+        let func = |name: &str| {
+            component
+                .get_export_index(Some(&interface), name)
+                .ok_or_else(|| format!("does not export `{INTERFACE}#{name}`"))
+        };
+        Ok(Exports {
+            evaluate: func("evaluate")?,
+            checklist: func("checklist")?,
+            metric: func("metric")?,
+        })
+    }
+
+    /// The function at `index` in `instance`.
+    fn get(
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<Func> {
+        instance
+            .get_func(store, index)
+            .ok_or_else(|| wasmtime::format_err!("the instance lacks an exported function"))
+    }
+
+    /// Type-checks the three functions against the host's types, once at
+    /// load, in the first instance: what makes [`Exports::typed`] sound.
+    fn check(&self, store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<()> {
+        Self::get(store, instance, &self.evaluate)?
+            .typed::<(wit::Input<'_>,), (Result<wit::Verdict, String>,)>(&*store)?;
+        Self::get(store, instance, &self.checklist)?
+            .typed::<(wit::Input<'_>,), (Result<Vec<wit::ChecklistItem>, String>,)>(&*store)?;
+        Self::get(store, instance, &self.metric)?
+            .typed::<(wit::MetricInput<'_>,), (Result<Vec<wit::MetricValue>, String>,)>(&*store)?;
+        Ok(())
+    }
+
+    /// The function at `index`, typed without checking its type again.
+    ///
+    /// Checking for every instance costs about 0.3 µs a call (the names and
+    /// fields of every record are compared), so the callers below skip it,
+    /// as wasmtime's generated bindings do after their load-time check.
+    ///
+    /// # Safety
+    ///
+    /// `P` and `R` must be the types [`Exports::check`] verified for the
+    /// function at `index`. Every instance of a plugin comes from the same
+    /// pre-instantiated component, so they then hold in every instance.
+    #[allow(unsafe_code)]
+    unsafe fn typed<P, R>(
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let func = Self::get(store, instance, index)?;
+        // SAFETY: the caller's promise (see above).
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
+    }
+
+    #[allow(unsafe_code)]
+    fn evaluate<'a>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<EvaluateFn<'a>> {
+        // SAFETY: the types `check` verified for `evaluate`.
+        unsafe { Self::typed(store, instance, &self.evaluate) }
+    }
+
+    #[allow(unsafe_code)]
+    fn checklist<'a>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<ChecklistFn<'a>> {
+        // SAFETY: the types `check` verified for `checklist`.
+        unsafe { Self::typed(store, instance, &self.checklist) }
+    }
+
+    #[allow(unsafe_code)]
+    fn metric<'a>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<MetricFn<'a>> {
+        // SAFETY: the types `check` verified for `metric`.
+        unsafe { Self::typed(store, instance, &self.metric) }
+    }
+}
+
 /// A loaded plugin, ready to call.
 pub struct LoadedPlugin {
     /// Its name in `process.toml`.
@@ -477,6 +600,7 @@ pub struct LoadedPlugin {
     /// From its `describe`: whether it reads the activity log.
     pub reads_activities: bool,
     pre: StagecoachPluginPre<HostState>,
+    exports: Exports,
     host: Arc<PluginHost>,
     counters: Arc<Counters>,
 }
@@ -512,10 +636,7 @@ impl LoadedPlugin {
     /// Calls an exported function in a fresh store and instance, within limits.
     fn call<R>(
         &self,
-        f: impl FnOnce(
-            &mut Store<HostState>,
-            &bindings::StagecoachPlugin,
-        ) -> wasmtime::Result<Result<R, String>>,
+        f: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<Result<R, String>>,
     ) -> Result<(R, CallStats), PluginFailure> {
         let started = Instant::now();
         let fail = |kind: &'static str, message: String| PluginFailure {
@@ -534,6 +655,7 @@ impl LoadedPlugin {
         store.epoch_deadline_trap();
         let outcome = self
             .pre
+            .instance_pre()
             .instantiate(&mut store)
             .and_then(|instance| f(&mut store, &instance));
         let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
@@ -614,8 +736,9 @@ impl LoadedPlugin {
         input: &CallInput,
     ) -> Result<(crate::model::Verdict, CallStats), PluginFailure> {
         let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
-        let (v, stats) = self.call(|store, p| {
-            wit_input.with(|input| p.stagecoach_plugin_plugin().call_evaluate(store, input))
+        let (v, stats) = self.call(|store, instance| {
+            let f = self.exports.evaluate(store, instance)?;
+            wit_input.with(|input| f.call(store, (input,)).map(|(r,)| r))
         })?;
         self.check_output(v.reason.len())?;
         Ok((
@@ -634,8 +757,9 @@ impl LoadedPlugin {
         input: &CallInput,
     ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
         let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
-        let (items, stats) = self.call(|store, p| {
-            wit_input.with(|input| p.stagecoach_plugin_plugin().call_checklist(store, input))
+        let (items, stats) = self.call(|store, instance| {
+            let f = self.exports.checklist(store, instance)?;
+            wit_input.with(|input| f.call(store, (input,)).map(|(r,)| r))
         })?;
         self.check_output(
             items
@@ -662,8 +786,9 @@ impl LoadedPlugin {
         &self,
         data: &MetricData,
     ) -> Result<(Vec<MetricValue>, CallStats), PluginFailure> {
-        let (values, stats) = self.call(|store, p| {
-            data.with(|input| p.stagecoach_plugin_plugin().call_metric(store, input))
+        let (values, stats) = self.call(|store, instance| {
+            let f = self.exports.metric(store, instance)?;
+            data.with(|input| f.call(store, (input,)).map(|(r,)| r))
         })?;
         self.check_output(
             values
@@ -691,6 +816,7 @@ impl LoadedPlugin {
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = self
             .pre
+            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| PluginFailure {
                 plugin: self.name.clone(),
@@ -700,6 +826,7 @@ impl LoadedPlugin {
         Ok(Reusable {
             store,
             instance,
+            exports: self.exports.clone(),
             fuel: self.limits.fuel,
             max_input_kib: self.limits.max_input_kib,
             reads_activities: self.reads_activities,
@@ -729,7 +856,8 @@ impl LoadedPlugin {
 /// One instance kept across calls (see [`LoadedPlugin::reusable`]).
 pub struct Reusable {
     store: Store<HostState>,
-    instance: bindings::StagecoachPlugin,
+    instance: Instance,
+    exports: Exports,
     fuel: u64,
     max_input_kib: u32,
     reads_activities: bool,
@@ -740,14 +868,14 @@ impl Reusable {
     pub fn evaluate(&mut self, input: &CallInput) -> Result<bool, String> {
         self.store.set_fuel(self.fuel).map_err(|e| e.to_string())?;
         let wit_input = input.to_wit(self.max_input_kib, self.reads_activities);
-        let (store, instance) = (&mut self.store, &self.instance);
+        let store = &mut self.store;
         match wit_input.with(|input| {
-            instance
-                .stagecoach_plugin_plugin()
-                .call_evaluate(store, input)
+            self.exports
+                .evaluate(store, &self.instance)?
+                .call(store, (input,))
         }) {
-            Ok(Ok(v)) => Ok(v.met),
-            Ok(Err(e)) => Err(e),
+            Ok((Ok(v),)) => Ok(v.met),
+            Ok((Err(e),)) => Err(e),
             Err(e) => Err(format!("{e:#}")),
         }
     }
