@@ -1,6 +1,13 @@
 //! The SDK's own types: what a plugin reads and returns, with helpers for
 //! the questions plugins ask most. Plain Rust, so plugin logic can be unit
 //! tested natively.
+//!
+//! An input is read where the host put it: text stays in the one string
+//! the host sent (see the interface's `span`), and the SDK's types hand out
+//! `&str`s into it. Reading a field or an activity allocates nothing, which
+//! matters in a plugin, where every instruction is metered.
+
+use std::rc::Rc;
 
 use crate::bindings::stagecoach::plugin::types as t;
 
@@ -8,37 +15,48 @@ use crate::bindings::stagecoach::plugin::types as t;
 const DAY_MS: f64 = 86_400_000.0;
 
 /// A field, config or data value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
     /// Text.
-    Text(String),
+    Text(&'a str),
     /// A number.
     Number(f64),
     /// A yes/no answer.
     Boolean(bool),
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Text(s.to_string())
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Self {
+        Value::Text(s)
     }
 }
 
-impl From<f64> for Value {
+impl From<f64> for Value<'_> {
     fn from(n: f64) -> Self {
         Value::Number(n)
     }
 }
 
-impl From<i32> for Value {
+impl From<i32> for Value<'_> {
     fn from(n: i32) -> Self {
         Value::Number(f64::from(n))
     }
 }
 
-impl From<bool> for Value {
+impl From<bool> for Value<'_> {
     fn from(b: bool) -> Self {
         Value::Boolean(b)
+    }
+}
+
+impl Value<'_> {
+    /// As a number (numeric text counts).
+    pub fn number(self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(n),
+            Value::Text(t) => t.trim().parse().ok(),
+            Value::Boolean(_) => None,
+        }
     }
 }
 
@@ -49,30 +67,57 @@ impl From<bool> for Value {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Num(pub f64);
 
+impl Num {
+    /// Appends the number to `out` as it displays, without the formatting
+    /// machinery: in a plugin, where every instruction is metered, this is
+    /// several times cheaper than `write!` for whole numbers.
+    pub fn push_to(self, out: &mut String) {
+        match self.integer() {
+            Some((digits, at)) => out.push_str(ascii(&digits[at..])),
+            None => {
+                use std::fmt::Write as _;
+                // Writing to a String cannot fail.
+                let _ = write!(out, "{}", self.0);
+            }
+        }
+    }
+
+    /// A whole number's digits (and sign) at the end of a buffer, and where
+    /// they start.
+    fn integer(self) -> Option<([u8; 17], usize)> {
+        let n = self.0;
+        if n.fract() != 0.0 || n.abs() >= 1e15 {
+            return None;
+        }
+        let mut digits = [0u8; 17];
+        let mut at = digits.len();
+        let mut rest = n.abs() as u64;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0.0 {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        Some((digits, at))
+    }
+}
+
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("ASCII digits")
+}
+
 impl std::fmt::Display for Num {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.0;
-        if n.fract() == 0.0 && n.abs() < 1e15 {
-            // Digits by hand: one `write_str`, none of the formatter's
-            // padding machinery (which is most of the cost in wasm).
-            let mut digits = [0u8; 17];
-            let mut at = digits.len();
-            let mut rest = n.abs() as u64;
-            loop {
-                at -= 1;
-                digits[at] = b'0' + (rest % 10) as u8;
-                rest /= 10;
-                if rest == 0 {
-                    break;
-                }
-            }
-            if n < 0.0 {
-                at -= 1;
-                digits[at] = b'-';
-            }
-            f.write_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"))
-        } else {
-            write!(f, "{n}")
+        match self.integer() {
+            // One `write_str`, none of the formatter's padding machinery.
+            Some((digits, at)) => f.write_str(ascii(&digits[at..])),
+            None => write!(f, "{}", self.0),
         }
     }
 }
@@ -86,86 +131,206 @@ pub enum Actor {
     Rep,
 }
 
+/// Text that spans point into, shared by everything read from one input.
+#[derive(Debug, Clone, Default)]
+struct Text(Rc<String>);
+
+impl Text {
+    /// The text of a span. Spans from the host are checked once when the
+    /// input arrives ([`Text::check`]); the SDK makes the others itself.
+    fn get(&self, s: t::Span) -> &str {
+        &self.0[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    fn value(&self, v: t::Value) -> Value<'_> {
+        match v {
+            t::Value::Text(s) => Value::Text(self.get(s)),
+            t::Value::Number(n) => Value::Number(n),
+            t::Value::Boolean(b) => Value::Boolean(b),
+        }
+    }
+
+    /// Appends `s` (for inputs built in tests).
+    fn push(&mut self, s: &str) -> t::Span {
+        let text = Rc::make_mut(&mut self.0);
+        let start = text.len() as u32;
+        text.push_str(s);
+        t::Span {
+            start,
+            len: s.len() as u32,
+        }
+    }
+
+    fn entry(&mut self, name: &str, value: Value) -> t::Entry {
+        t::Entry {
+            name: self.push(name),
+            value: match value {
+                Value::Text(s) => t::Value::Text(self.push(s)),
+                Value::Number(n) => t::Value::Number(n),
+                Value::Boolean(b) => t::Value::Boolean(b),
+            },
+        }
+    }
+
+    /// Whether a span from the host lies inside the text, on character
+    /// boundaries.
+    fn check(&self, s: t::Span) -> Result<(), String> {
+        let start = s.start as usize;
+        match self.0.get(start..start + s.len as usize) {
+            Some(_) => Ok(()),
+            None => Err(malformed("a span outside the text")),
+        }
+    }
+
+    fn check_entries(&self, list: &[t::Entry]) -> Result<(), String> {
+        for e in list {
+            self.check(e.name)?;
+            if let t::Value::Text(s) = e.value {
+                self.check(s)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The error for an input the host should never send.
+fn malformed(what: &str) -> String {
+    format!("malformed input from the host: {what}")
+}
+
+/// `len` entries of `pool` from `start`, if they are there.
+fn range(pool: &[t::Entry], start: u32, len: u32) -> Option<&[t::Entry]> {
+    let start = start as usize;
+    pool.get(start..start + len as usize)
+}
+
+/// Named values in an input.
+#[derive(Clone, Copy)]
+struct Entries<'a> {
+    text: &'a Text,
+    list: &'a [t::Entry],
+}
+
+impl<'a> Entries<'a> {
+    fn get(self, name: &str) -> Option<Value<'a>> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    fn iter(self) -> impl Iterator<Item = (&'a str, Value<'a>)> + 'a {
+        let text = self.text;
+        self.list
+            .iter()
+            .map(move |e| (text.get(e.name), text.value(e.value)))
+    }
+}
+
+impl std::fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
 /// One activity of the prospect's log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Activity {
+#[derive(Debug, Clone, Copy)]
+pub struct Activity<'a> {
     /// What happened.
-    pub kind: String,
+    pub kind: &'a str,
     /// Who did it.
     pub actor: Actor,
     /// When (UTC milliseconds).
     pub at: i64,
-    /// Scalar data recorded with it.
-    pub data: Vec<(String, Value)>,
+    data: Entries<'a>,
 }
 
-impl Activity {
+impl<'a> Activity<'a> {
     /// A datum by name.
-    pub fn datum(&self, name: &str) -> Option<&Value> {
-        self.data.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    pub fn datum(&self, name: &str) -> Option<Value<'a>> {
+        self.data.get(name)
+    }
+
+    /// The scalar data recorded with it.
+    pub fn data(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + 'a {
+        self.data.iter()
     }
 }
 
 /// The prospect a criterion or checklist is evaluated for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Prospect {
-    /// The daemon's id.
-    pub id: u64,
-    /// Name.
-    pub name: String,
-    /// Company.
-    pub company: Option<String>,
-    /// Owning rep.
-    pub owner: Option<String>,
-    /// Current stage id.
-    pub stage: String,
-    /// `open`, `won` or `lost`.
-    pub status: String,
-    /// Creation time (UTC ms).
-    pub created_at: i64,
-    /// When it entered its stage (UTC ms).
-    pub stage_entered_at: i64,
-    /// Fields.
-    pub fields: Vec<(String, Value)>,
-    /// The most recent activities, oldest first.
-    pub activities: Vec<Activity>,
-    /// Older activities were left out by the host's input limit.
-    pub activities_truncated: bool,
+    text: Text,
+    p: t::Prospect,
+}
+
+impl std::fmt::Debug for Prospect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prospect")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("stage", &self.stage())
+            .field("status", &self.status())
+            .field("fields", &self.entries())
+            .field("activities", &self.activities().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Prospect {
     /// An open prospect in `stage`, for tests.
     pub fn new(stage: &str) -> Prospect {
+        let mut text = Text::default();
+        let name = text.push("Test prospect");
+        let stage = text.push(stage);
         Prospect {
-            id: 1,
-            name: "Test prospect".into(),
-            company: None,
-            owner: None,
-            stage: stage.into(),
-            status: "open".into(),
-            created_at: 0,
-            stage_entered_at: 0,
-            fields: Vec::new(),
-            activities: Vec::new(),
-            activities_truncated: false,
+            text,
+            p: t::Prospect {
+                id: 1,
+                name,
+                company: None,
+                owner: None,
+                stage,
+                status: t::Status::Open,
+                created_at: 0,
+                stage_entered_at: 0,
+                fields: Vec::new(),
+                activities: Vec::new(),
+                activity_data: Vec::new(),
+                activities_truncated: false,
+            },
         }
     }
 
     /// With a field set.
-    pub fn with_field(mut self, name: &str, value: impl Into<Value>) -> Prospect {
-        self.fields.retain(|(k, _)| k != name);
-        self.fields.push((name.into(), value.into()));
+    pub fn with_field<'v>(mut self, name: &str, value: impl Into<Value<'v>>) -> Prospect {
+        let text = &self.text;
+        self.p.fields.retain(|e| text.get(e.name) != name);
+        let entry = self.text.entry(name, value.into());
+        self.p.fields.push(entry);
         self
     }
 
     /// With an activity appended.
     pub fn with_activity(mut self, kind: &str, actor: Actor, at: i64) -> Prospect {
-        self.activities.push(Activity {
-            kind: kind.into(),
-            actor,
+        let kind = self.text.push(kind);
+        self.p.activities.push(t::Activity {
+            kind,
+            actor: match actor {
+                Actor::Prospect => t::Actor::Prospect,
+                Actor::Rep => t::Actor::Rep,
+            },
             at,
-            data: Vec::new(),
+            data_start: self.p.activity_data.len() as u32,
+            data_len: 0,
         });
+        self
+    }
+
+    /// With a datum on the last activity appended.
+    pub fn with_datum<'v>(mut self, name: &str, value: impl Into<Value<'v>>) -> Prospect {
+        let entry = self.text.entry(name, value.into());
+        self.p.activity_data.push(entry);
+        if let Some(last) = self.p.activities.last_mut() {
+            last.data_len += 1;
+        }
         self
     }
 
@@ -176,22 +341,75 @@ impl Prospect {
 
     /// Entered its stage at `at`.
     pub fn entered_stage_at(mut self, at: i64) -> Prospect {
-        self.stage_entered_at = at;
+        self.p.stage_entered_at = at;
         self
     }
 
+    /// The daemon's id.
+    pub fn id(&self) -> u64 {
+        self.p.id
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        self.text.get(self.p.name)
+    }
+
+    /// Company.
+    pub fn company(&self) -> Option<&str> {
+        self.p.company.map(|s| self.text.get(s))
+    }
+
+    /// Owning rep.
+    pub fn owner(&self) -> Option<&str> {
+        self.p.owner.map(|s| self.text.get(s))
+    }
+
+    /// Current stage id.
+    pub fn stage(&self) -> &str {
+        self.text.get(self.p.stage)
+    }
+
+    /// `open`, `won` or `lost`.
+    pub fn status(&self) -> &'static str {
+        status(self.p.status)
+    }
+
+    /// Creation time (UTC ms).
+    pub fn created_at(&self) -> i64 {
+        self.p.created_at
+    }
+
+    /// When it entered its stage (UTC ms).
+    pub fn stage_entered_at(&self) -> i64 {
+        self.p.stage_entered_at
+    }
+
+    /// Whether older activities were left out by the host's input limit.
+    pub fn activities_truncated(&self) -> bool {
+        self.p.activities_truncated
+    }
+
+    fn entries(&self) -> Entries<'_> {
+        Entries {
+            text: &self.text,
+            list: &self.p.fields,
+        }
+    }
+
+    /// The fields, by name.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
+        self.entries().iter()
+    }
+
     /// A field by name.
-    pub fn field(&self, name: &str) -> Option<&Value> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    pub fn field(&self, name: &str) -> Option<Value<'_>> {
+        self.entries().get(name)
     }
 
     /// A field as a number (numeric text counts).
     pub fn number(&self, name: &str) -> Option<f64> {
-        match self.field(name)? {
-            Value::Number(n) => Some(*n),
-            Value::Text(t) => t.trim().parse().ok(),
-            Value::Boolean(_) => None,
-        }
+        self.field(name)?.number()
     }
 
     /// A field as text.
@@ -216,9 +434,27 @@ impl Prospect {
         }
     }
 
+    /// The most recent activities, oldest first.
+    pub fn activities(&self) -> impl DoubleEndedIterator<Item = Activity<'_>> + Clone {
+        let text = &self.text;
+        let data = &self.p.activity_data;
+        self.p.activities.iter().map(move |a| Activity {
+            kind: text.get(a.kind),
+            actor: match a.actor {
+                t::Actor::Prospect => Actor::Prospect,
+                t::Actor::Rep => Actor::Rep,
+            },
+            at: a.at,
+            data: Entries {
+                text,
+                list: range(data, a.data_start, a.data_len).unwrap_or_default(),
+            },
+        })
+    }
+
     /// Activities of `kind` by anyone.
-    pub fn activities_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Activity> + 'a {
-        self.activities.iter().filter(move |a| a.kind == kind)
+    pub fn activities_of<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = Activity<'a>> + 'a {
+        self.activities().filter(move |a| a.kind == kind)
     }
 
     /// True when the prospect itself did `kind` at least once.
@@ -239,48 +475,66 @@ impl Prospect {
     /// How many `kind` activities since the prospect entered its stage.
     pub fn count_since_stage_entry(&self, kind: &str) -> usize {
         self.activities_of(kind)
-            .filter(|a| a.at >= self.stage_entered_at)
+            .filter(|a| a.at >= self.p.stage_entered_at)
             .count()
     }
 
     /// The latest `kind` activity.
-    pub fn last(&self, kind: &str) -> Option<&Activity> {
-        self.activities
-            .iter()
+    pub fn last(&self, kind: &str) -> Option<Activity<'_>> {
+        self.activities()
             .filter(|a| a.kind == kind)
             .max_by_key(|a| a.at)
     }
 
     /// Days in the current stage as of `now`.
     pub fn days_in_stage(&self, now: i64) -> f64 {
-        (now - self.stage_entered_at) as f64 / DAY_MS
+        (now - self.p.stage_entered_at) as f64 / DAY_MS
     }
 }
 
 /// A plugin's configuration: the `config` table of its criterion (or of its
 /// `[[plugins]]` entry) in `process.toml`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Config {
-    /// Entries in file order.
-    pub entries: Vec<(String, Value)>,
+    text: Text,
+    entries: Vec<t::Entry>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.view().fmt(f)
+    }
 }
 
 impl Config {
     /// With an entry, for tests.
-    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Config {
-        self.entries.push((name.into(), value.into()));
+    pub fn with<'v>(mut self, name: &str, value: impl Into<Value<'v>>) -> Config {
+        let entry = self.text.entry(name, value.into());
+        self.entries.push(entry);
         self
     }
 
+    fn view(&self) -> Entries<'_> {
+        Entries {
+            text: &self.text,
+            list: &self.entries,
+        }
+    }
+
+    /// Entries in file order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, Value<'_>)> {
+        self.view().iter()
+    }
+
     /// An entry by name.
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    pub fn get(&self, name: &str) -> Option<Value<'_>> {
+        self.view().get(name)
     }
 
     /// A number entry.
     pub fn number(&self, name: &str) -> Option<f64> {
         match self.get(name)? {
-            Value::Number(n) => Some(*n),
+            Value::Number(n) => Some(n),
             _ => None,
         }
     }
@@ -296,7 +550,7 @@ impl Config {
     /// A yes/no entry.
     pub fn boolean(&self, name: &str) -> Option<bool> {
         match self.get(name)? {
-            Value::Boolean(b) => Some(*b),
+            Value::Boolean(b) => Some(b),
             _ => None,
         }
     }
@@ -318,7 +572,7 @@ impl Config {
 }
 
 /// What an exit criterion or checklist is evaluated on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Input {
     /// The prospect.
     pub prospect: Prospect,
@@ -393,9 +647,8 @@ impl ChecklistItem {
     /// Done when the prospect did `kind`; the evidence says when, or what is missing.
     pub fn prospect_did(id: &str, label: &str, p: &Prospect, kind: &str) -> ChecklistItem {
         let last = p
-            .activities
-            .iter()
-            .filter(|a| a.kind == kind && a.actor == Actor::Prospect)
+            .activities_of(kind)
+            .filter(|a| a.actor == Actor::Prospect)
             .max_by_key(|a| a.at);
         match last {
             Some(a) => ChecklistItem::new(
@@ -436,7 +689,7 @@ impl ChecklistItem {
                 ChecklistItem::new(id, label, true, format!("`{name}`: {t}"))
             }
             Some(Value::Number(n)) => {
-                ChecklistItem::new(id, label, true, format!("`{name}`: {}", Num(*n)))
+                ChecklistItem::new(id, label, true, format!("`{name}`: {}", Num(n)))
             }
             _ => ChecklistItem::new(id, label, false, format!("`{name}` is not set")),
         }
@@ -459,66 +712,171 @@ impl ChecklistItem {
 }
 
 /// A prospect as a metric plugin sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProspectSummary {
+#[derive(Debug, Clone, Copy)]
+pub struct ProspectSummary<'a> {
     /// The daemon's id.
     pub id: u64,
     /// Owning rep.
-    pub owner: Option<String>,
+    pub owner: Option<&'a str>,
     /// Stage (for closed prospects: the stage they closed from).
-    pub stage: String,
+    pub stage: &'a str,
     /// `open`, `won` or `lost`.
-    pub status: String,
+    pub status: &'static str,
     /// Creation time (UTC ms).
     pub created_at: i64,
     /// Close time (UTC ms).
     pub closed_at: Option<i64>,
     /// The stage's win probability, if the process sets one.
     pub stage_probability: Option<f64>,
-    /// Fields.
-    pub fields: Vec<(String, Value)>,
+    fields: Entries<'a>,
 }
 
-impl ProspectSummary {
-    /// A field as a number.
+impl<'a> ProspectSummary<'a> {
+    /// A field by name.
+    pub fn field(&self, name: &str) -> Option<Value<'a>> {
+        self.fields.get(name)
+    }
+
+    /// A field as a number (numeric text counts).
     pub fn number(&self, name: &str) -> Option<f64> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| match v {
-                Value::Number(n) => Some(*n),
-                Value::Text(t) => t.trim().parse().ok(),
-                Value::Boolean(_) => None,
-            })
+        self.field(name)?.number()
+    }
+
+    /// The fields, by name.
+    pub fn fields(&self) -> impl Iterator<Item = (&'a str, Value<'a>)> + 'a {
+        self.fields.iter()
     }
 }
 
 /// A stage change.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transition {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Transition<'a> {
     /// The prospect.
     pub prospect: u64,
     /// The stage left.
-    pub from: Option<String>,
+    pub from: Option<&'a str>,
     /// The stage entered, `won` or `lost`.
-    pub to: String,
+    pub to: &'a str,
     /// When (UTC ms).
     pub at: i64,
     /// `created`, `advanced`, `forced`, `won`, `lost`, …
-    pub kind: String,
+    pub kind: &'a str,
 }
 
 /// What a metric plugin folds over.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct MetricInput {
     /// The evaluation time (UTC ms).
     pub now: i64,
     /// The plugin's configuration.
     pub config: Config,
-    /// Prospects (bounded by the host).
-    pub prospects: Vec<ProspectSummary>,
-    /// Transitions (bounded by the host).
-    pub transitions: Vec<Transition>,
+    text: Text,
+    prospects: Vec<t::ProspectSummary>,
+    fields: Vec<t::Entry>,
+    transitions: Vec<t::Transition>,
+}
+
+impl std::fmt::Debug for MetricInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricInput")
+            .field("now", &self.now)
+            .field("config", &self.config)
+            .field("prospects", &self.prospects().collect::<Vec<_>>())
+            .field("transitions", &self.transitions().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl MetricInput {
+    /// An input without prospects or transitions, for tests.
+    pub fn new(now: i64, config: Config) -> MetricInput {
+        MetricInput {
+            now,
+            config,
+            text: Text::default(),
+            prospects: Vec::new(),
+            fields: Vec::new(),
+            transitions: Vec::new(),
+        }
+    }
+
+    /// With a prospect in `stage`, for tests: `status` is `open`, `won` or
+    /// `lost`, and `probability` the stage's win probability.
+    pub fn with_prospect(
+        mut self,
+        owner: Option<&str>,
+        stage: &str,
+        status: &str,
+        probability: Option<f64>,
+        fields: &[(&str, Value)],
+    ) -> MetricInput {
+        let fields_start = self.fields.len() as u32;
+        for (name, value) in fields {
+            let entry = self.text.entry(name, *value);
+            self.fields.push(entry);
+        }
+        let summary = t::ProspectSummary {
+            id: self.prospects.len() as u64 + 1,
+            owner: owner.map(|o| self.text.push(o)),
+            stage: self.text.push(stage),
+            status: match status {
+                "won" => t::Status::Won,
+                "lost" => t::Status::Lost,
+                _ => t::Status::Open,
+            },
+            created_at: 0,
+            closed_at: None,
+            stage_probability: probability,
+            fields_start,
+            fields_len: fields.len() as u32,
+        };
+        self.prospects.push(summary);
+        self
+    }
+
+    /// With a transition, for tests.
+    pub fn with_transition(mut self, transition: Transition) -> MetricInput {
+        let t = t::Transition {
+            prospect: transition.prospect,
+            from: transition.from.map(|f| self.text.push(f)),
+            to: self.text.push(transition.to),
+            at: transition.at,
+            kind: self.text.push(transition.kind),
+        };
+        self.transitions.push(t);
+        self
+    }
+
+    /// The prospects (bounded by the host).
+    pub fn prospects(&self) -> impl ExactSizeIterator<Item = ProspectSummary<'_>> + Clone {
+        let text = &self.text;
+        let fields = &self.fields;
+        self.prospects.iter().map(move |p| ProspectSummary {
+            id: p.id,
+            owner: p.owner.map(|s| text.get(s)),
+            stage: text.get(p.stage),
+            status: status(p.status),
+            created_at: p.created_at,
+            closed_at: p.closed_at,
+            stage_probability: p.stage_probability,
+            fields: Entries {
+                text,
+                list: range(fields, p.fields_start, p.fields_len).unwrap_or_default(),
+            },
+        })
+    }
+
+    /// The transitions (bounded by the host).
+    pub fn transitions(&self) -> impl ExactSizeIterator<Item = Transition<'_>> + Clone {
+        let text = &self.text;
+        self.transitions.iter().map(move |t| Transition {
+            prospect: t.prospect,
+            from: t.from.map(|s| text.get(s)),
+            to: text.get(t.to),
+            at: t.at,
+            kind: text.get(t.kind),
+        })
+    }
 }
 
 /// One named result of a metric plugin.
@@ -545,110 +903,45 @@ impl MetricValue {
 
 // Conversions from and to the generated bindings.
 
-/// Reads an input's spans back into strings (see the interface's `span`).
-struct Text<'a>(&'a str);
-
-/// The error for an input the host should never send.
-fn malformed(what: &str) -> String {
-    format!("malformed input from the host: {what}")
-}
-
-impl Text<'_> {
-    fn str(&self, s: t::Span) -> Result<String, String> {
-        let start = s.start as usize;
-        self.0
-            .get(start..start + s.len as usize)
-            .map(str::to_string)
-            .ok_or_else(|| malformed("a span outside the text"))
-    }
-
-    fn opt(&self, s: Option<t::Span>) -> Result<Option<String>, String> {
-        s.map(|s| self.str(s)).transpose()
-    }
-
-    fn value(&self, v: t::Value) -> Result<Value, String> {
-        Ok(match v {
-            t::Value::Text(s) => Value::Text(self.str(s)?),
-            t::Value::Number(n) => Value::Number(n),
-            t::Value::Boolean(b) => Value::Boolean(b),
-        })
-    }
-
-    fn entries(&self, list: &[t::Entry]) -> Result<Vec<(String, Value)>, String> {
-        // Plain loops here and below: collecting into a `Result` measurably
-        // costs more in a plugin, where every instruction is metered.
-        let mut entries = Vec::with_capacity(list.len());
-        for e in list {
-            entries.push((self.str(e.name)?, self.value(e.value)?));
-        }
-        Ok(entries)
-    }
-
-    /// `len` entries of `pool` from `start`.
-    fn slice(
-        &self,
-        pool: &[t::Entry],
-        start: u32,
-        len: u32,
-    ) -> Result<Vec<(String, Value)>, String> {
-        let start = start as usize;
-        let part = pool
-            .get(start..start + len as usize)
-            .ok_or_else(|| malformed("entries outside their list"))?;
-        self.entries(part)
-    }
-}
-
-fn status(s: t::Status) -> String {
+fn status(s: t::Status) -> &'static str {
     match s {
         t::Status::Open => "open",
         t::Status::Won => "won",
         t::Status::Lost => "lost",
-    }
-    .to_string()
-}
-
-impl From<t::Actor> for Actor {
-    fn from(a: t::Actor) -> Self {
-        match a {
-            t::Actor::Prospect => Actor::Prospect,
-            t::Actor::Rep => Actor::Rep,
-        }
     }
 }
 
 impl TryFrom<t::Input> for Input {
     type Error = String;
 
+    /// Takes the host's input as it is, after checking every span and
+    /// range once, so that reading it later cannot fail.
     fn try_from(i: t::Input) -> Result<Self, String> {
-        let text = Text(&i.text);
-        let p = i.prospect;
-        let mut prospect = Prospect {
-            id: p.id,
-            name: text.str(p.name)?,
-            company: text.opt(p.company)?,
-            owner: text.opt(p.owner)?,
-            stage: text.str(p.stage)?,
-            status: status(p.status),
-            created_at: p.created_at,
-            stage_entered_at: p.stage_entered_at,
-            fields: text.entries(&p.fields)?,
-            activities: Vec::with_capacity(p.activities.len()),
-            activities_truncated: p.activities_truncated,
-        };
-        for a in &p.activities {
-            prospect.activities.push(Activity {
-                kind: text.str(a.kind)?,
-                actor: a.actor.into(),
-                at: a.at,
-                data: text.slice(&p.activity_data, a.data_start, a.data_len)?,
-            });
+        let text = Text(Rc::new(i.text));
+        let p = &i.prospect;
+        for s in [Some(p.name), p.company, p.owner, Some(p.stage)]
+            .into_iter()
+            .flatten()
+        {
+            text.check(s)?;
         }
+        text.check_entries(&p.fields)?;
+        text.check_entries(&p.activity_data)?;
+        for a in &p.activities {
+            text.check(a.kind)?;
+            range(&p.activity_data, a.data_start, a.data_len)
+                .ok_or_else(|| malformed("activity data outside its list"))?;
+        }
+        text.check_entries(&i.config)?;
         Ok(Input {
-            prospect,
+            prospect: Prospect {
+                text: text.clone(),
+                p: i.prospect,
+            },
             now: i.now,
             config: Config {
-                entries: text.entries(&i.config)?,
+                text,
+                entries: i.config,
             },
         })
     }
@@ -657,38 +950,35 @@ impl TryFrom<t::Input> for Input {
 impl TryFrom<t::MetricInput> for MetricInput {
     type Error = String;
 
+    /// Takes the host's input as it is, after checking every span and
+    /// range once.
     fn try_from(i: t::MetricInput) -> Result<Self, String> {
-        let text = Text(&i.text);
-        let mut input = MetricInput {
-            now: i.now,
-            config: Config {
-                entries: text.entries(&i.config)?,
-            },
-            prospects: Vec::with_capacity(i.prospects.len()),
-            transitions: Vec::with_capacity(i.transitions.len()),
-        };
+        let text = Text(Rc::new(i.text));
+        text.check_entries(&i.config)?;
+        text.check_entries(&i.fields)?;
         for p in &i.prospects {
-            input.prospects.push(ProspectSummary {
-                id: p.id,
-                owner: text.opt(p.owner)?,
-                stage: text.str(p.stage)?,
-                status: status(p.status),
-                created_at: p.created_at,
-                closed_at: p.closed_at,
-                stage_probability: p.stage_probability,
-                fields: text.slice(&i.fields, p.fields_start, p.fields_len)?,
-            });
+            for s in [p.owner, Some(p.stage)].into_iter().flatten() {
+                text.check(s)?;
+            }
+            range(&i.fields, p.fields_start, p.fields_len)
+                .ok_or_else(|| malformed("fields outside their list"))?;
         }
         for t in &i.transitions {
-            input.transitions.push(Transition {
-                prospect: t.prospect,
-                from: text.opt(t.from)?,
-                to: text.str(t.to)?,
-                at: t.at,
-                kind: text.str(t.kind)?,
-            });
+            for s in [t.from, Some(t.to), Some(t.kind)].into_iter().flatten() {
+                text.check(s)?;
+            }
         }
-        Ok(input)
+        Ok(MetricInput {
+            now: i.now,
+            config: Config {
+                text: text.clone(),
+                entries: i.config,
+            },
+            text,
+            prospects: i.prospects,
+            fields: i.fields,
+            transitions: i.transitions,
+        })
     }
 }
 
@@ -735,6 +1025,11 @@ mod tests {
         assert_eq!(Num(-999_999_999_999_999.0).to_string(), "-999999999999999");
         assert_eq!(Num(0.25).to_string(), "0.25");
         assert_eq!(Num(1e20).to_string(), "100000000000000000000");
+        for n in [120.0, -3.0, 0.25, 1e20, -0.5] {
+            let mut pushed = String::from("x");
+            Num(n).push_to(&mut pushed);
+            assert_eq!(pushed, format!("x{}", Num(n)));
+        }
     }
 
     #[test]
@@ -816,21 +1111,77 @@ mod tests {
     }
 
     #[test]
-    fn spans_become_strings() {
+    fn inputs_are_read_where_the_host_put_them() {
         let text = "Adamariaconnecttier€1 repliedx";
         let input = Input::try_from(wire_input(text, span(0, 3))).unwrap();
         let p = &input.prospect;
+        assert_eq!((p.id(), p.name(), p.owner()), (3, "Ada", Some("maria")));
         assert_eq!(
-            (p.name.as_str(), p.owner.as_deref()),
-            ("Ada", Some("maria"))
+            (p.stage(), p.status(), p.company()),
+            ("connect", "won", None)
         );
-        assert_eq!((p.stage.as_str(), p.status.as_str()), ("connect", "won"));
         assert_eq!(p.text("tier"), Some("€1 "));
-        assert_eq!(p.activities[0].kind, "replied");
-        assert!(p.activities[0].data.is_empty());
-        assert_eq!(p.activities[1].datum("tier"), Some(&Value::Number(2.5)));
+        assert_eq!(
+            p.fields().collect::<Vec<_>>(),
+            [("tier", Value::Text("€1 "))]
+        );
+        let log: Vec<Activity> = p.activities().collect();
+        assert_eq!(
+            (log[0].kind, log[0].actor, log[0].at),
+            ("replied", Actor::Prospect, 5)
+        );
+        assert_eq!(log[0].data().count(), 0);
+        assert_eq!(log[1].datum("tier"), Some(Value::Number(2.5)));
+        assert_eq!(p.last("replied").unwrap().at, 6);
+        assert!(p.did("replied"));
         assert_eq!(input.config.boolean("x"), Some(true));
         assert_eq!(input.now, 9);
+    }
+
+    #[test]
+    fn builders_make_the_same_inputs() {
+        let p = Prospect::new("connect")
+            .with_field("tier", "gold")
+            .with_field("tier", 2)
+            .with_activity("meeting_held", Actor::Rep, 7)
+            .with_datum("minutes", 30)
+            .with_datum("topic", "pricing")
+            .with_action("replied", 8);
+        assert_eq!(
+            p.fields().collect::<Vec<_>>(),
+            [("tier", Value::Number(2.0))]
+        );
+        let held = p.last("meeting_held").unwrap();
+        assert_eq!(held.datum("minutes").and_then(Value::number), Some(30.0));
+        assert_eq!(held.datum("topic"), Some(Value::Text("pricing")));
+        assert_eq!(p.last("replied").unwrap().data().count(), 0);
+        // A clone is independent of the original.
+        let more = p.clone().with_field("extra", true);
+        assert!(more.yes("extra") && !p.has_field("extra"));
+
+        let m = MetricInput::new(0, Config::default())
+            .with_prospect(
+                Some("maria"),
+                "present",
+                "won",
+                Some(0.5),
+                &[("amount", 10.into())],
+            )
+            .with_prospect(None, "close", "open", None, &[])
+            .with_transition(Transition {
+                prospect: 1,
+                from: Some("present"),
+                to: "won",
+                at: 3,
+                kind: "won",
+            });
+        let ps: Vec<ProspectSummary> = m.prospects().collect();
+        assert_eq!(
+            (ps[0].owner, ps[0].status, ps[0].number("amount")),
+            (Some("maria"), "won", Some(10.0))
+        );
+        assert_eq!((ps[1].stage, ps[1].fields().count()), ("close", 0));
+        assert_eq!(m.transitions().next().unwrap().from, Some("present"));
     }
 
     #[test]

@@ -20,12 +20,11 @@ impl Plugin for Forecast {
     fn metric(input: &MetricInput) -> Result<Vec<MetricValue>, String> {
         let field = input.config.text("amount_field").unwrap_or("amount");
         // owner → (weighted, open, won)
-        let mut by_owner: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
-        for p in &input.prospects {
+        let mut by_owner: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
+        for p in input.prospects() {
             let amount = p.number(field).unwrap_or(0.0);
-            let owner = p.owner.clone().unwrap_or_else(|| "(none)".into());
-            let slot = by_owner.entry(owner).or_default();
-            match p.status.as_str() {
+            let slot = by_owner.entry(p.owner.unwrap_or("(none)")).or_default();
+            match p.status {
                 "open" => {
                     slot.0 += amount * p.stage_probability.unwrap_or(0.0);
                     slot.1 += amount;
@@ -61,34 +60,29 @@ register_plugin!(Forecast);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_plugin_sdk::{Config, ProspectSummary, Value};
-
-    fn prospect(owner: &str, status: &str, probability: f64, amount: f64) -> ProspectSummary {
-        ProspectSummary {
-            id: 1,
-            owner: Some(owner.into()),
-            stage: "present".into(),
-            status: status.into(),
-            created_at: 0,
-            closed_at: None,
-            stage_probability: Some(probability),
-            fields: vec![("amount".into(), Value::Number(amount))],
-        }
-    }
+    use stagecoach_plugin_sdk::Config;
 
     #[test]
     fn weights_open_amounts_by_stage_probability() {
-        let input = MetricInput {
-            now: 0,
-            config: Config::default(),
-            prospects: vec![
-                prospect("maria", "open", 0.5, 10000.0),
-                prospect("maria", "open", 0.1, 5000.0),
-                prospect("tom", "won", 1.0, 7000.0),
-                prospect("tom", "lost", 0.5, 9000.0),
-            ],
-            transitions: vec![],
-        };
+        let input = [
+            ("maria", "open", 0.5, 10000),
+            ("maria", "open", 0.1, 5000),
+            ("tom", "won", 1.0, 7000),
+            ("tom", "lost", 0.5, 9000),
+        ]
+        .into_iter()
+        .fold(
+            MetricInput::new(0, Config::default()),
+            |input, (owner, status, probability, amount)| {
+                input.with_prospect(
+                    Some(owner),
+                    "present",
+                    status,
+                    Some(probability),
+                    &[("amount", amount.into())],
+                )
+            },
+        );
         let out = Forecast::metric(&input).unwrap();
         let get = |name: &str, label: &str| {
             out.iter()
