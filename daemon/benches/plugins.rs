@@ -6,6 +6,7 @@
 //! 3. one evaluation on a reused instance;
 //! 4. the rule compiled natively (the `icp-fit` crate called directly), and
 //!    the daemon's built-in field criteria expressing the same rule;
+//! 4b. the floor: a plugin that returns at once, on the same prospect;
 //! 5. a methodology checklist (reads the activity log) with a fresh instance;
 //! 6. end to end: `process.reevaluate` over the socket for many prospects,
 //!    with the plugin criterion vs the equivalent built-in criteria.
@@ -58,18 +59,20 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn build_plugin(out: &Path, name: &str) -> PathBuf {
+/// Builds the plugin crate at `crate_dir` (relative to the repository).
+fn build_plugin(out: &Path, crate_dir: &str) -> PathBuf {
     let status = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
         .args(["plugin", "build", "--out"])
         .arg(out)
         .arg("--target-dir")
         .arg(root().join("target/plugin-build"))
-        .arg(root().join("plugins").join(name))
+        .arg(root().join(crate_dir))
         .current_dir(root())
         .stdout(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "building {name} failed");
+    assert!(status.success(), "building {crate_dir} failed");
+    let name = Path::new(crate_dir).file_name().unwrap().to_str().unwrap();
     out.join(format!("{name}.wasm"))
 }
 
@@ -210,8 +213,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let file = build_plugin(&dir.path().join("plugins"), "icp-fit");
-    let checklist_file = build_plugin(&dir.path().join("plugins"), "meddpicc");
+    let file = build_plugin(&dir.path().join("plugins"), "plugins/icp-fit");
+    let checklist_file = build_plugin(&dir.path().join("plugins"), "plugins/meddpicc");
+    let null_file = build_plugin(&dir.path().join("plugins"), "tests/fixtures/hostile");
     println!("# exit-criterion evaluation: wasm plugin vs native");
     println!(
         "command: cargo bench -p stagecoach --bench plugins   (STAGECOACH_BENCH_PROSPECTS={n})"
@@ -259,6 +263,30 @@ fn main() {
         std::hint::black_box(plugin.evaluate(&input).unwrap());
     });
     let mut reused = plugin.reusable().unwrap();
+    // The floor: a plugin that returns at once (the hostile fixture in its
+    // well-behaved mode), on the same prospect, on a reused instance. What
+    // remains is the component model's cost of passing the input and the
+    // verdict, and the SDK's reading of the input.
+    let null = host
+        .load(
+            "null",
+            &null_file,
+            &std::fs::read(&null_file).unwrap(),
+            Limits::default(),
+        )
+        .unwrap();
+    let mut null = null.reusable().unwrap();
+    let null_config = vec![("mode".to_string(), FieldValue::Text("ok".into()))];
+    let null_input = CallInput {
+        prospect: &p,
+        activities: &[],
+        now: Millis(10_000),
+        config: &null_config,
+    };
+    assert!(null.evaluate(&null_input).unwrap());
+    let floor = time_per_call(21, 500, || {
+        std::hint::black_box(null.evaluate(&null_input).unwrap());
+    });
     match std::env::var("STAGECOACH_BENCH_PROFILE").as_deref() {
         // Only one kind of call, for a profiler.
         Ok("reused") => {
@@ -373,6 +401,7 @@ exit = [
     println!("instantiate (fresh store + instance)        {instantiate:>9.2} µs");
     println!("evaluate, fresh instance per call (daemon)  {fresh:>9.2} µs   target ≤ 10 µs");
     println!("evaluate, reused instance                   {warm:>9.2} µs   target ≤ 2 µs");
+    println!("floor: a plugin that returns at once, reused {floor:>8.2} µs");
     println!("baseline: same rule, native Rust (icp-fit)  {native_rule:>9.2} µs");
     println!("baseline: built-in field criteria           {native_builtin:>9.2} µs");
     println!(

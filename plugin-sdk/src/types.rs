@@ -176,7 +176,7 @@ impl Text {
     /// boundaries.
     fn check(&self, s: t::Span) -> Result<(), String> {
         let start = s.start as usize;
-        match self.0.get(start..start + s.len as usize) {
+        match self.0.get(start..start.saturating_add(s.len as usize)) {
             Some(_) => Ok(()),
             None => Err(malformed("a span outside the text")),
         }
@@ -213,7 +213,18 @@ struct Entries<'a> {
 
 impl<'a> Entries<'a> {
     fn get(self, name: &str) -> Option<Value<'a>> {
-        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        // Lengths first, then bytes: most names differ in length, and
+        // comparing bytes skips slicing the text at character boundaries.
+        let bytes = self.text.0.as_bytes();
+        self.list
+            .iter()
+            .find(|e| {
+                e.name.len as usize == name.len() && {
+                    let start = e.name.start as usize;
+                    &bytes[start..start + name.len()] == name.as_bytes()
+                }
+            })
+            .map(|e| self.text.value(e.value))
     }
 
     fn iter(self) -> impl Iterator<Item = (&'a str, Value<'a>)> + 'a {
@@ -1187,8 +1198,8 @@ mod tests {
     #[test]
     fn a_malformed_input_is_an_error_not_a_panic() {
         let text = "Adamariaconnecttier€1 repliedx";
-        // Past the end, and inside the three bytes of `€`.
-        for name in [span(28, 5), span(20, 1)] {
+        // Past the end, inside the three bytes of `€`, and past any end.
+        for name in [span(28, 5), span(20, 1), span(u32::MAX, u32::MAX)] {
             let err = Input::try_from(wire_input(text, name)).unwrap_err();
             assert!(err.starts_with("malformed input from the host"), "{err}");
         }

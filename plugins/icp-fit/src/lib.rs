@@ -100,10 +100,19 @@ impl Plugin for IcpFit {
 }
 
 /// The checks with one outcome, described as `a; b; c`.
-#[derive(Default)]
 struct Tally {
     count: u32,
     text: String,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            count: 0,
+            // Room for a few checks: no growing on the way.
+            text: String::with_capacity(96),
+        }
+    }
 }
 
 impl Tally {
