@@ -4,11 +4,11 @@
 //! 1. instantiation cost (fresh store + instance from the pre-instantiated component);
 //! 2. one evaluation with a fresh instance (what the daemon does per call);
 //! 3. one evaluation on a reused instance;
-//! 4. the rule compiled natively (the `icp-fit` crate called directly), and
+//! 4. the floor: a plugin that returns at once, on the same prospect;
+//! 5. the rule compiled natively (the `icp-fit` crate called directly), and
 //!    the daemon's built-in field criteria expressing the same rule;
-//! 4b. the floor: a plugin that returns at once, on the same prospect;
-//! 5. a methodology checklist (reads the activity log) with a fresh instance;
-//! 6. end to end: `process.reevaluate` over the socket for many prospects,
+//! 6. a methodology checklist (reads the activity log) with a fresh instance;
+//! 7. end to end: `process.reevaluate` over the socket for many prospects,
 //!    with the plugin criterion vs the equivalent built-in criteria.
 //!
 //! Run: `cargo bench -p stagecoach --bench plugins`
