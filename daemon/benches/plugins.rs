@@ -14,7 +14,7 @@
 //! Run: `cargo bench -p stagecoach --bench plugins`
 //! (`STAGECOACH_BENCH_PROSPECTS` sets the end-to-end size; default 20000).
 //!
-//! Profiling: `STAGECOACH_BENCH_PROFILE=fresh` (or `reused`) with
+//! Profiling: `STAGECOACH_BENCH_PROFILE=fresh` (or `reused`, `floor`) with
 //! `STAGECOACH_PERF_MAP=1 perf record -g target/release/deps/plugins-*`
 //! loops only that call, with plugin functions named.
 
@@ -292,6 +292,12 @@ fn main() {
         Ok("reused") => {
             for _ in 0..3_000_000 {
                 std::hint::black_box(reused.evaluate(&input).unwrap());
+            }
+            return;
+        }
+        Ok("floor") => {
+            for _ in 0..3_000_000 {
+                std::hint::black_box(null.evaluate(&null_input).unwrap());
             }
             return;
         }
