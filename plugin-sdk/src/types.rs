@@ -73,7 +73,7 @@ impl Num {
     /// several times cheaper than `write!` for whole numbers.
     pub fn push_to(self, out: &mut String) {
         match self.integer() {
-            Some((digits, at)) => out.push_str(ascii(&digits[at..])),
+            Some((digits, at)) => out.extend(digits[at..].iter().map(|&b| char::from(b))),
             None => {
                 use std::fmt::Write as _;
                 // Writing to a String cannot fail.
@@ -576,7 +576,9 @@ impl Config {
     pub fn items<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + Clone + 'a {
         self.text(name)
             .unwrap_or_default()
-            .split(',')
+            // A predicate, not `','`: for short lists a plain scan is
+            // cheaper than the memchr-based search.
+            .split(|c| c == ',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
     }
