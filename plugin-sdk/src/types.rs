@@ -131,28 +131,36 @@ pub enum Actor {
     Rep,
 }
 
-/// Text that spans point into, shared by everything read from one input.
+/// One input's text and entries (see the interface's `span` and `range`),
+/// shared by everything read from it.
 #[derive(Debug, Clone, Default)]
-struct Text(Rc<String>);
+struct Pool(Rc<PoolData>);
 
-impl Text {
-    /// The text of a span. Spans from the host are checked once when the
-    /// input arrives ([`Text::check`]); the SDK makes the others itself.
+#[derive(Debug, Clone, Default)]
+struct PoolData {
+    text: String,
+    entries: Vec<t::Entry>,
+}
+
+impl Pool {
+    /// The text of a span. Spans and ranges from the host are checked once
+    /// when the input arrives ([`Pool::check`]); the SDK makes the others
+    /// itself.
     fn get(&self, s: t::Span) -> &str {
-        &self.0[s.start as usize..(s.start + s.len) as usize]
+        &self.0.text[s.start as usize..(s.start + s.len) as usize]
     }
 
-    fn value(&self, v: t::Value) -> Value<'_> {
-        match v {
-            t::Value::Text(s) => Value::Text(self.get(s)),
-            t::Value::Number(n) => Value::Number(n),
-            t::Value::Boolean(b) => Value::Boolean(b),
+    /// The entries of a range.
+    fn run(&self, r: t::Range) -> Entries<'_> {
+        Entries {
+            text: &self.0.text,
+            list: &self.0.entries[r.start as usize..(r.start + r.len) as usize],
         }
     }
 
-    /// Appends `s` (for inputs built in tests).
+    /// Appends `s` to the text (for inputs built in tests).
     fn push(&mut self, s: &str) -> t::Span {
-        let text = Rc::make_mut(&mut self.0);
+        let text = &mut Rc::make_mut(&mut self.0).text;
         let start = text.len() as u32;
         text.push_str(s);
         t::Span {
@@ -161,29 +169,71 @@ impl Text {
         }
     }
 
-    fn entry(&mut self, name: &str, value: Value) -> t::Entry {
-        t::Entry {
+    /// Appends a named value to the run `r`, first moving the run to the
+    /// end of the entries if something was appended after it.
+    fn append(&mut self, r: &mut t::Range, name: &str, value: Value) {
+        let entry = t::Entry {
             name: self.push(name),
             value: match value {
                 Value::Text(s) => t::Value::Text(self.push(s)),
                 Value::Number(n) => t::Value::Number(n),
                 Value::Boolean(b) => t::Value::Boolean(b),
             },
+        };
+        let entries = &mut Rc::make_mut(&mut self.0).entries;
+        let end = (r.start + r.len) as usize;
+        if end != entries.len() {
+            let start = entries.len();
+            entries.extend_from_within(r.start as usize..end);
+            r.start = start as u32;
         }
+        entries.push(entry);
+        r.len += 1;
+    }
+
+    /// Drops the entries named `name` from the run `r` (moving it to the end).
+    fn remove(&mut self, r: &mut t::Range, name: &str) {
+        let kept: Vec<t::Entry> = self
+            .run(*r)
+            .list
+            .iter()
+            .filter(|e| self.get(e.name) != name)
+            .copied()
+            .collect();
+        let entries = &mut Rc::make_mut(&mut self.0).entries;
+        *r = t::Range {
+            start: entries.len() as u32,
+            len: kept.len() as u32,
+        };
+        entries.extend(kept);
     }
 
     /// Whether a span from the host lies inside the text, on character
     /// boundaries.
     fn check(&self, s: t::Span) -> Result<(), String> {
         let start = s.start as usize;
-        match self.0.get(start..start.saturating_add(s.len as usize)) {
+        match self.0.text.get(start..start.saturating_add(s.len as usize)) {
             Some(_) => Ok(()),
             None => Err(malformed("a span outside the text")),
         }
     }
 
-    fn check_entries(&self, list: &[t::Entry]) -> Result<(), String> {
-        for e in list {
+    /// Whether a range from the host lies inside the entries.
+    fn check_range(&self, r: t::Range) -> Result<(), String> {
+        let start = r.start as usize;
+        match self
+            .0
+            .entries
+            .get(start..start.saturating_add(r.len as usize))
+        {
+            Some(_) => Ok(()),
+            None => Err(malformed("a range outside the entries")),
+        }
+    }
+
+    /// Checks every entry's spans.
+    fn check_entries(&self) -> Result<(), String> {
+        for e in &self.0.entries {
             self.check(e.name)?;
             if let t::Value::Text(s) = e.value {
                 self.check(s)?;
@@ -198,24 +248,30 @@ fn malformed(what: &str) -> String {
     format!("malformed input from the host: {what}")
 }
 
-/// `len` entries of `pool` from `start`, if they are there.
-fn range(pool: &[t::Entry], start: u32, len: u32) -> Option<&[t::Entry]> {
-    let start = start as usize;
-    pool.get(start..start + len as usize)
-}
-
 /// Named values in an input.
 #[derive(Clone, Copy)]
 struct Entries<'a> {
-    text: &'a Text,
+    text: &'a str,
     list: &'a [t::Entry],
 }
 
 impl<'a> Entries<'a> {
+    fn text(self, s: t::Span) -> &'a str {
+        &self.text[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    fn value(self, v: t::Value) -> Value<'a> {
+        match v {
+            t::Value::Text(s) => Value::Text(self.text(s)),
+            t::Value::Number(n) => Value::Number(n),
+            t::Value::Boolean(b) => Value::Boolean(b),
+        }
+    }
+
     fn get(self, name: &str) -> Option<Value<'a>> {
         // Lengths first, then bytes: most names differ in length, and
         // comparing bytes skips slicing the text at character boundaries.
-        let bytes = self.text.0.as_bytes();
+        let bytes = self.text.as_bytes();
         self.list
             .iter()
             .find(|e| {
@@ -224,14 +280,13 @@ impl<'a> Entries<'a> {
                     &bytes[start..start + name.len()] == name.as_bytes()
                 }
             })
-            .map(|e| self.text.value(e.value))
+            .map(|e| self.value(e.value))
     }
 
     fn iter(self) -> impl Iterator<Item = (&'a str, Value<'a>)> + 'a {
-        let text = self.text;
         self.list
             .iter()
-            .map(move |e| (text.get(e.name), text.value(e.value)))
+            .map(move |e| (self.text(e.name), self.value(e.value)))
     }
 }
 
@@ -268,7 +323,7 @@ impl<'a> Activity<'a> {
 /// The prospect a criterion or checklist is evaluated for.
 #[derive(Clone)]
 pub struct Prospect {
-    text: Text,
+    pool: Pool,
     p: t::Prospect,
 }
 
@@ -288,11 +343,11 @@ impl std::fmt::Debug for Prospect {
 impl Prospect {
     /// An open prospect in `stage`, for tests.
     pub fn new(stage: &str) -> Prospect {
-        let mut text = Text::default();
-        let name = text.push("Test prospect");
-        let stage = text.push(stage);
+        let mut pool = Pool::default();
+        let name = pool.push("Test prospect");
+        let stage = pool.push(stage);
         Prospect {
-            text,
+            pool,
             p: t::Prospect {
                 id: 1,
                 name,
@@ -302,9 +357,8 @@ impl Prospect {
                 status: t::Status::Open,
                 created_at: 0,
                 stage_entered_at: 0,
-                fields: Vec::new(),
+                fields: t::Range { start: 0, len: 0 },
                 activities: Vec::new(),
-                activity_data: Vec::new(),
                 activities_truncated: false,
             },
         }
@@ -312,16 +366,14 @@ impl Prospect {
 
     /// With a field set.
     pub fn with_field<'v>(mut self, name: &str, value: impl Into<Value<'v>>) -> Prospect {
-        let text = &self.text;
-        self.p.fields.retain(|e| text.get(e.name) != name);
-        let entry = self.text.entry(name, value.into());
-        self.p.fields.push(entry);
+        self.pool.remove(&mut self.p.fields, name);
+        self.pool.append(&mut self.p.fields, name, value.into());
         self
     }
 
     /// With an activity appended.
     pub fn with_activity(mut self, kind: &str, actor: Actor, at: i64) -> Prospect {
-        let kind = self.text.push(kind);
+        let kind = self.pool.push(kind);
         self.p.activities.push(t::Activity {
             kind,
             actor: match actor {
@@ -329,18 +381,15 @@ impl Prospect {
                 Actor::Rep => t::Actor::Rep,
             },
             at,
-            data_start: self.p.activity_data.len() as u32,
-            data_len: 0,
+            data: t::Range { start: 0, len: 0 },
         });
         self
     }
 
     /// With a datum on the last activity appended.
     pub fn with_datum<'v>(mut self, name: &str, value: impl Into<Value<'v>>) -> Prospect {
-        let entry = self.text.entry(name, value.into());
-        self.p.activity_data.push(entry);
         if let Some(last) = self.p.activities.last_mut() {
-            last.data_len += 1;
+            self.pool.append(&mut last.data, name, value.into());
         }
         self
     }
@@ -363,22 +412,22 @@ impl Prospect {
 
     /// Name.
     pub fn name(&self) -> &str {
-        self.text.get(self.p.name)
+        self.pool.get(self.p.name)
     }
 
     /// Company.
     pub fn company(&self) -> Option<&str> {
-        self.p.company.map(|s| self.text.get(s))
+        self.p.company.map(|s| self.pool.get(s))
     }
 
     /// Owning rep.
     pub fn owner(&self) -> Option<&str> {
-        self.p.owner.map(|s| self.text.get(s))
+        self.p.owner.map(|s| self.pool.get(s))
     }
 
     /// Current stage id.
     pub fn stage(&self) -> &str {
-        self.text.get(self.p.stage)
+        self.pool.get(self.p.stage)
     }
 
     /// `open`, `won` or `lost`.
@@ -402,10 +451,7 @@ impl Prospect {
     }
 
     fn entries(&self) -> Entries<'_> {
-        Entries {
-            text: &self.text,
-            list: &self.p.fields,
-        }
+        self.pool.run(self.p.fields)
     }
 
     /// The fields, by name.
@@ -447,19 +493,15 @@ impl Prospect {
 
     /// The most recent activities, oldest first.
     pub fn activities(&self) -> impl DoubleEndedIterator<Item = Activity<'_>> + Clone {
-        let text = &self.text;
-        let data = &self.p.activity_data;
+        let pool = &self.pool;
         self.p.activities.iter().map(move |a| Activity {
-            kind: text.get(a.kind),
+            kind: pool.get(a.kind),
             actor: match a.actor {
                 t::Actor::Prospect => Actor::Prospect,
                 t::Actor::Rep => Actor::Rep,
             },
             at: a.at,
-            data: Entries {
-                text,
-                list: range(data, a.data_start, a.data_len).unwrap_or_default(),
-            },
+            data: pool.run(a.data),
         })
     }
 
@@ -505,10 +547,19 @@ impl Prospect {
 
 /// A plugin's configuration: the `config` table of its criterion (or of its
 /// `[[plugins]]` entry) in `process.toml`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Config {
-    text: Text,
-    entries: Vec<t::Entry>,
+    pool: Pool,
+    range: t::Range,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            pool: Pool::default(),
+            range: t::Range { start: 0, len: 0 },
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -520,16 +571,12 @@ impl std::fmt::Debug for Config {
 impl Config {
     /// With an entry, for tests.
     pub fn with<'v>(mut self, name: &str, value: impl Into<Value<'v>>) -> Config {
-        let entry = self.text.entry(name, value.into());
-        self.entries.push(entry);
+        self.pool.append(&mut self.range, name, value.into());
         self
     }
 
     fn view(&self) -> Entries<'_> {
-        Entries {
-            text: &self.text,
-            list: &self.entries,
-        }
+        self.pool.run(self.range)
     }
 
     /// Entries in file order.
@@ -576,9 +623,7 @@ impl Config {
     pub fn items<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + Clone + 'a {
         self.text(name)
             .unwrap_or_default()
-            // A predicate, not `','`: for short lists a plain scan is
-            // cheaper than the memchr-based search.
-            .split(|c| c == ',')
+            .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
     }
@@ -783,9 +828,8 @@ pub struct MetricInput {
     pub now: i64,
     /// The plugin's configuration.
     pub config: Config,
-    text: Text,
+    pool: Pool,
     prospects: Vec<t::ProspectSummary>,
-    fields: Vec<t::Entry>,
     transitions: Vec<t::Transition>,
 }
 
@@ -806,9 +850,8 @@ impl MetricInput {
         MetricInput {
             now,
             config,
-            text: Text::default(),
+            pool: Pool::default(),
             prospects: Vec::new(),
-            fields: Vec::new(),
             transitions: Vec::new(),
         }
     }
@@ -823,15 +866,14 @@ impl MetricInput {
         probability: Option<f64>,
         fields: &[(&str, Value)],
     ) -> MetricInput {
-        let fields_start = self.fields.len() as u32;
+        let mut range = t::Range { start: 0, len: 0 };
         for (name, value) in fields {
-            let entry = self.text.entry(name, *value);
-            self.fields.push(entry);
+            self.pool.append(&mut range, name, *value);
         }
         let summary = t::ProspectSummary {
             id: self.prospects.len() as u64 + 1,
-            owner: owner.map(|o| self.text.push(o)),
-            stage: self.text.push(stage),
+            owner: owner.map(|o| self.pool.push(o)),
+            stage: self.pool.push(stage),
             status: match status {
                 "won" => t::Status::Won,
                 "lost" => t::Status::Lost,
@@ -840,8 +882,7 @@ impl MetricInput {
             created_at: 0,
             closed_at: None,
             stage_probability: probability,
-            fields_start,
-            fields_len: fields.len() as u32,
+            fields: range,
         };
         self.prospects.push(summary);
         self
@@ -851,10 +892,10 @@ impl MetricInput {
     pub fn with_transition(mut self, transition: Transition) -> MetricInput {
         let t = t::Transition {
             prospect: transition.prospect,
-            from: transition.from.map(|f| self.text.push(f)),
-            to: self.text.push(transition.to),
+            from: transition.from.map(|f| self.pool.push(f)),
+            to: self.pool.push(transition.to),
             at: transition.at,
-            kind: self.text.push(transition.kind),
+            kind: self.pool.push(transition.kind),
         };
         self.transitions.push(t);
         self
@@ -862,32 +903,28 @@ impl MetricInput {
 
     /// The prospects (bounded by the host).
     pub fn prospects(&self) -> impl ExactSizeIterator<Item = ProspectSummary<'_>> + Clone {
-        let text = &self.text;
-        let fields = &self.fields;
+        let pool = &self.pool;
         self.prospects.iter().map(move |p| ProspectSummary {
             id: p.id,
-            owner: p.owner.map(|s| text.get(s)),
-            stage: text.get(p.stage),
+            owner: p.owner.map(|s| pool.get(s)),
+            stage: pool.get(p.stage),
             status: status(p.status),
             created_at: p.created_at,
             closed_at: p.closed_at,
             stage_probability: p.stage_probability,
-            fields: Entries {
-                text,
-                list: range(fields, p.fields_start, p.fields_len).unwrap_or_default(),
-            },
+            fields: pool.run(p.fields),
         })
     }
 
     /// The transitions (bounded by the host).
     pub fn transitions(&self) -> impl ExactSizeIterator<Item = Transition<'_>> + Clone {
-        let text = &self.text;
+        let pool = &self.pool;
         self.transitions.iter().map(move |t| Transition {
             prospect: t.prospect,
-            from: t.from.map(|s| text.get(s)),
-            to: text.get(t.to),
+            from: t.from.map(|s| pool.get(s)),
+            to: pool.get(t.to),
             at: t.at,
-            kind: text.get(t.kind),
+            kind: pool.get(t.kind),
         })
     }
 }
@@ -930,31 +967,33 @@ impl TryFrom<t::Input> for Input {
     /// Takes the host's input as it is, after checking every span and
     /// range once, so that reading it later cannot fail.
     fn try_from(i: t::Input) -> Result<Self, String> {
-        let text = Text(Rc::new(i.text));
+        let pool = Pool(Rc::new(PoolData {
+            text: i.text,
+            entries: i.entries,
+        }));
+        pool.check_entries()?;
         let p = &i.prospect;
         for s in [Some(p.name), p.company, p.owner, Some(p.stage)]
             .into_iter()
             .flatten()
         {
-            text.check(s)?;
+            pool.check(s)?;
         }
-        text.check_entries(&p.fields)?;
-        text.check_entries(&p.activity_data)?;
+        pool.check_range(p.fields)?;
         for a in &p.activities {
-            text.check(a.kind)?;
-            range(&p.activity_data, a.data_start, a.data_len)
-                .ok_or_else(|| malformed("activity data outside its list"))?;
+            pool.check(a.kind)?;
+            pool.check_range(a.data)?;
         }
-        text.check_entries(&i.config)?;
+        pool.check_range(i.config)?;
         Ok(Input {
             prospect: Prospect {
-                text: text.clone(),
+                pool: pool.clone(),
                 p: i.prospect,
             },
             now: i.now,
             config: Config {
-                text,
-                entries: i.config,
+                pool,
+                range: i.config,
             },
         })
     }
@@ -966,30 +1005,31 @@ impl TryFrom<t::MetricInput> for MetricInput {
     /// Takes the host's input as it is, after checking every span and
     /// range once.
     fn try_from(i: t::MetricInput) -> Result<Self, String> {
-        let text = Text(Rc::new(i.text));
-        text.check_entries(&i.config)?;
-        text.check_entries(&i.fields)?;
+        let pool = Pool(Rc::new(PoolData {
+            text: i.text,
+            entries: i.entries,
+        }));
+        pool.check_entries()?;
+        pool.check_range(i.config)?;
         for p in &i.prospects {
             for s in [p.owner, Some(p.stage)].into_iter().flatten() {
-                text.check(s)?;
+                pool.check(s)?;
             }
-            range(&i.fields, p.fields_start, p.fields_len)
-                .ok_or_else(|| malformed("fields outside their list"))?;
+            pool.check_range(p.fields)?;
         }
         for t in &i.transitions {
             for s in [t.from, Some(t.to), Some(t.kind)].into_iter().flatten() {
-                text.check(s)?;
+                pool.check(s)?;
             }
         }
         Ok(MetricInput {
             now: i.now,
             config: Config {
-                text: text.clone(),
-                entries: i.config,
+                pool: pool.clone(),
+                range: i.config,
             },
-            text,
+            pool,
             prospects: i.prospects,
-            fields: i.fields,
             transitions: i.transitions,
         })
     }
@@ -1077,9 +1117,28 @@ mod tests {
         t::Span { start, len }
     }
 
+    fn range(start: u32, len: u32) -> t::Range {
+        t::Range { start, len }
+    }
+
     fn wire_input(text: &str, name: t::Span) -> t::Input {
         t::Input {
             text: text.to_string(),
+            // A field, an activity datum, a config entry.
+            entries: vec![
+                t::Entry {
+                    name: span(15, 4),
+                    value: t::Value::Text(span(19, 5)),
+                },
+                t::Entry {
+                    name: span(15, 4),
+                    value: t::Value::Number(2.5),
+                },
+                t::Entry {
+                    name: span(31, 1),
+                    value: t::Value::Boolean(true),
+                },
+            ],
             prospect: t::Prospect {
                 id: 3,
                 name,
@@ -1089,37 +1148,25 @@ mod tests {
                 status: t::Status::Won,
                 created_at: 1,
                 stage_entered_at: 2,
-                fields: vec![t::Entry {
-                    name: span(15, 4),
-                    value: t::Value::Text(span(19, 5)),
-                }],
+                fields: range(0, 1),
                 activities: vec![
                     t::Activity {
                         kind: span(24, 7),
                         actor: t::Actor::Prospect,
                         at: 5,
-                        data_start: 0,
-                        data_len: 0,
+                        data: range(0, 0),
                     },
                     t::Activity {
                         kind: span(24, 7),
                         actor: t::Actor::Rep,
                         at: 6,
-                        data_start: 0,
-                        data_len: 1,
+                        data: range(1, 1),
                     },
                 ],
-                activity_data: vec![t::Entry {
-                    name: span(15, 4),
-                    value: t::Value::Number(2.5),
-                }],
                 activities_truncated: false,
             },
             now: 9,
-            config: vec![t::Entry {
-                name: span(31, 1),
-                value: t::Value::Boolean(true),
-            }],
+            config: range(2, 1),
         }
     }
 
@@ -1168,6 +1215,15 @@ mod tests {
         assert_eq!(held.datum("minutes").and_then(Value::number), Some(30.0));
         assert_eq!(held.datum("topic"), Some(Value::Text("pricing")));
         assert_eq!(p.last("replied").unwrap().data().count(), 0);
+        // Interleaved building keeps every run whole.
+        let p = p.with_field("later", "yes").with_datum("after", 1);
+        assert_eq!(p.fields().count(), 2);
+        assert_eq!(p.text("later"), Some("yes"));
+        assert_eq!(
+            p.last("replied").unwrap().datum("after"),
+            Some(Value::Number(1.0))
+        );
+        assert_eq!(p.last("meeting_held").unwrap().data().count(), 2);
         // A clone is independent of the original.
         let more = p.clone().with_field("extra", true);
         assert!(more.yes("extra") && !p.has_field("extra"));
@@ -1206,7 +1262,7 @@ mod tests {
             assert!(err.starts_with("malformed input from the host"), "{err}");
         }
         let mut bad = wire_input(text, span(0, 3));
-        bad.prospect.activities[1].data_start = 1;
+        bad.prospect.activities[1].data = range(2, 2);
         assert!(Input::try_from(bad).is_err());
     }
 }

@@ -25,13 +25,14 @@ pub struct CallInput<'a> {
     pub config: &'a [(String, FieldValue)],
 }
 
-/// One input's text, and spans into it.
+/// One input's text and entries, and spans and ranges into them.
 ///
 /// Inputs are bounded (the input limit for prospects, the row limit for
 /// metrics), far below the 4 GiB a `u32` span reaches.
 #[derive(Default)]
 struct Text<'a> {
     text: String,
+    entries: Vec<wit::Entry>,
     /// Pieces already in `text` (metric inputs repeat stages, kinds,
     /// owners and field names thousands of times).
     shared: Option<HashMap<&'a str, wit::Span>>,
@@ -42,6 +43,7 @@ impl<'a> Text<'a> {
     fn interned() -> Text<'a> {
         Text {
             text: String::new(),
+            entries: Vec::new(),
             shared: Some(HashMap::new()),
         }
     }
@@ -69,29 +71,50 @@ impl<'a> Text<'a> {
         }
     }
 
+    /// Appends named values to the entries; returns their range.
     fn entries(
         &mut self,
         items: impl IntoIterator<Item = (&'a String, &'a FieldValue)>,
-        into: &mut Vec<wit::Entry>,
-    ) {
-        into.extend(items.into_iter().map(|(k, v)| wit::Entry {
-            name: self.span(k),
-            value: self.value(v),
-        }));
+    ) -> wit::Range {
+        let start = self.entries.len();
+        for (k, v) in items {
+            let entry = wit::Entry {
+                name: self.span(k),
+                value: self.value(v),
+            };
+            self.entries.push(entry);
+        }
+        self.range_from(start)
     }
 
-    /// An activity datum, if it is a scalar (the interface has no nesting).
-    fn datum(&mut self, name: &'a str, v: &'a serde_json::Value) -> Option<wit::Entry> {
-        let value = match v {
-            serde_json::Value::String(s) => wit::Value::Text(self.span(s)),
-            serde_json::Value::Number(n) => wit::Value::Number(n.as_f64()?),
-            serde_json::Value::Bool(b) => wit::Value::Boolean(*b),
-            _ => return None,
-        };
-        Some(wit::Entry {
-            name: self.span(name),
-            value,
-        })
+    /// Appends an activity's scalar data (the interface has no nesting);
+    /// returns its range.
+    fn data(&mut self, data: &'a serde_json::Map<String, serde_json::Value>) -> wit::Range {
+        let start = self.entries.len();
+        for (name, v) in data {
+            let value = match v {
+                serde_json::Value::String(s) => wit::Value::Text(self.span(s)),
+                serde_json::Value::Number(n) => match n.as_f64() {
+                    Some(n) => wit::Value::Number(n),
+                    None => continue,
+                },
+                serde_json::Value::Bool(b) => wit::Value::Boolean(*b),
+                _ => continue,
+            };
+            let entry = wit::Entry {
+                name: self.span(name),
+                value,
+            };
+            self.entries.push(entry);
+        }
+        self.range_from(start)
+    }
+
+    fn range_from(&self, start: usize) -> wit::Range {
+        wit::Range {
+            start: start as u32,
+            len: (self.entries.len() - start) as u32,
+        }
     }
 }
 
@@ -123,6 +146,7 @@ fn approx_size(a: &Activity) -> usize {
 /// A call's input, ready to lend to the plugin (see [`WitInput::with`]).
 pub struct WitInput {
     text: String,
+    entries: Vec<wit::Entry>,
     id: u64,
     name: wit::Span,
     company: Option<wit::Span>,
@@ -131,12 +155,11 @@ pub struct WitInput {
     status: wit::Status,
     created_at: i64,
     stage_entered_at: i64,
-    fields: Vec<wit::Entry>,
+    fields: wit::Range,
     activities: Vec<wit::Activity>,
-    activity_data: Vec<wit::Entry>,
     truncated: bool,
     now: i64,
-    config: Vec<wit::Entry>,
+    config: wit::Range,
 }
 
 impl CallInput<'_> {
@@ -172,30 +195,24 @@ impl CallInput<'_> {
         let company = p.company.as_deref().map(|c| text.span(c));
         let owner = p.owner.as_deref().map(|o| text.span(o));
         let stage = text.span(&p.stage);
-        let mut fields = Vec::with_capacity(p.fields.len());
-        text.entries(&p.fields, &mut fields);
-        let mut config = Vec::with_capacity(self.config.len());
-        text.entries(self.config.iter().map(|(k, v)| (k, v)), &mut config);
-        let mut activity_data = Vec::new();
+        text.entries.reserve(p.fields.len() + self.config.len());
+        let fields = text.entries(&p.fields);
+        let config = text.entries(self.config.iter().map(|(k, v)| (k, v)));
         let activities = self.activities[start..]
             .iter()
-            .map(|a| {
-                let data_start = activity_data.len() as u32;
-                activity_data.extend(a.data.iter().filter_map(|(k, v)| text.datum(k, v)));
-                wit::Activity {
-                    kind: text.span(&a.kind),
-                    actor: match a.actor {
-                        Actor::Prospect => wit::Actor::Prospect,
-                        Actor::Rep => wit::Actor::Rep,
-                    },
-                    at: a.at.0,
-                    data_start,
-                    data_len: activity_data.len() as u32 - data_start,
-                }
+            .map(|a| wit::Activity {
+                kind: text.span(&a.kind),
+                actor: match a.actor {
+                    Actor::Prospect => wit::Actor::Prospect,
+                    Actor::Rep => wit::Actor::Rep,
+                },
+                at: a.at.0,
+                data: text.data(&a.data),
             })
             .collect();
         WitInput {
             text: text.text,
+            entries: text.entries,
             id: p.id,
             name,
             company,
@@ -206,7 +223,6 @@ impl CallInput<'_> {
             stage_entered_at: p.stage_entered_at.0,
             fields,
             activities,
-            activity_data,
             truncated: start > 0 || !with_activities,
             now: self.now.0,
             config,
@@ -219,6 +235,7 @@ impl WitInput {
     pub fn with<R>(&self, f: impl FnOnce(wit::Input<'_>) -> R) -> R {
         f(wit::Input {
             text: &self.text,
+            entries: &self.entries,
             prospect: wit::Prospect {
                 id: self.id,
                 name: self.name,
@@ -228,13 +245,12 @@ impl WitInput {
                 status: self.status,
                 created_at: self.created_at,
                 stage_entered_at: self.stage_entered_at,
-                fields: &self.fields,
+                fields: self.fields,
                 activities: &self.activities,
-                activity_data: &self.activity_data,
                 activities_truncated: self.truncated,
             },
             now: self.now,
-            config: &self.config,
+            config: self.config,
         })
     }
 }
@@ -256,13 +272,12 @@ impl MetricData {
     /// Calls `f` with the interface's metric input.
     pub(super) fn with<R>(&self, f: impl FnOnce(wit::MetricInput<'_>) -> R) -> R {
         let mut text = Text::interned();
-        let mut fields = Vec::new();
+        let config = text.entries(self.config.iter().map(|(k, v)| (k, v)));
         let prospects: Vec<wit::ProspectSummary> = self
             .prospects
             .iter()
             .map(|(p, probability)| {
-                let fields_start = fields.len() as u32;
-                text.entries(&p.fields, &mut fields);
+                let fields = text.entries(&p.fields);
                 wit::ProspectSummary {
                     id: p.id,
                     owner: p.owner.as_deref().map(|o| text.span(o)),
@@ -271,8 +286,7 @@ impl MetricData {
                     created_at: p.created_at.0,
                     closed_at: p.closed_at.map(|m| m.0),
                     stage_probability: *probability,
-                    fields_start,
-                    fields_len: fields.len() as u32 - fields_start,
+                    fields,
                 }
             })
             .collect();
@@ -287,14 +301,12 @@ impl MetricData {
                 kind: text.span(t.kind.as_str()),
             })
             .collect();
-        let mut config = Vec::new();
-        text.entries(self.config.iter().map(|(k, v)| (k, v)), &mut config);
         f(wit::MetricInput {
             text: &text.text,
+            entries: &text.entries,
             now: self.now.0,
-            config: &config,
+            config,
             prospects: &prospects,
-            fields: &fields,
             transitions: &transitions,
         })
     }
@@ -358,11 +370,12 @@ mod tests {
             wit.activities.len()
         );
         assert_eq!(wit.activities.last().unwrap().at, 99);
-        // Only scalar data is passed, each activity's after the one before.
-        assert_eq!(wit.activity_data.len(), 2 * wit.activities.len());
+        // Only scalar data is passed, each activity's after the one before
+        // (and after the prospect's one field).
+        assert_eq!(wit.entries.len(), 1 + 2 * wit.activities.len());
         let last = wit.activities.last().unwrap();
-        assert_eq!(last.data_start as usize + 2, wit.activity_data.len());
-        assert_eq!(last.data_len, 2);
+        assert_eq!(last.data.start as usize + 2, wit.entries.len());
+        assert_eq!(last.data.len, 2);
 
         let all = input.to_wit(64, true);
         assert!(!all.truncated);
@@ -373,13 +386,19 @@ mod tests {
         assert!(none.truncated && none.activities.is_empty());
         none.with(|i| {
             assert!(i.prospect.activities.is_empty() && i.prospect.activities_truncated);
-            assert_eq!(i.prospect.fields.len(), 1);
+            assert_eq!(i.prospect.fields.len, 1);
+            assert_eq!(i.entries.len(), 1);
         });
     }
 
     /// The text a span points at.
     fn at(text: &str, s: wit::Span) -> &str {
         &text[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    /// The entries a range points at.
+    fn run(entries: &[wit::Entry], r: wit::Range) -> &[wit::Entry] {
+        &entries[r.start as usize..(r.start + r.len) as usize]
     }
 
     #[test]
@@ -398,13 +417,16 @@ mod tests {
             assert_eq!(at(text, i.prospect.name), "Ada");
             assert_eq!(at(text, i.prospect.stage), "connect");
             assert!(i.prospect.company.is_none());
-            let field = &i.prospect.fields[0];
+            let field = &run(i.entries, i.prospect.fields)[0];
             assert_eq!(at(text, field.name), "industry");
             assert!(matches!(field.value, wit::Value::Text(s) if at(text, s) == "SaaS"));
-            assert!(matches!(i.config[0].value, wit::Value::Text(s) if at(text, s) == "saas"));
-            assert_eq!(at(text, i.prospect.activities[1].kind), "replied");
-            let datum = &i.prospect.activity_data[2];
-            assert_eq!(at(text, datum.name), "note");
+            let config = run(i.entries, i.config);
+            assert!(matches!(config[0].value, wit::Value::Text(s) if at(text, s) == "saas"));
+            let second = &i.prospect.activities[1];
+            assert_eq!(at(text, second.kind), "replied");
+            let data = run(i.entries, second.data);
+            assert_eq!(at(text, data[0].name), "note");
+            assert!(matches!(data[1].value, wit::Value::Number(n) if n == 3.0));
         });
     }
 
@@ -425,12 +447,12 @@ mod tests {
         };
         data.with(|i| {
             assert_eq!(i.prospects.len(), 100);
-            assert_eq!(i.fields.len(), 100);
+            assert_eq!(i.entries.len(), 100);
             // "Ada", "connect", "industry", "SaaS" and three owners, once each.
             assert_eq!(i.text.len(), "rep0connectindustrySaaSrep1rep2".len());
             let p = &i.prospects[41];
             assert_eq!(at(i.text, p.owner.unwrap()), "rep2");
-            assert_eq!((p.fields_start, p.fields_len), (41, 1));
+            assert_eq!((p.fields.start, p.fields.len), (41, 1));
         });
     }
 }
