@@ -623,7 +623,9 @@ impl Config {
     pub fn items<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + Clone + 'a {
         self.text(name)
             .unwrap_or_default()
-            .split(',')
+            // A char set rather than `','`: for short lists scanning
+            // characters is cheaper than the memchr-based search.
+            .split([','])
             .map(str::trim)
             .filter(|s| !s.is_empty())
     }

@@ -51,8 +51,8 @@ impl Plugin for IcpFit {
             }
         }
         for (config, field) in [("industries", "industry"), ("countries", "country")] {
-            let allowed = c.items(config);
-            if allowed.clone().next().is_none() {
+            let mut allowed = c.items(config).peekable();
+            if allowed.peek().is_none() {
                 continue;
             }
             match p.text(field) {
