@@ -92,13 +92,27 @@ impl Num {
         let mut digits = [0u8; 17];
         let mut at = digits.len();
         let mut rest = n.abs() as u64;
-        loop {
+        // Two digits per division, and 32-bit division (a multiplication in
+        // wasm) once the rest fits: 64-bit division is slow, and metered.
+        while rest > u64::from(u32::MAX) {
             at -= 1;
             digits[at] = b'0' + (rest % 10) as u8;
             rest /= 10;
-            if rest == 0 {
-                break;
-            }
+        }
+        let mut rest = rest as u32;
+        while rest >= 100 {
+            let pair = (rest % 100) as usize * 2;
+            rest /= 100;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if rest >= 10 {
+            let pair = rest as usize * 2;
+            at -= 2;
+            digits[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            at -= 1;
+            digits[at] = b'0' + rest as u8;
         }
         if n < 0.0 {
             at -= 1;
@@ -107,6 +121,14 @@ impl Num {
         Some((digits, at))
     }
 }
+
+/// "00" to "99".
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).expect("ASCII digits")
@@ -1080,6 +1102,19 @@ mod tests {
         assert_eq!(Num(-999_999_999_999_999.0).to_string(), "-999999999999999");
         assert_eq!(Num(0.25).to_string(), "0.25");
         assert_eq!(Num(1e20).to_string(), "100000000000000000000");
+        for n in [
+            7_i64,
+            10,
+            99,
+            100,
+            101,
+            4_294_967_295,
+            4_294_967_296,
+            123_456_789_012_345,
+        ] {
+            assert_eq!(Num(n as f64).to_string(), n.to_string());
+            assert_eq!(Num(-(n as f64)).to_string(), format!("-{n}"));
+        }
         for n in [120.0, -3.0, 0.25, 1e20, -0.5] {
             let mut pushed = String::from("x");
             Num(n).push_to(&mut pushed);
