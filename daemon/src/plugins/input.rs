@@ -6,6 +6,7 @@
 //! and list into the plugin with a call to its allocator, so an input is a
 //! handful of copies instead of one per name, stage and field.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use crate::model::{Activity, Actor, FieldValue, Millis, Prospect, Status, Transition};
@@ -167,7 +168,67 @@ impl CallInput<'_> {
     /// in `max_input_kib`; none when the plugin does not read them
     /// (`activities-truncated` then says they were left out).
     pub fn to_wit(&self, max_input_kib: u32, with_activities: bool) -> WitInput {
-        let p = self.prospect;
+        let mut wit = WitInput::default();
+        wit.fill(self, max_input_kib, with_activities);
+        wit
+    }
+
+    /// Calls `f` with the interface's input (as [`CallInput::to_wit`]),
+    /// built in buffers this thread keeps from call to call.
+    pub fn with_wit<R>(
+        &self,
+        max_input_kib: u32,
+        with_activities: bool,
+        f: impl FnOnce(wit::Input<'_>) -> R,
+    ) -> R {
+        thread_local! {
+            static SCRATCH: RefCell<WitInput> = RefCell::new(WitInput::default());
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut wit) => {
+                wit.fill(self, max_input_kib, with_activities);
+                let result = wit.with(f);
+                wit.trim();
+                result
+            }
+            // Only if `f` itself builds an input on this thread.
+            Err(_) => self.to_wit(max_input_kib, with_activities).with(f),
+        })
+    }
+}
+
+impl Default for WitInput {
+    fn default() -> Self {
+        let none = wit::Span { start: 0, len: 0 };
+        let empty = wit::Range { start: 0, len: 0 };
+        WitInput {
+            text: String::new(),
+            entries: Vec::new(),
+            id: 0,
+            name: none,
+            company: None,
+            owner: None,
+            stage: none,
+            status: wit::Status::Open,
+            created_at: 0,
+            stage_entered_at: 0,
+            fields: empty,
+            activities: Vec::new(),
+            truncated: false,
+            now: 0,
+            config: empty,
+        }
+    }
+}
+
+/// Above this, a kept buffer is given back after the call.
+const KEEP_BYTES: usize = 64 << 10;
+
+impl WitInput {
+    /// Replaces the contents with `input` (see [`CallInput::to_wit`]),
+    /// reusing the buffers.
+    fn fill(&mut self, input: &CallInput, max_input_kib: u32, with_activities: bool) {
+        let p = input.prospect;
         let budget = (max_input_kib as usize) << 10;
         let mut used = 256
             + p.name.len()
@@ -175,32 +236,38 @@ impl CallInput<'_> {
                 .iter()
                 .map(|(k, v)| k.len() + value_size(v) + 16)
                 .sum::<usize>()
-            + self
+            + input
                 .config
                 .iter()
                 .map(|(k, v)| k.len() + value_size(v) + 16)
                 .sum::<usize>();
         let mut keep = 0;
-        for a in self.activities.iter().rev().filter(|_| with_activities) {
+        for a in input.activities.iter().rev().filter(|_| with_activities) {
             used += approx_size(a);
             if used > budget {
                 break;
             }
             keep += 1;
         }
-        let start = self.activities.len() - keep;
-        let mut text = Text::default();
+        let start = input.activities.len() - keep;
+        let mut text = Text {
+            text: std::mem::take(&mut self.text),
+            entries: std::mem::take(&mut self.entries),
+            shared: None,
+        };
+        text.text.clear();
+        text.entries.clear();
         text.text.reserve(used.min(budget));
-        let name = text.span(&p.name);
-        let company = p.company.as_deref().map(|c| text.span(c));
-        let owner = p.owner.as_deref().map(|o| text.span(o));
-        let stage = text.span(&p.stage);
-        text.entries.reserve(p.fields.len() + self.config.len());
-        let fields = text.entries(&p.fields);
-        let config = text.entries(self.config.iter().map(|(k, v)| (k, v)));
-        let activities = self.activities[start..]
-            .iter()
-            .map(|a| wit::Activity {
+        self.name = text.span(&p.name);
+        self.company = p.company.as_deref().map(|c| text.span(c));
+        self.owner = p.owner.as_deref().map(|o| text.span(o));
+        self.stage = text.span(&p.stage);
+        text.entries.reserve(p.fields.len() + input.config.len());
+        self.fields = text.entries(&p.fields);
+        self.config = text.entries(input.config.iter().map(|(k, v)| (k, v)));
+        self.activities.clear();
+        self.activities
+            .extend(input.activities[start..].iter().map(|a| wit::Activity {
                 kind: text.span(&a.kind),
                 actor: match a.actor {
                     Actor::Prospect => wit::Actor::Prospect,
@@ -208,24 +275,27 @@ impl CallInput<'_> {
                 },
                 at: a.at.0,
                 data: text.data(&a.data),
-            })
-            .collect();
-        WitInput {
-            text: text.text,
-            entries: text.entries,
-            id: p.id,
-            name,
-            company,
-            owner,
-            stage,
-            status: status(p.status),
-            created_at: p.created_at.0,
-            stage_entered_at: p.stage_entered_at.0,
-            fields,
-            activities,
-            truncated: start > 0 || !with_activities,
-            now: self.now.0,
-            config,
+            }));
+        self.text = text.text;
+        self.entries = text.entries;
+        self.id = p.id;
+        self.status = status(p.status);
+        self.created_at = p.created_at.0;
+        self.stage_entered_at = p.stage_entered_at.0;
+        self.truncated = start > 0 || !with_activities;
+        self.now = input.now.0;
+    }
+
+    /// Gives back buffers a large input grew.
+    fn trim(&mut self) {
+        if self.text.capacity() > KEEP_BYTES {
+            self.text = String::new();
+        }
+        if self.entries.capacity() * size_of::<wit::Entry>() > KEEP_BYTES {
+            self.entries = Vec::new();
+        }
+        if self.activities.capacity() * size_of::<wit::Activity>() > KEEP_BYTES {
+            self.activities = Vec::new();
         }
     }
 }
@@ -428,6 +498,35 @@ mod tests {
             assert_eq!(at(text, data[0].name), "note");
             assert!(matches!(data[1].value, wit::Value::Number(n) if n == 3.0));
         });
+    }
+
+    #[test]
+    fn reused_buffers_hold_only_the_current_input() {
+        let big = prospect();
+        let log = activities(50);
+        let mut small = prospect();
+        small.name = "Bo".into();
+        small.fields.clear();
+        let inputs = [(&big, &log[..]), (&small, &[][..])];
+        for (p, log) in inputs.iter().chain(&inputs) {
+            let input = CallInput {
+                prospect: p,
+                activities: log,
+                now: Millis(1),
+                config: &[],
+            };
+            input.with_wit(256, true, |i| {
+                assert_eq!(at(i.text, i.prospect.name), p.name);
+                assert_eq!(i.prospect.fields.len as usize, p.fields.len());
+                assert_eq!(i.prospect.activities.len(), log.len());
+                assert_eq!(i.entries.len(), p.fields.len() + 2 * log.len());
+                // Building another input inside the call uses fresh buffers.
+                input.with_wit(256, false, |inner| {
+                    assert!(inner.prospect.activities.is_empty());
+                    assert_eq!(at(inner.text, inner.prospect.name), p.name);
+                });
+            });
+        }
     }
 
     #[test]

@@ -735,10 +735,11 @@ impl LoadedPlugin {
         &self,
         input: &CallInput,
     ) -> Result<(crate::model::Verdict, CallStats), PluginFailure> {
-        let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
         let (v, stats) = self.call(|store, instance| {
             let f = self.exports.evaluate(store, instance)?;
-            wit_input.with(|input| f.call(store, (input,)).map(|(r,)| r))
+            input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
+                f.call(store, (input,)).map(|(r,)| r)
+            })
         })?;
         self.check_output(v.reason.len())?;
         Ok((
@@ -756,10 +757,11 @@ impl LoadedPlugin {
         &self,
         input: &CallInput,
     ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
-        let wit_input = input.to_wit(self.limits.max_input_kib, self.reads_activities);
         let (items, stats) = self.call(|store, instance| {
             let f = self.exports.checklist(store, instance)?;
-            wit_input.with(|input| f.call(store, (input,)).map(|(r,)| r))
+            input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
+                f.call(store, (input,)).map(|(r,)| r)
+            })
         })?;
         self.check_output(
             items
@@ -867,9 +869,8 @@ impl Reusable {
     /// Runs the exit criterion on this instance.
     pub fn evaluate(&mut self, input: &CallInput) -> Result<bool, String> {
         self.store.set_fuel(self.fuel).map_err(|e| e.to_string())?;
-        let wit_input = input.to_wit(self.max_input_kib, self.reads_activities);
         let store = &mut self.store;
-        match wit_input.with(|input| {
+        match input.with_wit(self.max_input_kib, self.reads_activities, |input| {
             self.exports
                 .evaluate(store, &self.instance)?
                 .call(store, (input,))
