@@ -11,6 +11,11 @@
 //! 7. end to end: `process.reevaluate` over the socket for many prospects,
 //!    with the plugin criterion vs the equivalent built-in criteria.
 //!
+//! Items 1-6 are timed round-robin, 101 rounds of a batch of each, so all
+//! of them (baselines included) see the same moments of a machine whose
+//! speed drifts; each is reported as the median round, with the fastest
+//! round in brackets.
+//!
 //! Run: `cargo bench -p stagecoach --bench plugins`
 //! (`STAGECOACH_BENCH_PROSPECTS` sets the end-to-end size; default 20000).
 //!
@@ -38,18 +43,28 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median of `rounds` timings of `batch` calls each, in µs per call.
-fn time_per_call(rounds: usize, batch: usize, mut f: impl FnMut()) -> f64 {
-    let samples = (0..rounds)
-        .map(|_| {
+/// Times kinds of call round-robin: each of `rounds` rounds times a batch
+/// of every kind, so that every kind (and every baseline) sees the same
+/// moments of a machine whose speed drifts. Returns, per kind, the median
+/// and the fastest round, in µs per call.
+fn interleaved(rounds: usize, kinds: &mut [(usize, &mut dyn FnMut())]) -> Vec<(f64, f64)> {
+    let mut samples = vec![Vec::with_capacity(rounds); kinds.len()];
+    for _ in 0..rounds {
+        for ((batch, f), samples) in kinds.iter_mut().zip(&mut samples) {
             let t = Instant::now();
-            for _ in 0..batch {
+            for _ in 0..*batch {
                 f();
             }
-            t.elapsed().as_secs_f64() * 1e6 / batch as f64
+            samples.push(t.elapsed().as_secs_f64() * 1e6 / *batch as f64);
+        }
+    }
+    samples
+        .into_iter()
+        .map(|v| {
+            let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+            (median(v), best)
         })
-        .collect();
-    median(samples)
+        .collect()
 }
 
 fn root() -> PathBuf {
@@ -256,12 +271,6 @@ fn main() {
     };
     assert!(plugin.evaluate(&input).unwrap().0.met);
 
-    let instantiate = time_per_call(21, 200, || {
-        std::hint::black_box(plugin.reusable().unwrap());
-    });
-    let fresh = time_per_call(21, 200, || {
-        std::hint::black_box(plugin.evaluate(&input).unwrap());
-    });
     let mut reused = plugin.reusable().unwrap();
     // The floor: a plugin that returns at once (the hostile fixture in its
     // well-behaved mode), on the same prospect, on a reused instance. What
@@ -284,9 +293,6 @@ fn main() {
         config: &null_config,
     };
     assert!(null.evaluate(&null_input).unwrap());
-    let floor = time_per_call(21, 500, || {
-        std::hint::black_box(null.evaluate(&null_input).unwrap());
-    });
     match std::env::var("STAGECOACH_BENCH_PROFILE").as_deref() {
         // Only one kind of call, for a profiler.
         Ok("reused") => {
@@ -309,9 +315,6 @@ fn main() {
         }
         _ => {}
     }
-    let warm = time_per_call(21, 500, || {
-        std::hint::black_box(reused.evaluate(&input).unwrap());
-    });
 
     // Baselines: the same rule natively.
     use stagecoach_plugin_sdk::Plugin as _;
@@ -324,9 +327,6 @@ fn main() {
             .with("min_employees", 50)
             .with("industries", "saas, fintech"),
     );
-    let native_rule = time_per_call(21, 5000, || {
-        std::hint::black_box(icp_fit::IcpFit::evaluate(std::hint::black_box(&sdk_input)).unwrap());
-    });
     let builtin = Process::parse(
         r#"[process]
 name = "b"
@@ -341,15 +341,6 @@ exit = [
     )
     .unwrap();
     let facts = ActivityFacts::from_activities(&activities);
-    let native_builtin = time_per_call(21, 5000, || {
-        std::hint::black_box(evaluate_stage(
-            &builtin.stages[0],
-            &p,
-            &facts,
-            Millis(10_000),
-            Plugins::none(),
-        ));
-    });
 
     // A methodology checklist reads the activity log: 8 items over a
     // prospect with 8 fields and 40 activities (each with two data).
@@ -400,19 +391,55 @@ exit = [
         config: &[],
     };
     assert_eq!(checklist.checklist(&checklist_input).unwrap().0.len(), 8);
-    let checklist_fresh = time_per_call(21, 100, || {
-        std::hint::black_box(checklist.checklist(&checklist_input).unwrap());
-    });
 
-    println!("instantiate (fresh store + instance)        {instantiate:>9.2} µs");
-    println!("evaluate, fresh instance per call (daemon)  {fresh:>9.2} µs   target ≤ 10 µs");
-    println!("evaluate, reused instance                   {warm:>9.2} µs   target ≤ 2 µs");
-    println!("floor: a plugin that returns at once, reused {floor:>8.2} µs");
-    println!("baseline: same rule, native Rust (icp-fit)  {native_rule:>9.2} µs");
-    println!("baseline: built-in field criteria           {native_builtin:>9.2} µs");
-    println!(
-        "checklist (meddpicc, 8 fields, 40 activities), fresh instance {checklist_fresh:>6.2} µs"
+    let results = interleaved(
+        101,
+        &mut [
+            (200, &mut || {
+                std::hint::black_box(plugin.reusable().unwrap());
+            }),
+            (200, &mut || {
+                std::hint::black_box(plugin.evaluate(&input).unwrap());
+            }),
+            (500, &mut || {
+                std::hint::black_box(reused.evaluate(&input).unwrap());
+            }),
+            (500, &mut || {
+                std::hint::black_box(null.evaluate(&null_input).unwrap());
+            }),
+            (5000, &mut || {
+                std::hint::black_box(
+                    icp_fit::IcpFit::evaluate(std::hint::black_box(&sdk_input)).unwrap(),
+                );
+            }),
+            (5000, &mut || {
+                std::hint::black_box(evaluate_stage(
+                    &builtin.stages[0],
+                    &p,
+                    &facts,
+                    Millis(10_000),
+                    Plugins::none(),
+                ));
+            }),
+            (100, &mut || {
+                std::hint::black_box(checklist.checklist(&checklist_input).unwrap());
+            }),
+        ],
     );
+    let labels = [
+        "instantiate (fresh store + instance)",
+        "evaluate, fresh instance per call (daemon)",
+        "evaluate, reused instance",
+        "floor: a plugin that returns at once, reused",
+        "baseline: same rule, native Rust (icp-fit)",
+        "baseline: built-in field criteria",
+        "checklist (meddpicc, 40 activities), fresh",
+    ];
+    let targets = ["", "   target ≤ 10 µs", "   target ≤ 2 µs", "", "", "", ""];
+    println!("median of 101 interleaved rounds (fastest round in brackets):");
+    for ((label, target), (median, best)) in labels.iter().zip(targets).zip(results) {
+        println!("{label:<45}{median:>7.2} µs  ({best:>5.2}){target}");
+    }
     println!();
 
     let plugin_criteria = r#"{ question = "ICP?", plugin = "icp-fit", config = { min_employees = 50, industries = "saas, fintech" } }"#;
