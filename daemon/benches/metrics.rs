@@ -323,4 +323,93 @@ fn main() {
         conv_sql,
     );
     println!("targets: flow ≤ 5 ms and ≥ 50× SQLite");
+
+    // The daemon on the same database: from start to answering, and memory.
+    drop(txn);
+    drop(store);
+    let daemon_dir = dir.path().join("daemon");
+    std::fs::create_dir_all(daemon_dir.join("data")).unwrap();
+    std::fs::rename(
+        dir.path().join("db.redb"),
+        stagecoach::server::database_path(&daemon_dir.join("data")),
+    )
+    .unwrap();
+    println!();
+    startup(&daemon_dir, &active.text, from, to);
+}
+
+/// Starts the daemon on the loaded database three times (after a clean
+/// close, after a SIGTERM, after a SIGKILL, which makes redb check the file
+/// on open): how long until it answers `daemon.status`, and its memory
+/// after a flow query.
+fn startup(dir: &std::path::Path, process: &str, from: Millis, to: Millis) {
+    use std::io::{BufRead, BufReader, Write};
+    let socket = dir.join("stagecoach.sock");
+    std::fs::write(dir.join("process.toml"), process).unwrap();
+    let runs = [
+        ("after a clean close", "TERM"),
+        ("after SIGTERM", "KILL"),
+        ("after SIGKILL (recovery)", "TERM"),
+    ];
+    for (run, stop) in runs {
+        let t = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+            .args(["serve", "--no-watch", "--process"])
+            .arg(dir.join("process.toml"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--socket")
+            .arg(&socket)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stream = loop {
+            if let Ok(s) = std::os::unix::net::UnixStream::connect(&socket) {
+                break s;
+            }
+            assert!(t.elapsed().as_secs() < 60, "the daemon did not start");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut call = |method: &str, params: serde_json::Value| {
+            let line = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+            (&stream).write_all(format!("{line}\n").as_bytes()).unwrap();
+            let mut answer = String::new();
+            reader.read_line(&mut answer).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert!(v.get("error").is_none(), "{method}: {v}");
+            v
+        };
+        let status = call("daemon.status", serde_json::json!({}));
+        let ready = t.elapsed().as_secs_f64() * 1e3;
+        let rss = |field: &str| -> u64 {
+            let text = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+                .unwrap_or(0)
+                / 1024
+        };
+        let idle = rss("VmRSS:");
+        let t = Instant::now();
+        call(
+            "metrics.flow",
+            serde_json::json!({ "from": from.0, "to": to.0 }),
+        );
+        let flow = t.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "daemon start {run}: answering after {ready:.0} ms (counts {}); RSS {idle} MiB idle, {} MiB after a flow query over the socket ({flow:.1} ms), peak {} MiB",
+            status["result"]["counts"],
+            rss("VmRSS:"),
+            rss("VmHWM:"),
+        );
+        let stopped = std::process::Command::new("kill")
+            .args(["-s", stop, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(stopped.success());
+        child.wait().unwrap();
+    }
+    println!("targets: start-up ≤ 1 s; RSS ≤ 300 MiB at 1M prospects");
 }
