@@ -50,6 +50,7 @@ fn main() -> ExitCode {
                 max_line,
                 no_watch,
                 plugin_cache,
+                cache_mib,
             } => {
                 init_logging(&cli, "info");
                 let config = ServeConfig {
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
                     clock: Clock::system(),
                     watch: !no_watch,
                     plugin_cache: plugin_cache.clone(),
+                    cache_mib: *cache_mib,
                 };
                 stagecoach::run(config, shutdown_signal()).await?;
                 Ok(())

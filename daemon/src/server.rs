@@ -77,6 +77,8 @@ pub struct ServeConfig {
     pub watch: bool,
     /// Compiled-plugin cache; `DATA_DIR/plugin-cache` when `None`.
     pub plugin_cache: Option<PathBuf>,
+    /// The database's page cache, MiB.
+    pub cache_mib: usize,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -145,7 +147,7 @@ pub async fn run(
     check_socket_free(&config.socket)?;
 
     let db_path = database_path(&config.data_dir);
-    let store = Store::open(&db_path)?;
+    let store = Store::open_with_cache(&db_path, config.cache_mib)?;
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());
     let (writer, writer_thread) = Writer::start(

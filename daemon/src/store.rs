@@ -127,10 +127,38 @@ pub struct Store {
     db: std::sync::Arc<Database>,
 }
 
+/// How much memory the database may use to cache pages unless told
+/// otherwise, in MiB. At scale this cache is most of the daemon's memory:
+/// redb's own default (1 GiB) filled up after a repair or a long read.
+pub const DEFAULT_CACHE_MIB: usize = 128;
+
 impl Store {
-    /// Opens (or creates) the database at `path` and makes sure every table exists.
+    /// Opens (or creates) the database at `path` with the default cache
+    /// and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        Store::open_with_cache(path, DEFAULT_CACHE_MIB)
+    }
+
+    /// Opens (or creates) the database at `path`, caching at most
+    /// `cache_mib` MiB of pages, and makes sure every table exists.
+    ///
+    /// After an unclean shutdown redb first checks the whole file, which
+    /// takes seconds for a large database: its progress is logged.
+    pub fn open_with_cache(path: &Path, cache_mib: usize) -> Result<Store, StoreError> {
+        let logged = std::sync::atomic::AtomicU64::new(0);
+        let db = Database::builder()
+            .set_cache_size(cache_mib << 20)
+            .set_repair_callback(move |session| {
+                // Once at the start, then every tenth.
+                let tenth = (session.progress() * 10.0) as u64 + 1;
+                if logged.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+                    tracing::warn!(
+                        progress = format!("{:.0}%", session.progress() * 100.0),
+                        "checking the database after an unclean shutdown"
+                    );
+                }
+            })
+            .create(path)?;
         let txn = db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;

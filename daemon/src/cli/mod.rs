@@ -71,6 +71,10 @@ pub enum Command {
         /// Where compiled plugins are cached [default: DATA_DIR/plugin-cache].
         #[arg(long, env = "STAGECOACH_PLUGIN_CACHE")]
         plugin_cache: Option<PathBuf>,
+        /// Memory for the database's page cache, MiB (most of the daemon's
+        /// memory at scale).
+        #[arg(long, env = "STAGECOACH_CACHE_MIB", default_value_t = crate::store::DEFAULT_CACHE_MIB)]
+        cache_mib: usize,
     },
     /// Show what the daemon is running and how it is doing.
     Status,
