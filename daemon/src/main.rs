@@ -51,6 +51,7 @@ fn main() -> ExitCode {
                 no_watch,
                 plugin_cache,
                 cache_mib,
+                quick_repair,
             } => {
                 init_logging(&cli, "info");
                 let config = ServeConfig {
@@ -67,6 +68,7 @@ fn main() -> ExitCode {
                     watch: !no_watch,
                     plugin_cache: plugin_cache.clone(),
                     cache_mib: *cache_mib,
+                    quick_repair: *quick_repair,
                 };
                 stagecoach::run(config, shutdown_signal()).await?;
                 Ok(())

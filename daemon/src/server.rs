@@ -79,6 +79,9 @@ pub struct ServeConfig {
     pub plugin_cache: Option<PathBuf>,
     /// The database's page cache, MiB.
     pub cache_mib: usize,
+    /// Save the database's allocator state with every commit, so that a
+    /// start after a crash needs no full check (slower commits).
+    pub quick_repair: bool,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -147,7 +150,7 @@ pub async fn run(
     check_socket_free(&config.socket)?;
 
     let db_path = database_path(&config.data_dir);
-    let store = Store::open_with_cache(&db_path, config.cache_mib)?;
+    let store = Store::open_with(&db_path, config.cache_mib, config.quick_repair)?;
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());
     let (writer, writer_thread) = Writer::start(

@@ -125,6 +125,7 @@ pub struct ProspectFilter {
 #[derive(Clone)]
 pub struct Store {
     db: std::sync::Arc<Database>,
+    quick_repair: bool,
 }
 
 /// How much memory the database may use to cache pages unless told
@@ -136,15 +137,22 @@ impl Store {
     /// Opens (or creates) the database at `path` with the default cache
     /// and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_with_cache(path, DEFAULT_CACHE_MIB)
+        Store::open_with(path, DEFAULT_CACHE_MIB, false)
     }
 
     /// Opens (or creates) the database at `path`, caching at most
     /// `cache_mib` MiB of pages, and makes sure every table exists.
     ///
     /// After an unclean shutdown redb first checks the whole file, which
-    /// takes seconds for a large database: its progress is logged.
-    pub fn open_with_cache(path: &Path, cache_mib: usize) -> Result<Store, StoreError> {
+    /// takes seconds for a large database: its progress is logged. With
+    /// `quick_repair`, every commit also saves what that check rebuilds,
+    /// with a second sync: commits are slower, and a start after a crash
+    /// is as quick as any other.
+    pub fn open_with(
+        path: &Path,
+        cache_mib: usize,
+        quick_repair: bool,
+    ) -> Result<Store, StoreError> {
         let logged = std::sync::atomic::AtomicU64::new(0);
         let db = Database::builder()
             .set_cache_size(cache_mib << 20)
@@ -159,7 +167,8 @@ impl Store {
                 }
             })
             .create(path)?;
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(quick_repair);
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
@@ -199,11 +208,14 @@ impl Store {
         txn.commit()?;
         Ok(Store {
             db: std::sync::Arc::new(db),
+            quick_repair,
         })
     }
 
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        Ok(self.db.begin_write()?)
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(self.quick_repair);
+        Ok(txn)
     }
 
     fn read(&self) -> Result<ReadTransaction, StoreError> {

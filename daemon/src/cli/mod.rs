@@ -75,6 +75,11 @@ pub enum Command {
         /// memory at scale).
         #[arg(long, env = "STAGECOACH_CACHE_MIB", default_value_t = crate::store::DEFAULT_CACHE_MIB)]
         cache_mib: usize,
+        /// Make every commit save what the check after a crash would
+        /// rebuild: a second sync per commit, and a start after `kill -9`
+        /// as quick as any other instead of a full check of the file.
+        #[arg(long)]
+        quick_repair: bool,
     },
     /// Show what the daemon is running and how it is doing.
     Status,
