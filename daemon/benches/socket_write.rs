@@ -246,18 +246,7 @@ fn main() {
 
     let (daemon, _) = BenchDaemon::start(&dir.path().join("daemon"), PROCESS, &[]);
     let mut setup = Conn::new(&daemon.socket);
-    let prospects: Vec<u64> = (0..16)
-        .map(|i| {
-            setup.send(
-                i,
-                "prospect.create",
-                json!({ "name": format!("bench {i}") }),
-            );
-            setup.recv()["result"]["id"].as_u64().unwrap()
-        })
-        .collect();
-    // Warm up.
-    daemon_run(&daemon.socket, &prospects, 4, 200, 1);
+    let prospects = ready(&mut setup, &daemon.socket);
 
     println!("## stagecoach (release build, group commit, each answer after its fsync)");
     let one = daemon_run(&daemon.socket, &prospects, 1, n, 1);
@@ -278,4 +267,34 @@ fn main() {
         "ratio vs SQLite, 1 client:   {:.1}x",
         one.rate() / sqlite_1.rate()
     );
+    drop(daemon);
+
+    // What `--quick-repair` costs: every commit also saves the allocator
+    // state (and syncs twice), so that a start after kill -9 is quick.
+    println!();
+    println!("## stagecoach serve --quick-repair");
+    let (quick, _) = BenchDaemon::start(
+        &dir.path().join("daemon-quick"),
+        PROCESS,
+        &["--quick-repair"],
+    );
+    let prospects = ready(&mut Conn::new(&quick.socket), &quick.socket);
+    daemon_run(&quick.socket, &prospects, 1, n, 1).print("1 client, 1 request outstanding");
+    daemon_run(&quick.socket, &prospects, 16, n, 1).print("16 clients, 1 request outstanding each");
+}
+
+/// Creates the 16 prospects the runs write to, and warms the daemon up.
+fn ready(setup: &mut Conn, socket: &Path) -> Vec<u64> {
+    let prospects: Vec<u64> = (0..16)
+        .map(|i| {
+            setup.send(
+                i,
+                "prospect.create",
+                json!({ "name": format!("bench {i}") }),
+            );
+            setup.recv()["result"]["id"].as_u64().unwrap()
+        })
+        .collect();
+    daemon_run(socket, &prospects, 4, 200, 1);
+    prospects
 }
