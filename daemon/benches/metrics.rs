@@ -9,6 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+mod common;
+
 use stagecoach::clock::Clock;
 use stagecoach::engine::{ActiveProcess, NewActivity, NewProspect, WriteOp};
 use stagecoach::metrics::{self, Filter};
@@ -345,8 +347,6 @@ fn main() {
 /// `daemon.status`, and its memory after a flow query.
 fn startup(dir: &std::path::Path, process: &str, from: Millis, to: Millis) {
     use std::io::{BufRead, BufReader, Write};
-    let socket = dir.join("stagecoach.sock");
-    std::fs::write(dir.join("process.toml"), process).unwrap();
     // (what the start follows, flags, write before stopping, how it stops)
     let runs: [(&str, &[&str], bool, &str); 5] = [
         ("after a clean close", &[], false, "TERM"),
@@ -367,26 +367,9 @@ fn startup(dir: &std::path::Path, process: &str, from: Millis, to: Millis) {
     ];
     for (run, flags, write, stop) in runs {
         let t = Instant::now();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-            .args(["serve", "--no-watch"])
-            .args(flags)
-            .arg("--process")
-            .arg(dir.join("process.toml"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--socket")
-            .arg(&socket)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let stream = loop {
-            if let Ok(s) = std::os::unix::net::UnixStream::connect(&socket) {
-                break s;
-            }
-            assert!(t.elapsed().as_secs() < 60, "the daemon did not start");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        };
+        let mut extra = vec!["--no-watch"];
+        extra.extend_from_slice(flags);
+        let (daemon, stream) = common::BenchDaemon::start(dir, process, &extra);
         let mut reader = BufReader::new(stream.try_clone().unwrap());
         let mut call = |method: &str, params: serde_json::Value| {
             let line = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
@@ -400,7 +383,7 @@ fn startup(dir: &std::path::Path, process: &str, from: Millis, to: Millis) {
         let status = call("daemon.status", serde_json::json!({}));
         let ready = t.elapsed().as_secs_f64() * 1e3;
         let rss = |field: &str| -> u64 {
-            let text = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+            let text = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid())).unwrap();
             text.lines()
                 .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
@@ -426,12 +409,7 @@ fn startup(dir: &std::path::Path, process: &str, from: Millis, to: Millis) {
                 serde_json::json!({ "name": "last before the stop" }),
             );
         }
-        let stopped = std::process::Command::new("kill")
-            .args(["-s", stop, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(stopped.success());
-        child.wait().unwrap();
+        daemon.stop(stop);
     }
     println!("targets: start-up ≤ 1 s; RSS ≤ 300 MiB at 1M prospects");
 }

@@ -253,6 +253,14 @@ impl Pool {
         }
     }
 
+    /// The text and entries of an input from the host, with every entry's
+    /// spans checked.
+    fn arrived(text: String, entries: Vec<t::Entry>) -> Result<Pool, String> {
+        let pool = Pool(Rc::new(PoolData { text, entries }));
+        pool.check_entries()?;
+        Ok(pool)
+    }
+
     /// Checks every entry's spans.
     fn check_entries(&self) -> Result<(), String> {
         for e in &self.0.entries {
@@ -991,11 +999,7 @@ impl TryFrom<t::Input> for Input {
     /// Takes the host's input as it is, after checking every span and
     /// range once, so that reading it later cannot fail.
     fn try_from(i: t::Input) -> Result<Self, String> {
-        let pool = Pool(Rc::new(PoolData {
-            text: i.text,
-            entries: i.entries,
-        }));
-        pool.check_entries()?;
+        let pool = Pool::arrived(i.text, i.entries)?;
         let p = &i.prospect;
         for s in [Some(p.name), p.company, p.owner, Some(p.stage)]
             .into_iter()
@@ -1029,11 +1033,7 @@ impl TryFrom<t::MetricInput> for MetricInput {
     /// Takes the host's input as it is, after checking every span and
     /// range once.
     fn try_from(i: t::MetricInput) -> Result<Self, String> {
-        let pool = Pool(Rc::new(PoolData {
-            text: i.text,
-            entries: i.entries,
-        }));
-        pool.check_entries()?;
+        let pool = Pool::arrived(i.text, i.entries)?;
         pool.check_range(i.config)?;
         for p in &i.prospects {
             for s in [p.owner, Some(p.stage)].into_iter().flatten() {
