@@ -169,14 +169,14 @@ impl Pool {
     /// when the input arrives ([`Pool::check`]); the SDK makes the others
     /// itself.
     fn get(&self, s: t::Span) -> &str {
-        &self.0.text[s.start as usize..(s.start + s.len) as usize]
+        &self.0.text[span(s)]
     }
 
     /// The entries of a range.
     fn run(&self, r: t::Range) -> Entries<'_> {
         Entries {
             text: &self.0.text,
-            list: &self.0.entries[r.start as usize..(r.start + r.len) as usize],
+            list: &self.0.entries[range(r)],
         }
     }
 
@@ -233,8 +233,7 @@ impl Pool {
     /// Whether a span from the host lies inside the text, on character
     /// boundaries.
     fn check(&self, s: t::Span) -> Result<(), String> {
-        let start = s.start as usize;
-        match self.0.text.get(start..start.saturating_add(s.len as usize)) {
+        match self.0.text.get(span(s)) {
             Some(_) => Ok(()),
             None => Err(malformed("a span outside the text")),
         }
@@ -242,12 +241,7 @@ impl Pool {
 
     /// Whether a range from the host lies inside the entries.
     fn check_range(&self, r: t::Range) -> Result<(), String> {
-        let start = r.start as usize;
-        match self
-            .0
-            .entries
-            .get(start..start.saturating_add(r.len as usize))
-        {
+        match self.0.entries.get(range(r)) {
             Some(_) => Ok(()),
             None => Err(malformed("a range outside the entries")),
         }
@@ -273,6 +267,19 @@ impl Pool {
     }
 }
 
+/// The bytes of the text a span covers (saturating: a span from the host
+/// may point anywhere until it is checked).
+fn span(s: t::Span) -> std::ops::Range<usize> {
+    let start = s.start as usize;
+    start..start.saturating_add(s.len as usize)
+}
+
+/// The entries a range covers (see [`span`]).
+fn range(r: t::Range) -> std::ops::Range<usize> {
+    let start = r.start as usize;
+    start..start.saturating_add(r.len as usize)
+}
+
 /// The error for an input the host should never send.
 fn malformed(what: &str) -> String {
     format!("malformed input from the host: {what}")
@@ -287,7 +294,7 @@ struct Entries<'a> {
 
 impl<'a> Entries<'a> {
     fn text(self, s: t::Span) -> &'a str {
-        &self.text[s.start as usize..(s.start + s.len) as usize]
+        &self.text[span(s)]
     }
 
     fn value(self, v: t::Value) -> Value<'a> {

@@ -145,7 +145,7 @@ fn approx_size(a: &Activity) -> usize {
 }
 
 /// A call's input, ready to lend to the plugin (see [`WitInput::with`]).
-pub struct WitInput {
+struct WitInput {
     text: String,
     entries: Vec<wit::Entry>,
     id: u64,
@@ -167,7 +167,7 @@ impl CallInput<'_> {
     /// The interface's input, keeping the most recent activities that fit
     /// in `max_input_kib`; none when the plugin does not read them
     /// (`activities-truncated` then says they were left out).
-    pub fn to_wit(&self, max_input_kib: u32, with_activities: bool) -> WitInput {
+    fn to_wit(&self, max_input_kib: u32, with_activities: bool) -> WitInput {
         let mut wit = WitInput::default();
         wit.fill(self, max_input_kib, with_activities);
         wit
@@ -175,7 +175,7 @@ impl CallInput<'_> {
 
     /// Calls `f` with the interface's input (as [`CallInput::to_wit`]),
     /// built in buffers this thread keeps from call to call.
-    pub fn with_wit<R>(
+    pub(super) fn with_wit<R>(
         &self,
         max_input_kib: u32,
         with_activities: bool,
@@ -302,7 +302,7 @@ impl WitInput {
 
 impl WitInput {
     /// Calls `f` with the interface's input.
-    pub fn with<R>(&self, f: impl FnOnce(wit::Input<'_>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(wit::Input<'_>) -> R) -> R {
         f(wit::Input {
             text: &self.text,
             entries: &self.entries,

@@ -32,7 +32,7 @@ use wasmtime::{
     Trap,
 };
 
-pub use input::{CallInput, MetricData, WitInput};
+pub use input::{CallInput, MetricData};
 
 /// Generated from `plugin-sdk/wit/` (documented there).
 #[allow(missing_docs)]
