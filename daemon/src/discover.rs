@@ -39,6 +39,8 @@ pub struct Deal {
     pub owner: Option<String>,
     /// Won or not.
     pub won: bool,
+    /// Still open (then not won): used only to check the draft's fit.
+    pub open: bool,
     /// When the deal was created.
     pub created: Millis,
     /// When it was closed.
@@ -283,21 +285,200 @@ pub struct Discovery {
     /// The observed steps mapped onto the generic stages (stages with no
     /// observed step are left out).
     pub stages: Vec<StageMap>,
+    /// How the draft fits the deals it was learned from.
+    pub fit: Fit,
     /// A draft `process.toml`.
     pub draft: String,
     /// The directly-follows graph in Graphviz DOT.
     pub dot: String,
 }
 
+/// A draft replayed over the deals it was learned from.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Fit {
+    /// Where the draft leaves the deals: one row per draft stage, then `won`.
+    pub stages: Vec<FitRow>,
+    /// Won deals the draft closes won.
+    pub won_closed_won: usize,
+    /// Lost deals the draft would close won: must be zero.
+    pub lost_closed_won: usize,
+    /// Open deals the draft would close won: must be zero.
+    pub open_closed_won: usize,
+    /// The last stage closes won only by hand (`advance = "manual"`): no
+    /// prospect action separates won deals from lost and open ones.
+    pub manual_close: bool,
+    /// Why the last stage exits as it does, in a sentence.
+    pub close_note: String,
+}
+
+/// Deals a draft leaves in one stage (or `won`), by what the source says.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FitRow {
+    /// The stage id, or `won`.
+    pub stage: String,
+    /// Won in the source.
+    pub won: usize,
+    /// Lost in the source.
+    pub lost: usize,
+    /// Open in the source.
+    pub open: usize,
+}
+
+/// The largest share of lost and open deals that may show the last
+/// stage's exit action: above it, the action does not mark a win.
+const CLOSE_MAX_OTHERS: f64 = 0.25;
+
+/// The share of `deals` with a prospect step of `kind`.
+fn prospect_share(deals: &[&Deal], kind: &str) -> f64 {
+    if deals.is_empty() {
+        return 0.0;
+    }
+    let n = deals
+        .iter()
+        .filter(|d| {
+            d.steps
+                .iter()
+                .any(|s| s.kind == kind && s.actor == Actor::Prospect)
+        })
+        .count();
+    n as f64 / deals.len() as f64
+}
+
+/// Makes the last stage exit only on actions the won deals show and the
+/// others mostly do not; returns whether it must close by hand, and why.
+fn safe_close(
+    stages: &mut [StageMap],
+    steps: &[StepStats],
+    won: &[&Deal],
+    others: &[&Deal],
+    min_support: f64,
+) -> (bool, String) {
+    let Some(last) = stages.last_mut() else {
+        return (true, "no prospect action is common to the won deals".into());
+    };
+    if others.is_empty() {
+        return (
+            false,
+            "no lost or open deals to check the last stage's action against".into(),
+        );
+    }
+    let before = last.exit.clone();
+    last.exit
+        .retain(|k| prospect_share(others, k) <= CLOSE_MAX_OTHERS);
+    if !last.exit.is_empty() {
+        let k = &last.exit[0];
+        return (
+            false,
+            format!(
+                "`{k}`: {:.0}% of won deals, {:.0}% of lost and open ones",
+                prospect_share(won, k) * 100.0,
+                prospect_share(others, k) * 100.0
+            ),
+        );
+    }
+    let best = steps
+        .iter()
+        .filter(|s| s.actor == Actor::Prospect)
+        .map(|s| {
+            (
+                s,
+                prospect_share(won, &s.kind),
+                prospect_share(others, &s.kind),
+            )
+        })
+        .filter(|(_, w, o)| *w >= min_support && *o <= CLOSE_MAX_OTHERS)
+        .max_by(|a, b| (a.1 - a.2).total_cmp(&(b.1 - b.2)));
+    match best {
+        Some((s, w, o)) => {
+            last.exit = vec![s.kind.clone()];
+            (
+                false,
+                format!(
+                    "`{}` ({:.0}% of won deals, {:.0}% of the others) instead of {} (shown by most lost and open deals too)",
+                    s.kind,
+                    w * 100.0,
+                    o * 100.0,
+                    before.join(", ")
+                ),
+            )
+        }
+        None => {
+            last.exit = before;
+            (
+                true,
+                "no prospect action shown by the won deals is rare among lost and open ones: the last stage closes won by hand".into(),
+            )
+        }
+    }
+}
+
+/// Replays every deal under the draft's stages (each exits once all its
+/// actions happened, by the prospect): where would it stand?
+fn fit(stages: &[StageMap], deals: &[Deal], manual_close: bool) -> Fit {
+    let mut rows: Vec<FitRow> = stages
+        .iter()
+        .map(|s| FitRow {
+            stage: s.id.clone(),
+            ..FitRow::default()
+        })
+        .chain(std::iter::once(FitRow {
+            stage: "won".into(),
+            ..FitRow::default()
+        }))
+        .collect();
+    let mut f = Fit {
+        manual_close,
+        ..Fit::default()
+    };
+    if stages.is_empty() {
+        f.stages = rows;
+        return f;
+    }
+    let top = if manual_close {
+        stages.len() - 1
+    } else {
+        stages.len()
+    };
+    for d in deals {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut at = 0;
+        let advance = |seen: &BTreeSet<&str>, at: &mut usize| {
+            while *at < top && stages[*at].exit.iter().all(|k| seen.contains(k.as_str())) {
+                *at += 1;
+            }
+        };
+        advance(&seen, &mut at);
+        for s in d.steps.iter().filter(|s| s.actor == Actor::Prospect) {
+            seen.insert(&s.kind);
+            advance(&seen, &mut at);
+        }
+        let row = &mut rows[at];
+        match (d.won, d.open) {
+            (true, _) => row.won += 1,
+            (false, true) => row.open += 1,
+            (false, false) => row.lost += 1,
+        }
+    }
+    let won_row = rows.last().expect("the won row");
+    f.won_closed_won = won_row.won;
+    f.lost_closed_won = won_row.lost;
+    f.open_closed_won = won_row.open;
+    f.stages = rows;
+    f
+}
+
 const CREATED: &str = "(created)";
 
-/// Runs discovery over `deals` (open ones must already be left out).
+/// Runs discovery over `deals`. The analysis reads won deals (and lost
+/// ones with `include_lost`); lost and open deals always serve to check the
+/// draft: its last stage must not close them won.
 pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Discovery {
     let analysed: Vec<&Deal> = deals
         .iter()
-        .filter(|d| d.won || options.include_lost)
+        .filter(|d| d.won || (options.include_lost && !d.open))
         .collect();
     let won: Vec<&Deal> = deals.iter().filter(|d| d.won).collect();
+    let others: Vec<&Deal> = deals.iter().filter(|d| !d.won).collect();
     let lost_count = analysed.len() - won.len();
 
     let steps = step_stats(&won, options);
@@ -323,9 +504,18 @@ pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Disc
     let edges = graph(&analysed, &kept);
     let variants = variants(&analysed, &main_kinds, options.variants);
     let owners = owners(&analysed);
-    let stages = map_stages(&won, &main);
+    let mut stages = map_stages(&won, &main);
+    let (manual_close, close_note) =
+        safe_close(&mut stages, &steps, &won, &others, options.min_support);
+    let mut fit_found = fit(&stages, deals, manual_close);
+    if fit_found.lost_closed_won + fit_found.open_closed_won > 0 {
+        // Not offered as is: the last stage closes by hand.
+        fit_found = fit(&stages, deals, true);
+    }
+    fit_found.close_note = close_note;
     let draft = draft(
         &stages,
+        &fit_found,
         &steps,
         won.len(),
         owners.len(),
@@ -365,6 +555,7 @@ pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Disc
         variants,
         owners,
         stages,
+        fit: fit_found,
         draft,
         dot: String::new(),
     };
@@ -375,6 +566,9 @@ pub fn discover(deals: &[Deal], options: &Options, generated_at: Millis) -> Disc
 fn step_stats(won: &[&Deal], options: &Options) -> Vec<StepStats> {
     struct Acc {
         deals: usize,
+        /// Deals with this kind done by the prospect: what a criterion
+        /// with `actor = "prospect"` sees.
+        prospect_deals: usize,
         from_start: Vec<i64>,
         prospect: usize,
         rep: usize,
@@ -382,15 +576,22 @@ fn step_stats(won: &[&Deal], options: &Options) -> Vec<StepStats> {
     let mut by_kind: BTreeMap<&str, Acc> = BTreeMap::new();
     for d in won {
         let mut seen = BTreeSet::new();
+        let mut by_prospect = BTreeSet::new();
         for s in &d.steps {
             let acc = by_kind.entry(&s.kind).or_insert(Acc {
                 deals: 0,
+                prospect_deals: 0,
                 from_start: Vec::new(),
                 prospect: 0,
                 rep: 0,
             });
             match s.actor {
-                Actor::Prospect => acc.prospect += 1,
+                Actor::Prospect => {
+                    acc.prospect += 1;
+                    if by_prospect.insert(s.kind.as_str()) {
+                        acc.prospect_deals += 1;
+                    }
+                }
                 Actor::Rep => acc.rep += 1,
             }
             if seen.insert(s.kind.as_str()) {
@@ -403,15 +604,22 @@ fn step_stats(won: &[&Deal], options: &Options) -> Vec<StepStats> {
     let mut out: Vec<StepStats> = by_kind
         .into_iter()
         .map(|(kind, acc)| {
-            let support = acc.deals as f64 / total;
+            let actor = if acc.rep > acc.prospect {
+                Actor::Rep
+            } else {
+                Actor::Prospect
+            };
+            // A prospect action is as common as the deals where the
+            // prospect did it, not where anyone did.
+            let deals = match actor {
+                Actor::Prospect => acc.prospect_deals,
+                Actor::Rep => acc.deals,
+            };
+            let support = deals as f64 / total;
             StepStats {
                 kind: kind.to_string(),
-                actor: if acc.rep > acc.prospect {
-                    Actor::Rep
-                } else {
-                    Actor::Prospect
-                },
-                won_deals: acc.deals,
+                actor,
+                won_deals: deals,
                 support: round(support, 3),
                 main: support >= options.min_support,
                 from_start: durations(acc.from_start),
@@ -616,8 +824,10 @@ fn key(s: &str) -> String {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn draft(
     stages: &[StageMap],
+    fit: &Fit,
     steps: &[StepStats],
     won: usize,
     owners: usize,
@@ -702,6 +912,21 @@ fn draft(
         );
         if let Some(p90) = stage.days.p90_days {
             let _ = writeln!(t, "stall_after_days = {}", (p90.ceil() as i64).max(1));
+        }
+        let last = std::ptr::eq(stage, stages.last().expect("stages"));
+        if last {
+            let _ = writeln!(t, "# Closing: {}.", fit.close_note);
+            let _ = writeln!(
+                t,
+                "# Replayed under this draft: {} of {} won deals close won; lost deals closed won: {}, open deals closed won: {}.",
+                fit.won_closed_won,
+                fit.stages.iter().map(|r| r.won).sum::<usize>(),
+                fit.lost_closed_won,
+                fit.open_closed_won
+            );
+            if fit.manual_close {
+                t.push_str("# The action below would close lost or open deals won: a person closes won.\nadvance = \"manual\"\n");
+            }
         }
         t.push_str("exit = [\n");
         for kind in &stage.exit {
@@ -788,6 +1013,7 @@ mod tests {
 
     fn deal(key: &str, steps: &[(&str, i64)], close_day: i64) -> Deal {
         Deal {
+            open: false,
             key: key.into(),
             owner: Some("ana".into()),
             won: true,

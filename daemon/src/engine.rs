@@ -19,6 +19,8 @@ use crate::model::{
 use crate::process::{AdvanceMode, Process};
 use crate::store::{StoreError, Tables};
 
+pub mod import;
+
 /// A process version in force: what requests are evaluated against.
 #[derive(Debug)]
 pub struct ActiveProcess {
@@ -134,6 +136,8 @@ pub struct Event {
 /// A change requested by a client.
 #[derive(Debug)]
 pub enum WriteOp {
+    /// `prospect.import`: one prospect with its history, from another system.
+    Import(Box<import::ImportProspect>),
     /// `prospect.create`.
     CreateProspect(NewProspect),
     /// `prospect.update`.
@@ -298,6 +302,7 @@ pub(crate) fn apply(
         } => close(t, process, *id, *outcome, reason.as_deref(), *at),
         WriteOp::ApplyProcessVersion(v) => apply_version(t, v),
         WriteOp::Reevaluate { at } => reevaluate(t, process, *at),
+        WriteOp::Import(p) => import::apply(t, process, p),
     }
 }
 
@@ -708,6 +713,7 @@ fn transition(
         reason: None,
         by: None,
         activity: None,
+        imported: false,
     }
 }
 
@@ -750,6 +756,19 @@ fn cascade(
     at: Millis,
     cause: Option<u64>,
 ) -> Result<Vec<Transition>, StoreError> {
+    cascade_to(t, active, prospect, at, cause, true)
+}
+
+/// [`cascade`], optionally stopping in the last stage instead of closing
+/// won: a replayed import never wins a prospect its source has open or lost.
+fn cascade_to(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    at: Millis,
+    cause: Option<u64>,
+    win: bool,
+) -> Result<Vec<Transition>, StoreError> {
     let mut moves = Vec::new();
     while prospect.status == Status::Open {
         let Some(index) = active.process.stage_index(&prospect.stage) else {
@@ -757,6 +776,9 @@ fn cascade(
         };
         let stage = &active.process.stages[index];
         if stage.advance == AdvanceMode::Manual {
+            break;
+        }
+        if !win && index + 1 == active.process.stages.len() {
             break;
         }
         let as_of = at.max(prospect.earliest_move());

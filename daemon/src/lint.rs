@@ -5,6 +5,11 @@
 //!   (only the rep's own actions can satisfy them);
 //! - a criterion that only a rep's action can satisfy ("open to
 //!   interpretation": the rep decides, not the prospect);
+//! - a criterion asking for the prospect's action of a kind declared as
+//!   the rep's (no such activity can come in: it never moves anyone, or
+//!   it is a mislabelled rep action);
+//! - a last stage that closes won on one common activity (a meeting, an
+//!   email) rather than a closing action;
 //! - activity kinds used in criteria but not declared in `[activities]`;
 //! - a process not changed for longer than `review_every_days`.
 
@@ -84,6 +89,19 @@ fn lint_stage(process: &Process, i: usize, stage: &Stage, out: &mut Vec<Warning>
                 hint: format!("declare it: `{kind} = {{ actor = \"prospect\", description = \"…\" }}`, or fix the spelling"),
             });
         }
+        if *actor == Some(Actor::Prospect) && declared.and_then(|d| d.actor) == Some(Actor::Rep) {
+            out.push(Warning {
+                rule: "rep-kind".into(),
+                line: c.at.0,
+                column: c.at.1,
+                key: format!("stages[{i}].exit[{j}]"),
+                message: format!(
+                    "\"{}\" asks for the prospect's `{kind}`, but `[activities]` declares `{kind}` as the rep's",
+                    c.question
+                ),
+                hint: format!("use a kind the prospect performs, or if `{kind}` really is the prospect's, declare it `actor = \"prospect\"`"),
+            });
+        }
         let satisfied_by_rep = match actor {
             Some(Actor::Rep) => true,
             Some(Actor::Prospect) => false,
@@ -104,6 +122,23 @@ fn lint_stage(process: &Process, i: usize, stage: &Stage, out: &mut Vec<Warning>
             });
         }
     }
+    if i + 1 == process.stages.len()
+        && let [c] = stage.exit.as_slice()
+        && let Rule::Activity { kind, at_least, .. } = &c.rule
+        && *at_least <= 1
+        && !closing_action(kind)
+    {
+        out.push(Warning {
+            rule: "weak-close".into(),
+            line: c.at.0,
+            column: c.at.1,
+            key: format!("stages[{i}].exit[0]"),
+            message: format!(
+                "the last stage closes won on a single `{kind}`: one common activity is not evidence of a win"
+            ),
+            hint: "end the last stage on the prospect's closing action (`contract_signed`), or set `advance = \"manual\"` and close won by hand".into(),
+        });
+    }
     if rep_only == stage.exit.len() {
         out.push(Warning {
             rule: "not-objective".into(),
@@ -118,6 +153,24 @@ fn lint_stage(process: &Process, i: usize, stage: &Stage, out: &mut Vec<Warning>
                 .into(),
         });
     }
+}
+
+/// Whether a kind's name says it closes a deal (signed, contract, paid, …).
+fn closing_action(kind: &str) -> bool {
+    const WORDS: [&str; 10] = [
+        "sign",
+        "contract",
+        "won",
+        "purchase",
+        "order",
+        "paid",
+        "payment",
+        "agreement",
+        "commit",
+        "closed",
+    ];
+    let k = kind.to_ascii_lowercase();
+    WORDS.iter().any(|w| k.contains(w))
 }
 
 #[cfg(test)]
@@ -148,6 +201,11 @@ exit = [{ question = "Called them?", activity = "call_made" }]
 id = "c"
 name = "C"
 exit = [{ question = "Replied?", activity = "repled", actor = "prospect" }]
+
+[[stages]]
+id = "d"
+name = "D"
+exit = [{ question = "Did they call?", activity = "call_made", actor = "prospect" }]
 "#;
         let p = Process::parse(text, "t.toml").unwrap();
         let now = Millis(200 * Millis::DAY);
@@ -160,12 +218,15 @@ exit = [{ question = "Replied?", activity = "repled", actor = "prospect" }]
                 "rep-action",
                 "not-objective",
                 "undeclared-activity",
+                "rep-kind",
+                "weak-close",
                 "review-overdue"
             ]
         );
         assert_eq!((w[0].line, w[0].key.as_str()), (10, "stages[0].exit"));
         assert_eq!(w[1].line, 17);
-        assert!(w[4].message.contains("190 days"), "{}", w[4].message);
+        assert_eq!((w[4].line, w[5].line), (27, 27));
+        assert!(w[6].message.contains("190 days"), "{}", w[6].message);
         assert!(
             lint(&p, now, Some(Millis(100 * Millis::DAY)))
                 .iter()

@@ -349,6 +349,17 @@ pub struct Transition {
     /// The activity that caused the move, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity: Option<u64>,
+    /// Written by an import as the source system recorded it, not earned
+    /// under this process's exit criteria: a dated stage change from the
+    /// source's stage history, or an outcome the replayed activities did
+    /// not meet the criteria for. Absent (false) for every move the
+    /// daemon made itself.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub imported: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One stored version of `process.toml`.

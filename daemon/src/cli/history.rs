@@ -32,8 +32,13 @@ pub struct MappingArgs {
     /// A source activity type, e.g. `"Email reply=replied"`.
     #[arg(long = "kind", value_name = "SOURCE=KIND")]
     pub kinds: Vec<String>,
-    /// The source's date format (strftime, e.g. `%m/%d/%Y %H:%M`); RFC 3339
-    /// and ISO dates are always read.
+    /// Activity kinds that are the prospect's actions where a row does not
+    /// say whose action it is (comma-separated, repeatable), e.g.
+    /// `--prospect-kinds meeting` for Pipedrive, whose export has no direction.
+    #[arg(long = "prospect-kinds", value_name = "KIND,…")]
+    pub prospect_kinds: Vec<String>,
+    /// The source's date format (strftime, e.g. `%d/%m/%Y %H:%M`); RFC 3339,
+    /// ISO dates and the CRMs' usual layouts are always read.
     #[arg(long)]
     pub date_format: Option<String>,
 }
@@ -49,6 +54,7 @@ impl MappingArgs {
             &self.columns,
             &self.stages,
             &self.kinds,
+            &self.prospect_kinds,
             self.date_format.as_deref(),
         )?;
         Ok(m)
@@ -65,9 +71,10 @@ pub struct ImportArgs {
     /// Activities: deal id, type, timestamp; optional actor, data.
     #[arg(long)]
     pub activities: Option<PathBuf>,
-    /// Stage transitions (from `stagecoach export transitions`): replays
-    /// manual advances, forced moves and closes exactly.
-    #[arg(long)]
+    /// Dated stage history: `stagecoach export transitions`, or a stage
+    /// history report (Salesforce's Opportunity History). Moves come in as
+    /// the source dated them, marked imported.
+    #[arg(long, visible_alias = "stage-history")]
     pub transitions: Option<PathBuf>,
     /// Column and value mapping.
     #[command(flatten)]
@@ -77,9 +84,16 @@ pub struct ImportArgs {
     /// (a forced move, reason recorded).
     #[arg(long)]
     pub trust_source_stage: bool,
-    /// Prospects replayed together (one batch per round).
+    /// Deals sent together (one JSON-RPC batch, committed as one group).
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
+    /// Read and check everything, print the summary, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Import the rows that passed even when others were rejected (by
+    /// default one rejected row stops the import before anything is written).
+    #[arg(long)]
+    pub skip_bad_rows: bool,
 }
 
 /// `stagecoach export`.
@@ -171,6 +185,8 @@ pub async fn import(client: &mut Client, args: &ImportArgs, as_json: bool) -> Re
         trust_source_stage: args.trust_source_stage,
         batch: args.batch,
         progress: std::io::stderr().is_terminal(),
+        dry_run: args.dry_run,
+        skip_bad_rows: args.skip_bad_rows,
     };
     let started = std::time::Instant::now();
     let summary = crate::history::import::run(client, &options).await?;
@@ -180,22 +196,34 @@ pub async fn import(client: &mut Client, args: &ImportArgs, as_json: bool) -> Re
         print_summary(&summary, started.elapsed().as_secs_f64());
     }
     let rejected = summary.rejected.len();
+    if summary.refused {
+        bail!(
+            "{rejected} row(s) rejected: nothing was written\nhint: fix the rows or the mapping and run again, or import the rest with --skip-bad-rows"
+        );
+    }
     if rejected > 0 {
-        bail!("{rejected} row(s) rejected; nothing was written for them (see above)");
+        bail!(
+            "{rejected} row(s) rejected and not imported (--skip-bad-rows); the rest was written"
+        );
     }
     Ok(())
 }
 
 fn print_summary(s: &Summary, seconds: f64) {
+    if s.refused {
+        println!(
+            "refused: {} row(s) cannot be imported; nothing was written",
+            s.rejected.len()
+        );
+    } else if s.dry_run {
+        println!("dry run: nothing was written; this is what the import would do");
+    }
     let mut t = table(&["rows", "imported", "already present", "rejected"]);
     for (name, c) in [
-        ("prospects", s.prospects),
+        ("deals", s.prospects),
         ("activities", s.activities),
-        ("transitions", s.transitions),
+        ("stage moves", s.transitions),
     ] {
-        if name == "transitions" && c.imported + c.skipped + c.rejected == 0 {
-            continue;
-        }
         t.add_row(vec![
             name.to_string(),
             c.imported.to_string(),
@@ -203,11 +231,68 @@ fn print_summary(s: &Summary, seconds: f64) {
             c.rejected.to_string(),
         ]);
     }
-    println!("{t}");
-    println!(
-        "closed as the source says: {} won, {} lost; moved to the source's stage: {} (forced)  [{seconds:.1} s]",
-        s.closed_won, s.closed_lost, s.forced
-    );
+    if !s.refused {
+        println!("{t}");
+        let unearned: u64 = s.unearned.values().sum();
+        println!(
+            "closed as the source has them: {} won, {} lost  [{seconds:.1} s]",
+            s.closed_won, s.closed_lost
+        );
+        if s.with_stage_history > 0 {
+            println!(
+                "stage history from the source: {} deal(s), {} move(s) as the source dated them (marked imported; criteria not re-applied)",
+                s.with_stage_history, s.imported_moves
+            );
+        }
+        if unearned > 0 {
+            let by: Vec<String> = s
+                .unearned
+                .iter()
+                .map(|(stage, n)| format!("{n} from `{stage}`"))
+                .collect();
+            println!(
+                "won in the source but not earned under this process: {unearned} ({}), recorded won and marked imported",
+                by.join(", ")
+            );
+        }
+        if s.forced > 0 {
+            println!(
+                "moved to the source's stage (--trust-source-stage): {}",
+                s.forced
+            );
+        }
+    }
+    if let Some(column) = &s.matched_by_name {
+        println!(
+            "\nactivities were matched to deals by name (column `{column}`): the file has no deal id column"
+        );
+    }
+    if s.without_deal > 0 {
+        println!(
+            "activity rows associated with no deal, not imported: {}",
+            s.without_deal
+        );
+    }
+    if s.not_done > 0 {
+        println!(
+            "activity rows not done yet (planned, not history), not imported: {}",
+            s.not_done
+        );
+    }
+    for u in &s.unused_dates {
+        println!(
+            "date column not read as history: {}: `{}`: {}",
+            u.file, u.column, u.why
+        );
+    }
+    if !s.without_direction.is_empty() {
+        println!(
+            "\nactivity kinds whose rows do not say whose action they were (imported as the rep's unless process.toml declares them; map with --prospect-kinds KIND,… or a direction column):"
+        );
+        for (k, n) in &s.without_direction {
+            println!("  `{k}`: {n} row(s)");
+        }
+    }
     if !s.unknown_stages.is_empty() {
         println!("\nsource stages that match no stage (map them with --stage 'SOURCE=STAGE'):");
         for (v, n) in &s.unknown_stages {
@@ -224,7 +309,7 @@ fn print_summary(s: &Summary, seconds: f64) {
     }
     if !s.differences.is_empty() {
         println!(
-            "\n{} prospect(s) ended where the source does not put them (exit criteria enforced):",
+            "\n{} open deal(s) stand where the source does not put them (exit criteria enforced):",
             s.differences.len()
         );
         for d in s.differences.iter().take(20) {
@@ -240,7 +325,7 @@ fn print_summary(s: &Summary, seconds: f64) {
     if !s.rejected.is_empty() {
         println!("\nrejected rows:");
         for r in s.rejected.iter().take(50) {
-            println!("  {}:{}: {}", r.file, r.line, r.reason);
+            println!("  {r}");
         }
         if s.rejected.len() > 50 {
             println!("  … {} more (all with --json)", s.rejected.len() - 50);
@@ -281,7 +366,7 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
     };
     let src = source::read(&files, &args.mapping.mapping()?, &[], &|_| false)?;
     for r in src.rejected.iter().take(20) {
-        eprintln!("warning: {}:{}: {}", r.file, r.line, r.reason);
+        eprintln!("warning: {r}");
     }
     if src.rejected.len() > 20 {
         eprintln!("warning: … {} more rejected rows", src.rejected.len() - 20);
@@ -318,7 +403,9 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
     )
     .map_err(|e| anyhow::anyhow!(e))?;
     let found = crate::discover::discover(&deals, &options, Millis::now());
-    emit(args, &json!(found), as_json)
+    let mut found = json!(found);
+    found["without_direction"] = json!(src.without_direction);
+    emit(args, &found, as_json)
 }
 
 /// The `process.discover` request for `args`.
@@ -531,6 +618,34 @@ fn print_discovery(d: &Value) {
         ]);
     }
     println!("{t}");
+    let fit = &d["fit"];
+    println!("\nThe draft replayed over these deals (where it would leave them):");
+    let mut t = table(&["stage", "won in the source", "lost", "open"]);
+    for r in fit["stages"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            r["stage"].as_str().unwrap_or_default().to_string(),
+            r["won"].to_string(),
+            r["lost"].to_string(),
+            r["open"].to_string(),
+        ]);
+    }
+    println!("{t}");
+    println!(
+        "closing: {}{}",
+        fit["close_note"].as_str().unwrap_or_default(),
+        if fit["manual_close"].as_bool() == Some(true) {
+            " (the draft's last stage closes won by hand: advance = \"manual\")"
+        } else {
+            ""
+        }
+    );
+    if let Some(kinds) = d["without_direction"].as_object().filter(|k| !k.is_empty()) {
+        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("`{k}` ({n})")).collect();
+        println!(
+            "kinds whose rows do not say whose action they were, read as the rep's (never exit criteria): {}\nhint: if some are the prospect's, say so with --prospect-kinds KIND,… or a direction column",
+            list.join(", ")
+        );
+    }
     println!(
         "\nthe draft process.toml: --draft FILE (or --format toml); the graph: --graph FILE.dot|.svg"
     );

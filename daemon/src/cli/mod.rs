@@ -1516,7 +1516,17 @@ fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 vec!["win rate".into(), pct(&r["win_rate"])],
                 vec!["cycle median days".into(), num(&r["cycle"]["median_days"])],
                 vec!["cycle mean days".into(), num(&r["cycle"]["mean_days"])],
+                vec![
+                    "lost cycle median days".into(),
+                    num(&r["lost_cycle"]["median_days"]),
+                ],
+                vec![
+                    "lost cycle mean days".into(),
+                    num(&r["lost_cycle"]["mean_days"]),
+                ],
+                vec!["won imported, not earned".into(), num(&r["won_imported"])],
                 vec!["open".into(), num(&r["open"])],
+                vec!["won amount".into(), num(&r["won_amount"])],
                 vec!["mean won amount".into(), num(&r["mean_won_amount"])],
                 vec!["velocity per day".into(), num(&r["velocity_per_day"])],
                 vec!["weighted pipeline".into(), num(&r["weighted_pipeline"])],

@@ -58,6 +58,7 @@ impl Table {
                 "reason",
                 "by",
                 "activity",
+                "imported",
             ],
         }
     }
@@ -143,7 +144,15 @@ pub async fn run(
     w.write_record(&header)?;
     pages(client, table, |row| {
         rows += 1;
-        let mut record: Vec<String> = table.columns().iter().map(|c| cell(&row[*c])).collect();
+        let mut record: Vec<String> = table
+            .columns()
+            .iter()
+            .map(|c| match *c {
+                // Absent means false: every move the daemon made itself.
+                "imported" => row[*c].as_bool().unwrap_or(false).to_string(),
+                _ => cell(&row[*c]),
+            })
+            .collect();
         record.extend(fields.iter().map(|f| cell(&row["fields"][f])));
         w.write_record(&record)?;
         Ok(())

@@ -1,30 +1,33 @@
-//! `stagecoach import`: replays another system's history through the
-//! daemon's normal write path.
+//! `stagecoach import`: brings another system's history in through the
+//! daemon's `prospect.import`, one operation per deal.
 //!
-//! Each prospect is created (at its creation time, in the first stage),
-//! then its activities and transitions are replayed in time order with
-//! their own times, so the exit criteria decide where it goes exactly as if
-//! the history had happened here. Many prospects advance together: each
-//! round sends the next step of up to `batch` prospects as one JSON-RPC
-//! batch, which the daemon commits as one group.
+//! 1. **Everything is read and resolved first**: every row of every file,
+//!    its references, dates, stages and kinds. A rejected row stops the
+//!    import before anything is written, with every problem listed (file,
+//!    physical line, column, value, why, a hint), unless the user asks to
+//!    import the rest (`skip_bad_rows`) or only to check (`dry_run`).
+//! 2. **Each deal is sent whole**: its fields, activities, stage history
+//!    and outcome in one `prospect.import`, many deals to a JSON-RPC batch
+//!    that the daemon commits as one group. The daemon applies the source's
+//!    facts (see `engine::import`): outcomes as the source has them, dated
+//!    stage history where the export has it, otherwise the activities
+//!    replayed under the exit criteria, which never close a deal won.
 //!
-//! Imports are idempotent by external id: a prospect already present is
-//! not created again, and its activities and transitions that are already
-//! recorded (same kind and time; same stage and time) are skipped, so an
-//! interrupted import finishes when run again and a newer export of the
-//! same CRM adds only what is new.
+//! Imports are idempotent by external id: run again, a deal already present
+//! gets only the activities and moves it does not have yet.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::source::{
-    self, ActivityRow, FileKind, Files, Mapping, ProspectRow, Rejection, Source, SourceStage,
-    TransitionRow, unknown_prospect,
+    self, FileKind, Files, Mapping, Problem, ProspectRow, Rejection, Source, SourceStage,
+    UnusedColumn,
 };
-use crate::client::{Client, ClientError};
-use crate::model::Millis;
+use crate::client::Client;
+use crate::engine::import::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
+use crate::model::{Actor, Millis, Status, TransitionKind};
 use crate::rpc::history::FIELDS_UPDATED;
 
 /// What to import and how.
@@ -34,19 +37,23 @@ pub struct ImportOptions {
     pub files: Files,
     /// How their columns and values map.
     pub mapping: Mapping,
-    /// Where the exit criteria leave a prospect short of the stage the
-    /// source gives, move it there (a forced move, reason recorded).
+    /// Where the exit criteria leave an open deal short of the stage the
+    /// source gives, move it there (a forced move, marked imported).
     pub trust_source_stage: bool,
-    /// Prospects replayed together (one JSON-RPC batch per round).
+    /// Deals sent together (one JSON-RPC batch).
     pub batch: usize,
     /// Draw a progress bar (on a terminal).
     pub progress: bool,
+    /// Read and resolve everything, write nothing.
+    pub dry_run: bool,
+    /// Import the rows that passed even when some were rejected.
+    pub skip_bad_rows: bool,
 }
 
 /// Rows of one file: imported, already present, rejected.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct Counts {
-    /// Written now.
+    /// Written now (or, in a dry run, to be written).
     pub imported: u64,
     /// Already present (an earlier import).
     pub skipped: u64,
@@ -54,10 +61,10 @@ pub struct Counts {
     pub rejected: u64,
 }
 
-/// Where a prospect ended up differs from what the source says.
+/// Where a deal ended up differs from what the source says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
-    /// The prospect row's line.
+    /// The deal row's line.
     pub line: u64,
     /// Its external id.
     pub external_id: String,
@@ -72,19 +79,31 @@ pub struct Difference {
 /// What an import did.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
-    /// Prospect rows.
+    /// Nothing was written: a dry run.
+    pub dry_run: bool,
+    /// Nothing was written: rows were rejected (and `--skip-bad-rows` not given).
+    pub refused: bool,
+    /// Deal rows.
     pub prospects: Counts,
-    /// Activity rows.
+    /// Activity rows (an activity of several deals counts once per deal).
     pub activities: Counts,
-    /// Transition rows.
+    /// Transition / stage-history rows.
     pub transitions: Counts,
-    /// Prospects closed won / lost by the import (as the source says).
+    /// Deals closed won / lost by the import, as the source has them.
     pub closed_won: u64,
     /// See `closed_won`.
     pub closed_lost: u64,
-    /// Prospects moved to the source's stage by `--trust-source-stage`.
+    /// Won deals whose replayed activities do not meet the criteria for
+    /// winning: recorded won anyway, marked imported, by the stage they
+    /// closed from.
+    pub unearned: BTreeMap<String, u64>,
+    /// Deals whose moves are the source's dated stage history.
+    pub with_stage_history: u64,
+    /// Moves written as the source dated them (marked imported).
+    pub imported_moves: u64,
+    /// Open deals moved to the source's stage by `--trust-source-stage`.
     pub forced: u64,
-    /// Prospects whose replayed stage differs from the source's.
+    /// Open deals whose replayed stage differs from the source's.
     pub differences: Vec<Difference>,
     /// Rejected rows, by file and line.
     pub rejected: Vec<Rejection>,
@@ -92,42 +111,27 @@ pub struct Summary {
     pub unknown_stages: BTreeMap<String, usize>,
     /// Activity kinds `process.toml` does not declare → rows.
     pub undeclared_kinds: BTreeMap<String, usize>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    Create,
-    Activity(usize),
-    Transition(usize),
-    Reconcile,
-}
-
-/// One prospect's replay.
-struct Work {
-    row: Option<usize>,
-    external_id: String,
-    /// Assigned once created (or found).
-    id: Option<u64>,
-    stage: String,
-    status: String,
-    /// The stage a `created` transition names.
-    first_stage: Option<String>,
-    steps: VecDeque<Step>,
-    /// The latest time replayed so far.
-    last_at: Millis,
-    /// Set when the daemon refused the prospect itself.
-    refused: Option<u64>,
-    /// A forced move to the last stage was made for a won source.
-    forced_to_last: bool,
+    /// Activity kinds whose rows do not say whose action they were → rows
+    /// (imported as the rep's unless the process declares the kind).
+    pub without_direction: BTreeMap<String, u64>,
+    /// The column activities were matched to deals by name with, when the
+    /// file has no deal id column.
+    pub matched_by_name: Option<String>,
+    /// Activity rows associated with no deal (not imported).
+    pub without_deal: u64,
+    /// Activity rows not done yet: planned, not history (not imported).
+    pub not_done: u64,
+    /// Date columns read, but not as history, and why.
+    pub unused_dates: Vec<UnusedColumn>,
 }
 
 /// What the process in force says about stages and kinds.
 struct ProcessInfo {
     stages: Vec<(String, String)>,
-    kinds: HashSet<String>,
+    kinds: HashMap<String, Option<Actor>>,
 }
 
-async fn process_info(client: &mut Client) -> Result<ProcessInfo, ClientError> {
+async fn process_info(client: &mut Client) -> anyhow::Result<ProcessInfo> {
     let p = client.call("process.get", json!({})).await?;
     let stages = p["process"]["stages"]
         .as_array()
@@ -142,18 +146,41 @@ async fn process_info(client: &mut Client) -> Result<ProcessInfo, ClientError> {
         .collect();
     let kinds = p["process"]["activities"]
         .as_object()
-        .map(|m| m.keys().cloned().collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let actor = serde_json::from_value(v["actor"].clone()).ok();
+                    (k.clone(), actor)
+                })
+                .collect()
+        })
         .unwrap_or_default();
     Ok(ProcessInfo { stages, kinds })
 }
 
-/// Reads `options.files`, checks every row, and replays what passed.
-/// A missing column or unreadable file is an error before anything is written.
+/// One deal to send, with the rows it came from.
+struct Plan {
+    /// The deal row, when the prospects file has it.
+    row: Option<usize>,
+    op: ImportProspect,
+    /// Rows this plan carries, for the progress bar.
+    rows: u64,
+}
+
+/// Reads `options.files`, resolves every row, and (unless refused or a dry
+/// run) writes the deals. A missing column or unreadable file is an error
+/// before anything is written.
 pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result<Summary> {
     let info = process_info(client).await?;
     let src = source::read(&options.files, &options.mapping, &info.stages, &|_| true)?;
     let mut summary = Summary {
+        dry_run: options.dry_run,
         unknown_stages: src.unknown_stages.clone(),
+        without_direction: src.without_direction.clone(),
+        matched_by_name: src.matched_by_name.clone(),
+        without_deal: src.without_deal,
+        not_done: src.not_done,
+        unused_dates: src.unused_dates.clone(),
         ..Summary::default()
     };
     let Source {
@@ -163,133 +190,191 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         mut rejected,
         ..
     } = src;
-    for r in &rejected {
-        count(&mut summary, r.kind).rejected += 1;
-    }
 
-    // What is already there.
-    let mut keys: Vec<String> = prospects.iter().map(|p| p.external_id.clone()).collect();
+    // References to deals only the database has.
     let in_file: HashMap<&str, usize> = prospects
         .iter()
         .enumerate()
         .map(|(i, p)| (p.key.as_str(), i))
         .collect();
-    let mut orphan_keys: Vec<String> = activities
+    let mut orphans: Vec<&str> = activities
         .iter()
-        .map(|a| &a.key)
-        .chain(transitions.iter().map(|t| &t.key))
-        .filter(|k| !in_file.contains_key(k.as_str()))
-        .cloned()
+        .flat_map(|a| a.keys.iter().map(String::as_str))
+        .chain(transitions.iter().map(|t| t.key.as_str()))
+        .filter(|k| !in_file.contains_key(k))
         .collect();
-    orphan_keys.sort();
-    orphan_keys.dedup();
-    keys.extend(orphan_keys.iter().cloned());
-    let mut existing: HashMap<String, Value> = HashMap::new();
-    for chunk in keys.chunks(2000) {
-        let r = client
-            .call(
-                "prospect.lookup",
-                json!({ "external_ids": chunk, "history": true }),
-            )
-            .await?;
-        if let Some(found) = r["found"].as_object() {
-            for (k, v) in found {
-                existing.insert(k.clone(), v.clone());
-            }
+    orphans.sort_unstable();
+    orphans.dedup();
+    let mut keys: Vec<&str> = prospects.iter().map(|p| p.external_id.as_str()).collect();
+    keys.extend(&orphans);
+    let present = lookup(client, &keys).await?;
+    let files = &options.files;
+    let activity_file = files
+        .activities
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    let transition_file = files
+        .transitions
+        .as_ref()
+        .map_or_else(String::new, |p| p.display().to_string());
+    let mut bad_activity: HashSet<u64> = HashSet::new();
+    for a in &activities {
+        if let Some(k) = a
+            .keys
+            .iter()
+            .find(|k| !in_file.contains_key(k.as_str()) && !present.contains(k.as_str()))
+        {
+            bad_activity.insert(a.line);
+            rejected.push(Problem::cell("deal", k, source::unknown_prospect(k)).at(
+                FileKind::Activities,
+                &activity_file,
+                a.line,
+            ));
         }
+    }
+    let mut bad_transition: HashSet<u64> = HashSet::new();
+    for t in &transitions {
+        if !in_file.contains_key(t.key.as_str()) && !present.contains(t.key.as_str()) {
+            bad_transition.insert(t.line);
+            rejected.push(
+                Problem::cell("deal", &t.key, source::unknown_prospect(&t.key)).at(
+                    FileKind::Transitions,
+                    &transition_file,
+                    t.line,
+                ),
+            );
+        }
+    }
+    rejected.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+    for r in &rejected {
+        count(&mut summary, r.kind).rejected += 1;
+    }
+    summary.rejected = rejected;
+    if !summary.rejected.is_empty() && !options.skip_bad_rows {
+        summary.refused = true;
+        return Ok(summary);
     }
 
-    // One replay per prospect: rows of the prospects file, then prospects
-    // only the activity or transition files name (already in the database).
-    let mut works: Vec<Work> = Vec::new();
-    let mut work_of: HashMap<String, usize> = HashMap::new();
+    // One plan per deal.
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut plan_of: HashMap<&str, usize> = HashMap::new();
     for (i, p) in prospects.iter().enumerate() {
-        work_of.insert(p.key.clone(), works.len());
-        works.push(new_work(
-            Some(i),
-            p.external_id.clone(),
-            existing.get(&p.external_id),
-        ));
+        plan_of.insert(p.key.as_str(), plans.len());
+        plans.push(Plan {
+            row: Some(i),
+            op: deal(p, options.trust_source_stage),
+            rows: 1,
+        });
     }
-    for key in &orphan_keys {
-        if let Some(found) = existing.get(key) {
-            work_of.insert(key.clone(), works.len());
-            works.push(new_work(None, key.clone(), Some(found)));
+    for key in &orphans {
+        if present.contains(*key) {
+            plan_of.insert(key, plans.len());
+            plans.push(Plan {
+                row: None,
+                op: ImportProspect {
+                    external_id: key.to_string(),
+                    // Not used: the deal exists, and keeps its own.
+                    name: key.to_string(),
+                    company: None,
+                    owner: None,
+                    fields: Default::default(),
+                    created_at: Millis(0),
+                    activities: Vec::new(),
+                    history: Vec::new(),
+                    outcome: None,
+                    source_stage: None,
+                    trust_source_stage: false,
+                },
+                rows: 0,
+            });
         }
     }
-    let files = &options.files;
-    for (i, a) in activities.iter().enumerate() {
-        let Some(&w) = work_of.get(&a.key) else {
-            let why = unknown_prospect(&a.key);
-            reject_row(
-                &mut summary,
-                &mut rejected,
-                files,
-                FileKind::Activities,
-                a.line,
-                why,
-            );
-            continue;
-        };
-        if !info.kinds.contains(&a.kind) && a.kind != FIELDS_UPDATED {
+    for a in activities
+        .iter()
+        .filter(|a| !bad_activity.contains(&a.line))
+    {
+        if !info.kinds.contains_key(&a.kind) && a.kind != FIELDS_UPDATED {
             *summary.undeclared_kinds.entry(a.kind.clone()).or_default() += 1;
         }
-        let present = existing
-            .get(&works[w].external_id)
-            .is_some_and(|e| has_pair(&e["activities"], &a.kind, a.at));
-        if present {
-            summary.activities.skipped += 1;
-        } else {
-            works[w].steps.push_back(Step::Activity(i));
+        for key in &a.keys {
+            let Some(&i) = plan_of.get(key.as_str()) else {
+                continue;
+            };
+            let plan = &mut plans[i];
+            plan.rows += 1;
+            plan.op.activities.push(ImportActivity {
+                kind: a.kind.clone(),
+                actor: a.actor,
+                at: a.at,
+                data: a.data.clone(),
+            });
         }
     }
-    for (i, t) in transitions.iter().enumerate() {
-        let Some(&w) = work_of.get(&t.key) else {
-            let why = unknown_prospect(&t.key);
-            reject_row(
-                &mut summary,
-                &mut rejected,
-                files,
-                FileKind::Transitions,
-                t.line,
-                why,
-            );
+    for t in transitions
+        .iter()
+        .filter(|t| !bad_transition.contains(&t.line))
+    {
+        let Some(&i) = plan_of.get(t.key.as_str()) else {
             continue;
         };
-        let work = &mut works[w];
-        let present = existing
-            .get(&work.external_id)
-            .is_some_and(|e| has_pair(&e["transitions"], &t.to, t.at));
-        if present {
-            summary.transitions.skipped += 1;
-        } else if t.kind == "created" {
-            // The stage the prospect was created in; replaying it is the creation.
-            work.first_stage = Some(t.to.clone());
-            summary.transitions.imported += 1;
-        } else {
-            work.steps.push_back(Step::Transition(i));
+        let plan = &mut plans[i];
+        plan.rows += 1;
+        let kind = t.kind.as_deref().and_then(|k| {
+            serde_json::from_value::<TransitionKind>(Value::String(k.to_string())).ok()
+        });
+        match &t.to {
+            SourceStage::Open(stage) => plan.op.history.push(ImportMove {
+                to: stage.clone(),
+                at: t.at,
+                kind: kind.filter(|k| *k != TransitionKind::Created),
+                reason: t.reason.clone(),
+                by: t.by.clone(),
+                // A stage-history report is the source's decision; our own
+                // export says for each move.
+                imported: t.imported.unwrap_or(kind.is_none()),
+            }),
+            // The outcome comes from the deal row; a lost move's reason
+            // fills in a missing one.
+            SourceStage::Lost => {
+                if let Some(o) = &mut plan.op.outcome
+                    && o.reason.is_none()
+                {
+                    o.reason = t.reason.clone();
+                }
+            }
+            SourceStage::Won | SourceStage::Unknown(_) => {}
         }
     }
-    for work in &mut works {
-        let at = |s: &Step| match s {
-            Step::Activity(i) => (activities[*i].at, 1, activities[*i].line),
-            Step::Transition(i) => (transitions[*i].at, 2, transitions[*i].line),
-            Step::Create | Step::Reconcile => (Millis(i64::MIN), 0, 0),
-        };
-        let mut steps: Vec<Step> = work.steps.drain(..).collect();
-        steps.sort_by_key(at);
-        if work.id.is_none() {
-            steps.insert(0, Step::Create);
-        } else if work.row.is_some() {
-            summary.prospects.skipped += 1;
-        }
-        if work.row.is_some() {
-            steps.push(Step::Reconcile);
-        }
-        work.steps = steps.into();
+    for plan in &mut plans {
+        plan.op.history.sort_by_key(|m| m.at);
+        plan.op
+            .history
+            .dedup_by(|a, b| a.to == b.to && a.at == b.at);
     }
 
-    let total = (prospects.len() + activities.len() + transitions.len()) as u64;
+    summary.with_stage_history = plans.iter().filter(|p| !p.op.history.is_empty()).count() as u64;
+    if options.dry_run {
+        for plan in &plans {
+            let p = &plan.op;
+            if plan.row.is_some() {
+                if present.contains(p.external_id.as_str()) {
+                    summary.prospects.skipped += 1;
+                } else {
+                    summary.prospects.imported += 1;
+                    match p.outcome.as_ref().map(|o| o.status) {
+                        Some(Status::Won) => summary.closed_won += 1,
+                        Some(Status::Lost) => summary.closed_lost += 1,
+                        _ => {}
+                    }
+                }
+            }
+            summary.activities.imported += p.activities.len() as u64;
+            summary.transitions.imported += p.history.len() as u64;
+        }
+        return Ok(summary);
+    }
+
+    let total: u64 = plans.iter().map(|p| p.rows).sum();
     let bar = if options.progress {
         indicatif::ProgressBar::new(total)
     } else {
@@ -297,76 +382,161 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{spinner} importing [{bar:40}] {pos}/{len} rows ({per_sec}, {eta} left)",
+            "{spinner} importing [{bar:40}] {human_pos}/{human_len} rows ({per_sec}, {eta} left)",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    bar.inc(summary.activities.skipped + summary.transitions.skipped);
-
-    let last_stage = info.stages.last().map(|s| s.0.clone()).unwrap_or_default();
-    let ctx = Replay {
-        prospects: &prospects,
-        activities: &activities,
-        transitions: &transitions,
-        trust: options.trust_source_stage,
-        last_stage: &last_stage,
-    };
     let batch = options.batch.max(1);
-    for chunk in (0..works.len()).collect::<Vec<_>>().chunks(batch) {
-        loop {
-            let mut calls: Vec<(&str, Value)> = Vec::new();
-            let mut owners: Vec<(usize, Step)> = Vec::new();
-            for &w in chunk {
-                while let Some(step) = works[w].steps.pop_front() {
-                    match ctx.request(&mut works[w], step, &mut summary, &mut rejected, files) {
-                        Some((method, params)) => {
-                            calls.push((method, params));
-                            owners.push((w, step));
-                            break;
-                        }
-                        None => bar.inc(progress_of(step)),
-                    }
-                }
-            }
-            if calls.is_empty() {
-                break;
-            }
-            let answers = client.batch(&calls).await?;
-            for ((w, step), answer) in owners.into_iter().zip(answers) {
-                ctx.answer(
-                    &mut works[w],
-                    step,
-                    answer,
-                    &mut summary,
-                    &mut rejected,
-                    files,
-                );
-                bar.inc(progress_of(step));
-            }
+    for chunk in plans.chunks(batch) {
+        let calls: Vec<(&str, Value)> = chunk
+            .iter()
+            .map(|p| {
+                (
+                    "prospect.import",
+                    serde_json::to_value(&p.op).expect("imports serialize"),
+                )
+            })
+            .collect();
+        let answers = client.batch(&calls).await?;
+        for (plan, answer) in chunk.iter().zip(answers) {
+            take(&mut summary, plan, &prospects, answer, files);
+            bar.inc(plan.rows);
         }
     }
     bar.finish_and_clear();
-    rejected.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
-    summary.rejected = rejected;
+    summary
+        .rejected
+        .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(summary)
 }
 
-fn progress_of(step: Step) -> u64 {
-    u64::from(!matches!(step, Step::Reconcile))
+/// The external ids among `keys` the database already has.
+async fn lookup(client: &mut Client, keys: &[&str]) -> anyhow::Result<HashSet<String>> {
+    let mut present = HashSet::new();
+    for chunk in keys.chunks(10_000) {
+        let r = client
+            .call("prospect.lookup", json!({ "external_ids": chunk }))
+            .await?;
+        if let Some(found) = r["found"].as_object() {
+            present.extend(found.keys().cloned());
+        }
+    }
+    Ok(present)
 }
 
-fn path_of(files: &Files, kind: FileKind) -> String {
-    match kind {
-        FileKind::Prospects => files.prospects.display().to_string(),
-        FileKind::Activities => files
-            .activities
-            .as_ref()
-            .map_or_else(String::new, |p| p.display().to_string()),
-        FileKind::Transitions => files
-            .transitions
-            .as_ref()
-            .map_or_else(String::new, |p| p.display().to_string()),
+/// The `prospect.import` of one deal row (activities and moves added later).
+fn deal(p: &ProspectRow, trust: bool) -> ImportProspect {
+    let fields = p
+        .fields
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), serde_json::from_value(v.clone()).ok()?)))
+        .collect();
+    let outcome = p.outcome.as_ref().map(|o| ImportOutcome {
+        status: if o.won { Status::Won } else { Status::Lost },
+        at: o.at,
+        reason: if o.won {
+            None
+        } else {
+            Some(
+                p.lost_reason
+                    .clone()
+                    .unwrap_or_else(|| "lost in the source system".into()),
+            )
+        },
+    });
+    ImportProspect {
+        external_id: p.external_id.clone(),
+        name: p.name.clone(),
+        company: p.company.clone(),
+        owner: p.owner.clone(),
+        fields,
+        created_at: p.created,
+        activities: Vec::new(),
+        history: p
+            .history
+            .iter()
+            .map(|e| ImportMove {
+                to: e.stage.clone(),
+                at: e.at,
+                kind: None,
+                reason: None,
+                by: None,
+                imported: true,
+            })
+            .collect(),
+        outcome,
+        source_stage: match &p.stage {
+            Some(SourceStage::Open(s)) => Some(s.clone()),
+            _ => None,
+        },
+        trust_source_stage: trust,
+    }
+}
+
+/// Takes the daemon's answer for one deal into the summary.
+fn take(
+    summary: &mut Summary,
+    plan: &Plan,
+    prospects: &[ProspectRow],
+    answer: Result<Value, crate::protocol::RpcError>,
+    files: &Files,
+) {
+    let row = plan.row.map(|i| &prospects[i]);
+    match answer {
+        Ok(r) => {
+            let u = |k: &str| r[k].as_u64().unwrap_or(0);
+            if row.is_some() {
+                if r["created"].as_bool() == Some(true) {
+                    summary.prospects.imported += 1;
+                } else {
+                    summary.prospects.skipped += 1;
+                }
+            }
+            summary.activities.imported += u("activities");
+            summary.activities.skipped += u("activities_present");
+            summary.imported_moves += u("imported_moves");
+            summary.transitions.imported += u("moves");
+            let closed_now = r["created"].as_bool() == Some(true) || u("moves") > 0;
+            match r["status"].as_str() {
+                Some("won") if closed_now => summary.closed_won += 1,
+                Some("lost") if closed_now => summary.closed_lost += 1,
+                _ => {}
+            }
+            if let Some(stage) = r["unearned"]["stage"].as_str() {
+                *summary.unearned.entry(stage.to_string()).or_default() += 1;
+            }
+            if r["forced"].as_bool() == Some(true) {
+                summary.forced += 1;
+            }
+            if let (Some(d), Some(row)) = (r["difference"].as_object(), row) {
+                let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                summary.differences.push(Difference {
+                    line: row.line,
+                    external_id: row.external_id.clone(),
+                    source: s("source"),
+                    here: s("here"),
+                    reason: s("reason"),
+                });
+            }
+        }
+        Err(e) => {
+            let (kind, line) = match row {
+                Some(row) => (FileKind::Prospects, row.line),
+                None => (FileKind::Activities, 0),
+            };
+            count(summary, kind).rejected += 1;
+            let file = match kind {
+                FileKind::Prospects => files.prospects.display().to_string(),
+                _ => files
+                    .activities
+                    .as_ref()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+            };
+            summary
+                .rejected
+                .push(Problem::cell("deal", &plan.op.external_id, e.message).at(kind, &file, line));
+        }
     }
 }
 
@@ -376,362 +546,4 @@ fn count(summary: &mut Summary, kind: FileKind) -> &mut Counts {
         FileKind::Activities => &mut summary.activities,
         FileKind::Transitions => &mut summary.transitions,
     }
-}
-
-fn new_work(row: Option<usize>, external_id: String, found: Option<&Value>) -> Work {
-    Work {
-        row,
-        external_id,
-        id: found.and_then(|f| f["id"].as_u64()),
-        stage: found
-            .and_then(|f| f["stage"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-        status: found
-            .and_then(|f| f["status"].as_str())
-            .unwrap_or("open")
-            .to_string(),
-        first_stage: None,
-        steps: VecDeque::new(),
-        last_at: Millis(i64::MIN),
-        refused: None,
-        forced_to_last: false,
-    }
-}
-
-/// Whether `pairs` (`[[name, at], …]`) holds `(name, at)`.
-fn has_pair(pairs: &Value, name: &str, at: Millis) -> bool {
-    pairs.as_array().is_some_and(|list| {
-        list.iter().any(|p| {
-            p[0].as_str() == Some(name)
-                && p[1].as_str().and_then(|t| Millis::parse(t).ok()) == Some(at)
-        })
-    })
-}
-
-struct Replay<'a> {
-    prospects: &'a [ProspectRow],
-    activities: &'a [ActivityRow],
-    transitions: &'a [TransitionRow],
-    trust: bool,
-    last_stage: &'a str,
-}
-
-impl Replay<'_> {
-    /// The request that replays `step`, or none when there is nothing to
-    /// send (the step is already true, or cannot be replayed: then it is
-    /// counted here).
-    fn request(
-        &self,
-        work: &mut Work,
-        step: Step,
-        summary: &mut Summary,
-        rejected: &mut Vec<Rejection>,
-        files: &Files,
-    ) -> Option<(&'static str, Value)> {
-        if let Some(line) = work.refused {
-            let why = format!("its prospect (line {line} of the prospects file) was refused");
-            self.reject(step, why, summary, rejected, files);
-            return None;
-        }
-        match step {
-            Step::Create => {
-                let p = &self.prospects[work.row.expect("a created prospect has a row")];
-                work.last_at = p.created;
-                Some((
-                    "prospect.create",
-                    json!({
-                        "name": p.name, "company": p.company, "owner": p.owner,
-                        "fields": p.fields, "external_id": p.external_id,
-                        "stage": work.first_stage, "at": p.created,
-                    }),
-                ))
-            }
-            Step::Activity(i) => {
-                let a = &self.activities[i];
-                let id = work.id?;
-                work.last_at = work.last_at.max(a.at);
-                if a.kind == FIELDS_UPDATED {
-                    return Some(("prospect.update", update_params(id, a)));
-                }
-                Some((
-                    "activity.record",
-                    json!({ "prospect": id, "kind": a.kind, "actor": a.actor, "at": a.at, "data": a.data }),
-                ))
-            }
-            Step::Transition(i) => {
-                let t = &self.transitions[i];
-                let id = work.id?;
-                work.last_at = work.last_at.max(t.at);
-                if work.status != "open" && work.status != t.kind {
-                    let why = format!(
-                        "the prospect is already {} here, by the replayed exit criteria",
-                        work.status
-                    );
-                    self.reject(step, why, summary, rejected, files);
-                    return None;
-                }
-                let already = match t.kind.as_str() {
-                    "won" | "lost" => work.status == t.kind,
-                    _ => work.stage == t.to,
-                };
-                if already {
-                    // The exit criteria already made this move when the
-                    // activity before it was replayed.
-                    summary.transitions.imported += 1;
-                    return None;
-                }
-                Some(match t.kind.as_str() {
-                    "won" | "lost" => (
-                        "prospect.close",
-                        json!({ "id": id, "outcome": t.kind, "reason": t.reason, "at": t.at }),
-                    ),
-                    "advanced" => ("prospect.advance", json!({ "id": id, "at": t.at })),
-                    _ => (
-                        "prospect.move",
-                        json!({
-                            "id": id, "to": t.to, "at": t.at, "by": t.by,
-                            "reason": t.reason.clone().unwrap_or_else(|| format!("imported `{}` move", t.kind)),
-                        }),
-                    ),
-                })
-            }
-            Step::Reconcile => self.reconcile(work, summary),
-        }
-    }
-
-    /// Brings the prospect to where the source says it is, when the
-    /// history did not: closes it lost, closes it won (criteria enforced),
-    /// or with `trust`, moves it (forced) to the source's stage.
-    fn reconcile(&self, work: &mut Work, summary: &mut Summary) -> Option<(&'static str, Value)> {
-        let id = work.id?;
-        let p = &self.prospects[work.row?];
-        let source = p.stage.as_ref()?;
-        let at = p.closed.unwrap_or(work.last_at).max(work.last_at);
-        let here = if work.status == "open" {
-            work.stage.clone()
-        } else {
-            work.status.clone()
-        };
-        let mut differs = |source: &str, reason: String| {
-            summary.differences.push(Difference {
-                line: p.line,
-                external_id: p.external_id.clone(),
-                source: source.to_string(),
-                here: here.clone(),
-                reason,
-            });
-            None
-        };
-        match source {
-            SourceStage::Lost if work.status == "open" => Some((
-                "prospect.close",
-                json!({ "id": id, "outcome": "lost", "at": at,
-                        "reason": p.lost_reason.clone().unwrap_or_else(|| "lost in the source system".into()) }),
-            )),
-            SourceStage::Won if work.status == "open" => {
-                if work.stage == self.last_stage {
-                    Some((
-                        "prospect.close",
-                        json!({ "id": id, "outcome": "won", "at": at }),
-                    ))
-                } else if self.trust && !work.forced_to_last {
-                    work.forced_to_last = true;
-                    work.steps.push_back(Step::Reconcile);
-                    Some(force(id, self.last_stage, at, "won"))
-                } else {
-                    differs(
-                        "won",
-                        format!(
-                            "the exit criteria left it in `{}`; only the last stage closes won{}",
-                            work.stage,
-                            if self.trust {
-                                ""
-                            } else {
-                                " (--trust-source-stage moves it there)"
-                            }
-                        ),
-                    )
-                }
-            }
-            SourceStage::Open(stage) if work.status == "open" && &work.stage != stage => {
-                if self.trust {
-                    Some(force(id, stage, at, stage))
-                } else {
-                    differs(
-                        stage,
-                        "the recorded activities do not meet the exit criteria in between (--trust-source-stage moves it there, as a forced move)".into(),
-                    )
-                }
-            }
-            SourceStage::Open(stage) if work.status != "open" => differs(
-                stage,
-                format!("the replayed history closed it {}", work.status),
-            ),
-            SourceStage::Won | SourceStage::Lost
-                if work.status != "open" && Some(work.status.as_str()) != source_name(source) =>
-            {
-                differs(
-                    source_name(source).unwrap_or_default(),
-                    format!("the replayed history closed it {}", work.status),
-                )
-            }
-            _ => None,
-        }
-    }
-
-    /// Counts and lists an activity or transition row as rejected.
-    fn reject(
-        &self,
-        step: Step,
-        reason: String,
-        summary: &mut Summary,
-        rejected: &mut Vec<Rejection>,
-        files: &Files,
-    ) {
-        let (kind, line) = match step {
-            Step::Activity(i) => (FileKind::Activities, self.activities[i].line),
-            Step::Transition(i) => (FileKind::Transitions, self.transitions[i].line),
-            Step::Create | Step::Reconcile => return,
-        };
-        reject_row(summary, rejected, files, kind, line, reason);
-    }
-
-    /// Takes the daemon's answer to `step`'s request.
-    fn answer(
-        &self,
-        work: &mut Work,
-        step: Step,
-        answer: Result<Value, crate::protocol::RpcError>,
-        summary: &mut Summary,
-        rejected: &mut Vec<Rejection>,
-        files: &Files,
-    ) {
-        match answer {
-            Ok(r) => {
-                if let Some(id) = r["id"].as_u64().filter(|_| matches!(step, Step::Create)) {
-                    work.id = Some(id);
-                }
-                if let Some(stage) = r["stage"].as_str() {
-                    work.stage = stage.to_string();
-                }
-                if let Some(status) = r["status"].as_str() {
-                    work.status = status.to_string();
-                }
-                match step {
-                    Step::Create => summary.prospects.imported += 1,
-                    Step::Activity(_) => summary.activities.imported += 1,
-                    Step::Transition(_) => summary.transitions.imported += 1,
-                    Step::Reconcile => {
-                        let moved = r["moves"].as_array().and_then(|m| m.last());
-                        match moved.and_then(|m| m["kind"].as_str()) {
-                            Some("won") => summary.closed_won += 1,
-                            Some("lost") => summary.closed_lost += 1,
-                            Some("forced") => summary.forced += 1,
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            Err(e) => match step {
-                Step::Create => {
-                    let line = self.prospects[work.row.expect("created from a row")].line;
-                    work.refused = Some(line);
-                    reject_row(
-                        summary,
-                        rejected,
-                        files,
-                        FileKind::Prospects,
-                        line,
-                        e.message,
-                    );
-                }
-                Step::Activity(_) | Step::Transition(_) => {
-                    self.reject(step, e.message, summary, rejected, files);
-                }
-                Step::Reconcile => {
-                    let p = &self.prospects[work.row.expect("reconciled from a row")];
-                    summary.differences.push(Difference {
-                        line: p.line,
-                        external_id: p.external_id.clone(),
-                        source: p
-                            .stage
-                            .as_ref()
-                            .and_then(source_name)
-                            .unwrap_or("?")
-                            .to_string(),
-                        here: work.stage.clone(),
-                        reason: e.message,
-                    });
-                }
-            },
-        }
-    }
-}
-
-fn source_name(s: &SourceStage) -> Option<&str> {
-    match s {
-        SourceStage::Open(id) => Some(id),
-        SourceStage::Won => Some("won"),
-        SourceStage::Lost => Some("lost"),
-        SourceStage::Unknown(_) => None,
-    }
-}
-
-fn force(id: u64, to: &str, at: Millis, source: &str) -> (&'static str, Value) {
-    (
-        "prospect.move",
-        json!({ "id": id, "to": to, "at": at, "by": "import",
-                "reason": format!("imported: `{source}` in the source system") }),
-    )
-}
-
-/// Counts a row of `kind` as rejected and lists it with its reason.
-fn reject_row(
-    summary: &mut Summary,
-    rejected: &mut Vec<Rejection>,
-    files: &Files,
-    kind: FileKind,
-    line: u64,
-    reason: String,
-) {
-    count(summary, kind).rejected += 1;
-    rejected.push(Rejection {
-        kind,
-        file: path_of(files, kind),
-        line,
-        reason,
-    });
-}
-
-/// A `fields_updated` activity (from a Stagecoach export) replayed as the
-/// update it records.
-fn update_params(id: u64, a: &ActivityRow) -> Value {
-    let mut p = Map::new();
-    p.insert("id".into(), json!(id));
-    p.insert("at".into(), json!(a.at));
-    for key in ["name", "company", "owner"] {
-        if let Some(v) = a.data.get(key) {
-            p.insert(key.into(), v.clone());
-        }
-    }
-    let mut fields = a
-        .data
-        .get("fields")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    for removed in a
-        .data
-        .get("removed")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(k) = removed.as_str() {
-            fields.insert(k.to_string(), Value::Null);
-        }
-    }
-    p.insert("fields".into(), Value::Object(fields));
-    Value::Object(p)
 }

@@ -13,59 +13,47 @@ pub mod source;
 use std::collections::HashMap;
 
 use crate::discover::{Deal, Step};
-use crate::model::{Actor, Millis};
-use source::{Source, SourceStage};
+use crate::model::Actor;
+use source::Source;
 
-/// Closed deals from CSV files read by [`source::read`], for discovery:
-/// a deal is won or lost by its stage or status column; open ones are left
-/// out. An activity's actor is the file's, else `declared` (from a process
-/// file), else guessed from its name (`…_sent`, `call_made` are the rep's).
+/// Deals from CSV files read by [`source::read`], for discovery: won or
+/// lost as the source has it, or open (which only checks the draft). An
+/// activity's actor is the file's (an actor or direction column, or a type
+/// such as `Incoming Email`), else `declared` (from a process file), else
+/// the rep's: nothing is invented.
 pub fn deals_from(src: &Source, declared: &HashMap<String, Actor>) -> Vec<Deal> {
     let mut steps: HashMap<&str, Vec<Step>> = HashMap::new();
     for a in &src.activities {
         if a.kind == crate::rpc::history::FIELDS_UPDATED {
             continue;
         }
-        steps.entry(a.key.as_str()).or_default().push(Step {
-            kind: a.kind.clone(),
-            at: a.at,
-            actor: a
-                .actor
-                .or_else(|| declared.get(&a.kind).copied())
-                .unwrap_or_else(|| guess_actor(&a.kind)),
-        });
+        let actor = a
+            .actor
+            .or_else(|| declared.get(&a.kind).copied())
+            .unwrap_or(Actor::Rep);
+        for key in &a.keys {
+            steps.entry(key.as_str()).or_default().push(Step {
+                kind: a.kind.clone(),
+                at: a.at,
+                actor,
+            });
+        }
     }
     src.prospects
         .iter()
-        .filter_map(|p| {
-            let won = match p.stage.as_ref()? {
-                SourceStage::Won => true,
-                SourceStage::Lost => false,
-                _ => return None,
-            };
+        .map(|p| {
             let steps =
                 crate::rpc::history::sorted(steps.remove(p.key.as_str()).unwrap_or_default());
             let last = steps.last().map_or(p.created, |s| s.at);
-            Some(Deal {
+            Deal {
                 key: p.external_id.clone(),
                 owner: p.owner.clone(),
-                won,
+                won: p.outcome.as_ref().is_some_and(|o| o.won),
+                open: p.outcome.is_none(),
                 created: p.created,
-                closed: p.closed.unwrap_or(last).max(Millis(p.created.0)),
+                closed: p.outcome.as_ref().map_or(last, |o| o.at).max(p.created),
                 steps,
-            })
+            }
         })
         .collect()
-}
-
-/// Whose action a kind is, by its name, when nothing says.
-pub fn guess_actor(kind: &str) -> Actor {
-    const REP: [&str; 9] = [
-        "sent", "made", "outreach", "follow", "task", "note", "logged", "called", "emailed",
-    ];
-    if REP.iter().any(|w| kind.contains(w)) {
-        Actor::Rep
-    } else {
-        Actor::Prospect
-    }
 }

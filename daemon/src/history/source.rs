@@ -49,6 +49,10 @@ pub struct Mapping {
     /// A strftime format for dates the default parsers do not read.
     #[serde(default)]
     pub date_format: Option<String>,
+    /// Activity kinds (after the kind mapping) that are the prospect's
+    /// actions when a row does not say whose action it is.
+    #[serde(default)]
+    pub prospect_kinds: Vec<String>,
 }
 
 /// Which file a row came from.
@@ -74,7 +78,8 @@ impl FileKind {
     }
 }
 
-/// A row that was not imported, and why.
+/// A row that was not imported, and why: the file, its physical line, the
+/// column and value at fault, and what to do about it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rejection {
     /// Which file it is (its path is `file`).
@@ -82,13 +87,98 @@ pub struct Rejection {
     pub kind: FileKind,
     /// The file.
     pub file: String,
-    /// The line the row starts on (the header is line 1).
+    /// The physical line the row starts on (the header is line 1).
     pub line: u64,
+    /// The column at fault, by its header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// The value at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
     /// Why, in a sentence.
     pub reason: String,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
-/// Logical columns: (name, required, common names, normalized).
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: ", self.file, self.line)?;
+        match (&self.column, &self.value) {
+            (Some(c), Some(v)) => write!(f, "column `{c}`, value `{v}`: ")?,
+            (Some(c), None) => write!(f, "column `{c}`: ")?,
+            _ => {}
+        }
+        write!(f, "{}", self.reason)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n    hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What is wrong with one row, before the file and line are known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The column's header.
+    pub column: Option<String>,
+    /// The value.
+    pub value: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// What to do.
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    /// A problem with no particular cell.
+    pub fn row(reason: impl Into<String>) -> Problem {
+        Problem {
+            column: None,
+            value: None,
+            reason: reason.into(),
+            hint: None,
+        }
+    }
+
+    /// A problem with a cell.
+    pub fn cell(column: &str, value: &str, reason: impl Into<String>) -> Problem {
+        Problem {
+            column: Some(column.to_string()),
+            value: Some(value.to_string()),
+            reason: reason.into(),
+            hint: None,
+        }
+    }
+
+    /// With a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Problem {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Placed in `file` at `line`.
+    pub fn at(self, kind: FileKind, file: &str, line: u64) -> Rejection {
+        Rejection {
+            kind,
+            file: file.to_string(),
+            line,
+            column: self.column,
+            value: self.value,
+            reason: self.reason,
+            hint: self.hint,
+        }
+    }
+}
+
+/// Logical columns: (name, required, the names vendors give it, best first).
+///
+/// Names are compared normalized (`Deal Owner` → `dealowner`), and a
+/// Pipedrive header is also compared without its `Deal - ` / `Activity - `
+/// prefix. Sources: HubSpot's deal and activity exports, Salesforce's
+/// report and Data Loader exports, Pipedrive's deal and activity exports
+/// (docs/crm-layouts.md).
 type Columns = &'static [(&'static str, bool, &'static [&'static str])];
 
 const PROSPECT_COLUMNS: Columns = &[
@@ -123,11 +213,12 @@ const PROSPECT_COLUMNS: Columns = &[
         &[
             "company",
             "companyname",
-            "account",
             "accountname",
+            "account",
             "organization",
             "organisation",
             "dealorganization",
+            "organizationname",
             "associatedcompany",
         ],
     ),
@@ -144,6 +235,7 @@ const PROSPECT_COLUMNS: Columns = &[
             "assignedto",
         ],
     ),
+    ("pipeline", false, &["pipeline", "dealpipeline"]),
     (
         "stage",
         false,
@@ -154,6 +246,8 @@ const PROSPECT_COLUMNS: Columns = &[
         false,
         &["status", "dealstatus", "outcome", "state"],
     ),
+    ("won", false, &["won", "iswon", "isclosedwon"]),
+    ("is_closed", false, &["closed", "isclosed", "isdealclosed"]),
     (
         "created",
         true,
@@ -168,6 +262,8 @@ const PROSPECT_COLUMNS: Columns = &[
             "dealaddtime",
         ],
     ),
+    ("won_at", false, &["wontime", "datewon", "wonat"]),
+    ("lost_at", false, &["losttime", "datelost", "lostat"]),
     (
         "closed",
         false,
@@ -194,6 +290,7 @@ const PROSPECT_COLUMNS: Columns = &[
             "closedlostreason",
             "deallostreason",
             "reasonlost",
+            "lossreason",
         ],
     ),
 ];
@@ -203,15 +300,36 @@ const ACTIVITY_COLUMNS: Columns = &[
         "prospect",
         true,
         &[
-            "prospect",
-            "prospectid",
-            "dealid",
-            "deal",
-            "recordid",
-            "opportunityid",
-            "associateddeal",
+            // Ids first: an id column beats a name column for the same deal.
+            "associateddealids",
             "associateddealid",
+            "dealids",
+            "dealid",
+            "prospectid",
+            "opportunityid",
+            "whatid",
+            "prospect",
             "dealkey",
+        ],
+    ),
+    // The activity's own id (HubSpot's `Record ID` in an activities export).
+    (
+        "source_id",
+        false,
+        &["activityid", "recordid", "id", "engagementid"],
+    ),
+    (
+        "prospect_name",
+        false,
+        &[
+            "associateddeal",
+            "associateddeals",
+            "deal",
+            "dealtitle",
+            "dealname",
+            "opportunity",
+            "opportunityname",
+            "relatedto",
         ],
     ),
     (
@@ -219,8 +337,9 @@ const ACTIVITY_COLUMNS: Columns = &[
         true,
         &[
             "kind",
-            "type",
             "activitytype",
+            "type",
+            "tasksubtype",
             "eventtype",
             "event",
             "activity",
@@ -232,15 +351,29 @@ const ACTIVITY_COLUMNS: Columns = &[
         &[
             "at",
             "timestamp",
+            "activitydate",
+            "markedasdonetime",
+            "completeddatetime",
             "date",
             "time",
-            "activitydate",
             "occurredat",
             "eventdate",
+            "duedate",
+            "meetingstarttime",
+            "start",
+            "startdatetime",
             "createdat",
+            "createddate",
+            "createdate",
         ],
     ),
-    ("actor", false, &["actor", "direction", "by"]),
+    ("actor", false, &["actor", "by"]),
+    (
+        "direction",
+        false,
+        &["direction", "emaildirection", "calldirection", "calltype"],
+    ),
+    ("done", false, &["done", "status"]),
     ("data", false, &["data"]),
 ];
 
@@ -248,13 +381,45 @@ const TRANSITION_COLUMNS: Columns = &[
     (
         "prospect",
         true,
-        &["prospect", "prospectid", "dealid", "deal", "recordid"],
+        &[
+            "prospect",
+            "prospectid",
+            "opportunityid",
+            "dealid",
+            "deal",
+            "recordid",
+        ],
     ),
-    ("to", true, &["to", "tostage", "newstage", "stage"]),
-    ("at", true, &["at", "timestamp", "date", "changedat"]),
-    ("kind", true, &["kind", "type"]),
+    (
+        "to",
+        true,
+        &[
+            "to",
+            "tostage",
+            "newstage",
+            "stage",
+            "stagename",
+            "newvalue",
+        ],
+    ),
+    (
+        "at",
+        true,
+        &[
+            "at",
+            "timestamp",
+            "changedat",
+            "lastmodified",
+            "lastmodifieddate",
+            "editdate",
+            "createddate",
+            "date",
+        ],
+    ),
+    ("kind", false, &["kind"]),
     ("reason", false, &["reason"]),
     ("by", false, &["by", "forcedby"]),
+    ("imported", false, &["imported"]),
 ];
 
 /// Columns of our own export that are derived, not data.
@@ -275,6 +440,13 @@ fn normalize(name: &str) -> String {
         .collect()
 }
 
+/// The names a header answers to: itself, and without a Pipedrive-style
+/// `Deal - ` prefix.
+fn header_names(header: &str) -> [String; 2] {
+    let bare = header.split_once(" - ").map_or("", |(_, rest)| rest);
+    [normalize(header), normalize(bare)]
+}
+
 /// `Deal Owner` → `deal_owner`: a field or kind name from a source name.
 pub fn snake(name: &str) -> String {
     let mut out = String::new();
@@ -292,8 +464,23 @@ pub fn snake(name: &str) -> String {
 struct Header {
     /// Logical name → column index.
     found: HashMap<&'static str, usize>,
+    /// Logical name → every column that answers to it, best first: a row
+    /// with the first empty takes the next (Salesforce's events have no
+    /// `Completed Date/Time`; HubSpot has a direction column per type).
+    alternates: HashMap<&'static str, Vec<usize>>,
+    /// The headers, as written.
+    names: Vec<String>,
     /// Columns not mapped to anything: (index, header).
     rest: Vec<(usize, String)>,
+}
+
+impl Header {
+    /// The header of logical column `name`.
+    fn title<'a>(&'a self, name: &'a str) -> &'a str {
+        self.found
+            .get(name)
+            .map_or(name, |&i| self.names[i].as_str())
+    }
 }
 
 fn resolve(
@@ -302,6 +489,7 @@ fn resolve(
     headers: &csv::StringRecord,
     columns: Columns,
     explicit: &BTreeMap<String, String>,
+    consumed: &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<Header> {
     for key in explicit.keys() {
         if !columns.iter().any(|(name, _, _)| name == key) {
@@ -312,15 +500,17 @@ fn resolve(
             );
         }
     }
-    let names: Vec<String> = headers.iter().map(normalize).collect();
-    let mut found = HashMap::new();
+    let names: Vec<[String; 2]> = headers.iter().map(header_names).collect();
+    let mut found: HashMap<&'static str, usize> = HashMap::new();
+    let mut missing = Vec::new();
     for (name, required, common) in columns {
+        let taken = |i: &usize| found.values().any(|f| f == i);
         let index = match explicit.get(*name) {
             Some(header) => Some(
                 headers
                     .iter()
                     .position(|h| h.trim() == header.trim())
-                    .or_else(|| names.iter().position(|n| *n == normalize(header)))
+                    .or_else(|| names.iter().position(|n| n[0] == normalize(header)))
                     .ok_or_else(|| {
                         anyhow::anyhow!(
                             "`{}` has no column `{header}` (mapped to `{which}.{name}`); its columns are: {}",
@@ -329,31 +519,85 @@ fn resolve(
                         )
                     })?,
             ),
-            None => common
-                .iter()
-                .find_map(|c| names.iter().position(|n| n == c)),
+            // The full name first, then without a prefix; a column is
+            // used once.
+            None => (0..2).find_map(|form| {
+                common.iter().find_map(|c| {
+                    names
+                        .iter()
+                        .enumerate()
+                        .position(|(i, n)| n[form] == *c && !taken(&i))
+                })
+            }),
         };
         match index {
             Some(i) => {
                 found.insert(*name, i);
             }
-            None if *required => anyhow::bail!(
-                "`{}` has no column for `{which}.{name}` (looked for {}); its columns are: {}\nhint: name it with `--column {which}.{name}=HEADER` or in a `--mapping` file",
-                path.display(),
-                common.join(", "),
-                headers.iter().collect::<Vec<_>>().join(", ")
-            ),
+            None if *required => missing.push(format!(
+                "`{which}.{name}` (looked for {})",
+                common.join(", ")
+            )),
             None => {}
         }
     }
-    let used: Vec<usize> = found.values().copied().collect();
+    let mut alternates: HashMap<&'static str, Vec<usize>> = HashMap::new();
+    for (name, _, common) in columns {
+        if explicit.contains_key(*name) {
+            continue;
+        }
+        let mut all: Vec<usize> = Vec::new();
+        for form in 0..2 {
+            for c in *common {
+                for (i, n) in names.iter().enumerate() {
+                    if n[form] == *c && !all.contains(&i) {
+                        all.push(i);
+                    }
+                }
+            }
+        }
+        if *name == "direction" {
+            // Every per-type direction column (`Email direction`, `Call direction`).
+            for (i, n) in names.iter().enumerate() {
+                if n[0].ends_with("direction") && !all.contains(&i) {
+                    all.push(i);
+                }
+            }
+        }
+        if all.len() > 1 {
+            alternates.insert(*name, all);
+        }
+    }
+    for list in alternates.values() {
+        for i in list {
+            found.retain(|_, f| f != i || list.first() == Some(f));
+        }
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "`{}` has no column for {}; its columns are: {}\nhint: name each with `--column {which}.NAME=HEADER` or in a `--mapping` file",
+            path.display(),
+            missing.join(", "),
+            headers.iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     let rest = headers
         .iter()
         .enumerate()
-        .filter(|(i, h)| !used.contains(i) && !DERIVED.contains(&normalize(h).as_str()))
+        .filter(|(i, h)| {
+            !found.values().any(|f| f == i)
+                && !alternates.values().flatten().any(|f| f == i)
+                && !DERIVED.contains(&normalize(h).as_str())
+                && !consumed(h)
+        })
         .map(|(i, h)| (i, h.to_string()))
         .collect();
-    Ok(Header { found, rest })
+    Ok(Header {
+        found,
+        alternates,
+        names: headers.iter().map(str::to_string).collect(),
+        rest,
+    })
 }
 
 /// What a source stage value means here.
@@ -369,10 +613,28 @@ pub enum SourceStage {
     Unknown(String),
 }
 
+/// A closed deal's outcome, as the source has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Won (else lost).
+    pub won: bool,
+    /// When it closed.
+    pub at: Millis,
+}
+
+/// One dated stage entry from a deal's stage-history columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The stage id.
+    pub stage: String,
+    /// When the deal entered it.
+    pub at: Millis,
+}
+
 /// One prospect row.
 #[derive(Debug, Clone)]
 pub struct ProspectRow {
-    /// Its line.
+    /// Its physical line.
     pub line: u64,
     /// The source system's id: what activity rows refer to.
     pub key: String,
@@ -384,14 +646,17 @@ pub struct ProspectRow {
     pub company: Option<String>,
     /// Owner.
     pub owner: Option<String>,
-    /// Where the source system says it is.
+    /// Where the source says it is (an open stage, won or lost).
     pub stage: Option<SourceStage>,
     /// Created.
     pub created: Millis,
-    /// Closed, when the source says.
-    pub closed: Option<Millis>,
+    /// Its outcome, for a closed deal.
+    pub outcome: Option<Outcome>,
     /// Why it was lost.
     pub lost_reason: Option<String>,
+    /// Dated stage entries (HubSpot's `Date entered "…"` columns), oldest
+    /// first; open stages only (the outcome carries the close).
+    pub history: Vec<Entry>,
     /// Fields (amount and every unmapped column).
     pub fields: Map<String, Value>,
 }
@@ -399,37 +664,52 @@ pub struct ProspectRow {
 /// One activity row.
 #[derive(Debug, Clone)]
 pub struct ActivityRow {
-    /// Its line.
+    /// Its physical line.
     pub line: u64,
-    /// The prospect's source id.
-    pub key: String,
+    /// The prospects' source ids (one row may name several deals).
+    pub keys: Vec<String>,
     /// The activity kind (after the kind mapping).
     pub kind: String,
     /// When.
     pub at: Millis,
-    /// Who, when the file says.
+    /// Who, when the file says (an actor or direction column, or a type
+    /// such as `Incoming Email`).
     pub actor: Option<Actor>,
     /// Extra data.
     pub data: Map<String, Value>,
 }
 
-/// One transition row (from Stagecoach's own export).
+/// One transition row: Stagecoach's own export, or a stage-history report
+/// (Salesforce's Opportunity History) with no `kind`.
 #[derive(Debug, Clone)]
 pub struct TransitionRow {
-    /// Its line.
+    /// Its physical line.
     pub line: u64,
     /// The prospect's source id.
     pub key: String,
-    /// The stage entered, or `won` / `lost`.
-    pub to: String,
+    /// The stage entered, or `won` / `lost`, resolved.
+    pub to: SourceStage,
     /// When.
     pub at: Millis,
-    /// `created`, `advanced`, `forced`, `won`, `lost`, …
-    pub kind: String,
+    /// `created`, `advanced`, `forced`, `won`, `lost`, … when the file says.
+    pub kind: Option<String>,
     /// The reason given.
     pub reason: Option<String>,
     /// Who forced it.
     pub by: Option<String>,
+    /// Whether the move was itself imported (Stagecoach's export says).
+    pub imported: Option<bool>,
+}
+
+/// A date column read but not used as history, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnusedColumn {
+    /// The file.
+    pub file: String,
+    /// The header.
+    pub column: String,
+    /// What was done with it instead.
+    pub why: String,
 }
 
 /// Everything read from the files, rejected rows set aside.
@@ -445,6 +725,19 @@ pub struct Source {
     pub rejected: Vec<Rejection>,
     /// Source stage values the mapping does not know → rows.
     pub unknown_stages: BTreeMap<String, usize>,
+    /// Activities were matched to deals by name (no id column).
+    pub matched_by_name: Option<String>,
+    /// Activity rows associated with no deal (not imported).
+    pub without_deal: u64,
+    /// Activity rows not done yet (planned, not history; not imported).
+    pub not_done: u64,
+    /// Activity kinds whose rows say nothing about whose action they were
+    /// → rows (imported as the rep's unless the process declares them).
+    pub without_direction: BTreeMap<String, u64>,
+    /// Date columns not read as history.
+    pub unused_dates: Vec<UnusedColumn>,
+    /// Deals whose stage-history columns were read.
+    pub with_history: u64,
 }
 
 /// The files to read.
@@ -454,61 +747,118 @@ pub struct Files {
     pub prospects: PathBuf,
     /// Activities.
     pub activities: Option<PathBuf>,
-    /// Transitions.
+    /// Transitions or stage history.
     pub transitions: Option<PathBuf>,
 }
 
-/// Reads one cell: trimmed, empty as none.
+/// Reads one cell: trimmed, empty as none; an empty cell falls back to
+/// the next column answering to the same name.
 fn cell<'r>(record: &'r csv::StringRecord, header: &Header, name: &str) -> Option<&'r str> {
-    header
-        .found
-        .get(name)
-        .and_then(|i| record.get(*i))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    let get = |i: &usize| record.get(*i).map(str::trim).filter(|s| !s.is_empty());
+    match header.alternates.get(name) {
+        Some(list) => list.iter().find_map(get),
+        None => header.found.get(name).and_then(get),
+    }
+}
+
+/// Formats tried, in order, when the mapping gives none: what the three
+/// CRMs' exports write (HubSpot and Pipedrive `2026-03-05 14:22[:10]`,
+/// Salesforce reports `3/5/2026 2:15 PM`), all read as UTC.
+const DATE_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y",
+];
+
+fn parse_with(format: &str, text: &str) -> Option<Millis> {
+    let parsed = jiff::fmt::strtime::parse(format, text).ok()?;
+    if let Ok(ts) = parsed.to_timestamp() {
+        return Some(Millis(ts.as_millisecond()));
+    }
+    let civil = parsed.to_datetime().or_else(|_| {
+        parsed
+            .to_date()
+            .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+    });
+    let z = civil.ok()?.to_zoned(jiff::tz::TimeZone::UTC).ok()?;
+    Some(Millis(z.timestamp().as_millisecond()))
 }
 
 /// A date as the source writes it: RFC 3339, an ISO date or date-time
-/// (UTC), integer milliseconds, or `format`.
+/// (UTC), integer milliseconds, the CRMs' usual layouts, or `format`.
 pub fn parse_date(text: &str, format: Option<&str>) -> Result<Millis, String> {
     // A date-time format also reads the same dates without their time
     // (deal dates next to activity timestamps).
     let date_only = format.and_then(|f| f.find(" %").map(|i| &f[..i]).filter(|d| !d.is_empty()));
     for format in [format, date_only].into_iter().flatten() {
-        let Ok(parsed) = jiff::fmt::strtime::parse(format, text) else {
-            continue;
-        };
-        if let Ok(ts) = parsed.to_timestamp() {
-            return Ok(Millis(ts.as_millisecond()));
-        }
-        let civil = parsed.to_datetime().or_else(|_| {
-            parsed
-                .to_date()
-                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-        });
-        if let Ok(dt) = civil
-            && let Ok(z) = dt.to_zoned(jiff::tz::TimeZone::UTC)
-        {
-            return Ok(Millis(z.timestamp().as_millisecond()));
+        if let Some(m) = parse_with(format, text) {
+            return Ok(m);
         }
     }
     if let Ok(m) = Millis::parse(text) {
         return Ok(m);
     }
+    if format.is_none() {
+        // Salesforce writes `PM` as well as `pm`.
+        let upper = text.to_ascii_uppercase();
+        if let Some(m) = DATE_FORMATS.iter().find_map(|f| parse_with(f, &upper)) {
+            return Ok(m);
+        }
+    }
     Err(match format {
-        Some(f) => format!("`{text}` is not a date in the format `{f}`"),
-        None => format!(
-            "`{text}` is not a date; expected RFC 3339, `2026-07-01`, `2026-07-01 09:30` or integer milliseconds\nhint: give the source's format with `--date-format` (strftime, e.g. `%m/%d/%Y`)"
-        ),
+        Some(f) => format!("not a date in the format `{f}`"),
+        None => "not a date; read are RFC 3339, `2026-07-01`, `2026-07-01 09:30[:00]`, `7/1/2026 [9:30 AM]` and integer milliseconds".into(),
     })
 }
 
+/// The hint for a date that did not parse.
+const DATE_HINT: &str =
+    "give the source's format with `--date-format` (strftime, e.g. `%d/%m/%Y %H:%M`)";
+
 fn actor(text: &str) -> Option<Actor> {
     match normalize(text).as_str() {
-        "prospect" | "customer" | "contact" | "lead" | "inbound" | "incoming" | "received" => {
-            Some(Actor::Prospect)
-        }
-        "rep" | "user" | "owner" | "sales" | "outbound" | "outgoing" | "sent" => Some(Actor::Rep),
+        "prospect" | "customer" | "contact" | "lead" | "inbound" | "incoming" | "received"
+        | "incomingemail" | "inboundcall" | "in" => Some(Actor::Prospect),
+        "rep" | "user" | "owner" | "sales" | "outbound" | "outgoing" | "sent" | "email"
+        | "outgoingemail" | "outboundcall" | "forwardedemail" | "out" => Some(Actor::Rep),
+        _ => None,
+    }
+}
+
+/// Whose action an activity type says it is, by its name alone
+/// (HubSpot's `Incoming Email`).
+fn actor_of_type(kind: &str) -> Option<Actor> {
+    let n = normalize(kind);
+    if n.starts_with("incoming") || n.starts_with("inbound") || n.contains("reply") {
+        Some(Actor::Prospect)
+    } else if n.starts_with("outgoing") || n.starts_with("outbound") {
+        Some(Actor::Rep)
+    } else {
+        None
+    }
+}
+
+/// A cell as a yes/no: `true`, `1`, `yes`, `done`, `x`.
+fn truthy(text: &str) -> Option<bool> {
+    match normalize(text).as_str() {
+        "true" | "1" | "yes" | "y" | "done" | "x" | "completed" | "complete" => Some(true),
+        "false"
+        | "0"
+        | "no"
+        | "n"
+        | "notdone"
+        | "todo"
+        | "open"
+        | "notstarted"
+        | "inprogress"
+        | "waitingonsomeoneelse"
+        | "deferred"
+        | "scheduled"
+        | "planned"
+        | "" => Some(false),
         _ => None,
     }
 }
@@ -549,91 +899,163 @@ fn source_stage(value: &str, mapping: &Mapping, stages: &StageNames) -> SourceSt
     SourceStage::Unknown(value.to_string())
 }
 
-fn open(path: &Path) -> anyhow::Result<csv::Reader<std::fs::File>> {
+/// The problem with an unknown stage value in `column`.
+fn unknown_stage(column: &str, value: &str, stages: &StageNames) -> Problem {
+    let ids: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    Problem::cell(column, value, "no stage of the process has this name").hint(format!(
+        "map it with `--stage \"{value}=STAGE\"` or in the mapping file's `[stages]`; the stages are {}, `won` and `lost`",
+        ids.join(", ")
+    ))
+}
+
+/// A HubSpot stage-history column: `Date entered "Connect (Sales
+/// Pipeline)"` → (`Connect`, `Sales Pipeline`).
+fn history_column(header: &str) -> Option<(bool, String, Option<String>)> {
+    let lower = header.trim().to_ascii_lowercase();
+    let (entered, rest) = if let Some(rest) = lower.strip_prefix("date entered") {
+        (true, &header.trim()[header.trim().len() - rest.len()..])
+    } else if let Some(rest) = lower.strip_prefix("date exited") {
+        (false, &header.trim()[header.trim().len() - rest.len()..])
+    } else {
+        return None;
+    };
+    let label = rest
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'' || c == '“' || c == '”');
+    let label = label.trim();
+    // `Date entered current stage` is a property of its own, not a stage.
+    if label.is_empty() || normalize(label) == "currentstage" {
+        return None;
+    }
+    Some(match label.rsplit_once(" (") {
+        Some((stage, pipeline)) if pipeline.ends_with(')') => (
+            entered,
+            stage.trim().to_string(),
+            Some(pipeline.trim_end_matches(')').trim().to_string()),
+        ),
+        _ => (entered, label.to_string(), None),
+    })
+}
+
+/// HubSpot's derived stage-time columns (not data).
+fn derived_history_column(header: &str) -> bool {
+    let n = normalize(header);
+    n.starts_with("cumulativetime")
+        || n.starts_with("timein")
+        || n.starts_with("latesttimein")
+        || n.starts_with("datefirstentered")
+}
+
+fn open(path: &Path) -> anyhow::Result<csv::Reader<std::io::BufReader<std::fs::File>>> {
     let file = std::fs::File::open(path)
         .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))?;
+    if file.metadata().is_ok_and(|m| !m.is_file()) {
+        anyhow::bail!("`{}` is not a regular file", path.display());
+    }
     Ok(csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(file))
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file)))
 }
 
-/// Iterates `path`'s rows with their line numbers; a row the CSV parser
-/// cannot read is a rejection, not the end of the file.
+/// Iterates `path`'s rows with their physical line numbers (the header is
+/// line 1); a row the CSV parser cannot read is a rejection, not the end
+/// of the file.
 fn rows(
     path: &Path,
     kind: FileKind,
     columns: Columns,
     explicit: &BTreeMap<String, String>,
+    consumed: &dyn Fn(&str) -> bool,
     rejected: &mut Vec<Rejection>,
-    mut each: impl FnMut(u64, &csv::StringRecord, &Header) -> Result<(), String>,
-) -> anyhow::Result<()> {
+    mut each: impl FnMut(u64, &csv::StringRecord, &Header) -> Result<(), Problem>,
+) -> anyhow::Result<Header> {
     let mut reader = open(path)?;
-    let headers = reader
-        .headers()
-        .map_err(|e| anyhow::anyhow!("cannot read the header of `{}`: {e}", path.display()))?
-        .clone();
-    let header = resolve(path, kind.name(), &headers, columns, explicit)?;
+    let headers = headers_of(&mut reader, path)?;
+    let header = resolve(path, kind.name(), &headers, columns, explicit, consumed)?;
     let file = path.display().to_string();
     let mut record = csv::StringRecord::new();
+    // One-cell rows after the data are a report's footer (Salesforce:
+    // "Copyright …", "Generated By: …"); one-cell rows with data after
+    // them are rows with too few columns.
+    let mut footer: Vec<u64> = Vec::new();
     loop {
-        let line = reader.position().line();
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(line, |p| p.line());
+                let line = record.position().map_or(0, |p| p.line());
                 if record.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
-                if let Err(reason) = each(line, &record, &header) {
-                    rejected.push(Rejection {
-                        kind,
-                        file: file.clone(),
-                        line,
-                        reason,
-                    });
+                if record.len() == 1 && headers.len() > 2 {
+                    footer.push(line);
+                    continue;
+                }
+                for line in footer.drain(..) {
+                    rejected.push(
+                        Problem::row(format!(
+                            "the row has 1 column of {}: not a row of this file",
+                            headers.len()
+                        ))
+                        .at(kind, &file, line),
+                    );
+                }
+                if let Err(problem) = each(line, &record, &header) {
+                    rejected.push(problem.at(kind, &file, line));
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
-                rejected.push(Rejection {
-                    kind,
-                    file: file.clone(),
-                    line,
-                    reason: format!("not valid CSV: {e}"),
-                });
+                let line = e.position().map_or(reader.position().line(), |p| p.line());
+                rejected.push(Problem::row(format!("not valid CSV: {e}")).at(kind, &file, line));
                 if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
                     break;
                 }
             }
         }
     }
-    Ok(())
+    Ok(header)
+}
+
+fn headers_of<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+    path: &Path,
+) -> anyhow::Result<csv::StringRecord> {
+    Ok(reader
+        .headers()
+        .map_err(|e| anyhow::anyhow!("cannot read the header of `{}`: {e}", path.display()))?
+        .clone())
 }
 
 fn required<'r>(
     record: &'r csv::StringRecord,
     header: &Header,
     name: &str,
-) -> Result<&'r str, String> {
+) -> Result<&'r str, Problem> {
     cell(record, header, name).ok_or_else(|| {
         let i = header.found[name];
+        let title = header.title(name);
         if record.len() <= i {
-            format!(
-                "the row has {} columns, too few to reach `{name}` (column {})",
+            Problem::row(format!(
+                "the row has {} columns, too few to reach `{title}` (column {})",
                 record.len(),
                 i + 1
-            )
+            ))
         } else {
-            format!("missing value for `{name}`")
+            Problem {
+                column: Some(title.to_string()),
+                value: None,
+                reason: "the cell is empty".into(),
+                hint: None,
+            }
         }
     })
 }
 
 /// Reads and checks `files`. A file that cannot be read at all, or lacks a
 /// required column, is an error before anything happens; a bad row is a
-/// [`Rejection`] with its line, and the rows that depend on it (the
-/// activities of a rejected prospect) are rejected too.
+/// [`Rejection`] with its physical line, column and value, and the rows
+/// that depend on it (the activities of a rejected prospect) are rejected
+/// too.
 ///
 /// `existing` says whether a prospect id not in the prospects file is
 /// already known (activities may then refer to it).
@@ -645,40 +1067,62 @@ pub fn read(
 ) -> anyhow::Result<Source> {
     let mut src = Source::default();
     let format = mapping.date_format.as_deref();
-    let date =
-        |text: &str, what: &str| parse_date(text, format).map_err(|e| format!("`{what}`: {e}"));
+    let date = |record: &csv::StringRecord, header: &Header, name: &str| {
+        cell(record, header, name)
+            .map(|text| {
+                parse_date(text, format)
+                    .map_err(|e| Problem::cell(header.title(name), text, e).hint(DATE_HINT))
+            })
+            .transpose()
+    };
+    let prospects_file = files.prospects.display().to_string();
 
     // Prospects.
     let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut by_name: HashMap<String, Vec<String>> = HashMap::new();
     let mut rejected_keys: HashMap<String, u64> = HashMap::new();
     let mut prospects = Vec::new();
     let mut unknown_stages: BTreeMap<String, usize> = BTreeMap::new();
-    rows(
+    // Stage-history columns: index → (entered, stage label, pipeline).
+    let history_columns: Vec<(usize, String, Option<String>)> =
+        headers_of(&mut open(&files.prospects)?, &files.prospects)?
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| match history_column(h) {
+                Some((true, stage, pipeline)) => Some((i, stage, pipeline)),
+                _ => None,
+            })
+            .collect();
+    let mut open_close_dates = 0u64;
+    let header = rows(
         &files.prospects,
         FileKind::Prospects,
         PROSPECT_COLUMNS,
         &mapping.prospects,
+        &|h| history_column(h).is_some() || derived_history_column(h),
         &mut src.rejected,
         |line, record, header| {
             let key = required(record, header, "id")?.to_string();
             if let Some(first) = seen.get(&key) {
                 // The first row stands; only this one is refused.
-                return Err(format!(
-                    "duplicate of line {first}: id `{key}` appears twice"
+                return Err(Problem::cell(
+                    header.title("id"),
+                    &key,
+                    format!("duplicate of line {first}: the id appears twice"),
                 ));
             }
             let result = (|| {
                 let name = required(record, header, "name")?.to_string();
-                let created = date(required(record, header, "created")?, "created")?;
-                let closed = cell(record, header, "closed")
-                    .map(|c| date(c, "closed"))
-                    .transpose()?;
+                required(record, header, "created")?;
+                let created = date(record, header, "created")?.expect("the cell is there");
                 let mut fields = Map::new();
                 if let Some(amount) = cell(record, header, "amount") {
                     let n: f64 = amount
-                        .replace([',', '$', '€', '£', ' '], "")
+                        .replace([',', '$', '€', '£', ' ', '\u{a0}'], "")
                         .parse()
-                        .map_err(|_| format!("`amount`: `{amount}` is not a number"))?;
+                        .map_err(|_| {
+                            Problem::cell(header.title("amount"), amount, "not a number")
+                        })?;
                     fields.insert("amount".into(), serde_json::json!(n));
                 }
                 for (i, h) in &header.rest {
@@ -692,16 +1136,108 @@ pub fn read(
                         fields.insert(name, field_value(v));
                     }
                 }
+                // Where the source has it: a status, won/closed flags, or
+                // the stage (`Closed Won`).
                 let status = cell(record, header, "status").and_then(|s| match normalize(s) {
                     n if n.contains("won") => Some(SourceStage::Won),
                     n if n.contains("lost") => Some(SourceStage::Lost),
                     _ => None,
                 });
-                let stage = status.or_else(|| {
-                    cell(record, header, "stage").map(|s| source_stage(s, mapping, stages))
-                });
-                if let Some(SourceStage::Unknown(v)) = &stage {
+                let flag = |name: &str| -> Result<Option<bool>, Problem> {
+                    cell(record, header, name)
+                        .map(|v| {
+                            truthy(v).ok_or_else(|| {
+                                Problem::cell(header.title(name), v, "not a yes/no value")
+                            })
+                        })
+                        .transpose()
+                };
+                let flags = match (flag("is_closed")?, flag("won")?) {
+                    (Some(true), Some(true)) => Some(SourceStage::Won),
+                    (Some(true), Some(false)) => Some(SourceStage::Lost),
+                    (None, Some(true)) => Some(SourceStage::Won),
+                    _ => None,
+                };
+                let stage_cell = cell(record, header, "stage");
+                let stage = stage_cell.map(|s| source_stage(s, mapping, stages));
+                if let (Some(SourceStage::Unknown(v)), None, None) = (&stage, &status, &flags) {
                     *unknown_stages.entry(v.clone()).or_default() += 1;
+                    return Err(unknown_stage(header.title("stage"), v, stages));
+                }
+                let stage = status.or(flags).or(stage);
+
+                // Stage history, from the columns of this deal's pipeline.
+                let pipeline = cell(record, header, "pipeline").map(normalize);
+                let mut history = Vec::new();
+                let mut closed_in_history: Option<(bool, Millis)> = None;
+                for (i, label, of) in &history_columns {
+                    if let (Some(p), Some(of)) = (&pipeline, of)
+                        && *p != normalize(of)
+                    {
+                        continue;
+                    }
+                    let Some(text) = record.get(*i).map(str::trim).filter(|t| !t.is_empty()) else {
+                        continue;
+                    };
+                    let column = &header.names[*i];
+                    let at = parse_date(text, format)
+                        .map_err(|e| Problem::cell(column, text, e).hint(DATE_HINT))?;
+                    match source_stage(label, mapping, stages) {
+                        SourceStage::Open(id) => history.push(Entry { stage: id, at }),
+                        SourceStage::Won => closed_in_history = Some((true, at)),
+                        SourceStage::Lost => closed_in_history = Some((false, at)),
+                        SourceStage::Unknown(v) => {
+                            *unknown_stages.entry(v.clone()).or_default() += 1;
+                            return Err(unknown_stage(column, &v, stages));
+                        }
+                    }
+                }
+                history.sort_by_key(|e| e.at);
+
+                // The outcome and its time: won/lost time, else the close
+                // date, else when the history entered won/lost.
+                let outcome = match &stage {
+                    Some(SourceStage::Won | SourceStage::Lost) => {
+                        let won = stage == Some(SourceStage::Won);
+                        let own = date(record, header, if won { "won_at" } else { "lost_at" })?;
+                        let at = own
+                            .or(date(record, header, "closed")?)
+                            .or(closed_in_history.filter(|c| c.0 == won).map(|c| c.1))
+                            .ok_or_else(|| {
+                                let column = if header.found.contains_key("closed") {
+                                    header.title("closed").to_string()
+                                } else {
+                                    "Close Date".to_string()
+                                };
+                                Problem {
+                                    column: Some(column),
+                                    value: None,
+                                    reason: format!(
+                                        "the deal is {} but has no close date",
+                                        if won { "won" } else { "lost" }
+                                    ),
+                                    hint: Some("fill in its close date, or map the column that has it with `--column prospects.closed=HEADER`".into()),
+                                }
+                            })?;
+                        Some(Outcome { won, at })
+                    }
+                    _ => {
+                        // An open deal's close date is the expected one.
+                        if let Some(c) = cell(record, header, "closed") {
+                            open_close_dates += 1;
+                            fields.insert("expected_close_date".into(), Value::String(c.into()));
+                        }
+                        None
+                    }
+                };
+                if let Some(o) = &outcome
+                    && o.at < created
+                {
+                    return Err(Problem::cell(
+                        header.title(if o.won { "won_at" } else { "lost_at" }),
+                        &o.at.to_string(),
+                        format!("the deal closed before it was created ({created})"),
+                    ));
                 }
                 Ok(ProspectRow {
                     line,
@@ -713,14 +1249,19 @@ pub fn read(
                     owner: cell(record, header, "owner").map(str::to_string),
                     stage,
                     created,
-                    closed,
+                    outcome,
                     lost_reason: cell(record, header, "lost_reason").map(str::to_string),
+                    history,
                     fields,
                 })
             })();
             match result {
                 Ok(row) => {
-                    seen.insert(key, line);
+                    seen.insert(key.clone(), line);
+                    by_name.entry(normalize(&row.name)).or_default().push(key);
+                    if !row.history.is_empty() {
+                        src.with_history += 1;
+                    }
                     prospects.push(row);
                     Ok(())
                 }
@@ -732,33 +1273,136 @@ pub fn read(
         },
     )?;
     src.prospects = prospects;
-    src.unknown_stages = unknown_stages;
+    for (_, h) in &header.rest {
+        let n = normalize(h);
+        if n.contains("date") || n.contains("time") {
+            src.unused_dates.push(UnusedColumn {
+                file: prospects_file.clone(),
+                column: h.clone(),
+                why: format!(
+                    "not a date the import reads as history: kept as field `{}`",
+                    snake(h)
+                ),
+            });
+        }
+    }
+    if open_close_dates > 0 {
+        src.unused_dates.push(UnusedColumn {
+            file: prospects_file.clone(),
+            column: header.title("closed").to_string(),
+            why: format!(
+                "an open deal's close date is the expected one: kept as field `expected_close_date` ({open_close_dates} deals), not as history"
+            ),
+        });
+    }
 
-    let known = |key: &str| -> Result<(), String> {
+    let known = |key: &str, column: &str| -> Result<(), Problem> {
         if let Some(line) = rejected_keys.get(key) {
-            Err(format!(
-                "its prospect `{key}` was rejected (line {line} of the prospects file)"
+            Err(Problem::cell(
+                column,
+                key,
+                format!("its deal was rejected (line {line} of {prospects_file})"),
             ))
         } else if seen.contains_key(key) || existing(key) {
             Ok(())
         } else {
-            Err(unknown_prospect(key))
+            Err(Problem::cell(column, key, unknown_prospect(key)))
         }
     };
 
     // Activities.
     if let Some(path) = &files.activities {
-        let mut seen_activity: HashMap<(String, String, i64), u64> = HashMap::new();
+        let file = path.display().to_string();
+        // A row is a duplicate when its id (or, without one, every cell)
+        // appeared before.
+        let mut seen_activity: HashMap<String, u64> = HashMap::new();
         let mut activities = Vec::new();
-        rows(
+        let mut without_direction: BTreeMap<String, u64> = BTreeMap::new();
+        let mut matched_by_name = None;
+        let (mut without_deal, mut not_done) = (0u64, 0u64);
+        // When the file has no id column but a name column, names are used.
+        let mut by_names = false;
+        let mut mapping_activities = mapping.activities.clone();
+        {
+            let reader_headers = headers_of(&mut open(path)?, path)?;
+            let names: Vec<[String; 2]> = reader_headers.iter().map(header_names).collect();
+            let ids = ACTIVITY_COLUMNS[0].2;
+            let has_id = mapping.activities.contains_key("prospect")
+                || names
+                    .iter()
+                    .any(|n| ids.contains(&n[0].as_str()) || ids.contains(&n[1].as_str()));
+            if !has_id {
+                let name_cols = ACTIVITY_COLUMNS[1].2;
+                if let Some(h) = reader_headers.iter().zip(&names).find_map(|(h, n)| {
+                    (name_cols.contains(&n[0].as_str()) || name_cols.contains(&n[1].as_str()))
+                        .then_some(h)
+                }) {
+                    mapping_activities.insert("prospect".into(), h.to_string());
+                    by_names = true;
+                    matched_by_name = Some(h.to_string());
+                }
+            }
+        }
+        let header = rows(
             path,
             FileKind::Activities,
             ACTIVITY_COLUMNS,
-            &mapping.activities,
+            &mapping_activities,
+            &|_| false,
             &mut src.rejected,
             |line, record, header| {
-                let key = required(record, header, "prospect")?.to_string();
-                known(&key)?;
+                if let Some(done) = cell(record, header, "done")
+                    && truthy(done) == Some(false)
+                {
+                    not_done += 1;
+                    return Ok(());
+                }
+                let Some(cell_keys) = cell(record, header, "prospect") else {
+                    without_deal += 1;
+                    return Ok(());
+                };
+                let column = header.title("prospect").to_string();
+                let mut keys: Vec<String> = Vec::new();
+                if by_names {
+                    for name in cell_keys
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                    {
+                        match by_name.get(&normalize(name)).map(Vec::as_slice) {
+                            Some([key]) => keys.push(key.clone()),
+                            Some(many) => {
+                                return Err(Problem::cell(
+                                    &column,
+                                    name,
+                                    format!(
+                                        "{} deals have this name (ids {}): a name cannot say which",
+                                        many.len(),
+                                        many.join(", ")
+                                    ),
+                                )
+                                .hint("export the activities with the deals' ids (HubSpot: `Associated Deal IDs`)"));
+                            }
+                            None => {
+                                return Err(Problem::cell(
+                                    &column,
+                                    name,
+                                    "no deal in the prospects file has this name",
+                                ));
+                            }
+                        }
+                    }
+                } else {
+                    for key in cell_keys
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|k| !k.is_empty())
+                    {
+                        known(key, &column)?;
+                        keys.push(key.to_string());
+                    }
+                }
+                keys.dedup();
                 let source_kind = required(record, header, "kind")?;
                 let kind = mapping
                     .kinds
@@ -767,37 +1411,74 @@ pub fn read(
                         k.trim() == source_kind || normalize(k) == normalize(source_kind)
                     })
                     .map_or_else(|| snake(source_kind), |(_, v)| v.clone());
-                let at = date(required(record, header, "at")?, "at")?;
-                let actor = match cell(record, header, "actor") {
+                if kind.is_empty() {
+                    return Err(Problem::cell(
+                        header.title("kind"),
+                        source_kind,
+                        "not a usable activity kind",
+                    ));
+                }
+                required(record, header, "at")?;
+                let at = date(record, header, "at")?.expect("the cell is there");
+                let mut actor = match cell(record, header, "actor") {
                     Some(a) => Some(actor(a).ok_or_else(|| {
-                        format!("`actor`: `{a}` is neither `prospect` nor `rep`")
+                        Problem::cell(header.title("actor"), a, "neither `prospect` nor `rep`")
                     })?),
                     None => None,
                 };
+                if actor.is_none() {
+                    actor = cell(record, header, "direction")
+                        .and_then(self::actor)
+                        .or_else(|| actor_of_type(source_kind));
+                }
+                if actor.is_none() {
+                    if mapping.prospect_kinds.contains(&kind) {
+                        actor = Some(Actor::Prospect);
+                    } else {
+                        *without_direction.entry(kind.clone()).or_default() += 1;
+                    }
+                }
                 let mut data = match cell(record, header, "data") {
                     Some(text) => match serde_json::from_str::<Value>(text) {
                         Ok(Value::Object(m)) => m,
-                        _ => return Err(format!("`data`: `{text}` is not a JSON object")),
+                        _ => {
+                            return Err(Problem::cell(
+                                header.title("data"),
+                                text,
+                                "not a JSON object",
+                            ));
+                        }
                     },
                     None => Map::new(),
                 };
                 for (i, h) in &header.rest {
-                    if normalize(h) == "id" {
+                    if header_names(h).iter().any(|n| n == "id") {
                         continue;
                     }
                     if let Some(v) = record.get(*i).map(str::trim).filter(|v| !v.is_empty()) {
                         data.insert(snake(h), field_value(v));
                     }
                 }
-                if let Some(first) = seen_activity.insert((key.clone(), kind.clone(), at.0), line) {
-                    seen_activity.insert((key.clone(), kind.clone(), at.0), first);
-                    return Err(format!(
-                        "duplicate of line {first}: `{kind}` for `{key}` at {at}"
-                    ));
+                let identity = match cell(record, header, "source_id") {
+                    Some(id) => format!("id {id}"),
+                    None => record.iter().collect::<Vec<_>>().join("\u{1f}"),
+                };
+                if let Some(first) = seen_activity.get(&identity) {
+                    return Err(match cell(record, header, "source_id") {
+                        Some(id) => Problem::cell(
+                            header.title("source_id"),
+                            id,
+                            format!("duplicate of line {first}: the activity id appears twice"),
+                        ),
+                        None => {
+                            Problem::row(format!("duplicate of line {first}: the same row twice"))
+                        }
+                    });
                 }
+                seen_activity.insert(identity, line);
                 activities.push(ActivityRow {
                     line,
-                    key,
+                    keys,
                     kind,
                     at,
                     actor,
@@ -807,9 +1488,26 @@ pub fn read(
             },
         )?;
         src.activities = activities;
+        for (_, h) in &header.rest {
+            let n = normalize(h);
+            if n.contains("date") || n.contains("time") {
+                src.unused_dates.push(UnusedColumn {
+                    file: file.clone(),
+                    column: h.clone(),
+                    why: format!(
+                        "the activity's time is `{}`: kept in the activity's data",
+                        header.title("at")
+                    ),
+                });
+            }
+        }
+        src.without_direction = without_direction;
+        src.matched_by_name = matched_by_name;
+        src.without_deal = without_deal;
+        src.not_done = not_done;
     }
 
-    // Transitions.
+    // Transitions or stage history.
     if let Some(path) = &files.transitions {
         let mut transitions = Vec::new();
         rows(
@@ -817,11 +1515,12 @@ pub fn read(
             FileKind::Transitions,
             TRANSITION_COLUMNS,
             &mapping.transitions,
+            &|_| false,
             &mut src.rejected,
             |line, record, header| {
                 let key = required(record, header, "prospect")?.to_string();
-                known(&key)?;
-                let kind = required(record, header, "kind")?.to_lowercase();
+                known(&key, header.title("prospect"))?;
+                let kind = cell(record, header, "kind").map(str::to_lowercase);
                 const KINDS: [&str; 7] = [
                     "created",
                     "advanced",
@@ -831,26 +1530,40 @@ pub fn read(
                     "won",
                     "lost",
                 ];
-                if !KINDS.contains(&kind.as_str()) {
-                    return Err(format!(
-                        "`kind`: `{kind}` is not one of {}",
-                        KINDS.join(", ")
+                if let Some(k) = &kind
+                    && !KINDS.contains(&k.as_str())
+                {
+                    return Err(Problem::cell(
+                        header.title("kind"),
+                        k,
+                        format!("not one of {}", KINDS.join(", ")),
                     ));
                 }
+                let value = required(record, header, "to")?;
+                let to = source_stage(value, mapping, stages);
+                if let SourceStage::Unknown(v) = &to {
+                    *unknown_stages.entry(v.clone()).or_default() += 1;
+                    return Err(unknown_stage(header.title("to"), v, stages));
+                }
+                required(record, header, "at")?;
+                let at = date(record, header, "at")?.expect("the cell is there");
+                let imported = cell(record, header, "imported").and_then(truthy);
                 transitions.push(TransitionRow {
                     line,
                     key,
-                    to: required(record, header, "to")?.to_string(),
-                    at: date(required(record, header, "at")?, "at")?,
+                    to,
+                    at,
                     kind,
                     reason: cell(record, header, "reason").map(str::to_string),
                     by: cell(record, header, "by").map(str::to_string),
+                    imported,
                 });
                 Ok(())
             },
         )?;
         src.transitions = transitions;
     }
+    src.unknown_stages = unknown_stages;
     src.rejected
         .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(src)
@@ -868,15 +1581,22 @@ pub fn read_mapping(path: &Path) -> anyhow::Result<Mapping> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("`{}`: {e}", path.display()))
 }
 
-/// Adds `--column which.name=HEADER`, `--stage SRC=ID` and `--kind SRC=KIND`
-/// flags to `mapping`.
+/// Adds `--column which.name=HEADER`, `--stage SRC=ID`, `--kind SRC=KIND`
+/// and `--prospect-kinds` flags to `mapping`.
 pub fn apply_flags(
     mapping: &mut Mapping,
     columns: &[String],
     stages: &[String],
     kinds: &[String],
+    prospect_kinds: &[String],
     date_format: Option<&str>,
 ) -> anyhow::Result<()> {
+    for k in prospect_kinds.iter().flat_map(|k| k.split(',')) {
+        let k = k.trim();
+        if !k.is_empty() && !mapping.prospect_kinds.iter().any(|p| p == k) {
+            mapping.prospect_kinds.push(k.to_string());
+        }
+    }
     let split = |pair: &str, flag: &str| -> anyhow::Result<(String, String)> {
         pair.split_once('=')
             .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))

@@ -81,11 +81,9 @@ pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
     let ctx = ctx.clone();
     read(move || {
         let mut deals = Vec::new();
-        let statuses: &[Status] = if p.include_lost {
-            &[Status::Won, Status::Lost]
-        } else {
-            &[Status::Won]
-        };
+        // Lost deals also check the draft (its last stage must not close
+        // them won), whether or not they are analysed.
+        let statuses: &[Status] = &[Status::Won, Status::Lost];
         for status in statuses {
             let mut after = None;
             loop {
@@ -114,6 +112,7 @@ pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
                         })
                         .collect();
                     deals.push(Deal {
+                        open: false,
                         key: prospect
                             .external_id
                             .clone()

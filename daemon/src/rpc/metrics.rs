@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Ctx, ReadError, Reply, read, ready};
 use crate::engine::ActiveProcess;
 use crate::metrics::{self, Filter};
-use crate::model::{Millis, Status};
+use crate::model::{Millis, Status, TransitionKind};
 use crate::protocol::{NOT_FOUND, RpcError};
 use crate::store::{ProspectFilter, Store};
 
@@ -244,7 +244,23 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
         let lost = closed.len() - won.len();
         let win_rate = (!closed.is_empty()).then(|| won.len() as f64 / closed.len() as f64);
         let cycle = metrics::durations(won.iter().map(|c| c.1).collect());
+        let lost_cycle = metrics::durations(closed.iter().filter(|c| !c.0).map(|c| c.1).collect());
         let mut won_amounts = Vec::new();
+        // Outcomes an import recorded as the source had them, without this
+        // process's criteria met.
+        let mut imported = [0u64; 2];
+        for (was_won, _, id) in &closed {
+            if ctx
+                .store
+                .transitions(*id)?
+                .iter()
+                .rev()
+                .find(|t| matches!(t.kind, TransitionKind::Won | TransitionKind::Lost))
+                .is_some_and(|t| t.imported)
+            {
+                imported[usize::from(*was_won)] += 1;
+            }
+        }
         for (_, _, id) in &won {
             if let Some(x) = ctx.store.prospect(*id)?
                 && let Some(a) = x.fields.get(&field).and_then(|v| v.as_number())
@@ -252,6 +268,7 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
                 won_amounts.push(a);
             }
         }
+        let won_amount: f64 = won_amounts.iter().sum();
         let open = ctx.store.prospects(&ProspectFilter {
             owner: p.owner.clone(),
             status: Some(Status::Open),
@@ -284,11 +301,12 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
         Ok(json!({
             "from": p.from, "to": p.to, "owner": p.owner, "amount_field": field,
             "won": won.len(), "lost": lost, "win_rate": win_rate,
-            "cycle": cycle,
+            "won_imported": imported[1], "lost_imported": imported[0],
+            "cycle": cycle, "lost_cycle": lost_cycle, "won_amount": won_amount,
             "open": open.len(), "mean_won_amount": mean_won,
             "velocity_per_day": velocity,
             "weighted_pipeline": weighted,
-            "note": "win rate = won ÷ (won + lost) closed in the period; cycle = won at − created at; velocity = open × win rate × mean won amount ÷ mean cycle days; weighted pipeline = Σ amount × stage probability over open prospects now",
+            "note": "win rate = won ÷ (won + lost) closed in the period; cycle = won at − created at (lost_cycle: lost at − created at); won_imported / lost_imported = outcomes an import recorded as the source had them, not earned under the exit criteria; velocity = open × win rate × mean won amount ÷ mean cycle days; weighted pipeline = Σ amount × stage probability over open prospects now",
         }))
     })
 }

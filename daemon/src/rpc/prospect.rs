@@ -9,6 +9,7 @@ use super::{Ctx, ReadError, Reply, read, ready};
 use crate::criteria::{
     activity_kinds, all_met, evaluate_stage, needs_activities, stage_checklists,
 };
+use crate::engine::import::ImportProspect;
 use crate::engine::{NewProspect, ProspectUpdate, WriteOp};
 use crate::model::{Millis, ProspectId, Status};
 use crate::protocol::{NOT_FOUND, RpcError};
@@ -28,6 +29,10 @@ pub(super) struct ById {
 
 pub(super) fn create(ctx: &Arc<Ctx>, p: NewProspect) -> Reply {
     ctx.write(WriteOp::CreateProspect(p))
+}
+
+pub(super) fn import(ctx: &Arc<Ctx>, p: ImportProspect) -> Reply {
+    ctx.write(WriteOp::Import(Box::new(p)))
 }
 
 pub(super) fn update(ctx: &Arc<Ctx>, p: ProspectUpdate) -> Reply {
