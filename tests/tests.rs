@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod crm;
 mod durability;
 mod history;
 mod lifecycle;

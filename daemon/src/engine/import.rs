@@ -143,6 +143,10 @@ pub struct ImportOutcome {
     /// Why (lost reason).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The source gives only the day (`at` is its midnight): the
+    /// activities of that day are replayed before the close.
+    #[serde(default)]
+    pub whole_day: bool,
 }
 
 /// A won outcome recorded without the exit criteria met.
@@ -310,7 +314,15 @@ pub(crate) fn apply(
             let at = prospect.created_at;
             moves.extend(cascade_to(t, active, &mut prospect, at, None, false)?);
         }
-        let close_at = p.outcome.as_ref().map(|o| o.at);
+        // When the close comes in the replay: a close known only by its day
+        // comes after that day's activities.
+        let close_at = p.outcome.as_ref().map(|o| {
+            if o.whole_day {
+                Millis(o.at.0 + Millis::DAY - 1)
+            } else {
+                o.at
+            }
+        });
         let mut pending = activities.into_iter().peekable();
         loop {
             let next_at = pending.peek().map(|a| a.at);

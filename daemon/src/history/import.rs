@@ -188,6 +188,9 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         activities,
         transitions,
         mut rejected,
+        activity_deal_column: activity_column,
+        close_column,
+        transition_deal_column: transition_column,
         ..
     } = src;
 
@@ -225,11 +228,35 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             .find(|k| !in_file.contains_key(k.as_str()) && !present.contains(k.as_str()))
         {
             bad_activity.insert(a.line);
-            rejected.push(Problem::cell("deal", k, source::unknown_prospect(k)).at(
-                FileKind::Activities,
-                &activity_file,
-                a.line,
-            ));
+            rejected.push(
+                Problem::cell(&activity_column, k, source::unknown_prospect(k)).at(
+                    FileKind::Activities,
+                    &activity_file,
+                    a.line,
+                ),
+            );
+        }
+    }
+    // An outcome needs its date.
+    let prospects_file = files.prospects.display().to_string();
+    let mut undated: HashSet<u64> = HashSet::new();
+    for p in &prospects {
+        if let Some(o) = p.outcome.as_ref().filter(|o| o.at.is_none()) {
+            undated.insert(p.line);
+            let column = if close_column == "closed" {
+                "Close Date"
+            } else {
+                close_column.as_str()
+            };
+            rejected.push(Problem {
+                column: Some(column.to_string()),
+                value: None,
+                reason: format!(
+                    "the deal is {} but has no close date",
+                    if o.won { "won" } else { "lost" }
+                ),
+                hint: Some("fill in its close date, or name the column that has it with `--column prospects.closed=HEADER`".into()),
+            }.at(FileKind::Prospects, &prospects_file, p.line));
         }
     }
     let mut bad_transition: HashSet<u64> = HashSet::new();
@@ -237,7 +264,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         if !in_file.contains_key(t.key.as_str()) && !present.contains(t.key.as_str()) {
             bad_transition.insert(t.line);
             rejected.push(
-                Problem::cell("deal", &t.key, source::unknown_prospect(&t.key)).at(
+                Problem::cell(&transition_column, &t.key, source::unknown_prospect(&t.key)).at(
                     FileKind::Transitions,
                     &transition_file,
                     t.line,
@@ -259,6 +286,9 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     let mut plans: Vec<Plan> = Vec::new();
     let mut plan_of: HashMap<&str, usize> = HashMap::new();
     for (i, p) in prospects.iter().enumerate() {
+        if undated.contains(&p.line) {
+            continue;
+        }
         plan_of.insert(p.key.as_str(), plans.len());
         plans.push(Plan {
             row: Some(i),
@@ -333,8 +363,22 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
                 // export says for each move.
                 imported: t.imported.unwrap_or(kind.is_none()),
             }),
-            // The outcome comes from the deal row; a lost move's reason
-            // fills in a missing one.
+            // Our own export records its closes as moves, with their own
+            // flag: they are the outcome, as they were.
+            SourceStage::Won | SourceStage::Lost if kind.is_some() => {
+                let won = t.to == SourceStage::Won;
+                plan.op.outcome = None;
+                plan.op.history.push(ImportMove {
+                    to: if won { "won" } else { "lost" }.into(),
+                    at: t.at,
+                    kind,
+                    reason: t.reason.clone(),
+                    by: t.by.clone(),
+                    imported: t.imported.unwrap_or(false),
+                });
+            }
+            // A stage-history report's close: the outcome comes from the
+            // deal row; a lost move's reason fills in a missing one.
             SourceStage::Lost => {
                 if let Some(o) = &mut plan.op.outcome
                     && o.reason.is_none()
@@ -434,7 +478,8 @@ fn deal(p: &ProspectRow, trust: bool) -> ImportProspect {
         .collect();
     let outcome = p.outcome.as_ref().map(|o| ImportOutcome {
         status: if o.won { Status::Won } else { Status::Lost },
-        at: o.at,
+        at: o.at.expect("undated outcomes are rejected"),
+        whole_day: o.whole_day,
         reason: if o.won {
             None
         } else {

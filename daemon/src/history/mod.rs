@@ -51,7 +51,12 @@ pub fn deals_from(src: &Source, declared: &HashMap<String, Actor>) -> Vec<Deal> 
                 won: p.outcome.as_ref().is_some_and(|o| o.won),
                 open: p.outcome.is_none(),
                 created: p.created,
-                closed: p.outcome.as_ref().map_or(last, |o| o.at).max(p.created),
+                closed: p
+                    .outcome
+                    .as_ref()
+                    .and_then(|o| o.at)
+                    .unwrap_or(last)
+                    .max(p.created),
                 steps,
             }
         })

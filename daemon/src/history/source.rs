@@ -534,9 +534,9 @@ fn resolve(
             Some(i) => {
                 found.insert(*name, i);
             }
-            None if *required => missing.push(format!(
-                "`{which}.{name}` (looked for {})",
-                common.join(", ")
+            None if *required => missing.push((
+                *name,
+                format!("`{which}.{name}` (looked for {})", common.join(", ")),
             )),
             None => {}
         }
@@ -546,11 +546,16 @@ fn resolve(
         if explicit.contains_key(*name) {
             continue;
         }
-        let mut all: Vec<usize> = Vec::new();
+        let Some(&first) = found.get(*name) else {
+            continue;
+        };
+        // Columns another name took are not alternates of this one.
+        let free = |i: usize| i == first || !found.values().any(|&f| f == i);
+        let mut all: Vec<usize> = vec![first];
         for form in 0..2 {
             for c in *common {
                 for (i, n) in names.iter().enumerate() {
-                    if n[form] == *c && !all.contains(&i) {
+                    if n[form] == *c && !all.contains(&i) && free(i) {
                         all.push(i);
                     }
                 }
@@ -559,7 +564,7 @@ fn resolve(
         if *name == "direction" {
             // Every per-type direction column (`Email direction`, `Call direction`).
             for (i, n) in names.iter().enumerate() {
-                if n[0].ends_with("direction") && !all.contains(&i) {
+                if n[0].ends_with("direction") && !all.contains(&i) && free(i) {
                     all.push(i);
                 }
             }
@@ -568,17 +573,18 @@ fn resolve(
             alternates.insert(*name, all);
         }
     }
-    for list in alternates.values() {
-        for i in list {
-            found.retain(|_, f| f != i || list.first() == Some(f));
-        }
-    }
     if !missing.is_empty() {
+        let what: Vec<&str> = missing.iter().map(|m| m.1.as_str()).collect();
+        let flags: Vec<String> = missing
+            .iter()
+            .map(|m| format!("`--column {which}.{}=HEADER`", m.0))
+            .collect();
         anyhow::bail!(
-            "`{}` has no column for {}; its columns are: {}\nhint: name each with `--column {which}.NAME=HEADER` or in a `--mapping` file",
+            "`{}` has no column for {}; its columns are: {}\nhint: name it with {} or in a `--mapping` file",
             path.display(),
-            missing.join(", "),
-            headers.iter().collect::<Vec<_>>().join(", ")
+            what.join(", "),
+            headers.iter().collect::<Vec<_>>().join(", "),
+            flags.join(", ")
         );
     }
     let rest = headers
@@ -618,8 +624,12 @@ pub enum SourceStage {
 pub struct Outcome {
     /// Won (else lost).
     pub won: bool,
-    /// When it closed.
-    pub at: Millis,
+    /// When it closed, if the source says (an import needs it; discovery
+    /// falls back to the last activity).
+    pub at: Option<Millis>,
+    /// The source gives only the day (`2/24/2026`): that day's activities
+    /// happened before the close.
+    pub whole_day: bool,
 }
 
 /// One dated stage entry from a deal's stage-history columns.
@@ -736,6 +746,12 @@ pub struct Source {
     pub without_direction: BTreeMap<String, u64>,
     /// Date columns not read as history.
     pub unused_dates: Vec<UnusedColumn>,
+    /// The prospects file's close-date column, by its header.
+    pub close_column: String,
+    /// The activities file's deal column, by its header.
+    pub activity_deal_column: String,
+    /// The transitions file's deal column, by its header.
+    pub transition_deal_column: String,
     /// Deals whose stage-history columns were read.
     pub with_history: u64,
 }
@@ -1199,27 +1215,21 @@ pub fn read(
                 let outcome = match &stage {
                     Some(SourceStage::Won | SourceStage::Lost) => {
                         let won = stage == Some(SourceStage::Won);
-                        let own = date(record, header, if won { "won_at" } else { "lost_at" })?;
+                        let own_column = if won { "won_at" } else { "lost_at" };
+                        let own = date(record, header, own_column)?;
+                        let close = date(record, header, "closed")?;
+                        let text = if own.is_some() {
+                            cell(record, header, own_column)
+                        } else if close.is_some() {
+                            cell(record, header, "closed")
+                        } else {
+                            None
+                        };
+                        let whole_day = text.is_some_and(|t| !t.contains(':'));
                         let at = own
-                            .or(date(record, header, "closed")?)
-                            .or(closed_in_history.filter(|c| c.0 == won).map(|c| c.1))
-                            .ok_or_else(|| {
-                                let column = if header.found.contains_key("closed") {
-                                    header.title("closed").to_string()
-                                } else {
-                                    "Close Date".to_string()
-                                };
-                                Problem {
-                                    column: Some(column),
-                                    value: None,
-                                    reason: format!(
-                                        "the deal is {} but has no close date",
-                                        if won { "won" } else { "lost" }
-                                    ),
-                                    hint: Some("fill in its close date, or map the column that has it with `--column prospects.closed=HEADER`".into()),
-                                }
-                            })?;
-                        Some(Outcome { won, at })
+                            .or(close)
+                            .or(closed_in_history.filter(|c| c.0 == won).map(|c| c.1));
+                        Some(Outcome { won, at, whole_day })
                     }
                     _ => {
                         // An open deal's close date is the expected one.
@@ -1230,12 +1240,14 @@ pub fn read(
                         None
                     }
                 };
-                if let Some(o) = &outcome
-                    && o.at < created
+                if let Some(Outcome {
+                    at: Some(at), won, ..
+                }) = &outcome
+                    && *at < created
                 {
                     return Err(Problem::cell(
-                        header.title(if o.won { "won_at" } else { "lost_at" }),
-                        &o.at.to_string(),
+                        header.title(if *won { "won_at" } else { "lost_at" }),
+                        &at.to_string(),
                         format!("the deal closed before it was created ({created})"),
                     ));
                 }
@@ -1273,6 +1285,7 @@ pub fn read(
         },
     )?;
     src.prospects = prospects;
+    src.close_column = header.title("closed").to_string();
     for (_, h) in &header.rest {
         let n = normalize(h);
         if n.contains("date") || n.contains("time") {
@@ -1488,6 +1501,7 @@ pub fn read(
             },
         )?;
         src.activities = activities;
+        src.activity_deal_column = header.title("prospect").to_string();
         for (_, h) in &header.rest {
             let n = normalize(h);
             if n.contains("date") || n.contains("time") {
@@ -1510,7 +1524,7 @@ pub fn read(
     // Transitions or stage history.
     if let Some(path) = &files.transitions {
         let mut transitions = Vec::new();
-        rows(
+        let header = rows(
             path,
             FileKind::Transitions,
             TRANSITION_COLUMNS,
@@ -1562,6 +1576,7 @@ pub fn read(
             },
         )?;
         src.transitions = transitions;
+        src.transition_deal_column = header.title("prospect").to_string();
     }
     src.unknown_stages = unknown_stages;
     src.rejected
