@@ -227,6 +227,39 @@ fn won_deals_whose_history_does_not_earn_the_win_are_won_and_marked_imported() {
         json!({ "from": "2026-01-01", "to": "2027-01-01" }),
     );
     assert_eq!(r["won_imported"], t["won"], "{r}");
+    // The report shows the protocol's figures.
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let o = d.cli(&[
+        "report",
+        "--from",
+        "2026-01-01",
+        "--to",
+        "2027-01-01",
+        "--out",
+        html.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(&html).unwrap();
+    for (label, value) in [
+        ("won", r["won"].to_string()),
+        ("lost", r["lost"].to_string()),
+        (
+            "win rate",
+            format!("{:.1}%", r["win_rate"].as_f64().unwrap() * 100.0),
+        ),
+        (
+            "won amount",
+            format!("{}", r["won_amount"].as_f64().unwrap() as i64),
+        ),
+        (
+            "won by import, not earned under the criteria",
+            r["won_imported"].to_string(),
+        ),
+    ] {
+        let cell = format!("<tr><td>{label}</td><td>{value}</td></tr>");
+        assert!(html.contains(&cell), "no {cell} in the report");
+    }
     // The flag travels through the export.
     let out = d.cli(&["export", "transitions"]);
     let csv = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -436,4 +469,52 @@ fn drafts_discovered_from_each_crm_never_close_an_open_or_lost_deal_won() {
         assert!(o.status.success(), "{vendor}: {}", text(&o));
         check_outcomes(&d, &truth[vendor], vendor);
     }
+}
+
+#[test]
+fn a_deal_larger_than_one_request_comes_in_whole() {
+    // 12,000 activities with long bodies: several MiB, over the daemon's
+    // 1 MiB request line; the importer sends the deal in pieces.
+    let dir = tempfile::tempdir().unwrap();
+    let deals = dir.path().join("deals.csv");
+    std::fs::write(
+        &deals,
+        "Deal - ID,Deal - Title,Deal - Status,Deal - Deal created,Deal - Lost time,Deal - Lost reason\n\
+         7,Big deal,Lost,2026-01-01 09:00:00,2026-06-01 09:00:00,Went dark\n",
+    )
+    .unwrap();
+    let mut acts = String::from(
+        "Activity - ID,Activity - Type,Activity - Done,Activity - Marked as done time,Activity - Note,Deal - ID\n",
+    );
+    let body = "x".repeat(300);
+    for i in 0..12_000u64 {
+        let at = 1_767_258_000_000i64 + i as i64 * 60_000;
+        let t = jiff::Timestamp::from_millisecond(at).unwrap();
+        acts.push_str(&format!(
+            "{i},Call,Done,{},{body},7\n",
+            t.strftime("%Y-%m-%d %H:%M:%S")
+        ));
+    }
+    let activities = dir.path().join("acts.csv");
+    std::fs::write(&activities, acts).unwrap();
+    let d = Daemon::start();
+    let args = vec![
+        "--prospects".to_string(),
+        deals.display().to_string(),
+        "--activities".to_string(),
+        activities.display().to_string(),
+    ];
+    let o = import(&d, &args, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = summary(&o);
+    assert_eq!(s["prospects"]["imported"], 1, "{s}");
+    assert_eq!(s["activities"]["imported"], 12_000, "{s}");
+    assert_eq!(s["closed_lost"], 1, "{s}");
+    let status = d.client().ok("daemon.status", json!({}));
+    assert_eq!(status["counts"]["activities"], 12_000, "{status}");
+    let found = d
+        .client()
+        .ok("prospect.lookup", json!({ "external_ids": ["7"] }))["found"]["7"]
+        .clone();
+    assert_eq!(found["status"], "lost", "{found}");
 }

@@ -400,6 +400,21 @@ fn trusting_the_source_stage_forces_the_move_and_says_why() {
     // The open deal's close date is only expected: kept as a field.
     let x1 = c.ok("prospect.get", json!({ "id": found["X-1"]["id"] }));
     assert_eq!(x1["fields"]["expected_close_date"], "2026-06-30", "{x1}");
+    // Run again with the same flag: nothing new, no internal values.
+    let again = import(&d, &deals, &activities, &["--trust-source-stage"]);
+    assert!(
+        again.status.success(),
+        "{}\n{}",
+        stdout(&again),
+        stderr(&again)
+    );
+    let s = json_of(&again);
+    assert_eq!(
+        (s["prospects"]["skipped"].as_u64(), s["forced"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
+    assert!(!stdout(&again).contains("-9223372036854775808"), "{s}");
     let p = c.ok("prospect.get", json!({ "id": found["X-1"]["id"] }));
     let last = p["transitions"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["kind"], "forced");

@@ -72,6 +72,7 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     let time = client.call("metrics.time_in_stage", period.clone()).await?;
     let conversion = client.call("metrics.conversion", period.clone()).await?;
     let stalled = client.call("metrics.stalled", json!({})).await?;
+    let outcomes = client.call("metrics.outcomes", period.clone()).await?;
     let process = client.call("process.get", json!({})).await?;
     let version = process["version"].as_u64().unwrap_or(1);
     let before_after = if version > 1 {
@@ -167,6 +168,35 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
             ],
             &flow_rows
         )
+    );
+
+    // Outcomes, with what an import recorded as the source had it.
+    let pct = |v: &Value| {
+        v.as_f64()
+            .map_or("–".into(), |r| format!("{:.1}%", r * 100.0))
+    };
+    let outcome_rows = vec![
+        vec!["won".to_string(), num(&outcomes["won"])],
+        vec!["lost".to_string(), num(&outcomes["lost"])],
+        vec!["win rate".to_string(), pct(&outcomes["win_rate"])],
+        vec![
+            "won cycle, median days".to_string(),
+            num(&outcomes["cycle"]["median_days"]),
+        ],
+        vec![
+            "lost cycle, median days".to_string(),
+            num(&outcomes["lost_cycle"]["median_days"]),
+        ],
+        vec!["won amount".to_string(), num(&outcomes["won_amount"])],
+        vec![
+            "won by import, not earned under the criteria".to_string(),
+            num(&outcomes["won_imported"]),
+        ],
+    ];
+    let _ = write!(
+        body,
+        "<h2>Outcomes</h2><p>Deals closed in the period. An imported win the replayed history did not earn under the exit criteria counts as won (the source's fact) and is counted apart.</p>{}",
+        table(&["outcome", "value"], &outcome_rows)
     );
 
     // Time in stage.

@@ -200,16 +200,17 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         .enumerate()
         .map(|(i, p)| (p.key.as_str(), i))
         .collect();
-    let mut orphans: Vec<&str> = activities
+    let mut orphans: Vec<String> = activities
         .iter()
         .flat_map(|a| a.keys.iter().map(String::as_str))
         .chain(transitions.iter().map(|t| t.key.as_str()))
         .filter(|k| !in_file.contains_key(k))
+        .map(str::to_string)
         .collect();
     orphans.sort_unstable();
     orphans.dedup();
     let mut keys: Vec<&str> = prospects.iter().map(|p| p.external_id.as_str()).collect();
-    keys.extend(&orphans);
+    keys.extend(orphans.iter().map(String::as_str));
     let present = lookup(client, &keys).await?;
     let files = &options.files;
     let activity_file = files
@@ -297,8 +298,8 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         });
     }
     for key in &orphans {
-        if present.contains(*key) {
-            plan_of.insert(key, plans.len());
+        if present.contains(key.as_str()) {
+            plan_of.insert(key.as_str(), plans.len());
             plans.push(Plan {
                 row: None,
                 op: ImportProspect {
@@ -320,24 +321,33 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         }
     }
     for a in activities
-        .iter()
+        .into_iter()
         .filter(|a| !bad_activity.contains(&a.line))
     {
         if !info.kinds.contains_key(&a.kind) && a.kind != FIELDS_UPDATED {
             *summary.undeclared_kinds.entry(a.kind.clone()).or_default() += 1;
         }
-        for key in &a.keys {
-            let Some(&i) = plan_of.get(key.as_str()) else {
-                continue;
-            };
-            let plan = &mut plans[i];
+        let targets: Vec<usize> = a
+            .keys
+            .iter()
+            .filter_map(|k| plan_of.get(k.as_str()).copied())
+            .collect();
+        // Moved into the last deal it names; copied for the others.
+        let mut activity = Some(ImportActivity {
+            kind: a.kind,
+            actor: a.actor,
+            at: a.at,
+            data: a.data,
+        });
+        for (n, i) in targets.iter().enumerate() {
+            let plan = &mut plans[*i];
             plan.rows += 1;
-            plan.op.activities.push(ImportActivity {
-                kind: a.kind.clone(),
-                actor: a.actor,
-                at: a.at,
-                data: a.data.clone(),
-            });
+            let one = if n + 1 == targets.len() {
+                activity.take().expect("moved once")
+            } else {
+                activity.clone().expect("still here")
+            };
+            plan.op.activities.push(one);
         }
     }
     for t in transitions
@@ -431,28 +441,137 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    // Requests are lines of at most LINE_BUDGET bytes: a batch closes when
+    // the next deal would not fit, and a deal too large for one request is
+    // sent in pieces (its activities in time order, its moves and outcome
+    // with the last piece).
     let batch = options.batch.max(1);
-    for chunk in plans.chunks(batch) {
-        let calls: Vec<(&str, Value)> = chunk
-            .iter()
-            .map(|p| {
-                (
-                    "prospect.import",
-                    serde_json::to_value(&p.op).expect("imports serialize"),
+    let mut calls: Vec<(&str, Value)> = Vec::new();
+    let mut owners: Vec<(usize, Part)> = Vec::new();
+    let mut bytes = 0usize;
+    for (i, plan) in plans.iter().enumerate() {
+        let pieces = pieces(&plan.op);
+        let n = pieces.len();
+        for (k, (op, size)) in pieces.into_iter().enumerate() {
+            if !calls.is_empty() && (calls.len() >= batch || bytes + size > LINE_BUDGET) {
+                send(
+                    client,
+                    &mut calls,
+                    &mut owners,
+                    &mut summary,
+                    &plans,
+                    &prospects,
+                    files,
+                    &bar,
                 )
-            })
-            .collect();
-        let answers = client.batch(&calls).await?;
-        for (plan, answer) in chunk.iter().zip(answers) {
-            take(&mut summary, plan, &prospects, answer, files);
-            bar.inc(plan.rows);
+                .await?;
+                bytes = 0;
+            }
+            bytes += size + 64;
+            calls.push(("prospect.import", op));
+            owners.push((
+                i,
+                Part {
+                    first: k == 0,
+                    last: k + 1 == n,
+                },
+            ));
         }
     }
+    send(
+        client,
+        &mut calls,
+        &mut owners,
+        &mut summary,
+        &plans,
+        &prospects,
+        files,
+        &bar,
+    )
+    .await?;
     bar.finish_and_clear();
     summary
         .rejected
         .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(summary)
+}
+
+/// The largest request line the importer sends: under the daemon's default
+/// `--max-line` (1 MiB), with room for the JSON-RPC envelope.
+const LINE_BUDGET: usize = 768 * 1024;
+
+/// Which piece of a deal a request is.
+#[derive(Debug, Clone, Copy)]
+struct Part {
+    first: bool,
+    last: bool,
+}
+
+/// Sends the calls gathered so far as one batch and takes the answers.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    client: &mut Client,
+    calls: &mut Vec<(&str, Value)>,
+    owners: &mut Vec<(usize, Part)>,
+    summary: &mut Summary,
+    plans: &[Plan],
+    prospects: &[ProspectRow],
+    files: &Files,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let answers = client.batch(calls).await?;
+    for ((i, part), answer) in owners.drain(..).zip(answers) {
+        let plan = &plans[i];
+        take(summary, plan, part, prospects, answer, files);
+        if part.last {
+            bar.inc(plan.rows);
+        }
+    }
+    calls.clear();
+    Ok(())
+}
+
+/// One deal's requests with their sizes: itself, or, when larger than
+/// [`LINE_BUDGET`], pieces that together import the same.
+fn pieces(op: &ImportProspect) -> Vec<(Value, usize)> {
+    let value = serde_json::to_value(op).expect("imports serialize");
+    let size = value.to_string().len();
+    if size <= LINE_BUDGET || op.activities.len() < 2 {
+        return vec![(value, size)];
+    }
+    let per = (size / op.activities.len()).max(1);
+    let chunk = (LINE_BUDGET / 2 / per).max(1);
+    let mut sorted: Vec<&ImportActivity> = op.activities.iter().collect();
+    sorted.sort_by_key(|a| a.at);
+    let chunks: Vec<&[&ImportActivity]> = sorted.chunks(chunk).collect();
+    let n = chunks.len();
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(k, acts)| {
+            let last = k + 1 == n;
+            let piece = ImportProspect {
+                activities: acts.iter().map(|a| (*a).clone()).collect(),
+                // Every piece knows where the deal was created; the moves
+                // and the outcome come with the last.
+                history: if last {
+                    op.history.clone()
+                } else {
+                    op.history.iter().take(1).cloned().collect()
+                },
+                outcome: if last { op.outcome.clone() } else { None },
+                source_stage: if last { op.source_stage.clone() } else { None },
+                trust_source_stage: last && op.trust_source_stage,
+                ..op.clone()
+            };
+            let value = serde_json::to_value(&piece).expect("imports serialize");
+            let size = value.to_string().len();
+            (value, size)
+        })
+        .collect()
 }
 
 /// The external ids among `keys` the database already has.
@@ -523,6 +642,7 @@ fn deal(p: &ProspectRow, trust: bool) -> ImportProspect {
 fn take(
     summary: &mut Summary,
     plan: &Plan,
+    part: Part,
     prospects: &[ProspectRow],
     answer: Result<Value, crate::protocol::RpcError>,
     files: &Files,
@@ -531,7 +651,7 @@ fn take(
     match answer {
         Ok(r) => {
             let u = |k: &str| r[k].as_u64().unwrap_or(0);
-            if row.is_some() {
+            if row.is_some() && part.first {
                 if r["created"].as_bool() == Some(true) {
                     summary.prospects.imported += 1;
                 } else {
@@ -542,7 +662,7 @@ fn take(
             summary.activities.skipped += u("activities_present");
             summary.imported_moves += u("imported_moves");
             summary.transitions.imported += u("moves");
-            let closed_now = r["created"].as_bool() == Some(true) || u("moves") > 0;
+            let closed_now = part.last && (r["created"].as_bool() == Some(true) || u("moves") > 0);
             match r["status"].as_str() {
                 Some("won") if closed_now => summary.closed_won += 1,
                 Some("lost") if closed_now => summary.closed_lost += 1,
