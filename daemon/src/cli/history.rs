@@ -279,11 +279,11 @@ fn print_summary(s: &Summary, seconds: f64) {
             s.not_done
         );
     }
-    for u in &s.unused_dates {
-        println!(
-            "date column not read as history: {}: `{}`: {}",
-            u.file, u.column, u.why
-        );
+    if !s.unused_dates.is_empty() {
+        println!("\ndate columns not read as history:");
+        for u in &s.unused_dates {
+            println!("  {} `{}`: {}", u.file, u.column, u.why);
+        }
     }
     if !s.without_direction.is_empty() {
         println!(

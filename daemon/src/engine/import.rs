@@ -224,7 +224,8 @@ pub(crate) fn apply(
         None => {
             let first = p
                 .history
-                .first()
+                .iter()
+                .min_by_key(|m| m.at)
                 .filter(|m| process.stage(&m.to).is_some())
                 .map_or_else(|| process.first_stage().id.clone(), |m| m.to.clone());
             let id = t.ids.prospect;
@@ -277,8 +278,15 @@ pub(crate) fn apply(
             insert(t, active, &mut prospect, a)?;
         }
         let mut history: Vec<&ImportMove> = p.history.iter().collect();
+        // Stable: moves at the same time keep their order.
         history.sort_by_key(|m| m.at);
-        let skip_first = usize::from(created);
+        // The first entry, when it is a stage, is where the deal was created.
+        let skip_first = usize::from(
+            created
+                && history
+                    .first()
+                    .is_some_and(|m| process.stage(&m.to).is_some()),
+        );
         for m in history.into_iter().skip(skip_first) {
             if prospect.status != Status::Open {
                 break;

@@ -221,23 +221,6 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         .transitions
         .as_ref()
         .map_or_else(String::new, |p| p.display().to_string());
-    let mut bad_activity: HashSet<u64> = HashSet::new();
-    for a in &activities {
-        if let Some(k) = a
-            .keys
-            .iter()
-            .find(|k| !in_file.contains_key(k.as_str()) && !present.contains(k.as_str()))
-        {
-            bad_activity.insert(a.line);
-            rejected.push(
-                Problem::cell(&activity_column, k, source::unknown_prospect(k)).at(
-                    FileKind::Activities,
-                    &activity_file,
-                    a.line,
-                ),
-            );
-        }
-    }
     // An outcome needs its date.
     let prospects_file = files.prospects.display().to_string();
     let mut undated: HashSet<u64> = HashSet::new();
@@ -260,8 +243,59 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             }.at(FileKind::Prospects, &prospects_file, p.line));
         }
     }
+    let mut bad_activity: HashSet<u64> = HashSet::new();
+    for a in &activities {
+        if let Some(k) = a.keys.iter().find(|k| {
+            in_file
+                .get(k.as_str())
+                .is_some_and(|&i| undated.contains(&prospects[i].line))
+        }) {
+            let line = prospects[in_file[k.as_str()]].line;
+            bad_activity.insert(a.line);
+            rejected.push(
+                Problem::cell(
+                    &activity_column,
+                    k,
+                    format!("its deal was rejected (line {line} of {prospects_file})"),
+                )
+                .at(FileKind::Activities, &activity_file, a.line),
+            );
+            continue;
+        }
+        if let Some(k) = a
+            .keys
+            .iter()
+            .find(|k| !in_file.contains_key(k.as_str()) && !present.contains(k.as_str()))
+        {
+            bad_activity.insert(a.line);
+            rejected.push(
+                Problem::cell(&activity_column, k, source::unknown_prospect(k)).at(
+                    FileKind::Activities,
+                    &activity_file,
+                    a.line,
+                ),
+            );
+        }
+    }
     let mut bad_transition: HashSet<u64> = HashSet::new();
     for t in &transitions {
+        if let Some(&i) = in_file.get(t.key.as_str())
+            && undated.contains(&prospects[i].line)
+        {
+            bad_transition.insert(t.line);
+            rejected.push(
+                Problem::cell(
+                    &transition_column,
+                    &t.key,
+                    format!(
+                        "its deal was rejected (line {} of {prospects_file})",
+                        prospects[i].line
+                    ),
+                )
+                .at(FileKind::Transitions, &transition_file, t.line),
+            );
+            continue;
+        }
         if !in_file.contains_key(t.key.as_str()) && !present.contains(t.key.as_str()) {
             bad_transition.insert(t.line);
             rejected.push(

@@ -1292,10 +1292,7 @@ pub fn read(
             src.unused_dates.push(UnusedColumn {
                 file: prospects_file.clone(),
                 column: h.clone(),
-                why: format!(
-                    "not a date the import reads as history: kept as field `{}`",
-                    snake(h)
-                ),
+                why: format!("kept as field `{}`", snake(h)),
             });
         }
     }
@@ -1304,7 +1301,7 @@ pub fn read(
             file: prospects_file.clone(),
             column: header.title("closed").to_string(),
             why: format!(
-                "an open deal's close date is the expected one: kept as field `expected_close_date` ({open_close_dates} deals), not as history"
+                "an open deal's close date is only expected: kept as field `expected_close_date` ({open_close_dates} deals)"
             ),
         });
     }
@@ -1509,7 +1506,7 @@ pub fn read(
                     file: file.clone(),
                     column: h.clone(),
                     why: format!(
-                        "the activity's time is `{}`: kept in the activity's data",
+                        "kept in the activity's data (its time is `{}`)",
                         header.title("at")
                     ),
                 });
