@@ -297,8 +297,10 @@ fn a_refused_import_writes_nothing_and_names_every_problem_by_physical_line() {
         let mut r = csv::Reader::from_path(fixture("hubspot/deals.csv")).unwrap();
         let headers = r.headers().unwrap().clone();
         let created = headers.iter().position(|h| h == "Create Date").unwrap();
+        // CRLF line ends, as Windows and many CRM exports write them.
         let mut w = csv::WriterBuilder::new()
             .quote_style(csv::QuoteStyle::Always)
+            .terminator(csv::Terminator::CRLF)
             .from_path(&deals)
             .unwrap();
         w.write_record(&headers).unwrap();
@@ -317,7 +319,7 @@ fn a_refused_import_writes_nothing_and_names_every_problem_by_physical_line() {
         lines[1] = lines[1].replacen("following up", "following\nup", 1);
         let last = lines[2].rfind(",\"").unwrap();
         lines[2] = format!("{},\"99999999999\"", &lines[2][..last]);
-        lines.join("\n") + "\n"
+        lines.join("\r\n") + "\r\n"
     });
     let args = vec![
         "--prospects".to_string(),
@@ -517,4 +519,51 @@ fn a_deal_larger_than_one_request_comes_in_whole() {
         .ok("prospect.lookup", json!({ "external_ids": ["7"] }))["found"]["7"]
         .clone();
     assert_eq!(found["status"], "lost", "{found}");
+}
+
+#[test]
+fn activities_with_only_deal_names_are_matched_by_name_and_the_summary_says_so() {
+    // HubSpot's activities export without its `Associated Deal IDs`
+    // column: the `Associated Deal` names are all there is.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("activities.csv");
+    {
+        let mut r = csv::Reader::from_path(fixture("hubspot/activities.csv")).unwrap();
+        let headers = r.headers().unwrap().clone();
+        let keep: Vec<usize> = (0..headers.len())
+            .filter(|&i| &headers[i] != "Associated Deal IDs")
+            .collect();
+        let mut w = csv::Writer::from_path(&path).unwrap();
+        w.write_record(keep.iter().map(|&i| &headers[i])).unwrap();
+        for row in r.records() {
+            let row = row.unwrap();
+            w.write_record(keep.iter().map(|&i| &row[i])).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let d = Daemon::start();
+    let mut args = files("hubspot");
+    args[3] = path.display().to_string();
+    let o = import(&d, &args, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = summary(&o);
+    assert_eq!(s["matched_by_name"], "Associated Deal", "{s}");
+    let t = &truth()["hubspot"];
+    assert_eq!(
+        s["activities"]["imported"], t["activities"]["deal_links"],
+        "{s}"
+    );
+    let plain = d.cli(&[
+        "import",
+        &args[0],
+        &args[1],
+        &args[2],
+        &args[3],
+        "--dry-run",
+    ]);
+    assert!(
+        text(&plain).contains("matched to deals by name (column `Associated Deal`)"),
+        "{}",
+        text(&plain)
+    );
 }

@@ -422,6 +422,11 @@ const TRANSITION_COLUMNS: Columns = &[
     ("imported", false, &["imported"]),
 ];
 
+/// The names vendors give logical column `name`.
+fn names_of(columns: Columns, name: &str) -> &'static [&'static str] {
+    columns.iter().find(|c| c.0 == name).map_or(&[], |c| c.2)
+}
+
 /// Columns of our own export that are derived, not data.
 const DERIVED: &[&str] = &[
     "stageenteredat",
@@ -962,16 +967,79 @@ fn derived_history_column(header: &str) -> bool {
         || n.starts_with("datefirstentered")
 }
 
-fn open(path: &Path) -> anyhow::Result<csv::Reader<std::io::BufReader<std::fs::File>>> {
+/// Physical lines, counted from the bytes themselves: the CSV parser's own
+/// line numbers run one short in files with CRLF line ends (what Windows
+/// and many CRM exports write).
+#[derive(Default)]
+struct LineCounter {
+    /// Offsets of the newlines read but not yet passed.
+    ahead: std::collections::VecDeque<u64>,
+    /// Newlines before the last position asked about.
+    passed: u64,
+}
+
+impl LineCounter {
+    /// The physical line (1-based) of a record starting at `offset`;
+    /// offsets asked about never decrease. A newline at `offset` itself is
+    /// the end of the line before: in a CRLF file the parser ends a record
+    /// at `\r` and puts the next one's start on the `\n`.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ahead.front().is_some_and(|&n| n <= offset) {
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+/// A reader that notes where its newlines are.
+struct Counting<R> {
+    inner: R,
+    offset: u64,
+    lines: std::rc::Rc<std::cell::RefCell<LineCounter>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut lines = self.lines.borrow_mut();
+        for (i, b) in buf[..n].iter().enumerate() {
+            if *b == b'\n' {
+                lines.ahead.push_back(self.offset + i as u64);
+            }
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+type CsvReader = csv::Reader<Counting<std::io::BufReader<std::fs::File>>>;
+
+fn open_counted(
+    path: &Path,
+) -> anyhow::Result<(CsvReader, std::rc::Rc<std::cell::RefCell<LineCounter>>)> {
     let file = std::fs::File::open(path)
         .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", path.display()))?;
     if file.metadata().is_ok_and(|m| !m.is_file()) {
         anyhow::bail!("`{}` is not a regular file", path.display());
     }
-    Ok(csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(std::io::BufReader::with_capacity(1 << 20, file)))
+    let lines = std::rc::Rc::new(std::cell::RefCell::new(LineCounter::default()));
+    let reader = Counting {
+        inner: std::io::BufReader::with_capacity(1 << 20, file),
+        offset: 0,
+        lines: lines.clone(),
+    };
+    Ok((
+        csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(reader),
+        lines,
+    ))
+}
+
+fn open(path: &Path) -> anyhow::Result<CsvReader> {
+    Ok(open_counted(path)?.0)
 }
 
 /// Iterates `path`'s rows with their physical line numbers (the header is
@@ -986,9 +1054,10 @@ fn rows(
     rejected: &mut Vec<Rejection>,
     mut each: impl FnMut(u64, &csv::StringRecord, &Header) -> Result<(), Problem>,
 ) -> anyhow::Result<Header> {
-    let mut reader = open(path)?;
+    let (mut reader, lines) = open_counted(path)?;
     let headers = headers_of(&mut reader, path)?;
     let header = resolve(path, kind.name(), &headers, columns, explicit, consumed)?;
+    let line_of = |byte: u64| lines.borrow_mut().line_at(byte);
     let file = path.display().to_string();
     let mut record = csv::StringRecord::new();
     // One-cell rows after the data are a report's footer (Salesforce:
@@ -999,7 +1068,7 @@ fn rows(
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line());
+                let line = record.position().map_or(0, |p| line_of(p.byte()));
                 if record.iter().all(|c| c.trim().is_empty()) {
                     continue;
                 }
@@ -1021,7 +1090,8 @@ fn rows(
                 }
             }
             Err(e) => {
-                let line = e.position().map_or(reader.position().line(), |p| p.line());
+                let byte = e.position().map_or(reader.position().byte(), |p| p.byte());
+                let line = line_of(byte);
                 rejected.push(Problem::row(format!("not valid CSV: {e}")).at(kind, &file, line));
                 if !matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
                     break;
@@ -1336,13 +1406,13 @@ pub fn read(
         {
             let reader_headers = headers_of(&mut open(path)?, path)?;
             let names: Vec<[String; 2]> = reader_headers.iter().map(header_names).collect();
-            let ids = ACTIVITY_COLUMNS[0].2;
+            let ids = names_of(ACTIVITY_COLUMNS, "prospect");
             let has_id = mapping.activities.contains_key("prospect")
                 || names
                     .iter()
                     .any(|n| ids.contains(&n[0].as_str()) || ids.contains(&n[1].as_str()));
             if !has_id {
-                let name_cols = ACTIVITY_COLUMNS[1].2;
+                let name_cols = names_of(ACTIVITY_COLUMNS, "prospect_name");
                 if let Some(h) = reader_headers.iter().zip(&names).find_map(|(h, n)| {
                     (name_cols.contains(&n[0].as_str()) || name_cols.contains(&n[1].as_str()))
                         .then_some(h)
