@@ -268,7 +268,8 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
                 won_amounts.push(a);
             }
         }
-        let won_amount: f64 = won_amounts.iter().sum();
+        // `+ 0.0`: an empty sum is -0.0, which prints as such.
+        let won_amount: f64 = won_amounts.iter().sum::<f64>() + 0.0;
         let open = ctx.store.prospects(&ProspectFilter {
             owner: p.owner.clone(),
             status: Some(Status::Open),
@@ -290,7 +291,8 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
                         .and_then(|s| s.probability)
                         .unwrap_or(0.0)
             })
-            .sum();
+            .sum::<f64>()
+            + 0.0;
         let mean_won = (!won_amounts.is_empty())
             .then(|| won_amounts.iter().sum::<f64>() / won_amounts.len() as f64);
         let mean_cycle_days = cycle.mean_days;
