@@ -479,50 +479,30 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     // the next deal would not fit, and a deal too large for one request is
     // sent in pieces (its activities in time order, its moves and outcome
     // with the last piece).
-    let batch = options.batch.max(1);
-    let mut calls: Vec<(&str, Value)> = Vec::new();
-    let mut owners: Vec<(usize, Part)> = Vec::new();
-    let mut bytes = 0usize;
+    let mut out = Outbox {
+        client,
+        batch: options.batch.max(1),
+        calls: Vec::new(),
+        owners: Vec::new(),
+        bytes: 0,
+    };
     for (i, plan) in plans.iter().enumerate() {
         let pieces = pieces(&plan.op);
         let n = pieces.len();
         for (k, (op, size)) in pieces.into_iter().enumerate() {
-            if !calls.is_empty() && (calls.len() >= batch || bytes + size > LINE_BUDGET) {
-                send(
-                    client,
-                    &mut calls,
-                    &mut owners,
-                    &mut summary,
-                    &plans,
-                    &prospects,
-                    files,
-                    &bar,
-                )
-                .await?;
-                bytes = 0;
+            let part = Part {
+                first: k == 0,
+                last: k + 1 == n,
+            };
+            if out.full(size) {
+                out.send(&mut summary, &plans, &prospects, files, &bar)
+                    .await?;
             }
-            bytes += size + 64;
-            calls.push(("prospect.import", op));
-            owners.push((
-                i,
-                Part {
-                    first: k == 0,
-                    last: k + 1 == n,
-                },
-            ));
+            out.push(i, part, op, size);
         }
     }
-    send(
-        client,
-        &mut calls,
-        &mut owners,
-        &mut summary,
-        &plans,
-        &prospects,
-        files,
-        &bar,
-    )
-    .await?;
+    out.send(&mut summary, &plans, &prospects, files, &bar)
+        .await?;
     bar.finish_and_clear();
     summary
         .rejected
@@ -541,31 +521,54 @@ struct Part {
     last: bool,
 }
 
-/// Sends the calls gathered so far as one batch and takes the answers.
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    client: &mut Client,
-    calls: &mut Vec<(&str, Value)>,
-    owners: &mut Vec<(usize, Part)>,
-    summary: &mut Summary,
-    plans: &[Plan],
-    prospects: &[ProspectRow],
-    files: &Files,
-    bar: &indicatif::ProgressBar,
-) -> anyhow::Result<()> {
-    if calls.is_empty() {
-        return Ok(());
+/// Requests gathered for the next batch.
+struct Outbox<'c> {
+    client: &'c mut Client,
+    /// Deals (pieces) to a batch at most.
+    batch: usize,
+    calls: Vec<(&'static str, Value)>,
+    /// Which plan and piece each call is.
+    owners: Vec<(usize, Part)>,
+    bytes: usize,
+}
+
+impl Outbox<'_> {
+    /// Whether a request of `size` bytes must wait for the next batch.
+    fn full(&self, size: usize) -> bool {
+        !self.calls.is_empty()
+            && (self.calls.len() >= self.batch || self.bytes + size > LINE_BUDGET)
     }
-    let answers = client.batch(calls).await?;
-    for ((i, part), answer) in owners.drain(..).zip(answers) {
-        let plan = &plans[i];
-        take(summary, plan, part, prospects, answer, files);
-        if part.last {
-            bar.inc(plan.rows);
+
+    fn push(&mut self, plan: usize, part: Part, op: Value, size: usize) {
+        self.bytes += size + 64;
+        self.calls.push(("prospect.import", op));
+        self.owners.push((plan, part));
+    }
+
+    /// Sends what is gathered as one batch and takes the answers.
+    async fn send(
+        &mut self,
+        summary: &mut Summary,
+        plans: &[Plan],
+        prospects: &[ProspectRow],
+        files: &Files,
+        bar: &indicatif::ProgressBar,
+    ) -> anyhow::Result<()> {
+        if self.calls.is_empty() {
+            return Ok(());
         }
+        let answers = self.client.batch(&self.calls).await?;
+        for ((i, part), answer) in self.owners.drain(..).zip(answers) {
+            let plan = &plans[i];
+            take(summary, plan, part, prospects, answer, files);
+            if part.last {
+                bar.inc(plan.rows);
+            }
+        }
+        self.calls.clear();
+        self.bytes = 0;
+        Ok(())
     }
-    calls.clear();
-    Ok(())
 }
 
 /// One deal's requests with their sizes: itself, or, when larger than
