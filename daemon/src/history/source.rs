@@ -1144,7 +1144,8 @@ fn required<'r>(
 /// too.
 ///
 /// `existing` says whether a prospect id not in the prospects file is
-/// already known (activities may then refer to it).
+/// already known (activities may then refer to it). With no `stages`
+/// (discovery), stage values are not placed, so an unknown one is no error.
 pub fn read(
     files: &Files,
     mapping: &Mapping,
@@ -1152,6 +1153,9 @@ pub fn read(
     existing: &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<Source> {
     let mut src = Source::default();
+    // With no stages to place deals in (discovery), a stage value no stage
+    // has is not an error: only the outcome is read.
+    let placing = !stages.is_empty();
     let format = mapping.date_format.as_deref();
     let date = |record: &csv::StringRecord, header: &Header, name: &str| {
         cell(record, header, name)
@@ -1248,7 +1252,9 @@ pub fn read(
                 let stage = stage_cell.map(|s| source_stage(s, mapping, stages));
                 if let (Some(SourceStage::Unknown(v)), None, None) = (&stage, &status, &flags) {
                     *unknown_stages.entry(v.clone()).or_default() += 1;
-                    return Err(unknown_stage(header.title("stage"), v, stages));
+                    if placing {
+                        return Err(unknown_stage(header.title("stage"), v, stages));
+                    }
                 }
                 let stage = status.or(flags).or(stage);
 
@@ -1274,7 +1280,9 @@ pub fn read(
                         SourceStage::Lost => closed_in_history = Some((false, at)),
                         SourceStage::Unknown(v) => {
                             *unknown_stages.entry(v.clone()).or_default() += 1;
-                            return Err(unknown_stage(column, &v, stages));
+                            if placing {
+                                return Err(unknown_stage(column, &v, stages));
+                            }
                         }
                     }
                 }
