@@ -406,7 +406,7 @@ fn safe_close(
             last.exit = before;
             (
                 true,
-                "no prospect action shown by the won deals is rare among lost and open ones: the last stage closes won by hand".into(),
+                "no prospect action shown by the won deals is rare among lost and open ones".into(),
             )
         }
     }
