@@ -215,12 +215,7 @@ fn won_deals_whose_history_does_not_earn_the_win_are_won_and_marked_imported() {
     let o = import(&d, &files("pipedrive"), &[]);
     assert!(o.status.success(), "{}", text(&o));
     let s = summary(&o);
-    let unearned: u64 = s["unearned"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_u64().unwrap())
-        .sum();
+    let unearned = crate::support::total(&s["unearned"]);
     assert_eq!(unearned, t["won"].as_u64().unwrap(), "{s}");
     let r = d.client().ok(
         "metrics.outcomes",

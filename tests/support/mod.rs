@@ -380,3 +380,10 @@ pub fn record(c: &mut Client, id: u64, kind: &str) -> Value {
         json!({ "prospect": id, "kind": kind, "actor": "prospect" }),
     )
 }
+
+/// The sum of a JSON object's counts (`{"connect": 2, "close": 1}` → 3).
+pub fn total(counts: &Value) -> u64 {
+    counts
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
+}
