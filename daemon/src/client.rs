@@ -42,6 +42,15 @@ pub struct Client {
     writer: OwnedWriteHalf,
     next_id: u64,
     line: String,
+    /// Batch answers that arrived before the batch asked for.
+    stash: Vec<Vec<Value>>,
+}
+
+/// A batch sent and not yet answered: its first id and length.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    first: u64,
+    len: usize,
 }
 
 impl Client {
@@ -59,6 +68,7 @@ impl Client {
             writer: w,
             next_id: 1,
             line: String::new(),
+            stash: Vec::new(),
         })
     }
 
@@ -97,43 +107,56 @@ impl Client {
         &mut self,
         calls: &[(&str, Value)],
     ) -> Result<Vec<Result<Value, RpcError>>, ClientError> {
-        let first = self.next_id;
-        let requests: Vec<Value> = calls
-            .iter()
-            .enumerate()
-            .map(|(i, (method, params))| json!({ "jsonrpc": "2.0", "id": first + i as u64, "method": method, "params": params }))
-            .collect();
-        self.next_id += calls.len() as u64;
-        let mut line = Value::Array(requests).to_string();
-        line.push('\n');
-        self.writer.write_all(line.as_bytes()).await?;
-        loop {
-            let message = self.next_message().await?.ok_or(ClientError::Closed)?;
-            let Value::Array(answers) = message else {
-                if let Some(error) = message.get("error") {
-                    return Err(rpc_error(error));
+        let calls: Vec<(&str, String)> = calls.iter().map(|(m, p)| (*m, p.to_string())).collect();
+        let (sent, _) = self.pipeline(&calls, None).await?;
+        let (_, answers) = self.pipeline(&[], sent).await?;
+        Ok(answers)
+    }
+
+    /// Sends `calls` (methods with their params already as JSON text) as
+    /// one batch while receiving the answers to `previous`, an earlier
+    /// batch, so that building, sending and the daemon's work overlap.
+    /// Returns the new batch (to pass as `previous` next time; none when
+    /// `calls` is empty) and `previous`'s answers in order.
+    pub async fn pipeline(
+        &mut self,
+        calls: &[(&str, String)],
+        previous: Option<Sent>,
+    ) -> Result<(Option<Sent>, Vec<Result<Value, RpcError>>), ClientError> {
+        let sent = (!calls.is_empty()).then(|| Sent {
+            first: self.next_id,
+            len: calls.len(),
+        });
+        let mut line = String::new();
+        if let Some(sent) = &sent {
+            line.push('[');
+            for (i, (method, params)) in calls.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
                 }
-                continue;
-            };
-            let mut out: Vec<Option<Result<Value, RpcError>>> = vec![None; calls.len()];
-            for a in answers {
-                let Some(i) = a["id"].as_u64().and_then(|id| id.checked_sub(first)) else {
-                    continue;
-                };
-                let slot = out
-                    .get_mut(i as usize)
-                    .ok_or_else(|| ClientError::Protocol(a.to_string()))?;
-                *slot = Some(match a.get("error") {
-                    Some(e) => Err(serde_json::from_value(e.clone())
-                        .map_err(|_| ClientError::Protocol(e.to_string()))?),
-                    None => Ok(a["result"].clone()),
-                });
+                let method = Value::String(method.to_string());
+                line.push_str(&format!(
+                    "{{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":{method},\"params\":{params}}}",
+                    sent.first + i as u64
+                ));
             }
-            return out
-                .into_iter()
-                .map(|o| o.ok_or_else(|| ClientError::Protocol("a batch answer is missing".into())))
-                .collect();
+            line.push_str("]\n");
+            self.next_id += calls.len() as u64;
         }
+        let write = async {
+            if !line.is_empty() {
+                self.writer.write_all(line.as_bytes()).await?;
+            }
+            Ok::<(), ClientError>(())
+        };
+        let read = async {
+            match previous {
+                Some(p) => receive(&mut self.reader, &mut self.line, &mut self.stash, p).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let ((), answers) = tokio::try_join!(write, read)?;
+        Ok((sent, answers))
     }
 
     /// The next line from the daemon (an answer or a notification); `None`
@@ -147,6 +170,59 @@ impl Client {
             .map(Some)
             .map_err(|e| ClientError::Protocol(format!("{e}: {}", self.line.trim())))
     }
+}
+
+/// Reads until the answers to batch `sent` are in; answers to other
+/// batches are kept in `stash`, notifications skipped.
+async fn receive(
+    reader: &mut BufReader<OwnedReadHalf>,
+    line: &mut String,
+    stash: &mut Vec<Vec<Value>>,
+    sent: Sent,
+) -> Result<Vec<Result<Value, RpcError>>, ClientError> {
+    let ours = |answers: &[Value]| {
+        answers
+            .first()
+            .and_then(|a| a["id"].as_u64())
+            .is_some_and(|id| id >= sent.first && id < sent.first + sent.len as u64)
+    };
+    let answers = loop {
+        if let Some(i) = stash.iter().position(|a| ours(a)) {
+            break stash.swap_remove(i);
+        }
+        line.clear();
+        if reader.read_line(line).await? == 0 {
+            return Err(ClientError::Closed);
+        }
+        let message: Value = serde_json::from_str(line)
+            .map_err(|e| ClientError::Protocol(format!("{e}: {}", line.trim())))?;
+        match message {
+            Value::Array(answers) if ours(&answers) => break answers,
+            Value::Array(answers) => stash.push(answers),
+            other => {
+                if let Some(error) = other.get("error") {
+                    return Err(rpc_error(error));
+                }
+            }
+        }
+    };
+    let mut out: Vec<Option<Result<Value, RpcError>>> = vec![None; sent.len];
+    for mut a in answers {
+        let Some(i) = a["id"].as_u64().and_then(|id| id.checked_sub(sent.first)) else {
+            continue;
+        };
+        let slot = out
+            .get_mut(i as usize)
+            .ok_or_else(|| ClientError::Protocol(a.to_string()))?;
+        *slot = Some(match a.get("error") {
+            Some(e) => Err(serde_json::from_value(e.clone())
+                .map_err(|_| ClientError::Protocol(e.to_string()))?),
+            None => Ok(a["result"].take()),
+        });
+    }
+    out.into_iter()
+        .map(|o| o.ok_or_else(|| ClientError::Protocol("a batch answer is missing".into())))
+        .collect()
 }
 
 fn rpc_error(error: &Value) -> ClientError {

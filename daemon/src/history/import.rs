@@ -485,22 +485,26 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         calls: Vec::new(),
         owners: Vec::new(),
         bytes: 0,
+        in_flight: None,
     };
     for (i, plan) in plans.iter().enumerate() {
         let pieces = pieces(&plan.op);
         let n = pieces.len();
-        for (k, (op, size)) in pieces.into_iter().enumerate() {
+        for (k, op) in pieces.into_iter().enumerate() {
             let part = Part {
                 first: k == 0,
                 last: k + 1 == n,
             };
-            if out.full(size) {
+            if out.full(op.len()) {
                 out.send(&mut summary, &plans, &prospects, files, &bar)
                     .await?;
             }
-            out.push(i, part, op, size);
+            out.push(i, part, op);
         }
     }
+    // The last batch, then its answers.
+    out.send(&mut summary, &plans, &prospects, files, &bar)
+        .await?;
     out.send(&mut summary, &plans, &prospects, files, &bar)
         .await?;
     bar.finish_and_clear();
@@ -521,15 +525,18 @@ struct Part {
     last: bool,
 }
 
-/// Requests gathered for the next batch.
+/// Requests gathered for the next batch, and the batch in flight: one
+/// batch is sent while the answers to the one before are read, so the
+/// files, the connection and the daemon's writer work at the same time.
 struct Outbox<'c> {
     client: &'c mut Client,
     /// Deals (pieces) to a batch at most.
     batch: usize,
-    calls: Vec<(&'static str, Value)>,
+    calls: Vec<(&'static str, String)>,
     /// Which plan and piece each call is.
     owners: Vec<(usize, Part)>,
     bytes: usize,
+    in_flight: Option<(crate::client::Sent, Vec<(usize, Part)>)>,
 }
 
 impl Outbox<'_> {
@@ -539,13 +546,14 @@ impl Outbox<'_> {
             && (self.calls.len() >= self.batch || self.bytes + size > LINE_BUDGET)
     }
 
-    fn push(&mut self, plan: usize, part: Part, op: Value, size: usize) {
-        self.bytes += size + 64;
+    fn push(&mut self, plan: usize, part: Part, op: String) {
+        self.bytes += op.len() + 64;
         self.calls.push(("prospect.import", op));
         self.owners.push((plan, part));
     }
 
-    /// Sends what is gathered as one batch and takes the answers.
+    /// Sends what is gathered (if anything) and takes the answers to the
+    /// batch sent before it.
     async fn send(
         &mut self,
         summary: &mut Summary,
@@ -554,30 +562,34 @@ impl Outbox<'_> {
         files: &Files,
         bar: &indicatif::ProgressBar,
     ) -> anyhow::Result<()> {
-        if self.calls.is_empty() {
-            return Ok(());
-        }
-        let answers = self.client.batch(&self.calls).await?;
-        for ((i, part), answer) in self.owners.drain(..).zip(answers) {
-            let plan = &plans[i];
-            take(summary, plan, part, prospects, answer, files);
-            if part.last {
-                bar.inc(plan.rows);
+        let previous = self.in_flight.take();
+        let (sent, answers) = self
+            .client
+            .pipeline(&self.calls, previous.as_ref().map(|p| p.0))
+            .await?;
+        if let Some((_, owners)) = previous {
+            for ((i, part), answer) in owners.into_iter().zip(answers) {
+                let plan = &plans[i];
+                take(summary, plan, part, prospects, answer, files);
+                if part.last {
+                    bar.inc(plan.rows);
+                }
             }
         }
+        self.in_flight = sent.map(|s| (s, std::mem::take(&mut self.owners)));
         self.calls.clear();
         self.bytes = 0;
         Ok(())
     }
 }
 
-/// One deal's requests with their sizes: itself, or, when larger than
+/// One deal's requests as JSON text: itself, or, when larger than
 /// [`LINE_BUDGET`], pieces that together import the same.
-fn pieces(op: &ImportProspect) -> Vec<(Value, usize)> {
-    let value = serde_json::to_value(op).expect("imports serialize");
-    let size = value.to_string().len();
+fn pieces(op: &ImportProspect) -> Vec<String> {
+    let text = serde_json::to_string(op).expect("imports serialize");
+    let size = text.len();
     if size <= LINE_BUDGET || op.activities.len() < 2 {
-        return vec![(value, size)];
+        return vec![text];
     }
     let per = (size / op.activities.len()).max(1);
     let chunk = (LINE_BUDGET / 2 / per).max(1);
@@ -604,9 +616,7 @@ fn pieces(op: &ImportProspect) -> Vec<(Value, usize)> {
                 trust_source_stage: last && op.trust_source_stage,
                 ..op.clone()
             };
-            let value = serde_json::to_value(&piece).expect("imports serialize");
-            let size = value.to_string().len();
-            (value, size)
+            serde_json::to_string(&piece).expect("imports serialize")
         })
         .collect()
 }
