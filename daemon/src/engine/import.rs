@@ -259,6 +259,12 @@ pub(crate) fn apply(
         }
     };
     let created = old.is_none();
+    // Owner changes (a Stagecoach export's `fields_updated` activities)
+    // split the history: what came before is saved under the old owner.
+    let mut segment = Segment {
+        old: old.clone(),
+        saved: 0,
+    };
 
     // Activities not yet present, in time order.
     let mut activities: Vec<&ImportActivity> = p
@@ -273,10 +279,9 @@ pub(crate) fn apply(
     let mut difference: Option<Difference> = None;
     let mut forced = false;
     if !p.history.is_empty() {
-        // The source decided the moves: write them as it dated them.
-        for a in &activities {
-            insert(t, active, &mut prospect, a)?;
-        }
+        // The source decided the moves: write them as it dated them, with
+        // the activities in between in time order (an owner change takes
+        // effect at its own time; at the same instant, moves go first).
         let mut history: Vec<&ImportMove> = p.history.iter().collect();
         // Stable: moves at the same time keep their order.
         history.sort_by_key(|m| m.at);
@@ -287,17 +292,26 @@ pub(crate) fn apply(
                     .first()
                     .is_some_and(|m| process.stage(&m.to).is_some()),
         );
-        for m in history.into_iter().skip(skip_first) {
-            if prospect.status != Status::Open {
-                break;
-            }
-            if !created
-                && (m.at < prospect.stage_entered_at
-                    || (m.at == prospect.stage_entered_at && m.to == prospect.stage))
-            {
+        let mut pending_moves = history.into_iter().skip(skip_first).peekable();
+        let mut pending_activities = activities.iter().peekable();
+        loop {
+            let move_first = match (pending_moves.peek(), pending_activities.peek()) {
+                (Some(m), Some(a)) => m.at <= a.at,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if !move_first {
+                let a = pending_activities.next().expect("peeked");
+                owner_change(t, &mut segment, &mut prospect, &moves, a)?;
+                insert(t, active, &mut prospect, a)?;
                 continue;
             }
-            if m.to == prospect.stage {
+            let m = pending_moves.next().expect("peeked");
+            if prospect.status != Status::Open || m.to == prospect.stage {
+                continue;
+            }
+            if !created && m.at < prospect.stage_entered_at {
                 continue;
             }
             moves.push(dated_move(t, active, &mut prospect, m));
@@ -347,6 +361,7 @@ pub(crate) fn apply(
                 continue;
             }
             let Some(a) = pending.next() else { break };
+            owner_change(t, &mut segment, &mut prospect, &moves, a)?;
             let id = insert(t, active, &mut prospect, a)?;
             if prospect.status == Status::Open {
                 moves.extend(cascade_to(t, active, &mut prospect, a.at, Some(id), false)?);
@@ -387,7 +402,13 @@ pub(crate) fn apply(
     }
 
     let at = moves.last().map_or(prospect.last_activity_at, |m| m.at);
-    save(t, old.as_ref(), &prospect, &moves, at)?;
+    save(
+        t,
+        segment.old.as_ref(),
+        &prospect,
+        &moves[segment.saved..],
+        at,
+    )?;
     let events = moved_events(&prospect, &moves);
     let new_moves = moves
         .iter()
@@ -409,6 +430,47 @@ pub(crate) fn apply(
         }),
         events,
     )))
+}
+
+/// Where the last save left the prospect: the state it was saved in, and
+/// how many moves were saved with it.
+struct Segment {
+    old: Option<Prospect>,
+    saved: usize,
+}
+
+/// When `a` records a change of owner (a Stagecoach export's
+/// `fields_updated` with `owner`), saves what came before under the old
+/// owner and makes the new one the owner from `a`'s time, as
+/// `prospect.update` would have.
+fn owner_change(
+    t: &mut Tables<'_>,
+    segment: &mut Segment,
+    prospect: &mut Prospect,
+    moves: &[Transition],
+    a: &ImportActivity,
+) -> Result<(), StoreError> {
+    if a.kind != crate::rpc::history::FIELDS_UPDATED {
+        return Ok(());
+    }
+    let Some(owner) = a.data.get("owner").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if prospect.owner.as_deref() == Some(owner) {
+        return Ok(());
+    }
+    save(
+        t,
+        segment.old.as_ref(),
+        prospect,
+        &moves[segment.saved..],
+        a.at.max(prospect.earliest_move()),
+    )?;
+    segment.saved = moves.len();
+    segment.old = Some(prospect.clone());
+    prospect.owner_since = Some(a.at.max(prospect.earliest_move()));
+    prospect.owner = Some(owner.to_string());
+    Ok(())
 }
 
 /// Records one activity (no criteria applied here) and returns its id.
