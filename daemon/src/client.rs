@@ -123,7 +123,7 @@ impl Client {
         calls: &[(&str, String)],
         previous: Option<Sent>,
     ) -> Result<(Option<Sent>, Vec<Result<Value, RpcError>>), ClientError> {
-        let sent = (!calls.is_empty()).then(|| Sent {
+        let sent = (!calls.is_empty()).then_some(Sent {
             first: self.next_id,
             len: calls.len(),
         });
