@@ -64,11 +64,14 @@ impl MappingArgs {
 /// `stagecoach import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Prospects (deals): id, name, created date; optional company, owner,
-    /// stage, status, close date, amount; other columns become fields.
+    /// Prospects (deals, opportunities): id, name, created date; optional
+    /// company, owner, pipeline, stage, status / won / closed, close, won
+    /// and lost dates, amount, lost reason, HubSpot's `Date entered "…"`
+    /// stage history; other columns become fields.
     #[arg(long)]
     pub prospects: PathBuf,
-    /// Activities: deal id, type, timestamp; optional actor, data.
+    /// Activities (engagements, tasks and events): deal id(s) or name, type,
+    /// date; optional id, actor or direction, done, data.
     #[arg(long)]
     pub activities: Option<PathBuf>,
     /// Dated stage history: `stagecoach export transitions`, or a stage

@@ -124,9 +124,11 @@ pub enum Command {
         #[arg(long)]
         keep_process: bool,
     },
-    /// Import another CRM's CSV export (deals, activities) through the normal
-    /// write path: criteria enforced, history at its own times, idempotent
-    /// by external id.
+    /// Import a CRM's CSV export (HubSpot, Salesforce, Pipedrive, …: deals,
+    /// activities, stage history): outcomes as the source has them, dated
+    /// stage history where it has one, otherwise activities replayed under
+    /// the exit criteria; nothing written unless every row resolves;
+    /// idempotent by external id.
     Import(ImportArgs),
     /// Export prospects, activities or transitions as CSV or NDJSON.
     Export(ExportArgs),
