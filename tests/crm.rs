@@ -380,6 +380,32 @@ fn a_refused_import_writes_nothing_and_names_every_problem_by_physical_line() {
     let o = import(&d, &fixed, &[]);
     assert!(o.status.success(), "{}", text(&o));
     check_outcomes(&d, &truth()["hubspot"], "hubspot");
+    // The dry run said what the import then did.
+    let done = summary(&o);
+    for k in ["prospects", "activities", "transitions"] {
+        assert_eq!(s[k]["imported"], done[k]["imported"], "{k}: {s}\n{done}");
+    }
+    // Run dry again: everything is already there.
+    let again = summary(&import(&d, &fixed, &["--dry-run"]));
+    assert_eq!(again["activities"]["imported"], 0, "{again}");
+    assert_eq!(
+        again["activities"]["skipped"],
+        truth()["hubspot"]["activities"]["deal_links"],
+        "{again}"
+    );
+
+    // A date column mapped wrongly (the expected close as the creation)
+    // would create deals in the future: refused, with the column named.
+    let d3 = Daemon::start();
+    let o = import(&d3, &fixed, &["--column", "prospects.created=Close Date"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let s = summary(&o);
+    assert!(
+        s["rejected"].as_array().unwrap().iter().any(
+            |r| r["column"] == "Close Date" && r["reason"].as_str().unwrap().contains("future")
+        ),
+        "{s}"
+    );
 
     // --skip-bad-rows imports the rest into a fresh daemon.
     let d2 = Daemon::start();

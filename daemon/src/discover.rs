@@ -880,8 +880,9 @@ fn draft(
         // the file valid and says so.
         t.push_str(
             "\n# No prospect action is common to the won deals: record more history\n\
-             # (or lower --min-support) and run discovery again.\n\
-             [[stages]]\nid = \"close\"\nname = \"Close\"\nexit = [\n  { question = \"Did the prospect sign?\", activity = \"contract_signed\", actor = \"prospect\" },\n]\n",
+             # (or say which kinds are the prospect's: --prospect-kinds), or lower\n\
+             # --min-support, and run discovery again. Until then a person closes won.\n\
+             [[stages]]\nid = \"close\"\nname = \"Close\"\nadvance = \"manual\"\nexit = [\n  { question = \"Did the prospect sign?\", activity = \"contract_signed\", actor = \"prospect\" },\n]\n",
         );
         if !steps.iter().any(|s| s.kind == "contract_signed") {
             t = t.replace(

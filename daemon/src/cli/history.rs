@@ -204,6 +204,9 @@ pub async fn import(client: &mut Client, args: &ImportArgs, as_json: bool) -> Re
             "{rejected} row(s) rejected: nothing was written\nhint: fix the rows or the mapping and run again, or import the rest with --skip-bad-rows"
         );
     }
+    if rejected > 0 && summary.dry_run {
+        bail!("{rejected} row(s) would be rejected (--skip-bad-rows); a dry run writes nothing");
+    }
     if rejected > 0 {
         bail!(
             "{rejected} row(s) rejected and not imported (--skip-bad-rows); the rest was written"
@@ -214,10 +217,13 @@ pub async fn import(client: &mut Client, args: &ImportArgs, as_json: bool) -> Re
 
 fn print_summary(s: &Summary, seconds: f64) {
     if s.refused {
-        println!(
-            "refused: {} row(s) cannot be imported; nothing was written",
-            s.rejected.len()
-        );
+        let causes = s.rejected.len() as u64 - s.dependent;
+        let also = if s.dependent > 0 {
+            format!(", and {} more only because their deal was", s.dependent)
+        } else {
+            String::new()
+        };
+        println!("refused: {causes} row(s) cannot be imported{also}; nothing was written");
     } else if s.dry_run {
         println!("dry run: nothing was written; this is what the import would do");
     }

@@ -571,7 +571,8 @@ fn close(
                     .unwrap_or_else(|| "lost in the source system".into()),
             ),
             by: None,
-            imported: false,
+            // The source closed it, not a person under this process.
+            imported: true,
         };
         return Ok((dated_move(t, active, prospect, &m), None));
     }

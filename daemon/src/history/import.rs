@@ -105,8 +105,11 @@ pub struct Summary {
     pub forced: u64,
     /// Open deals whose replayed stage differs from the source's.
     pub differences: Vec<Difference>,
-    /// Rejected rows, by file and line.
+    /// Rejected rows: the causes by file and line, then the rows refused
+    /// only because their deal was.
     pub rejected: Vec<Rejection>,
+    /// Of `rejected`, the rows refused only because their deal was.
+    pub dependent: u64,
     /// Source stage values no stage matches → rows.
     pub unknown_stages: BTreeMap<String, usize>,
     /// Activity kinds `process.toml` does not declare → rows.
@@ -307,7 +310,14 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             );
         }
     }
-    rejected.sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
+    // The causes first, then the rows refused only because their deal was.
+    rejected.sort_by(|a, b| {
+        dependent(a)
+            .cmp(&dependent(b))
+            .then(a.file.cmp(&b.file))
+            .then(a.line.cmp(&b.line))
+    });
+    summary.dependent = rejected.iter().filter(|r| dependent(r)).count() as u64;
     for r in &rejected {
         count(&mut summary, r.kind).rejected += 1;
     }
@@ -442,22 +452,45 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
 
     summary.with_stage_history = plans.iter().filter(|p| !p.op.history.is_empty()).count() as u64;
     if options.dry_run {
+        // What is already there, activity by activity, for deals present.
+        let present_keys: Vec<&str> = plans
+            .iter()
+            .map(|p| p.op.external_id.as_str())
+            .filter(|k| present.contains(*k))
+            .collect();
+        let known = known_activities(client, &present_keys).await?;
         for plan in &plans {
             let p = &plan.op;
+            let have = known.get(p.external_id.as_str());
+            let is_new = !present.contains(p.external_id.as_str());
             if plan.row.is_some() {
-                if present.contains(p.external_id.as_str()) {
-                    summary.prospects.skipped += 1;
-                } else {
+                if is_new {
                     summary.prospects.imported += 1;
                     match p.outcome.as_ref().map(|o| o.status) {
                         Some(Status::Won) => summary.closed_won += 1,
                         Some(Status::Lost) => summary.closed_lost += 1,
                         _ => {}
                     }
+                } else {
+                    summary.prospects.skipped += 1;
                 }
             }
-            summary.activities.imported += p.activities.len() as u64;
-            summary.transitions.imported += p.history.len() as u64;
+            for a in &p.activities {
+                if have.is_some_and(|h| h.contains(&(a.kind.clone(), a.at))) {
+                    summary.activities.skipped += 1;
+                } else {
+                    summary.activities.imported += 1;
+                }
+            }
+            if is_new {
+                // The dated moves: every change of stage after the first
+                // entry, and the close. (Replayed deals' moves are the
+                // criteria's to decide, on import.)
+                let changes = p.history.windows(2).filter(|w| w[0].to != w[1].to).count() as u64;
+                let moves = changes + u64::from(p.outcome.is_some() && !p.history.is_empty());
+                summary.transitions.imported += moves;
+                summary.imported_moves += moves;
+            }
         }
         return Ok(summary);
     }
@@ -508,11 +541,16 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     out.send(&mut summary, &plans, &prospects, files, &bar)
         .await?;
     bar.finish_and_clear();
-    summary
-        .rejected
-        .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(summary)
 }
+
+/// Whether a rejection is only a consequence of its deal's.
+fn dependent(r: &Rejection) -> bool {
+    r.reason.starts_with(DEPENDENT)
+}
+
+/// How a row refused only because its deal was refused begins its reason.
+pub const DEPENDENT: &str = "its deal was rejected";
 
 /// The largest request line the importer sends: under the daemon's default
 /// `--max-line` (1 MiB), with room for the JSON-RPC envelope.
@@ -619,6 +657,36 @@ fn pieces(op: &ImportProspect) -> Vec<String> {
             serde_json::to_string(&piece).expect("imports serialize")
         })
         .collect()
+}
+
+/// The activities (kind, time) the database has for each external id.
+async fn known_activities(
+    client: &mut Client,
+    keys: &[&str],
+) -> anyhow::Result<HashMap<String, HashSet<(String, Millis)>>> {
+    let mut out = HashMap::new();
+    for chunk in keys.chunks(2000) {
+        let r = client
+            .call(
+                "prospect.lookup",
+                json!({ "external_ids": chunk, "history": true }),
+            )
+            .await?;
+        for (k, v) in r["found"].as_object().into_iter().flatten() {
+            let set: HashSet<(String, Millis)> = v["activities"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|pair| {
+                    let kind = pair[0].as_str()?.to_string();
+                    let at = Millis::parse(pair[1].as_str()?).ok()?;
+                    Some((kind, at))
+                })
+                .collect();
+            out.insert(k.clone(), set);
+        }
+    }
+    Ok(out)
 }
 
 /// The external ids among `keys` the database already has.

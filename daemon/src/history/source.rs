@@ -1205,6 +1205,16 @@ pub fn read(
                 let name = required(record, header, "name")?.to_string();
                 required(record, header, "created")?;
                 let created = date(record, header, "created")?.expect("the cell is there");
+                // A creation date after today is an expected date, not
+                // history (a `Close Date` mapped as `created`, say).
+                if created.0 > Millis::now().0 + Millis::DAY {
+                    return Err(Problem::cell(
+                        header.title("created"),
+                        cell(record, header, "created").unwrap_or_default(),
+                        "the deal would be created in the future",
+                    )
+                    .hint("is this the creation date? name the right column with `--column prospects.created=HEADER`"));
+                }
                 let mut fields = Map::new();
                 if let Some(amount) = cell(record, header, "amount") {
                     let n: f64 = amount
