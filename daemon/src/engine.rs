@@ -19,6 +19,13 @@ use crate::model::{
 use crate::process::{AdvanceMode, Process};
 use crate::store::{StoreError, Tables};
 
+/// Refuses the request (an application error), writing nothing.
+macro_rules! refuse {
+    ($e:expr) => {
+        return Ok(Err($e))
+    };
+}
+
 pub mod import;
 
 /// A process version in force: what requests are evaluated against.
@@ -304,12 +311,6 @@ pub(crate) fn apply(
         WriteOp::Reevaluate { at } => reevaluate(t, process, *at),
         WriteOp::Import(p) => import::apply(t, process, p),
     }
-}
-
-macro_rules! refuse {
-    ($e:expr) => {
-        return Ok(Err($e))
-    };
 }
 
 fn unknown_stage(process: &Process, stage: &str) -> EngineError {

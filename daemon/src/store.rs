@@ -385,6 +385,36 @@ impl Store {
         Ok(out)
     }
 
+    /// For each prospect, whether its last transition was written by an
+    /// import (for a closed prospect: its close), in one read.
+    pub fn last_move_imported(
+        &self,
+        prospects: impl Iterator<Item = ProspectId>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for prospect in prospects {
+            let last = index
+                .range((prospect, 0)..=(prospect, u64::MAX))?
+                .next_back()
+                .transpose()?;
+            let imported = match last {
+                Some(entry) => {
+                    let id = entry.0.value().1;
+                    match table.get(id)? {
+                        Some(v) => decode::<Transition>(v.value(), "transition", id)?.imported,
+                        None => false,
+                    }
+                }
+                None => false,
+            };
+            out.push(imported);
+        }
+        Ok(out)
+    }
+
     /// When each process version was in force, oldest first; the last
     /// window is open-ended (`None`). Windows follow one another without
     /// overlap. See [`version_starts`] for where each one starts.

@@ -34,20 +34,6 @@ use crate::model::{
 };
 use crate::store::{StoreError, Tables};
 
-macro_rules! refuse {
-    ($e:expr) => {
-        return Ok(Err($e))
-    };
-}
-
-macro_rules! refuse_if {
-    ($c:expr, $e:expr) => {
-        if $c {
-            return Ok(Err($e));
-        }
-    };
-}
-
 /// Parameters of `prospect.import`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -174,29 +160,28 @@ pub(crate) fn apply(
 ) -> Result<Result<Applied, EngineError>, StoreError> {
     let process = &active.process;
     // Check everything the client can get wrong before writing anything.
-    refuse_if!(
-        p.name.trim().is_empty(),
-        EngineError::Invalid("`name` must not be empty".into())
-    );
-    refuse_if!(
-        p.external_id.trim().is_empty(),
-        EngineError::Invalid("`external_id` must not be empty".into())
-    );
+    if p.name.trim().is_empty() {
+        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+    }
+    if p.external_id.trim().is_empty() {
+        refuse!(EngineError::Invalid(
+            "`external_id` must not be empty".into()
+        ));
+    }
     for m in &p.history {
         if m.to != "won" && m.to != "lost" && process.stage(&m.to).is_none() {
-            return Ok(Err(unknown_stage(process, &m.to)));
+            refuse!(unknown_stage(process, &m.to));
         }
     }
     if let Some(s) = &p.source_stage
         && process.stage(s).is_none()
     {
-        return Ok(Err(unknown_stage(process, s)));
+        refuse!(unknown_stage(process, s));
     }
-    if let Some(o) = &p.outcome {
-        refuse_if!(
-            o.status == Status::Open,
-            EngineError::Invalid("`outcome.status` must be `won` or `lost`".into())
-        );
+    if p.outcome.as_ref().is_some_and(|o| o.status == Status::Open) {
+        refuse!(EngineError::Invalid(
+            "`outcome.status` must be `won` or `lost`".into()
+        ));
     }
     if p.activities.iter().any(|a| a.kind.trim().is_empty()) {
         refuse!(EngineError::Invalid(

@@ -246,68 +246,37 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             }.at(FileKind::Prospects, &prospects_file, p.line));
         }
     }
+    // Why a row naming deal `key` cannot be imported, if it cannot.
+    let refused_deal = |key: &str| -> Option<String> {
+        match in_file.get(key) {
+            Some(&i) if undated.contains(&prospects[i].line) => {
+                Some(source::deal_rejected(prospects[i].line, &prospects_file))
+            }
+            Some(_) => None,
+            None if present.contains(key) => None,
+            None => Some(source::unknown_prospect(key)),
+        }
+    };
     let mut bad_activity: HashSet<u64> = HashSet::new();
     for a in &activities {
-        if let Some(k) = a.keys.iter().find(|k| {
-            in_file
-                .get(k.as_str())
-                .is_some_and(|&i| undated.contains(&prospects[i].line))
-        }) {
-            let line = prospects[in_file[k.as_str()]].line;
+        if let Some((k, why)) = a.keys.iter().find_map(|k| Some((k, refused_deal(k)?))) {
             bad_activity.insert(a.line);
-            rejected.push(
-                Problem::cell(
-                    &activity_column,
-                    k,
-                    format!("its deal was rejected (line {line} of {prospects_file})"),
-                )
-                .at(FileKind::Activities, &activity_file, a.line),
-            );
-            continue;
-        }
-        if let Some(k) = a
-            .keys
-            .iter()
-            .find(|k| !in_file.contains_key(k.as_str()) && !present.contains(k.as_str()))
-        {
-            bad_activity.insert(a.line);
-            rejected.push(
-                Problem::cell(&activity_column, k, source::unknown_prospect(k)).at(
-                    FileKind::Activities,
-                    &activity_file,
-                    a.line,
-                ),
-            );
+            rejected.push(Problem::cell(&activity_column, k, why).at(
+                FileKind::Activities,
+                &activity_file,
+                a.line,
+            ));
         }
     }
     let mut bad_transition: HashSet<u64> = HashSet::new();
     for t in &transitions {
-        if let Some(&i) = in_file.get(t.key.as_str())
-            && undated.contains(&prospects[i].line)
-        {
+        if let Some(why) = refused_deal(&t.key) {
             bad_transition.insert(t.line);
-            rejected.push(
-                Problem::cell(
-                    &transition_column,
-                    &t.key,
-                    format!(
-                        "its deal was rejected (line {} of {prospects_file})",
-                        prospects[i].line
-                    ),
-                )
-                .at(FileKind::Transitions, &transition_file, t.line),
-            );
-            continue;
-        }
-        if !in_file.contains_key(t.key.as_str()) && !present.contains(t.key.as_str()) {
-            bad_transition.insert(t.line);
-            rejected.push(
-                Problem::cell(&transition_column, &t.key, source::unknown_prospect(&t.key)).at(
-                    FileKind::Transitions,
-                    &transition_file,
-                    t.line,
-                ),
-            );
+            rejected.push(Problem::cell(&transition_column, &t.key, why).at(
+                FileKind::Transitions,
+                &transition_file,
+                t.line,
+            ));
         }
     }
     // The causes first, then the rows refused only because their deal was.
@@ -546,11 +515,8 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
 
 /// Whether a rejection is only a consequence of its deal's.
 fn dependent(r: &Rejection) -> bool {
-    r.reason.starts_with(DEPENDENT)
+    r.reason.starts_with(source::DEAL_REJECTED)
 }
-
-/// How a row refused only because its deal was refused begins its reason.
-pub const DEPENDENT: &str = "its deal was rejected";
 
 /// The largest request line the importer sends: under the daemon's default
 /// `--max-line` (1 MiB), with room for the JSON-RPC envelope.

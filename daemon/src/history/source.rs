@@ -1399,7 +1399,7 @@ pub fn read(
             Err(Problem::cell(
                 column,
                 key,
-                format!("its deal was rejected (line {line} of {prospects_file})"),
+                deal_rejected(*line, &prospects_file),
             ))
         } else if seen.contains_key(key) || existing(key) {
             Ok(())
@@ -1667,6 +1667,14 @@ pub fn read(
     src.rejected
         .sort_by(|a, b| a.file.cmp(&b.file).then(a.line.cmp(&b.line)));
     Ok(src)
+}
+
+/// How the reason of a row refused only because its deal was begins.
+pub const DEAL_REJECTED: &str = "its deal was rejected";
+
+/// Why a row is refused when its deal (at `line` of `file`) was.
+pub fn deal_rejected(line: u64, file: &str) -> String {
+    format!("{DEAL_REJECTED} (line {line} of {file})")
 }
 
 /// Why a row naming prospect `key` is refused when no row or record has it.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Ctx, ReadError, Reply, read, ready};
 use crate::engine::ActiveProcess;
 use crate::metrics::{self, Filter};
-use crate::model::{Millis, Status, TransitionKind};
+use crate::model::{Millis, Status};
 use crate::protocol::{NOT_FOUND, RpcError};
 use crate::store::{ProspectFilter, Store};
 
@@ -248,16 +248,11 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
         let mut won_amounts = Vec::new();
         // Outcomes an import recorded as the source had them, without this
         // process's criteria met.
+        // A closed prospect's last move is its close.
         let mut imported = [0u64; 2];
-        for (was_won, _, id) in &closed {
-            if ctx
-                .store
-                .transitions(*id)?
-                .iter()
-                .rev()
-                .find(|t| matches!(t.kind, TransitionKind::Won | TransitionKind::Lost))
-                .is_some_and(|t| t.imported)
-            {
+        let flags = ctx.store.last_move_imported(closed.iter().map(|c| c.2))?;
+        for ((was_won, _, _), flag) in closed.iter().zip(flags) {
+            if flag {
                 imported[usize::from(*was_won)] += 1;
             }
         }
