@@ -304,7 +304,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
-    let dir = tempfile::tempdir().unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    // STAGECOACH_BENCH_KEEP=dir keeps the generated files and databases
+    // there, to profile one side (`perf record` on the CLI or the daemon).
+    let kept = std::env::var_os("STAGECOACH_BENCH_KEEP").map(std::path::PathBuf::from);
+    let dir = kept.as_deref().unwrap_or(temp.path());
     println!(
         "import bench: {deals} deals, {} activities per deal; machine: {} cores; command: STAGECOACH_BENCH_DEALS={deals} cargo bench -p stagecoach --bench import",
         per_deal,
@@ -312,21 +316,16 @@ fn main() {
     );
     let started = Instant::now();
     let layouts = [
-        (
-            "hubspot (stage history)",
-            hubspot(dir.path(), deals, per_deal),
-        ),
-        (
-            "pipedrive (replayed)",
-            pipedrive(dir.path(), deals, per_deal),
-        ),
+        ("hubspot (stage history)", hubspot(dir, deals, per_deal)),
+        ("pipedrive (replayed)", pipedrive(dir, deals, per_deal)),
     ];
     println!(
         "generated the files in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     for (name, (d, a)) in &layouts {
-        let daemon_dir = dir.path().join(name.split(' ').next().unwrap());
+        let daemon_dir = dir.join(name.split(' ').next().unwrap());
+        let _ = std::fs::remove_dir_all(daemon_dir.join("data"));
         let (daemon, _conn) = BenchDaemon::start(&daemon_dir, PROCESS, &[]);
         let socket = daemon_dir.join("stagecoach.sock");
         let (dry, s) = import(&socket, d, a, &["--dry-run"]);

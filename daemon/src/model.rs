@@ -78,17 +78,31 @@ impl Serialize for Millis {
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Text(String),
+        /// Reads an integer or a text time straight from the input: no
+        /// buffering and no failed attempt per value (times are most of an
+        /// import's bytes).
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Millis;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a time: RFC 3339 text like `2026-07-01T09:30:00Z` or integer milliseconds",
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Millis, E> {
+                Ok(Millis(ms))
+            }
+            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Millis, E> {
+                i64::try_from(ms)
+                    .map(Millis)
+                    .map_err(|_| E::custom(format!("{ms} ms is out of range for a time")))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Millis, E> {
+                Millis::parse(text).map_err(E::custom)
+            }
         }
         if d.is_human_readable() {
-            match Raw::deserialize(d)? {
-                Raw::Int(ms) => Ok(Millis(ms)),
-                Raw::Text(t) => Millis::parse(&t).map_err(serde::de::Error::custom),
-            }
+            d.deserialize_any(Visitor)
         } else {
             i64::deserialize(d).map(Millis)
         }
