@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 use stagecoach::demo::Rng;
-use stagecoach::model::Millis;
+use stagecoach_types::model::Millis;
 
 use crate::support::{Daemon, bin};
 

@@ -11,13 +11,13 @@ use std::time::Instant;
 
 mod common;
 
-use stagecoach::clock::Clock;
-use stagecoach::engine::{ActiveProcess, NewActivity, NewProspect, WriteOp};
-use stagecoach::metrics::{self, Filter};
-use stagecoach::model::{Millis, TransitionKind};
-use stagecoach::process::Process;
-use stagecoach::store::Store;
-use stagecoach::writer::{Writer, WriterStats};
+use stagecoach_core::clock::Clock;
+use stagecoach_core::engine::{ActiveProcess, NewActivity, NewProspect, WriteOp};
+use stagecoach_core::metrics::{self, Filter};
+use stagecoach_core::process::Process;
+use stagecoach_core::store::Store;
+use stagecoach_core::writer::{Writer, WriterStats};
+use stagecoach_types::model::{Millis, TransitionKind};
 
 const STAGES: [&str; 5] = ["prospect", "connect", "research", "present", "close"];
 /// The prospect action that moves a prospect out of each stage.
@@ -333,7 +333,7 @@ fn main() {
     std::fs::create_dir_all(daemon_dir.join("data")).unwrap();
     std::fs::rename(
         dir.path().join("db.redb"),
-        stagecoach::server::database_path(&daemon_dir.join("data")),
+        stagecoach_server::server::database_path(&daemon_dir.join("data")),
     )
     .unwrap();
     println!();

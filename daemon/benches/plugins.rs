@@ -33,10 +33,10 @@ use serde_json::{Value, json};
 
 mod common;
 use common::BenchDaemon;
-use stagecoach::criteria::{ActivityFacts, Plugins, evaluate_stage};
-use stagecoach::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
-use stagecoach::plugins::{CallInput, Limits, PluginHost};
-use stagecoach::process::Process;
+use stagecoach_core::criteria::{ActivityFacts, Plugins, evaluate_stage};
+use stagecoach_core::process::Process;
+use stagecoach_plugin_host::{CallInput, Limits, PluginHost};
+use stagecoach_types::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

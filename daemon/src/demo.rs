@@ -16,8 +16,8 @@
 
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientError};
-use crate::model::Millis;
+use stagecoach_client::{Client, ClientError};
+use stagecoach_types::model::Millis;
 
 /// Reps and their skill: chance to take each next step, mean days per step.
 const REPS: [(&str, f64, f64); 6] = [
@@ -338,12 +338,13 @@ mod tests {
     fn the_mid_way_change_drops_one_criterion_of_the_default_process() {
         let text = include_str!("../../process.toml");
         let changed = changed_process(text).expect("the default process has the criterion");
-        let before = crate::process::Process::parse(text, "process.toml").unwrap();
-        let after = crate::process::Process::parse(&changed, "process.toml").unwrap();
-        let research = |p: &crate::process::Process| p.stage("research").unwrap().exit.len();
+        let before = stagecoach_core::process::Process::parse(text, "process.toml").unwrap();
+        let after = stagecoach_core::process::Process::parse(&changed, "process.toml").unwrap();
+        let research =
+            |p: &stagecoach_core::process::Process| p.stage("research").unwrap().exit.len();
         assert_eq!(research(&before), 2);
         assert_eq!(research(&after), 1);
-        let others = |p: &crate::process::Process| {
+        let others = |p: &stagecoach_core::process::Process| {
             p.stages
                 .iter()
                 .filter(|s| s.id != "research")

@@ -8,8 +8,8 @@ use clap::Parser;
 use stagecoach::cli::{
     Cli, Command, LogFormat, PluginCmd, discover_local, lint_file, plugin_local, run_client,
 };
-use stagecoach::clock::Clock;
-use stagecoach::{Limits, ServeConfig};
+use stagecoach_core::clock::Clock;
+use stagecoach_server::{Limits, ServeConfig};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(cli: &Cli, default_level: &str) {
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
                     cache_mib: *cache_mib,
                     quick_repair: *quick_repair,
                 };
-                stagecoach::run(config, shutdown_signal()).await?;
+                stagecoach_server::run(config, shutdown_signal()).await?;
                 Ok(())
             }
             Command::Plugin(cmd @ (PluginCmd::Build { .. } | PluginCmd::Run { .. })) => {

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientError};
-use crate::model::Millis;
+use stagecoach_client::{Client, ClientError};
+use stagecoach_types::model::Millis;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

@@ -10,11 +10,11 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 use super::{num, pct, table};
-use crate::client::Client;
 use crate::history::export::{Format, Table};
 use crate::history::import::{ImportOptions, Summary};
 use crate::history::source::{self, Files, Mapping};
-use crate::model::{Actor, Millis};
+use stagecoach_client::Client;
+use stagecoach_types::model::{Actor, Millis};
 
 /// How another system's columns and values map onto Stagecoach's.
 #[derive(Debug, Args)]
@@ -384,7 +384,7 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
     if let Some(path) = &args.process {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read `{}`", path.display()))?;
-        let process = crate::process::Process::parse(&text, &path.display().to_string())
+        let process = stagecoach_core::process::Process::parse(&text, &path.display().to_string())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (kind, decl) in &process.activities {
             if let Some(actor) = decl.actor {
@@ -404,14 +404,14 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
         deals.sort_by_key(|d| std::cmp::Reverse(d.closed));
         deals.truncate(last);
     }
-    let options = crate::rpc::history::options(
+    let options = stagecoach_core::discover::options(
         args.include_lost,
         Some(args.min_support),
         Some(args.min_share),
         None,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let found = crate::discover::discover(&deals, &options, Millis::now());
+    let found = stagecoach_core::discover::discover(&deals, &options, Millis::now());
     let mut found = json!(found);
     found["without_direction"] = json!(src.without_direction);
     emit(args, &found, as_json)

@@ -9,8 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value, json};
 
-use crate::client::Client;
-use crate::model::{FieldValue, Millis};
+use stagecoach_client::Client;
+use stagecoach_types::model::{FieldValue, Millis};
 
 mod history;
 pub use history::{DiscoverArgs, ExportArgs, ImportArgs, MappingArgs, discover_local};
@@ -73,7 +73,7 @@ pub enum Command {
         plugin_cache: Option<PathBuf>,
         /// Memory for the database's page cache, MiB (most of the daemon's
         /// memory at scale).
-        #[arg(long, env = "STAGECOACH_CACHE_MIB", default_value_t = crate::store::DEFAULT_CACHE_MIB)]
+        #[arg(long, env = "STAGECOACH_CACHE_MIB", default_value_t = stagecoach_core::store::DEFAULT_CACHE_MIB)]
         cache_mib: usize,
         /// Make every commit save what the check after a crash would
         /// rebuild: a second sync per commit, and a start after `kill -9`
@@ -339,7 +339,7 @@ pub enum PluginCmd {
         input: PathBuf,
         /// Which export to call [default: the first the plugin provides].
         #[arg(long, value_enum)]
-        call: Option<crate::plugins::build::Call>,
+        call: Option<crate::plugin_build::Call>,
         /// Fuel limit.
         #[arg(long, default_value_t = 10_000_000)]
         fuel: u64,
@@ -672,7 +672,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let params = strip_nulls(params);
     let result = match client.call(method, params).await {
         Ok(r) => r,
-        Err(crate::client::ClientError::Rpc(e)) => {
+        Err(stagecoach_client::ClientError::Rpc(e)) => {
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&json!({ "error": e }))?);
             }
@@ -1237,7 +1237,7 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| Millis(d.as_millis() as i64));
-    match crate::process::Process::parse(&text, &name) {
+    match stagecoach_core::process::Process::parse(&text, &name) {
         Err(invalid) => {
             if as_json {
                 println!(
@@ -1254,7 +1254,7 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
             );
         }
         Ok(process) => {
-            let warnings = crate::lint::lint(&process, Millis::now(), changed);
+            let warnings = stagecoach_core::lint::lint(&process, Millis::now(), changed);
             if as_json {
                 println!(
                     "{}",
@@ -1303,7 +1303,7 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
                     "no plugin crates found\nhint: pass the crate directories, or put them under ./plugins"
                 );
             }
-            let built = crate::plugins::build::build_crates(&dirs, out, target_dir)
+            let built = crate::plugin_build::build_crates(&dirs, out, target_dir)
                 .map_err(anyhow::Error::msg)?;
             for file in &built {
                 let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
@@ -1319,13 +1319,13 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             memory_mib,
             timeout_ms,
         } => {
-            let limits = crate::plugins::Limits {
+            let limits = stagecoach_plugin_host::Limits {
                 fuel: *fuel,
                 memory_mib: *memory_mib,
                 timeout_ms: *timeout_ms,
                 ..Default::default()
             };
-            let r = crate::plugins::build::run_fixture(file, input, *call, limits)
+            let r = crate::plugin_build::run_fixture(file, input, *call, limits)
                 .map_err(anyhow::Error::msg)?;
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

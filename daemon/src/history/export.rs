@@ -10,7 +10,7 @@ use std::io::Write;
 use clap::ValueEnum;
 use serde_json::{Value, json};
 
-use crate::client::Client;
+use stagecoach_client::Client;
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,10 +25,10 @@ use super::source::{
     self, FileKind, Files, Mapping, Problem, ProspectRow, Rejection, Source, SourceStage,
     UnusedColumn,
 };
-use crate::client::Client;
-use crate::engine::import::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
-use crate::model::{Actor, Millis, Status, TransitionKind};
-use crate::rpc::history::FIELDS_UPDATED;
+use stagecoach_client::Client;
+use stagecoach_core::engine::import::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
+use stagecoach_types::model::FIELDS_UPDATED;
+use stagecoach_types::model::{Actor, Millis, Status, TransitionKind};
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -540,7 +540,7 @@ struct Outbox<'c> {
     /// Which plan and piece each call is.
     owners: Vec<(usize, Part)>,
     bytes: usize,
-    in_flight: Option<(crate::client::Sent, Vec<(usize, Part)>)>,
+    in_flight: Option<(stagecoach_client::Sent, Vec<(usize, Part)>)>,
 }
 
 impl Outbox<'_> {
@@ -725,7 +725,7 @@ fn take(
     plan: &Plan,
     part: Part,
     prospects: &[ProspectRow],
-    answer: Result<Value, crate::protocol::RpcError>,
+    answer: Result<Value, stagecoach_types::protocol::RpcError>,
     files: &Files,
 ) {
     let row = plan.row.map(|i| &prospects[i]);

@@ -12,9 +12,9 @@ pub mod source;
 
 use std::collections::HashMap;
 
-use crate::discover::{Deal, Step};
-use crate::model::Actor;
 use source::Source;
+use stagecoach_core::discover::{Deal, Step};
+use stagecoach_types::model::Actor;
 
 /// Deals from CSV files read by [`source::read`], for discovery: won or
 /// lost as the source has it, or open (which only checks the draft). An
@@ -24,7 +24,7 @@ use source::Source;
 pub fn deals_from(src: &Source, declared: &HashMap<String, Actor>) -> Vec<Deal> {
     let mut steps: HashMap<&str, Vec<Step>> = HashMap::new();
     for a in &src.activities {
-        if a.kind == crate::rpc::history::FIELDS_UPDATED {
+        if a.kind == stagecoach_types::model::FIELDS_UPDATED {
             continue;
         }
         let actor = a
@@ -43,7 +43,7 @@ pub fn deals_from(src: &Source, declared: &HashMap<String, Actor>) -> Vec<Deal> 
         .iter()
         .map(|p| {
             let steps =
-                crate::rpc::history::sorted(steps.remove(p.key.as_str()).unwrap_or_default());
+                stagecoach_core::discover::sorted(steps.remove(p.key.as_str()).unwrap_or_default());
             let last = steps.last().map_or(p.created, |s| s.at);
             Deal {
                 key: p.external_id.clone(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{Actor, FieldValue, Millis};
+use stagecoach_types::model::{Actor, FieldValue, Millis};
 
 /// How another system's columns and values map onto Stagecoach's: from a
 /// small TOML file (`--mapping`) and/or flags. Anything not named is found

@@ -1,0 +1,883 @@
+//! The engine: every change to prospects, as operations applied inside the
+//! writer's transaction.
+//!
+//! Each operation first checks everything that can make it fail for the
+//! client (unknown prospect, unmet criteria, …) and only then writes, so an
+//! application error never leaves half a change in the batch. Storage errors
+//! abort the whole batch instead.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::criteria::{ActivityFacts, activity_kinds, all_met, evaluate_stage, needs_activities};
+use crate::process::{AdvanceMode, Process};
+use crate::store::{StoreError, Tables};
+use stagecoach_types::model::{
+    Activity, Actor, FieldValue, Fields, Millis, ProcessVersion, Prospect, ProspectId, Status,
+    Transition, TransitionKind, Verdict,
+};
+
+/// Refuses the request (an application error), writing nothing.
+macro_rules! refuse {
+    ($e:expr) => {
+        return Ok(Err($e))
+    };
+}
+
+pub mod import;
+
+/// A process version in force: what requests are evaluated against.
+#[derive(Debug)]
+pub struct ActiveProcess {
+    /// The version number stamped on transitions.
+    pub version: u64,
+    /// Content hash of `text`.
+    pub hash: String,
+    /// The file's text.
+    pub text: String,
+    /// When this version became active.
+    pub loaded_at: Millis,
+    /// The validated process.
+    pub process: Process,
+    /// Its plugins, loaded.
+    pub plugins: Arc<stagecoach_plugin_host::PluginSet>,
+}
+
+impl ActiveProcess {
+    /// The plugins, as criteria evaluation takes them.
+    pub fn plugin_context(&self) -> crate::criteria::Plugins<'_> {
+        crate::criteria::Plugins {
+            set: &self.plugins,
+            decls: &self.process.plugins,
+        }
+    }
+}
+
+/// What evaluating `stage` for prospect `id` needs to know of its activities.
+fn load_facts(
+    t: &Tables<'_>,
+    id: ProspectId,
+    stage: &crate::process::Stage,
+    plugins: &crate::criteria::Plugins<'_>,
+) -> Result<ActivityFacts, StoreError> {
+    let mut facts = t.activity_facts(id, &activity_kinds(stage))?;
+    if needs_activities(stage, plugins) {
+        facts.activities = t.activities(id)?;
+    }
+    Ok(facts)
+}
+
+pub use stagecoach_types::error::EngineError;
+
+/// A notification for `events.subscribe` clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The notification method (`prospect.moved`, `process.reloaded`, …).
+    pub method: &'static str,
+    /// Its parameters.
+    pub params: Value,
+}
+
+/// A change requested by a client.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// `prospect.import`: one prospect with its history, from another system.
+    Import(Box<import::ImportProspect>),
+    /// `prospect.create`.
+    CreateProspect(NewProspect),
+    /// `prospect.update`.
+    UpdateProspect(ProspectUpdate),
+    /// `activity.record`.
+    RecordActivity(NewActivity),
+    /// `prospect.advance`.
+    Advance {
+        /// The prospect.
+        id: ProspectId,
+        /// When; now if absent.
+        at: Millis,
+    },
+    /// `prospect.move`: forced, with a reason.
+    Move {
+        /// The prospect.
+        id: ProspectId,
+        /// The target stage.
+        to: String,
+        /// Why the criteria are overridden.
+        reason: String,
+        /// Who forced it.
+        by: Option<String>,
+        /// When.
+        at: Millis,
+    },
+    /// `prospect.close`.
+    Close {
+        /// The prospect.
+        id: ProspectId,
+        /// Won or lost.
+        outcome: Status,
+        /// Why (required in spirit for lost deals).
+        reason: Option<String>,
+        /// When.
+        at: Millis,
+    },
+    /// A new process version: store it, and move the prospects of renamed
+    /// or migrated stages; refused if a removed stage still holds prospects.
+    ApplyProcessVersion(Box<NewVersion>),
+    /// Re-evaluate every open prospect against the process in force.
+    Reevaluate {
+        /// When the moves happen.
+        at: Millis,
+    },
+}
+
+/// A process text that validated and should become the next version.
+#[derive(Debug)]
+pub struct NewVersion {
+    /// The file's text.
+    pub text: String,
+    /// Its content hash.
+    pub hash: String,
+    /// The file path.
+    pub path: String,
+    /// When it was loaded.
+    pub at: Millis,
+    /// The parsed process.
+    pub process: Process,
+    /// The version it replaces (none for the first).
+    pub previous: Option<Arc<ActiveProcess>>,
+}
+
+/// Parameters of `prospect.create`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProspect {
+    /// Person or deal name.
+    pub name: String,
+    /// Company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// Owning rep.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Initial fields.
+    #[serde(default)]
+    pub fields: Fields,
+    /// Starting stage; the first stage if absent.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Id in another system.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Creation time (imports); now if absent.
+    #[serde(default)]
+    pub at: Option<Millis>,
+}
+
+/// Parameters of `prospect.update`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProspectUpdate {
+    /// The prospect.
+    pub id: ProspectId,
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// New owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Fields to set; `null` removes a field.
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
+    /// When; now if absent.
+    #[serde(default)]
+    pub at: Option<Millis>,
+}
+
+/// Parameters of `activity.record`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewActivity {
+    /// The prospect.
+    pub prospect: ProspectId,
+    /// What happened.
+    pub kind: String,
+    /// Who did it; the declared actor of the kind, else `prospect`.
+    #[serde(default)]
+    pub actor: Option<Actor>,
+    /// When; now if absent.
+    #[serde(default)]
+    pub at: Option<Millis>,
+    /// Extra data.
+    #[serde(default)]
+    pub data: serde_json::Map<String, Value>,
+}
+
+/// What an operation produced: the JSON result and the events to publish
+/// once the batch is durable.
+pub(crate) type Applied = (Value, Vec<Event>);
+
+/// Applies one operation. The outer error aborts the batch; the inner one
+/// refuses only this request.
+pub(crate) fn apply(
+    t: &mut Tables<'_>,
+    process: &ActiveProcess,
+    op: &WriteOp,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    match op {
+        WriteOp::CreateProspect(p) => create(t, process, p, now),
+        WriteOp::UpdateProspect(u) => update(t, process, u, now),
+        WriteOp::RecordActivity(a) => record(t, process, a, now),
+        WriteOp::Advance { id, at } => advance(t, process, *id, *at),
+        WriteOp::Move {
+            id,
+            to,
+            reason,
+            by,
+            at,
+        } => force_move(t, process, *id, to, reason, by.as_deref(), *at),
+        WriteOp::Close {
+            id,
+            outcome,
+            reason,
+            at,
+        } => close(t, process, *id, *outcome, reason.as_deref(), *at),
+        WriteOp::ApplyProcessVersion(v) => apply_version(t, v),
+        WriteOp::Reevaluate { at } => reevaluate(t, process, *at),
+        WriteOp::Import(p) => import::apply(t, process, p),
+    }
+}
+
+fn unknown_stage(process: &Process, stage: &str) -> EngineError {
+    EngineError::UnknownStage {
+        stage: stage.to_string(),
+        known: process
+            .stages
+            .iter()
+            .map(|s| format!("`{}`", s.id))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+fn load_open(t: &Tables<'_>, id: ProspectId) -> Result<Result<Prospect, EngineError>, StoreError> {
+    Ok(match t.prospect(id)? {
+        None => Err(EngineError::ProspectNotFound(id)),
+        Some(p) if p.status != Status::Open => Err(EngineError::Closed {
+            id,
+            status: p.status.as_str(),
+        }),
+        Some(p) => Ok(p),
+    })
+}
+
+fn create(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    new: &NewProspect,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let process = &active.process;
+    if new.name.trim().is_empty() {
+        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+    }
+    let stage = match &new.stage {
+        Some(s) => match process.stage(s) {
+            Some(stage) => stage,
+            None => refuse!(unknown_stage(process, s)),
+        },
+        None => process.first_stage(),
+    };
+    if let Some(ext) = &new.external_id
+        && let Some(id) = t.prospect_by_external_id(ext)?
+    {
+        refuse!(EngineError::ExternalIdTaken {
+            external_id: ext.clone(),
+            id,
+        });
+    }
+    let at = new.at.unwrap_or(now);
+    let id = t.ids.prospect;
+    t.ids.prospect += 1;
+    let mut prospect = Prospect {
+        id,
+        external_id: new.external_id.clone(),
+        name: new.name.clone(),
+        company: new.company.clone(),
+        owner: new.owner.clone(),
+        fields: new.fields.clone(),
+        stage: stage.id.clone(),
+        status: Status::Open,
+        created_at: at,
+        stage_entered_at: at,
+        last_activity_at: at,
+        closed_at: None,
+        owner_since: None,
+    };
+    let mut moves = vec![transition(
+        t,
+        active,
+        &prospect,
+        None,
+        &stage.id,
+        at,
+        TransitionKind::Created,
+    )];
+    moves.extend(cascade(t, active, &mut prospect, at, None)?);
+    save(t, None, &prospect, &moves, at)?;
+    let events = moved_events(&prospect, &moves);
+    let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
+    result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
+    Ok(Ok((result, events)))
+}
+
+fn update(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    u: &ProspectUpdate,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match t.prospect(u.id)? {
+        Some(p) => p,
+        None => refuse!(EngineError::ProspectNotFound(u.id)),
+    };
+    let mut set = Fields::new();
+    let mut removed = Vec::new();
+    for (key, value) in &u.fields {
+        match value {
+            Value::Null => removed.push(key.clone()),
+            other => match serde_json::from_value::<FieldValue>(other.clone()) {
+                Ok(v) => {
+                    set.insert(key.clone(), v);
+                }
+                Err(_) => refuse!(EngineError::Invalid(format!(
+                    "field `{key}` must be a string, number, boolean or null, not {other}"
+                ))),
+            },
+        }
+    }
+    if u.name.as_ref().is_some_and(|n| n.trim().is_empty()) {
+        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+    }
+    let at = u.at.unwrap_or(now);
+    let mut prospect = old.clone();
+    let mut changes = serde_json::Map::new();
+    if let Some(name) = &u.name {
+        prospect.name = name.clone();
+        changes.insert("name".into(), json!(name));
+    }
+    if let Some(company) = &u.company {
+        prospect.company = Some(company.clone());
+        changes.insert("company".into(), json!(company));
+    }
+    if let Some(owner) = &u.owner
+        && prospect.owner.as_ref() != Some(owner)
+    {
+        prospect.owner_since = Some(at.max(prospect.earliest_move()));
+        prospect.owner = Some(owner.clone());
+        changes.insert("owner".into(), json!(owner));
+    }
+    for (k, v) in &set {
+        prospect.fields.insert(k.clone(), v.clone());
+    }
+    for k in &removed {
+        prospect.fields.remove(k);
+    }
+    if !set.is_empty() {
+        changes.insert("fields".into(), json!(set));
+    }
+    if !removed.is_empty() {
+        changes.insert("removed".into(), json!(removed));
+    }
+    // Field changes are history too: record them in the activity log.
+    let activity = Activity {
+        id: t.ids.activity,
+        prospect: prospect.id,
+        kind: stagecoach_types::model::FIELDS_UPDATED.into(),
+        actor: Actor::Rep,
+        at,
+        data: changes,
+    };
+    t.ids.activity += 1;
+    t.insert_activity(&activity)?;
+    prospect.last_activity_at = prospect.last_activity_at.max(at);
+    let moves = if prospect.status == Status::Open {
+        cascade(t, active, &mut prospect, at, Some(activity.id))?
+    } else {
+        Vec::new()
+    };
+    save(t, Some(&old), &prospect, &moves, at)?;
+    let events = moved_events(&prospect, &moves);
+    let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
+    result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
+    Ok(Ok((result, events)))
+}
+
+fn record(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    a: &NewActivity,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    if a.kind.trim().is_empty() {
+        refuse!(EngineError::Invalid("`kind` must not be empty".into()));
+    }
+    let old = match t.prospect(a.prospect)? {
+        Some(p) => p,
+        None => refuse!(EngineError::ProspectNotFound(a.prospect)),
+    };
+    let actor = a.actor.unwrap_or_else(|| {
+        active
+            .process
+            .activities
+            .get(&a.kind)
+            .and_then(|k| k.actor)
+            .unwrap_or(Actor::Prospect)
+    });
+    let activity = Activity {
+        id: t.ids.activity,
+        prospect: a.prospect,
+        kind: a.kind.clone(),
+        actor,
+        at: a.at.unwrap_or(now),
+        data: a.data.clone(),
+    };
+    t.ids.activity += 1;
+    t.insert_activity(&activity)?;
+    let mut prospect = old.clone();
+    prospect.last_activity_at = prospect.last_activity_at.max(activity.at);
+    let moves = if prospect.status == Status::Open {
+        cascade(t, active, &mut prospect, activity.at, Some(activity.id))?
+    } else {
+        Vec::new()
+    };
+    save(t, Some(&old), &prospect, &moves, activity.at)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((
+        json!({ "activity": activity, "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
+}
+
+fn advance(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    id: ProspectId,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match load_open(t, id)? {
+        Ok(p) => p,
+        Err(e) => refuse!(e),
+    };
+    let process = &active.process;
+    let Some(index) = process.stage_index(&old.stage) else {
+        refuse!(unknown_stage(process, &old.stage));
+    };
+    let stage = &process.stages[index];
+    let facts = load_facts(t, id, stage, &active.plugin_context())?;
+    let as_of = at.max(old.earliest_move());
+    let verdicts = evaluate_stage(stage, &old, &facts, as_of, active.plugin_context());
+    if !all_met(&verdicts) {
+        refuse!(unmet(id, &stage.id, verdicts));
+    }
+    let mut prospect = old.clone();
+    let mut moves = vec![step(t, active, &mut prospect, index, as_of, verdicts, None)];
+    moves.extend(cascade(t, active, &mut prospect, as_of, None)?);
+    save(t, Some(&old), &prospect, &moves, as_of)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((
+        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
+}
+
+fn force_move(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    id: ProspectId,
+    to: &str,
+    reason: &str,
+    by: Option<&str>,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    if reason.trim().is_empty() {
+        refuse!(EngineError::Invalid(
+            "a forced move needs a `reason`: it overrides the exit criteria".into()
+        ));
+    }
+    let old = match load_open(t, id)? {
+        Ok(p) => p,
+        Err(e) => refuse!(e),
+    };
+    if active.process.stage(to).is_none() {
+        refuse!(unknown_stage(&active.process, to));
+    }
+    if old.stage == to {
+        refuse!(EngineError::Invalid(format!(
+            "prospect {id} is already in `{to}`"
+        )));
+    }
+    let at = at.max(old.earliest_move());
+    let mut prospect = old.clone();
+    let mut tr = transition(
+        t,
+        active,
+        &prospect,
+        Some(&old.stage),
+        to,
+        at,
+        TransitionKind::Forced,
+    );
+    tr.reason = Some(reason.to_string());
+    tr.by = by.map(str::to_string);
+    prospect.stage = to.to_string();
+    prospect.stage_entered_at = at;
+    let moves = vec![tr];
+    save(t, Some(&old), &prospect, &moves, at)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((
+        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
+}
+
+fn close(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    id: ProspectId,
+    outcome: Status,
+    reason: Option<&str>,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match load_open(t, id)? {
+        Ok(p) => p,
+        Err(e) => refuse!(e),
+    };
+    let process = &active.process;
+    let at = at.max(old.earliest_move());
+    let (kind, verdicts) = match outcome {
+        Status::Open => refuse!(EngineError::Invalid(
+            "`outcome` must be `won` or `lost`".into()
+        )),
+        Status::Lost => (TransitionKind::Lost, Vec::new()),
+        Status::Won => {
+            let last = process.stages.last().expect("a process has stages");
+            if old.stage != last.id {
+                refuse!(EngineError::NotInLastStage {
+                    id,
+                    stage: old.stage.clone(),
+                    last: last.id.clone(),
+                });
+            }
+            let facts = load_facts(t, id, last, &active.plugin_context())?;
+            let verdicts = evaluate_stage(last, &old, &facts, at, active.plugin_context());
+            if !all_met(&verdicts) {
+                refuse!(unmet(id, &last.id, verdicts));
+            }
+            (TransitionKind::Won, verdicts)
+        }
+    };
+    let mut prospect = old.clone();
+    let mut tr = transition(
+        t,
+        active,
+        &prospect,
+        Some(&old.stage),
+        outcome.as_str(),
+        at,
+        kind,
+    );
+    tr.verdicts = verdicts;
+    tr.reason = reason.map(str::to_string);
+    prospect.status = outcome;
+    prospect.closed_at = Some(at);
+    let moves = vec![tr];
+    save(t, Some(&old), &prospect, &moves, at)?;
+    let events = moved_events(&prospect, &moves);
+    Ok(Ok((
+        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        events,
+    )))
+}
+
+fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
+    let total = verdicts.len();
+    let unmet: Vec<Verdict> = verdicts.into_iter().filter(|v| !v.met).collect();
+    if total == 0 {
+        return EngineError::CriteriaUnmet {
+            id,
+            stage: stage.to_string(),
+            unmet: vec![Verdict {
+                question: "Does the stage define exit criteria?".into(),
+                met: false,
+                reason: format!(
+                    "stage `{stage}` has no exit criteria; use `prospect.move` with a reason"
+                ),
+            }],
+            total: 1,
+        };
+    }
+    EngineError::CriteriaUnmet {
+        id,
+        stage: stage.to_string(),
+        unmet,
+        total,
+    }
+}
+
+/// Builds a transition with a fresh id (written by [`save`]).
+fn transition(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &Prospect,
+    from: Option<&str>,
+    to: &str,
+    at: Millis,
+    kind: TransitionKind,
+) -> Transition {
+    let id = t.ids.transition;
+    t.ids.transition += 1;
+    Transition {
+        id,
+        prospect: prospect.id,
+        from: from.map(str::to_string),
+        to: to.to_string(),
+        at,
+        process_version: active.version,
+        kind,
+        verdicts: Vec::new(),
+        reason: None,
+        by: None,
+        activity: None,
+        imported: false,
+    }
+}
+
+/// Moves `prospect` out of stage `index` because its criteria are met:
+/// to the next stage, or won from the last one.
+fn step(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    index: usize,
+    at: Millis,
+    verdicts: Vec<Verdict>,
+    cause: Option<u64>,
+) -> Transition {
+    let stages = &active.process.stages;
+    let from = stages[index].id.clone();
+    let (to, kind) = match stages.get(index + 1) {
+        Some(next) => (next.id.as_str(), TransitionKind::Advanced),
+        None => ("won", TransitionKind::Won),
+    };
+    let mut tr = transition(t, active, prospect, Some(&from), to, at, kind);
+    tr.verdicts = verdicts;
+    tr.activity = cause;
+    if kind == TransitionKind::Won {
+        prospect.status = Status::Won;
+        prospect.closed_at = Some(at);
+    } else {
+        prospect.stage = to.to_string();
+        prospect.stage_entered_at = at;
+    }
+    tr
+}
+
+/// Moves the prospect on while its stage advances automatically and every
+/// exit criterion is met. Each stage is left at most once, so this ends.
+fn cascade(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    at: Millis,
+    cause: Option<u64>,
+) -> Result<Vec<Transition>, StoreError> {
+    cascade_to(t, active, prospect, at, cause, true)
+}
+
+/// [`cascade`], optionally stopping in the last stage instead of closing
+/// won: a replayed import never wins a prospect its source has open or lost.
+fn cascade_to(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    at: Millis,
+    cause: Option<u64>,
+    win: bool,
+) -> Result<Vec<Transition>, StoreError> {
+    let mut moves = Vec::new();
+    while prospect.status == Status::Open {
+        let Some(index) = active.process.stage_index(&prospect.stage) else {
+            break;
+        };
+        let stage = &active.process.stages[index];
+        if stage.advance == AdvanceMode::Manual {
+            break;
+        }
+        if !win && index + 1 == active.process.stages.len() {
+            break;
+        }
+        let as_of = at.max(prospect.earliest_move());
+        let facts = load_facts(t, prospect.id, stage, &active.plugin_context())?;
+        let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
+        if !all_met(&verdicts) {
+            break;
+        }
+        moves.push(step(t, active, prospect, index, as_of, verdicts, cause));
+    }
+    Ok(moves)
+}
+
+/// Writes the prospect and its moves, with the metrics that follow them;
+/// `at` dates changes that are not moves (an owner change).
+fn save(
+    t: &mut Tables<'_>,
+    old: Option<&Prospect>,
+    new: &Prospect,
+    moves: &[Transition],
+    at: Millis,
+) -> Result<(), StoreError> {
+    for m in moves {
+        t.insert_transition(m)?;
+    }
+    t.metrics.record(old, new, moves, at)?;
+    t.put_prospect(old, new)
+}
+
+fn moved_events(prospect: &Prospect, moves: &[Transition]) -> Vec<Event> {
+    moves
+        .iter()
+        .filter(|m| m.kind != TransitionKind::Created)
+        .map(|m| Event {
+            method: "prospect.moved",
+            params: json!({
+                "prospect": { "id": prospect.id, "name": prospect.name, "owner": prospect.owner },
+                "transition": m,
+            }),
+        })
+        .collect()
+}
+
+/// Shared handle to the process version in force.
+pub type ProcessHandle = Arc<std::sync::RwLock<Arc<ActiveProcess>>>;
+
+fn apply_version(
+    t: &mut Tables<'_>,
+    v: &NewVersion,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let new = &v.process;
+    // Where each stage that is not in the new process goes.
+    let mut renames: Vec<(String, String)> = Vec::new();
+    let mut migrations: Vec<(String, String)> = Vec::new();
+    let mut orphans: Vec<(String, usize)> = Vec::new();
+    for stage in t.stages_with_open_prospects()? {
+        if new.stage(&stage).is_some() {
+            continue;
+        }
+        if let Some(target) = new.stages.iter().find(|s| s.renamed_from.contains(&stage)) {
+            renames.push((stage, target.id.clone()));
+        } else if let Some(target) = new.migrate.get(&stage) {
+            migrations.push((stage, target.clone()));
+        } else {
+            let n = t.open_in_stage(&stage)?.len();
+            orphans.push((stage, n));
+        }
+    }
+    if !orphans.is_empty() {
+        refuse!(EngineError::OrphanedStages(orphans));
+    }
+    let number = t.ids.process_version;
+    t.ids.process_version += 1;
+    t.insert_process_version(&ProcessVersion {
+        number,
+        hash: v.hash.clone(),
+        text: v.text.clone(),
+        loaded_at: v.at,
+        path: v.path.clone(),
+    })?;
+    let stamp = ActiveProcess {
+        version: number,
+        hash: v.hash.clone(),
+        text: String::new(),
+        loaded_at: v.at,
+        process: new.clone(),
+        plugins: Default::default(),
+    };
+    let mut renamed = 0;
+    for (from, to) in &renames {
+        t.metrics.alias(from, to)?;
+        for id in t.open_in_stage(from)? {
+            let Some(old) = t.prospect(id)? else { continue };
+            let mut p = old.clone();
+            // The same stage under a new id: the stay continues.
+            p.stage = to.clone();
+            t.metrics.record(Some(&old), &p, &[], v.at)?;
+            t.put_prospect(Some(&old), &p)?;
+            renamed += 1;
+        }
+    }
+    let mut migrated = 0;
+    let mut events = Vec::new();
+    for (from, to) in &migrations {
+        for id in t.open_in_stage(from)? {
+            let Some(old) = t.prospect(id)? else { continue };
+            let mut p = old.clone();
+            let at = v.at.max(old.earliest_move());
+            let mut tr = transition(t, &stamp, &p, Some(from), to, at, TransitionKind::Forced);
+            tr.reason = Some(format!(
+                "process version {number} removed stage `{from}` and migrated its prospects to `{to}`"
+            ));
+            tr.by = Some(v.path.clone());
+            p.stage = to.clone();
+            p.stage_entered_at = at;
+            let moves = vec![tr];
+            save(t, Some(&old), &p, &moves, at)?;
+            events.extend(moved_events(&p, &moves));
+            migrated += 1;
+        }
+    }
+    Ok(Ok((
+        json!({ "version": number, "renamed": renamed, "migrated": migrated }),
+        events,
+    )))
+}
+
+fn reevaluate(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    at: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let mut evaluated = 0;
+    let mut moved = 0;
+    let mut transitions = 0;
+    let mut events = Vec::new();
+    // Collect first: prospects moving on must not be evaluated twice.
+    let mut ids = Vec::new();
+    for stage in &active.process.stages {
+        ids.extend(t.open_in_stage(&stage.id)?);
+    }
+    {
+        for id in ids {
+            let Some(old) = t.prospect(id)? else { continue };
+            evaluated += 1;
+            let mut p = old.clone();
+            let moves = cascade(t, active, &mut p, at, None)?;
+            if moves.is_empty() {
+                continue;
+            }
+            moved += 1;
+            transitions += moves.len();
+            save(t, Some(&old), &p, &moves, at)?;
+            events.extend(moved_events(&p, &moves));
+        }
+    }
+    Ok(Ok((
+        json!({ "evaluated": evaluated, "moved": moved, "transitions": transitions, "process_version": active.version }),
+        events,
+    )))
+}

@@ -1,0 +1,603 @@
+//! `prospect.import`: one prospect and its history from another system,
+//! written in one operation.
+//!
+//! The source's facts win over the replay:
+//! - **Outcomes are facts.** A deal the source has as won is won at its
+//!   close date, lost is lost at its lost date with its reason, open stays
+//!   open. An automatic cascade during the replay never closes a prospect
+//!   won; only the source's outcome does.
+//! - **Where the source has stage history** (dated moves), the prospect's
+//!   transitions are those moves, marked [`Transition::imported`], and the
+//!   activities come in at their own times without criteria being applied
+//!   to what the source already decided.
+//! - **Without stage history**, activities are replayed in time order and
+//!   the exit criteria move the prospect as if the history had happened
+//!   here. A won outcome whose last-stage criteria the replay does not meet
+//!   is recorded anyway, marked imported, with the criteria that were unmet.
+//!
+//! The operation is idempotent by external id: run again (a newer export),
+//! it adds the activities not yet present (same kind and time), the moves
+//! after the prospect's current stay, and the outcome if it is still open.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    ActiveProcess, Applied, EngineError, cascade_to, load_facts, moved_events, save, transition,
+    unknown_stage,
+};
+use crate::criteria::{all_met, evaluate_stage};
+use crate::store::{StoreError, Tables};
+use stagecoach_types::model::{
+    Activity, Actor, Fields, Millis, Prospect, Status, Transition, TransitionKind, Verdict,
+};
+
+/// Parameters of `prospect.import`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportProspect {
+    /// The id in the source system: what makes the import idempotent.
+    pub external_id: String,
+    /// Deal or person name.
+    pub name: String,
+    /// Company.
+    #[serde(default)]
+    pub company: Option<String>,
+    /// Owning rep.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Fields.
+    #[serde(default)]
+    pub fields: Fields,
+    /// When the source created it.
+    pub created_at: Millis,
+    /// Its activities, in any order.
+    #[serde(default)]
+    pub activities: Vec<ImportActivity>,
+    /// The source's dated stage history, if it has one: where the prospect
+    /// was created (the first entry) and every later move, `won`/`lost`
+    /// included. When present, the exit criteria are not re-applied.
+    #[serde(default)]
+    pub history: Vec<ImportMove>,
+    /// The source's outcome: absent for an open deal.
+    #[serde(default)]
+    pub outcome: Option<ImportOutcome>,
+    /// Where the source says an open deal stands (a stage id).
+    #[serde(default)]
+    pub source_stage: Option<String>,
+    /// Move an open deal to `source_stage` when the replay leaves it
+    /// elsewhere (a forced move, marked imported).
+    #[serde(default)]
+    pub trust_source_stage: bool,
+}
+
+/// One activity of an imported prospect.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportActivity {
+    /// What happened.
+    pub kind: String,
+    /// Who did it; when absent, the kind's declared actor, else the rep's
+    /// (an import invents no prospect actions).
+    #[serde(default)]
+    pub actor: Option<Actor>,
+    /// When.
+    pub at: Millis,
+    /// Anything else.
+    #[serde(default)]
+    pub data: serde_json::Map<String, Value>,
+}
+
+/// One dated move of the source's stage history.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportMove {
+    /// The stage entered, or `won` / `lost`.
+    pub to: String,
+    /// When.
+    pub at: Millis,
+    /// The kind, when the source records it (a Stagecoach export);
+    /// otherwise derived from the stages' order.
+    #[serde(default)]
+    pub kind: Option<TransitionKind>,
+    /// A reason (lost reason, forced-move reason).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who forced it.
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Whether the move is marked imported (default true; a Stagecoach
+    /// export carries its own flag).
+    #[serde(default = "yes")]
+    pub imported: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The source's outcome for a closed deal.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportOutcome {
+    /// `won` or `lost`.
+    pub status: Status,
+    /// When it closed.
+    pub at: Millis,
+    /// Why (lost reason).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The source gives only the day (`at` is its midnight): the
+    /// activities of that day are replayed before the close.
+    #[serde(default)]
+    pub whole_day: bool,
+}
+
+/// A won outcome recorded without the exit criteria met.
+#[derive(Debug, Clone, Serialize)]
+struct Unearned {
+    /// The stage it closed from.
+    stage: String,
+    /// The criteria of that stage that were not met.
+    unmet: Vec<Verdict>,
+}
+
+/// What the replay did where the source disagrees, for the summary.
+#[derive(Debug, Clone, Serialize)]
+struct Difference {
+    source: String,
+    here: String,
+    reason: String,
+}
+
+/// Applies one `prospect.import`.
+pub(crate) fn apply(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    p: &ImportProspect,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let process = &active.process;
+    // Check everything the client can get wrong before writing anything.
+    if p.name.trim().is_empty() {
+        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+    }
+    if p.external_id.trim().is_empty() {
+        refuse!(EngineError::Invalid(
+            "`external_id` must not be empty".into()
+        ));
+    }
+    for m in &p.history {
+        if m.to != "won" && m.to != "lost" && process.stage(&m.to).is_none() {
+            refuse!(unknown_stage(process, &m.to));
+        }
+    }
+    if let Some(s) = &p.source_stage
+        && process.stage(s).is_none()
+    {
+        refuse!(unknown_stage(process, s));
+    }
+    if p.outcome.as_ref().is_some_and(|o| o.status == Status::Open) {
+        refuse!(EngineError::Invalid(
+            "`outcome.status` must be `won` or `lost`".into()
+        ));
+    }
+    if p.activities.iter().any(|a| a.kind.trim().is_empty()) {
+        refuse!(EngineError::Invalid(
+            "an activity `kind` must not be empty".into()
+        ));
+    }
+
+    let mut moves: Vec<Transition> = Vec::new();
+    let (old, mut prospect, known) = match t.prospect_by_external_id(&p.external_id)? {
+        Some(id) => {
+            let Some(old) = t.prospect(id)? else {
+                return Err(StoreError::Corrupt {
+                    what: "external id",
+                    key: p.external_id.clone(),
+                    message: format!("names prospect {id}, which is missing"),
+                });
+            };
+            let known: HashSet<(String, i64)> = t
+                .activities(id)?
+                .into_iter()
+                .map(|a| (a.kind, a.at.0))
+                .collect();
+            (Some(old.clone()), old, known)
+        }
+        None => {
+            let first = p
+                .history
+                .iter()
+                .min_by_key(|m| m.at)
+                .filter(|m| process.stage(&m.to).is_some())
+                .map_or_else(|| process.first_stage().id.clone(), |m| m.to.clone());
+            let id = t.ids.prospect;
+            t.ids.prospect += 1;
+            let at = p.created_at;
+            let prospect = Prospect {
+                id,
+                external_id: Some(p.external_id.clone()),
+                name: p.name.clone(),
+                company: p.company.clone(),
+                owner: p.owner.clone(),
+                fields: p.fields.clone(),
+                stage: first.clone(),
+                status: Status::Open,
+                created_at: at,
+                stage_entered_at: at,
+                last_activity_at: at,
+                closed_at: None,
+                owner_since: None,
+            };
+            moves.push(transition(
+                t,
+                active,
+                &prospect,
+                None,
+                &first,
+                at,
+                TransitionKind::Created,
+            ));
+            (None, prospect, HashSet::new())
+        }
+    };
+    let created = old.is_none();
+    // Owner changes (a Stagecoach export's `fields_updated` activities)
+    // split the history: what came before is saved under the old owner.
+    let mut segment = Segment {
+        old: old.clone(),
+        saved: 0,
+    };
+
+    // Activities not yet present, in time order.
+    let mut activities: Vec<&ImportActivity> = p
+        .activities
+        .iter()
+        .filter(|a| !known.contains(&(a.kind.clone(), a.at.0)))
+        .collect();
+    activities.sort_by_key(|a| a.at);
+    let present = p.activities.len() - activities.len();
+
+    let mut unearned: Option<Unearned> = None;
+    let mut difference: Option<Difference> = None;
+    let mut forced = false;
+    if !p.history.is_empty() {
+        // The source decided the moves: write them as it dated them, with
+        // the activities in between in time order (an owner change takes
+        // effect at its own time; at the same instant, moves go first).
+        let mut history: Vec<&ImportMove> = p.history.iter().collect();
+        // Stable: moves at the same time keep their order.
+        history.sort_by_key(|m| m.at);
+        // The first entry, when it is a stage, is where the deal was created.
+        let skip_first = usize::from(
+            created
+                && history
+                    .first()
+                    .is_some_and(|m| process.stage(&m.to).is_some()),
+        );
+        let mut pending_moves = history.into_iter().skip(skip_first).peekable();
+        let mut pending_activities = activities.iter().peekable();
+        loop {
+            let move_first = match (pending_moves.peek(), pending_activities.peek()) {
+                (Some(m), Some(a)) => m.at <= a.at,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if !move_first {
+                let a = pending_activities.next().expect("peeked");
+                owner_change(t, &mut segment, &mut prospect, &moves, a)?;
+                insert(t, active, &mut prospect, a)?;
+                continue;
+            }
+            let m = pending_moves.next().expect("peeked");
+            if prospect.status != Status::Open || m.to == prospect.stage {
+                continue;
+            }
+            if !created && m.at < prospect.stage_entered_at {
+                continue;
+            }
+            moves.push(dated_move(t, active, &mut prospect, m));
+        }
+        if let Some(o) = &p.outcome
+            && prospect.status == Status::Open
+        {
+            let m = ImportMove {
+                to: o.status.as_str().to_string(),
+                at: o.at,
+                kind: None,
+                reason: o.reason.clone(),
+                by: None,
+                imported: true,
+            };
+            moves.push(dated_move(t, active, &mut prospect, &m));
+        }
+    } else {
+        // Replay: the criteria move it, up to the last stage; the source's
+        // outcome closes it at its own time.
+        if created {
+            let at = prospect.created_at;
+            moves.extend(cascade_to(t, active, &mut prospect, at, None, false)?);
+        }
+        // When the close comes in the replay: a close known only by its day
+        // comes after that day's activities.
+        let close_at = p.outcome.as_ref().map(|o| {
+            if o.whole_day {
+                Millis(o.at.0 + Millis::DAY - 1)
+            } else {
+                o.at
+            }
+        });
+        let mut pending = activities.into_iter().peekable();
+        loop {
+            let next_at = pending.peek().map(|a| a.at);
+            let close_now = prospect.status == Status::Open
+                && close_at.is_some_and(|c| next_at.is_none_or(|n| c < n));
+            if close_now {
+                let o = p
+                    .outcome
+                    .as_ref()
+                    .expect("a close time comes from an outcome");
+                let (m, u) = close(t, active, &mut prospect, o)?;
+                unearned = u;
+                moves.push(m);
+                continue;
+            }
+            let Some(a) = pending.next() else { break };
+            owner_change(t, &mut segment, &mut prospect, &moves, a)?;
+            let id = insert(t, active, &mut prospect, a)?;
+            if prospect.status == Status::Open {
+                moves.extend(cascade_to(t, active, &mut prospect, a.at, Some(id), false)?);
+            }
+        }
+        if let (Some(o), Status::Open) = (&p.outcome, prospect.status) {
+            // Already past its close time when this run began (a re-run).
+            let (m, u) = close(t, active, &mut prospect, o)?;
+            unearned = u;
+            moves.push(m);
+        }
+        if prospect.status == Status::Open
+            && let Some(source) = &p.source_stage
+            && *source != prospect.stage
+        {
+            if p.trust_source_stage {
+                let at = prospect.last_activity_at.max(prospect.earliest_move());
+                let m = ImportMove {
+                    to: source.clone(),
+                    at,
+                    kind: Some(TransitionKind::Forced),
+                    reason: Some(format!(
+                        "imported: `{source}` in the source system; the recorded activities do not meet the exit criteria in between"
+                    )),
+                    by: Some("import".into()),
+                    imported: true,
+                };
+                moves.push(dated_move(t, active, &mut prospect, &m));
+                forced = true;
+            } else {
+                difference = Some(Difference {
+                    source: source.clone(),
+                    here: prospect.stage.clone(),
+                    reason: "the recorded activities do not meet the exit criteria in between (--trust-source-stage moves it there, as a forced move marked imported)".into(),
+                });
+            }
+        }
+    }
+
+    let at = moves.last().map_or(prospect.last_activity_at, |m| m.at);
+    save(
+        t,
+        segment.old.as_ref(),
+        &prospect,
+        &moves[segment.saved..],
+        at,
+    )?;
+    let events = moved_events(&prospect, &moves);
+    let new_moves = moves
+        .iter()
+        .filter(|m| m.kind != TransitionKind::Created)
+        .count();
+    Ok(Ok((
+        json!({
+            "id": prospect.id,
+            "created": created,
+            "stage": prospect.stage,
+            "status": prospect.status,
+            "activities": p.activities.len() - present,
+            "activities_present": present,
+            "moves": new_moves,
+            "imported_moves": moves.iter().filter(|m| m.imported).count(),
+            "unearned": unearned,
+            "forced": forced,
+            "difference": difference,
+        }),
+        events,
+    )))
+}
+
+/// Where the last save left the prospect: the state it was saved in, and
+/// how many moves were saved with it.
+struct Segment {
+    old: Option<Prospect>,
+    saved: usize,
+}
+
+/// When `a` records a change of owner (a Stagecoach export's
+/// `fields_updated` with `owner`), saves what came before under the old
+/// owner and makes the new one the owner from `a`'s time, as
+/// `prospect.update` would have.
+fn owner_change(
+    t: &mut Tables<'_>,
+    segment: &mut Segment,
+    prospect: &mut Prospect,
+    moves: &[Transition],
+    a: &ImportActivity,
+) -> Result<(), StoreError> {
+    if a.kind != stagecoach_types::model::FIELDS_UPDATED {
+        return Ok(());
+    }
+    let Some(owner) = a.data.get("owner").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if prospect.owner.as_deref() == Some(owner) {
+        return Ok(());
+    }
+    save(
+        t,
+        segment.old.as_ref(),
+        prospect,
+        &moves[segment.saved..],
+        a.at.max(prospect.earliest_move()),
+    )?;
+    segment.saved = moves.len();
+    segment.old = Some(prospect.clone());
+    prospect.owner_since = Some(a.at.max(prospect.earliest_move()));
+    prospect.owner = Some(owner.to_string());
+    Ok(())
+}
+
+/// Records one activity (no criteria applied here) and returns its id.
+fn insert(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    a: &ImportActivity,
+) -> Result<u64, StoreError> {
+    let actor = a.actor.unwrap_or_else(|| {
+        active
+            .process
+            .activities
+            .get(&a.kind)
+            .and_then(|k| k.actor)
+            .unwrap_or(Actor::Rep)
+    });
+    let id = t.ids.activity;
+    t.ids.activity += 1;
+    t.insert_activity(&Activity {
+        id,
+        prospect: prospect.id,
+        kind: a.kind.clone(),
+        actor,
+        at: a.at,
+        data: a.data.clone(),
+    })?;
+    prospect.last_activity_at = prospect.last_activity_at.max(a.at);
+    Ok(id)
+}
+
+/// A move as the source dated it (never before the current stay began).
+fn dated_move(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    m: &ImportMove,
+) -> Transition {
+    let stages = &active.process.stages;
+    let at = m.at.max(prospect.earliest_move());
+    let from = prospect.stage.clone();
+    let kind = m.kind.unwrap_or_else(|| match m.to.as_str() {
+        "won" => TransitionKind::Won,
+        "lost" => TransitionKind::Lost,
+        to => {
+            let (i, j) = (
+                active.process.stage_index(&from).unwrap_or(0),
+                stages.iter().position(|s| s.id == to).unwrap_or(0),
+            );
+            if j == i + 1 {
+                TransitionKind::Advanced
+            } else if j > i {
+                TransitionKind::Skipped
+            } else {
+                TransitionKind::Regressed
+            }
+        }
+    });
+    let mut tr = transition(t, active, prospect, Some(&from), &m.to, at, kind);
+    tr.reason = m.reason.clone();
+    tr.by = m.by.clone();
+    tr.imported = m.imported;
+    match m.to.as_str() {
+        "won" => {
+            prospect.status = Status::Won;
+            prospect.closed_at = Some(at);
+        }
+        "lost" => {
+            prospect.status = Status::Lost;
+            prospect.closed_at = Some(at);
+        }
+        to => {
+            prospect.stage = to.to_string();
+            prospect.stage_entered_at = at;
+        }
+    }
+    tr
+}
+
+/// Closes the prospect as the source says. A won close is earned when the
+/// prospect is in the last stage and meets its criteria at the close time;
+/// otherwise it is recorded anyway, marked imported, with what was unmet.
+fn close(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    o: &ImportOutcome,
+) -> Result<(Transition, Option<Unearned>), StoreError> {
+    let at = o.at.max(prospect.earliest_move());
+    if o.status == Status::Lost {
+        let m = ImportMove {
+            to: "lost".into(),
+            at,
+            kind: Some(TransitionKind::Lost),
+            reason: Some(
+                o.reason
+                    .clone()
+                    .unwrap_or_else(|| "lost in the source system".into()),
+            ),
+            by: None,
+            // The source closed it, not a person under this process.
+            imported: true,
+        };
+        return Ok((dated_move(t, active, prospect, &m), None));
+    }
+    let stages = &active.process.stages;
+    let last = stages.last().expect("a process has stages");
+    let verdicts = if prospect.stage == last.id {
+        let facts = load_facts(t, prospect.id, last, &active.plugin_context())?;
+        evaluate_stage(last, prospect, &facts, at, active.plugin_context())
+    } else {
+        Vec::new()
+    };
+    let earned = prospect.stage == last.id && all_met(&verdicts);
+    let unearned = (!earned).then(|| Unearned {
+        stage: prospect.stage.clone(),
+        unmet: if prospect.stage == last.id {
+            verdicts.iter().filter(|v| !v.met).cloned().collect()
+        } else {
+            vec![Verdict {
+                question: format!("Did the prospect reach the last stage, `{}`?", last.id),
+                met: false,
+                reason: format!("the replayed activities left it in `{}`", prospect.stage),
+            }]
+        },
+    });
+    let m = ImportMove {
+        to: "won".into(),
+        at,
+        kind: Some(TransitionKind::Won),
+        reason: (!earned).then(|| {
+            format!(
+                "imported: won in the source system; not earned under this process (from `{}`)",
+                prospect.stage
+            )
+        }),
+        by: None,
+        imported: !earned,
+    };
+    let mut tr = dated_move(t, active, prospect, &m);
+    if earned {
+        tr.verdicts = verdicts;
+    }
+    Ok((tr, unearned))
+}

@@ -1,0 +1,680 @@
+//! Measuring the process, exactly and fast.
+//!
+//! Written in the same transaction as every transition:
+//! - per-stage counters of entries and exits by kind, per day and per 32-day
+//!   bucket, with and without the owner, so flow for a period costs
+//!   O(days + buckets), not O(prospects);
+//! - open prospects per (stage, owner), so the count at any instant is the
+//!   current count minus what happened since;
+//! - completed stays by stage and exit time (time in stage);
+//! - entries by stage and time (cohorts for "reached" conversion);
+//! - outcomes by close time (win rate, cycle length);
+//! - stage aliases left by renames, so a renamed stage is the same stage.
+//!
+//! Definitions (DESIGN.md §7), for stage S and period [t0, t1):
+//! start = prospects in S at t0; entered = transitions into S with
+//! t0 ≤ at < t1; exited = transitions out of S in the period, by kind;
+//! end = prospects in S at t1; always end = start + entered − exited.
+//! Periods are whole UTC days: `from` and `to` are rounded down to midnight.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use redb::{ReadTransaction, ReadableTable};
+use serde::Serialize;
+
+use crate::store::StoreError;
+use stagecoach_types::model::{Millis, Transition, TransitionKind};
+
+use crate::store::counters::*;
+
+/// Query filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this rep's prospects.
+    pub owner: Option<String>,
+}
+
+/// One stage's flow in a period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRow {
+    /// Stage id.
+    pub stage: String,
+    /// Prospects in the stage at the start.
+    pub start: i64,
+    /// Transitions into the stage (creation in it counts).
+    pub entered: i64,
+    /// Transitions out of the stage.
+    pub exited: i64,
+    /// Exits by kind.
+    pub exited_by_kind: BTreeMap<String, i64>,
+    /// With an owner filter: prospects handed to / taken from this owner
+    /// while in the stage (included in entered / exited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reassigned: Option<(i64, i64)>,
+    /// Prospects in the stage at the end.
+    pub end: i64,
+}
+
+/// Every id that means `stage`: itself and the ids it was renamed from.
+pub fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {
+    let aliases = txn.open_table(ALIASES)?;
+    let mut map: HashMap<String, String> = HashMap::new();
+    for entry in aliases.iter()? {
+        let (k, v) = entry?;
+        map.insert(k.value().to_string(), v.value().to_string());
+    }
+    let mut ids: BTreeSet<String> = BTreeSet::from([stage.to_string()]);
+    loop {
+        let before = ids.len();
+        for (old, new) in &map {
+            if ids.contains(new) {
+                ids.insert(old.clone());
+            }
+        }
+        if ids.len() == before {
+            return Ok(ids.into_iter().collect());
+        }
+    }
+}
+
+/// The counter tables, open for reading.
+struct Counters {
+    day: redb::ReadOnlyTable<(&'static str, i64, &'static str, u8), u64>,
+    bucket: redb::ReadOnlyTable<(&'static str, i64, &'static str, u8), u64>,
+    all_day: redb::ReadOnlyTable<(&'static str, i64, u8), u64>,
+    all_bucket: redb::ReadOnlyTable<(&'static str, i64, u8), u64>,
+}
+
+impl Counters {
+    fn open(txn: &ReadTransaction) -> Result<Counters, StoreError> {
+        Ok(Counters {
+            day: txn.open_table(FLOW)?,
+            bucket: txn.open_table(FLOW_BUCKET)?,
+            all_day: txn.open_table(FLOW_ALL)?,
+            all_bucket: txn.open_table(FLOW_ALL_BUCKET)?,
+        })
+    }
+
+    /// Adds the counts of units [u0, u1) of one table (days or buckets).
+    fn add(
+        &self,
+        buckets: bool,
+        id: &str,
+        u0: i64,
+        u1: i64,
+        owner: Option<&str>,
+        out: &mut HashMap<u8, i64>,
+    ) -> Result<(), StoreError> {
+        if u0 >= u1 {
+            return Ok(());
+        }
+        match owner {
+            None => {
+                let table = if buckets {
+                    &self.all_bucket
+                } else {
+                    &self.all_day
+                };
+                for entry in table.range((id, u0, 0u8)..(id, u1, 0u8))? {
+                    let (k, v) = entry?;
+                    *out.entry(k.value().2).or_default() += v.value() as i64;
+                }
+            }
+            Some(want) => {
+                let table = if buckets { &self.bucket } else { &self.day };
+                for entry in table.range((id, u0, "", 0u8)..(id, u1, "", 0u8))? {
+                    let (k, v) = entry?;
+                    let (_, _, o, kind) = k.value();
+                    if o == want {
+                        *out.entry(kind).or_default() += v.value() as i64;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sums by kind for `ids` over days [d0, d1): whole 32-day buckets from
+    /// the bucket table, the ragged ends from the day table.
+    fn sums(
+        &self,
+        ids: &[String],
+        d0: i64,
+        d1: i64,
+        owner: Option<&str>,
+    ) -> Result<HashMap<u8, i64>, StoreError> {
+        let mut out: HashMap<u8, i64> = HashMap::new();
+        if d0 >= d1 {
+            return Ok(out);
+        }
+        let first_full = (d0 + (1 << BUCKET_SHIFT) - 1) >> BUCKET_SHIFT;
+        let last_full = d1 >> BUCKET_SHIFT;
+        for id in ids {
+            if first_full < last_full {
+                self.add(false, id, d0, first_full << BUCKET_SHIFT, owner, &mut out)?;
+                self.add(true, id, first_full, last_full, owner, &mut out)?;
+                self.add(false, id, last_full << BUCKET_SHIFT, d1, owner, &mut out)?;
+            } else {
+                self.add(false, id, d0, d1, owner, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn entered_exited(s: &HashMap<u8, i64>, owner_filtered: bool) -> (i64, i64) {
+    let mut entered = s.get(&ENTERED).copied().unwrap_or(0);
+    let mut exited: i64 = EXIT_KINDS
+        .iter()
+        .map(|k| s.get(&exit_code(*k)).copied().unwrap_or(0))
+        .sum();
+    if owner_filtered {
+        entered += s.get(&REASSIGNED_IN).copied().unwrap_or(0);
+        exited += s.get(&REASSIGNED_OUT).copied().unwrap_or(0);
+    }
+    (entered, exited)
+}
+
+/// Flow for each of `stages` over [from, to), rounded to whole UTC days.
+pub fn flow(
+    txn: &ReadTransaction,
+    stages: &[String],
+    from: Millis,
+    to: Millis,
+    now: Millis,
+    filter: &Filter,
+) -> Result<Vec<FlowRow>, StoreError> {
+    let counters = Counters::open(txn)?;
+    let open = txn.open_table(OPEN_COUNTS)?;
+    let owner = filter.owner.as_deref();
+    let (d0, d1) = (day(from), day(to));
+    // Counters run to the end of today (and beyond, for future-dated history).
+    let horizon = day(now).max(d1) + 36_500;
+    let mut rows = Vec::new();
+    for stage in stages {
+        let ids = stage_ids(txn, stage)?;
+        let mut current: i64 = 0;
+        for id in &ids {
+            for entry in open.range((id.as_str(), "")..=(id.as_str(), "\u{10ffff}"))? {
+                let (k, v) = entry?;
+                if owner.is_none_or(|want| want == k.value().1) {
+                    current += v.value() as i64;
+                }
+            }
+        }
+        let since_end = counters.sums(&ids, d1, horizon, owner)?;
+        let within = counters.sums(&ids, d0, d1, owner)?;
+        let (in_after, out_after) = entered_exited(&since_end, owner.is_some());
+        let (entered, exited) = entered_exited(&within, owner.is_some());
+        let end = current - in_after + out_after;
+        let start = end - entered + exited;
+        let exited_by_kind = EXIT_KINDS
+            .iter()
+            .map(|k| {
+                (
+                    k.as_str().to_string(),
+                    within.get(&exit_code(*k)).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        let reassigned = owner.map(|_| {
+            (
+                within.get(&REASSIGNED_IN).copied().unwrap_or(0),
+                within.get(&REASSIGNED_OUT).copied().unwrap_or(0),
+            )
+        });
+        rows.push(FlowRow {
+            stage: stage.clone(),
+            start,
+            entered,
+            exited,
+            exited_by_kind,
+            reassigned,
+            end,
+        });
+    }
+    Ok(rows)
+}
+
+/// Distribution of durations, in days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Durations {
+    /// How many.
+    pub count: usize,
+    /// Mean days.
+    pub mean_days: Option<f64>,
+    /// Median days.
+    pub median_days: Option<f64>,
+    /// 90th percentile days.
+    pub p90_days: Option<f64>,
+    /// Histogram: days bucket upper bound → count (1, 2, 4, 7, 14, 30, 60, 90, more).
+    pub histogram: Vec<(String, usize)>,
+}
+
+/// Summarises durations in milliseconds.
+pub fn durations(mut ms: Vec<i64>) -> Durations {
+    ms.sort_unstable();
+    let days = |m: i64| (m as f64 / Millis::DAY as f64 * 100.0).round() / 100.0;
+    let pct = |p: f64| -> Option<f64> {
+        if ms.is_empty() {
+            return None;
+        }
+        let rank = (p * ms.len() as f64).ceil() as usize;
+        Some(days(ms[rank.clamp(1, ms.len()) - 1]))
+    };
+    let bounds = [1, 2, 4, 7, 14, 30, 60, 90];
+    let mut histogram: Vec<(String, usize)> =
+        bounds.iter().map(|b| (format!("≤{b}d"), 0)).collect();
+    histogram.push(("more".into(), 0));
+    for m in &ms {
+        let d = *m as f64 / Millis::DAY as f64;
+        let i = bounds
+            .iter()
+            .position(|b| d <= f64::from(*b))
+            .unwrap_or(bounds.len());
+        histogram[i].1 += 1;
+    }
+    Durations {
+        count: ms.len(),
+        mean_days: (!ms.is_empty()).then(|| days(ms.iter().sum::<i64>() / ms.len() as i64)),
+        median_days: pct(0.5),
+        p90_days: pct(0.9),
+        histogram,
+    }
+}
+
+/// Completed stays in `stage` that ended in [from, to).
+pub fn completed_stays(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<Vec<i64>, StoreError> {
+    let stays = txn.open_table(STAYS)?;
+    let mut out = Vec::new();
+    for id in stage_ids(txn, stage)? {
+        for entry in stays.range((id.as_str(), from.0, 0)..(id.as_str(), to.0, 0))? {
+            let (_, v) = entry?;
+            let (ms, _, owner) = v.value();
+            if filter.owner.as_deref().is_none_or(|want| want == owner) {
+                out.push(ms);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Exits from `stage` in [from, to) by kind (for direct conversion).
+pub fn exits_by_kind(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<BTreeMap<String, i64>, StoreError> {
+    let counters = Counters::open(txn)?;
+    let s = counters.sums(
+        &stage_ids(txn, stage)?,
+        day(from),
+        day(to),
+        filter.owner.as_deref(),
+    )?;
+    Ok(EXIT_KINDS
+        .iter()
+        .map(|k| {
+            (
+                k.as_str().to_string(),
+                s.get(&exit_code(*k)).copied().unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+/// Prospects that entered `stage` in [from, to) (a cohort).
+pub fn cohort(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<BTreeSet<u64>, StoreError> {
+    let entries = txn.open_table(ENTRIES)?;
+    let mut out = BTreeSet::new();
+    for id in stage_ids(txn, stage)? {
+        for entry in entries.range((id.as_str(), from.0, 0)..(id.as_str(), to.0, 0))? {
+            out.insert(entry?.0.value().2);
+        }
+    }
+    Ok(out)
+}
+
+/// Closed prospects in [from, to): (won, cycle ms, owner).
+pub fn outcomes(
+    txn: &ReadTransaction,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<Vec<(bool, i64, u64)>, StoreError> {
+    let table = txn.open_table(OUTCOMES)?;
+    let mut out = Vec::new();
+    for entry in table.range((from.0, 0)..(to.0, 0))? {
+        let (k, v) = entry?;
+        let (won, cycle, owner) = v.value();
+        if filter.owner.as_deref().is_none_or(|want| want == owner) {
+            out.push((won, cycle, k.value().1));
+        }
+    }
+    Ok(out)
+}
+
+/// Recomputes flow from the transition log alone: the test oracle, and the
+/// definition made executable. O(transitions).
+pub fn flow_brute_force(
+    transitions: &[Transition],
+    stage_ids: &[String],
+    from: Millis,
+    to: Millis,
+) -> (i64, i64, i64, i64) {
+    let (d0, d1) = (day(from), day(to));
+    let is_s = |s: &str| stage_ids.iter().any(|x| x == s);
+    let mut start = 0;
+    let mut entered = 0;
+    let mut exited = 0;
+    let mut end = 0;
+    for t in transitions {
+        let d = day(t.at);
+        let into = is_s(&t.to) && !matches!(t.kind, TransitionKind::Won | TransitionKind::Lost);
+        let out = t.from.as_deref().is_some_and(is_s);
+        let delta = i64::from(into) - i64::from(out);
+        if d < d0 {
+            start += delta;
+        }
+        if d < d1 {
+            end += delta;
+        }
+        if (d0..d1).contains(&d) {
+            entered += i64::from(into);
+            exited += i64::from(out);
+        }
+    }
+    (start, entered, exited, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::engine::{ActiveProcess, NewProspect, ProspectUpdate, WriteOp};
+    use crate::process::Process;
+    use crate::store::Store;
+    use crate::writer::{Writer, WriterStats};
+    use redb::TableDefinition;
+    use stagecoach_types::model::Status;
+
+    const STAGES: [&str; 3] = ["a", "b", "c"];
+    const OWNERS: [&str; 2] = ["maria", "tom"];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create {
+            stage: usize,
+            day: i64,
+            owner: usize,
+        },
+        Move {
+            prospect: usize,
+            to: usize,
+            day: i64,
+        },
+        Close {
+            prospect: usize,
+            won: bool,
+            day: i64,
+        },
+        Reassign {
+            prospect: usize,
+            owner: usize,
+            day: i64,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..3usize, 0..60i64, 0..2usize).prop_map(|(stage, day, owner)| Op::Create {
+                stage,
+                day,
+                owner
+            }),
+            (0..20usize, 0..3usize, 0..60i64).prop_map(|(prospect, to, day)| Op::Move {
+                prospect,
+                to,
+                day
+            }),
+            (0..20usize, any::<bool>(), 0..60i64).prop_map(|(prospect, won, day)| Op::Close {
+                prospect,
+                won,
+                day
+            }),
+            (0..20usize, 0..2usize, 0..60i64).prop_map(|(prospect, owner, day)| Op::Reassign {
+                prospect,
+                owner,
+                day
+            }),
+        ]
+    }
+
+    fn process() -> Arc<ActiveProcess> {
+        // Manual stages whose criteria never pass: only the ops move prospects.
+        let text = r#"
+[process]
+name = "prop"
+[[stages]]
+id = "a"
+name = "A"
+advance = "manual"
+exit = [{ question = "never", field = "never", op = "present" }]
+[[stages]]
+id = "b"
+name = "B"
+advance = "manual"
+exit = [{ question = "never", field = "never", op = "present" }]
+[[stages]]
+id = "c"
+name = "C"
+exit = [{ question = "Signed?", activity = "signed" }]
+"#;
+        Arc::new(ActiveProcess {
+            version: 1,
+            hash: String::new(),
+            text: text.into(),
+            loaded_at: Millis(0),
+            process: Process::parse(text, "prop.toml").unwrap(),
+            plugins: Default::default(),
+        })
+    }
+
+    fn ms(day: i64) -> Millis {
+        Millis(day * Millis::DAY + 3_600_000)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        /// For random histories: end = start + entered − exited for every
+        /// stage and period, and the counters agree with a recomputation
+        /// from the transition log.
+        #[test]
+        fn counters_match_the_transition_log(ops in proptest::collection::vec(op(), 1..40), periods in proptest::collection::vec((0..70i64, 1..40i64), 1..6)) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&dir.path().join("db.redb")).unwrap();
+            let (events, _) = broadcast::channel(1024);
+            let (writer, thread) = Writer::start(store.clone(), Clock::fixed(ms(100)), events, Arc::new(WriterStats::default())).unwrap();
+            let active = process();
+            let mut ids: Vec<u64> = Vec::new();
+            for op in ops {
+                let write = match op {
+                    Op::Create { stage, day, owner } => WriteOp::CreateProspect(NewProspect {
+                        name: "p".into(), company: None, owner: Some(OWNERS[owner].into()), fields: Default::default(),
+                        stage: Some(STAGES[stage].into()), external_id: None, at: Some(ms(day)),
+                    }),
+                    Op::Move { prospect, to, day } if !ids.is_empty() => WriteOp::Move {
+                        id: ids[prospect % ids.len()], to: STAGES[to].into(), reason: "prop".into(), by: None, at: ms(day),
+                    },
+                    Op::Close { prospect, won, day } if !ids.is_empty() => {
+                        let id = ids[prospect % ids.len()];
+                        if won {
+                            // Winning needs the last stage and its criteria.
+                            WriteOp::RecordActivity(crate::engine::NewActivity {
+                                prospect: id, kind: "signed".into(), actor: None, at: Some(ms(day)), data: Default::default(),
+                            })
+                        } else {
+                            WriteOp::Close { id, outcome: Status::Lost, reason: None, at: ms(day) }
+                        }
+                    }
+                    Op::Reassign { prospect, owner, day } if !ids.is_empty() => WriteOp::UpdateProspect(ProspectUpdate {
+                        id: ids[prospect % ids.len()], name: None, company: None, owner: Some(OWNERS[owner].into()),
+                        fields: Default::default(), at: Some(ms(day)),
+                    }),
+                    _ => continue,
+                };
+                let result = writer.submit(active.clone(), write).blocking_recv().unwrap();
+                if let Ok(v) = result
+                    && let Some(id) = v["id"].as_u64()
+                    && v.get("moves").is_some()
+                    && v["moves"][0]["kind"] == "created"
+                {
+                    ids.push(id);
+                }
+            }
+            drop(writer);
+            thread.join().unwrap();
+
+            let transitions = store.all_transitions().unwrap();
+            let txn = store.read_txn().unwrap();
+            let stages: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
+            for (d0, len) in periods {
+                let (from, to) = (Millis(d0 * Millis::DAY), Millis((d0 + len) * Millis::DAY));
+                let rows = flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap();
+                for row in &rows {
+                    prop_assert_eq!(row.end, row.start + row.entered - row.exited, "identity: {:?}", row);
+                    let expected = flow_brute_force(&transitions, std::slice::from_ref(&row.stage), from, to);
+                    prop_assert_eq!((row.start, row.entered, row.exited, row.end), expected, "stage {} days {}..{}", row.stage, d0, d0 + len);
+                    prop_assert!(row.start >= 0 && row.end >= 0);
+                }
+                for owner in OWNERS {
+                    let filter = Filter { owner: Some(owner.into()) };
+                    for row in flow(&txn, &stages, from, to, ms(100), &filter).unwrap() {
+                        prop_assert_eq!(row.end, row.start + row.entered - row.exited, "owner identity: {:?}", row);
+                        prop_assert!(row.start >= 0 && row.end >= 0, "owner counts stay non-negative: {:?}", row);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_schema_1_database_gets_its_counters_built_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let stages: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
+        let (from, to) = (Millis(0), Millis(40 * Millis::DAY));
+        let before = {
+            let store = Store::open(&path).unwrap();
+            let (events, _) = broadcast::channel(16);
+            let (writer, thread) = Writer::start(
+                store.clone(),
+                Clock::fixed(ms(100)),
+                events,
+                Arc::new(WriterStats::default()),
+            )
+            .unwrap();
+            let active = process();
+            for i in 0..12u64 {
+                let op = WriteOp::CreateProspect(NewProspect {
+                    name: format!("p{i}"),
+                    company: None,
+                    owner: Some(OWNERS[(i % 2) as usize].into()),
+                    fields: Default::default(),
+                    stage: Some(STAGES[(i % 3) as usize].into()),
+                    external_id: None,
+                    at: Some(ms(i as i64)),
+                });
+                writer
+                    .submit(active.clone(), op)
+                    .blocking_recv()
+                    .unwrap()
+                    .unwrap();
+            }
+            for id in 1..=6u64 {
+                let op = WriteOp::Move {
+                    id,
+                    to: "c".into(),
+                    reason: "r".into(),
+                    by: None,
+                    at: ms(20 + id as i64),
+                };
+                let _ = writer.submit(active.clone(), op).blocking_recv().unwrap();
+            }
+            drop(writer);
+            thread.join().unwrap();
+            let txn = store.read_txn().unwrap();
+            flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap()
+        };
+        // Make it look like schema 1: no counters, no kind index.
+        {
+            let db = redb::Database::open(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            drop_tables(&txn).unwrap();
+            txn.delete_table(TableDefinition::<(u64, &str, u64), (i64, bool)>::new(
+                "activities_by_prospect_kind",
+            ))
+            .unwrap();
+            txn.delete_table(TableDefinition::<u64, i64>::new("version_first_transition"))
+                .unwrap();
+            txn.open_table(TableDefinition::<&str, u64>::new("meta"))
+                .unwrap()
+                .insert("schema_version", 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        // Schema 3: where the version's history starts, found once.
+        assert_eq!(
+            store.version_first_transition(process().version).unwrap(),
+            Some(ms(0))
+        );
+        let txn = store.read_txn().unwrap();
+        let after = flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap();
+        assert_eq!(before, after);
+        assert!(
+            after.iter().any(|r| r.entered > 0 && r.exited > 0),
+            "{after:?}"
+        );
+        let transitions = store.all_transitions().unwrap();
+        for row in &after {
+            assert_eq!(
+                (row.start, row.entered, row.exited, row.end),
+                flow_brute_force(&transitions, std::slice::from_ref(&row.stage), from, to)
+            );
+        }
+    }
+
+    #[test]
+    fn durations_summarise() {
+        let d = durations(vec![
+            Millis::DAY,
+            2 * Millis::DAY,
+            3 * Millis::DAY,
+            10 * Millis::DAY,
+        ]);
+        assert_eq!(d.count, 4);
+        assert_eq!(d.median_days, Some(2.0));
+        assert_eq!(d.p90_days, Some(10.0));
+        assert_eq!(d.mean_days, Some(4.0));
+    }
+}

@@ -1,0 +1,1074 @@
+//! `process.toml`: the sales process as sales ops write it, parsed and
+//! validated into a [`Process`].
+//!
+//! Parsing goes through raw serde structs that keep source spans, then a
+//! validation pass that turns them into typed stages and exit criteria. Every
+//! error names the file, line, column and key, with a hint where one helps.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+use serde_spanned::Spanned;
+
+use stagecoach_types::model::{Actor, FieldValue};
+
+/// A validated sales process: ordered stages with their exit criteria.
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    /// The process's display name.
+    pub name: String,
+    /// What the process is for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// How often the process should be reviewed (the guide: every 4–6 months).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review_every_days: Option<u32>,
+    /// Activity kinds the team records, by kind.
+    pub activities: BTreeMap<String, ActivityKind>,
+    /// The stages, in order. `won` and `lost` are outcomes, not stages.
+    pub stages: Vec<Stage>,
+    /// Removed stage id → the stage its prospects move to (recorded as a
+    /// forced move). For a plain rename use the stage's `renamed_from`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub migrate: BTreeMap<String, String>,
+    /// WebAssembly plugins the process uses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<PluginDecl>,
+}
+
+/// A `[[plugins]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginDecl {
+    /// The name criteria and checklists use.
+    pub name: String,
+    /// The component file, relative to `process.toml`'s directory.
+    pub path: String,
+    /// Limits per call.
+    pub limits: stagecoach_plugin_host::Limits,
+    /// Default config, under each criterion's own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<(String, FieldValue)>,
+    /// Where the entry is in the file (line, column).
+    #[serde(skip)]
+    pub at: (usize, usize),
+}
+
+/// A declared activity kind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityKind {
+    /// Who usually performs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
+    /// What it means.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Whether a stage moves prospects on by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AdvanceMode {
+    /// Move as soon as every exit criterion is met.
+    #[default]
+    Auto,
+    /// Wait for an explicit `prospect.advance`.
+    Manual,
+}
+
+/// One stage of the process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stage {
+    /// Stable identifier (`connect`), used in the protocol and in history.
+    pub id: String,
+    /// Display name (`Connect`).
+    pub name: String,
+    /// What happens in this stage.
+    pub description: String,
+    /// Open prospects without activity for longer than this are stalled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_after_days: Option<u32>,
+    /// Whether met exit criteria move the prospect on by themselves.
+    pub advance: AdvanceMode,
+    /// Probability of winning from this stage, for the weighted pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Former ids of this stage; prospects in them follow this stage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub renamed_from: Vec<String>,
+    /// The objective prospect actions that move a prospect on.
+    pub exit: Vec<ExitCriterion>,
+    /// Methodology checklists (plugin names) shown for this stage.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checklists: Vec<String>,
+    /// Where the stage is defined in the file (1-based line).
+    #[serde(skip)]
+    pub line: usize,
+}
+
+/// One exit criterion: a question with an objective, checkable rule.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitCriterion {
+    /// The question as sales ops wrote it ("Did the prospect reply?").
+    pub question: String,
+    /// How the answer is checked.
+    #[serde(flatten)]
+    pub rule: Rule,
+    /// Where the criterion is defined in the file (1-based line, column).
+    #[serde(skip)]
+    pub at: (usize, usize),
+}
+
+/// How an exit criterion is checked.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Rule {
+    /// An activity of `kind` happened at least `at_least` times.
+    Activity {
+        /// The activity kind.
+        kind: String,
+        /// Only activities by this actor count.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        actor: Option<Actor>,
+        /// How many are needed.
+        at_least: u32,
+        /// Only activities since the prospect entered the stage count.
+        since_entering: bool,
+    },
+    /// A field compared with a value.
+    Field {
+        /// The field name.
+        field: String,
+        /// The comparison.
+        op: Op,
+        /// The value compared with (none for `present`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<FieldValue>,
+    },
+    /// A yes/no answer, stored as a boolean field: met when it is yes.
+    Answer {
+        /// The field holding the answer.
+        field: String,
+    },
+    /// A plugin's exit criterion.
+    Plugin {
+        /// The plugin's name.
+        plugin: String,
+        /// Config for this criterion (over the plugin's own).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        config: Vec<(String, FieldValue)>,
+    },
+    /// A methodology checklist with at least `at_least` items done (all
+    /// when absent).
+    Checklist {
+        /// The checklist plugin's name.
+        checklist: String,
+        /// Items required.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        at_least: Option<u32>,
+    },
+}
+
+/// A field comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    /// Equal.
+    #[serde(rename = "=")]
+    Eq,
+    /// Not equal.
+    #[serde(rename = "!=")]
+    Ne,
+    /// Less than.
+    #[serde(rename = "<")]
+    Lt,
+    /// Less than or equal.
+    #[serde(rename = "<=")]
+    Le,
+    /// Greater than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Greater than or equal.
+    #[serde(rename = ">=")]
+    Ge,
+    /// The field has any value.
+    #[serde(rename = "present")]
+    Present,
+}
+
+const OPS: &str = "`=`, `!=`, `<`, `<=`, `>`, `>=`, `present`";
+
+impl Op {
+    fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            "=" => Op::Eq,
+            "!=" => Op::Ne,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "present" => Op::Present,
+            _ => return None,
+        })
+    }
+
+    /// The operator as written in `process.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Present => "present",
+        }
+    }
+
+    fn is_ordering(self) -> bool {
+        matches!(self, Op::Lt | Op::Le | Op::Gt | Op::Ge)
+    }
+}
+
+impl Process {
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Process, InvalidProcess> {
+        let locate = Locator::new(text, file);
+        let deserializer = toml::Deserializer::parse(text).map_err(|e| locate.toml(&e, ""))?;
+        let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            // Spanned<T> shows up in the path as a private field; hide it.
+            let path = e
+                .path()
+                .to_string()
+                .replace(".$__serde_spanned_private_value", "");
+            let path = if path == "." { String::new() } else { path };
+            locate.toml(e.inner(), &path)
+        })?;
+        validate(raw, &locate)
+    }
+
+    /// The stage with this id.
+    pub fn stage(&self, id: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+
+    /// The position of the stage with this id.
+    pub fn stage_index(&self, id: &str) -> Option<usize> {
+        self.stages.iter().position(|s| s.id == id)
+    }
+
+    /// The first stage: where new prospects start.
+    pub fn first_stage(&self) -> &Stage {
+        &self.stages[0]
+    }
+}
+
+/// Where in `process.toml` something went wrong, and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessError {
+    /// The file, as given to the daemon.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// The key path (`stages[2].exit[0].op`), empty for syntax errors.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when we can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A `process.toml` that cannot be used, with every error found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub struct InvalidProcess {
+    /// The errors, in file order.
+    pub errors: Vec<ProcessError>,
+}
+
+impl fmt::Display for InvalidProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns byte offsets into lines and columns.
+struct Locator<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    fn new(text: &'a str, file: &'a str) -> Self {
+        Locator { text, file }
+    }
+
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..self.text.floor_char_boundary(offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    fn error(
+        &self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ProcessError {
+        let (line, column) = self.line_col(span.start);
+        ProcessError {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    fn toml(&self, e: &toml::de::Error, key: &str) -> InvalidProcess {
+        let (line, column) = e.span().map_or((1, 1), |s| self.line_col(s.start));
+        let message = e.message().trim().to_string();
+        let hint = if message.starts_with("unknown field") {
+            Some("check the spelling; the README's `process.toml` reference lists every key".into())
+        } else if message.starts_with("missing field") {
+            Some("add the key; see the default `process.toml` for an example".into())
+        } else {
+            None
+        };
+        InvalidProcess {
+            errors: vec![ProcessError {
+                file: self.file.to_string(),
+                line,
+                column,
+                key: key.to_string(),
+                message,
+                hint,
+            }],
+        }
+    }
+}
+
+trait WithHint {
+    fn hint(self, hint: impl Into<String>) -> Self;
+}
+
+impl WithHint for ProcessError {
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    process: RawMeta,
+    #[serde(default)]
+    activities: BTreeMap<String, ActivityKind>,
+    #[serde(default)]
+    stages: Vec<Spanned<RawStage>>,
+    #[serde(default)]
+    migrate: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    plugins: Vec<Spanned<RawPlugin>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: Spanned<String>,
+    path: String,
+    #[serde(default)]
+    fuel: Option<u64>,
+    #[serde(default)]
+    memory_mib: Option<Spanned<u32>>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    max_input_kib: Option<u32>,
+    #[serde(default)]
+    max_output_kib: Option<u32>,
+    #[serde(default)]
+    config: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeta {
+    name: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    review_every_days: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStage {
+    id: Spanned<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    stall_after_days: Option<u32>,
+    #[serde(default)]
+    advance: AdvanceMode,
+    #[serde(default)]
+    probability: Option<Spanned<f64>>,
+    #[serde(default)]
+    renamed_from: Vec<Spanned<String>>,
+    #[serde(default)]
+    exit: Vec<Spanned<RawCriterion>>,
+    #[serde(default)]
+    checklists: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCriterion {
+    question: String,
+    #[serde(default)]
+    activity: Option<String>,
+    #[serde(default)]
+    actor: Option<Actor>,
+    #[serde(default)]
+    at_least: Option<Spanned<u32>>,
+    #[serde(default)]
+    since_entering: Option<bool>,
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default)]
+    op: Option<Spanned<String>>,
+    #[serde(default)]
+    value: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    answer: Option<String>,
+    #[serde(default)]
+    plugin: Option<String>,
+    #[serde(default)]
+    checklist: Option<String>,
+    #[serde(default)]
+    config: Option<toml::Table>,
+}
+
+const OUTCOMES: [&str; 2] = ["won", "lost"];
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
+    let mut errors = Vec::new();
+    if raw.stages.is_empty() {
+        errors.push(
+            at.error(0..0, "stages", "the process has no stages")
+                .hint("add at least one `[[stages]]` table"),
+        );
+    }
+
+    // Plugins first: criteria and checklists refer to them by name.
+    let mut plugin_index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut plugins = Vec::new();
+    for (i, spanned) in raw.plugins.into_iter().enumerate() {
+        let position = at.line_col(spanned.span().start);
+        let rp = spanned.into_inner();
+        let name = rp.name.get_ref().clone();
+        if !valid_id(&name) {
+            errors.push(
+                at.error(
+                    rp.name.span(),
+                    format!("plugins[{i}].name"),
+                    format!("invalid plugin name `{name}`"),
+                )
+                .hint("use lowercase letters, digits, `-` and `_`, like `icp-fit`"),
+            );
+            continue;
+        }
+        if plugin_index.insert(name.clone(), i).is_some() {
+            errors.push(at.error(
+                rp.name.span(),
+                format!("plugins[{i}].name"),
+                format!("duplicate plugin name `{name}`"),
+            ));
+            continue;
+        }
+        let defaults = stagecoach_plugin_host::Limits::default();
+        if let Some(m) = &rp.memory_mib
+            && (*m.get_ref() == 0 || *m.get_ref() > stagecoach_plugin_host::MAX_MEMORY_MIB)
+        {
+            errors.push(at.error(
+                m.span(),
+                format!("plugins[{i}].memory_mib"),
+                format!(
+                    "`memory_mib` must be between 1 and {}",
+                    stagecoach_plugin_host::MAX_MEMORY_MIB
+                ),
+            ));
+        }
+        plugins.push(PluginDecl {
+            name,
+            path: rp.path,
+            limits: stagecoach_plugin_host::Limits {
+                fuel: rp.fuel.unwrap_or(defaults.fuel),
+                memory_mib: rp
+                    .memory_mib
+                    .map_or(defaults.memory_mib, Spanned::into_inner),
+                timeout_ms: rp.timeout_ms.unwrap_or(defaults.timeout_ms),
+                max_input_kib: rp.max_input_kib.unwrap_or(defaults.max_input_kib),
+                max_output_kib: rp.max_output_kib.unwrap_or(defaults.max_output_kib),
+            },
+            config: rp.config.map(flatten_config).unwrap_or_default(),
+            at: position,
+        });
+    }
+
+    let mut seen: HashSet<String> = HashSet::new();
+    for (i, stage) in raw.stages.iter().enumerate() {
+        let id = stage.get_ref().id.get_ref();
+        let key = format!("stages[{i}].id");
+        if !valid_id(id) {
+            errors.push(
+                at.error(
+                    stage.get_ref().id.span(),
+                    &key,
+                    format!("invalid stage id `{id}`"),
+                )
+                .hint("use lowercase letters, digits, `-` and `_`, like `awaiting-demo`"),
+            );
+        } else if OUTCOMES.contains(&id.as_str()) {
+            errors.push(
+                at.error(
+                    stage.get_ref().id.span(),
+                    &key,
+                    format!("`{id}` is an outcome, not a stage"),
+                )
+                .hint("prospects reach `won` and `lost` with `prospect.close`; remove this stage"),
+            );
+        } else if !seen.insert(id.clone()) {
+            errors.push(at.error(
+                stage.get_ref().id.span(),
+                &key,
+                format!("duplicate stage id `{id}`"),
+            ));
+        }
+    }
+
+    let mut stages = Vec::with_capacity(raw.stages.len());
+    let mut renamed: HashSet<String> = HashSet::new();
+    for (old, target) in &raw.migrate {
+        let key = format!("migrate.{old}");
+        if seen.contains(old) {
+            errors.push(
+                at.error(
+                    target.span(),
+                    &key,
+                    format!("`{old}` is still a stage id in this file"),
+                )
+                .hint("only a removed stage can be migrated"),
+            );
+        } else if !seen.contains(target.get_ref()) {
+            errors.push(at.error(
+                target.span(),
+                &key,
+                format!("`{}` is not a stage in this file", target.get_ref()),
+            ));
+        } else if !renamed.insert(old.clone()) {
+            errors.push(at.error(
+                target.span(),
+                &key,
+                format!("`{old}` is mapped more than once"),
+            ));
+        }
+    }
+    for (i, spanned) in raw.stages.into_iter().enumerate() {
+        let line = at.line_col(spanned.span().start).0;
+        let raw_stage = spanned.into_inner();
+        for (j, old) in raw_stage.renamed_from.iter().enumerate() {
+            let key = format!("stages[{i}].renamed_from[{j}]");
+            if seen.contains(old.get_ref()) {
+                errors.push(
+                    at.error(
+                        old.span(),
+                        &key,
+                        format!("`{}` is still a stage id in this file", old.get_ref()),
+                    )
+                    .hint("a stage can only be renamed from an id that no longer exists"),
+                );
+            } else if !renamed.insert(old.get_ref().clone()) {
+                errors.push(at.error(
+                    old.span(),
+                    &key,
+                    format!("`{}` is mapped by more than one stage", old.get_ref()),
+                ));
+            }
+        }
+        if let Some(p) = &raw_stage.probability
+            && !(0.0..=1.0).contains(p.get_ref())
+        {
+            errors.push(
+                at.error(
+                    p.span(),
+                    format!("stages[{i}].probability"),
+                    "probability must be between 0 and 1",
+                )
+                .hint("write 25% as `0.25`"),
+            );
+        }
+        for (j, name) in raw_stage.checklists.iter().enumerate() {
+            if !plugin_index.contains_key(name.get_ref()) {
+                errors.push(
+                    at.error(name.span(), format!("stages[{i}].checklists[{j}]"), format!("no plugin named `{}`", name.get_ref()))
+                        .hint("declare the checklist plugin in a `[[plugins]]` table with `name` and `path`"),
+                );
+            }
+        }
+        let mut exit = Vec::with_capacity(raw_stage.exit.len());
+        for (j, criterion) in raw_stage.exit.into_iter().enumerate() {
+            match validate_criterion(
+                criterion,
+                &format!("stages[{i}].exit[{j}]"),
+                at,
+                &plugin_index,
+            ) {
+                Ok(c) => exit.push(c),
+                Err(e) => errors.push(e),
+            }
+        }
+        stages.push(Stage {
+            id: raw_stage.id.into_inner(),
+            name: raw_stage.name,
+            description: raw_stage.description,
+            stall_after_days: raw_stage.stall_after_days,
+            advance: raw_stage.advance,
+            probability: raw_stage.probability.map(Spanned::into_inner),
+            renamed_from: raw_stage
+                .renamed_from
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            exit,
+            checklists: raw_stage
+                .checklists
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            line,
+        });
+    }
+
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| (e.line, e.column));
+        return Err(InvalidProcess { errors });
+    }
+    Ok(Process {
+        name: raw.process.name,
+        description: raw.process.description,
+        review_every_days: raw.process.review_every_days,
+        activities: raw.activities,
+        stages,
+        plugins,
+        migrate: raw
+            .migrate
+            .into_iter()
+            .map(|(k, v)| (k, v.into_inner()))
+            .collect(),
+    })
+}
+
+fn validate_criterion(
+    spanned: Spanned<RawCriterion>,
+    key: &str,
+    at: &Locator<'_>,
+    plugins: &BTreeMap<String, usize>,
+) -> Result<ExitCriterion, ProcessError> {
+    let span = spanned.span();
+    let position = at.line_col(span.start);
+    let c = spanned.into_inner();
+    if c.question.trim().is_empty() {
+        return Err(at
+            .error(span, format!("{key}.question"), "the question is empty")
+            .hint("write the yes/no question this criterion answers, like \"Did the prospect reply?\""));
+    }
+    let kinds = [
+        c.activity.is_some(),
+        c.field.is_some(),
+        c.answer.is_some(),
+        c.plugin.is_some(),
+        c.checklist.is_some(),
+    ];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(at
+            .error(span, key, "an exit criterion needs exactly one of `activity`, `field`, `answer`, `plugin` or `checklist`")
+            .hint("`activity = \"replied\"`, `field = \"budget\", op = \">=\", value = 10000`, `answer = \"nda_signed\"`, `plugin = \"icp-fit\"` or `checklist = \"meddpicc\", at_least = 6`"));
+    }
+    let not_for = |name: &str, present: bool, what: &str| -> Result<(), ProcessError> {
+        if present {
+            Err(at.error(
+                span.clone(),
+                format!("{key}.{name}"),
+                format!("`{name}` applies only to {what} criteria"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let declared = |name: &str, what: &str| -> Result<(), ProcessError> {
+        if plugins.contains_key(name) {
+            return Ok(());
+        }
+        let known: Vec<String> = plugins.keys().map(|k| format!("`{k}`")).collect();
+        Err(at
+            .error(
+                span.clone(),
+                format!("{key}.{what}"),
+                format!("no plugin named `{name}`"),
+            )
+            .hint(if known.is_empty() {
+                "declare it in a `[[plugins]]` table with `name` and `path`".to_string()
+            } else {
+                format!("declared plugins: {}", known.join(", "))
+            }))
+    };
+    if c.config.is_some() && c.plugin.is_none() {
+        not_for("config", true, "plugin")?;
+    }
+    let rule = if let Some(plugin) = c.plugin {
+        for (name, present) in [
+            ("actor", c.actor.is_some()),
+            ("at_least", c.at_least.is_some()),
+            ("since_entering", c.since_entering.is_some()),
+            ("op", c.op.is_some()),
+            ("value", c.value.is_some()),
+        ] {
+            if present {
+                not_for(
+                    name,
+                    true,
+                    if name == "op" || name == "value" {
+                        "field"
+                    } else {
+                        "activity"
+                    },
+                )?;
+            }
+        }
+        declared(&plugin, "plugin")?;
+        Rule::Plugin {
+            plugin,
+            config: c.config.map(flatten_config).unwrap_or_default(),
+        }
+    } else if let Some(checklist) = c.checklist {
+        not_for("op", c.op.is_some(), "field")?;
+        not_for("value", c.value.is_some(), "field")?;
+        not_for("actor", c.actor.is_some(), "activity")?;
+        not_for("since_entering", c.since_entering.is_some(), "activity")?;
+        declared(&checklist, "checklist")?;
+        let at_least = match c.at_least {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(at.error(
+                    n.span(),
+                    format!("{key}.at_least"),
+                    "`at_least` must be 1 or more",
+                ));
+            }
+            other => other.map(Spanned::into_inner),
+        };
+        Rule::Checklist {
+            checklist,
+            at_least,
+        }
+    } else if let Some(kind) = c.activity {
+        not_for("op", c.op.is_some(), "field")?;
+        not_for("value", c.value.is_some(), "field")?;
+        let at_least = match c.at_least {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(at
+                    .error(
+                        n.span(),
+                        format!("{key}.at_least"),
+                        "`at_least` must be 1 or more",
+                    )
+                    .hint("remove the criterion if the activity is not required"));
+            }
+            Some(n) => n.into_inner(),
+            None => 1,
+        };
+        Rule::Activity {
+            kind,
+            actor: c.actor,
+            at_least,
+            since_entering: c.since_entering.unwrap_or(false),
+        }
+    } else {
+        let what = "activity";
+        not_for("actor", c.actor.is_some(), what)?;
+        not_for("at_least", c.at_least.is_some(), what)?;
+        not_for("since_entering", c.since_entering.is_some(), what)?;
+        if let Some(field) = c.answer {
+            not_for("op", c.op.is_some(), "field")?;
+            not_for("value", c.value.is_some(), "field")?;
+            Rule::Answer { field }
+        } else {
+            let field = c.field.expect("one kind is set");
+            let Some(op_text) = c.op else {
+                return Err(at
+                    .error(span, format!("{key}.op"), "a field criterion needs `op`")
+                    .hint(format!("one of {OPS}")));
+            };
+            let op = Op::parse(op_text.get_ref()).ok_or_else(|| {
+                let text = op_text.get_ref();
+                let mut e = at.error(
+                    op_text.span(),
+                    format!("{key}.op"),
+                    format!("unknown operator `{text}`, expected one of {OPS}"),
+                );
+                let guess = match text.as_str() {
+                    "=>" => Some(">="),
+                    "=<" => Some("<="),
+                    "==" => Some("="),
+                    "<>" => Some("!="),
+                    _ => None,
+                };
+                if let Some(g) = guess {
+                    e = e.hint(format!("did you mean `{g}`?"));
+                }
+                e
+            })?;
+            let value = match (op, c.value) {
+                (Op::Present, None) => None,
+                (Op::Present, Some(v)) => {
+                    return Err(at
+                        .error(v.span(), format!("{key}.value"), "`present` takes no value")
+                        .hint("remove `value`, or use `=` to compare"));
+                }
+                (_, None) => {
+                    return Err(at.error(
+                        span,
+                        format!("{key}.value"),
+                        format!("operator `{}` needs a `value`", op.as_str()),
+                    ));
+                }
+                (_, Some(v)) => {
+                    let vspan = v.span();
+                    let value = match v.into_inner() {
+                        toml::Value::String(s) => FieldValue::Text(s),
+                        toml::Value::Integer(n) => FieldValue::Number(n as f64),
+                        toml::Value::Float(n) => FieldValue::Number(n),
+                        toml::Value::Boolean(b) => FieldValue::Bool(b),
+                        other => {
+                            return Err(at.error(
+                                vspan,
+                                format!("{key}.value"),
+                                format!(
+                                    "a {} cannot be compared; use a string, number or boolean",
+                                    other.type_str()
+                                ),
+                            ));
+                        }
+                    };
+                    if op.is_ordering() && value.as_number().is_none() {
+                        return Err(at
+                            .error(
+                                vspan,
+                                format!("{key}.value"),
+                                format!(
+                                    "operator `{}` compares numbers, but the value is not a number",
+                                    op.as_str()
+                                ),
+                            )
+                            .hint("quantifiable criteria compare numbers, like `value = 10000`"));
+                    }
+                    Some(value)
+                }
+            };
+            Rule::Field { field, op, value }
+        }
+    };
+    Ok(ExitCriterion {
+        question: c.question,
+        rule,
+        at: position,
+    })
+}
+
+/// Flattens a config table into named scalars: nested tables become dotted
+/// names (`weights.employees`), arrays of scalars comma-separated text.
+fn flatten_config(table: toml::Table) -> Vec<(String, FieldValue)> {
+    fn scalar(v: &toml::Value) -> Option<FieldValue> {
+        Some(match v {
+            toml::Value::String(s) => FieldValue::Text(s.clone()),
+            toml::Value::Integer(n) => FieldValue::Number(*n as f64),
+            toml::Value::Float(n) => FieldValue::Number(*n),
+            toml::Value::Boolean(b) => FieldValue::Bool(*b),
+            toml::Value::Datetime(d) => FieldValue::Text(d.to_string()),
+            _ => return None,
+        })
+    }
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, FieldValue)>) {
+        for (k, v) in table {
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(t) => walk(&name, t, out),
+                toml::Value::Array(items) => {
+                    let parts: Vec<String> = items
+                        .iter()
+                        .filter_map(scalar)
+                        .map(|v| v.to_string())
+                        .collect();
+                    out.push((name, FieldValue::Text(parts.join(","))));
+                }
+                other => {
+                    if let Some(v) = scalar(other) {
+                        out.push((name, v));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", &table, &mut out);
+    out
+}
+
+/// The content hash used for process versions: BLAKE3, hex.
+pub fn content_hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[process]
+name = "test"
+
+[[stages]]
+id = "prospect"
+name = "Prospect"
+exit = [{ question = "Replied?", activity = "replied", actor = "prospect" }]
+
+[[stages]]
+id = "connect"
+name = "Connect"
+exit = [
+  { question = "Budget?", field = "budget", op = ">=", value = 10000 },
+  { question = "NDA?", answer = "nda_signed" },
+]
+"#;
+
+    #[test]
+    fn parses_a_good_process() {
+        let p = Process::parse(GOOD, "process.toml").unwrap();
+        assert_eq!(p.stages.len(), 2);
+        assert_eq!(p.stages[1].exit.len(), 2);
+        assert!(matches!(
+            p.stages[1].exit[0].rule,
+            Rule::Field { op: Op::Ge, .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_operator_names_line_column_key_and_hint() {
+        let bad = GOOD.replace("op = \">=\"", "op = \"=>\"");
+        let err = Process::parse(&bad, "process.toml").unwrap_err();
+        let e = &err.errors[0];
+        assert_eq!(e.key, "stages[1].exit[0].op");
+        let line = bad.lines().nth(13).unwrap();
+        assert_eq!(e.line, 14);
+        assert_eq!(e.column, line.find("\"=>\"").unwrap() + 1);
+        assert!(e.message.contains("unknown operator `=>`"), "{}", e.message);
+        assert_eq!(e.hint.as_deref(), Some("did you mean `>=`?"));
+        assert!(err.to_string().starts_with(&format!(
+            "process.toml:14:{}: stages[1].exit[0].op:",
+            e.column
+        )));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let bad = GOOD.replace("name = \"Connect\"", "name = \"Connect");
+        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        assert_eq!(err.errors[0].line, 12, "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let bad = GOOD.replace("actor = \"prospect\"", "actr = \"prospect\"");
+        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let e = &err.errors[0];
+        assert_eq!(e.key, "stages[0].exit[0].actr");
+        assert_eq!(e.line, 8);
+        assert!(e.message.contains("unknown field `actr`"), "{}", e.message);
+    }
+
+    #[test]
+    fn duplicate_ids_and_outcomes_are_refused() {
+        let bad = GOOD.replace("id = \"connect\"", "id = \"prospect\"");
+        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        assert!(
+            err.errors[0]
+                .message
+                .contains("duplicate stage id `prospect`")
+        );
+        let bad = GOOD.replace("id = \"connect\"", "id = \"won\"");
+        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        assert!(err.errors[0].message.contains("outcome"));
+    }
+
+    #[test]
+    fn criteria_need_exactly_one_kind() {
+        let bad = GOOD.replace(
+            "answer = \"nda_signed\"",
+            "answer = \"nda\", activity = \"x\"",
+        );
+        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        assert!(err.errors[0].message.contains("exactly one of"));
+        let bad = GOOD.replace("value = 10000", "value = \"lots\"");
+        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        assert!(err.errors[0].message.contains("compares numbers"));
+    }
+
+    #[test]
+    fn the_default_process_is_valid() {
+        let text = include_str!("../../../process.toml");
+        let p = Process::parse(text, "process.toml").unwrap();
+        let ids: Vec<_> = p.stages.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["prospect", "connect", "research", "present", "close"]);
+        assert!(p.stages.iter().all(|s| !s.exit.is_empty()));
+    }
+}

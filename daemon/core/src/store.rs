@@ -1,0 +1,833 @@
+//! The redb store: tables, typed reads, and the write-side view used by the
+//! single writer.
+//!
+//! Records are MessagePack (times as integer milliseconds). Secondary indexes
+//! (open prospects by stage, prospects by owner, external ids, each
+//! prospect's activities and transitions) are composite keys with unit
+//! values, maintained in the same transaction as the record they index.
+
+pub(crate) mod counters;
+
+use std::path::Path;
+
+use redb::{
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use stagecoach_types::model::ActivityFacts;
+use stagecoach_types::model::{
+    Activity, Actor, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
+};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const PROSPECTS: TableDefinition<u64, &[u8]> = TableDefinition::new("prospects");
+const EXTERNAL_IDS: TableDefinition<&str, u64> = TableDefinition::new("prospects_by_external_id");
+const OPEN_BY_STAGE: TableDefinition<(&str, u64), ()> =
+    TableDefinition::new("open_prospects_by_stage");
+const BY_OWNER: TableDefinition<(&str, u64), ()> = TableDefinition::new("prospects_by_owner");
+const ACTIVITIES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("activities");
+/// (prospect, kind, activity id) → (at, actor is prospect): what exit criteria read.
+const ACTIVITY_KINDS: TableDefinition<(u64, &str, u64), (i64, bool)> =
+    TableDefinition::new("activities_by_prospect_kind");
+const TRANSITIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("transitions");
+const TRANSITIONS_BY_PROSPECT: TableDefinition<(u64, u64), ()> =
+    TableDefinition::new("transitions_by_prospect");
+const PROCESS_VERSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("process_versions");
+/// process version → the earliest `at` of a transition stamped with it: a
+/// version governs history from there (backfills, imports, the demo) even
+/// when it was loaded later.
+const VERSION_FIRST_AT: TableDefinition<u64, i64> =
+    TableDefinition::new("version_first_transition");
+
+/// The on-disk layout version; bumped when a migration is needed.
+/// 1: before the activity-kind index and the metric counters; 2: with them;
+/// 3: with each process version's first transition.
+const SCHEMA_VERSION: u64 = 3;
+
+/// Errors from the store. Storage failures are not the client's fault: the
+/// protocol reports them as internal errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed.
+    #[error("database error: {0}")]
+    Db(String),
+    /// A stored record did not decode: the file is damaged or from a newer version.
+    #[error("stored {what} `{key}` does not decode: {message}")]
+    Corrupt {
+        /// The kind of record.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The database was written by a newer Stagecoach.
+    #[error(
+        "database schema version {found} is newer than this build understands ({SCHEMA_VERSION})"
+    )]
+    TooNew {
+        /// The version found on disk.
+        found: u64,
+    },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(value).expect("records always encode")
+}
+
+fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    key: impl ToString,
+) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what,
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Which prospects `prospect.list` returns.
+#[derive(Debug, Default, Clone)]
+pub struct ProspectFilter {
+    /// Only open prospects in this stage.
+    pub stage: Option<String>,
+    /// Only prospects owned by this rep.
+    pub owner: Option<String>,
+    /// Only prospects with this status.
+    pub status: Option<Status>,
+    /// Only ids greater than this (pagination cursor).
+    pub after: Option<ProspectId>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// The database. Cheap to clone; reads open their own read transaction.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Database>,
+    quick_repair: bool,
+}
+
+/// How much memory the database may use to cache pages unless told
+/// otherwise, in MiB. At scale this cache is most of the daemon's memory:
+/// redb's own default (1 GiB) filled up after a repair or a long read.
+pub const DEFAULT_CACHE_MIB: usize = 128;
+
+impl Store {
+    /// Opens (or creates) the database at `path` with the default cache
+    /// and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(path, DEFAULT_CACHE_MIB, false)
+    }
+
+    /// Opens (or creates) the database at `path`, caching at most
+    /// `cache_mib` MiB of pages, and makes sure every table exists.
+    ///
+    /// After an unclean shutdown redb first checks the whole file, which
+    /// takes seconds for a large database: its progress is logged. With
+    /// `quick_repair`, every commit also saves what that check rebuilds,
+    /// with a second sync: commits are slower, and a start after a crash
+    /// is as quick as any other.
+    pub fn open_with(
+        path: &Path,
+        cache_mib: usize,
+        quick_repair: bool,
+    ) -> Result<Store, StoreError> {
+        let logged = std::sync::atomic::AtomicU64::new(0);
+        let db = Database::builder()
+            .set_cache_size(cache_mib << 20)
+            .set_repair_callback(move |session| {
+                // Once at the start, then every tenth.
+                let tenth = (session.progress() * 10.0) as u64 + 1;
+                if logged.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+                    tracing::warn!(
+                        progress = format!("{:.0}%", session.progress() * 100.0),
+                        "checking the database after an unclean shutdown"
+                    );
+                }
+            })
+            .create(path)?;
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(quick_repair);
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            if let Some(v) = found
+                && v > SCHEMA_VERSION
+            {
+                return Err(StoreError::TooNew { found: v });
+            }
+            meta.insert("schema_version", SCHEMA_VERSION)?;
+            drop(meta);
+            if found == Some(1) {
+                let rebuilt = upgrade_from_1(&txn)?;
+                tracing::info!(
+                    prospects = rebuilt,
+                    "database upgraded to schema 2: activity index and metric counters rebuilt"
+                );
+            }
+            if matches!(found, Some(1 | 2)) {
+                let versions = upgrade_from_2(&txn)?;
+                tracing::info!(
+                    versions,
+                    "database upgraded to schema 3: first transition of each process version found"
+                );
+            }
+            txn.open_table(PROSPECTS)?;
+            txn.open_table(EXTERNAL_IDS)?;
+            txn.open_table(OPEN_BY_STAGE)?;
+            txn.open_table(BY_OWNER)?;
+            txn.open_table(ACTIVITIES)?;
+            txn.open_table(ACTIVITY_KINDS)?;
+            txn.open_table(TRANSITIONS)?;
+            txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+            txn.open_table(PROCESS_VERSIONS)?;
+            txn.open_table(VERSION_FIRST_AT)?;
+            counters::create_tables(&txn)?;
+        }
+        txn.commit()?;
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+            quick_repair,
+        })
+    }
+
+    pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_quick_repair(self.quick_repair);
+        Ok(txn)
+    }
+
+    fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// A read transaction, for the metrics queries.
+    pub fn read_txn(&self) -> Result<ReadTransaction, StoreError> {
+        self.read()
+    }
+
+    /// Every transition in id order (exports, brute-force checks).
+    pub fn all_transitions(&self) -> Result<Vec<Transition>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "transition", k.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` transitions after id `after`, in id order (exports).
+    pub fn transitions_page(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Transition>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in table.range(after.map_or(0, |a| a + 1)..)?.take(limit) {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "transition", k.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` activities after `(prospect, activity id)`, grouped by
+    /// prospect (exports).
+    pub fn activities_page(
+        &self,
+        after: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACTIVITIES)?;
+        let start = match after {
+            None => (0, 0),
+            Some((p, u64::MAX)) => (p + 1, 0),
+            Some((p, a)) => (p, a + 1),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(start..)?.take(limit) {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "activity", k.value().1)?);
+        }
+        Ok(out)
+    }
+
+    /// The prospect with `external_id`, if any.
+    pub fn prospect_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ProspectId>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(EXTERNAL_IDS)?;
+        Ok(table.get(external_id)?.map(|v| v.value()))
+    }
+
+    /// One prospect.
+    pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROSPECTS)?;
+        table
+            .get(id)?
+            .map(|v| decode(v.value(), "prospect", id))
+            .transpose()
+    }
+
+    /// Prospects matching `filter`, in id order.
+    pub fn prospects(&self, filter: &ProspectFilter) -> Result<Vec<Prospect>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROSPECTS)?;
+        let after = filter.after.map_or(0, |a| a + 1);
+        let keep = |p: &Prospect| {
+            filter
+                .owner
+                .as_ref()
+                .is_none_or(|o| p.owner.as_ref() == Some(o))
+                && filter.status.is_none_or(|s| p.status == s)
+                && filter
+                    .stage
+                    .as_ref()
+                    .is_none_or(|s| &p.stage == s && p.status == Status::Open)
+        };
+        let mut out = Vec::new();
+        let mut push = |id: u64| -> Result<bool, StoreError> {
+            if let Some(v) = table.get(id)? {
+                let p: Prospect = decode(v.value(), "prospect", id)?;
+                if keep(&p) {
+                    out.push(p);
+                }
+            }
+            Ok(out.len() < filter.limit)
+        };
+        if let Some(stage) = &filter.stage {
+            let index = txn.open_table(OPEN_BY_STAGE)?;
+            for entry in index.range((stage.as_str(), after)..=(stage.as_str(), u64::MAX))? {
+                if !push(entry?.0.value().1)? {
+                    break;
+                }
+            }
+        } else if let Some(owner) = &filter.owner {
+            let index = txn.open_table(BY_OWNER)?;
+            for entry in index.range((owner.as_str(), after)..=(owner.as_str(), u64::MAX))? {
+                if !push(entry?.0.value().1)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in table.range(after..)? {
+                let (k, v) = entry?;
+                let p: Prospect = decode(v.value(), "prospect", k.value())?;
+                if keep(&p) {
+                    out.push(p);
+                    if out.len() >= filter.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A prospect's activities in the order they were recorded.
+    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACTIVITIES)?;
+        activities_in(&table, prospect)
+    }
+
+    /// The facts `kinds` criteria need about a prospect's activities.
+    pub fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ACTIVITY_KINDS)?;
+        facts_in(&table, prospect, kinds)
+    }
+
+    /// A prospect's transitions, oldest first.
+    pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in index.range((prospect, 0)..=(prospect, u64::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(v) = table.get(id)? {
+                out.push(decode(v.value(), "transition", id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// For each prospect, whether its last transition was written by an
+    /// import (for a closed prospect: its close), in one read.
+    pub fn last_move_imported(
+        &self,
+        prospects: impl Iterator<Item = ProspectId>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for prospect in prospects {
+            let last = index
+                .range((prospect, 0)..=(prospect, u64::MAX))?
+                .next_back()
+                .transpose()?;
+            let imported = match last {
+                Some(entry) => {
+                    let id = entry.0.value().1;
+                    match table.get(id)? {
+                        Some(v) => decode::<Transition>(v.value(), "transition", id)?.imported,
+                        None => false,
+                    }
+                }
+                None => false,
+            };
+            out.push(imported);
+        }
+        Ok(out)
+    }
+
+    /// When each process version was in force, oldest first; the last
+    /// window is open-ended (`None`). Windows follow one another without
+    /// overlap. See [`version_starts`] for where each one starts.
+    pub fn version_windows(
+        &self,
+    ) -> Result<Vec<(ProcessVersion, Millis, Option<Millis>)>, StoreError> {
+        let versions = self.process_versions()?;
+        let txn = self.read()?;
+        let first = txn.open_table(VERSION_FIRST_AT)?;
+        let mut loads = Vec::with_capacity(versions.len());
+        for v in &versions {
+            loads.push((v.loaded_at, first.get(v.number)?.map(|f| Millis(f.value()))));
+        }
+        let starts = version_starts(&loads);
+        Ok(versions
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, starts[i], starts.get(i + 1).copied()))
+            .collect())
+    }
+
+    /// The earliest `at` of a transition stamped with `version`.
+    pub fn version_first_transition(&self, version: u64) -> Result<Option<Millis>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(VERSION_FIRST_AT)?;
+        Ok(table.get(version)?.map(|v| Millis(v.value())))
+    }
+
+    /// Every stored process version, oldest first.
+    pub fn process_versions(&self) -> Result<Vec<ProcessVersion>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROCESS_VERSIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(decode(v.value(), "process version", k.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Totals for `daemon.status`.
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let txn = self.read()?;
+        Ok(Counts {
+            prospects: txn.open_table(PROSPECTS)?.len()?,
+            open_prospects: txn.open_table(OPEN_BY_STAGE)?.len()?,
+            activities: txn.open_table(ACTIVITIES)?.len()?,
+            transitions: txn.open_table(TRANSITIONS)?.len()?,
+        })
+    }
+
+    /// The next free ids, read once by the writer at start-up.
+    pub(crate) fn next_ids(&self) -> Result<Ids, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        let get =
+            |k: &str| -> Result<u64, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
+        Ok(Ids {
+            prospect: get("next_prospect")?,
+            activity: get("next_activity")?,
+            transition: get("next_transition")?,
+            process_version: get("next_process_version")?,
+        })
+    }
+}
+
+/// Schema 1 databases predate the (prospect, kind) activity index and the
+/// metric counters: build both once from the activity and transition logs.
+/// Counters attribute history to each prospect's current owner (schema 1
+/// kept no owner history), and renames made before the upgrade are not
+/// known as aliases.
+fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    counters::drop_tables(txn)?;
+    counters::create_tables(txn)?;
+    let _ = txn.delete_table(ACTIVITY_KINDS)?;
+    let mut kinds = txn.open_table(ACTIVITY_KINDS)?;
+    let activities = txn.open_table(ACTIVITIES)?;
+    for entry in activities.iter()? {
+        let (k, v) = entry?;
+        let a: Activity = decode(v.value(), "activity", k.value().1)?;
+        kinds.insert(
+            (a.prospect, a.kind.as_str(), a.id),
+            (a.at.0, a.actor == Actor::Prospect),
+        )?;
+    }
+    let prospects = txn.open_table(PROSPECTS)?;
+    let by_prospect = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+    let transitions = txn.open_table(TRANSITIONS)?;
+    let mut metrics = counters::MetricTables::open(txn)?;
+    let mut count = 0;
+    for entry in prospects.iter()? {
+        let (k, v) = entry?;
+        let p: Prospect = decode(v.value(), "prospect", k.value())?;
+        let mut moves = Vec::new();
+        for t in by_prospect.range((p.id, 0)..=(p.id, u64::MAX))? {
+            let id = t?.0.value().1;
+            if let Some(v) = transitions.get(id)? {
+                moves.push(decode::<Transition>(v.value(), "transition", id)?);
+            }
+        }
+        metrics.record(None, &p, &moves, p.created_at)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Where each process version's window starts, from (load time, first
+/// transition recorded under it), oldest version first.
+///
+/// A version is in force from its load. Two exceptions, for history
+/// written after the fact with explicit times (backfills, the demo): the
+/// first version counts from its first transition if that is earlier; and
+/// a later version whose first transition falls after the previous
+/// version's start but before that version was even loaded counts from
+/// there. A backdated entry made in normal use (yesterday's meeting logged
+/// after this morning's change) moves no window, and imported history older
+/// than everything leaves the earlier versions' windows alone.
+pub fn version_starts(versions: &[(Millis, Option<Millis>)]) -> Vec<Millis> {
+    let mut starts: Vec<Millis> = Vec::with_capacity(versions.len());
+    for (i, (loaded, first)) in versions.iter().enumerate() {
+        let start = match (i.checked_sub(1), first) {
+            (None, Some(first)) => (*first).min(*loaded),
+            (Some(p), Some(first)) if starts[p] < *first && *first < versions[p].0 => *first,
+            _ => *loaded,
+        };
+        starts.push(start);
+    }
+    starts
+}
+
+/// Schema 2 databases did not track where each process version's history
+/// starts: find it once in the transition log.
+fn upgrade_from_2(txn: &WriteTransaction) -> Result<usize, StoreError> {
+    let mut first = txn.open_table(VERSION_FIRST_AT)?;
+    let transitions = txn.open_table(TRANSITIONS)?;
+    let mut found = std::collections::BTreeMap::new();
+    for entry in transitions.iter()? {
+        let (k, v) = entry?;
+        let t: Transition = decode(v.value(), "transition", k.value())?;
+        let at = found.entry(t.process_version).or_insert(t.at.0);
+        *at = (*at).min(t.at.0);
+    }
+    for (version, at) in &found {
+        first.insert(*version, *at)?;
+    }
+    Ok(found.len())
+}
+
+/// Record counts.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Counts {
+    /// All prospects.
+    pub prospects: u64,
+    /// Prospects still open.
+    pub open_prospects: u64,
+    /// Activities recorded.
+    pub activities: u64,
+    /// Transitions recorded.
+    pub transitions: u64,
+}
+
+/// Next free ids, kept in memory by the writer and saved with every batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ids {
+    pub prospect: u64,
+    pub activity: u64,
+    pub transition: u64,
+    pub process_version: u64,
+}
+
+fn activities_in(
+    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
+    prospect: ProspectId,
+) -> Result<Vec<Activity>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range((prospect, 0)..=(prospect, u64::MAX))? {
+        let (k, v) = entry?;
+        out.push(decode(v.value(), "activity", k.value().1)?);
+    }
+    Ok(out)
+}
+
+fn facts_in(
+    table: &impl ReadableTable<(u64, &'static str, u64), (i64, bool)>,
+    prospect: ProspectId,
+    kinds: &[&str],
+) -> Result<ActivityFacts, StoreError> {
+    let mut facts = ActivityFacts::default();
+    for kind in kinds {
+        for entry in table.range((prospect, *kind, 0)..=(prospect, *kind, u64::MAX))? {
+            let (at, by_prospect) = entry?.1.value();
+            let actor = if by_prospect {
+                Actor::Prospect
+            } else {
+                Actor::Rep
+            };
+            facts.add(kind, Millis(at), actor);
+        }
+    }
+    Ok(facts)
+}
+
+/// The write side: every table open in one write transaction. Built once
+/// per batch by the writer; dropped before commit.
+pub(crate) struct Tables<'txn> {
+    meta: Table<'txn, &'static str, u64>,
+    prospects: Table<'txn, u64, &'static [u8]>,
+    external_ids: Table<'txn, &'static str, u64>,
+    open_by_stage: Table<'txn, (&'static str, u64), ()>,
+    by_owner: Table<'txn, (&'static str, u64), ()>,
+    activities: Table<'txn, (u64, u64), &'static [u8]>,
+    activity_kinds: Table<'txn, (u64, &'static str, u64), (i64, bool)>,
+    transitions: Table<'txn, u64, &'static [u8]>,
+    transitions_by_prospect: Table<'txn, (u64, u64), ()>,
+    process_versions: Table<'txn, u64, &'static [u8]>,
+    version_first_at: Table<'txn, u64, i64>,
+    pub metrics: counters::MetricTables<'txn>,
+    pub ids: Ids,
+}
+
+impl<'txn> Tables<'txn> {
+    pub fn open(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            prospects: txn.open_table(PROSPECTS)?,
+            external_ids: txn.open_table(EXTERNAL_IDS)?,
+            open_by_stage: txn.open_table(OPEN_BY_STAGE)?,
+            by_owner: txn.open_table(BY_OWNER)?,
+            activities: txn.open_table(ACTIVITIES)?,
+            activity_kinds: txn.open_table(ACTIVITY_KINDS)?,
+            transitions: txn.open_table(TRANSITIONS)?,
+            transitions_by_prospect: txn.open_table(TRANSITIONS_BY_PROSPECT)?,
+            process_versions: txn.open_table(PROCESS_VERSIONS)?,
+            version_first_at: txn.open_table(VERSION_FIRST_AT)?,
+            metrics: counters::MetricTables::open(txn)?,
+            ids,
+        })
+    }
+
+    /// Saves the id counters; called once per batch before commit.
+    pub fn save_ids(&mut self) -> Result<(), StoreError> {
+        self.meta.insert("next_prospect", self.ids.prospect)?;
+        self.meta.insert("next_activity", self.ids.activity)?;
+        self.meta.insert("next_transition", self.ids.transition)?;
+        self.meta
+            .insert("next_process_version", self.ids.process_version)?;
+        Ok(())
+    }
+
+    pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
+        self.prospects
+            .get(id)?
+            .map(|v| decode(v.value(), "prospect", id))
+            .transpose()
+    }
+
+    pub fn prospect_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ProspectId>, StoreError> {
+        Ok(self.external_ids.get(external_id)?.map(|v| v.value()))
+    }
+
+    /// Writes `new`, keeping every index in step with `old` (the stored
+    /// version, `None` for a new prospect).
+    pub fn put_prospect(
+        &mut self,
+        old: Option<&Prospect>,
+        new: &Prospect,
+    ) -> Result<(), StoreError> {
+        let id = new.id;
+        if let Some(old) = old {
+            if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage)
+            {
+                self.open_by_stage.remove((old.stage.as_str(), id))?;
+            }
+            if let Some(owner) = &old.owner
+                && new.owner.as_ref() != Some(owner)
+            {
+                self.by_owner.remove((owner.as_str(), id))?;
+            }
+        }
+        let was_open_here = old.is_some_and(|o| o.status == Status::Open && o.stage == new.stage);
+        if new.status == Status::Open && !was_open_here {
+            self.open_by_stage.insert((new.stage.as_str(), id), ())?;
+        }
+        if let Some(owner) = &new.owner
+            && old.and_then(|o| o.owner.as_ref()) != Some(owner)
+        {
+            self.by_owner.insert((owner.as_str(), id), ())?;
+        }
+        if old.is_none()
+            && let Some(ext) = &new.external_id
+        {
+            self.external_ids.insert(ext.as_str(), id)?;
+        }
+        self.prospects.insert(id, encode(new).as_slice())?;
+        Ok(())
+    }
+
+    /// The facts `kinds` criteria need about a prospect's activities.
+    pub fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        facts_in(&self.activity_kinds, prospect, kinds)
+    }
+
+    /// A prospect's activities in recording order.
+    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        activities_in(&self.activities, prospect)
+    }
+
+    pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
+        self.activities.insert(
+            (activity.prospect, activity.id),
+            encode(activity).as_slice(),
+        )?;
+        self.activity_kinds.insert(
+            (activity.prospect, activity.kind.as_str(), activity.id),
+            (activity.at.0, activity.actor == Actor::Prospect),
+        )?;
+        Ok(())
+    }
+
+    pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {
+        self.transitions.insert(t.id, encode(t).as_slice())?;
+        self.transitions_by_prospect
+            .insert((t.prospect, t.id), ())?;
+        let first = self
+            .version_first_at
+            .get(t.process_version)?
+            .map(|v| v.value());
+        if first.is_none_or(|f| t.at.0 < f) {
+            self.version_first_at.insert(t.process_version, t.at.0)?;
+        }
+        Ok(())
+    }
+
+    /// Ids of the open prospects in `stage`.
+    pub fn open_in_stage(&self, stage: &str) -> Result<Vec<ProspectId>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in self.open_by_stage.range((stage, 0)..=(stage, u64::MAX))? {
+            ids.push(entry?.0.value().1);
+        }
+        Ok(ids)
+    }
+
+    /// The distinct stages that hold open prospects, hopping from stage to
+    /// stage through the index instead of reading every entry.
+    pub fn stages_with_open_prospects(&self) -> Result<Vec<String>, StoreError> {
+        let mut stages: Vec<String> = Vec::new();
+        loop {
+            let next = match stages.last() {
+                None => self.open_by_stage.first()?,
+                Some(last) => self
+                    .open_by_stage
+                    .range((last.as_str(), u64::MAX)..)?
+                    .find(|e| {
+                        e.as_ref()
+                            .map_or(true, |(k, _)| k.value().0 != last.as_str())
+                    })
+                    .transpose()?,
+            };
+            match next {
+                Some((k, _)) => stages.push(k.value().0.to_string()),
+                None => return Ok(stages),
+            }
+        }
+    }
+
+    pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
+        self.process_versions
+            .insert(v.number, encode(v).as_slice())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    fn m(day: i64) -> Millis {
+        Millis(day * Millis::DAY)
+    }
+
+    #[test]
+    fn windows_start_at_load_unless_history_was_written_after_the_fact() {
+        // Live use: loaded on days 10 and 50; a backdated move under version
+        // 2 (day 49) does not move its window.
+        assert_eq!(
+            version_starts(&[(m(10), Some(m(11))), (m(50), Some(m(49)))]),
+            vec![m(10), m(50)]
+        );
+        // The demo: both loaded today (day 400), history written in time
+        // order from day 0, the change half-way (day 200).
+        assert_eq!(
+            version_starts(&[(m(400), Some(m(0))), (m(400), Some(m(200)))]),
+            vec![m(0), m(200)]
+        );
+        // Old history imported under version 2 (day -300) leaves version
+        // 1's window alone.
+        assert_eq!(
+            version_starts(&[(m(10), Some(m(11))), (m(50), Some(m(-300)))]),
+            vec![m(10), m(50)]
+        );
+        // A version nothing was recorded under starts at its load.
+        assert_eq!(
+            version_starts(&[(m(10), None), (m(20), None)]),
+            vec![m(10), m(20)]
+        );
+    }
+}

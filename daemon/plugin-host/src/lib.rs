@@ -1,0 +1,920 @@
+//! The plugin host: sandboxed WebAssembly components (wasmtime, component
+//! model) for exit criteria, methodology checklists and metrics.
+//!
+//! - The interface is `plugin-sdk/wit/`, read by both the SDK and
+//!   [`bindings`] here. Plugins import only `host.log`; no WASI.
+//! - Each plugin is compiled once per content hash and cached on disk
+//!   (`DATA_DIR/plugin-cache/`), pre-instantiated with the
+//!   pooling allocator, and every call gets a fresh store and instance
+//!   (`InstancePre` from wasmtime).
+//! - Limits per call: fuel, memory (a [`ResourceLimiter`]), a wall-clock
+//!   deadline (epoch interruption), and input and output size. A trap, an
+//!   exhausted limit or invalid output *fails closed*: the caller gets a
+//!   [`PluginFailure`] to turn into an unmet criterion, the failure is
+//!   counted, logged, and pushed to subscribers as `plugin.failed`.
+
+mod input;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, Func, HasSelf, Instance, Lift, Linker,
+    Lower, TypedFunc,
+};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    Trap,
+};
+
+pub use input::{CallInput, MetricData};
+
+/// Generated from `plugin-sdk/wit/` (documented there).
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../plugin-sdk/wit",
+        world: "stagecoach-plugin",
+        // Inputs borrow the daemon's records (see `input`).
+        ownership: Borrowing {
+            duplicate_if_necessary: false
+        },
+    });
+}
+
+use bindings::StagecoachPluginPre;
+use bindings::stagecoach::plugin::host::Level;
+use bindings::stagecoach::plugin::types as wit;
+
+/// The interface version this daemon speaks.
+pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.3.0";
+/// Its version number.
+pub const INTERFACE_VERSION: &str = "0.3.0";
+
+/// How often the epoch advances: the resolution of wall-clock deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// The most memory any plugin may be given (the pool's slot size).
+pub const MAX_MEMORY_MIB: u32 = 256;
+
+/// Limits for one plugin, from its `[[plugins]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    /// Fuel per call (roughly, wasm instructions).
+    pub fuel: u64,
+    /// Linear memory per call, MiB.
+    pub memory_mib: u32,
+    /// Wall-clock deadline per call.
+    pub timeout_ms: u64,
+    /// Input size bound, KiB: older activities are left out beyond it.
+    pub max_input_kib: u32,
+    /// Output size bound, KiB: larger output fails closed.
+    pub max_output_kib: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 10_000_000,
+            memory_mib: 32,
+            timeout_ms: 50,
+            max_input_kib: 256,
+            max_output_kib: 64,
+        }
+    }
+}
+
+/// What a plugin can do, from its own `describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// Exit criterion.
+    Criterion,
+    /// Methodology checklist.
+    Checklist,
+    /// Metric.
+    Metric,
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin `{name}` ({path}): {message}")]
+pub struct LoadError {
+    /// The plugin's name in `process.toml`.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// What is wrong, with a hint where one helps.
+    pub message: String,
+}
+
+/// Why a call failed. The criterion it served is unmet, with this as reason.
+#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[error("plugin `{plugin}` failed ({kind}): {message}")]
+pub struct PluginFailure {
+    /// The plugin.
+    pub plugin: String,
+    /// `trap`, `fuel`, `timeout`, `memory`, `output`, `error`, `unavailable`.
+    pub kind: &'static str,
+    /// Details.
+    pub message: String,
+}
+
+/// Per-call measurements, for `stagecoach plugin run` and statistics.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CallStats {
+    /// Fuel consumed.
+    pub fuel_used: u64,
+    /// Wall time, microseconds.
+    pub micros: f64,
+    /// Peak linear memory, bytes.
+    pub peak_memory: usize,
+}
+
+/// Counters per plugin, kept across reloads of the same file.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Calls made.
+    pub calls: AtomicU64,
+    /// Calls that failed.
+    pub failures: AtomicU64,
+    /// Total wall time, nanoseconds.
+    pub nanos: AtomicU64,
+}
+
+struct HostState {
+    plugin: String,
+    /// The last error the plugin logged (its panic message, with the SDK's hook).
+    last_error: Option<String>,
+    /// The line being logged, byte by byte.
+    log_line: Vec<u8>,
+    max_memory: usize,
+    peak_memory: usize,
+    memory_refused: bool,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.memory_refused = true;
+            return Ok(false);
+        }
+        self.peak_memory = self.peak_memory.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl bindings::stagecoach::plugin::host::Host for HostState {
+    fn log_byte(&mut self, b: u8) {
+        if self.log_line.len() < 4096 {
+            self.log_line.push(b);
+        }
+    }
+
+    fn log_end(&mut self, level: Level) {
+        let message = String::from_utf8_lossy(&std::mem::take(&mut self.log_line)).into_owned();
+        let plugin = &self.plugin;
+        match level {
+            Level::Debug => tracing::debug!(plugin = %plugin, "{message}"),
+            Level::Info => tracing::info!(plugin = %plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin = %plugin, "{message}"),
+            Level::Error => tracing::error!(plugin = %plugin, "{message}"),
+        }
+        if matches!(level, Level::Error) {
+            self.last_error = Some(message);
+        }
+    }
+}
+
+impl bindings::stagecoach::plugin::types::Host for HostState {}
+
+/// Called with every plugin failure.
+type FailureHook = Box<dyn Fn(&PluginFailure) + Send + Sync>;
+
+/// The wasmtime engine, linker and compile cache shared by every plugin.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    stop_ticker: Arc<AtomicBool>,
+    counters: Mutex<HashMap<String, Arc<Counters>>>,
+    failures: Mutex<Option<FailureHook>>,
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginHost {
+    /// A host caching compiled plugins in `cache_dir` (none: compile every load).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<PluginHost>, String> {
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            .concurrency_support(false)
+            // Deep recursion traps on stack overflow well before the host's stack.
+            .max_wasm_stack(512 * 1024);
+        if std::env::var_os("STAGECOACH_PERF_MAP").is_some() {
+            // Names plugin functions for `perf` (/tmp/perf-PID.map).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(256)
+            .total_core_instances(512)
+            .total_memories(256)
+            .total_tables(256)
+            .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
+            // Every evaluation gets a fresh instance, so resetting a slot
+            // is on the hot path. Measured (`cargo bench --bench plugins`):
+            // releasing pages with madvise and re-faulting them, and the TLB
+            // shootdowns that go with it, were most of a fresh call. Instead
+            // keep the first 256 KiB of each memory (a plugin's 128 KiB
+            // stack, its data and the SDK's 64 KiB arena) and 64 KiB of each
+            // table resident, and let
+            // the kernel's PAGEMAP_SCAN say which pages were written, so a
+            // reset restores only those.
+            .linear_memory_keep_resident(256 << 10)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine =
+            Engine::new(&config).map_err(|e| format!("cannot start the plugin engine: {e}"))?;
+        let mut linker = Linker::new(&engine);
+        bindings::StagecoachPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| format!("cannot link the host interface: {e}"))?;
+        if let Some(dir) = &cache_dir {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("stagecoach-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
+        }
+        Ok(Arc::new(PluginHost {
+            engine,
+            linker,
+            cache_dir,
+            stop_ticker,
+            counters: Mutex::new(HashMap::new()),
+            failures: Mutex::new(None),
+        }))
+    }
+
+    /// Calls `f` for every plugin failure (the daemon publishes `plugin.failed`).
+    pub fn on_failure(&self, f: impl Fn(&PluginFailure) + Send + Sync + 'static) {
+        *self.failures.lock().expect("failure hook") = Some(Box::new(f));
+    }
+
+    fn counters(&self, name: &str) -> Arc<Counters> {
+        self.counters
+            .lock()
+            .expect("counters")
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, String> {
+        let cached = self.cache_dir.as_ref().map(|dir| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            self.engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join(format!("{hash}-{:016x}.cwasm", h.finish()))
+        });
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            match load_cached(&self.engine, path) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable compiled plugin");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| {
+            let text = format!("{e:#}");
+            if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
+                "not a WebAssembly file (no `\\0asm` header): corrupt or not a plugin".to_string()
+            } else if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+                "this is a core WebAssembly module, not a component\nhint: build it with `stagecoach plugin build`, which wraps it as a component".to_string()
+            } else {
+                format!("not a valid WebAssembly component: {text}")
+            }
+        })?;
+        if let Some(path) = &cached
+            && let Ok(serialized) = component.serialize()
+        {
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+            let digest = blake3::hash(&serialized);
+            let mut framed = digest.as_bytes().to_vec();
+            framed.extend_from_slice(&serialized);
+            if std::fs::write(&tmp, &framed).is_ok() {
+                let _ = std::fs::rename(&tmp, path);
+            }
+        }
+        Ok(component)
+    }
+
+    /// Loads the plugin at `path` (its bytes already read) under `name`.
+    pub fn load(
+        self: &Arc<Self>,
+        name: &str,
+        path: &Path,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<Arc<LoadedPlugin>, LoadError> {
+        let err = |message: String| LoadError {
+            name: name.to_string(),
+            path: path.display().to_string(),
+            message,
+        };
+        if limits.memory_mib > MAX_MEMORY_MIB {
+            return Err(err(format!(
+                "`memory_mib` {} exceeds the maximum of {MAX_MEMORY_MIB}",
+                limits.memory_mib
+            )));
+        }
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        let component = self.compile(bytes, &hash).map_err(err)?;
+        check_interface(&self.engine, &component).map_err(err)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| err(format!("cannot be linked: {e:#}")))?;
+        let pre = StagecoachPluginPre::new(pre)
+            .map_err(|e| err(format!("does not match the plugin interface: {e:#}")))?;
+        let exports = Exports::find(&component).map_err(err)?;
+        let mut plugin = LoadedPlugin {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            hash,
+            limits,
+            pre,
+            exports,
+            host: self.clone(),
+            counters: self.counters(name),
+            description: String::new(),
+            provides: Vec::new(),
+            reads_activities: true,
+        };
+        let (info, _) = plugin
+            .call(|store, instance| {
+                plugin.exports.check(store, instance)?;
+                bindings::StagecoachPlugin::new(&mut *store, instance)?
+                    .stagecoach_plugin_plugin()
+                    .call_describe(store)
+                    .map(Ok)
+            })
+            .map_err(|f| err(format!("`describe` failed: {}", f.message)))?;
+        plugin.description = info.description;
+        plugin.reads_activities = info.reads_activities;
+        plugin.provides = info
+            .provides
+            .into_iter()
+            .map(|c| match c {
+                wit::Capability::Criterion => Capability::Criterion,
+                wit::Capability::Checklist => Capability::Checklist,
+                wit::Capability::Metric => Capability::Metric,
+            })
+            .collect();
+        Ok(Arc::new(plugin))
+    }
+}
+
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &Path) -> Result<Component, String> {
+    let framed = std::fs::read(path).map_err(|e| e.to_string())?;
+    if framed.len() < 32 || blake3::hash(&framed[32..]).as_bytes() != &framed[..32] {
+        return Err("checksum mismatch".into());
+    }
+    // SAFETY: the artifact was produced by `Component::serialize` of this
+    // engine configuration (the file name carries its compatibility hash),
+    // written by this daemon into its private (0700) data directory, and its
+    // checksum was verified above, so it is not truncated or corrupted.
+    unsafe { Component::deserialize(engine, &framed[32..]) }.map_err(|e| e.to_string())
+}
+
+/// Checks that the component exports our interface at a compatible version
+/// and imports nothing but the host interface.
+fn check_interface(engine: &Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let foreign: Vec<String> = ty
+        .imports(engine)
+        .filter(|(name, _)| !name.starts_with("stagecoach:plugin/"))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(format!(
+            "imports {} which the sandbox does not provide (plugins get no filesystem, network, clock, randomness or environment)\nhint: build for `wasm32-unknown-unknown` with `stagecoach plugin build`, not for WASI",
+            foreign
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    if !exports.iter().any(|e| e == INTERFACE) {
+        if let Some(other) = exports
+            .iter()
+            .find(|e| e.starts_with("stagecoach:plugin/plugin@"))
+        {
+            let version = other.rsplit('@').next().unwrap_or("?");
+            return Err(format!(
+                "built for plugin interface {version}, but this daemon speaks {INTERFACE_VERSION}\nhint: rebuild the plugin against the matching stagecoach-plugin-sdk"
+            ));
+        }
+        return Err(format!(
+            "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})\nhint: implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// The interface's exported functions, as the host calls them.
+type EvaluateFn<'a> = TypedFunc<(wit::Input<'a>,), (Result<wit::Verdict, String>,)>;
+type ChecklistFn<'a> = TypedFunc<(wit::Input<'a>,), (Result<Vec<wit::ChecklistItem>, String>,)>;
+type MetricFn<'a> = TypedFunc<(wit::MetricInput<'a>,), (Result<Vec<wit::MetricValue>, String>,)>;
+
+/// Where the interface's functions are in a component, found once at load
+/// (by name lookups that every instantiation through the generated
+/// bindings would repeat, with a type check of all four functions).
+#[derive(Clone)]
+struct Exports {
+    evaluate: ComponentExportIndex,
+    checklist: ComponentExportIndex,
+    metric: ComponentExportIndex,
+}
+
+impl Exports {
+    fn find(component: &Component) -> Result<Exports, String> {
+        let interface = component
+            .get_export_index(None, INTERFACE)
+            .ok_or_else(|| format!("does not export `{INTERFACE}`"))?;
+        let func = |name: &str| {
+            component
+                .get_export_index(Some(&interface), name)
+                .ok_or_else(|| format!("does not export `{INTERFACE}#{name}`"))
+        };
+        Ok(Exports {
+            evaluate: func("evaluate")?,
+            checklist: func("checklist")?,
+            metric: func("metric")?,
+        })
+    }
+
+    /// The function at `index` in `instance`.
+    fn get(
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<Func> {
+        instance
+            .get_func(store, index)
+            .ok_or_else(|| wasmtime::format_err!("the instance lacks an exported function"))
+    }
+
+    /// Type-checks the three functions against the host's types, once at
+    /// load, in the first instance: what makes [`Exports::typed`] sound.
+    fn check(&self, store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<()> {
+        Self::get(store, instance, &self.evaluate)?
+            .typed::<(wit::Input<'_>,), (Result<wit::Verdict, String>,)>(&*store)?;
+        Self::get(store, instance, &self.checklist)?
+            .typed::<(wit::Input<'_>,), (Result<Vec<wit::ChecklistItem>, String>,)>(&*store)?;
+        Self::get(store, instance, &self.metric)?
+            .typed::<(wit::MetricInput<'_>,), (Result<Vec<wit::MetricValue>, String>,)>(&*store)?;
+        Ok(())
+    }
+
+    /// The function at `index`, typed without checking its type again.
+    ///
+    /// Checking for every instance costs about 0.3 µs a call (the names and
+    /// fields of every record are compared), so the callers below skip it,
+    /// as wasmtime's generated bindings do after their load-time check.
+    ///
+    /// # Safety
+    ///
+    /// `P` and `R` must be the types [`Exports::check`] verified for the
+    /// function at `index`. Every instance of a plugin comes from the same
+    /// pre-instantiated component, so they then hold in every instance.
+    #[allow(unsafe_code)]
+    unsafe fn typed<P, R>(
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        index: &ComponentExportIndex,
+    ) -> wasmtime::Result<TypedFunc<P, R>>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let func = Self::get(store, instance, index)?;
+        // SAFETY: the caller's promise (see above).
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
+    }
+
+    #[allow(unsafe_code)]
+    fn evaluate<'a>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<EvaluateFn<'a>> {
+        // SAFETY: the types `check` verified for `evaluate`.
+        unsafe { Self::typed(store, instance, &self.evaluate) }
+    }
+
+    #[allow(unsafe_code)]
+    fn checklist<'a>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<ChecklistFn<'a>> {
+        // SAFETY: the types `check` verified for `checklist`.
+        unsafe { Self::typed(store, instance, &self.checklist) }
+    }
+
+    #[allow(unsafe_code)]
+    fn metric<'a>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+    ) -> wasmtime::Result<MetricFn<'a>> {
+        // SAFETY: the types `check` verified for `metric`.
+        unsafe { Self::typed(store, instance, &self.metric) }
+    }
+}
+
+/// A loaded plugin, ready to call.
+pub struct LoadedPlugin {
+    /// Its name in `process.toml`.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// BLAKE3 of its bytes.
+    pub hash: String,
+    /// Its limits.
+    pub limits: Limits,
+    /// From its `describe`.
+    pub description: String,
+    /// From its `describe`.
+    pub provides: Vec<Capability>,
+    /// From its `describe`: whether it reads the activity log.
+    pub reads_activities: bool,
+    pre: StagecoachPluginPre<HostState>,
+    exports: Exports,
+    host: Arc<PluginHost>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+impl LoadedPlugin {
+    /// A store with this plugin's memory limit and a full tank of fuel.
+    fn new_store(&self) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.host.engine,
+            HostState {
+                plugin: self.name.clone(),
+                last_error: None,
+                log_line: Vec::new(),
+                max_memory: (self.limits.memory_mib as usize) << 20,
+                peak_memory: 0,
+                memory_refused: false,
+            },
+        );
+        store.limiter(|s| s);
+        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+        store
+    }
+
+    /// Calls an exported function in a fresh store and instance, within limits.
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<HostState>, &Instance) -> wasmtime::Result<Result<R, String>>,
+    ) -> Result<(R, CallStats), PluginFailure> {
+        let started = Instant::now();
+        let fail = |kind: &'static str, message: String| PluginFailure {
+            plugin: self.name.clone(),
+            kind,
+            message,
+        };
+        let mut store = self.new_store();
+        let ticks = self
+            .limits
+            .timeout_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+            + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let outcome = self
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .and_then(|instance| f(&mut store, &instance));
+        let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
+        let stats = CallStats {
+            fuel_used,
+            micros: started.elapsed().as_secs_f64() * 1e6,
+            peak_memory: store.data().peak_memory,
+        };
+        let result = match outcome {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(message)) => Err(fail("error", message)),
+            Err(e) => Err(match e.downcast_ref::<Trap>() {
+                Some(Trap::OutOfFuel) => fail(
+                    "fuel",
+                    format!("ran out of fuel ({} units)", self.limits.fuel),
+                ),
+                Some(Trap::Interrupt) => fail(
+                    "timeout",
+                    format!("exceeded its {} ms deadline", self.limits.timeout_ms),
+                ),
+                Some(Trap::StackOverflow) => {
+                    fail("trap", "stack overflow (unbounded recursion?)".into())
+                }
+                _ if store.data().memory_refused => fail(
+                    "memory",
+                    format!(
+                        "tried to use more than its {} MiB of memory",
+                        self.limits.memory_mib
+                    ),
+                ),
+                Some(trap) => match store.data().last_error.clone() {
+                    Some(logged) => fail("trap", format!("{logged} ({trap})")),
+                    None => fail("trap", format!("{trap}")),
+                },
+                None => fail("trap", format!("{e:#}")),
+            }),
+        };
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        match result {
+            Ok(r) => Ok((r, stats)),
+            Err(failure) => {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(plugin = %self.name, kind = failure.kind, "{}", failure.message);
+                if let Some(hook) = self.host.failures.lock().expect("failure hook").as_ref() {
+                    hook(&failure);
+                }
+                Err(failure)
+            }
+        }
+    }
+
+    fn check_output(&self, bytes: usize) -> Result<(), PluginFailure> {
+        let max = (self.limits.max_output_kib as usize) << 10;
+        if bytes > max {
+            let failure = PluginFailure {
+                plugin: self.name.clone(),
+                kind: "output",
+                message: format!(
+                    "returned {bytes} bytes, more than its {} KiB output limit",
+                    self.limits.max_output_kib
+                ),
+            };
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            if let Some(hook) = self.host.failures.lock().expect("failure hook").as_ref() {
+                hook(&failure);
+            }
+            return Err(failure);
+        }
+        Ok(())
+    }
+
+    /// Runs the plugin's exit criterion.
+    pub fn evaluate(
+        &self,
+        input: &CallInput,
+    ) -> Result<(stagecoach_types::model::Verdict, CallStats), PluginFailure> {
+        let (v, stats) = self.call(|store, instance| {
+            let f = self.exports.evaluate(store, instance)?;
+            input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
+                f.call(store, (input,)).map(|(r,)| r)
+            })
+        })?;
+        self.check_output(v.reason.len())?;
+        Ok((
+            stagecoach_types::model::Verdict {
+                question: String::new(),
+                met: v.met,
+                reason: v.reason,
+            },
+            stats,
+        ))
+    }
+
+    /// Runs the plugin's checklist.
+    pub fn checklist(
+        &self,
+        input: &CallInput,
+    ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
+        let (items, stats) = self.call(|store, instance| {
+            let f = self.exports.checklist(store, instance)?;
+            input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
+                f.call(store, (input,)).map(|(r,)| r)
+            })
+        })?;
+        self.check_output(
+            items
+                .iter()
+                .map(|i| i.id.len() + i.label.len() + i.evidence.len())
+                .sum(),
+        )?;
+        Ok((
+            items
+                .into_iter()
+                .map(|i| ChecklistItem {
+                    id: i.id,
+                    label: i.label,
+                    done: i.done,
+                    evidence: i.evidence,
+                })
+                .collect(),
+            stats,
+        ))
+    }
+
+    /// Runs the plugin's metric.
+    pub fn metric(
+        &self,
+        data: &MetricData,
+    ) -> Result<(Vec<MetricValue>, CallStats), PluginFailure> {
+        let (values, stats) = self.call(|store, instance| {
+            let f = self.exports.metric(store, instance)?;
+            data.with(|input| f.call(store, (input,)).map(|(r,)| r))
+        })?;
+        self.check_output(
+            values
+                .iter()
+                .map(|v| v.name.len() + v.label.len() + 8)
+                .sum(),
+        )?;
+        Ok((
+            values
+                .into_iter()
+                .map(|v| MetricValue {
+                    name: v.name,
+                    label: v.label,
+                    value: v.value,
+                })
+                .collect(),
+            stats,
+        ))
+    }
+
+    /// A reusable instance for repeated calls (benchmarks): the same store
+    /// and instance serve every call, fuel is topped up each time.
+    pub fn reusable(&self) -> Result<Reusable, PluginFailure> {
+        let mut store = self.new_store();
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = self
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .map_err(|e| PluginFailure {
+                plugin: self.name.clone(),
+                kind: "trap",
+                message: format!("{e:#}"),
+            })?;
+        Ok(Reusable {
+            store,
+            instance,
+            exports: self.exports.clone(),
+            fuel: self.limits.fuel,
+            max_input_kib: self.limits.max_input_kib,
+            reads_activities: self.reads_activities,
+        })
+    }
+
+    /// Statistics for `plugins.list`.
+    pub fn stats(&self) -> serde_json::Value {
+        let calls = self.counters.calls.load(Ordering::Relaxed);
+        let nanos = self.counters.nanos.load(Ordering::Relaxed);
+        serde_json::json!({
+            "name": self.name,
+            "path": self.path,
+            "hash": self.hash,
+            "interface": INTERFACE_VERSION,
+            "description": self.description,
+            "provides": self.provides,
+            "reads_activities": self.reads_activities,
+            "limits": self.limits,
+            "calls": calls,
+            "failures": self.counters.failures.load(Ordering::Relaxed),
+            "mean_micros": if calls == 0 { 0.0 } else { nanos as f64 / calls as f64 / 1000.0 },
+        })
+    }
+}
+
+/// One instance kept across calls (see [`LoadedPlugin::reusable`]).
+pub struct Reusable {
+    store: Store<HostState>,
+    instance: Instance,
+    exports: Exports,
+    fuel: u64,
+    max_input_kib: u32,
+    reads_activities: bool,
+}
+
+impl Reusable {
+    /// Runs the exit criterion on this instance.
+    pub fn evaluate(&mut self, input: &CallInput) -> Result<bool, String> {
+        self.store.set_fuel(self.fuel).map_err(|e| e.to_string())?;
+        let store = &mut self.store;
+        match input.with_wit(self.max_input_kib, self.reads_activities, |input| {
+            self.exports
+                .evaluate(store, &self.instance)?
+                .call(store, (input,))
+        }) {
+            Ok((Ok(v),)) => Ok(v.met),
+            Ok((Err(e),)) => Err(e),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    }
+}
+
+/// A checklist item as the daemon reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChecklistItem {
+    /// Stable id.
+    pub id: String,
+    /// What the item asks.
+    pub label: String,
+    /// Whether it is done.
+    pub done: bool,
+    /// Evidence, or what is missing.
+    pub evidence: String,
+}
+
+/// A metric plugin's value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricValue {
+    /// What it is.
+    pub name: String,
+    /// Which slice.
+    pub label: String,
+    /// The number.
+    pub value: f64,
+}
+
+/// The plugins of one process version, by name.
+#[derive(Debug, Default, Clone)]
+pub struct PluginSet {
+    /// Loaded plugins.
+    pub plugins: HashMap<String, Arc<LoadedPlugin>>,
+}
+
+impl PluginSet {
+    /// A plugin by name.
+    pub fn get(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
+        self.plugins.get(name)
+    }
+}

@@ -1,0 +1,19 @@
+//! The Stagecoach daemon: start-up, the Unix socket and its connections,
+//! the JSON-RPC methods, live reload of `process.toml`, and shutdown.
+//!
+//! - [`server`]: start-up, the socket, connections, limits, shutdown.
+//! - [`rpc`]: the methods, one module per protocol area, dispatched in one place.
+//! - [`context`]: what every request may touch (store, writer, process in force).
+//! - [`watch`] and [`live`]: watching files the way people save them;
+//!   reloading `process.toml` into a new version without dropping anything.
+//!
+//! The rules, the store and the metrics are `stagecoach-core`'s; this
+//! crate puts them on the socket.
+
+pub mod context;
+pub mod live;
+pub mod rpc;
+pub mod server;
+pub mod watch;
+
+pub use server::{Limits, ServeConfig, ServeError, run};

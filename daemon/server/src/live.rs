@@ -1,0 +1,553 @@
+//! Live process iteration: `process.toml` is watched, and every saved change
+//! that validates becomes the next process version, swapped in atomically.
+//!
+//! A bad edit never replaces a good process: the running version stays, the
+//! error (file, line, column, key, hint) is logged, kept for
+//! `daemon.status` / `process.get`, and pushed to subscribers as
+//! `process.rejected`. A later good save clears it and pushes
+//! `process.reloaded`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::context::Ctx;
+use crate::watch::FileWatcher;
+use stagecoach_core::engine::{ActiveProcess, EngineError, Event, NewVersion, WriteOp};
+use stagecoach_core::process::{InvalidProcess, Process, ProcessError, Rule, content_hash};
+use stagecoach_core::writer::WriteError;
+use stagecoach_plugin_host::{Capability, PluginHost, PluginSet};
+use stagecoach_types::model::Millis;
+
+/// How long a save must be quiet before the file is read: one save is often
+/// several events (truncate, write, rename).
+pub const DEBOUNCE: Duration = Duration::from_millis(25);
+
+/// How long a rejected read waits for a follow-up write before it is reported.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum Reload {
+    /// The file's content is the version in force.
+    Unchanged {
+        /// The version in force.
+        version: u64,
+    },
+    /// A new version is in force.
+    Reloaded {
+        /// The new version.
+        version: u64,
+        /// The version it replaced.
+        previous: u64,
+        /// What changed, in words.
+        changes: Vec<String>,
+        /// Prospects that followed a renamed stage.
+        renamed: u64,
+        /// Prospects moved out of removed stages by `[migrate]`.
+        migrated: u64,
+    },
+    /// The file was refused; the running version stays.
+    Rejected(InvalidProcess),
+}
+
+/// An error about the whole file (unreadable, refused for its effect).
+pub fn whole_file_error(file: &str, message: String, hint: Option<String>) -> InvalidProcess {
+    InvalidProcess {
+        errors: vec![ProcessError {
+            file: file.to_string(),
+            line: 1,
+            column: 1,
+            key: String::new(),
+            message,
+            hint,
+        }],
+    }
+}
+
+/// Reads the process file and, if it changed and validates, makes it the
+/// next version. Publishes `process.reloaded` or `process.rejected`.
+pub async fn reload(ctx: &Arc<Ctx>) -> Reload {
+    let outcome = read_and_apply(ctx).await;
+    publish(ctx, &outcome);
+    outcome
+}
+
+/// Reads the file and applies it if it changed and validates; publishes nothing.
+async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
+    let path = ctx.process_path.clone();
+    let file = path.display().to_string();
+    match tokio::fs::read_to_string(&path).await {
+        Err(e) => Reload::Rejected(whole_file_error(
+            &file,
+            format!("cannot read the file: {e}"),
+            Some("the running version stays in force until the file is readable again".into()),
+        )),
+        Ok(text) => apply_text(ctx, &file, text).await,
+    }
+}
+
+/// Writes `text` to the process file (atomically: a temporary file renamed
+/// over it) and applies it, for clients that edit the process over the
+/// socket. An invalid text is refused to the caller before the file is
+/// touched. The watcher then sees the file unchanged.
+pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String) -> Reload {
+    let path = ctx.process_path.clone();
+    let file = path.display().to_string();
+    if let Err(invalid) = Process::parse(&text, &file) {
+        // Only the caller hears of it: the file and the version in force
+        // are as they were.
+        return Reload::Rejected(invalid);
+    }
+    let tmp = path.with_extension("toml.stagecoach-tmp");
+    let written = {
+        let (tmp, path, text) = (tmp.clone(), path.clone(), text.clone());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await
+    };
+    if let Err(e) = written.map_err(std::io::Error::other).and_then(|r| r) {
+        let _ = std::fs::remove_file(&tmp);
+        return Reload::Rejected(whole_file_error(
+            &file,
+            format!("cannot write the process file: {e}"),
+            Some("the running version stays in force".into()),
+        ));
+    }
+    let outcome = apply_text(ctx, &file, text).await;
+    publish(ctx, &outcome);
+    outcome
+}
+
+async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
+    let _one_at_a_time = ctx.reload_lock.lock().await;
+    let current = ctx.active();
+    let hash = content_hash(&text);
+    if hash == current.hash {
+        return Reload::Unchanged {
+            version: current.version,
+        };
+    }
+    let process = match Process::parse(&text, file) {
+        Ok(p) => p,
+        Err(invalid) => return Reload::Rejected(invalid),
+    };
+    let plugins = {
+        let host = ctx.plugin_host.clone();
+        let path = ctx.process_path.clone();
+        let process = process.clone();
+        let previous = current.plugins.clone();
+        match tokio::task::spawn_blocking(move || {
+            load_plugin_set(&host, &process, &path, Some(&previous))
+        })
+        .await
+        {
+            Ok(Ok(set)) => set,
+            Ok(Err(invalid)) => return Reload::Rejected(invalid),
+            Err(e) => {
+                return Reload::Rejected(whole_file_error(
+                    file,
+                    format!("loading plugins failed: {e}"),
+                    None,
+                ));
+            }
+        }
+    };
+    let at = ctx.clock.now();
+    let changes = stagecoach_core::diff::describe(&current.process, &process);
+    let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
+        text: text.clone(),
+        hash: hash.clone(),
+        path: file.to_string(),
+        at,
+        process: process.clone(),
+        previous: Some(current.clone()),
+    }));
+    match ctx.writer.write(current.clone(), op).await {
+        Ok(result) => {
+            let version = result["version"].as_u64().expect("a version number");
+            let active = ActiveProcess {
+                version,
+                hash,
+                text,
+                loaded_at: at,
+                process,
+                plugins: Arc::new(plugins),
+            };
+            *ctx.process.write().expect("process lock") = Arc::new(active);
+            Reload::Reloaded {
+                version,
+                previous: current.version,
+                changes,
+                renamed: result["renamed"].as_u64().unwrap_or(0),
+                migrated: result["migrated"].as_u64().unwrap_or(0),
+            }
+        }
+        Err(WriteError::Refused(e @ EngineError::OrphanedStages(_))) => {
+            let hint = e
+                .to_string()
+                .split_once("\nhint: ")
+                .map(|(_, h)| h.to_string());
+            let message = e
+                .to_string()
+                .split('\n')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            Reload::Rejected(whole_file_error(file, message, hint))
+        }
+        Err(e) => Reload::Rejected(whole_file_error(
+            file,
+            format!("cannot store the new version: {e}"),
+            None,
+        )),
+    }
+}
+
+fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
+    let (method, params): (&'static str, Value) = match outcome {
+        Reload::Unchanged { version } => {
+            // Saving the running content again clears an earlier rejection.
+            if ctx
+                .last_process_error
+                .lock()
+                .expect("error lock")
+                .take()
+                .is_none()
+            {
+                return;
+            }
+            tracing::info!(version, "process file restored to the running version");
+            (
+                "process.reloaded",
+                json!({ "version": version, "previous": version, "changes": [] }),
+            )
+        }
+        Reload::Reloaded {
+            version,
+            previous,
+            changes,
+            renamed,
+            migrated,
+        } => {
+            *ctx.last_process_error.lock().expect("error lock") = None;
+            tracing::info!(
+                version,
+                previous,
+                changes = changes.len(),
+                renamed,
+                migrated,
+                "process reloaded"
+            );
+            for change in changes {
+                tracing::info!(version, "  {change}");
+            }
+            (
+                "process.reloaded",
+                json!({ "version": version, "previous": previous, "changes": changes,
+                        "renamed": renamed, "migrated": migrated }),
+            )
+        }
+        Reload::Rejected(invalid) => {
+            tracing::error!(
+                version = ctx.active().version,
+                "process edit rejected, running version kept:\n{invalid}"
+            );
+            *ctx.last_process_error.lock().expect("error lock") = Some(invalid.clone());
+            (
+                "process.rejected",
+                json!({ "version": ctx.active().version, "errors": invalid.errors }),
+            )
+        }
+    };
+    let _ = ctx.events.send(Event { method, params });
+}
+
+/// Loads every plugin `process` declares (paths relative to the process
+/// file), reusing the ones in `previous` whose file and limits are unchanged.
+/// A plugin that fails to load makes the whole set fail, pointing at its
+/// `[[plugins]]` entry.
+pub fn load_plugin_set(
+    host: &Arc<PluginHost>,
+    process: &Process,
+    process_path: &Path,
+    previous: Option<&PluginSet>,
+) -> Result<PluginSet, InvalidProcess> {
+    let file = process_path.display().to_string();
+    let mut set = PluginSet::default();
+    let mut errors = Vec::new();
+    for (i, decl) in process.plugins.iter().enumerate() {
+        let path = plugin_path(process_path, &decl.path);
+        let error = |message: String, hint: Option<String>| ProcessError {
+            file: file.clone(),
+            line: decl.at.0,
+            column: decl.at.1,
+            key: format!("plugins[{i}]"),
+            message,
+            hint,
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                errors.push(error(
+                    format!(
+                        "plugin `{}`: cannot read `{}`: {e}",
+                        decl.name,
+                        path.display()
+                    ),
+                    Some(
+                        "build the plugins with `stagecoach plugin build` (scripts/serve does)"
+                            .into(),
+                    ),
+                ));
+                continue;
+            }
+        };
+        let hash = blake3::hash(&bytes).to_hex().to_string();
+        if let Some(old) = previous.and_then(|p| p.get(&decl.name))
+            && old.hash == hash
+            && old.limits == decl.limits
+        {
+            set.plugins.insert(decl.name.clone(), old.clone());
+            continue;
+        }
+        match host.load(&decl.name, &path, &bytes, decl.limits.clone()) {
+            Ok(plugin) => {
+                set.plugins.insert(decl.name.clone(), plugin);
+            }
+            Err(e) => {
+                let (message, hint) = match e.message.split_once("\nhint: ") {
+                    Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                    None => (e.message.clone(), None),
+                };
+                errors.push(error(format!("plugin `{}`: {message}", decl.name), hint));
+            }
+        }
+    }
+    // Each use must match what the plugin provides.
+    for (i, stage) in process.stages.iter().enumerate() {
+        let uses = stage
+            .exit
+            .iter()
+            .enumerate()
+            .filter_map(|(j, c)| match &c.rule {
+                Rule::Plugin { plugin, .. } => Some((
+                    format!("stages[{i}].exit[{j}]"),
+                    plugin,
+                    Capability::Criterion,
+                    c.at,
+                )),
+                Rule::Checklist { checklist, .. } => Some((
+                    format!("stages[{i}].exit[{j}]"),
+                    checklist,
+                    Capability::Checklist,
+                    c.at,
+                )),
+                _ => None,
+            })
+            .chain(stage.checklists.iter().enumerate().map(|(j, name)| {
+                (
+                    format!("stages[{i}].checklists[{j}]"),
+                    name,
+                    Capability::Checklist,
+                    (stage.line, 1),
+                )
+            }));
+        for (key, name, needed, (line, column)) in uses {
+            if let Some(p) = set.get(name)
+                && !p.provides.contains(&needed)
+            {
+                errors.push(ProcessError {
+                    file: file.clone(),
+                    line,
+                    column,
+                    key,
+                    message: format!(
+                        "plugin `{name}` does not provide a {}",
+                        match needed {
+                            Capability::Criterion => "exit criterion",
+                            Capability::Checklist => "checklist",
+                            Capability::Metric => "metric",
+                        }
+                    ),
+                    hint: Some(format!("it provides: {:?}", p.provides).to_lowercase()),
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(InvalidProcess { errors })
+    }
+}
+
+/// A plugin path from `process.toml`, relative to the file's directory.
+pub fn plugin_path(process_path: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return p.to_path_buf();
+    }
+    match process_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// Re-reads changed plugin files. A plugin that no longer loads keeps its
+/// previous build running; the failure is logged and pushed as `plugin.failed`.
+pub async fn reload_plugins(ctx: &Arc<Ctx>) {
+    let current = ctx.active();
+    let host = ctx.plugin_host.clone();
+    let path = ctx.process_path.clone();
+    let snapshot = current.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut set = (*snapshot.plugins).clone();
+        let mut failures = Vec::new();
+        let mut changed = 0;
+        for decl in &snapshot.process.plugins {
+            let file = plugin_path(&path, &decl.path);
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    failures.push((
+                        decl.name.clone(),
+                        format!("cannot read `{}`: {e}", file.display()),
+                    ));
+                    continue;
+                }
+            };
+            let hash = blake3::hash(&bytes).to_hex().to_string();
+            if set.get(&decl.name).is_some_and(|p| p.hash == hash) {
+                continue;
+            }
+            match host.load(&decl.name, &file, &bytes, decl.limits.clone()) {
+                Ok(p) => {
+                    set.plugins.insert(decl.name.clone(), p);
+                    changed += 1;
+                }
+                Err(e) => failures.push((decl.name.clone(), e.message)),
+            }
+        }
+        (set, changed, failures)
+    })
+    .await;
+    let Ok((set, changed, failures)) = outcome else {
+        return;
+    };
+    for (plugin, message) in failures {
+        tracing::error!(plugin = %plugin, "new plugin build refused; the previous one keeps running: {message}");
+        let _ = ctx.events.send(Event {
+            method: "plugin.failed",
+            params: json!({ "plugin": plugin, "kind": "load", "message": message }),
+        });
+    }
+    if changed == 0 {
+        return;
+    }
+    let mut guard = ctx.process.write().expect("process lock");
+    if guard.version != current.version {
+        return; // a process reload raced us; it loaded plugins itself
+    }
+    *guard = Arc::new(ActiveProcess {
+        version: current.version,
+        hash: current.hash.clone(),
+        text: current.text.clone(),
+        loaded_at: current.loaded_at,
+        process: current.process.clone(),
+        plugins: Arc::new(set),
+    });
+    drop(guard);
+    tracing::info!(changed, "plugins reloaded");
+    let _ = ctx.events.send(Event {
+        method: "plugins.reloaded",
+        params: json!({ "version": current.version, "changed": changed }),
+    });
+}
+
+fn watched_files(ctx: &Ctx) -> Vec<PathBuf> {
+    let active = ctx.active();
+    let mut files = vec![ctx.process_path.clone()];
+    files.extend(
+        active
+            .process
+            .plugins
+            .iter()
+            .map(|d| plugin_path(&ctx.process_path, &d.path)),
+    );
+    files
+}
+
+/// Watches the process file and its plugins until `stop` is cancelled,
+/// reloading on every change.
+pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
+    let path = ctx.process_path.clone();
+    let mut files = watched_files(&ctx);
+    let mut watcher = match FileWatcher::new(&files) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch the process file; edits need `stagecoach process reload`");
+            return;
+        }
+    };
+    tracing::info!(path = %path.display(), plugins = files.len() - 1, "watching the process file and its plugins");
+    loop {
+        let changed = tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = watcher.next_change(DEBOUNCE) => changed,
+        };
+        let Some(changed) = changed else { return };
+        if !changed.contains(&path) {
+            reload_plugins(&ctx).await;
+            continue;
+        }
+        // A delete-and-recreate save can leave the file briefly missing.
+        if !Path::new(&path).exists() {
+            tokio::time::sleep(DEBOUNCE * 4).await;
+        }
+        let mut outcome = read_and_apply(&ctx).await;
+        // A save caught half-way (truncated, not yet written) reads as a bad
+        // file: report a rejection only if no further write follows soon.
+        while matches!(outcome, Reload::Rejected(_)) {
+            match tokio::time::timeout(SETTLE, watcher.next_change(DEBOUNCE)).await {
+                Ok(Some(_)) => outcome = read_and_apply(&ctx).await,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        publish(&ctx, &outcome);
+        // The new version may use other plugin files.
+        let now_watched = watched_files(&ctx);
+        if now_watched != files {
+            match FileWatcher::new(&now_watched) {
+                Ok(w) => {
+                    watcher = w;
+                    files = now_watched;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot watch the new plugin files"),
+            }
+        }
+    }
+}
+
+/// The review warning for `daemon.status`: days since the process last
+/// changed, when that is longer than `review_every_days`.
+pub fn review_overdue(active: &ActiveProcess, now: Millis) -> Option<Value> {
+    let days = active.process.review_every_days?;
+    let age = active.loaded_at.days_until(now);
+    (age > f64::from(days)).then(|| {
+        json!({
+            "message": format!("the process has not changed for {} days; review it every {days} days", age.floor()),
+            "days_since_change": age.floor(),
+            "review_every_days": days,
+        })
+    })
+}

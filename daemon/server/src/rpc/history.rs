@@ -1,0 +1,227 @@
+//! Learning from history: `process.discover`, `export.page` (the rows
+//! `stagecoach export` writes) and `prospect.lookup` (what an import finds
+//! already present).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Ctx, ReadError, Reply, read, ready};
+use stagecoach_core::discover::{self, Deal, Step};
+use stagecoach_core::store::ProspectFilter;
+use stagecoach_types::model::{FIELDS_UPDATED, Millis, Status};
+use stagecoach_types::protocol::RpcError;
+
+const MAX_PAGE: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiscoverParams {
+    #[serde(default)]
+    include_lost: bool,
+    #[serde(default)]
+    min_support: Option<f64>,
+    #[serde(default)]
+    min_share: Option<f64>,
+    #[serde(default)]
+    variants: Option<usize>,
+    /// Deals closed at or after.
+    #[serde(default)]
+    from: Option<Millis>,
+    /// Deals closed before.
+    #[serde(default)]
+    to: Option<Millis>,
+    #[serde(default)]
+    owner: Option<String>,
+    /// Only the most recently closed `last` deals.
+    #[serde(default)]
+    last: Option<usize>,
+}
+
+pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
+    let options = match discover::options(p.include_lost, p.min_support, p.min_share, p.variants) {
+        Ok(o) => o,
+        Err(e) => return ready(Err(RpcError::params(e))),
+    };
+    let ctx = ctx.clone();
+    read(move || {
+        let mut deals = Vec::new();
+        // Lost deals also check the draft (its last stage must not close
+        // them won), whether or not they are analysed.
+        let statuses: &[Status] = &[Status::Won, Status::Lost];
+        for status in statuses {
+            let mut after = None;
+            loop {
+                let page = ctx.store.prospects(&ProspectFilter {
+                    stage: None,
+                    owner: p.owner.clone(),
+                    status: Some(*status),
+                    after,
+                    limit: MAX_PAGE,
+                })?;
+                after = page.last().map(|p| p.id);
+                for prospect in &page {
+                    let closed = prospect.closed_at.unwrap_or(prospect.last_activity_at);
+                    if p.from.is_some_and(|f| closed < f) || p.to.is_some_and(|t| closed >= t) {
+                        continue;
+                    }
+                    let steps = ctx
+                        .store
+                        .activities(prospect.id)?
+                        .into_iter()
+                        .filter(|a| a.kind != FIELDS_UPDATED)
+                        .map(|a| Step {
+                            kind: a.kind,
+                            at: a.at,
+                            actor: a.actor,
+                        })
+                        .collect();
+                    deals.push(Deal {
+                        open: false,
+                        key: prospect
+                            .external_id
+                            .clone()
+                            .unwrap_or_else(|| prospect.id.to_string()),
+                        owner: prospect.owner.clone(),
+                        won: prospect.status == Status::Won,
+                        created: prospect.created_at,
+                        closed,
+                        steps: discover::sorted(steps),
+                    });
+                }
+                if page.len() < MAX_PAGE {
+                    break;
+                }
+            }
+        }
+        if let Some(last) = p.last {
+            deals.sort_by_key(|d| std::cmp::Reverse(d.closed));
+            deals.truncate(last);
+        }
+        Ok(json!(discover::discover(&deals, &options, ctx.clock.now())))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PageParams {
+    what: What,
+    #[serde(default)]
+    after: Option<Value>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum What {
+    Prospects,
+    Activities,
+    Transitions,
+}
+
+/// One page of an export: `{rows, next}`; `next` is the `after` of the next
+/// page, null at the end.
+pub(super) fn page(ctx: &Arc<Ctx>, p: PageParams) -> Reply {
+    let limit = p.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_PAGE {
+        return ready(Err(RpcError::params(format!(
+            "`limit` must be between 1 and {MAX_PAGE}"
+        ))));
+    }
+    let ctx = ctx.clone();
+    read(move || {
+        let after = p.after;
+        Ok(match p.what {
+            What::Prospects => {
+                let filter = ProspectFilter {
+                    stage: None,
+                    owner: None,
+                    status: None,
+                    after: cursor(after)?,
+                    limit,
+                };
+                page_of(ctx.store.prospects(&filter)?, limit, |r| json!(r.id))
+            }
+            What::Activities => page_of(
+                ctx.store.activities_page(cursor(after)?, limit)?,
+                limit,
+                |a| json!([a.prospect, a.id]),
+            ),
+            What::Transitions => page_of(
+                ctx.store.transitions_page(cursor(after)?, limit)?,
+                limit,
+                |t| json!(t.id),
+            ),
+        })
+    })
+}
+
+/// A page's `after`: none (or null) for the first page.
+fn cursor<T: DeserializeOwned>(after: Option<Value>) -> Result<Option<T>, ReadError> {
+    let v = after.unwrap_or(Value::Null);
+    serde_json::from_value(v.clone()).map_err(|_| {
+        ReadError::Rpc(RpcError::params(format!(
+            "`after`: `{v}` is not a cursor from a previous page"
+        )))
+    })
+}
+
+/// `{rows, next}`: `next` is the last row's cursor when the page is full.
+fn page_of<T: Serialize>(rows: Vec<T>, limit: usize, key: impl Fn(&T) -> Value) -> Value {
+    let next = rows.last().filter(|_| rows.len() == limit).map(key);
+    json!({ "rows": rows, "next": next })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LookupParams {
+    external_ids: Vec<String>,
+    /// Also return each one's activities and transitions (`[kind, at]`,
+    /// `[to, at]`), so an import can skip what is already there.
+    #[serde(default)]
+    history: bool,
+}
+
+/// The prospects behind `external_ids` (those that exist).
+pub(super) fn lookup(ctx: &Arc<Ctx>, p: LookupParams) -> Reply {
+    if p.external_ids.len() > MAX_PAGE {
+        return ready(Err(RpcError::params(format!(
+            "at most {MAX_PAGE} `external_ids` per call"
+        ))));
+    }
+    let ctx = ctx.clone();
+    read(move || {
+        let mut found = BTreeMap::new();
+        for ext in p.external_ids {
+            let Some(id) = ctx.store.prospect_by_external_id(&ext)? else {
+                continue;
+            };
+            let Some(prospect) = ctx.store.prospect(id)? else {
+                continue;
+            };
+            let mut entry = json!({ "id": id, "stage": prospect.stage, "status": prospect.status });
+            if p.history {
+                let activities: Vec<Value> = ctx
+                    .store
+                    .activities(id)?
+                    .into_iter()
+                    .map(|a| json!([a.kind, a.at]))
+                    .collect();
+                let transitions: Vec<Value> = ctx
+                    .store
+                    .transitions(id)?
+                    .into_iter()
+                    .map(|t| json!([t.to, t.at]))
+                    .collect();
+                entry["activities"] = json!(activities);
+                entry["transitions"] = json!(transitions);
+            }
+            found.insert(ext, entry);
+        }
+        Ok(json!({ "found": found }))
+    })
+}

@@ -1,0 +1,189 @@
+//! `process.*`: the process in force, its versions, and validating a
+//! candidate text without applying it.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{Ctx, ReadError, Reply, read, ready};
+use crate::live::Reload;
+use stagecoach_core::engine::WriteOp;
+use stagecoach_core::lint::lint;
+use stagecoach_core::process::{Process, content_hash};
+use stagecoach_types::model::Millis;
+use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct GetParams {
+    #[serde(default)]
+    version: Option<u64>,
+}
+
+pub(super) fn get(ctx: &Arc<Ctx>, p: GetParams) -> Reply {
+    let active = ctx.active();
+    let last_error = ctx.last_process_error.lock().expect("error lock").clone();
+    match p.version {
+        None => ready(Ok(json!({
+            "version": active.version,
+            "hash": active.hash,
+            "loaded_at": active.loaded_at,
+            "path": ctx.process_path,
+            "text": active.text,
+            "process": active.process,
+            "last_error": last_error,
+        }))),
+        Some(v) => {
+            let ctx = ctx.clone();
+            read(move || {
+                let versions = ctx.store.process_versions()?;
+                let Some(found) = versions.into_iter().find(|x| x.number == v) else {
+                    return Err(ReadError::Rpc(
+                        RpcError::new(NOT_FOUND, format!("no process version {v}"))
+                            .with_data(json!({ "version": v })),
+                    ));
+                };
+                Ok(json!({
+                    "version": found.number,
+                    "hash": found.hash,
+                    "loaded_at": found.loaded_at,
+                    "path": found.path,
+                    "text": found.text,
+                    "current": found.number == active.version,
+                }))
+            })
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NoParams {}
+
+pub(super) fn versions(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+    let ctx = ctx.clone();
+    let current = ctx.active().version;
+    read(move || {
+        let versions: Vec<_> = ctx
+            .store
+            .version_windows()?
+            .into_iter()
+            .map(|(v, from, until)| json!({ "version": v.number, "hash": v.hash, "loaded_at": v.loaded_at,
+                                             "in_force_from": from, "in_force_until": until, "path": v.path }))
+            .collect();
+        Ok(json!({ "current": current, "versions": versions }))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ValidateParams {
+    text: String,
+    #[serde(default)]
+    file: Option<String>,
+}
+
+pub(super) fn validate(ctx: &Arc<Ctx>, p: ValidateParams) -> Reply {
+    let file = p.file.unwrap_or_else(|| "process.toml".into());
+    let active = ctx.active();
+    let result = match Process::parse(&p.text, &file) {
+        Ok(process) => {
+            // Unchanged text keeps its age; a changed text would be new today.
+            let last_changed = if content_hash(&p.text) == active.hash {
+                active.loaded_at
+            } else {
+                ctx.clock.now()
+            };
+            let warnings = lint(&process, ctx.clock.now(), Some(last_changed));
+            let changes = stagecoach_core::diff::describe(&active.process, &process);
+            json!({ "valid": true, "errors": [], "warnings": warnings,
+                    "stages": process.stages.len(), "changes": changes })
+        }
+        Err(invalid) => json!({ "valid": false, "errors": invalid.errors, "warnings": [] }),
+    };
+    ready(Ok(result))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReloadParams {
+    /// Write this text to the process file first.
+    #[serde(default)]
+    text: Option<String>,
+}
+
+pub(super) fn reload(ctx: &Arc<Ctx>, p: ReloadParams) -> Reply {
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        let outcome = match p.text {
+            Some(text) => crate::live::write_and_reload(&ctx, text).await,
+            None => crate::live::reload(&ctx).await,
+        };
+        Ok(match outcome {
+            Reload::Unchanged { version } => json!({ "outcome": "unchanged", "version": version }),
+            Reload::Reloaded {
+                version,
+                previous,
+                changes,
+                renamed,
+                migrated,
+            } => json!({ "outcome": "reloaded", "version": version, "previous": previous,
+                         "changes": changes, "renamed": renamed, "migrated": migrated }),
+            Reload::Rejected(invalid) => {
+                return Err(RpcError::new(
+                    INVALID_PROCESS,
+                    format!(
+                        "process file refused; version {} stays in force",
+                        ctx.active().version
+                    ),
+                )
+                .with_data(json!({ "errors": invalid.errors })));
+            }
+        })
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReevaluateParams {
+    #[serde(default)]
+    at: Option<Millis>,
+}
+
+pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ReevaluateParams) -> Reply {
+    let at = p.at.unwrap_or_else(|| ctx.clock.now());
+    ctx.write(WriteOp::Reevaluate { at })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DiffParams {
+    from: u64,
+    #[serde(default)]
+    to: Option<u64>,
+}
+
+pub(super) fn diff(ctx: &Arc<Ctx>, p: DiffParams) -> Reply {
+    let ctx = ctx.clone();
+    let to = p.to.unwrap_or_else(|| ctx.active().version);
+    read(move || {
+        let versions = ctx.store.process_versions()?;
+        let load = |n: u64| -> Result<Process, ReadError> {
+            let v = versions.iter().find(|v| v.number == n).ok_or_else(|| {
+                ReadError::Rpc(
+                    RpcError::new(NOT_FOUND, format!("no process version {n}"))
+                        .with_data(json!({ "version": n })),
+                )
+            })?;
+            Process::parse(&v.text, &v.path).map_err(|e| {
+                ReadError::Rpc(RpcError::new(
+                    INVALID_PROCESS,
+                    format!("stored version {n} no longer parses: {e}"),
+                ))
+            })
+        };
+        let (a, b) = (load(p.from)?, load(to)?);
+        Ok(json!({ "from": p.from, "to": to, "changes": stagecoach_core::diff::describe(&a, &b) }))
+    })
+}

@@ -1,0 +1,221 @@
+//! `prospect.*`: create, read, list, update, evaluate and move prospects.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Ctx, ReadError, Reply, read, ready};
+use stagecoach_core::criteria::{
+    activity_kinds, all_met, evaluate_stage, needs_activities, stage_checklists,
+};
+use stagecoach_core::engine::import::ImportProspect;
+use stagecoach_core::engine::{NewProspect, ProspectUpdate, WriteOp};
+use stagecoach_core::store::ProspectFilter;
+use stagecoach_types::model::{Millis, ProspectId, Status};
+use stagecoach_types::protocol::{NOT_FOUND, RpcError};
+
+/// The default and largest page for `prospect.list`.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ById {
+    id: ProspectId,
+    #[serde(default)]
+    at: Option<Millis>,
+}
+
+pub(super) fn create(ctx: &Arc<Ctx>, p: NewProspect) -> Reply {
+    ctx.write(WriteOp::CreateProspect(p))
+}
+
+pub(super) fn import(ctx: &Arc<Ctx>, p: ImportProspect) -> Reply {
+    ctx.write(WriteOp::Import(Box::new(p)))
+}
+
+pub(super) fn update(ctx: &Arc<Ctx>, p: ProspectUpdate) -> Reply {
+    ctx.write(WriteOp::UpdateProspect(p))
+}
+
+pub(super) fn advance(ctx: &Arc<Ctx>, p: ById) -> Reply {
+    let at = p.at.unwrap_or_else(|| ctx.clock.now());
+    ctx.write(WriteOp::Advance { id: p.id, at })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MoveParams {
+    id: ProspectId,
+    to: String,
+    reason: String,
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    at: Option<Millis>,
+}
+
+pub(super) fn force_move(ctx: &Arc<Ctx>, p: MoveParams) -> Reply {
+    let at = p.at.unwrap_or_else(|| ctx.clock.now());
+    ctx.write(WriteOp::Move {
+        id: p.id,
+        to: p.to,
+        reason: p.reason,
+        by: p.by,
+        at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CloseParams {
+    id: ProspectId,
+    outcome: Outcome,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    at: Option<Millis>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Outcome {
+    Won,
+    Lost,
+}
+
+pub(super) fn close(ctx: &Arc<Ctx>, p: CloseParams) -> Reply {
+    let at = p.at.unwrap_or_else(|| ctx.clock.now());
+    let outcome = match p.outcome {
+        Outcome::Won => Status::Won,
+        Outcome::Lost => Status::Lost,
+    };
+    ctx.write(WriteOp::Close {
+        id: p.id,
+        outcome,
+        reason: p.reason,
+        at,
+    })
+}
+
+/// The prospect with its current stage's verdicts, evaluated as of `at`.
+fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bool) -> Reply {
+    let ctx = ctx.clone();
+    let active = ctx.active();
+    let now = at.unwrap_or_else(|| ctx.clock.now());
+    read(move || {
+        let Some(prospect) = ctx.store.prospect(id)? else {
+            return Err(ReadError::Rpc(
+                RpcError::new(NOT_FOUND, format!("no prospect with id {id}"))
+                    .with_data(json!({ "id": id })),
+            ));
+        };
+        let process = &active.process;
+        let index = process.stage_index(&prospect.stage);
+        let mut out = serde_json::to_value(&prospect).expect("prospects serialize");
+        if let Some(i) = index {
+            let stage = &process.stages[i];
+            out["stage_name"] = json!(stage.name);
+            if prospect.status == Status::Open {
+                let mut facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
+                if needs_activities(stage, &active.plugin_context()) || !stage.checklists.is_empty()
+                {
+                    facts.activities = ctx.store.activities(id)?;
+                }
+                let as_of = now.max(prospect.stage_entered_at);
+                let verdicts =
+                    evaluate_stage(stage, &prospect, &facts, as_of, active.plugin_context());
+                out["checklists"] = json!(stage_checklists(
+                    stage,
+                    &prospect,
+                    &facts,
+                    as_of,
+                    active.plugin_context()
+                ));
+                let next = process
+                    .stages
+                    .get(i + 1)
+                    .map_or("won".to_string(), |s| s.id.clone());
+                out["ready"] = json!(all_met(&verdicts));
+                out["next_stage"] = json!(next);
+                out["verdicts"] = json!(verdicts);
+                out["days_in_stage"] =
+                    json!((prospect.stage_entered_at.days_until(now) * 10.0).round() / 10.0);
+            }
+        } else {
+            out["stage_name"] = Value::Null;
+        }
+        if out.get("checklists").is_none() {
+            out["checklists"] = json!([]);
+        }
+        out["process_version"] = json!(active.version);
+        if history {
+            out["transitions"] = json!(ctx.store.transitions(id)?);
+        }
+        Ok(out)
+    })
+}
+
+pub(super) fn get(ctx: &Arc<Ctx>, p: ById) -> Reply {
+    with_verdicts(ctx, p.id, p.at, true)
+}
+
+pub(super) fn evaluate(ctx: &Arc<Ctx>, p: ById) -> Reply {
+    with_verdicts(ctx, p.id, p.at, false)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    #[serde(default)]
+    stage: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(default)]
+    after: Option<ProspectId>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+pub(super) fn list(ctx: &Arc<Ctx>, p: ListParams) -> Reply {
+    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return ready(Err(RpcError::params(format!(
+            "`limit` must be between 1 and {MAX_LIMIT}"
+        ))));
+    }
+    if let Some(stage) = &p.stage
+        && ctx.active().process.stage(stage).is_none()
+    {
+        let known = ctx
+            .active()
+            .process
+            .stages
+            .iter()
+            .map(|s| s.id.clone())
+            .collect::<Vec<_>>();
+        return ready(Err(RpcError::params(format!(
+            "unknown stage `{stage}`; the stages are {}",
+            known.join(", ")
+        ))
+        .with_data(json!({ "stage": stage }))));
+    }
+    let ctx = ctx.clone();
+    read(move || {
+        let filter = ProspectFilter {
+            stage: p.stage,
+            owner: p.owner,
+            status: p.status,
+            after: p.after,
+            limit,
+        };
+        let prospects = ctx.store.prospects(&filter)?;
+        let next = (prospects.len() == limit)
+            .then(|| prospects.last().map(|p| p.id))
+            .flatten();
+        Ok(json!({ "prospects": prospects, "next": next }))
+    })
+}

@@ -1,0 +1,669 @@
+//! The daemon: start-up, the Unix socket, connections, and graceful
+//! shutdown.
+//!
+//! One JSON value per line in each direction. A connection reads requests in
+//! order, starts each (writes are queued to the writer immediately) and
+//! answers each as soon as it is done, so a client may pipeline. Limits
+//! (line length, idle time, connections, requests in flight) answer with an
+//! error and close; they never take the daemon down.
+
+use std::future::Future;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::live::{load_plugin_set, whole_file_error};
+use crate::rpc::{Ctx, dispatch};
+use stagecoach_core::clock::Clock;
+use stagecoach_core::engine::{ActiveProcess, Event, NewVersion, WriteOp};
+use stagecoach_core::process::{InvalidProcess, Process, content_hash};
+use stagecoach_core::store::{Store, StoreError};
+use stagecoach_core::writer::{WriteError, Writer, WriterStats};
+use stagecoach_plugin_host::PluginHost;
+use stagecoach_types::protocol::{self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE};
+
+/// Limits that protect the daemon from clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest request line in bytes.
+    pub max_line: usize,
+    /// A connection with nothing to do for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are refused with an error.
+    pub max_connections: usize,
+    /// Requests one connection may have in flight; reading pauses beyond.
+    pub max_in_flight: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 1 << 20,
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 1024,
+            max_in_flight: 1024,
+        }
+    }
+}
+
+/// How long a closing connection may take to deliver its last answers.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// What `serve` needs: paths, limits and the clock, all passed in.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The process file to serve (and, later, watch).
+    pub process_path: PathBuf,
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// The socket path.
+    pub socket: PathBuf,
+    /// Client limits.
+    pub limits: Limits,
+    /// Where "now" comes from.
+    pub clock: Clock,
+    /// Watch the process file and reload it on every save.
+    pub watch: bool,
+    /// Compiled-plugin cache; `DATA_DIR/plugin-cache` when `None`.
+    pub plugin_cache: Option<PathBuf>,
+    /// The database's page cache, MiB.
+    pub cache_mib: usize,
+    /// Save the database's allocator state with every commit, so that a
+    /// start after a crash needs no full check (slower commits).
+    pub quick_repair: bool,
+}
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The process file could not be read and no earlier version is stored.
+    #[error("cannot read process file `{path}`: {source}")]
+    ProcessRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The process file is invalid and no earlier version is stored.
+    #[error("process file is invalid:\n{0}")]
+    Process(InvalidProcess),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another daemon answers on the socket.
+    #[error(
+        "another stagecoach daemon is already serving on `{0}`\nhint: stop it, or pass `--socket` and `--data-dir` for a second daemon"
+    )]
+    AlreadyServing(PathBuf),
+    /// Something else is at the socket path.
+    #[error("`{0}` exists and is not a socket\nhint: remove it or choose another `--socket`")]
+    NotASocket(PathBuf),
+    /// File system trouble with the data directory or socket.
+    #[error("{what} `{path}`: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> ServeError + 'a {
+    move |source| ServeError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The database file inside a data directory.
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("stagecoach.redb")
+}
+
+/// Runs the daemon until `shutdown` resolves, then finishes in-flight
+/// requests and returns.
+pub async fn run(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    create_private_dir(&config.data_dir)?;
+    if let Some(parent) = config.socket.parent() {
+        create_private_dir(parent)?;
+    }
+    check_socket_free(&config.socket)?;
+
+    let db_path = database_path(&config.data_dir);
+    let store = Store::open_with(&db_path, config.cache_mib, config.quick_repair)?;
+    let (events, _) = broadcast::channel::<Event>(4096);
+    let writer_stats = Arc::new(WriterStats::default());
+    let (writer, writer_thread) = Writer::start(
+        store.clone(),
+        config.clock.clone(),
+        events.clone(),
+        writer_stats.clone(),
+    )?;
+
+    let plugin_host = PluginHost::new(Some(
+        config
+            .plugin_cache
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("plugin-cache")),
+    ))
+    .map_err(|message| ServeError::Io {
+        what: "cannot start the plugin host",
+        path: config.data_dir.clone(),
+        source: std::io::Error::other(message),
+    })?;
+    {
+        let events = events.clone();
+        plugin_host.on_failure(move |f| {
+            let _ = events.send(Event {
+                method: "plugin.failed",
+                params: serde_json::json!({ "plugin": f.plugin, "kind": f.kind, "message": f.message }),
+            });
+        });
+    }
+    let (active, startup_error) =
+        load_initial_process(&config, &store, &writer, &plugin_host).await?;
+    tracing::info!(
+        process = %active.process.name,
+        version = active.version,
+        stages = active.process.stages.len(),
+        "process loaded"
+    );
+
+    let listener =
+        UnixListener::bind(&config.socket).map_err(io_err("cannot bind socket", &config.socket))?;
+    std::fs::set_permissions(&config.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("cannot set permissions on socket", &config.socket))?;
+    let socket_ino = std::fs::metadata(&config.socket).map(|m| m.ino()).ok();
+    tracing::info!(socket = %config.socket.display(), database = %db_path.display(), "listening");
+
+    let ctx = Arc::new(Ctx {
+        store,
+        writer,
+        process: Arc::new(std::sync::RwLock::new(Arc::new(active))),
+        plugin_host,
+        process_path: config.process_path.clone(),
+        last_process_error: Mutex::new(startup_error),
+        clock: config.clock.clone(),
+        events,
+        writer_stats,
+        started_at: config.clock.now(),
+        socket: config.socket.clone(),
+        data_dir: config.data_dir.clone(),
+        connections: Default::default(),
+        reload_lock: tokio::sync::Mutex::new(()),
+    });
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    if config.watch {
+        tracker.spawn(crate::live::watch_process(ctx.clone(), token.clone()));
+    }
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let ctx = ctx.clone();
+                    let token = token.clone();
+                    let limits = config.limits.clone();
+                    tracker.spawn(async move { connection(ctx, stream, token, limits).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+        }
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    drop(listener);
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    drop(ctx);
+    let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    // Remove the socket only if it is still ours.
+    if let Ok(meta) = std::fs::metadata(&config.socket)
+        && Some(meta.ino()) == socket_ino
+    {
+        let _ = std::fs::remove_file(&config.socket);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), ServeError> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("cannot create directory", dir))
+}
+
+/// Refuses a socket another daemon answers on; removes a stale one.
+fn check_socket_free(path: &Path) -> Result<(), ServeError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("cannot inspect socket", path)(e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(ServeError::NotASocket(path.to_path_buf()));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(ServeError::AlreadyServing(path.to_path_buf())),
+        Err(_) => {
+            tracing::info!(socket = %path.display(), "removing stale socket");
+            std::fs::remove_file(path).map_err(io_err("cannot remove stale socket", path))
+        }
+    }
+}
+
+/// Reads the process file and loads its plugins. A bad file (or a bad
+/// plugin) falls back to the newest stored version, so a typo never keeps
+/// the team's data offline.
+async fn load_initial_process(
+    config: &ServeConfig,
+    store: &Store,
+    writer: &Writer,
+    host: &Arc<PluginHost>,
+) -> Result<(ActiveProcess, Option<InvalidProcess>), ServeError> {
+    let file_name = config.process_path.display().to_string();
+    let stored = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.process_versions())
+            .await
+            .expect("reading process versions")?
+    };
+    let previous: Option<ActiveProcess> = match stored.last() {
+        None => None,
+        Some(v) => {
+            let process = Process::parse(&v.text, &v.path).map_err(ServeError::Process)?;
+            let plugins = match load_plugin_set(host, &process, &config.process_path, None) {
+                Ok(set) => set,
+                Err(e) => {
+                    tracing::error!(
+                        version = v.number,
+                        "plugins of the stored process version do not load:\n{e}"
+                    );
+                    Default::default()
+                }
+            };
+            Some(ActiveProcess {
+                version: v.number,
+                hash: v.hash.clone(),
+                text: v.text.clone(),
+                loaded_at: v.loaded_at,
+                process,
+                plugins: Arc::new(plugins),
+            })
+        }
+    };
+    let candidate = match std::fs::read_to_string(&config.process_path) {
+        Err(source) if previous.is_none() => {
+            return Err(ServeError::ProcessRead {
+                path: config.process_path.clone(),
+                source,
+            });
+        }
+        Err(source) => Err(whole_file_error(
+            &file_name,
+            format!("cannot read the file: {source}"),
+            None,
+        )),
+        Ok(text) => Process::parse(&text, &file_name).and_then(|process| {
+            let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
+            Ok((text, process, plugins))
+        }),
+    };
+    let (text, process, plugins) = match candidate {
+        Ok(c) => c,
+        Err(invalid) => {
+            let Some(previous) = previous else {
+                return Err(ServeError::Process(invalid));
+            };
+            tracing::error!(
+                version = previous.version,
+                "process file refused; serving the last stored version:\n{invalid}"
+            );
+            return Ok((previous, Some(invalid)));
+        }
+    };
+    let hash = content_hash(&text);
+    if let Some(p) = previous.as_ref().filter(|p| p.hash == hash) {
+        return Ok((
+            ActiveProcess {
+                version: p.version,
+                hash,
+                text,
+                loaded_at: p.loaded_at,
+                process,
+                plugins: Arc::new(plugins),
+            },
+            None,
+        ));
+    }
+    let at = config.clock.now();
+    let previous = previous.map(Arc::new);
+    let stamp = previous.clone().unwrap_or_else(|| {
+        Arc::new(ActiveProcess {
+            version: 0,
+            hash: hash.clone(),
+            text: String::new(),
+            loaded_at: at,
+            process: process.clone(),
+            plugins: Default::default(),
+        })
+    });
+    let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
+        text: text.clone(),
+        hash: hash.clone(),
+        path: file_name.clone(),
+        at,
+        process: process.clone(),
+        previous: previous.clone(),
+    }));
+    match writer.write(stamp, op).await {
+        Ok(result) => Ok((
+            ActiveProcess {
+                version: result["version"].as_u64().expect("version number"),
+                hash,
+                text,
+                loaded_at: at,
+                process,
+                plugins: Arc::new(plugins),
+            },
+            None,
+        )),
+        Err(WriteError::Refused(e)) => {
+            let previous = previous.expect("only a stored version holds prospects");
+            let message = e.to_string();
+            let (message, hint) = match message.split_once("\nhint: ") {
+                Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                None => (message, None),
+            };
+            let invalid = whole_file_error(&file_name, message, hint);
+            tracing::error!(
+                version = previous.version,
+                "process file refused; serving the last stored version:\n{invalid}"
+            );
+            let previous = Arc::try_unwrap(previous).unwrap_or_else(|arc| ActiveProcess {
+                version: arc.version,
+                hash: arc.hash.clone(),
+                text: arc.text.clone(),
+                loaded_at: arc.loaded_at,
+                process: arc.process.clone(),
+                plugins: arc.plugins.clone(),
+            });
+            Ok((previous, Some(invalid)))
+        }
+        Err(e) => Err(ServeError::Store(StoreError::Db(e.to_string()))),
+    }
+}
+
+/// Serves one client until it disconnects, idles out or the daemon stops.
+async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken, limits: Limits) {
+    let open = ctx.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let _guard = ConnectionGuard(ctx.clone());
+    let (read_half, mut write_half) = stream.into_split();
+
+    if open > limits.max_connections {
+        tracing::warn!(
+            open,
+            limit = limits.max_connections,
+            "connection refused: too many connections"
+        );
+        let message = format!("too many connections (limit {})", limits.max_connections);
+        refuse(&mut write_half, message).await;
+        return;
+    }
+    let peer = write_half.as_ref().peer_cred().map(|c| c.uid());
+    let me = rustix::process::getuid().as_raw();
+    if peer.as_ref().ok() != Some(&me) {
+        tracing::warn!(peer = ?peer, "connection refused: peer is another user");
+        refuse(
+            &mut write_half,
+            "access refused: the daemon serves only its own user".into(),
+        )
+        .await;
+        return;
+    }
+
+    let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
+    let output = tokio::spawn(async move {
+        let mut w = tokio::io::BufWriter::new(write_half);
+        while let Some(line) = out_rx.recv().await {
+            if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err() {
+                return;
+            }
+            // Flush once nothing else is ready, so a burst of answers shares a write.
+            if out_rx.is_empty() && w.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = w.flush().await;
+        let _ = w.shutdown().await;
+    });
+
+    let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
+    let conn_token = token.child_token();
+    let mut subscribed = false;
+    let mut lines = FramedRead::new(read_half, LinesCodec::new_with_max_length(limits.max_line));
+    loop {
+        let next = tokio::select! {
+            _ = conn_token.cancelled() => break,
+            next = tokio::time::timeout(limits.idle_timeout, lines.next()) => next,
+        };
+        let line = match next {
+            Err(_) => {
+                let busy = in_flight.available_permits() < limits.max_in_flight;
+                if subscribed || busy {
+                    continue;
+                }
+                tracing::debug!("closing idle connection");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+                let e = RpcError::new(
+                    INVALID_REQUEST,
+                    format!(
+                        "request line longer than {} bytes; connection closed",
+                        limits.max_line
+                    ),
+                );
+                tracing::info!(limit = limits.max_line, "request rejected: line too long");
+                let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
+                break;
+            }
+            Ok(Some(Err(LinesCodecError::Io(e)))) => {
+                tracing::debug!(error = %e, "connection read failed");
+                break;
+            }
+            Ok(Some(Ok(line))) => line,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let permit = tokio::select! {
+            _ = conn_token.cancelled() => break,
+            permit = in_flight.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let value: Value = match serde_json::from_str(&line) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::info!(error = %e, "request rejected: not JSON");
+                let e = RpcError::new(PARSE_ERROR, format!("parse error: {e}"));
+                let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
+                continue;
+            }
+        };
+        match value {
+            Value::Array(items) if items.is_empty() => {
+                let e = RpcError::new(INVALID_REQUEST, "empty batch");
+                let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
+            }
+            Value::Array(items) => {
+                let pending: Vec<_> = items
+                    .into_iter()
+                    .map(|item| start(&ctx, item, &mut subscribed, &out_tx, &conn_token))
+                    .collect();
+                let out_tx = out_tx.clone();
+                tokio::spawn(async move {
+                    let answers: Vec<Value> = futures_util::future::join_all(pending)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    if !answers.is_empty() {
+                        let _ = out_tx.send(Value::Array(answers).to_string()).await;
+                    }
+                    drop(permit);
+                });
+            }
+            single => {
+                let pending = start(&ctx, single, &mut subscribed, &out_tx, &conn_token);
+                let out_tx = out_tx.clone();
+                tokio::spawn(async move {
+                    if let Some(answer) = pending.await {
+                        let _ = out_tx.send(answer.to_string()).await;
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    // Answer everything already started before closing, but do not let a
+    // client that stopped reading hold the daemon hostage.
+    let finish = async {
+        let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
+        conn_token.cancel();
+        drop(out_tx);
+    };
+    let abort = output.abort_handle();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        finish.await;
+        let _ = output.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("client did not read its answers within {SHUTDOWN_GRACE:?}; closing");
+        abort.abort();
+    }
+    conn_token.cancel();
+}
+
+async fn refuse(w: &mut tokio::net::unix::OwnedWriteHalf, message: String) {
+    let line = protocol::err(Value::Null, RpcError::new(UNAVAILABLE, message)).to_string() + "\n";
+    let _ = w.write_all(line.as_bytes()).await;
+    let _ = w.shutdown().await;
+}
+
+struct ConnectionGuard(Arc<Ctx>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts one request; resolves to its answer (none for notifications).
+fn start(
+    ctx: &Arc<Ctx>,
+    value: Value,
+    subscribed: &mut bool,
+    out_tx: &mpsc::Sender<String>,
+    conn_token: &CancellationToken,
+) -> std::pin::Pin<Box<dyn Future<Output = Option<Value>> + Send>> {
+    let request = match protocol::parse_request(value) {
+        Ok(r) => r,
+        Err((id, e)) => {
+            tracing::info!(code = e.code, message = %e.message, "request rejected");
+            return Box::pin(std::future::ready(Some(protocol::err(id, e))));
+        }
+    };
+    let started = Instant::now();
+    let method = request.method;
+    let id = request.id;
+    let reply = if method == "events.subscribe" {
+        if !*subscribed {
+            *subscribed = true;
+            forward_events(ctx.events.subscribe(), out_tx.clone(), conn_token.clone());
+        }
+        Box::pin(std::future::ready(Ok(json!({
+            "subscribed": true,
+            "events": ["prospect.moved", "process.reloaded", "process.rejected", "plugin.failed"],
+        }))))
+    } else {
+        dispatch(ctx, &method, request.params)
+    };
+    Box::pin(async move {
+        let result = reply.await;
+        let micros = started.elapsed().as_micros() as u64;
+        match &result {
+            Ok(_) => tracing::debug!(%method, micros, "ok"),
+            Err(e) => {
+                tracing::debug!(%method, micros, code = e.code, "error");
+                tracing::info!(%method, code = e.code, message = %e.message, "request rejected");
+            }
+        }
+        let id = id?;
+        Some(match result {
+            Ok(v) => protocol::ok(id, v),
+            Err(e) => protocol::err(id, e),
+        })
+    })
+}
+
+fn forward_events(
+    mut rx: broadcast::Receiver<Event>,
+    out: mpsc::Sender<String>,
+    token: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                _ = token.cancelled() => return,
+                e = rx.recv() => e,
+            };
+            let line = match event {
+                Ok(e) => protocol::notification(e.method, &e.params),
+                Err(broadcast::error::RecvError::Lagged(n)) => protocol::notification(
+                    "events.lagged",
+                    &json!({ "missed": n, "hint": "the client read too slowly; re-read state with prospect.get" }),
+                ),
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if out.send(line.to_string()).await.is_err() {
+                return;
+            }
+        }
+    });
+}

@@ -1,0 +1,98 @@
+//! Why a request was refused or failed: the engine's refusals and the
+//! writer's failures, each mapped to a documented protocol error
+//! ([`crate::protocol::RpcError`]).
+
+use crate::model::{ProspectId, Verdict};
+
+/// Why an operation was refused. Each maps to a documented protocol error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No prospect has this id.
+    #[error("no prospect with id {0}")]
+    ProspectNotFound(ProspectId),
+    /// The stage id is not in the process.
+    #[error("unknown stage `{stage}`; the stages are {known}")]
+    UnknownStage {
+        /// The id given.
+        stage: String,
+        /// The process's stage ids, comma-separated.
+        known: String,
+    },
+    /// The external id already belongs to a prospect.
+    #[error("external id `{external_id}` already belongs to prospect {id}")]
+    ExternalIdTaken {
+        /// The external id.
+        external_id: String,
+        /// The prospect that has it.
+        id: ProspectId,
+    },
+    /// The prospect is won or lost.
+    #[error("prospect {id} is already {status}")]
+    Closed {
+        /// The prospect.
+        id: ProspectId,
+        /// `won` or `lost`.
+        status: &'static str,
+    },
+    /// Exit criteria are unmet.
+    #[error("prospect {id} cannot leave stage `{stage}`: {} of {} exit criteria unmet", unmet.len(), total)]
+    CriteriaUnmet {
+        /// The prospect.
+        id: ProspectId,
+        /// Its stage.
+        stage: String,
+        /// Every unmet criterion, with why.
+        unmet: Vec<Verdict>,
+        /// How many criteria the stage has.
+        total: usize,
+    },
+    /// Winning requires the last stage.
+    #[error(
+        "prospect {id} is in `{stage}`; a prospect can be won only from the last stage `{last}`"
+    )]
+    NotInLastStage {
+        /// The prospect.
+        id: ProspectId,
+        /// Its stage.
+        stage: String,
+        /// The last stage.
+        last: String,
+    },
+    /// A new process version would leave prospects in stages it removed.
+    #[error("{}", orphan_message(.0))]
+    OrphanedStages(Vec<(String, usize)>),
+    /// Parameters that parse but make no sense (empty name, move to the same stage).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The engine refused this request; nothing of it was written.
+    #[error(transparent)]
+    Refused(#[from] EngineError),
+    /// The batch could not be committed; nothing of it was written.
+    #[error("storage failure, nothing was written: {0}")]
+    Storage(String),
+    /// The daemon is shutting down.
+    #[error("the daemon is shutting down")]
+    ShuttingDown,
+}
+
+fn orphan_message(stages: &[(String, usize)]) -> String {
+    let list: Vec<String> = stages
+        .iter()
+        .map(|(s, n)| {
+            format!(
+                "stage `{s}` still holds {n} open prospect{}",
+                if *n == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    let first = &stages[0].0;
+    format!(
+        "the new process removes stages that hold prospects: {}\nhint: on the stage that replaces it add `renamed_from = [\"{first}\"]`, or add `[migrate]` with `{first} = \"<stage id>\"`",
+        list.join("; ")
+    )
+}

@@ -1,0 +1,11 @@
+//! The records and the contract shared by the Stagecoach daemon, its
+//! command line and any Rust client: prospects, activities, transitions,
+//! process versions ([`model`]), JSON-RPC framing and error codes
+//! ([`protocol`]), and why a request is refused ([`error`]).
+//!
+//! This crate depends on no other Stagecoach crate: everything else
+//! points at it.
+
+pub mod error;
+pub mod model;
+pub mod protocol;
