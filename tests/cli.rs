@@ -122,6 +122,47 @@ fn client_errors_are_clear() {
     assert!(stderr(&out).contains("not `key=value`"), "{}", stderr(&out));
     let out = d.cli(&["activity", "record", "1", "replied", "--at", "last tuesday"]);
     assert!(!out.status.success());
+    // A filter a figure cannot honour is an error, never silently dropped.
+    for (args, says) in [
+        (
+            vec![
+                "metrics",
+                "conversion",
+                "--month",
+                "2026-07",
+                "--stage",
+                "connect",
+            ],
+            "`--stage` does not apply",
+        ),
+        (
+            vec![
+                "metrics", "outcomes", "--month", "2026-07", "--stage", "connect",
+            ],
+            "`--stage` does not apply",
+        ),
+        (
+            vec![
+                "metrics",
+                "outcomes",
+                "--month",
+                "2026-07",
+                "--version",
+                "1",
+            ],
+            "`--version` does not apply",
+        ),
+    ] {
+        let out = d.cli(&args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let c = &mut d.client();
+    let e = c.err(
+        "metrics.conversion",
+        serde_json::json!({ "from": "2026-07-01", "to": "2026-08-01", "stage": "connect" }),
+    );
+    assert_eq!(e["code"], -32602, "{e}");
     let out = std::process::Command::new(crate::support::bin())
         .args(["--socket", "/nonexistent/stagecoach.sock", "status"])
         .output()

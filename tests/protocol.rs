@@ -185,6 +185,49 @@ fn pipelined_requests_are_applied_in_order() {
 }
 
 #[test]
+fn a_read_sent_after_a_write_on_one_connection_sees_the_write() {
+    // As on any SQL connection: no waiting for the write's answer first.
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    for round in 0..20u64 {
+        let kind = format!("note_{round}");
+        let lines = [
+            json!({ "jsonrpc": "2.0", "id": 1, "method": "activity.record",
+                    "params": { "prospect": id, "kind": kind, "actor": "rep" } }),
+            json!({ "jsonrpc": "2.0", "id": 2, "method": "activity.list",
+                    "params": { "prospect": id } }),
+            json!({ "jsonrpc": "2.0", "id": 3, "method": "daemon.status" }),
+        ];
+        // One write() for all three, and one batch line with both kinds.
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        c.send(text.trim_end());
+        c.send(&json!([lines[0].clone(), lines[1].clone()]).to_string());
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(c.read().unwrap());
+        }
+        let listed = |answers: &[Value]| {
+            let a = answers
+                .iter()
+                .find(|a| a["id"] == 2)
+                .expect("the list's answer");
+            a["result"]["activities"].as_array().unwrap().len()
+        };
+        let single: Vec<Value> = seen.iter().filter(|v| v.is_object()).cloned().collect();
+        let batch = seen
+            .iter()
+            .find_map(|v| v.as_array())
+            .expect("the batch's answer");
+        // Two activities per round. Each list includes the write sent before
+        // it (it may include the batch's too, sent before it was answered).
+        let before = 2 * round as usize;
+        assert!(listed(&single) > before, "round {round}: {seen:?}");
+        assert_eq!(listed(batch), before + 2, "round {round}: {seen:?}");
+    }
+}
+
+#[test]
 fn an_oversized_line_gets_an_error_and_a_clean_close() {
     let d = Daemon::start();
     let mut c = d.client();

@@ -754,7 +754,7 @@ fn moved_events(prospect: &Prospect, moves: &[Transition]) -> Vec<Event> {
         .iter()
         .filter(|m| m.kind != TransitionKind::Created)
         .map(|m| Event {
-            method: "prospect.moved",
+            method: stagecoach_types::protocol::events::PROSPECT_MOVED,
             params: json!({
                 "prospect": { "id": prospect.id, "name": prospect.name, "owner": prospect.owner },
                 "transition": m,

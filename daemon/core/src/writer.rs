@@ -180,7 +180,7 @@ fn run_batch(
                 let _ = job.reply.send(result.map_err(WriteError::Refused));
             }
             for event in published {
-                if event.method == "prospect.moved" {
+                if event.method == stagecoach_types::protocol::events::PROSPECT_MOVED {
                     let t = &event.params["transition"];
                     tracing::info!(
                         prospect = %t["prospect"], from = %t["from"], to = %t["to"], kind = %t["kind"],

@@ -21,6 +21,7 @@ use stagecoach_core::process::{InvalidProcess, Process, ProcessError, Rule, cont
 use stagecoach_core::writer::WriteError;
 use stagecoach_plugin_host::{Capability, PluginHost, PluginSet};
 use stagecoach_types::model::Millis;
+use stagecoach_types::protocol::events;
 
 /// How long a save must be quiet before the file is read: one save is often
 /// several events (truncate, write, rename).
@@ -227,7 +228,7 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
             }
             tracing::info!(version, "process file restored to the running version");
             (
-                "process.reloaded",
+                events::PROCESS_RELOADED,
                 json!({ "version": version, "previous": version, "changes": [] }),
             )
         }
@@ -251,7 +252,7 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
                 tracing::info!(version, "  {change}");
             }
             (
-                "process.reloaded",
+                events::PROCESS_RELOADED,
                 json!({ "version": version, "previous": previous, "changes": changes,
                         "renamed": renamed, "migrated": migrated }),
             )
@@ -263,7 +264,7 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
             );
             *ctx.last_process_error.lock().expect("error lock") = Some(invalid.clone());
             (
-                "process.rejected",
+                events::PROCESS_REJECTED,
                 json!({ "version": ctx.active().version, "errors": invalid.errors }),
             )
         }
@@ -446,7 +447,7 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     for (plugin, message) in failures {
         tracing::error!(plugin = %plugin, "new plugin build refused; the previous one keeps running: {message}");
         let _ = ctx.events.send(Event {
-            method: "plugin.failed",
+            method: events::PLUGIN_FAILED,
             params: json!({ "plugin": plugin, "kind": "load", "message": message }),
         });
     }
@@ -468,7 +469,7 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     drop(guard);
     tracing::info!(changed, "plugins reloaded");
     let _ = ctx.events.send(Event {
-        method: "plugins.reloaded",
+        method: events::PLUGINS_RELOADED,
         params: json!({ "version": current.version, "changed": changed }),
     });
 }

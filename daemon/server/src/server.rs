@@ -31,7 +31,9 @@ use stagecoach_core::process::{InvalidProcess, Process, content_hash};
 use stagecoach_core::store::{Store, StoreError};
 use stagecoach_core::writer::{WriteError, Writer, WriterStats};
 use stagecoach_plugin_host::PluginHost;
-use stagecoach_types::protocol::{self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE};
+use stagecoach_types::protocol::{
+    self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE, events,
+};
 
 /// Limits that protect the daemon from clients.
 #[derive(Debug, Clone)]
@@ -175,7 +177,7 @@ pub async fn run(
         let events = events.clone();
         plugin_host.on_failure(move |f| {
             let _ = events.send(Event {
-                method: "plugin.failed",
+                method: events::PLUGIN_FAILED,
                 params: serde_json::json!({ "plugin": f.plugin, "kind": f.kind, "message": f.message }),
             });
         });
@@ -471,7 +473,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
 
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
     let conn_token = token.child_token();
-    let mut subscribed = false;
+    let mut session = Session::new(out_tx.clone(), conn_token.clone());
     let mut lines = FramedRead::new(read_half, LinesCodec::new_with_max_length(limits.max_line));
     loop {
         let next = tokio::select! {
@@ -481,7 +483,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
         let line = match next {
             Err(_) => {
                 let busy = in_flight.available_permits() < limits.max_in_flight;
-                if subscribed || busy {
+                if session.subscribed || busy {
                     continue;
                 }
                 tracing::debug!("closing idle connection");
@@ -533,7 +535,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
             Value::Array(items) => {
                 let pending: Vec<_> = items
                     .into_iter()
-                    .map(|item| start(&ctx, item, &mut subscribed, &out_tx, &conn_token))
+                    .map(|item| start(&ctx, item, &mut session))
                     .collect();
                 let out_tx = out_tx.clone();
                 tokio::spawn(async move {
@@ -549,7 +551,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                 });
             }
             single => {
-                let pending = start(&ctx, single, &mut subscribed, &out_tx, &conn_token);
+                let pending = start(&ctx, single, &mut session);
                 let out_tx = out_tx.clone();
                 tokio::spawn(async move {
                     if let Some(answer) = pending.await {
@@ -594,13 +596,35 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// What one connection remembers between its requests.
+struct Session {
+    subscribed: bool,
+    out_tx: mpsc::Sender<String>,
+    token: CancellationToken,
+    /// Writes started on this connection, numbered from 1.
+    writes_started: u64,
+    /// The highest write number answered: a request waits for every write
+    /// sent before it on the same connection, so it sees their effects.
+    writes_done: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Session {
+    fn new(out_tx: mpsc::Sender<String>, token: CancellationToken) -> Session {
+        Session {
+            subscribed: false,
+            out_tx,
+            token,
+            writes_started: 0,
+            writes_done: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+}
+
 /// Starts one request; resolves to its answer (none for notifications).
 fn start(
     ctx: &Arc<Ctx>,
     value: Value,
-    subscribed: &mut bool,
-    out_tx: &mpsc::Sender<String>,
-    conn_token: &CancellationToken,
+    session: &mut Session,
 ) -> std::pin::Pin<Box<dyn Future<Output = Option<Value>> + Send>> {
     let request = match protocol::parse_request(value) {
         Ok(r) => r,
@@ -612,17 +636,42 @@ fn start(
     let started = Instant::now();
     let method = request.method;
     let id = request.id;
-    let reply = if method == "events.subscribe" {
-        if !*subscribed {
-            *subscribed = true;
-            forward_events(ctx.events.subscribe(), out_tx.clone(), conn_token.clone());
-        }
-        Box::pin(std::future::ready(Ok(json!({
-            "subscribed": true,
-            "events": ["prospect.moved", "process.reloaded", "process.rejected", "plugin.failed"],
-        }))))
+    let entry = crate::rpc::method(&method);
+    // Subscribing takes no parameters: with any, the method answers -32602
+    // and the connection is not subscribed.
+    let no_params = request.params.as_object().is_some_and(|o| o.is_empty());
+    if entry.is_some_and(|m| m.subscribes) && no_params && !session.subscribed {
+        session.subscribed = true;
+        forward_events(
+            ctx.events.subscribe(),
+            session.out_tx.clone(),
+            session.token.clone(),
+        );
+    }
+    let done = session.writes_done.clone();
+    let reply = if entry.is_some_and(|m| m.writes) {
+        // Writes are queued now, in arrival order (the writer keeps it).
+        session.writes_started += 1;
+        let number = session.writes_started;
+        let reply = dispatch(ctx, entry, &method, request.params);
+        Box::pin(async move {
+            let result = reply.await;
+            done.send_modify(|d| *d = (*d).max(number));
+            result
+        }) as crate::rpc::Reply
+    } else if *done.borrow() >= session.writes_started {
+        dispatch(ctx, entry, &method, request.params)
     } else {
-        dispatch(ctx, &method, request.params)
+        // A read after a write still in flight: start it once that write
+        // (and every earlier one) is answered.
+        let after = session.writes_started;
+        let mut rx = done.subscribe();
+        let ctx = ctx.clone();
+        let name = method.clone();
+        Box::pin(async move {
+            let _ = rx.wait_for(|d| *d >= after).await;
+            dispatch(&ctx, entry, &name, request.params).await
+        })
     };
     Box::pin(async move {
         let result = reply.await;
@@ -656,7 +705,7 @@ fn forward_events(
             let line = match event {
                 Ok(e) => protocol::notification(e.method, &e.params),
                 Err(broadcast::error::RecvError::Lagged(n)) => protocol::notification(
-                    "events.lagged",
+                    events::EVENTS_LAGGED,
                     &json!({ "missed": n, "hint": "the client read too slowly; re-read state with prospect.get" }),
                 ),
                 Err(broadcast::error::RecvError::Closed) => return,

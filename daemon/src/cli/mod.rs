@@ -250,6 +250,14 @@ pub fn parse_period(text: &str) -> Result<(Millis, Millis), String> {
 }
 
 impl PeriodArgs {
+    /// `--stage` is an error, not ignored, where a figure is not per stage.
+    fn refuse_stage(&self, why: &str) -> Result<()> {
+        match &self.stage {
+            Some(_) => anyhow::bail!("`--stage` does not apply here: {why}"),
+            None => Ok(()),
+        }
+    }
+
     fn range(&self) -> Result<(Millis, Millis)> {
         if let Some(m) = &self.month {
             return parse_period(m).map_err(anyhow::Error::msg);
@@ -1353,13 +1361,18 @@ fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)> {
     Ok(match cmd {
         MetricsCmd::Flow(p) => ("metrics.flow", p.params()?),
         MetricsCmd::TimeInStage(p) => ("metrics.time_in_stage", p.params()?),
-        MetricsCmd::Conversion(p) => ("metrics.conversion", p.params()?),
+        MetricsCmd::Conversion(p) => {
+            p.refuse_stage("conversion is per stage already")?;
+            ("metrics.conversion", p.params()?)
+        }
         MetricsCmd::Outcomes(p) => {
-            let mut v = p.params()?;
-            if let Some(m) = v.as_object_mut() {
-                m.remove("stage");
-                m.remove("version");
+            p.refuse_stage("outcomes are of closed deals, whatever stage they closed from")?;
+            if p.version.is_some() {
+                anyhow::bail!(
+                    "`--version` does not apply to `metrics outcomes`: give the period the version was in force (`stagecoach process versions` lists the windows)"
+                );
             }
+            let v = p.params()?;
             ("metrics.outcomes", v)
         }
         MetricsCmd::Stalled { owner, stage, .. } => (

@@ -122,6 +122,32 @@ impl From<WriteError> for RpcError {
     }
 }
 
+/// The notifications the daemon pushes after `events.subscribe`, by name
+/// (each is a JSON-RPC notification whose `method` is the name).
+pub mod events {
+    /// A prospect moved (every move except creation).
+    pub const PROSPECT_MOVED: &str = "prospect.moved";
+    /// A saved process file became the version in force.
+    pub const PROCESS_RELOADED: &str = "process.reloaded";
+    /// A saved process file was refused; the version in force stays.
+    pub const PROCESS_REJECTED: &str = "process.rejected";
+    /// A plugin call failed closed, or a new build was refused.
+    pub const PLUGIN_FAILED: &str = "plugin.failed";
+    /// New plugin builds were swapped in.
+    pub const PLUGINS_RELOADED: &str = "plugins.reloaded";
+    /// The client read too slowly and missed events.
+    pub const EVENTS_LAGGED: &str = "events.lagged";
+    /// Every notification, as `events.subscribe` lists them.
+    pub const ALL: &[&str] = &[
+        PROSPECT_MOVED,
+        PROCESS_RELOADED,
+        PROCESS_REJECTED,
+        PLUGIN_FAILED,
+        PLUGINS_RELOADED,
+        EVENTS_LAGGED,
+    ];
+}
+
 /// A request that passed framing checks.
 #[derive(Debug)]
 pub struct Request {

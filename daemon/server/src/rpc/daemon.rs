@@ -1,16 +1,13 @@
-//! `daemon.status`: what is running, on what, and how it is doing.
+//! `daemon.status`: what is running, on what, and how it is doing; and
+//! `events.subscribe`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use serde::Deserialize;
 use serde_json::json;
 
-use super::{Ctx, Reply, read};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NoParams {}
+use super::{Ctx, NoParams, Reply, read, ready};
+use stagecoach_types::protocol::events;
 
 pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
     let ctx = ctx.clone();
@@ -60,4 +57,10 @@ fn writer_stats(s: &stagecoach_core::writer::WriterStats) -> serde_json::Value {
         "mean_apply_ms": per(s.apply_micros.load(Ordering::Relaxed)) / 1000.0,
         "mean_commit_ms": per(s.commit_micros.load(Ordering::Relaxed)) / 1000.0,
     })
+}
+
+/// `events.subscribe`: the connection is subscribed by the server once this
+/// answers (the table marks the method as subscribing).
+pub(super) fn subscribe(_: &Arc<Ctx>, _: NoParams) -> Reply {
+    ready(Ok(json!({ "subscribed": true, "events": events::ALL })))
 }

@@ -30,6 +30,31 @@ pub(super) struct Period {
     version: Option<u64>,
 }
 
+/// Parameters of `metrics.conversion`: a period, not a stage (the answer
+/// has every stage).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConversionParams {
+    from: Millis,
+    to: Millis,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    version: Option<u64>,
+}
+
+impl From<ConversionParams> for Period {
+    fn from(p: ConversionParams) -> Period {
+        Period {
+            from: p.from,
+            to: p.to,
+            stage: None,
+            owner: p.owner,
+            version: p.version,
+        }
+    }
+}
+
 fn check(p: &Period) -> Result<(), RpcError> {
     if p.to <= p.from {
         return Err(RpcError::params(format!(
@@ -141,7 +166,8 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
     })
 }
 
-pub(super) fn conversion(ctx: &Arc<Ctx>, p: Period) -> Reply {
+pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionParams) -> Reply {
+    let p = Period::from(p);
     if let Err(e) = check(&p) {
         return ready(Err(e));
     }

@@ -7,7 +7,7 @@
 
 mod activity;
 mod daemon;
-pub mod history;
+mod history;
 mod metrics;
 mod plugins;
 mod process;
@@ -83,91 +83,319 @@ fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
     })
 }
 
-/// Every method name, for `method not found` hints.
-pub const METHODS: &[&str] = &[
-    "daemon.status",
-    "events.subscribe",
-    "process.get",
-    "process.versions",
-    "process.validate",
-    "process.diff",
-    "process.reload",
-    "process.reevaluate",
-    "process.discover",
-    "prospect.create",
-    "prospect.get",
-    "prospect.list",
-    "prospect.update",
-    "prospect.evaluate",
-    "prospect.advance",
-    "prospect.move",
-    "prospect.close",
-    "prospect.lookup",
-    "prospect.import",
-    "activity.record",
-    "activity.list",
-    "plugins.list",
-    "metrics.plugin",
-    "metrics.flow",
-    "metrics.time_in_stage",
-    "metrics.conversion",
-    "metrics.outcomes",
-    "metrics.stalled",
-    "metrics.compare",
-    "export.page",
-];
+/// Parameters of a method that takes none (`{}` or absent).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoParams {}
 
-/// Starts `method`. Writes are queued before this returns.
-pub fn dispatch(ctx: &Arc<Ctx>, method: &str, p: Value) -> Reply {
-    macro_rules! call {
-        ($f:path) => {
-            match params(p) {
+/// One protocol method, declared once: its name, the names of its
+/// parameters (read from its parameter type) and its handler.
+pub struct Method {
+    /// `noun.verb`.
+    pub name: &'static str,
+    /// Its named parameters, as its parameter type declares them.
+    pub params: fn() -> &'static [&'static str],
+    /// Parses the parameters and starts the method.
+    handler: fn(&Arc<Ctx>, Value) -> Reply,
+    /// After answering, the connection receives notifications.
+    pub subscribes: bool,
+    /// It changes state: later requests on the same connection wait for
+    /// its answer, so they see what it wrote.
+    pub writes: bool,
+}
+
+macro_rules! method {
+    ($name:literal, $f:path, $params:ty) => {
+        method!($name, $f, $params, read)
+    };
+    ($name:literal, $f:path, $params:ty, write) => {
+        Method {
+            writes: true,
+            ..method!($name, $f, $params, read)
+        }
+    };
+    ($name:literal, $f:path, $params:ty, subscribe) => {
+        Method {
+            subscribes: true,
+            ..method!($name, $f, $params, read)
+        }
+    };
+    ($name:literal, $f:path, $params:ty, read) => {
+        Method {
+            name: $name,
+            params: field_names::<$params>,
+            handler: |ctx, p| match params::<$params>(p) {
                 Ok(p) => $f(ctx, p),
                 Err(e) => ready(Err(e)),
-            }
-        };
-    }
-    match method {
-        "daemon.status" => call!(daemon::status),
-        "process.get" => call!(process::get),
-        "process.versions" => call!(process::versions),
-        "process.validate" => call!(process::validate),
-        "process.diff" => call!(process::diff),
-        "process.reload" => call!(process::reload),
-        "process.reevaluate" => call!(process::reevaluate),
-        "process.discover" => call!(history::discover),
-        "prospect.create" => call!(prospect::create),
-        "prospect.get" => call!(prospect::get),
-        "prospect.list" => call!(prospect::list),
-        "prospect.update" => call!(prospect::update),
-        "prospect.evaluate" => call!(prospect::evaluate),
-        "prospect.advance" => call!(prospect::advance),
-        "prospect.move" => call!(prospect::force_move),
-        "prospect.close" => call!(prospect::close),
-        "prospect.lookup" => call!(history::lookup),
-        "prospect.import" => call!(prospect::import),
-        "activity.record" => call!(activity::record),
-        "activity.list" => call!(activity::list),
-        "plugins.list" => call!(plugins::list),
-        "metrics.plugin" => call!(plugins::metric),
-        "metrics.flow" => call!(metrics::flow),
-        "metrics.time_in_stage" => call!(metrics::time_in_stage),
-        "metrics.conversion" => call!(metrics::conversion),
-        "metrics.outcomes" => call!(metrics::outcomes),
-        "metrics.stalled" => call!(metrics::stalled),
-        "metrics.compare" => call!(metrics::compare),
-        "export.page" => call!(history::page),
-        other => {
-            let hint = METHODS
-                .iter()
-                .find(|m| m.split('.').next() == other.split('.').next())
-                .map(|m| format!("; did you mean `{m}`? methods are `noun.verb`"))
-                .unwrap_or_default();
-            ready(Err(RpcError::new(
-                METHOD_NOT_FOUND,
-                format!("unknown method `{other}`{hint}"),
-            )
-            .with_data(serde_json::json!({ "methods": METHODS }))))
+            },
+            subscribes: false,
+            writes: false,
         }
+    };
+}
+
+/// Every method. The `method not found` error, `events.subscribe` and the
+/// check against docs/protocol.md all read this table.
+pub static METHODS: &[Method] = &[
+    method!("daemon.status", daemon::status, NoParams),
+    method!("events.subscribe", daemon::subscribe, NoParams, subscribe),
+    method!("process.get", process::get, process::GetParams),
+    method!("process.versions", process::versions, NoParams),
+    method!(
+        "process.validate",
+        process::validate,
+        process::ValidateParams
+    ),
+    method!("process.diff", process::diff, process::DiffParams),
+    method!(
+        "process.reload",
+        process::reload,
+        process::ReloadParams,
+        write
+    ),
+    method!(
+        "process.reevaluate",
+        process::reevaluate,
+        process::ReevaluateParams,
+        write
+    ),
+    method!(
+        "process.discover",
+        history::discover,
+        history::DiscoverParams
+    ),
+    method!(
+        "prospect.create",
+        prospect::create,
+        stagecoach_core::engine::NewProspect,
+        write
+    ),
+    method!("prospect.get", prospect::get, prospect::ById),
+    method!("prospect.list", prospect::list, prospect::ListParams),
+    method!(
+        "prospect.update",
+        prospect::update,
+        stagecoach_core::engine::ProspectUpdate,
+        write
+    ),
+    method!("prospect.evaluate", prospect::evaluate, prospect::ById),
+    method!("prospect.advance", prospect::advance, prospect::ById, write),
+    method!(
+        "prospect.move",
+        prospect::force_move,
+        prospect::MoveParams,
+        write
+    ),
+    method!(
+        "prospect.close",
+        prospect::close,
+        prospect::CloseParams,
+        write
+    ),
+    method!("prospect.lookup", history::lookup, history::LookupParams),
+    method!(
+        "prospect.import",
+        prospect::import,
+        stagecoach_core::engine::import::ImportProspect,
+        write
+    ),
+    method!(
+        "activity.record",
+        activity::record,
+        stagecoach_core::engine::NewActivity,
+        write
+    ),
+    method!("activity.list", activity::list, activity::ListParams),
+    method!("plugins.list", plugins::list, NoParams),
+    method!("metrics.plugin", plugins::metric, plugins::MetricParams),
+    method!("metrics.flow", metrics::flow, metrics::Period),
+    method!(
+        "metrics.time_in_stage",
+        metrics::time_in_stage,
+        metrics::Period
+    ),
+    method!(
+        "metrics.conversion",
+        metrics::conversion,
+        metrics::ConversionParams
+    ),
+    method!(
+        "metrics.outcomes",
+        metrics::outcomes,
+        metrics::OutcomesParams
+    ),
+    method!("metrics.stalled", metrics::stalled, metrics::StalledParams),
+    method!("metrics.compare", metrics::compare, metrics::CompareParams),
+    method!("export.page", history::page, history::PageParams),
+];
+
+/// The method called `name`.
+pub fn method(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// Starts `method`. Writes are queued before this returns.
+pub fn dispatch(ctx: &Arc<Ctx>, method: Option<&'static Method>, name: &str, p: Value) -> Reply {
+    match method {
+        Some(m) => (m.handler)(ctx, p),
+        None => ready(Err(unknown_method(name))),
+    }
+}
+
+fn unknown_method(name: &str) -> RpcError {
+    let names: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
+    let hint = names
+        .iter()
+        .find(|m| m.split('.').next() == name.split('.').next())
+        .map(|m| format!("; did you mean `{m}`? methods are `noun.verb`"))
+        .unwrap_or_default();
+    RpcError::new(METHOD_NOT_FOUND, format!("unknown method `{name}`{hint}"))
+        .with_data(serde_json::json!({ "methods": names }))
+}
+
+/// The field names a parameter type declares: serde hands them to the
+/// deserializer of a struct, which here stops and keeps them.
+fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Fields(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("field names read")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> serde::Deserializer<'de> for &mut Fields {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields = Fields(None);
+    let _ = T::deserialize(&mut fields);
+    fields.0.unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod doc_tests {
+    //! docs/protocol.md is what client authors read: its method table and
+    //! notification list must name exactly what the daemon serves.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::METHODS;
+    use stagecoach_types::protocol::events;
+
+    const DOC: &str = include_str!("../../../../docs/protocol.md");
+
+    /// The backticked names at the top level of a table cell: `a`, `b?`
+    /// count; text in parentheses (a field's own values or shape) does not.
+    fn top_level_names(cell: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let (mut depth, mut in_tick, mut token) = (0usize, false, String::new());
+        for c in cell.chars() {
+            match c {
+                '`' if in_tick => {
+                    in_tick = false;
+                    let name = token.trim_end_matches('?');
+                    if depth == 0
+                        && !name.is_empty()
+                        && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    {
+                        names.insert(name.to_string());
+                    }
+                    token.clear();
+                }
+                '`' => in_tick = true,
+                _ if in_tick => token.push(c),
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        names
+    }
+
+    /// method → its documented parameters, from the `## Methods` table.
+    fn documented_methods() -> BTreeMap<String, BTreeSet<String>> {
+        let section = DOC.split("## Methods").nth(1).expect("a Methods section");
+        let section = section.split("\n## ").next().unwrap();
+        let mut methods = BTreeMap::new();
+        for line in section.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`');
+            let params = cells
+                .get(2)
+                .map_or_else(BTreeSet::new, |c| top_level_names(c));
+            methods.insert(name.to_string(), params);
+        }
+        methods
+    }
+
+    #[test]
+    fn every_method_and_parameter_is_documented_and_nothing_else() {
+        let documented = documented_methods();
+        let served: BTreeSet<&str> = METHODS.iter().map(|m| m.name).collect();
+        let listed: BTreeSet<&str> = documented.keys().map(String::as_str).collect();
+        assert_eq!(
+            served.difference(&listed).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "served but missing from docs/protocol.md"
+        );
+        assert_eq!(
+            listed.difference(&served).collect::<Vec<_>>(),
+            Vec::<&&str>::new(),
+            "documented but not served"
+        );
+        for m in METHODS {
+            let declared: BTreeSet<String> = (m.params)().iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                documented[m.name], declared,
+                "`{}`: the parameters docs/protocol.md lists (left) differ from the method's",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_notification_is_documented_and_nothing_else() {
+        let section = DOC
+            .split("## Notifications")
+            .nth(1)
+            .expect("a Notifications section");
+        let section = section.split("\n## ").next().unwrap();
+        let documented: BTreeSet<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("- `")?.split('`').next())
+            .collect();
+        let sent: BTreeSet<&str> = events::ALL.iter().copied().collect();
+        assert_eq!(documented, sent);
+    }
+
+    #[test]
+    fn parameter_names_come_from_the_types() {
+        let flow = METHODS.iter().find(|m| m.name == "metrics.flow").unwrap();
+        assert!((flow.params)().contains(&"from"));
+        let status = METHODS.iter().find(|m| m.name == "daemon.status").unwrap();
+        assert!((status.params)().is_empty());
     }
 }

@@ -12,11 +12,7 @@ use stagecoach_plugin_host::{Capability, MetricData};
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NoParams {}
-
-pub(super) fn list(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+pub(super) fn list(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
     let active = ctx.active();
     let mut plugins: Vec<_> = active.plugins.plugins.values().map(|p| p.stats()).collect();
     plugins.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));

@@ -57,11 +57,7 @@ pub(super) fn get(ctx: &Arc<Ctx>, p: GetParams) -> Reply {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NoParams {}
-
-pub(super) fn versions(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+pub(super) fn versions(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
     let ctx = ctx.clone();
     let current = ctx.active().version;
     read(move || {
