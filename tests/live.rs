@@ -250,6 +250,25 @@ fn a_renamed_stage_keeps_its_prospects_and_their_history() {
 }
 
 #[test]
+fn a_refused_reload_carries_its_hint_as_data_not_text() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    create(&mut c, "Ada", json!({ "stage": "present" }));
+    let text = default_process();
+    let start = text.find("[[stages]]\nid = \"present\"").unwrap();
+    let end = text.find("[[stages]]\nid = \"close\"").unwrap();
+    let without = format!("{}{}", &text[..start], &text[end..]);
+    let e = c.err("process.reload", json!({ "text": without }));
+    assert_eq!(e["code"], -32005, "{e}");
+    let entry = &e["data"]["errors"][0];
+    let message = entry["message"].as_str().unwrap();
+    assert!(message.contains("still holds 1 open prospect"), "{e}");
+    assert!(!message.contains("hint"), "{e}");
+    assert!(entry["hint"].as_str().unwrap().contains("[migrate]"), "{e}");
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+}
+
+#[test]
 fn removing_a_stage_that_holds_prospects_is_refused_unless_migrated() {
     let d = Daemon::start();
     let mut events = subscriber(&d);
@@ -280,6 +299,10 @@ fn removing_a_stage_that_holds_prospects_is_refused_unless_migrated() {
             .unwrap()
             .contains("renamed_from"),
         "{params}"
+    );
+    assert!(
+        !message.contains("hint"),
+        "the hint is its own field: {message}"
     );
     assert_eq!(c.ok("process.get", json!({}))["version"], 1);
     assert_eq!(

@@ -29,7 +29,7 @@ pub enum ClientError {
     #[error("the daemon closed the connection")]
     Closed,
     /// The daemon answered with an error.
-    #[error("{}", .0.message)]
+    #[error("{}{}", .0.message, .0.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
     Rpc(RpcError),
     /// The daemon sent something that is not JSON-RPC.
     #[error("unexpected answer from the daemon: {0}")]

@@ -277,8 +277,8 @@ pub struct ProcessError {
     pub key: String,
     /// What is wrong.
     pub message: String,
-    /// How to fix it, when we can tell.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How to fix it, when we can tell (always sent, null otherwise).
+    #[serde(default)]
     pub hint: Option<String>,
 }
 

@@ -17,6 +17,7 @@ use redb::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use stagecoach_types::error::StorageKind;
 use stagecoach_types::model::ActivityFacts;
 use stagecoach_types::model::{
     Activity, Actor, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
@@ -51,9 +52,10 @@ const SCHEMA_VERSION: u64 = 3;
 /// protocol reports them as internal errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// redb failed.
+    /// redb failed; its own error is kept, so callers can tell a full
+    /// disk from a damaged file from a closed database ([`StoreError::kind`]).
     #[error("database error: {0}")]
-    Db(String),
+    Db(redb::Error),
     /// A stored record did not decode: the file is damaged or from a newer version.
     #[error("stored {what} `{key}` does not decode: {message}")]
     Corrupt {
@@ -78,10 +80,33 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.to_string())
+                StoreError::Db(e.into())
             }
         }
     )*};
+}
+
+impl StoreError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> StorageKind {
+        match self {
+            StoreError::Db(redb::Error::Io(e)) if is_disk_full(e) => StorageKind::DiskFull,
+            StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo) => StorageKind::Io,
+            StoreError::Db(redb::Error::Corrupted(_)) | StoreError::Corrupt { .. } => {
+                StorageKind::Corrupt
+            }
+            StoreError::Db(redb::Error::DatabaseClosed) => StorageKind::Closed,
+            _ => StorageKind::Other,
+        }
+    }
+}
+
+/// ENOSPC, or EDQUOT (a quota is a full disk to the user).
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 from_redb!(
     redb::Error,
@@ -829,5 +854,53 @@ mod version_tests {
             version_starts(&[(m(10), None), (m(20), None)]),
             vec![m(10), m(20)]
         );
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    fn io(code: i32) -> StoreError {
+        StoreError::Db(redb::Error::Io(std::io::Error::from_raw_os_error(code)))
+    }
+
+    #[test]
+    fn storage_failures_keep_their_kind() {
+        // ENOSPC and EDQUOT on Linux: the user's disk is full either way.
+        assert_eq!(io(28).kind(), StorageKind::DiskFull);
+        assert_eq!(io(122).kind(), StorageKind::DiskFull);
+        assert_eq!(io(5).kind(), StorageKind::Io);
+        assert_eq!(
+            StoreError::Db(redb::Error::PreviousIo).kind(),
+            StorageKind::Io
+        );
+        assert_eq!(
+            StoreError::Db(redb::Error::Corrupted("bad page".into())).kind(),
+            StorageKind::Corrupt
+        );
+        assert_eq!(
+            StoreError::Db(redb::Error::DatabaseClosed).kind(),
+            StorageKind::Closed
+        );
+        let e = StoreError::Corrupt {
+            what: "prospect",
+            key: "1".into(),
+            message: "eof".into(),
+        };
+        assert_eq!(e.kind(), StorageKind::Corrupt);
+    }
+
+    #[test]
+    fn a_full_disk_reaches_the_client_as_such() {
+        let e = stagecoach_types::error::WriteError::Storage {
+            kind: io(28).kind(),
+            message: io(28).to_string(),
+        };
+        let rpc = stagecoach_types::protocol::RpcError::from(e);
+        assert_eq!(rpc.code, stagecoach_types::protocol::INTERNAL_ERROR);
+        let data = rpc.data.clone().unwrap();
+        assert_eq!(data["storage"], "disk_full");
+        assert!(rpc.hint().unwrap().contains("free space"), "{data}");
     }
 }

@@ -194,7 +194,10 @@ fn run_batch(
         Err(e) => {
             tracing::error!(error = %e, requests = batch.len(), "write batch failed; nothing was written");
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(WriteError::Storage(e.to_string())));
+                let _ = job.reply.send(Err(WriteError::Storage {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                }));
             }
         }
     }

@@ -101,14 +101,41 @@ pub enum Capability {
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin `{name}` ({path}): {message}")]
+#[error("plugin `{name}` ({path}): {message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
 pub struct LoadError {
     /// The plugin's name in `process.toml`.
     pub name: String,
     /// Its file.
     pub path: String,
-    /// What is wrong, with a hint where one helps.
+    /// What is wrong.
     pub message: String,
+    /// What to do about it, where one helps.
+    pub hint: Option<String>,
+}
+
+/// A reason a file is refused, before the plugin's name is attached.
+#[derive(Debug)]
+struct Refusal {
+    message: String,
+    hint: Option<String>,
+}
+
+impl Refusal {
+    fn hinted(message: impl Into<String>, hint: impl Into<String>) -> Refusal {
+        Refusal {
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal {
+            message,
+            hint: None,
+        }
+    }
 }
 
 /// Why a call failed. The criterion it served is unmet, with this as reason.
@@ -307,7 +334,7 @@ impl PluginHost {
             .clone()
     }
 
-    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, String> {
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, Refusal> {
         let cached = self.cache_dir.as_ref().map(|dir| {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -328,11 +355,17 @@ impl PluginHost {
         let component = Component::new(&self.engine, bytes).map_err(|e| {
             let text = format!("{e:#}");
             if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
-                "not a WebAssembly file (no `\\0asm` header): corrupt or not a plugin".to_string()
+                Refusal::from(
+                    "not a WebAssembly file (no `\\0asm` header): corrupt or not a plugin"
+                        .to_string(),
+                )
             } else if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
-                "this is a core WebAssembly module, not a component\nhint: build it with `stagecoach plugin build`, which wraps it as a component".to_string()
+                Refusal::hinted(
+                    "this is a core WebAssembly module, not a component",
+                    "build it with `stagecoach plugin build`, which wraps it as a component",
+                )
             } else {
-                format!("not a valid WebAssembly component: {text}")
+                Refusal::from(format!("not a valid WebAssembly component: {text}"))
             }
         })?;
         if let Some(path) = &cached
@@ -357,16 +390,17 @@ impl PluginHost {
         bytes: &[u8],
         limits: Limits,
     ) -> Result<Arc<LoadedPlugin>, LoadError> {
-        let err = |message: String| LoadError {
+        let err = |refusal: Refusal| LoadError {
             name: name.to_string(),
             path: path.display().to_string(),
-            message,
+            message: refusal.message,
+            hint: refusal.hint,
         };
         if limits.memory_mib > MAX_MEMORY_MIB {
-            return Err(err(format!(
+            return Err(err(Refusal::from(format!(
                 "`memory_mib` {} exceeds the maximum of {MAX_MEMORY_MIB}",
                 limits.memory_mib
-            )));
+            ))));
         }
         let hash = blake3::hash(bytes).to_hex().to_string();
         let component = self.compile(bytes, &hash).map_err(err)?;
@@ -374,10 +408,10 @@ impl PluginHost {
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| err(format!("cannot be linked: {e:#}")))?;
+            .map_err(|e| err(format!("cannot be linked: {e:#}").into()))?;
         let pre = StagecoachPluginPre::new(pre)
-            .map_err(|e| err(format!("does not match the plugin interface: {e:#}")))?;
-        let exports = Exports::find(&component).map_err(err)?;
+            .map_err(|e| err(format!("does not match the plugin interface: {e:#}").into()))?;
+        let exports = Exports::find(&component).map_err(|e| err(e.into()))?;
         let mut plugin = LoadedPlugin {
             name: name.to_string(),
             path: path.to_path_buf(),
@@ -399,7 +433,7 @@ impl PluginHost {
                     .call_describe(store)
                     .map(Ok)
             })
-            .map_err(|f| err(format!("`describe` failed: {}", f.message)))?;
+            .map_err(|f| err(format!("`describe` failed: {}", f.message).into()))?;
         plugin.description = info.description;
         plugin.reads_activities = info.reads_activities;
         plugin.provides = info
@@ -430,7 +464,7 @@ fn load_cached(engine: &Engine, path: &Path) -> Result<Component, String> {
 
 /// Checks that the component exports our interface at a compatible version
 /// and imports nothing but the host interface.
-fn check_interface(engine: &Engine, component: &Component) -> Result<(), String> {
+fn check_interface(engine: &Engine, component: &Component) -> Result<(), Refusal> {
     let ty = component.component_type();
     let foreign: Vec<String> = ty
         .imports(engine)
@@ -438,13 +472,16 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<(), String>
         .map(|(n, _)| n.to_string())
         .collect();
     if !foreign.is_empty() {
-        return Err(format!(
-            "imports {} which the sandbox does not provide (plugins get no filesystem, network, clock, randomness or environment)\nhint: build for `wasm32-unknown-unknown` with `stagecoach plugin build`, not for WASI",
-            foreign
-                .iter()
-                .map(|f| format!("`{f}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
+        return Err(Refusal::hinted(
+            format!(
+                "imports {} which the sandbox does not provide (plugins get no filesystem, network, clock, randomness or environment)",
+                foreign
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "build for `wasm32-unknown-unknown` with `stagecoach plugin build`, not for WASI",
         ));
     }
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
@@ -454,17 +491,23 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<(), String>
             .find(|e| e.starts_with("stagecoach:plugin/plugin@"))
         {
             let version = other.rsplit('@').next().unwrap_or("?");
-            return Err(format!(
-                "built for plugin interface {version}, but this daemon speaks {INTERFACE_VERSION}\nhint: rebuild the plugin against the matching stagecoach-plugin-sdk"
+            return Err(Refusal::hinted(
+                format!(
+                    "built for plugin interface {version}, but this daemon speaks {INTERFACE_VERSION}"
+                ),
+                "rebuild the plugin against the matching stagecoach-plugin-sdk",
             ));
         }
-        return Err(format!(
-            "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})\nhint: implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
-            if exports.is_empty() {
-                "nothing".to_string()
-            } else {
-                exports.join(", ")
-            }
+        return Err(Refusal::hinted(
+            format!(
+                "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})",
+                if exports.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            ),
+            "implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
         ));
     }
     Ok(())

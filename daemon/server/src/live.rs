@@ -193,16 +193,8 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
             }
         }
         Err(WriteError::Refused(e @ EngineError::OrphanedStages(_))) => {
-            let hint = e
-                .to_string()
-                .split_once("\nhint: ")
-                .map(|(_, h)| h.to_string());
-            let message = e
-                .to_string()
-                .split('\n')
-                .next()
-                .unwrap_or_default()
-                .to_string();
+            let hint = e.hint();
+            let message = e.to_string();
             Reload::Rejected(whole_file_error(file, message, hint))
         }
         Err(e) => Reload::Rejected(whole_file_error(
@@ -325,11 +317,10 @@ pub fn load_plugin_set(
                 set.plugins.insert(decl.name.clone(), plugin);
             }
             Err(e) => {
-                let (message, hint) = match e.message.split_once("\nhint: ") {
-                    Some((m, h)) => (m.to_string(), Some(h.to_string())),
-                    None => (e.message.clone(), None),
-                };
-                errors.push(error(format!("plugin `{}`: {message}", decl.name), hint));
+                errors.push(error(
+                    format!("plugin `{}`: {}", decl.name, e.message),
+                    e.hint,
+                ));
             }
         }
     }
@@ -422,6 +413,7 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
                     failures.push((
                         decl.name.clone(),
                         format!("cannot read `{}`: {e}", file.display()),
+                        None,
                     ));
                     continue;
                 }
@@ -435,7 +427,7 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
                     set.plugins.insert(decl.name.clone(), p);
                     changed += 1;
                 }
-                Err(e) => failures.push((decl.name.clone(), e.message)),
+                Err(e) => failures.push((decl.name.clone(), e.message, e.hint)),
             }
         }
         (set, changed, failures)
@@ -444,11 +436,11 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     let Ok((set, changed, failures)) = outcome else {
         return;
     };
-    for (plugin, message) in failures {
-        tracing::error!(plugin = %plugin, "new plugin build refused; the previous one keeps running: {message}");
+    for (plugin, message, hint) in failures {
+        tracing::error!(plugin = %plugin, hint = ?hint, "new plugin build refused; the previous one keeps running: {message}");
         let _ = ctx.events.send(Event {
             method: events::PLUGIN_FAILED,
-            params: json!({ "plugin": plugin, "kind": "load", "message": message }),
+            params: json!({ "plugin": plugin, "kind": "load", "message": message, "hint": hint }),
         });
     }
     if changed == 0 {

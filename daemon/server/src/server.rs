@@ -103,6 +103,9 @@ pub enum ServeError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Storing the process version failed.
+    #[error(transparent)]
+    Write(WriteError),
     /// Another daemon answers on the socket.
     #[error(
         "another stagecoach daemon is already serving on `{0}`\nhint: stop it, or pass `--socket` and `--data-dir` for a second daemon"
@@ -403,12 +406,7 @@ async fn load_initial_process(
         )),
         Err(WriteError::Refused(e)) => {
             let previous = previous.expect("only a stored version holds prospects");
-            let message = e.to_string();
-            let (message, hint) = match message.split_once("\nhint: ") {
-                Some((m, h)) => (m.to_string(), Some(h.to_string())),
-                None => (message, None),
-            };
-            let invalid = whole_file_error(&file_name, message, hint);
+            let invalid = whole_file_error(&file_name, e.to_string(), e.hint());
             tracing::error!(
                 version = previous.version,
                 "process file refused; serving the last stored version:\n{invalid}"
@@ -423,7 +421,7 @@ async fn load_initial_process(
             });
             Ok((previous, Some(invalid)))
         }
-        Err(e) => Err(ServeError::Store(StoreError::Db(e.to_string()))),
+        Err(e) => Err(ServeError::Write(e)),
     }
 }
 

@@ -59,6 +59,7 @@ pub enum EngineError {
         last: String,
     },
     /// A new process version would leave prospects in stages it removed.
+    /// The way out is [`EngineError::hint`].
     #[error("{}", orphan_message(.0))]
     OrphanedStages(Vec<(String, usize)>),
     /// Parameters that parse but make no sense (empty name, move to the same stage).
@@ -73,8 +74,13 @@ pub enum WriteError {
     #[error(transparent)]
     Refused(#[from] EngineError),
     /// The batch could not be committed; nothing of it was written.
-    #[error("storage failure, nothing was written: {0}")]
-    Storage(String),
+    #[error("storage failure, nothing was written: {message}")]
+    Storage {
+        /// What kind of failure: a full disk is not a corrupt file.
+        kind: StorageKind,
+        /// The storage layer's own words.
+        message: String,
+    },
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
     ShuttingDown,
@@ -90,9 +96,55 @@ fn orphan_message(stages: &[(String, usize)]) -> String {
             )
         })
         .collect();
-    let first = &stages[0].0;
     format!(
-        "the new process removes stages that hold prospects: {}\nhint: on the stage that replaces it add `renamed_from = [\"{first}\"]`, or add `[migrate]` with `{first} = \"<stage id>\"`",
+        "the new process removes stages that hold prospects: {}",
         list.join("; ")
     )
+}
+
+impl EngineError {
+    /// What to do about it, where there is something to say.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            EngineError::OrphanedStages(stages) => {
+                let first = &stages.first()?.0;
+                Some(format!(
+                    "on the stage that replaces it add `renamed_from = [\"{first}\"]`, or add `[migrate]` with `{first} = \"<stage id>\"`"
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What kind of storage failure stopped a write. Serialized in the
+/// `-32603` error's `data.storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageKind {
+    /// No space left on the device (or over quota).
+    DiskFull,
+    /// Another I/O error, or the database refusing writes after one.
+    Io,
+    /// The file is damaged, or a record does not decode.
+    Corrupt,
+    /// The database is closed (shutting down).
+    Closed,
+    /// Anything else.
+    Other,
+}
+
+impl StorageKind {
+    /// What to do about it.
+    pub fn hint(self) -> Option<&'static str> {
+        match self {
+            StorageKind::DiskFull => {
+                Some("free space on the data directory's disk; nothing of this request was written")
+            }
+            StorageKind::Corrupt => Some(
+                "restore the data directory from a backup, or import the last export into a new one",
+            ),
+            _ => None,
+        }
+    }
 }

@@ -76,11 +76,17 @@ impl RpcError {
         self.data = Some(data);
         self
     }
+
+    /// What to do about it (`data.hint`), where the daemon says.
+    pub fn hint(&self) -> Option<&str> {
+        self.data.as_ref()?.get("hint")?.as_str()
+    }
 }
 
 impl From<EngineError> for RpcError {
     fn from(e: EngineError) -> Self {
         let message = e.to_string();
+        let hint = e.hint();
         match e {
             EngineError::ProspectNotFound(id) => {
                 RpcError::new(NOT_FOUND, message).with_data(json!({ "id": id }))
@@ -105,7 +111,8 @@ impl From<EngineError> for RpcError {
                     .iter()
                     .map(|(s, n)| json!({ "stage": s, "open_prospects": n }))
                     .collect();
-                RpcError::new(INVALID_PROCESS, message).with_data(json!({ "orphaned": stages }))
+                RpcError::new(INVALID_PROCESS, message)
+                    .with_data(json!({ "orphaned": stages, "hint": hint }))
             }
             EngineError::Invalid(_) => RpcError::params(message),
         }
@@ -116,7 +123,8 @@ impl From<WriteError> for RpcError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Refused(e) => e.into(),
-            WriteError::Storage(_) => RpcError::new(INTERNAL_ERROR, e.to_string()),
+            WriteError::Storage { kind, .. } => RpcError::new(INTERNAL_ERROR, e.to_string())
+                .with_data(json!({ "storage": kind, "hint": kind.hint() })),
             WriteError::ShuttingDown => RpcError::new(UNAVAILABLE, e.to_string()),
         }
     }
