@@ -106,6 +106,36 @@ fn manual_stages_wait_for_advance() {
 }
 
 #[test]
+fn evaluate_answers_what_advance_at_the_same_time_would_do() {
+    // `prospect.evaluate` and `prospect.advance` share one evaluation: a
+    // move can be dated no earlier than the current owner, so neither can
+    // an evaluation.
+    let text = crate::support::default_process().replacen(
+        "id = \"prospect\"",
+        "id = \"prospect\"\nadvance = \"manual\"",
+        1,
+    );
+    let d = Daemon::start_with(&text);
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({ "at": "2026-07-01" }));
+    c.ok(
+        "prospect.update",
+        json!({ "id": id, "owner": "maria", "at": "2026-07-10" }),
+    );
+    c.ok(
+        "activity.record",
+        json!({ "prospect": id, "kind": "replied", "actor": "prospect", "at": "2026-07-05" }),
+    );
+    let ev = c.ok("prospect.evaluate", json!({ "id": id, "at": "2026-07-03" }));
+    let get = c.ok("prospect.get", json!({ "id": id, "at": "2026-07-03" }));
+    assert_eq!(ev["verdicts"], get["verdicts"]);
+    let r = c.ok("prospect.advance", json!({ "id": id, "at": "2026-07-03" }));
+    assert_eq!(r["stage"], "connect", "{r}");
+    assert_eq!(r["moves"][0]["at"], "2026-07-10T00:00:00Z", "{r}");
+    assert_eq!(ev["ready"], true, "evaluate must say what advance then did: {ev}");
+}
+
+#[test]
 fn a_forced_move_is_recorded_as_forced_with_reason_and_who() {
     let d = Daemon::start();
     let mut c = d.client();

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::criteria::{ActivityFacts, activity_kinds, all_met, evaluate_stage, needs_activities};
 use crate::process::{AdvanceMode, Process};
-use crate::store::{StoreError, Tables};
+use crate::store::{ActivitySource, StoreError, Tables};
 use stagecoach_types::model::{
     Activity, Actor, FieldValue, Fields, Millis, ProcessVersion, Prospect, ProspectId, Status,
     Transition, TransitionKind, Verdict,
@@ -55,18 +55,41 @@ impl ActiveProcess {
     }
 }
 
-/// What evaluating `stage` for prospect `id` needs to know of its activities.
-fn load_facts(
-    t: &Tables<'_>,
-    id: ProspectId,
+/// A stage's exit criteria evaluated for one prospect.
+pub struct Evaluation {
+    /// The time they were evaluated as of.
+    pub as_of: Millis,
+    /// One verdict per criterion.
+    pub verdicts: Vec<Verdict>,
+    /// What was read of the prospect's activities.
+    pub facts: ActivityFacts,
+}
+
+/// The one evaluation of a prospect's exit criteria, shared by every write
+/// (advance, record, close, import) and every read (`prospect.get`,
+/// `prospect.evaluate`): as of `at`, but never before the prospect's
+/// current stay or owner began (history runs forward). Activities are read
+/// only as far as the criteria need, or all of them with `all_activities`
+/// (checklists).
+pub fn evaluate(
+    source: &impl ActivitySource,
+    active: &ActiveProcess,
+    prospect: &Prospect,
     stage: &crate::process::Stage,
-    plugins: &crate::criteria::Plugins<'_>,
-) -> Result<ActivityFacts, StoreError> {
-    let mut facts = t.activity_facts(id, &activity_kinds(stage))?;
-    if needs_activities(stage, plugins) {
-        facts.activities = t.activities(id)?;
+    at: Millis,
+    all_activities: bool,
+) -> Result<Evaluation, StoreError> {
+    let as_of = at.max(prospect.earliest_move());
+    let mut facts = source.activity_facts(prospect.id, &activity_kinds(stage))?;
+    if all_activities || needs_activities(stage, &active.plugin_context()) {
+        facts.activities = source.activities(prospect.id)?;
     }
-    Ok(facts)
+    let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
+    Ok(Evaluation {
+        as_of,
+        verdicts,
+        facts,
+    })
 }
 
 pub use stagecoach_types::error::EngineError;
@@ -479,9 +502,9 @@ fn advance(
         refuse!(unknown_stage(process, &old.stage));
     };
     let stage = &process.stages[index];
-    let facts = load_facts(t, id, stage, &active.plugin_context())?;
-    let as_of = at.max(old.earliest_move());
-    let verdicts = evaluate_stage(stage, &old, &facts, as_of, active.plugin_context());
+    let Evaluation {
+        as_of, verdicts, ..
+    } = evaluate(t, active, &old, stage, at, false)?;
     if !all_met(&verdicts) {
         refuse!(unmet(id, &stage.id, verdicts));
     }
@@ -574,8 +597,7 @@ fn close(
                     last: last.id.clone(),
                 });
             }
-            let facts = load_facts(t, id, last, &active.plugin_context())?;
-            let verdicts = evaluate_stage(last, &old, &facts, at, active.plugin_context());
+            let verdicts = evaluate(t, active, &old, last, at, false)?.verdicts;
             if !all_met(&verdicts) {
                 refuse!(unmet(id, &last.id, verdicts));
             }
@@ -722,9 +744,9 @@ fn cascade_to(
         if !win && index + 1 == active.process.stages.len() {
             break;
         }
-        let as_of = at.max(prospect.earliest_move());
-        let facts = load_facts(t, prospect.id, stage, &active.plugin_context())?;
-        let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
+        let Evaluation {
+            as_of, verdicts, ..
+        } = evaluate(t, active, prospect, stage, at, false)?;
         if !all_met(&verdicts) {
             break;
         }

@@ -304,24 +304,23 @@ impl Store {
         Ok(out)
     }
 
+    /// One consistent view of the database: every read of a request comes
+    /// from one snapshot.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot(self.read()?))
+    }
+
     /// The prospect with `external_id`, if any.
     pub fn prospect_by_external_id(
         &self,
         external_id: &str,
     ) -> Result<Option<ProspectId>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(EXTERNAL_IDS)?;
-        Ok(table.get(external_id)?.map(|v| v.value()))
+        self.snapshot()?.prospect_by_external_id(external_id)
     }
 
     /// One prospect.
     pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(PROSPECTS)?;
-        table
-            .get(id)?
-            .map(|v| decode(v.value(), "prospect", id))
-            .transpose()
+        self.snapshot()?.prospect(id)
     }
 
     /// Prospects matching `filter`, in id order.
@@ -381,35 +380,12 @@ impl Store {
 
     /// A prospect's activities in the order they were recorded.
     pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(ACTIVITIES)?;
-        activities_in(&table, prospect)
-    }
-
-    /// The facts `kinds` criteria need about a prospect's activities.
-    pub fn activity_facts(
-        &self,
-        prospect: ProspectId,
-        kinds: &[&str],
-    ) -> Result<ActivityFacts, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(ACTIVITY_KINDS)?;
-        facts_in(&table, prospect, kinds)
+        self.snapshot()?.activities(prospect)
     }
 
     /// A prospect's transitions, oldest first.
     pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
-        let txn = self.read()?;
-        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
-        let table = txn.open_table(TRANSITIONS)?;
-        let mut out = Vec::new();
-        for entry in index.range((prospect, 0)..=(prospect, u64::MAX))? {
-            let id = entry?.0.value().1;
-            if let Some(v) = table.get(id)? {
-                out.push(decode(v.value(), "transition", id)?);
-            }
-        }
-        Ok(out)
+        self.snapshot()?.transitions(prospect)
     }
 
     /// For each prospect, whether its last transition was written by an
@@ -505,6 +481,103 @@ impl Store {
             transition: get("next_transition")?,
             process_version: get("next_process_version")?,
         })
+    }
+}
+
+/// One read transaction: a consistent view for everything one request reads.
+pub struct Snapshot(ReadTransaction);
+
+impl Snapshot {
+    /// The prospect with `external_id`, if any.
+    pub fn prospect_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Option<ProspectId>, StoreError> {
+        let txn = &self.0;
+        let table = txn.open_table(EXTERNAL_IDS)?;
+        Ok(table.get(external_id)?.map(|v| v.value()))
+    }
+
+    /// One prospect.
+    pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
+        let txn = &self.0;
+        let table = txn.open_table(PROSPECTS)?;
+        table
+            .get(id)?
+            .map(|v| decode(v.value(), "prospect", id))
+            .transpose()
+    }
+
+    /// A prospect's activities in the order they were recorded.
+    pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        let txn = &self.0;
+        let table = txn.open_table(ACTIVITIES)?;
+        activities_in(&table, prospect)
+    }
+
+    /// The facts `kinds` criteria need about a prospect's activities.
+    pub fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        let txn = &self.0;
+        let table = txn.open_table(ACTIVITY_KINDS)?;
+        facts_in(&table, prospect, kinds)
+    }
+
+    /// A prospect's transitions, oldest first.
+    pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
+        let txn = &self.0;
+        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for entry in index.range((prospect, 0)..=(prospect, u64::MAX))? {
+            let id = entry?.0.value().1;
+            if let Some(v) = table.get(id)? {
+                out.push(decode(v.value(), "transition", id)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Where an evaluation reads a prospect's activities from: a read
+/// [`Snapshot`] or the writer's [`Tables`], through the same code.
+pub trait ActivitySource {
+    /// The facts criteria on `kinds` need.
+    fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError>;
+    /// Every activity, in recording order.
+    fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError>;
+}
+
+impl ActivitySource for Snapshot {
+    fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        Snapshot::activity_facts(self, prospect, kinds)
+    }
+    fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        Snapshot::activities(self, prospect)
+    }
+}
+
+impl ActivitySource for Tables<'_> {
+    fn activity_facts(
+        &self,
+        prospect: ProspectId,
+        kinds: &[&str],
+    ) -> Result<ActivityFacts, StoreError> {
+        Tables::activity_facts(self, prospect, kinds)
+    }
+    fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        Tables::activities(self, prospect)
     }
 }
 

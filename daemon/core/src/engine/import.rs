@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    ActiveProcess, Applied, EngineError, cascade_to, load_facts, moved_events, save, transition,
+    ActiveProcess, Applied, EngineError, cascade_to, evaluate, moved_events, save, transition,
     unknown_stage,
 };
-use crate::criteria::{all_met, evaluate_stage};
+use crate::criteria::all_met;
 use crate::store::{StoreError, Tables};
 use stagecoach_types::model::{
     Activity, Actor, Fields, Millis, Prospect, Status, Transition, TransitionKind, Verdict,
@@ -564,8 +564,7 @@ fn close(
     let stages = &active.process.stages;
     let last = stages.last().expect("a process has stages");
     let verdicts = if prospect.stage == last.id {
-        let facts = load_facts(t, prospect.id, last, &active.plugin_context())?;
-        evaluate_stage(last, prospect, &facts, at, active.plugin_context())
+        evaluate(t, active, prospect, last, at, false)?.verdicts
     } else {
         Vec::new()
     };

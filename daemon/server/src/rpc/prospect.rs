@@ -6,11 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
-use stagecoach_core::criteria::{
-    activity_kinds, all_met, evaluate_stage, needs_activities, stage_checklists,
-};
+use stagecoach_core::criteria::{all_met, stage_checklists};
 use stagecoach_core::engine::import::ImportProspect;
-use stagecoach_core::engine::{NewProspect, ProspectUpdate, WriteOp};
+use stagecoach_core::engine::{self, NewProspect, ProspectUpdate, WriteOp};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::model::{Millis, ProspectId, Status};
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
@@ -105,7 +103,9 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
     let active = ctx.active();
     let now = at.unwrap_or_else(|| ctx.clock.now());
     read(move || {
-        let Some(prospect) = ctx.store.prospect(id)? else {
+        // One snapshot for everything this answer says.
+        let snap = ctx.store.snapshot()?;
+        let Some(prospect) = snap.prospect(id)? else {
             return Err(ReadError::Rpc(
                 RpcError::new(NOT_FOUND, format!("no prospect with id {id}"))
                     .with_data(json!({ "id": id })),
@@ -118,28 +118,23 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
             let stage = &process.stages[i];
             out["stage_name"] = json!(stage.name);
             if prospect.status == Status::Open {
-                let mut facts = ctx.store.activity_facts(id, &activity_kinds(stage))?;
-                if needs_activities(stage, &active.plugin_context()) || !stage.checklists.is_empty()
-                {
-                    facts.activities = ctx.store.activities(id)?;
-                }
-                let as_of = now.max(prospect.stage_entered_at);
-                let verdicts =
-                    evaluate_stage(stage, &prospect, &facts, as_of, active.plugin_context());
+                // The engine's own evaluation, as a write would make it now.
+                let checklists = !stage.checklists.is_empty();
+                let e = engine::evaluate(&snap, &active, &prospect, stage, now, checklists)?;
                 out["checklists"] = json!(stage_checklists(
                     stage,
                     &prospect,
-                    &facts,
-                    as_of,
+                    &e.facts,
+                    e.as_of,
                     active.plugin_context()
                 ));
                 let next = process
                     .stages
                     .get(i + 1)
                     .map_or("won".to_string(), |s| s.id.clone());
-                out["ready"] = json!(all_met(&verdicts));
+                out["ready"] = json!(all_met(&e.verdicts));
                 out["next_stage"] = json!(next);
-                out["verdicts"] = json!(verdicts);
+                out["verdicts"] = json!(e.verdicts);
                 out["days_in_stage"] =
                     json!((prospect.stage_entered_at.days_until(now) * 10.0).round() / 10.0);
             }
@@ -151,7 +146,7 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
         }
         out["process_version"] = json!(active.version);
         if history {
-            out["transitions"] = json!(ctx.store.transitions(id)?);
+            out["transitions"] = json!(snap.transitions(id)?);
         }
         Ok(out)
     })
