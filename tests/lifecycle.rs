@@ -132,7 +132,10 @@ fn evaluate_answers_what_advance_at_the_same_time_would_do() {
     let r = c.ok("prospect.advance", json!({ "id": id, "at": "2026-07-03" }));
     assert_eq!(r["stage"], "connect", "{r}");
     assert_eq!(r["moves"][0]["at"], "2026-07-10T00:00:00Z", "{r}");
-    assert_eq!(ev["ready"], true, "evaluate must say what advance then did: {ev}");
+    assert_eq!(
+        ev["ready"], true,
+        "evaluate must say what advance then did: {ev}"
+    );
 }
 
 #[test]
