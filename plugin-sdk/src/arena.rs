@@ -38,9 +38,12 @@ pub struct Arena {
     state: UnsafeCell<State>,
 }
 
-// SAFETY: plugins run on `wasm32-unknown-unknown`, which has one thread; the
-// allocator is never entered concurrently (nor re-entered: it calls nothing
-// that allocates).
+// SAFETY: only on single-threaded wasm (no `atomics` target feature, as on
+// `wasm32-unknown-unknown`, which plugins are built for): the allocator is
+// never entered concurrently (nor re-entered: it calls nothing that
+// allocates). Elsewhere `Arena` is not `Sync`, so it cannot be shared
+// between threads, and cannot be a `static` allocator.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 unsafe impl Sync for Arena {}
 
 impl Arena {

@@ -48,7 +48,11 @@ mod types;
 
 pub use arena::Arena;
 
-#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "arena"
+))]
 #[global_allocator]
 static ALLOCATOR: Arena = Arena::new();
 
