@@ -390,3 +390,51 @@ fn the_socket_is_private() {
         & 0o777;
     assert_eq!(dir_mode, 0o700);
 }
+
+#[test]
+fn every_error_carries_the_input_that_failed_and_answers_keep_their_shape() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let period = |extra: Value| {
+        let mut p = json!({ "from": "2026-07-01", "to": "2026-08-01" });
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    for method in ["metrics.flow", "metrics.time_in_stage"] {
+        let e = c.err(method, period(json!({ "stage": "nope" })));
+        assert_eq!(
+            (e["code"].clone(), e["data"]["stage"].clone()),
+            (json!(-32602), json!("nope")),
+            "{method}: {e}"
+        );
+        let e = c.err(method, period(json!({ "version": 99 })));
+        assert_eq!(
+            (e["code"].clone(), e["data"]["version"].clone()),
+            (json!(-32001), json!(99)),
+            "{method}: {e}"
+        );
+    }
+    let e = c.err("metrics.stalled", json!({ "stage": "nope" }));
+    assert_eq!(e["data"]["stage"], "nope", "{e}");
+    let e = c.err("prospect.list", json!({ "stage": "nope" }));
+    assert_eq!(e["data"]["stage"], "nope", "{e}");
+    let e = c.err("process.get", json!({ "version": 42 }));
+    assert_eq!(e["data"]["version"], 42, "{e}");
+    let e = c.err("metrics.plugin", json!({ "plugin": "nope" }));
+    assert_eq!(
+        (e["code"].clone(), e["data"]["plugin"].clone()),
+        (json!(-32001), json!("nope")),
+        "{e}"
+    );
+    // An unchanged reload answers every field a changed one does.
+    let r = c.ok("process.reload", json!({}));
+    assert_eq!(r["outcome"], "unchanged");
+    assert_eq!(r["previous"], r["version"]);
+    assert_eq!(r["changes"], json!([]));
+    assert_eq!(
+        (r["renamed"].clone(), r["migrated"].clone()),
+        (json!(0), json!(0))
+    );
+}

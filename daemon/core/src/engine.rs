@@ -276,7 +276,8 @@ pub(crate) fn apply(
     }
 }
 
-fn unknown_stage(process: &Process, stage: &str) -> EngineError {
+/// The refusal for a stage id the process does not have (listing those it has).
+pub fn unknown_stage(process: &Process, stage: &str) -> EngineError {
     EngineError::UnknownStage {
         stage: stage.to_string(),
         known: process

@@ -6,6 +6,7 @@
 //! This crate depends on no other Stagecoach crate: everything else
 //! points at it.
 
+pub mod api;
 pub mod error;
 pub mod model;
 pub mod protocol;

@@ -67,16 +67,9 @@ fn check(p: &Period) -> Result<(), RpcError> {
 
 fn stages(active: &ActiveProcess, stage: &Option<String>) -> Result<Vec<String>, RpcError> {
     match stage {
-        Some(s) if active.process.stage(s).is_none() => Err(RpcError::params(format!(
-            "unknown stage `{s}`; the stages are {}",
-            active
-                .process
-                .stages
-                .iter()
-                .map(|s| format!("`{}`", s.id))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        Some(s) if active.process.stage(s).is_none() => {
+            Err(stagecoach_core::engine::unknown_stage(&active.process, s).into())
+        }
         Some(s) => Ok(vec![s.clone()]),
         None => Ok(active.process.stages.iter().map(|s| s.id.clone()).collect()),
     }
@@ -89,10 +82,10 @@ fn version_window(store: &Store, p: &Period) -> Result<(Millis, Millis), ReadErr
     };
     let windows = store.version_windows()?;
     let Some((_, start, end)) = windows.into_iter().find(|(x, _, _)| x.number == v) else {
-        return Err(ReadError::Rpc(RpcError::new(
-            NOT_FOUND,
-            format!("no process version {v}"),
-        )));
+        return Err(ReadError::Rpc(
+            RpcError::new(NOT_FOUND, format!("no process version {v}"))
+                .with_data(serde_json::json!({ "version": v })),
+        ));
     };
     let end = end.unwrap_or(Millis(i64::MAX / 4));
     Ok((p.from.max(start), p.to.min(end).max(p.from.max(start))))

@@ -40,7 +40,8 @@ pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricParams) -> Reply {
         return ready(Err(RpcError::new(
             NOT_FOUND,
             format!("no plugin named `{}` is loaded", p.plugin),
-        )));
+        )
+        .with_data(json!({ "plugin": p.plugin }))));
     };
     if !plugin.provides.contains(&Capability::Metric) {
         return ready(Err(RpcError::params(format!(

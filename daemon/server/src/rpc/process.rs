@@ -11,6 +11,7 @@ use crate::live::Reload;
 use stagecoach_core::engine::WriteOp;
 use stagecoach_core::lint::lint;
 use stagecoach_core::process::{Process, content_hash};
+use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
@@ -116,16 +117,29 @@ pub(super) fn reload(ctx: &Arc<Ctx>, p: ReloadParams) -> Reply {
             Some(text) => crate::live::write_and_reload(&ctx, text).await,
             None => crate::live::reload(&ctx).await,
         };
-        Ok(match outcome {
-            Reload::Unchanged { version } => json!({ "outcome": "unchanged", "version": version }),
+        let result = match outcome {
+            Reload::Unchanged { version } => ReloadResult {
+                outcome: ReloadOutcome::Unchanged,
+                version,
+                previous: version,
+                changes: Vec::new(),
+                renamed: 0,
+                migrated: 0,
+            },
             Reload::Reloaded {
                 version,
                 previous,
                 changes,
                 renamed,
                 migrated,
-            } => json!({ "outcome": "reloaded", "version": version, "previous": previous,
-                         "changes": changes, "renamed": renamed, "migrated": migrated }),
+            } => ReloadResult {
+                outcome: ReloadOutcome::Reloaded,
+                version,
+                previous,
+                changes,
+                renamed,
+                migrated,
+            },
             Reload::Rejected(invalid) => {
                 return Err(RpcError::new(
                     INVALID_PROCESS,
@@ -136,7 +150,8 @@ pub(super) fn reload(ctx: &Arc<Ctx>, p: ReloadParams) -> Reply {
                 )
                 .with_data(json!({ "errors": invalid.errors })));
             }
-        })
+        };
+        Ok(serde_json::to_value(result).expect("results serialize"))
     })
 }
 

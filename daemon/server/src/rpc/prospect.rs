@@ -185,18 +185,8 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ListParams) -> Reply {
     if let Some(stage) = &p.stage
         && ctx.active().process.stage(stage).is_none()
     {
-        let known = ctx
-            .active()
-            .process
-            .stages
-            .iter()
-            .map(|s| s.id.clone())
-            .collect::<Vec<_>>();
-        return ready(Err(RpcError::params(format!(
-            "unknown stage `{stage}`; the stages are {}",
-            known.join(", ")
-        ))
-        .with_data(json!({ "stage": stage }))));
+        let e = engine::unknown_stage(&ctx.active().process, stage);
+        return ready(Err(e.into()));
     }
     let ctx = ctx.clone();
     read(move || {
