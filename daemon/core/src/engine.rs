@@ -172,73 +172,7 @@ pub struct NewVersion {
     pub previous: Option<Arc<ActiveProcess>>,
 }
 
-/// Parameters of `prospect.create`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProspect {
-    /// Person or deal name.
-    pub name: String,
-    /// Company.
-    #[serde(default)]
-    pub company: Option<String>,
-    /// Owning rep.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Initial fields.
-    #[serde(default)]
-    pub fields: Fields,
-    /// Starting stage; the first stage if absent.
-    #[serde(default)]
-    pub stage: Option<String>,
-    /// Id in another system.
-    #[serde(default)]
-    pub external_id: Option<String>,
-    /// Creation time (imports); now if absent.
-    #[serde(default)]
-    pub at: Option<Millis>,
-}
-
-/// Parameters of `prospect.update`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProspectUpdate {
-    /// The prospect.
-    pub id: ProspectId,
-    /// New name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// New company.
-    #[serde(default)]
-    pub company: Option<String>,
-    /// New owner.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Fields to set; `null` removes a field.
-    #[serde(default)]
-    pub fields: serde_json::Map<String, Value>,
-    /// When; now if absent.
-    #[serde(default)]
-    pub at: Option<Millis>,
-}
-
-/// Parameters of `activity.record`.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewActivity {
-    /// The prospect.
-    pub prospect: ProspectId,
-    /// What happened.
-    pub kind: String,
-    /// Who did it; the declared actor of the kind, else `prospect`.
-    #[serde(default)]
-    pub actor: Option<Actor>,
-    /// When; now if absent.
-    #[serde(default)]
-    pub at: Option<Millis>,
-    /// Extra data.
-    #[serde(default)]
-    pub data: serde_json::Map<String, Value>,
-}
+pub use stagecoach_types::api::params::{NewActivity, NewProspect, ProspectUpdate};
 
 /// What an operation produced: the JSON result and the events to publish
 /// once the batch is durable.

@@ -21,7 +21,7 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
@@ -31,109 +31,12 @@ use super::{
 use crate::criteria::all_met;
 use crate::store::{StoreError, Tables};
 use stagecoach_types::model::{
-    Activity, Actor, Fields, Millis, Prospect, Status, Transition, TransitionKind, Verdict,
+    Activity, Actor, Millis, Prospect, Status, Transition, TransitionKind, Verdict,
 };
 
-/// Parameters of `prospect.import`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportProspect {
-    /// The id in the source system: what makes the import idempotent.
-    pub external_id: String,
-    /// Deal or person name.
-    pub name: String,
-    /// Company.
-    #[serde(default)]
-    pub company: Option<String>,
-    /// Owning rep.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Fields.
-    #[serde(default)]
-    pub fields: Fields,
-    /// When the source created it.
-    pub created_at: Millis,
-    /// Its activities, in any order.
-    #[serde(default)]
-    pub activities: Vec<ImportActivity>,
-    /// The source's dated stage history, if it has one: where the prospect
-    /// was created (the first entry) and every later move, `won`/`lost`
-    /// included. When present, the exit criteria are not re-applied.
-    #[serde(default)]
-    pub history: Vec<ImportMove>,
-    /// The source's outcome: absent for an open deal.
-    #[serde(default)]
-    pub outcome: Option<ImportOutcome>,
-    /// Where the source says an open deal stands (a stage id).
-    #[serde(default)]
-    pub source_stage: Option<String>,
-    /// Move an open deal to `source_stage` when the replay leaves it
-    /// elsewhere (a forced move, marked imported).
-    #[serde(default)]
-    pub trust_source_stage: bool,
-}
-
-/// One activity of an imported prospect.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportActivity {
-    /// What happened.
-    pub kind: String,
-    /// Who did it; when absent, the kind's declared actor, else the rep's
-    /// (an import invents no prospect actions).
-    #[serde(default)]
-    pub actor: Option<Actor>,
-    /// When.
-    pub at: Millis,
-    /// Anything else.
-    #[serde(default)]
-    pub data: serde_json::Map<String, Value>,
-}
-
-/// One dated move of the source's stage history.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportMove {
-    /// The stage entered, or `won` / `lost`.
-    pub to: String,
-    /// When.
-    pub at: Millis,
-    /// The kind, when the source records it (a Stagecoach export);
-    /// otherwise derived from the stages' order.
-    #[serde(default)]
-    pub kind: Option<TransitionKind>,
-    /// A reason (lost reason, forced-move reason).
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Who forced it.
-    #[serde(default)]
-    pub by: Option<String>,
-    /// Whether the move is marked imported (default true; a Stagecoach
-    /// export carries its own flag).
-    #[serde(default = "yes")]
-    pub imported: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// The source's outcome for a closed deal.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImportOutcome {
-    /// `won` or `lost`.
-    pub status: Status,
-    /// When it closed.
-    pub at: Millis,
-    /// Why (lost reason).
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// The source gives only the day (`at` is its midnight): the
-    /// activities of that day are replayed before the close.
-    #[serde(default)]
-    pub whole_day: bool,
-}
+pub use stagecoach_types::api::params::{
+    ImportActivity, ImportMove, ImportOutcome, ImportProspect,
+};
 
 /// A won outcome recorded without the exit criteria met.
 #[derive(Debug, Clone, Serialize)]

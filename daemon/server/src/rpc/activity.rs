@@ -2,27 +2,18 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read};
 use stagecoach_core::engine::{NewActivity, WriteOp};
-use stagecoach_types::model::ProspectId;
+use stagecoach_types::api::params::ActivityList;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 pub(super) fn record(ctx: &Arc<Ctx>, p: NewActivity) -> Reply {
     ctx.write(WriteOp::RecordActivity(p))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListParams {
-    prospect: ProspectId,
-    #[serde(default)]
-    kind: Option<String>,
-}
-
-pub(super) fn list(ctx: &Arc<Ctx>, p: ListParams) -> Reply {
+pub(super) fn list(ctx: &Arc<Ctx>, p: ActivityList) -> Reply {
     let ctx = ctx.clone();
     read(move || {
         if ctx.store.prospect(p.prospect)?.is_none() {

@@ -5,43 +5,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::discover::{self, Deal, Step};
 use stagecoach_core::store::ProspectFilter;
-use stagecoach_types::model::{FIELDS_UPDATED, Millis, Status};
+use stagecoach_types::api::params::{ExportPage, ExportWhat, ProcessDiscover, ProspectLookup};
+use stagecoach_types::model::{FIELDS_UPDATED, Status};
 use stagecoach_types::protocol::RpcError;
 
 const MAX_PAGE: usize = 10_000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DiscoverParams {
-    #[serde(default)]
-    include_lost: bool,
-    #[serde(default)]
-    min_support: Option<f64>,
-    #[serde(default)]
-    min_share: Option<f64>,
-    #[serde(default)]
-    variants: Option<usize>,
-    /// Deals closed at or after.
-    #[serde(default)]
-    from: Option<Millis>,
-    /// Deals closed before.
-    #[serde(default)]
-    to: Option<Millis>,
-    #[serde(default)]
-    owner: Option<String>,
-    /// Only the most recently closed `last` deals.
-    #[serde(default)]
-    last: Option<usize>,
-}
-
-pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
+pub(super) fn discover(ctx: &Arc<Ctx>, p: ProcessDiscover) -> Reply {
     let options = match discover::options(p.include_lost, p.min_support, p.min_share, p.variants) {
         Ok(o) => o,
         Err(e) => return ready(Err(RpcError::params(e))),
@@ -105,27 +82,9 @@ pub(super) fn discover(ctx: &Arc<Ctx>, p: DiscoverParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct PageParams {
-    what: What,
-    #[serde(default)]
-    after: Option<Value>,
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum What {
-    Prospects,
-    Activities,
-    Transitions,
-}
-
 /// One page of an export: `{rows, next}`; `next` is the `after` of the next
 /// page, null at the end.
-pub(super) fn page(ctx: &Arc<Ctx>, p: PageParams) -> Reply {
+pub(super) fn page(ctx: &Arc<Ctx>, p: ExportPage) -> Reply {
     let limit = p.limit.unwrap_or(1000);
     if limit == 0 || limit > MAX_PAGE {
         return ready(Err(RpcError::params(format!(
@@ -136,7 +95,7 @@ pub(super) fn page(ctx: &Arc<Ctx>, p: PageParams) -> Reply {
     read(move || {
         let after = p.after;
         Ok(match p.what {
-            What::Prospects => {
+            ExportWhat::Prospects => {
                 let filter = ProspectFilter {
                     stage: None,
                     owner: None,
@@ -146,12 +105,12 @@ pub(super) fn page(ctx: &Arc<Ctx>, p: PageParams) -> Reply {
                 };
                 page_of(ctx.store.prospects(&filter)?, limit, |r| json!(r.id))
             }
-            What::Activities => page_of(
+            ExportWhat::Activities => page_of(
                 ctx.store.activities_page(cursor(after)?, limit)?,
                 limit,
                 |a| json!([a.prospect, a.id]),
             ),
-            What::Transitions => page_of(
+            ExportWhat::Transitions => page_of(
                 ctx.store.transitions_page(cursor(after)?, limit)?,
                 limit,
                 |t| json!(t.id),
@@ -176,18 +135,8 @@ fn page_of<T: Serialize>(rows: Vec<T>, limit: usize, key: impl Fn(&T) -> Value) 
     json!({ "rows": rows, "next": next })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct LookupParams {
-    external_ids: Vec<String>,
-    /// Also return each one's activities and transitions (`[kind, at]`,
-    /// `[to, at]`), so an import can skip what is already there.
-    #[serde(default)]
-    history: bool,
-}
-
 /// The prospects behind `external_ids` (those that exist).
-pub(super) fn lookup(ctx: &Arc<Ctx>, p: LookupParams) -> Reply {
+pub(super) fn lookup(ctx: &Arc<Ctx>, p: ProspectLookup) -> Reply {
     if p.external_ids.len() > MAX_PAGE {
         return ready(Err(RpcError::params(format!(
             "at most {MAX_PAGE} `external_ids` per call"

@@ -4,56 +4,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::engine::ActiveProcess;
 use stagecoach_core::metrics::{self, Filter};
 use stagecoach_core::store::{ProspectFilter, Store};
+use stagecoach_types::api::params::{
+    ConversionPeriod, MetricsCompare, MetricsStalled, OutcomesPeriod, Period,
+};
 use stagecoach_types::model::{Millis, Status};
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 /// Most prospects a metrics query reads one by one (stalled, open ages).
 const MAX_SCAN: usize = 1_000_000;
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct Period {
-    from: Millis,
-    to: Millis,
-    #[serde(default)]
-    stage: Option<String>,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    version: Option<u64>,
-}
-
-/// Parameters of `metrics.conversion`: a period, not a stage (the answer
-/// has every stage).
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ConversionParams {
-    from: Millis,
-    to: Millis,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    version: Option<u64>,
-}
-
-impl From<ConversionParams> for Period {
-    fn from(p: ConversionParams) -> Period {
-        Period {
-            from: p.from,
-            to: p.to,
-            stage: None,
-            owner: p.owner,
-            version: p.version,
-        }
-    }
-}
 
 fn check(p: &Period) -> Result<(), RpcError> {
     if p.to <= p.from {
@@ -159,7 +123,7 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
     })
 }
 
-pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionParams) -> Reply {
+pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionPeriod) -> Reply {
     let p = Period::from(p);
     if let Err(e) = check(&p) {
         return ready(Err(e));
@@ -235,18 +199,7 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct OutcomesParams {
-    from: Millis,
-    to: Millis,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    amount_field: Option<String>,
-}
-
-pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
+pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
     if p.to <= p.from {
         return ready(Err(RpcError::params("`to` must be after `from`")));
     }
@@ -327,16 +280,7 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct StalledParams {
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    stage: Option<String>,
-}
-
-pub(super) fn stalled(ctx: &Arc<Ctx>, p: StalledParams) -> Reply {
+pub(super) fn stalled(ctx: &Arc<Ctx>, p: MetricsStalled) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     let now = ctx.clock.now();
@@ -374,14 +318,7 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: StalledParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CompareParams {
-    a: Period,
-    b: Period,
-}
-
-pub(super) fn compare(ctx: &Arc<Ctx>, p: CompareParams) -> Reply {
+pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
     if let Err(e) = check(&p.a).and_then(|_| check(&p.b)) {
         return ready(Err(e));
     }

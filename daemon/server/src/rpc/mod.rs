@@ -19,7 +19,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use stagecoach_core::store::StoreError;
+use stagecoach_types::api::{self, methods as m};
 use stagecoach_types::protocol::{INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError};
+
+pub(crate) use stagecoach_types::api::params::NoParams;
 
 pub use crate::context::{Ctx, Reply};
 
@@ -83,11 +86,6 @@ fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
     })
 }
 
-/// Parameters of a method that takes none (`{}` or absent).
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NoParams {}
-
 /// One protocol method, declared once: its name, the names of its
 /// parameters (read from its parameter type) and its handler.
 pub struct Method {
@@ -105,26 +103,26 @@ pub struct Method {
 }
 
 macro_rules! method {
-    ($name:literal, $f:path, $params:ty) => {
-        method!($name, $f, $params, read)
+    ($m:ty, $f:path) => {
+        method!($m, $f, read)
     };
-    ($name:literal, $f:path, $params:ty, write) => {
+    ($m:ty, $f:path, write) => {
         Method {
             writes: true,
-            ..method!($name, $f, $params, read)
+            ..method!($m, $f, read)
         }
     };
-    ($name:literal, $f:path, $params:ty, subscribe) => {
+    ($m:ty, $f:path, subscribe) => {
         Method {
             subscribes: true,
-            ..method!($name, $f, $params, read)
+            ..method!($m, $f, read)
         }
     };
-    ($name:literal, $f:path, $params:ty, read) => {
+    ($m:ty, $f:path, read) => {
         Method {
-            name: $name,
-            params: field_names::<$params>,
-            handler: |ctx, p| match params::<$params>(p) {
+            name: <$m as api::Method>::NAME,
+            params: field_names::<<$m as api::Method>::Params>,
+            handler: |ctx, p| match params::<<$m as api::Method>::Params>(p) {
                 Ok(p) => $f(ctx, p),
                 Err(e) => ready(Err(e)),
             },
@@ -134,99 +132,41 @@ macro_rules! method {
     };
 }
 
-/// Every method. The `method not found` error, `events.subscribe` and the
-/// check against docs/protocol.md all read this table.
+/// Every method, each with its handler. Names and parameter types come
+/// from `stagecoach_types::api::methods`, the contract clients build on;
+/// the `method not found` error, `events.subscribe` and the check against
+/// docs/protocol.md all read this table.
 pub static METHODS: &[Method] = &[
-    method!("daemon.status", daemon::status, NoParams),
-    method!("events.subscribe", daemon::subscribe, NoParams, subscribe),
-    method!("process.get", process::get, process::GetParams),
-    method!("process.versions", process::versions, NoParams),
-    method!(
-        "process.validate",
-        process::validate,
-        process::ValidateParams
-    ),
-    method!("process.diff", process::diff, process::DiffParams),
-    method!(
-        "process.reload",
-        process::reload,
-        process::ReloadParams,
-        write
-    ),
-    method!(
-        "process.reevaluate",
-        process::reevaluate,
-        process::ReevaluateParams,
-        write
-    ),
-    method!(
-        "process.discover",
-        history::discover,
-        history::DiscoverParams
-    ),
-    method!(
-        "prospect.create",
-        prospect::create,
-        stagecoach_core::engine::NewProspect,
-        write
-    ),
-    method!("prospect.get", prospect::get, prospect::ById),
-    method!("prospect.list", prospect::list, prospect::ListParams),
-    method!(
-        "prospect.update",
-        prospect::update,
-        stagecoach_core::engine::ProspectUpdate,
-        write
-    ),
-    method!("prospect.evaluate", prospect::evaluate, prospect::ById),
-    method!("prospect.advance", prospect::advance, prospect::ById, write),
-    method!(
-        "prospect.move",
-        prospect::force_move,
-        prospect::MoveParams,
-        write
-    ),
-    method!(
-        "prospect.close",
-        prospect::close,
-        prospect::CloseParams,
-        write
-    ),
-    method!("prospect.lookup", history::lookup, history::LookupParams),
-    method!(
-        "prospect.import",
-        prospect::import,
-        stagecoach_core::engine::import::ImportProspect,
-        write
-    ),
-    method!(
-        "activity.record",
-        activity::record,
-        stagecoach_core::engine::NewActivity,
-        write
-    ),
-    method!("activity.list", activity::list, activity::ListParams),
-    method!("plugins.list", plugins::list, NoParams),
-    method!("metrics.plugin", plugins::metric, plugins::MetricParams),
-    method!("metrics.flow", metrics::flow, metrics::Period),
-    method!(
-        "metrics.time_in_stage",
-        metrics::time_in_stage,
-        metrics::Period
-    ),
-    method!(
-        "metrics.conversion",
-        metrics::conversion,
-        metrics::ConversionParams
-    ),
-    method!(
-        "metrics.outcomes",
-        metrics::outcomes,
-        metrics::OutcomesParams
-    ),
-    method!("metrics.stalled", metrics::stalled, metrics::StalledParams),
-    method!("metrics.compare", metrics::compare, metrics::CompareParams),
-    method!("export.page", history::page, history::PageParams),
+    method!(m::DaemonStatus, daemon::status),
+    method!(m::EventsSubscribe, daemon::subscribe, subscribe),
+    method!(m::ProcessGet, process::get),
+    method!(m::ProcessVersions, process::versions),
+    method!(m::ProcessValidate, process::validate),
+    method!(m::ProcessDiff, process::diff),
+    method!(m::ProcessReload, process::reload, write),
+    method!(m::ProcessReevaluate, process::reevaluate, write),
+    method!(m::ProcessDiscover, history::discover),
+    method!(m::ProspectCreate, prospect::create, write),
+    method!(m::ProspectGet, prospect::get),
+    method!(m::ProspectList, prospect::list),
+    method!(m::ProspectUpdate, prospect::update, write),
+    method!(m::ProspectEvaluate, prospect::evaluate),
+    method!(m::ProspectAdvance, prospect::advance, write),
+    method!(m::ProspectMove, prospect::force_move, write),
+    method!(m::ProspectClose, prospect::close, write),
+    method!(m::ProspectLookup, history::lookup),
+    method!(m::ProspectImport, prospect::import, write),
+    method!(m::ActivityRecord, activity::record, write),
+    method!(m::ActivityList, activity::list),
+    method!(m::PluginsList, plugins::list),
+    method!(m::MetricsPlugin, plugins::metric),
+    method!(m::MetricsFlow, metrics::flow),
+    method!(m::MetricsTimeInStage, metrics::time_in_stage),
+    method!(m::MetricsConversion, metrics::conversion),
+    method!(m::MetricsOutcomes, metrics::outcomes),
+    method!(m::MetricsStalled, metrics::stalled),
+    method!(m::MetricsCompare, metrics::compare),
+    method!(m::ExportPage, history::page),
 ];
 
 /// The method called `name`.
@@ -355,6 +295,14 @@ mod doc_tests {
     fn every_method_and_parameter_is_documented_and_nothing_else() {
         let documented = documented_methods();
         let served: BTreeSet<&str> = METHODS.iter().map(|m| m.name).collect();
+        let contract: BTreeSet<&str> = stagecoach_types::api::methods::NAMES
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(
+            served, contract,
+            "every method of the typed contract is served"
+        );
         let listed: BTreeSet<&str> = documented.keys().map(String::as_str).collect();
         assert_eq!(
             served.difference(&listed).collect::<Vec<_>>(),

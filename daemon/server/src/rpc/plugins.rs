@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_plugin_host::{Capability, MetricData};
-use stagecoach_types::model::Millis;
+use stagecoach_types::api::params::MetricsPlugin;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 pub(super) fn list(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
@@ -24,17 +23,7 @@ pub(super) fn list(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
 /// Largest number of prospects and transitions handed to a metric plugin.
 const MAX_METRIC_ROWS: usize = 100_000;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MetricParams {
-    plugin: String,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    at: Option<Millis>,
-}
-
-pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricParams) -> Reply {
+pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricsPlugin) -> Reply {
     let active = ctx.active();
     let Some(plugin) = active.plugins.get(&p.plugin).cloned() else {
         return ready(Err(RpcError::new(

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
@@ -11,18 +10,13 @@ use crate::live::Reload;
 use stagecoach_core::engine::WriteOp;
 use stagecoach_core::lint::lint;
 use stagecoach_core::process::{Process, content_hash};
+use stagecoach_types::api::params::{
+    ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
+};
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
-use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct GetParams {
-    #[serde(default)]
-    version: Option<u64>,
-}
-
-pub(super) fn get(ctx: &Arc<Ctx>, p: GetParams) -> Reply {
+pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
     let active = ctx.active();
     let last_error = ctx.last_process_error.lock().expect("error lock").clone();
     match p.version {
@@ -73,15 +67,7 @@ pub(super) fn versions(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ValidateParams {
-    text: String,
-    #[serde(default)]
-    file: Option<String>,
-}
-
-pub(super) fn validate(ctx: &Arc<Ctx>, p: ValidateParams) -> Reply {
+pub(super) fn validate(ctx: &Arc<Ctx>, p: ProcessValidate) -> Reply {
     let file = p.file.unwrap_or_else(|| "process.toml".into());
     let active = ctx.active();
     let result = match Process::parse(&p.text, &file) {
@@ -102,15 +88,7 @@ pub(super) fn validate(ctx: &Arc<Ctx>, p: ValidateParams) -> Reply {
     ready(Ok(result))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ReloadParams {
-    /// Write this text to the process file first.
-    #[serde(default)]
-    text: Option<String>,
-}
-
-pub(super) fn reload(ctx: &Arc<Ctx>, p: ReloadParams) -> Reply {
+pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {
     let ctx = ctx.clone();
     Box::pin(async move {
         let outcome = match p.text {
@@ -155,27 +133,12 @@ pub(super) fn reload(ctx: &Arc<Ctx>, p: ReloadParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ReevaluateParams {
-    #[serde(default)]
-    at: Option<Millis>,
-}
-
-pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ReevaluateParams) -> Reply {
+pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ProcessReevaluate) -> Reply {
     let at = p.at.unwrap_or_else(|| ctx.clock.now());
     ctx.write(WriteOp::Reevaluate { at })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DiffParams {
-    from: u64,
-    #[serde(default)]
-    to: Option<u64>,
-}
-
-pub(super) fn diff(ctx: &Arc<Ctx>, p: DiffParams) -> Reply {
+pub(super) fn diff(ctx: &Arc<Ctx>, p: ProcessDiff) -> Reply {
     let ctx = ctx.clone();
     let to = p.to.unwrap_or_else(|| ctx.active().version);
     read(move || {

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Ctx, ReadError, Reply, read, ready};
@@ -10,20 +9,13 @@ use stagecoach_core::criteria::{all_met, stage_checklists};
 use stagecoach_core::engine::import::ImportProspect;
 use stagecoach_core::engine::{self, NewProspect, ProspectUpdate, WriteOp};
 use stagecoach_core::store::ProspectFilter;
+use stagecoach_types::api::params::{ById, Outcome, ProspectClose, ProspectList, ProspectMove};
 use stagecoach_types::model::{Millis, ProspectId, Status};
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 /// The default and largest page for `prospect.list`.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ById {
-    id: ProspectId,
-    #[serde(default)]
-    at: Option<Millis>,
-}
 
 pub(super) fn create(ctx: &Arc<Ctx>, p: NewProspect) -> Reply {
     ctx.write(WriteOp::CreateProspect(p))
@@ -42,19 +34,7 @@ pub(super) fn advance(ctx: &Arc<Ctx>, p: ById) -> Reply {
     ctx.write(WriteOp::Advance { id: p.id, at })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct MoveParams {
-    id: ProspectId,
-    to: String,
-    reason: String,
-    #[serde(default)]
-    by: Option<String>,
-    #[serde(default)]
-    at: Option<Millis>,
-}
-
-pub(super) fn force_move(ctx: &Arc<Ctx>, p: MoveParams) -> Reply {
+pub(super) fn force_move(ctx: &Arc<Ctx>, p: ProspectMove) -> Reply {
     let at = p.at.unwrap_or_else(|| ctx.clock.now());
     ctx.write(WriteOp::Move {
         id: p.id,
@@ -65,25 +45,7 @@ pub(super) fn force_move(ctx: &Arc<Ctx>, p: MoveParams) -> Reply {
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CloseParams {
-    id: ProspectId,
-    outcome: Outcome,
-    #[serde(default)]
-    reason: Option<String>,
-    #[serde(default)]
-    at: Option<Millis>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Outcome {
-    Won,
-    Lost,
-}
-
-pub(super) fn close(ctx: &Arc<Ctx>, p: CloseParams) -> Reply {
+pub(super) fn close(ctx: &Arc<Ctx>, p: ProspectClose) -> Reply {
     let at = p.at.unwrap_or_else(|| ctx.clock.now());
     let outcome = match p.outcome {
         Outcome::Won => Status::Won,
@@ -160,22 +122,7 @@ pub(super) fn evaluate(ctx: &Arc<Ctx>, p: ById) -> Reply {
     with_verdicts(ctx, p.id, p.at, false)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListParams {
-    #[serde(default)]
-    stage: Option<String>,
-    #[serde(default)]
-    owner: Option<String>,
-    #[serde(default)]
-    status: Option<Status>,
-    #[serde(default)]
-    after: Option<ProspectId>,
-    #[serde(default)]
-    limit: Option<usize>,
-}
-
-pub(super) fn list(ctx: &Arc<Ctx>, p: ListParams) -> Reply {
+pub(super) fn list(ctx: &Arc<Ctx>, p: ProspectList) -> Reply {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return ready(Err(RpcError::params(format!(

@@ -1,0 +1,135 @@
+//! The protocol as types: every method's name, parameters and result, one
+//! definition for the daemon and for any Rust client.
+//!
+//! Each method is a marker type implementing [`Method`]. Results not yet
+//! typed are [`serde_json::Value`]; they become types one by one.
+
+pub mod params;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// One protocol method.
+pub trait Method {
+    /// `noun.verb`, as on the wire.
+    const NAME: &'static str;
+    /// Its parameters.
+    type Params: Serialize + DeserializeOwned;
+    /// Its result.
+    type Result: Serialize + DeserializeOwned;
+}
+
+macro_rules! methods {
+    ($($(#[$doc:meta])* $marker:ident = $name:literal ($params:ty) -> $result:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[derive(Debug)]
+            pub enum $marker {}
+            impl Method for $marker {
+                const NAME: &'static str = $name;
+                type Params = $params;
+                type Result = $result;
+            }
+        )*
+        /// Every method's name.
+        pub const NAMES: &[&str] = &[$($name),*];
+    };
+}
+
+/// One marker type per method, named after it (`methods::MetricsFlow` is
+/// `metrics.flow`).
+pub mod methods {
+    use super::Method;
+    use super::params as p;
+    use serde_json::Value;
+
+    methods! {
+        /// What is running, on what, and how it is doing.
+        DaemonStatus = "daemon.status" (p::NoParams) -> Value;
+        /// Notifications on this connection from now on.
+        EventsSubscribe = "events.subscribe" (p::NoParams) -> Value;
+        /// The process version in force, or a stored one.
+        ProcessGet = "process.get" (p::ProcessGet) -> Value;
+        /// Every stored process version and when each was in force.
+        ProcessVersions = "process.versions" (p::NoParams) -> Value;
+        /// Checks a process text without applying it.
+        ProcessValidate = "process.validate" (p::ProcessValidate) -> Value;
+        /// What changed between two versions, in words.
+        ProcessDiff = "process.diff" (p::ProcessDiff) -> Value;
+        /// Loads the process file (or a given text) as a new version.
+        ProcessReload = "process.reload" (p::ProcessReload) -> super::ReloadResult;
+        /// Re-applies the criteria to every open prospect.
+        ProcessReevaluate = "process.reevaluate" (p::ProcessReevaluate) -> Value;
+        /// A draft process learnt from closed deals.
+        ProcessDiscover = "process.discover" (p::ProcessDiscover) -> Value;
+        /// A new prospect.
+        ProspectCreate = "prospect.create" (p::NewProspect) -> Value;
+        /// One prospect with its verdicts, checklists and transitions.
+        ProspectGet = "prospect.get" (p::ById) -> Value;
+        /// A page of prospects.
+        ProspectList = "prospect.list" (p::ProspectList) -> Value;
+        /// Changes a prospect's name, company, owner or fields.
+        ProspectUpdate = "prospect.update" (p::ProspectUpdate) -> Value;
+        /// A prospect's verdicts, as `prospect.get` without transitions.
+        ProspectEvaluate = "prospect.evaluate" (p::ById) -> Value;
+        /// Moves a prospect on when its criteria are met.
+        ProspectAdvance = "prospect.advance" (p::ById) -> Value;
+        /// A forced move, with a reason.
+        ProspectMove = "prospect.move" (p::ProspectMove) -> Value;
+        /// Won or lost.
+        ProspectClose = "prospect.close" (p::ProspectClose) -> Value;
+        /// Which external ids are present, with their history.
+        ProspectLookup = "prospect.lookup" (p::ProspectLookup) -> Value;
+        /// One deal with its history from another system.
+        ProspectImport = "prospect.import" (p::ImportProspect) -> Value;
+        /// Records what happened.
+        ActivityRecord = "activity.record" (p::NewActivity) -> Value;
+        /// A prospect's activities.
+        ActivityList = "activity.list" (p::ActivityList) -> Value;
+        /// The loaded plugins.
+        PluginsList = "plugins.list" (p::NoParams) -> Value;
+        /// A metric plugin's values.
+        MetricsPlugin = "metrics.plugin" (p::MetricsPlugin) -> Value;
+        /// Per stage: start, entered, exited, end.
+        MetricsFlow = "metrics.flow" (p::Period) -> Value;
+        /// Per stage: completed stays and open ages.
+        MetricsTimeInStage = "metrics.time_in_stage" (p::Period) -> Value;
+        /// Direct and cohort conversion.
+        MetricsConversion = "metrics.conversion" (p::ConversionPeriod) -> Value;
+        /// Win rate, cycle, amounts, velocity.
+        MetricsOutcomes = "metrics.outcomes" (p::OutcomesPeriod) -> Value;
+        /// Open prospects idle longer than their stage allows.
+        MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> Value;
+        /// Two periods side by side.
+        MetricsCompare = "metrics.compare" (p::MetricsCompare) -> Value;
+        /// One page of an export.
+        ExportPage = "export.page" (p::ExportPage) -> Value;
+    }
+}
+
+/// Whether `process.reload` put a new version in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The text is the version in force: nothing changed.
+    Unchanged,
+    /// A new version is in force.
+    Reloaded,
+}
+
+/// The result of `process.reload`: always every field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    /// What happened.
+    pub outcome: ReloadOutcome,
+    /// The version in force now.
+    pub version: u64,
+    /// The version in force before (equal to `version` when unchanged).
+    pub previous: u64,
+    /// What changed, in words (empty when unchanged).
+    pub changes: Vec<String>,
+    /// Prospects that followed a renamed stage.
+    pub renamed: u64,
+    /// Prospects moved out of removed stages by `[migrate]`.
+    pub migrated: u64,
+}
