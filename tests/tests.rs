@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod client;
 mod crm;
 mod durability;
 mod history;

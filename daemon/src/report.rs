@@ -5,9 +5,10 @@
 
 use std::fmt::Write as _;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use stagecoach_client::{Client, ClientError};
+use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::Millis;
 
 fn esc(s: &str) -> String {
@@ -67,18 +68,42 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Builds the report for [from, to) from the daemon's metrics.
 pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<String, ClientError> {
-    let period = json!({ "from": from, "to": to });
-    let flow = client.call("metrics.flow", period.clone()).await?;
-    let time = client.call("metrics.time_in_stage", period.clone()).await?;
-    let conversion = client.call("metrics.conversion", period.clone()).await?;
-    let stalled = client.call("metrics.stalled", json!({})).await?;
-    let outcomes = client.call("metrics.outcomes", period.clone()).await?;
-    let process = client.call("process.get", json!({})).await?;
+    let period = params::Period {
+        from,
+        to,
+        ..Default::default()
+    };
+    let flow = client.request::<methods::MetricsFlow>(&period).await?;
+    let time = client
+        .request::<methods::MetricsTimeInStage>(&period)
+        .await?;
+    let conversion = client
+        .request::<methods::MetricsConversion>(&params::ConversionPeriod {
+            from,
+            to,
+            ..Default::default()
+        })
+        .await?;
+    let stalled = client
+        .request::<methods::MetricsStalled>(&params::MetricsStalled::default())
+        .await?;
+    let outcomes = client
+        .request::<methods::MetricsOutcomes>(&params::OutcomesPeriod {
+            from,
+            to,
+            ..Default::default()
+        })
+        .await?;
+    let process = client
+        .request::<methods::ProcessGet>(&params::ProcessGet::default())
+        .await?;
     let version = process["version"].as_u64().unwrap_or(1);
     let before_after = if version > 1 {
         // When the change took effect: its load, or the first history
         // recorded under it when that is earlier (backfills, the demo).
-        let versions = client.call("process.versions", json!({})).await?;
+        let versions = client
+            .request::<methods::ProcessVersions>(&params::NoParams {})
+            .await?;
         let loaded = versions["versions"]
             .as_array()
             .and_then(|vs| vs.iter().find(|v| v["version"] == version))
@@ -87,10 +112,10 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
                 |v| v["in_force_from"].clone(),
             );
         let diff = client
-            .call(
-                "process.diff",
-                json!({ "from": version - 1, "to": version }),
-            )
+            .request::<methods::ProcessDiff>(&params::ProcessDiff {
+                from: version - 1,
+                to: Some(version),
+            })
             .await?;
         // The 30 days before the change against the 30 days after it.
         let at = loaded
@@ -98,11 +123,16 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
             .and_then(|t| Millis::parse(t).ok())
             .unwrap_or(to);
         let window = 30 * Millis::DAY;
+        let side = |from: Millis, to: Millis| params::Period {
+            from,
+            to,
+            ..Default::default()
+        };
         let compare = client
-            .call(
-                "metrics.compare",
-                json!({ "a": { "from": Millis(at.0 - window), "to": at }, "b": { "from": at, "to": Millis(at.0 + window) } }),
-            )
+            .request::<methods::MetricsCompare>(&params::MetricsCompare {
+                a: side(Millis(at.0 - window), at),
+                b: side(at, Millis(at.0 + window)),
+            })
             .await?;
         Some((loaded, diff, compare))
     } else {

@@ -1,4 +1,41 @@
-//! A socket client: what the command line uses to talk to the daemon.
+//! A Rust client for the Stagecoach daemon: typed calls over its Unix
+//! socket (JSON-RPC 2.0, one JSON value per line), batches, and
+//! notifications as a stream. The `stagecoach` command line is built on it.
+//!
+//! Methods are the marker types of [`stagecoach_types::api::methods`]; their
+//! parameters are [`stagecoach_types::api::params`], checked by the compiler.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use stagecoach_client::Client;
+//! use stagecoach_types::api::{methods, params};
+//! use stagecoach_types::model::Millis;
+//!
+//! # async fn demo() -> Result<(), stagecoach_client::ClientError> {
+//! let socket = std::path::Path::new("/home/me/.local/share/stagecoach/stagecoach.sock");
+//! let mut client = Client::connect(socket).await?;
+//! let created = client
+//!     .request::<methods::ProspectCreate>(&params::NewProspect {
+//!         name: "Ada".into(),
+//!         owner: Some("maria".into()),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! println!("created prospect {}", created["id"]);
+//! let reload = client
+//!     .request::<methods::ProcessReload>(&params::ProcessReload::default())
+//!     .await?;
+//! println!("version {} in force", reload.version);
+//!
+//! // Every move, as it happens (on its own connection).
+//! let mut events = Client::connect(socket).await?.subscribe().await?;
+//! while let Some(event) = events.next().await {
+//!     let event = event?;
+//!     println!("{}: {}", event.method, event.params);
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +44,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+use futures_util::Stream;
+use stagecoach_types::api::Method;
 use stagecoach_types::protocol::RpcError;
 
 /// Why a call failed.
@@ -35,6 +74,20 @@ pub enum ClientError {
     #[error("unexpected answer from the daemon: {0}")]
     Protocol(String),
 }
+
+/// A notification pushed after `events.subscribe`: one of
+/// [`stagecoach_types::protocol::events::ALL`], with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// The event's name (`prospect.moved`, …).
+    pub method: String,
+    /// What it says (see docs/protocol.md).
+    pub params: Value,
+}
+
+/// The daemon's notifications on a subscribed connection, in order; ends
+/// when the daemon closes the connection.
+pub type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Notification, ClientError>> + Send>>;
 
 /// One connection to the daemon.
 pub struct Client {
@@ -72,7 +125,46 @@ impl Client {
         })
     }
 
-    /// Calls `method` and waits for its answer, skipping notifications.
+    /// Calls method `M` with typed parameters and reads its typed result.
+    pub async fn request<M: Method>(
+        &mut self,
+        params: &M::Params,
+    ) -> Result<M::Result, ClientError> {
+        let params = serde_json::to_value(params)
+            .map_err(|e| ClientError::Protocol(format!("parameters of `{}`: {e}", M::NAME)))?;
+        let result = self.call(M::NAME, params).await?;
+        serde_json::from_value(result)
+            .map_err(|e| ClientError::Protocol(format!("result of `{}`: {e}", M::NAME)))
+    }
+
+    /// Subscribes this connection to the daemon's notifications and turns
+    /// it into their stream (use another connection for calls).
+    pub async fn subscribe(mut self) -> Result<Events, ClientError> {
+        self.call("events.subscribe", json!({})).await?;
+        Ok(Box::pin(futures_util::stream::unfold(
+            self,
+            |mut client| async move {
+                loop {
+                    match client.next_message().await {
+                        Ok(None) => return None,
+                        Err(e) => return Some((Err(e), client)),
+                        Ok(Some(message)) => {
+                            if let Some(method) = message.get("method").and_then(Value::as_str) {
+                                let event = Notification {
+                                    method: method.to_string(),
+                                    params: message.get("params").cloned().unwrap_or(Value::Null),
+                                };
+                                return Some((Ok(event), client));
+                            }
+                        }
+                    }
+                }
+            },
+        )))
+    }
+
+    /// Calls `method` with untyped parameters and waits for its answer,
+    /// skipping notifications.
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
         let id = self.next_id;
         self.next_id += 1;

@@ -14,6 +14,7 @@ use crate::history::export::{Format, Table};
 use crate::history::import::{ImportOptions, Summary};
 use crate::history::source::{self, Files, Mapping};
 use stagecoach_client::Client;
+use stagecoach_types::api::params;
 use stagecoach_types::model::{Actor, Millis};
 
 /// How another system's columns and values map onto Stagecoach's.
@@ -418,16 +419,17 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
 }
 
 /// The `process.discover` request for `args`.
-pub fn discover_request(args: &DiscoverArgs) -> Value {
-    json!({
-        "include_lost": args.include_lost,
-        "min_support": args.min_support,
-        "min_share": args.min_share,
-        "last": args.last,
-        "owner": args.owner,
-        "from": args.from,
-        "to": args.to,
-    })
+pub fn discover_request(args: &DiscoverArgs) -> params::ProcessDiscover {
+    params::ProcessDiscover {
+        include_lost: args.include_lost,
+        min_support: Some(args.min_support),
+        min_share: Some(args.min_share),
+        variants: None,
+        from: args.from,
+        to: args.to,
+        owner: args.owner.clone(),
+        last: args.last,
+    }
 }
 
 /// Prints a discovery and writes the requested files.

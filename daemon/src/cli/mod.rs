@@ -10,6 +10,7 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Map, Value, json};
 
 use stagecoach_client::Client;
+use stagecoach_types::api::{Method, methods, params};
 use stagecoach_types::model::{FieldValue, Millis};
 
 mod history;
@@ -272,11 +273,15 @@ impl PeriodArgs {
         Ok((from, to))
     }
 
-    fn params(&self) -> Result<Value> {
+    fn period(&self) -> Result<params::Period> {
         let (from, to) = self.range()?;
-        Ok(strip_nulls(
-            json!({ "from": from, "to": to, "stage": self.stage, "owner": self.owner, "version": self.version }),
-        ))
+        Ok(params::Period {
+            from,
+            to,
+            stage: self.stage.clone(),
+            owner: self.owner.clone(),
+            version: self.version,
+        })
     }
 }
 
@@ -551,12 +556,6 @@ fn key_values(pairs: &[String], what: &str) -> Result<Map<String, Value>> {
     Ok(map)
 }
 
-fn insert_opt(map: &mut Map<String, Value>, key: &str, value: Option<impl serde::Serialize>) {
-    if let Some(v) = value {
-        map.insert(key.to_string(), json!(v));
-    }
-}
-
 fn options_start(o: &crate::demo::DemoOptions) -> Millis {
     Millis(o.now.0 - i64::from(o.months) * 30 * Millis::DAY)
 }
@@ -571,12 +570,12 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         | Command::Plugin(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
             unreachable!("not a client command")
         }
-        Command::Plugin(PluginCmd::List) => ("plugins.list", json!({})),
+        Command::Plugin(PluginCmd::List) => typed::<methods::PluginsList>(params::NoParams {}),
         Command::Import(args) => return history::import(&mut client, args, cli.json).await,
         Command::Export(args) => return history::export(&mut client, args).await,
         Command::Discover(args) => {
             let found = client
-                .call("process.discover", history::discover_request(args))
+                .request::<methods::ProcessDiscover>(&history::discover_request(args))
                 .await?;
             return history::emit(args, &found, cli.json);
         }
@@ -637,23 +636,32 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             return Ok(());
         }
         Command::Watch => return watch(&mut client, cli.json).await,
-        Command::Status => ("daemon.status", json!({})),
+        Command::Status => typed::<methods::DaemonStatus>(params::NoParams {}),
         Command::Process(ProcessCmd::Show { version, .. }) => {
-            ("process.get", json!({ "version": version }))
+            typed::<methods::ProcessGet>(params::ProcessGet { version: *version })
         }
-        Command::Process(ProcessCmd::Versions) => ("process.versions", json!({})),
+        Command::Process(ProcessCmd::Versions) => {
+            typed::<methods::ProcessVersions>(params::NoParams {})
+        }
         Command::Process(ProcessCmd::Diff { from, to }) => {
-            ("process.diff", json!({ "from": from, "to": to }))
+            typed::<methods::ProcessDiff>(params::ProcessDiff {
+                from: *from,
+                to: *to,
+            })
         }
-        Command::Process(ProcessCmd::Reload) => ("process.reload", json!({})),
-        Command::Process(ProcessCmd::Reevaluate) => ("process.reevaluate", json!({})),
+        Command::Process(ProcessCmd::Reload) => {
+            typed::<methods::ProcessReload>(params::ProcessReload::default())
+        }
+        Command::Process(ProcessCmd::Reevaluate) => {
+            typed::<methods::ProcessReevaluate>(params::ProcessReevaluate::default())
+        }
         Command::Process(ProcessCmd::Validate { file }) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read `{}`", file.display()))?;
-            (
-                "process.validate",
-                json!({ "text": text, "file": file.display().to_string() }),
-            )
+            typed::<methods::ProcessValidate>(params::ProcessValidate {
+                text,
+                file: Some(file.display().to_string()),
+            })
         }
         Command::Prospect(cmd) => prospect_request(cmd)?,
         Command::Activity(ActivityCmd::Record {
@@ -662,22 +670,20 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             actor,
             data,
             at,
-        }) => {
-            let mut p = Map::new();
-            p.insert("prospect".into(), json!(id));
-            p.insert("kind".into(), json!(kind));
-            insert_opt(&mut p, "actor", actor.as_ref());
-            insert_opt(&mut p, "at", at.at);
-            if !data.is_empty() {
-                p.insert("data".into(), Value::Object(key_values(data, "data")?));
-            }
-            ("activity.record", Value::Object(p))
-        }
+        }) => typed::<methods::ActivityRecord>(params::NewActivity {
+            prospect: *id,
+            kind: kind.clone(),
+            actor: actor.as_deref().map(|a| choice("--actor", a)).transpose()?,
+            at: at.at,
+            data: key_values(data, "data")?,
+        }),
         Command::Activity(ActivityCmd::List { id, kind }) => {
-            ("activity.list", json!({ "prospect": id, "kind": kind }))
+            typed::<methods::ActivityList>(params::ActivityList {
+                prospect: *id,
+                kind: kind.clone(),
+            })
         }
     };
-    let params = strip_nulls(params);
     let result = match client.call(method, params).await {
         Ok(r) => r,
         Err(stagecoach_client::ClientError::Rpc(e)) => {
@@ -726,13 +732,6 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     Ok(())
 }
 
-fn strip_nulls(v: Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
-        other => other,
-    }
-}
-
 fn prospect_request(cmd: &ProspectCmd) -> Result<(&'static str, Value)> {
     Ok(match cmd {
         ProspectCmd::Add {
@@ -743,26 +742,37 @@ fn prospect_request(cmd: &ProspectCmd) -> Result<(&'static str, Value)> {
             stage,
             external_id,
             at,
-        } => (
-            "prospect.create",
-            json!({
-                "name": name, "company": company, "owner": owner,
-                "fields": key_values(fields, "field")?, "stage": stage,
-                "external_id": external_id, "at": at.at,
-            }),
-        ),
-        ProspectCmd::Show { id } => ("prospect.get", json!({ "id": id })),
-        ProspectCmd::Evaluate { id } => ("prospect.evaluate", json!({ "id": id })),
+        } => typed::<methods::ProspectCreate>(params::NewProspect {
+            name: name.clone(),
+            company: company.clone(),
+            owner: owner.clone(),
+            fields: serde_json::from_value(Value::Object(key_values(fields, "field")?))?,
+            stage: stage.clone(),
+            external_id: external_id.clone(),
+            at: at.at,
+        }),
+        ProspectCmd::Show { id } => {
+            typed::<methods::ProspectGet>(params::ById { id: *id, at: None })
+        }
+        ProspectCmd::Evaluate { id } => {
+            typed::<methods::ProspectEvaluate>(params::ById { id: *id, at: None })
+        }
         ProspectCmd::List {
             stage,
             owner,
             status,
             limit,
             after,
-        } => (
-            "prospect.list",
-            json!({ "stage": stage, "owner": owner, "status": status, "limit": limit, "after": after }),
-        ),
+        } => typed::<methods::ProspectList>(params::ProspectList {
+            stage: stage.clone(),
+            owner: owner.clone(),
+            status: status
+                .as_deref()
+                .map(|s| choice("--status", s))
+                .transpose()?,
+            limit: Some(*limit),
+            after: *after,
+        }),
         ProspectCmd::Update {
             id,
             name,
@@ -776,32 +786,49 @@ fn prospect_request(cmd: &ProspectCmd) -> Result<(&'static str, Value)> {
             for k in unset {
                 f.insert(k.clone(), Value::Null);
             }
-            (
-                "prospect.update",
-                json!({ "id": id, "name": name, "company": company, "owner": owner, "fields": f, "at": at.at }),
-            )
+            typed::<methods::ProspectUpdate>(params::ProspectUpdate {
+                id: *id,
+                name: name.clone(),
+                company: company.clone(),
+                owner: owner.clone(),
+                fields: f,
+                at: at.at,
+            })
         }
-        ProspectCmd::Advance { id, at } => ("prospect.advance", json!({ "id": id, "at": at.at })),
+        ProspectCmd::Advance { id, at } => {
+            typed::<methods::ProspectAdvance>(params::ById { id: *id, at: at.at })
+        }
         ProspectCmd::Move {
             id,
             stage,
             reason,
             at,
-        } => (
-            "prospect.move",
-            json!({ "id": id, "to": stage, "reason": reason, "at": at.at,
-                    "by": std::env::var("USER").ok() }),
-        ),
+        } => typed::<methods::ProspectMove>(params::ProspectMove {
+            id: *id,
+            to: stage.clone(),
+            reason: reason.clone(),
+            by: std::env::var("USER").ok(),
+            at: at.at,
+        }),
         ProspectCmd::Close {
             id,
             outcome,
             reason,
             at,
-        } => (
-            "prospect.close",
-            json!({ "id": id, "outcome": outcome, "reason": reason, "at": at.at }),
-        ),
+        } => typed::<methods::ProspectClose>(params::ProspectClose {
+            id: *id,
+            outcome: choice("outcome", outcome)?,
+            reason: reason.clone(),
+            at: at.at,
+        }),
     })
+}
+
+/// One of an enum's wire values (`won`, `rep`, …), or an error listing
+/// what the argument accepts.
+fn choice<T: serde::de::DeserializeOwned>(what: &str, value: &str) -> Result<T> {
+    serde_json::from_value(Value::String(value.to_string()))
+        .map_err(|e| anyhow::anyhow!("{what} `{value}`: {e}"))
 }
 
 async fn watch(client: &mut Client, as_json: bool) -> Result<()> {
@@ -1357,13 +1384,28 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
     }
 }
 
+/// A request for method `M`, built from its typed parameters: the name and
+/// the parameters come from the contract the daemon serves.
+fn typed<M: Method>(params: M::Params) -> (&'static str, Value) {
+    (
+        M::NAME,
+        serde_json::to_value(params).expect("parameters serialize"),
+    )
+}
+
 fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)> {
     Ok(match cmd {
-        MetricsCmd::Flow(p) => ("metrics.flow", p.params()?),
-        MetricsCmd::TimeInStage(p) => ("metrics.time_in_stage", p.params()?),
+        MetricsCmd::Flow(p) => typed::<methods::MetricsFlow>(p.period()?),
+        MetricsCmd::TimeInStage(p) => typed::<methods::MetricsTimeInStage>(p.period()?),
         MetricsCmd::Conversion(p) => {
             p.refuse_stage("conversion is per stage already")?;
-            ("metrics.conversion", p.params()?)
+            let period = p.period()?;
+            typed::<methods::MetricsConversion>(params::ConversionPeriod {
+                from: period.from,
+                to: period.to,
+                owner: period.owner,
+                version: period.version,
+            })
         }
         MetricsCmd::Outcomes(p) => {
             p.refuse_stage("outcomes are of closed deals, whatever stage they closed from")?;
@@ -1372,13 +1414,20 @@ fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)> {
                     "`--version` does not apply to `metrics outcomes`: give the period the version was in force (`stagecoach process versions` lists the windows)"
                 );
             }
-            let v = p.params()?;
-            ("metrics.outcomes", v)
+            let period = p.period()?;
+            typed::<methods::MetricsOutcomes>(params::OutcomesPeriod {
+                from: period.from,
+                to: period.to,
+                owner: period.owner,
+                amount_field: None,
+            })
         }
-        MetricsCmd::Stalled { owner, stage, .. } => (
-            "metrics.stalled",
-            strip_nulls(json!({ "owner": owner, "stage": stage })),
-        ),
+        MetricsCmd::Stalled { owner, stage, .. } => {
+            typed::<methods::MetricsStalled>(params::MetricsStalled {
+                owner: owner.clone(),
+                stage: stage.clone(),
+            })
+        }
         MetricsCmd::Compare {
             a,
             b,
@@ -1386,15 +1435,20 @@ fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)> {
             b_version,
             owner,
         } => {
-            let (af, at) = parse_period(a).map_err(anyhow::Error::msg)?;
-            let (bf, bt) = parse_period(b).map_err(anyhow::Error::msg)?;
-            (
-                "metrics.compare",
-                json!({
-                    "a": strip_nulls(json!({ "from": af, "to": at, "version": a_version, "owner": owner })),
-                    "b": strip_nulls(json!({ "from": bf, "to": bt, "version": b_version, "owner": owner })),
-                }),
-            )
+            let side = |text: &str, version: Option<u64>| -> Result<params::Period> {
+                let (from, to) = parse_period(text).map_err(anyhow::Error::msg)?;
+                Ok(params::Period {
+                    from,
+                    to,
+                    stage: None,
+                    owner: owner.clone(),
+                    version,
+                })
+            };
+            typed::<methods::MetricsCompare>(params::MetricsCompare {
+                a: side(a, *a_version)?,
+                b: side(b, *b_version)?,
+            })
         }
     })
 }
