@@ -1,0 +1,633 @@
+//! What the command line prints: tables for people, from the daemon's
+//! answers.
+
+use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::{Value, json};
+
+use super::args::{ActivityCmd, Command, MetricsCmd, PluginCmd, ProcessCmd, ProspectCmd};
+
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn table(headers: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(headers.to_vec());
+    t
+}
+
+pub(crate) fn render_process_error(e: &Value) -> String {
+    let mut s = format!(
+        "{}:{}:{}: ",
+        text(&e["file"]),
+        text(&e["line"]),
+        text(&e["column"])
+    );
+    if let Some(key) = e["key"].as_str().filter(|k| !k.is_empty()) {
+        s.push_str(key);
+        s.push_str(": ");
+    }
+    s.push_str(&text(&e["message"]));
+    if let Some(h) = e["hint"].as_str() {
+        s.push_str(&format!("\n    hint: {h}"));
+    }
+    s
+}
+
+pub(crate) fn render_moves(moves: &Value) {
+    for m in moves.as_array().into_iter().flatten() {
+        if m["kind"] == "created" {
+            continue;
+        }
+        println!(
+            "moved {} → {} ({}) at {}",
+            text(&m["from"]),
+            text(&m["to"]),
+            text(&m["kind"]),
+            text(&m["at"])
+        );
+    }
+}
+
+pub(crate) fn render_verdicts(verdicts: &Value) {
+    for v in verdicts.as_array().into_iter().flatten() {
+        let mark = if v["met"] == json!(true) {
+            "✓"
+        } else {
+            "✗"
+        };
+        println!(
+            "  {mark} {}  — {}",
+            text(&v["question"]),
+            text(&v["reason"])
+        );
+    }
+}
+
+pub(crate) fn render(command: &Command, r: &Value) {
+    match command {
+        Command::Status => {
+            println!(
+                "stagecoach {}  pid {}  up {}s",
+                text(&r["version"]),
+                r["pid"],
+                r["uptime_seconds"]
+            );
+            println!("socket    {}", text(&r["socket"]));
+            println!("data dir  {}", text(&r["data_dir"]));
+            let p = &r["process"];
+            println!(
+                "process   {} v{} ({}) from {}",
+                text(&p["name"]),
+                p["version"],
+                &text(&p["hash"])[..12.min(text(&p["hash"]).len())],
+                text(&p["path"])
+            );
+            if let Some(message) = p["review"]["message"].as_str() {
+                println!("review due: {message}");
+            }
+            if !p["last_error"].is_null() {
+                println!("last rejected edit:");
+                for e in p["last_error"]["errors"].as_array().into_iter().flatten() {
+                    println!("  {}", render_process_error(e));
+                }
+            }
+            let c = &r["counts"];
+            println!(
+                "prospects {} ({} open)  activities {}  transitions {}",
+                c["prospects"], c["open_prospects"], c["activities"], c["transitions"]
+            );
+            println!(
+                "connections {}  commits {}  writes {}",
+                r["connections"], r["writer"]["commits"], r["writer"]["requests"]
+            );
+        }
+        Command::Process(ProcessCmd::Show {
+            text: show_text, ..
+        }) => {
+            if *show_text || r.get("process").is_none() {
+                print!("{}", text(&r["text"]));
+                return;
+            }
+            let p = &r["process"];
+            println!(
+                "{} — version {} loaded {}",
+                text(&p["name"]),
+                r["version"],
+                text(&r["loaded_at"])
+            );
+            let mut t = table(&["#", "stage", "name", "advance", "exit criteria"]);
+            for (i, s) in p["stages"].as_array().into_iter().flatten().enumerate() {
+                let criteria: Vec<String> = s["exit"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| text(&c["question"]))
+                    .collect();
+                t.add_row(vec![
+                    (i + 1).to_string(),
+                    text(&s["id"]),
+                    text(&s["name"]),
+                    text(&s["advance"]),
+                    criteria.join("\n"),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Process(ProcessCmd::Versions) => {
+            let mut t = table(&["version", "loaded at", "in force from", "hash", "path"]);
+            for v in r["versions"].as_array().into_iter().flatten() {
+                let mark = if v["version"] == r["current"] {
+                    " (current)"
+                } else {
+                    ""
+                };
+                t.add_row(vec![
+                    format!("{}{mark}", v["version"]),
+                    text(&v["loaded_at"]),
+                    text(&v["in_force_from"]),
+                    text(&v["hash"]).chars().take(12).collect(),
+                    text(&v["path"]),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Process(ProcessCmd::Validate { .. }) => {
+            if r["valid"] == json!(true) {
+                println!("valid: {} stages", r["stages"]);
+                for w in r["warnings"].as_array().into_iter().flatten() {
+                    println!("{}", render_warning("", w));
+                }
+                let changes = r["changes"].as_array().map_or(0, Vec::len);
+                if changes > 0 {
+                    println!("compared with the version in force:");
+                    for c in r["changes"].as_array().into_iter().flatten() {
+                        println!("  {}", text(c));
+                    }
+                }
+            } else {
+                for e in r["errors"].as_array().into_iter().flatten() {
+                    eprintln!("{}", render_process_error(e));
+                }
+            }
+        }
+        Command::Prospect(ProspectCmd::Add { .. }) => {
+            println!("prospect {} created in `{}`", r["id"], text(&r["stage"]));
+            render_moves(&r["moves"]);
+        }
+        Command::Prospect(ProspectCmd::Show { .. } | ProspectCmd::Evaluate { .. }) => {
+            println!("prospect {}: {}", r["id"], text(&r["name"]));
+            if !r["company"].is_null() {
+                println!("company   {}", text(&r["company"]));
+            }
+            if !r["owner"].is_null() {
+                println!("owner     {}", text(&r["owner"]));
+            }
+            println!(
+                "stage     {} ({})  status {}  since {}",
+                text(&r["stage_name"]),
+                text(&r["stage"]),
+                text(&r["status"]),
+                text(&r["stage_entered_at"])
+            );
+            if let Some(fields) = r["fields"].as_object().filter(|f| !f.is_empty()) {
+                let list: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", text(v)))
+                    .collect();
+                println!("fields    {}", list.join("  "));
+            }
+            if r.get("verdicts").is_some() {
+                let ready = if r["ready"] == json!(true) {
+                    format!("ready to move to `{}`", text(&r["next_stage"]))
+                } else {
+                    "not ready to move on".to_string()
+                };
+                println!("exit criteria ({ready}):");
+                render_verdicts(&r["verdicts"]);
+            }
+            for c in r["checklists"].as_array().into_iter().flatten() {
+                if let Some(e) = c["error"].as_str() {
+                    println!("checklist {}: unavailable ({e})", text(&c["name"]));
+                    continue;
+                }
+                println!(
+                    "checklist {} ({}/{} done):",
+                    text(&c["name"]),
+                    c["done"],
+                    c["total"]
+                );
+                for item in c["items"].as_array().into_iter().flatten() {
+                    let mark = if item["done"] == json!(true) {
+                        "✓"
+                    } else {
+                        "·"
+                    };
+                    println!(
+                        "  {mark} {}  — {}",
+                        text(&item["label"]),
+                        text(&item["evidence"])
+                    );
+                }
+            }
+            if let Some(history) = r["transitions"].as_array() {
+                let mut t = table(&["at", "from", "to", "kind", "version", "reason"]);
+                for m in history {
+                    t.add_row(vec![
+                        text(&m["at"]),
+                        text(&m["from"]),
+                        text(&m["to"]),
+                        text(&m["kind"]),
+                        text(&m["process_version"]),
+                        text(&m["reason"]),
+                    ]);
+                }
+                println!("{t}");
+            }
+        }
+        Command::Prospect(ProspectCmd::List { .. }) => {
+            let mut t = table(&[
+                "id",
+                "name",
+                "company",
+                "owner",
+                "stage",
+                "status",
+                "in stage since",
+            ]);
+            for p in r["prospects"].as_array().into_iter().flatten() {
+                let status = text(&p["status"]);
+                let status_cell = match status.as_str() {
+                    "won" => Cell::new(status).fg(Color::Green),
+                    "lost" => Cell::new(status).fg(Color::Red),
+                    _ => Cell::new(status),
+                };
+                t.add_row(vec![
+                    Cell::new(text(&p["id"])),
+                    Cell::new(text(&p["name"])),
+                    Cell::new(text(&p["company"])),
+                    Cell::new(text(&p["owner"])),
+                    Cell::new(text(&p["stage"])),
+                    status_cell,
+                    Cell::new(text(&p["stage_entered_at"])),
+                ]);
+            }
+            println!("{t}");
+            if !r["next"].is_null() {
+                println!("more: --after {}", r["next"]);
+            }
+        }
+        Command::Prospect(ProspectCmd::Update { .. }) => {
+            println!(
+                "prospect {} updated; stage `{}`",
+                r["id"],
+                text(&r["stage"])
+            );
+            render_moves(&r["moves"]);
+        }
+        Command::Prospect(_) => {
+            render_moves(&r["moves"]);
+            println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
+        }
+        Command::Activity(ActivityCmd::Record { .. }) => {
+            let a = &r["activity"];
+            println!(
+                "recorded `{}` by the {} at {}",
+                text(&a["kind"]),
+                text(&a["actor"]),
+                text(&a["at"])
+            );
+            render_moves(&r["moves"]);
+            println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
+        }
+        Command::Activity(ActivityCmd::List { .. }) => {
+            let mut t = table(&["id", "at", "kind", "actor", "data"]);
+            for a in r["activities"].as_array().into_iter().flatten() {
+                let data = if a["data"].is_null() {
+                    String::new()
+                } else {
+                    a["data"].to_string()
+                };
+                t.add_row(vec![
+                    text(&a["id"]),
+                    text(&a["at"]),
+                    text(&a["kind"]),
+                    text(&a["actor"]),
+                    data,
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Process(ProcessCmd::Diff { .. }) => {
+            println!("version {} → {}:", r["from"], r["to"]);
+            let changes = r["changes"].as_array().cloned().unwrap_or_default();
+            if changes.is_empty() {
+                println!("  no changes");
+            }
+            for c in changes {
+                println!("  {}", text(&c));
+            }
+        }
+        Command::Process(ProcessCmd::Reload) => match r["outcome"].as_str() {
+            Some("unchanged") => println!("unchanged: version {} is in force", r["version"]),
+            _ => {
+                println!(
+                    "version {} is in force (was {})",
+                    r["version"], r["previous"]
+                );
+                for c in r["changes"].as_array().into_iter().flatten() {
+                    println!("  {}", text(c));
+                }
+            }
+        },
+        Command::Process(ProcessCmd::Reevaluate) => {
+            println!(
+                "evaluated {} open prospects against version {}: {} moved ({} transitions)",
+                r["evaluated"], r["process_version"], r["moved"], r["transitions"]
+            );
+        }
+        Command::Plugin(PluginCmd::List) => {
+            let mut t = table(&[
+                "plugin",
+                "provides",
+                "hash",
+                "interface",
+                "calls",
+                "failures",
+                "mean µs",
+            ]);
+            for p in r["plugins"].as_array().into_iter().flatten() {
+                let provides: Vec<String> = p["provides"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text)
+                    .collect();
+                t.add_row(vec![
+                    text(&p["name"]),
+                    provides.join(", "),
+                    text(&p["hash"]).chars().take(12).collect(),
+                    text(&p["interface"]),
+                    text(&p["calls"]),
+                    text(&p["failures"]),
+                    format!("{:.1}", p["mean_micros"].as_f64().unwrap_or(0.0)),
+                ]);
+            }
+            println!("{t}");
+        }
+        Command::Metrics(cmd) => render_metrics(cmd, r),
+        Command::Serve { .. }
+        | Command::Watch
+        | Command::Lint { .. }
+        | Command::Plugin(_)
+        | Command::Demo { .. }
+        | Command::Import(_)
+        | Command::Export(_)
+        | Command::Discover(_)
+        | Command::Report { .. } => {}
+    }
+}
+
+pub(crate) fn render_warning(file: &str, w: &Value) -> String {
+    let position = match (w["line"].as_u64(), w["column"].as_u64()) {
+        (Some(l), Some(c)) if l > 0 => format!("{file}:{l}:{c}: "),
+        _ if !file.is_empty() => format!("{file}: "),
+        _ => String::new(),
+    };
+    format!(
+        "{position}warning[{}]: {}: {}\n    hint: {}",
+        text(&w["rule"]),
+        text(&w["key"]),
+        text(&w["message"]),
+        text(&w["hint"])
+    )
+}
+
+pub(crate) fn num(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() != 0.0 => format!("{f:.2}"),
+            _ => n.to_string(),
+        },
+        other => text(other),
+    }
+}
+
+pub(crate) fn pct(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".into(), |f| format!("{:.1}%", f * 100.0))
+}
+
+/// Prints rows as CSV (`--csv`) or as a table.
+pub(crate) fn emit(csv_out: bool, headers: &[&str], rows: Vec<Vec<String>>) {
+    if csv_out {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        let _ = w.write_record(headers);
+        for r in rows {
+            let _ = w.write_record(&r);
+        }
+        let _ = w.flush();
+        return;
+    }
+    let mut t = table(headers);
+    for r in rows {
+        t.add_row(r);
+    }
+    println!("{t}");
+}
+
+pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
+    let rows_of = |r: &Value| r["rows"].as_array().cloned().unwrap_or_default();
+    match cmd {
+        MetricsCmd::Flow(p) => {
+            if !p.csv {
+                println!("flow {} → {}", text(&r["from"]), text(&r["to"]));
+            }
+            let kinds = ["advanced", "skipped", "regressed", "forced", "won", "lost"];
+            let mut headers = vec!["stage", "start", "entered", "exited", "end"];
+            headers.extend(kinds);
+            let rows = rows_of(r)
+                .iter()
+                .map(|x| {
+                    let mut row = vec![
+                        text(&x["stage"]),
+                        num(&x["start"]),
+                        num(&x["entered"]),
+                        num(&x["exited"]),
+                        num(&x["end"]),
+                    ];
+                    row.extend(kinds.iter().map(|k| num(&x["exited_by_kind"][k])));
+                    row
+                })
+                .collect();
+            emit(p.csv, &headers, rows);
+        }
+        MetricsCmd::TimeInStage(p) => {
+            let rows = rows_of(r)
+                .iter()
+                .map(|x| {
+                    let c = &x["completed"];
+                    let o = &x["open_ages"];
+                    vec![
+                        text(&x["stage"]),
+                        num(&c["count"]),
+                        num(&c["mean_days"]),
+                        num(&c["median_days"]),
+                        num(&c["p90_days"]),
+                        num(&o["count"]),
+                        num(&o["median_days"]),
+                    ]
+                })
+                .collect();
+            emit(
+                p.csv,
+                &[
+                    "stage",
+                    "stays ended",
+                    "mean days",
+                    "median days",
+                    "p90 days",
+                    "open now",
+                    "open median days",
+                ],
+                rows,
+            );
+        }
+        MetricsCmd::Conversion(p) => {
+            if !p.csv {
+                println!("{}", text(&r["direct"]["label"]));
+            }
+            let rows = r["direct"]["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    vec![
+                        text(&x["stage"]),
+                        text(&x["next"]),
+                        num(&x["moved_on"]),
+                        num(&x["exits"]),
+                        pct(&x["rate"]),
+                    ]
+                })
+                .collect();
+            emit(
+                p.csv,
+                &["stage", "next", "moved on", "exits", "direct rate"],
+                rows,
+            );
+            if !p.csv {
+                println!("{}", text(&r["reached"]["label"]));
+                let rows = r["reached"]["rows"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|x| vec![text(&x["stage"]), num(&x["reached"]), pct(&x["share"])])
+                    .collect();
+                emit(false, &["stage", "reached", "share of cohort"], rows);
+            }
+        }
+        MetricsCmd::Outcomes(p) => {
+            let rows = vec![
+                vec!["won".into(), num(&r["won"])],
+                vec!["lost".into(), num(&r["lost"])],
+                vec!["win rate".into(), pct(&r["win_rate"])],
+                vec!["cycle median days".into(), num(&r["cycle"]["median_days"])],
+                vec!["cycle mean days".into(), num(&r["cycle"]["mean_days"])],
+                vec![
+                    "lost cycle median days".into(),
+                    num(&r["lost_cycle"]["median_days"]),
+                ],
+                vec![
+                    "lost cycle mean days".into(),
+                    num(&r["lost_cycle"]["mean_days"]),
+                ],
+                vec!["won imported, not earned".into(), num(&r["won_imported"])],
+                vec!["open".into(), num(&r["open"])],
+                vec!["won amount".into(), num(&r["won_amount"])],
+                vec!["mean won amount".into(), num(&r["mean_won_amount"])],
+                vec!["velocity per day".into(), num(&r["velocity_per_day"])],
+                vec!["weighted pipeline".into(), num(&r["weighted_pipeline"])],
+            ];
+            emit(p.csv, &["metric", "value"], rows);
+        }
+        MetricsCmd::Stalled { csv, .. } => {
+            let rows = r["stalled"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    vec![
+                        num(&x["id"]),
+                        text(&x["name"]),
+                        text(&x["owner"]),
+                        text(&x["stage"]),
+                        num(&x["idle_days"]),
+                        num(&x["stall_after_days"]),
+                    ]
+                })
+                .collect();
+            emit(
+                *csv,
+                &["id", "name", "owner", "stage", "idle days", "stalls after"],
+                rows,
+            );
+        }
+        MetricsCmd::Compare { .. } => {
+            println!(
+                "A: {} → {} (version {})   B: {} → {} (version {})",
+                text(&r["a"]["from"]),
+                text(&r["a"]["to"]),
+                num(&r["a"]["version"]),
+                text(&r["b"]["from"]),
+                text(&r["b"]["to"]),
+                num(&r["b"]["version"])
+            );
+            let rows = rows_of(r)
+                .iter()
+                .map(|x| {
+                    vec![
+                        text(&x["stage"]),
+                        format!(
+                            "{} / {}",
+                            num(&x["a"]["flow"]["entered"]),
+                            num(&x["b"]["flow"]["entered"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            num(&x["a"]["flow"]["exited"]),
+                            num(&x["b"]["flow"]["exited"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            pct(&x["a"]["advance_rate"]),
+                            pct(&x["b"]["advance_rate"])
+                        ),
+                        format!(
+                            "{} / {}",
+                            num(&x["a"]["time_in_stage"]["median_days"]),
+                            num(&x["b"]["time_in_stage"]["median_days"])
+                        ),
+                    ]
+                })
+                .collect();
+            emit(
+                false,
+                &[
+                    "stage",
+                    "entered A / B",
+                    "exited A / B",
+                    "advance rate A / B",
+                    "median days A / B",
+                ],
+                rows,
+            );
+        }
+    }
+}
