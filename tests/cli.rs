@@ -51,7 +51,7 @@ fn the_walkthrough_works_from_the_command_line() {
         "channel=email",
     ]));
     assert!(out.contains("moved prospect → connect (advanced)"), "{out}");
-    let out = ok(d.cli(&["prospect", "show", "1"]));
+    let out = ok(d.cli(&["prospect", "get", "1"]));
     assert!(out.contains("Connect (connect)"), "{out}");
     assert!(
         out.contains("✗ Did the prospect attend a connect call?"),
@@ -99,6 +99,8 @@ fn the_walkthrough_works_from_the_command_line() {
 #[test]
 fn json_output_is_for_scripts() {
     let d = Daemon::start();
+    // `prospect add`/`show` and `plugin` are the old spellings of
+    // `prospect create`/`get` and `plugins`: scripts keep working.
     let out = ok(d.cli(&["--json", "prospect", "add", "Grace", "--at", "2026-07-01"]));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["id"], 1);
@@ -106,6 +108,13 @@ fn json_output_is_for_scripts() {
     let out = ok(d.cli(&["--json", "prospect", "list"]));
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["prospects"][0]["name"], "Grace");
+    let old: Value =
+        serde_json::from_str(&ok(d.cli(&["--json", "prospect", "show", "1"]))).unwrap();
+    let new: Value = serde_json::from_str(&ok(d.cli(&["--json", "prospect", "get", "1"]))).unwrap();
+    assert_eq!(old["name"], new["name"]);
+    let old: Value = serde_json::from_str(&ok(d.cli(&["--json", "plugin", "list"]))).unwrap();
+    let new: Value = serde_json::from_str(&ok(d.cli(&["--json", "plugins", "list"]))).unwrap();
+    assert_eq!(old, new);
 }
 
 #[test]

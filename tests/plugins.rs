@@ -161,7 +161,7 @@ fn the_default_process_shows_methodology_checklists() {
     assert_eq!(bant["name"], "bant");
     assert_eq!(bant["items"][0]["done"], true, "{bant}");
     assert_eq!(bant["items"][0]["evidence"], "`budget`: 20000");
-    let out = d.cli(&["plugin", "list"]);
+    let out = d.cli(&["plugins", "list"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for name in [
         "bant",

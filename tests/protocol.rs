@@ -273,6 +273,10 @@ fn a_client_that_disconnects_mid_request_hurts_nobody() {
     record(&mut c, id, "replied");
     let status = c.ok("daemon.status", json!({}));
     assert_eq!(status["process"]["version"], 1);
+    assert_eq!(
+        status["daemon_version"], status["version"],
+        "the old name is an alias"
+    );
     let acts = c.ok("activity.list", json!({ "prospect": id }));
     let n = acts["activities"].as_array().unwrap().len();
     assert!((1..=21).contains(&n), "whole requests only: {n}");

@@ -23,7 +23,7 @@
 //! - [`history`]: import from another CRM's CSV export, export for
 //!   spreadsheets.
 //! - [`demo`]: a demo team's history, written through the socket.
-//! - [`plugin_build`]: `stagecoach plugin build` and `plugin test`.
+//! - [`plugin_build`]: `stagecoach plugins build` and `plugin test`.
 
 pub mod cli;
 pub mod demo;

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
                 stagecoach_server::run(config, shutdown_signal()).await?;
                 Ok(())
             }
-            Command::Plugin(cmd @ (PluginCmd::Build { .. } | PluginCmd::Run { .. })) => {
+            Command::Plugins(cmd @ (PluginCmd::Build { .. } | PluginCmd::Run { .. })) => {
                 init_logging(&cli, "warn");
                 plugin_local(cmd, cli.json)
             }

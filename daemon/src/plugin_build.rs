@@ -1,4 +1,4 @@
-//! `stagecoach plugin build` and `stagecoach plugin run`: building plugin
+//! `stagecoach plugins build` and `stagecoach plugins run`: building plugin
 //! crates into components, and running one plugin on one input outside the
 //! daemon.
 

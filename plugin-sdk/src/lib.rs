@@ -29,7 +29,7 @@
 //!
 //! Plugin logic is plain Rust: test it natively with `cargo test`, building
 //! inputs with [`Prospect::new`] and its `with_*` methods. Build the plugin
-//! with `stagecoach plugin build DIR`, which compiles it for
+//! with `stagecoach plugins build DIR`, which compiles it for
 //! `wasm32-unknown-unknown` and wraps it as a component.
 //!
 //! The interface is versioned (the WIT package `stagecoach:plugin@0.3.0`,

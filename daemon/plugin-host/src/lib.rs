@@ -150,7 +150,7 @@ pub struct PluginFailure {
     pub message: String,
 }
 
-/// Per-call measurements, for `stagecoach plugin run` and statistics.
+/// Per-call measurements, for `stagecoach plugins run` and statistics.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct CallStats {
     /// Fuel consumed.
@@ -362,7 +362,7 @@ impl PluginHost {
             } else if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
                 Refusal::hinted(
                     "this is a core WebAssembly module, not a component",
-                    "build it with `stagecoach plugin build`, which wraps it as a component",
+                    "build it with `stagecoach plugins build`, which wraps it as a component",
                 )
             } else {
                 Refusal::from(format!("not a valid WebAssembly component: {text}"))
@@ -481,7 +481,7 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<(), Refusal
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            "build for `wasm32-unknown-unknown` with `stagecoach plugin build`, not for WASI",
+            "build for `wasm32-unknown-unknown` with `stagecoach plugins build`, not for WASI",
         ));
     }
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();

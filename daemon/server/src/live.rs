@@ -297,7 +297,7 @@ pub fn load_plugin_set(
                         path.display()
                     ),
                     Some(
-                        "build the plugins with `stagecoach plugin build` (scripts/serve does)"
+                        "build the plugins with `stagecoach plugins build` (scripts/serve does)"
                             .into(),
                     ),
                 ));

@@ -130,9 +130,9 @@ pub enum Command {
     /// `--prospects` and `--activities`): steps, graph, paths, owners, and a
     /// draft `process.toml`.
     Discover(DiscoverArgs),
-    /// WebAssembly plugins: build, run, list.
-    #[command(subcommand)]
-    Plugin(PluginCmd),
+    /// WebAssembly plugins: build, run, list (`plugin` also works).
+    #[command(subcommand, visible_alias = "plugin")]
+    Plugins(PluginCmd),
     /// Check a process file for errors and for the guide's mistakes (no
     /// daemon needed). Exits non-zero on errors, or on warnings with `--strict`.
     Lint {
@@ -344,8 +344,9 @@ pub enum PluginCmd {
 /// `stagecoach prospect …`
 #[derive(Debug, Subcommand)]
 pub enum ProspectCmd {
-    /// Add a prospect (in the first stage unless `--stage`).
-    Add {
+    /// Create a prospect (in the first stage unless `--stage`; `add` also works).
+    #[command(visible_alias = "add")]
+    Create {
         /// Person or deal name.
         name: String,
         /// Company.
@@ -367,8 +368,10 @@ pub enum ProspectCmd {
         #[command(flatten)]
         at: At,
     },
-    /// Show a prospect: stage, each exit criterion met or unmet, history.
-    Show {
+    /// Get a prospect: stage, each exit criterion met or unmet, history
+    /// (`show` also works).
+    #[command(visible_alias = "show")]
+    Get {
         /// Prospect id.
         id: u64,
     },

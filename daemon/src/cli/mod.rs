@@ -36,10 +36,10 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let (method, params): (&str, Value) = match &cli.command {
         Command::Serve { .. }
         | Command::Lint { .. }
-        | Command::Plugin(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
+        | Command::Plugins(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
             unreachable!("not a client command")
         }
-        Command::Plugin(PluginCmd::List) => typed::<methods::PluginsList>(params::NoParams {}),
+        Command::Plugins(PluginCmd::List) => typed::<methods::PluginsList>(params::NoParams {}),
         Command::Import(args) => return history::import(&mut client, args, cli.json).await,
         Command::Export(args) => return history::export(&mut client, args).await,
         Command::Discover(args) => {
@@ -282,7 +282,7 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
     }
 }
 
-/// `stagecoach plugin build` and `plugin run`: local, no daemon needed.
+/// `stagecoach plugins build` and `plugin run`: local, no daemon needed.
 pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
     match cmd {
         PluginCmd::Build {

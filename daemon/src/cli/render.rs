@@ -176,11 +176,11 @@ pub(crate) fn render(command: &Command, r: &Value) {
                 }
             }
         }
-        Command::Prospect(ProspectCmd::Add { .. }) => {
+        Command::Prospect(ProspectCmd::Create { .. }) => {
             println!("prospect {} created in `{}`", r["id"], text(&r["stage"]));
             render_moves(&r["moves"]);
         }
-        Command::Prospect(ProspectCmd::Show { .. } | ProspectCmd::Evaluate { .. }) => {
+        Command::Prospect(ProspectCmd::Get { .. } | ProspectCmd::Evaluate { .. }) => {
             println!("prospect {}: {}", r["id"], text(&r["name"]));
             if !r["company"].is_null() {
                 println!("company   {}", text(&r["company"]));
@@ -351,7 +351,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
                 r["evaluated"], r["process_version"], r["moved"], r["transitions"]
             );
         }
-        Command::Plugin(PluginCmd::List) => {
+        Command::Plugins(PluginCmd::List) => {
             let mut t = table(&[
                 "plugin",
                 "provides",
@@ -384,7 +384,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
         Command::Serve { .. }
         | Command::Watch
         | Command::Lint { .. }
-        | Command::Plugin(_)
+        | Command::Plugins(_)
         | Command::Demo { .. }
         | Command::Import(_)
         | Command::Export(_)

@@ -21,7 +21,7 @@ pub(crate) fn key_values(pairs: &[String], what: &str) -> Result<Map<String, Val
 
 pub(crate) fn prospect_request(cmd: &ProspectCmd) -> Result<(&'static str, Value)> {
     Ok(match cmd {
-        ProspectCmd::Add {
+        ProspectCmd::Create {
             name,
             company,
             owner,
@@ -38,7 +38,7 @@ pub(crate) fn prospect_request(cmd: &ProspectCmd) -> Result<(&'static str, Value
             external_id: external_id.clone(),
             at: at.at,
         }),
-        ProspectCmd::Show { id } => {
+        ProspectCmd::Get { id } => {
             typed::<methods::ProspectGet>(params::ById { id: *id, at: None })
         }
         ProspectCmd::Evaluate { id } => {

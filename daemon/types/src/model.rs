@@ -269,7 +269,7 @@ impl Prospect {
     }
 }
 
-/// One entry of the append-only event log.
+/// One entry of the append-only activity log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Activity {
     /// Assigned by the daemon, increasing.

@@ -1,4 +1,4 @@
-//! `activity.*`: record what happened, list the event log.
+//! `activity.*`: record what happened, list the activity log.
 
 use std::sync::Arc;
 

@@ -17,6 +17,9 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
         let counts = ctx.store.counts()?;
         let last_error = ctx.last_process_error.lock().expect("error lock").clone();
         Ok(json!({
+            "daemon_version": env!("CARGO_PKG_VERSION"),
+            // Deprecated alias of `daemon_version` (one word per idea:
+            // `version` alone means a process version).
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
             "started_at": ctx.started_at,
