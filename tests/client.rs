@@ -31,14 +31,18 @@ fn typed_calls_and_a_stream_of_notifications() {
             })
             .await
             .unwrap();
-        let id = created["id"].as_u64().unwrap();
-        c.request::<methods::ActivityRecord>(&params::NewActivity {
-            prospect: id,
-            kind: "replied".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let id = created.prospect.id;
+        assert_eq!(created.moves[0].to, "prospect");
+        let recorded = c
+            .request::<methods::ActivityRecord>(&params::NewActivity {
+                prospect: id,
+                kind: "replied".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(recorded.stage, "connect");
+        assert_eq!(recorded.moves[0].activity, Some(recorded.activity.id));
         let moved = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("a notification")

@@ -21,7 +21,7 @@
 //!         ..Default::default()
 //!     })
 //!     .await?;
-//! println!("created prospect {}", created["id"]);
+//! println!("created prospect {} in {}", created.prospect.id, created.prospect.stage);
 //! let reload = client
 //!     .request::<methods::ProcessReload>(&params::ProcessReload::default())
 //!     .await?;

@@ -173,10 +173,44 @@ pub struct NewVersion {
 }
 
 pub use stagecoach_types::api::params::{NewActivity, NewProspect, ProspectUpdate};
+use stagecoach_types::api::results::{
+    Imported, Moved, ProspectMoves, Recorded, Reevaluated, VersionApplied,
+};
 
-/// What an operation produced: the JSON result and the events to publish
-/// once the batch is durable.
-pub(crate) type Applied = (Value, Vec<Event>);
+/// What an operation answers: one of the contract's result types.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// `prospect.create`, `prospect.update`.
+    Prospect(ProspectMoves),
+    /// `prospect.advance`, `prospect.move`, `prospect.close`.
+    Moved(Moved),
+    /// `activity.record`.
+    Recorded(Recorded),
+    /// `process.reevaluate`.
+    Reevaluated(Reevaluated),
+    /// A new process version.
+    Version(VersionApplied),
+    /// `prospect.import`.
+    Imported(Imported),
+}
+
+impl Answer {
+    /// The answer of [`WriteOp::ApplyProcessVersion`].
+    ///
+    /// # Panics
+    /// On any other answer: the writer answers each operation with its own kind.
+    pub fn version_applied(&self) -> &VersionApplied {
+        match self {
+            Answer::Version(v) => v,
+            other => panic!("a process version was answered with {other:?}"),
+        }
+    }
+}
+
+/// What an operation produced: its answer and the events to publish once
+/// the batch is durable.
+pub(crate) type Applied = (Answer, Vec<Event>);
 
 /// Applies one operation. The outer error aborts the batch; the inner one
 /// refuses only this request.
@@ -289,9 +323,10 @@ fn create(
     moves.extend(cascade(t, active, &mut prospect, at, None)?);
     save(t, None, &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
-    let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
-    result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
-    Ok(Ok((result, events)))
+    Ok(Ok((
+        Answer::Prospect(ProspectMoves { prospect, moves }),
+        events,
+    )))
 }
 
 fn update(
@@ -371,9 +406,10 @@ fn update(
     };
     save(t, Some(&old), &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
-    let mut result = serde_json::to_value(&prospect).expect("prospects serialize");
-    result["moves"] = serde_json::to_value(&moves).expect("transitions serialize");
-    Ok(Ok((result, events)))
+    Ok(Ok((
+        Answer::Prospect(ProspectMoves { prospect, moves }),
+        events,
+    )))
 }
 
 fn record(
@@ -417,7 +453,12 @@ fn record(
     save(t, Some(&old), &prospect, &moves, activity.at)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
-        json!({ "activity": activity, "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        Answer::Recorded(Recorded {
+            activity,
+            moves,
+            stage: prospect.stage,
+            status: prospect.status,
+        }),
         events,
     )))
 }
@@ -449,7 +490,11 @@ fn advance(
     save(t, Some(&old), &prospect, &moves, as_of)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
-        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        Answer::Moved(Moved {
+            moves,
+            stage: prospect.stage,
+            status: prospect.status,
+        }),
         events,
     )))
 }
@@ -499,7 +544,11 @@ fn force_move(
     save(t, Some(&old), &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
-        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        Answer::Moved(Moved {
+            moves,
+            stage: prospect.stage,
+            status: prospect.status,
+        }),
         events,
     )))
 }
@@ -557,7 +606,11 @@ fn close(
     save(t, Some(&old), &prospect, &moves, at)?;
     let events = moved_events(&prospect, &moves);
     Ok(Ok((
-        json!({ "moves": moves, "stage": prospect.stage, "status": prospect.status }),
+        Answer::Moved(Moved {
+            moves,
+            stage: prospect.stage,
+            status: prospect.status,
+        }),
         events,
     )))
 }
@@ -799,7 +852,11 @@ fn apply_version(
         }
     }
     Ok(Ok((
-        json!({ "version": number, "renamed": renamed, "migrated": migrated }),
+        Answer::Version(VersionApplied {
+            version: number,
+            renamed,
+            migrated,
+        }),
         events,
     )))
 }
@@ -809,9 +866,9 @@ fn reevaluate(
     active: &ActiveProcess,
     at: Millis,
 ) -> Result<Result<Applied, EngineError>, StoreError> {
-    let mut evaluated = 0;
-    let mut moved = 0;
-    let mut transitions = 0;
+    let mut evaluated: u64 = 0;
+    let mut moved: u64 = 0;
+    let mut transitions: u64 = 0;
     let mut events = Vec::new();
     // Collect first: prospects moving on must not be evaluated twice.
     let mut ids = Vec::new();
@@ -828,13 +885,18 @@ fn reevaluate(
                 continue;
             }
             moved += 1;
-            transitions += moves.len();
+            transitions += moves.len() as u64;
             save(t, Some(&old), &p, &moves, at)?;
             events.extend(moved_events(&p, &moves));
         }
     }
     Ok(Ok((
-        json!({ "evaluated": evaluated, "moved": moved, "transitions": transitions, "process_version": active.version }),
+        Answer::Reevaluated(Reevaluated {
+            evaluated,
+            moved,
+            transitions,
+            process_version: active.version,
+        }),
         events,
     )))
 }

@@ -543,12 +543,10 @@ exit = [{ question = "Signed?", activity = "signed" }]
                     _ => continue,
                 };
                 let result = writer.submit(active.clone(), write).blocking_recv().unwrap();
-                if let Ok(v) = result
-                    && let Some(id) = v["id"].as_u64()
-                    && v.get("moves").is_some()
-                    && v["moves"][0]["kind"] == "created"
+                if let Ok(crate::engine::Answer::Prospect(p)) = result
+                    && p.moves.first().is_some_and(|m| m.kind == TransitionKind::Created)
                 {
-                    ids.push(id);
+                    ids.push(p.prospect.id);
                 }
             }
             drop(writer);

@@ -9,11 +9,10 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::engine::{ActiveProcess, EngineError, Event, WriteOp, apply};
+use crate::engine::{ActiveProcess, Answer, EngineError, Event, WriteOp, apply};
 use crate::store::{Store, StoreError, Tables};
 
 /// Upper bound on requests per transaction: keeps a batch's latency bounded
@@ -21,7 +20,7 @@ use crate::store::{Store, StoreError, Tables};
 const MAX_BATCH: usize = 4096;
 
 /// What a write request is answered with.
-pub type WriteResult = Result<Value, WriteError>;
+pub type WriteResult = Result<Answer, WriteError>;
 
 pub use stagecoach_types::error::WriteError;
 
@@ -105,7 +104,7 @@ impl Writer {
 /// What a committed batch produced: one result per job, the events to
 /// publish, and the id counters after it.
 struct Committed {
-    results: Vec<Result<Value, EngineError>>,
+    results: Vec<Result<Answer, EngineError>>,
     events: Vec<Event>,
     ids: crate::store::Ids,
 }

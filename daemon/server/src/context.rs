@@ -64,7 +64,9 @@ impl Ctx {
         let rx = self.writer.submit(self.active(), op);
         Box::pin(async move {
             match rx.await {
-                Ok(result) => result.map_err(RpcError::from),
+                Ok(result) => result
+                    .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
+                    .map_err(RpcError::from),
                 Err(_) => Err(RpcError::from(
                     stagecoach_core::writer::WriteError::ShuttingDown,
                 )),

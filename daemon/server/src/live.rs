@@ -174,7 +174,8 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     }));
     match ctx.writer.write(current.clone(), op).await {
         Ok(result) => {
-            let version = result["version"].as_u64().expect("a version number");
+            let applied = result.version_applied();
+            let version = applied.version;
             let active = ActiveProcess {
                 version,
                 hash,
@@ -188,8 +189,8 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
                 version,
                 previous: current.version,
                 changes,
-                renamed: result["renamed"].as_u64().unwrap_or(0),
-                migrated: result["migrated"].as_u64().unwrap_or(0),
+                renamed: applied.renamed,
+                migrated: applied.migrated,
             }
         }
         Err(WriteError::Refused(e @ EngineError::OrphanedStages(_))) => {

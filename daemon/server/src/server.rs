@@ -395,7 +395,7 @@ async fn load_initial_process(
     match writer.write(stamp, op).await {
         Ok(result) => Ok((
             ActiveProcess {
-                version: result["version"].as_u64().expect("version number"),
+                version: result.version_applied().version,
                 hash,
                 text,
                 loaded_at: at,

@@ -21,12 +21,11 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
-    ActiveProcess, Applied, EngineError, cascade_to, evaluate, moved_events, save, transition,
-    unknown_stage,
+    ActiveProcess, Answer, Applied, EngineError, cascade_to, evaluate, moved_events, save,
+    transition, unknown_stage,
 };
 use crate::criteria::all_met;
 use crate::store::{StoreError, Tables};
@@ -37,23 +36,7 @@ use stagecoach_types::model::{
 pub use stagecoach_types::api::params::{
     ImportActivity, ImportMove, ImportOutcome, ImportProspect,
 };
-
-/// A won outcome recorded without the exit criteria met.
-#[derive(Debug, Clone, Serialize)]
-struct Unearned {
-    /// The stage it closed from.
-    stage: String,
-    /// The criteria of that stage that were not met.
-    unmet: Vec<Verdict>,
-}
-
-/// What the replay did where the source disagrees, for the summary.
-#[derive(Debug, Clone, Serialize)]
-struct Difference {
-    source: String,
-    here: String,
-    reason: String,
-}
+use stagecoach_types::api::results::{Difference, Imported, Unearned};
 
 /// Applies one `prospect.import`.
 pub(crate) fn apply(
@@ -303,18 +286,18 @@ pub(crate) fn apply(
         .filter(|m| m.kind != TransitionKind::Created)
         .count();
     Ok(Ok((
-        json!({
-            "id": prospect.id,
-            "created": created,
-            "stage": prospect.stage,
-            "status": prospect.status,
-            "activities": p.activities.len() - present,
-            "activities_present": present,
-            "moves": new_moves,
-            "imported_moves": moves.iter().filter(|m| m.imported).count(),
-            "unearned": unearned,
-            "forced": forced,
-            "difference": difference,
+        Answer::Imported(Imported {
+            id: prospect.id,
+            created,
+            stage: prospect.stage.clone(),
+            status: prospect.status,
+            activities: (p.activities.len() - present) as u64,
+            activities_present: present as u64,
+            moves: new_moves as u64,
+            imported_moves: moves.iter().filter(|m| m.imported).count() as u64,
+            unearned,
+            forced,
+            difference,
         }),
         events,
     )))

@@ -5,6 +5,7 @@
 //! typed are [`serde_json::Value`]; they become types one by one.
 
 pub mod params;
+pub mod results;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,7 @@ macro_rules! methods {
 pub mod methods {
     use super::Method;
     use super::params as p;
+    use super::results as r;
     use serde_json::Value;
 
     methods! {
@@ -59,31 +61,31 @@ pub mod methods {
         /// Loads the process file (or a given text) as a new version.
         ProcessReload = "process.reload" (p::ProcessReload) -> super::ReloadResult;
         /// Re-applies the criteria to every open prospect.
-        ProcessReevaluate = "process.reevaluate" (p::ProcessReevaluate) -> Value;
+        ProcessReevaluate = "process.reevaluate" (p::ProcessReevaluate) -> r::Reevaluated;
         /// A draft process learnt from closed deals.
         ProcessDiscover = "process.discover" (p::ProcessDiscover) -> Value;
         /// A new prospect.
-        ProspectCreate = "prospect.create" (p::NewProspect) -> Value;
+        ProspectCreate = "prospect.create" (p::NewProspect) -> r::ProspectMoves;
         /// One prospect with its verdicts, checklists and transitions.
         ProspectGet = "prospect.get" (p::ById) -> Value;
         /// A page of prospects.
         ProspectList = "prospect.list" (p::ProspectList) -> Value;
         /// Changes a prospect's name, company, owner or fields.
-        ProspectUpdate = "prospect.update" (p::ProspectUpdate) -> Value;
+        ProspectUpdate = "prospect.update" (p::ProspectUpdate) -> r::ProspectMoves;
         /// A prospect's verdicts, as `prospect.get` without transitions.
         ProspectEvaluate = "prospect.evaluate" (p::ById) -> Value;
         /// Moves a prospect on when its criteria are met.
-        ProspectAdvance = "prospect.advance" (p::ById) -> Value;
+        ProspectAdvance = "prospect.advance" (p::ById) -> r::Moved;
         /// A forced move, with a reason.
-        ProspectMove = "prospect.move" (p::ProspectMove) -> Value;
+        ProspectMove = "prospect.move" (p::ProspectMove) -> r::Moved;
         /// Won or lost.
-        ProspectClose = "prospect.close" (p::ProspectClose) -> Value;
+        ProspectClose = "prospect.close" (p::ProspectClose) -> r::Moved;
         /// Which external ids are present, with their history.
         ProspectLookup = "prospect.lookup" (p::ProspectLookup) -> Value;
         /// One deal with its history from another system.
-        ProspectImport = "prospect.import" (p::ImportProspect) -> Value;
+        ProspectImport = "prospect.import" (p::ImportProspect) -> r::Imported;
         /// Records what happened.
-        ActivityRecord = "activity.record" (p::NewActivity) -> Value;
+        ActivityRecord = "activity.record" (p::NewActivity) -> r::Recorded;
         /// A prospect's activities.
         ActivityList = "activity.list" (p::ActivityList) -> Value;
         /// The loaded plugins.
