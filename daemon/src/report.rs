@@ -19,7 +19,13 @@ fn esc(s: &str) -> String {
 }
 
 fn num(v: &Value) -> String {
-    match v.as_f64() {
+    figure(v.as_f64())
+}
+
+/// A figure as the report prints it: whole numbers without decimals, "–"
+/// for none.
+fn figure(v: Option<f64>) -> String {
+    match v {
         None => "–".into(),
         Some(f) if f.fract() == 0.0 => format!("{}", f as i64),
         Some(f) => format!("{f:.1}"),
@@ -151,23 +157,25 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     );
 
     // Funnel: how far the period's cohort got.
-    let reached: Vec<(String, f64, String)> = rows(&conversion["reached"], "rows")
+    let reached: Vec<(String, f64, String)> = conversion
+        .reached
+        .rows
         .iter()
         .map(|r| {
-            let share = r["share"]
-                .as_f64()
+            let share = r
+                .share
                 .map_or(String::new(), |s| format!(" ({:.0}%)", s * 100.0));
             (
-                r["stage"].as_str().unwrap_or("").to_string(),
-                r["reached"].as_f64().unwrap_or(0.0),
-                format!("{}{share}", num(&r["reached"])),
+                r.stage.clone(),
+                r.reached as f64,
+                format!("{}{share}", r.reached),
             )
         })
         .collect();
     let _ = write!(
         body,
         "<h2>Funnel</h2><p>{}</p>{}",
-        esc(conversion["reached"]["label"].as_str().unwrap_or("")),
+        esc(&conversion.reached.label),
         bars(&reached, "#3b82f6")
     );
 
@@ -201,26 +209,23 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     );
 
     // Outcomes, with what an import recorded as the source had it.
-    let pct = |v: &Value| {
-        v.as_f64()
-            .map_or("–".into(), |r| format!("{:.1}%", r * 100.0))
-    };
+    let pct = |v: Option<f64>| v.map_or("–".into(), |r| format!("{:.1}%", r * 100.0));
     let outcome_rows = vec![
-        vec!["won".to_string(), num(&outcomes["won"])],
-        vec!["lost".to_string(), num(&outcomes["lost"])],
-        vec!["win rate".to_string(), pct(&outcomes["win_rate"])],
+        vec!["won".to_string(), outcomes.won.to_string()],
+        vec!["lost".to_string(), outcomes.lost.to_string()],
+        vec!["win rate".to_string(), pct(outcomes.win_rate)],
         vec![
             "won cycle, median days".to_string(),
-            num(&outcomes["cycle"]["median_days"]),
+            figure(outcomes.cycle.median_days),
         ],
         vec![
             "lost cycle, median days".to_string(),
-            num(&outcomes["lost_cycle"]["median_days"]),
+            figure(outcomes.lost_cycle.median_days),
         ],
-        vec!["won amount".to_string(), num(&outcomes["won_amount"])],
+        vec!["won amount".to_string(), figure(Some(outcomes.won_amount))],
         vec![
             "won by import, not earned under the criteria".to_string(),
-            num(&outcomes["won_imported"]),
+            outcomes.won_imported.to_string(),
         ],
     ];
     let _ = write!(
@@ -253,30 +258,23 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     );
 
     // Conversion.
-    let conv: Vec<(String, f64, String)> = rows(&conversion["direct"], "rows")
+    let conv: Vec<(String, f64, String)> = conversion
+        .direct
+        .rows
         .iter()
         .map(|r| {
-            let rate = r["rate"].as_f64().unwrap_or(0.0);
+            let rate = r.rate.unwrap_or(0.0);
             (
-                format!(
-                    "{} → {}",
-                    r["stage"].as_str().unwrap_or(""),
-                    r["next"].as_str().unwrap_or("")
-                ),
+                format!("{} → {}", r.stage, r.next),
                 rate * 100.0,
-                format!(
-                    "{:.0}% ({} of {})",
-                    rate * 100.0,
-                    num(&r["moved_on"]),
-                    num(&r["exits"])
-                ),
+                format!("{:.0}% ({} of {})", rate * 100.0, r.moved_on, r.exits),
             )
         })
         .collect();
     let _ = write!(
         body,
         "<h2>Conversion between stages</h2><p>{}</p>{}",
-        esc(conversion["direct"]["label"].as_str().unwrap_or("")),
+        esc(&conversion.direct.label),
         bars(&conv, "#f59e0b")
     );
 

@@ -22,8 +22,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
-use crate::store::StoreError;
-use stagecoach_types::model::{Millis, Transition, TransitionKind};
+use crate::process::Process;
+use crate::store::{ProspectFilter, Snapshot, StoreError};
+use stagecoach_types::api::results::{
+    Conversion, Direct, DirectRow, Outcomes, Reached, ReachedRow,
+};
+use stagecoach_types::model::{Millis, Status, Transition, TransitionKind};
 
 use crate::store::counters::*;
 
@@ -236,20 +240,7 @@ pub fn flow(
     Ok(rows)
 }
 
-/// Distribution of durations, in days.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Durations {
-    /// How many.
-    pub count: usize,
-    /// Mean days.
-    pub mean_days: Option<f64>,
-    /// Median days.
-    pub median_days: Option<f64>,
-    /// 90th percentile days.
-    pub p90_days: Option<f64>,
-    /// Histogram: days bucket upper bound → count (1, 2, 4, 7, 14, 30, 60, 90, more).
-    pub histogram: Vec<(String, usize)>,
-}
+pub use stagecoach_types::api::results::Durations;
 
 /// Summarises durations in milliseconds.
 pub fn durations(mut ms: Vec<i64>) -> Durations {
@@ -398,6 +389,186 @@ pub fn flow_brute_force(
         }
     }
     (start, entered, exited, end)
+}
+
+/// How many prospects a summary reads at most (open pipeline, a stage's
+/// open prospects).
+pub const MAX_SCAN: usize = 1_000_000;
+
+/// `metrics.outcomes`: the deals closed in [from, to) and the open pipeline
+/// now, from one snapshot.
+pub fn summarize_outcomes(
+    snap: &Snapshot,
+    process: &Process,
+    from: Millis,
+    to: Millis,
+    owner: Option<String>,
+    amount_field: String,
+) -> Result<Outcomes, StoreError> {
+    let txn = snap.txn();
+    let filter = Filter {
+        owner: owner.clone(),
+    };
+    let closed = outcomes(txn, from, to, &filter)?;
+    let won: Vec<&(bool, i64, u64)> = closed.iter().filter(|c| c.0).collect();
+    let lost = closed.len() - won.len();
+    let win_rate = (!closed.is_empty()).then(|| won.len() as f64 / closed.len() as f64);
+    let cycle = durations(won.iter().map(|c| c.1).collect());
+    let lost_cycle = durations(closed.iter().filter(|c| !c.0).map(|c| c.1).collect());
+    // Outcomes an import recorded as the source had them, without this
+    // process's criteria met. A closed prospect's last move is its close.
+    let mut imported = [0u64; 2];
+    let flags = snap.last_move_imported(closed.iter().map(|c| c.2))?;
+    for ((was_won, _, _), flag) in closed.iter().zip(flags) {
+        if flag {
+            imported[usize::from(*was_won)] += 1;
+        }
+    }
+    let mut won_amounts = Vec::new();
+    for (_, _, id) in &won {
+        if let Some(x) = snap.prospect(*id)?
+            && let Some(a) = x.fields.get(&amount_field).and_then(|v| v.as_number())
+        {
+            won_amounts.push(a);
+        }
+    }
+    // `+ 0.0`: an empty sum is -0.0, which prints as such.
+    let won_amount: f64 = won_amounts.iter().sum::<f64>() + 0.0;
+    let open = snap.prospects(&ProspectFilter {
+        owner: owner.clone(),
+        status: Some(Status::Open),
+        limit: MAX_SCAN,
+        ..Default::default()
+    })?;
+    let weighted: f64 = open
+        .iter()
+        .map(|x| {
+            let amount = x
+                .fields
+                .get(&amount_field)
+                .and_then(|v| v.as_number())
+                .unwrap_or(0.0);
+            amount
+                * process
+                    .stage(&x.stage)
+                    .and_then(|s| s.probability)
+                    .unwrap_or(0.0)
+        })
+        .sum::<f64>()
+        + 0.0;
+    let mean_won = (!won_amounts.is_empty())
+        .then(|| won_amounts.iter().sum::<f64>() / won_amounts.len() as f64);
+    let velocity = match (win_rate, mean_won, cycle.mean_days) {
+        (Some(w), Some(a), Some(d)) if d > 0.0 => Some(open.len() as f64 * w * a / d),
+        _ => None,
+    };
+    Ok(Outcomes {
+        from,
+        to,
+        owner,
+        amount_field,
+        won: won.len() as u64,
+        lost: lost as u64,
+        win_rate,
+        won_imported: imported[1],
+        lost_imported: imported[0],
+        cycle,
+        lost_cycle,
+        won_amount,
+        open: open.len() as u64,
+        mean_won_amount: mean_won,
+        velocity_per_day: velocity,
+        weighted_pipeline: weighted,
+        note: "win rate = won ÷ (won + lost) closed in the period; cycle = won at − created at (lost_cycle: lost at − created at); won_imported / lost_imported = outcomes an import recorded as the source had them, not earned under the exit criteria; velocity = open × win rate × mean won amount ÷ mean cycle days; weighted pipeline = Σ amount × stage probability over open prospects now".into(),
+    })
+}
+
+/// `metrics.conversion` over `stages` (the process's, in order) for
+/// [from, to), from one snapshot.
+pub fn conversion(
+    snap: &Snapshot,
+    stages: &[String],
+    from: Millis,
+    to: Millis,
+    owner: Option<String>,
+) -> Result<Conversion, StoreError> {
+    let txn = snap.txn();
+    let filter = Filter {
+        owner: owner.clone(),
+    };
+    let mut direct = Vec::new();
+    for (i, stage) in stages.iter().enumerate() {
+        let exits = exits_by_kind(txn, stage, from, to, &filter)?;
+        let all: i64 = exits.values().sum();
+        let onward = if i + 1 == stages.len() {
+            exits["won"]
+        } else {
+            exits["advanced"]
+        };
+        direct.push(DirectRow {
+            stage: stage.clone(),
+            next: stages.get(i + 1).cloned().unwrap_or_else(|| "won".into()),
+            moved_on: onward as u64,
+            exits: all as u64,
+            rate: (all > 0).then(|| onward as f64 / all as f64),
+        });
+    }
+    // Reached: the cohort that entered the first stage in the period.
+    let first = &stages[0];
+    let mut reached: BTreeMap<String, u64> = BTreeMap::new();
+    let mut won = 0;
+    for id in cohort(txn, first, from, to)? {
+        let Some(prospect) = snap.prospect(id)? else {
+            continue;
+        };
+        if owner
+            .as_ref()
+            .is_some_and(|o| prospect.owner.as_ref() != Some(o))
+        {
+            continue;
+        }
+        let seen: BTreeSet<String> = snap.transitions(id)?.into_iter().map(|t| t.to).collect();
+        for stage in stages {
+            if stage_ids(txn, stage)?.iter().any(|n| seen.contains(n)) {
+                *reached.entry(stage.clone()).or_default() += 1;
+            }
+        }
+        if prospect.status == Status::Won {
+            won += 1;
+        }
+    }
+    let base = reached.get(first).copied().unwrap_or(0);
+    let share = |n: u64| (base > 0).then(|| n as f64 / base as f64);
+    let rows = stages
+        .iter()
+        .map(|s| {
+            let n = reached.get(s).copied().unwrap_or(0);
+            ReachedRow {
+                stage: s.clone(),
+                reached: n,
+                share: share(n),
+            }
+        })
+        .chain(std::iter::once(ReachedRow {
+            stage: "won".into(),
+            reached: won,
+            share: share(won),
+        }))
+        .collect();
+    Ok(Conversion {
+        from,
+        to,
+        owner,
+        direct: Direct {
+            label: "direct conversion: moved on to the next stage ÷ all exits from the stage, exits in the period".into(),
+            rows: direct,
+        },
+        reached: Reached {
+            label: format!("reached: of the {base} prospects that entered `{first}` in the period, how many ever reached each stage"),
+            cohort: base,
+            rows,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -325,57 +325,7 @@ impl Store {
 
     /// Prospects matching `filter`, in id order.
     pub fn prospects(&self, filter: &ProspectFilter) -> Result<Vec<Prospect>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(PROSPECTS)?;
-        let after = filter.after.map_or(0, |a| a + 1);
-        let keep = |p: &Prospect| {
-            filter
-                .owner
-                .as_ref()
-                .is_none_or(|o| p.owner.as_ref() == Some(o))
-                && filter.status.is_none_or(|s| p.status == s)
-                && filter
-                    .stage
-                    .as_ref()
-                    .is_none_or(|s| &p.stage == s && p.status == Status::Open)
-        };
-        let mut out = Vec::new();
-        let mut push = |id: u64| -> Result<bool, StoreError> {
-            if let Some(v) = table.get(id)? {
-                let p: Prospect = decode(v.value(), "prospect", id)?;
-                if keep(&p) {
-                    out.push(p);
-                }
-            }
-            Ok(out.len() < filter.limit)
-        };
-        if let Some(stage) = &filter.stage {
-            let index = txn.open_table(OPEN_BY_STAGE)?;
-            for entry in index.range((stage.as_str(), after)..=(stage.as_str(), u64::MAX))? {
-                if !push(entry?.0.value().1)? {
-                    break;
-                }
-            }
-        } else if let Some(owner) = &filter.owner {
-            let index = txn.open_table(BY_OWNER)?;
-            for entry in index.range((owner.as_str(), after)..=(owner.as_str(), u64::MAX))? {
-                if !push(entry?.0.value().1)? {
-                    break;
-                }
-            }
-        } else {
-            for entry in table.range(after..)? {
-                let (k, v) = entry?;
-                let p: Prospect = decode(v.value(), "prospect", k.value())?;
-                if keep(&p) {
-                    out.push(p);
-                    if out.len() >= filter.limit {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.snapshot()?.prospects(filter)
     }
 
     /// A prospect's activities in the order they were recorded.
@@ -394,28 +344,7 @@ impl Store {
         &self,
         prospects: impl Iterator<Item = ProspectId>,
     ) -> Result<Vec<bool>, StoreError> {
-        let txn = self.read()?;
-        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
-        let table = txn.open_table(TRANSITIONS)?;
-        let mut out = Vec::new();
-        for prospect in prospects {
-            let last = index
-                .range((prospect, 0)..=(prospect, u64::MAX))?
-                .next_back()
-                .transpose()?;
-            let imported = match last {
-                Some(entry) => {
-                    let id = entry.0.value().1;
-                    match table.get(id)? {
-                        Some(v) => decode::<Transition>(v.value(), "transition", id)?.imported,
-                        None => false,
-                    }
-                }
-                None => false,
-            };
-            out.push(imported);
-        }
-        Ok(out)
+        self.snapshot()?.last_move_imported(prospects)
     }
 
     /// When each process version was in force, oldest first; the last
@@ -488,6 +417,96 @@ impl Store {
 pub struct Snapshot(ReadTransaction);
 
 impl Snapshot {
+    /// The read transaction, for the metrics queries.
+    pub fn txn(&self) -> &ReadTransaction {
+        &self.0
+    }
+
+    /// Prospects matching `filter`, in id order.
+    pub fn prospects(&self, filter: &ProspectFilter) -> Result<Vec<Prospect>, StoreError> {
+        let txn = &self.0;
+        let table = txn.open_table(PROSPECTS)?;
+        let after = filter.after.map_or(0, |a| a + 1);
+        let keep = |p: &Prospect| {
+            filter
+                .owner
+                .as_ref()
+                .is_none_or(|o| p.owner.as_ref() == Some(o))
+                && filter.status.is_none_or(|s| p.status == s)
+                && filter
+                    .stage
+                    .as_ref()
+                    .is_none_or(|s| &p.stage == s && p.status == Status::Open)
+        };
+        let mut out = Vec::new();
+        let mut push = |id: u64| -> Result<bool, StoreError> {
+            if let Some(v) = table.get(id)? {
+                let p: Prospect = decode(v.value(), "prospect", id)?;
+                if keep(&p) {
+                    out.push(p);
+                }
+            }
+            Ok(out.len() < filter.limit)
+        };
+        if let Some(stage) = &filter.stage {
+            let index = txn.open_table(OPEN_BY_STAGE)?;
+            for entry in index.range((stage.as_str(), after)..=(stage.as_str(), u64::MAX))? {
+                if !push(entry?.0.value().1)? {
+                    break;
+                }
+            }
+        } else if let Some(owner) = &filter.owner {
+            let index = txn.open_table(BY_OWNER)?;
+            for entry in index.range((owner.as_str(), after)..=(owner.as_str(), u64::MAX))? {
+                if !push(entry?.0.value().1)? {
+                    break;
+                }
+            }
+        } else {
+            for entry in table.range(after..)? {
+                let (k, v) = entry?;
+                let p: Prospect = decode(v.value(), "prospect", k.value())?;
+                if keep(&p) {
+                    out.push(p);
+                    if out.len() >= filter.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// For each prospect, whether its last transition was written by an
+    /// import (for a closed prospect: its close), in one read.
+    pub fn last_move_imported(
+        &self,
+        prospects: impl Iterator<Item = ProspectId>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = &self.0;
+        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
+        let table = txn.open_table(TRANSITIONS)?;
+        let mut out = Vec::new();
+        for prospect in prospects {
+            let last = index
+                .range((prospect, 0)..=(prospect, u64::MAX))?
+                .next_back()
+                .transpose()?;
+            let imported = match last {
+                Some(entry) => {
+                    let id = entry.0.value().1;
+                    match table.get(id)? {
+                        Some(v) => decode::<Transition>(v.value(), "transition", id)?.imported,
+                        None => false,
+                    }
+                }
+                None => false,
+            };
+            out.push(imported);
+        }
+        Ok(out)
+    }
+
     /// The prospect with `external_id`, if any.
     pub fn prospect_by_external_id(
         &self,

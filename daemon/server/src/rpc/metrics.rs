@@ -13,11 +13,11 @@ use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
     ConversionPeriod, MetricsCompare, MetricsStalled, OutcomesPeriod, Period,
 };
-use stagecoach_types::model::{Millis, Status};
+use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 /// Most prospects a metrics query reads one by one (stalled, open ages).
-const MAX_SCAN: usize = 1_000_000;
+use metrics::MAX_SCAN;
 
 fn check(p: &Period) -> Result<(), RpcError> {
     if p.to <= p.from {
@@ -132,70 +132,10 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionPeriod) -> Reply {
     let active = ctx.active();
     read(move || {
         let (from, to) = version_window(&ctx.store, &p)?;
-        let txn = ctx.store.read_txn()?;
-        let filter = Filter {
-            owner: p.owner.clone(),
-        };
-        let ids: Vec<String> = active.process.stages.iter().map(|s| s.id.clone()).collect();
-        let mut direct = Vec::new();
-        for (i, stage) in ids.iter().enumerate() {
-            let exits = metrics::exits_by_kind(&txn, stage, from, to, &filter)?;
-            let all: i64 = exits.values().sum();
-            let onward = if i + 1 == ids.len() {
-                exits["won"]
-            } else {
-                exits["advanced"]
-            };
-            let next = ids.get(i + 1).cloned().unwrap_or_else(|| "won".into());
-            direct.push(json!({
-                "stage": stage, "next": next, "moved_on": onward, "exits": all,
-                "rate": (all > 0).then(|| onward as f64 / all as f64),
-            }));
-        }
-        // Reached: the cohort that entered the first stage in the period.
-        let first = &ids[0];
-        let cohort = metrics::cohort(&txn, first, from, to)?;
-        let mut reached: BTreeMap<String, usize> = BTreeMap::new();
-        let mut won = 0;
-        for id in &cohort {
-            let Some(prospect) = ctx.store.prospect(*id)? else {
-                continue;
-            };
-            if p.owner
-                .as_ref()
-                .is_some_and(|o| prospect.owner.as_ref() != Some(o))
-            {
-                continue;
-            }
-            let mut seen = std::collections::BTreeSet::new();
-            for t in ctx.store.transitions(*id)? {
-                seen.insert(t.to.clone());
-            }
-            for stage in &ids {
-                let names = metrics::stage_ids(&txn, stage)?;
-                if names.iter().any(|n| seen.contains(n)) {
-                    *reached.entry(stage.clone()).or_default() += 1;
-                }
-            }
-            if prospect.status == Status::Won {
-                won += 1;
-            }
-        }
-        let base = reached.get(first).copied().unwrap_or(0);
-        let reached_rows: Vec<Value> = ids
-            .iter()
-            .map(|s| {
-                let n = reached.get(s).copied().unwrap_or(0);
-                json!({ "stage": s, "reached": n, "share": (base > 0).then(|| n as f64 / base as f64) })
-            })
-            .chain(std::iter::once(json!({ "stage": "won", "reached": won,
-                "share": (base > 0).then(|| won as f64 / base as f64) })))
-            .collect();
-        Ok(json!({
-            "from": from, "to": to, "owner": p.owner,
-            "direct": { "label": "direct conversion: moved on to the next stage ÷ all exits from the stage, exits in the period", "rows": direct },
-            "reached": { "label": format!("reached: of the {base} prospects that entered `{first}` in the period, how many ever reached each stage"), "cohort": base, "rows": reached_rows },
-        }))
+        let stages: Vec<String> = active.process.stages.iter().map(|s| s.id.clone()).collect();
+        let snap = ctx.store.snapshot()?;
+        let c = metrics::conversion(&snap, &stages, from, to, p.owner.clone())?;
+        Ok(json!(c))
     })
 }
 
@@ -207,76 +147,16 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
     let active = ctx.active();
     read(move || {
         let field = p.amount_field.clone().unwrap_or_else(|| "amount".into());
-        let txn = ctx.store.read_txn()?;
-        let filter = Filter {
-            owner: p.owner.clone(),
-        };
-        let closed = metrics::outcomes(&txn, p.from, p.to, &filter)?;
-        let won: Vec<&(bool, i64, u64)> = closed.iter().filter(|c| c.0).collect();
-        let lost = closed.len() - won.len();
-        let win_rate = (!closed.is_empty()).then(|| won.len() as f64 / closed.len() as f64);
-        let cycle = metrics::durations(won.iter().map(|c| c.1).collect());
-        let lost_cycle = metrics::durations(closed.iter().filter(|c| !c.0).map(|c| c.1).collect());
-        let mut won_amounts = Vec::new();
-        // Outcomes an import recorded as the source had them, without this
-        // process's criteria met.
-        // A closed prospect's last move is its close.
-        let mut imported = [0u64; 2];
-        let flags = ctx.store.last_move_imported(closed.iter().map(|c| c.2))?;
-        for ((was_won, _, _), flag) in closed.iter().zip(flags) {
-            if flag {
-                imported[usize::from(*was_won)] += 1;
-            }
-        }
-        for (_, _, id) in &won {
-            if let Some(x) = ctx.store.prospect(*id)?
-                && let Some(a) = x.fields.get(&field).and_then(|v| v.as_number())
-            {
-                won_amounts.push(a);
-            }
-        }
-        // `+ 0.0`: an empty sum is -0.0, which prints as such.
-        let won_amount: f64 = won_amounts.iter().sum::<f64>() + 0.0;
-        let open = ctx.store.prospects(&ProspectFilter {
-            owner: p.owner.clone(),
-            status: Some(Status::Open),
-            limit: MAX_SCAN,
-            ..Default::default()
-        })?;
-        let weighted: f64 = open
-            .iter()
-            .map(|x| {
-                let amount = x
-                    .fields
-                    .get(&field)
-                    .and_then(|v| v.as_number())
-                    .unwrap_or(0.0);
-                amount
-                    * active
-                        .process
-                        .stage(&x.stage)
-                        .and_then(|s| s.probability)
-                        .unwrap_or(0.0)
-            })
-            .sum::<f64>()
-            + 0.0;
-        let mean_won = (!won_amounts.is_empty())
-            .then(|| won_amounts.iter().sum::<f64>() / won_amounts.len() as f64);
-        let mean_cycle_days = cycle.mean_days;
-        let velocity = match (win_rate, mean_won, mean_cycle_days) {
-            (Some(w), Some(a), Some(d)) if d > 0.0 => Some(open.len() as f64 * w * a / d),
-            _ => None,
-        };
-        Ok(json!({
-            "from": p.from, "to": p.to, "owner": p.owner, "amount_field": field,
-            "won": won.len(), "lost": lost, "win_rate": win_rate,
-            "won_imported": imported[1], "lost_imported": imported[0],
-            "cycle": cycle, "lost_cycle": lost_cycle, "won_amount": won_amount,
-            "open": open.len(), "mean_won_amount": mean_won,
-            "velocity_per_day": velocity,
-            "weighted_pipeline": weighted,
-            "note": "win rate = won ÷ (won + lost) closed in the period; cycle = won at − created at (lost_cycle: lost at − created at); won_imported / lost_imported = outcomes an import recorded as the source had them, not earned under the exit criteria; velocity = open × win rate × mean won amount ÷ mean cycle days; weighted pipeline = Σ amount × stage probability over open prospects now",
-        }))
+        let snap = ctx.store.snapshot()?;
+        let o = metrics::summarize_outcomes(
+            &snap,
+            &active.process,
+            p.from,
+            p.to,
+            p.owner.clone(),
+            field,
+        )?;
+        Ok(json!(o))
     })
 }
 

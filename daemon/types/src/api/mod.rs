@@ -97,9 +97,9 @@ pub mod methods {
         /// Per stage: completed stays and open ages.
         MetricsTimeInStage = "metrics.time_in_stage" (p::Period) -> Value;
         /// Direct and cohort conversion.
-        MetricsConversion = "metrics.conversion" (p::ConversionPeriod) -> Value;
+        MetricsConversion = "metrics.conversion" (p::ConversionPeriod) -> r::Conversion;
         /// Win rate, cycle, amounts, velocity.
-        MetricsOutcomes = "metrics.outcomes" (p::OutcomesPeriod) -> Value;
+        MetricsOutcomes = "metrics.outcomes" (p::OutcomesPeriod) -> r::Outcomes;
         /// Open prospects idle longer than their stage allows.
         MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> Value;
         /// Two periods side by side.

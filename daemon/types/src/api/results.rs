@@ -112,3 +112,118 @@ pub struct Imported {
     /// Where the replay and the source disagree, if they do.
     pub difference: Option<Difference>,
 }
+
+/// Distribution of durations, in days.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Durations {
+    /// How many.
+    pub count: usize,
+    /// Mean days.
+    pub mean_days: Option<f64>,
+    /// Median days.
+    pub median_days: Option<f64>,
+    /// 90th percentile days.
+    pub p90_days: Option<f64>,
+    /// Histogram: days bucket upper bound → count (1, 2, 4, 7, 14, 30, 60, 90, more).
+    pub histogram: Vec<(String, usize)>,
+}
+
+/// `metrics.outcomes`: deals closed in a period, and the open pipeline now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcomes {
+    /// Start of the period.
+    pub from: crate::model::Millis,
+    /// End of the period, exclusive.
+    pub to: crate::model::Millis,
+    /// The owner filter, if any.
+    pub owner: Option<String>,
+    /// The field read as a deal's amount.
+    pub amount_field: String,
+    /// Deals won in the period.
+    pub won: u64,
+    /// Deals lost in the period.
+    pub lost: u64,
+    /// won ÷ (won + lost); null when none closed.
+    pub win_rate: Option<f64>,
+    /// Of `won`, those an import recorded without the criteria met.
+    pub won_imported: u64,
+    /// Of `lost`, those an import recorded.
+    pub lost_imported: u64,
+    /// Created to won.
+    pub cycle: Durations,
+    /// Created to lost.
+    pub lost_cycle: Durations,
+    /// Σ amount of the deals won.
+    pub won_amount: f64,
+    /// Open prospects now.
+    pub open: u64,
+    /// Mean amount of a won deal; null when none has one.
+    pub mean_won_amount: Option<f64>,
+    /// open × win rate × mean won amount ÷ mean cycle days.
+    pub velocity_per_day: Option<f64>,
+    /// Σ amount × stage probability over open prospects now.
+    pub weighted_pipeline: f64,
+    /// The definitions, in words.
+    pub note: String,
+}
+
+/// One stage's direct conversion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectRow {
+    /// The stage.
+    pub stage: String,
+    /// The stage after it, or `won`.
+    pub next: String,
+    /// Exits to `next` in the period.
+    pub moved_on: u64,
+    /// All exits in the period.
+    pub exits: u64,
+    /// moved_on ÷ exits; null when none exited.
+    pub rate: Option<f64>,
+}
+
+/// How far the period's cohort got, for one stage (or `won`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReachedRow {
+    /// The stage, or `won`.
+    pub stage: String,
+    /// Prospects of the cohort that ever reached it.
+    pub reached: u64,
+    /// reached ÷ cohort; null for an empty cohort.
+    pub share: Option<f64>,
+}
+
+/// Direct conversion, per stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Direct {
+    /// What the figures mean.
+    pub label: String,
+    /// One row per stage.
+    pub rows: Vec<DirectRow>,
+}
+
+/// The cohort that entered the first stage in the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reached {
+    /// What the figures mean.
+    pub label: String,
+    /// Prospects that entered the first stage in the period.
+    pub cohort: u64,
+    /// One row per stage, then `won`.
+    pub rows: Vec<ReachedRow>,
+}
+
+/// `metrics.conversion`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversion {
+    /// Start of the period (narrowed to a version's window).
+    pub from: crate::model::Millis,
+    /// End of the period, exclusive.
+    pub to: crate::model::Millis,
+    /// The owner filter, if any.
+    pub owner: Option<String>,
+    /// Moved on ÷ all exits, per stage.
+    pub direct: Direct,
+    /// How far the period's cohort got.
+    pub reached: Reached,
+}
