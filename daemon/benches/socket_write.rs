@@ -233,6 +233,7 @@ fn main() {
     println!("# durable activity.record over the socket");
     println!("command: cargo bench -p stagecoach --bench socket_write   (STAGECOACH_BENCH_N={n})");
     println!("machine: {}", machine());
+    println!("daemon: {}", common::daemon_binary().display());
     println!("data:    {}", dir.path().display());
     println!();
 

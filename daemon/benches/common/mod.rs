@@ -5,6 +5,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The daemon binary benchmarked: this build's, or another build's given as
+/// `STAGECOACH_BENCH_BIN` (to compare two versions in one session,
+/// interleaving runs of each).
+pub fn daemon_binary() -> std::path::PathBuf {
+    std::env::var_os("STAGECOACH_BENCH_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_stagecoach").into())
+}
+
 /// A daemon serving `process` (written to `dir/process.toml`), killed on drop.
 pub struct BenchDaemon {
     child: Child,
@@ -20,7 +29,7 @@ impl BenchDaemon {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("process.toml"), process).unwrap();
         let socket = dir.join("stagecoach.sock");
-        let child = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+        let child = Command::new(daemon_binary())
             .arg("serve")
             .args(extra)
             .arg("--process")
