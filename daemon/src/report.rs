@@ -180,20 +180,25 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     );
 
     // Flow per stage.
-    let flow_rows: Vec<Vec<String>> = rows(&flow, "rows")
+    let flow_rows: Vec<Vec<String>> = flow
+        .rows
         .iter()
         .map(|r| {
-            let k = &r["exited_by_kind"];
+            let k = |kind: &str| {
+                r.exited_by_kind
+                    .get(kind)
+                    .map_or("–".to_string(), |n| n.to_string())
+            };
             vec![
-                r["stage"].as_str().unwrap_or("").to_string(),
-                num(&r["start"]),
-                num(&r["entered"]),
-                num(&r["exited"]),
-                num(&r["end"]),
-                num(&k["advanced"]),
-                num(&k["lost"]),
-                num(&k["won"]),
-                num(&k["forced"]),
+                r.stage.clone(),
+                r.start.to_string(),
+                r.entered.to_string(),
+                r.exited.to_string(),
+                r.end.to_string(),
+                k("advanced"),
+                k("lost"),
+                k("won"),
+                k("forced"),
             ]
         })
         .collect();

@@ -20,7 +20,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use redb::{ReadTransaction, ReadableTable};
-use serde::Serialize;
 
 use crate::process::Process;
 use crate::store::{ProspectFilter, Snapshot, StoreError};
@@ -38,26 +37,7 @@ pub struct Filter {
     pub owner: Option<String>,
 }
 
-/// One stage's flow in a period.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FlowRow {
-    /// Stage id.
-    pub stage: String,
-    /// Prospects in the stage at the start.
-    pub start: i64,
-    /// Transitions into the stage (creation in it counts).
-    pub entered: i64,
-    /// Transitions out of the stage.
-    pub exited: i64,
-    /// Exits by kind.
-    pub exited_by_kind: BTreeMap<String, i64>,
-    /// With an owner filter: prospects handed to / taken from this owner
-    /// while in the stage (included in entered / exited).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reassigned: Option<(i64, i64)>,
-    /// Prospects in the stage at the end.
-    pub end: i64,
-}
+pub use stagecoach_types::api::results::FlowRow;
 
 /// Every id that means `stage`: itself and the ids it was renamed from.
 pub fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, StoreError> {

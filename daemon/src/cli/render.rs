@@ -3,6 +3,7 @@
 
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
+use stagecoach_types::api::results::{Conversion, Flow, Outcomes};
 
 use super::args::{ActivityCmd, Command, MetricsCmd, PluginCmd, ProcessCmd, ProspectCmd};
 
@@ -442,27 +443,55 @@ pub(crate) fn emit(csv_out: bool, headers: &[&str], rows: Vec<Vec<String>>) {
     println!("{t}");
 }
 
+/// The answer as its typed result; an answer that is not one is printed as
+/// it came (never silently dropped).
+fn typed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
+    match serde_json::from_value(r.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("unexpected answer ({e}):\n{r:#}");
+            None
+        }
+    }
+}
+
+/// A share as a percentage, `-` for none.
+fn share(v: Option<f64>) -> String {
+    pct(&json!(v))
+}
+
+/// Days, as `num` prints them.
+fn days(v: Option<f64>) -> String {
+    num(&json!(v))
+}
+
 pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
     let rows_of = |r: &Value| r["rows"].as_array().cloned().unwrap_or_default();
     match cmd {
         MetricsCmd::Flow(p) => {
+            let Some(r) = typed::<Flow>(r) else { return };
             if !p.csv {
-                println!("flow {} → {}", text(&r["from"]), text(&r["to"]));
+                println!("flow {} → {}", r.from, r.to);
             }
             let kinds = ["advanced", "skipped", "regressed", "forced", "won", "lost"];
             let mut headers = vec!["stage", "start", "entered", "exited", "end"];
             headers.extend(kinds);
-            let rows = rows_of(r)
+            let rows = r
+                .rows
                 .iter()
                 .map(|x| {
                     let mut row = vec![
-                        text(&x["stage"]),
-                        num(&x["start"]),
-                        num(&x["entered"]),
-                        num(&x["exited"]),
-                        num(&x["end"]),
+                        x.stage.clone(),
+                        x.start.to_string(),
+                        x.entered.to_string(),
+                        x.exited.to_string(),
+                        x.end.to_string(),
                     ];
-                    row.extend(kinds.iter().map(|k| num(&x["exited_by_kind"][k])));
+                    row.extend(kinds.iter().map(|k| {
+                        x.exited_by_kind
+                            .get(*k)
+                            .map_or("-".to_string(), |n| n.to_string())
+                    }));
                     row
                 })
                 .collect();
@@ -500,20 +529,23 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             );
         }
         MetricsCmd::Conversion(p) => {
+            let Some(r) = typed::<Conversion>(r) else {
+                return;
+            };
             if !p.csv {
-                println!("{}", text(&r["direct"]["label"]));
+                println!("{}", r.direct.label);
             }
-            let rows = r["direct"]["rows"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let rows = r
+                .direct
+                .rows
+                .iter()
                 .map(|x| {
                     vec![
-                        text(&x["stage"]),
-                        text(&x["next"]),
-                        num(&x["moved_on"]),
-                        num(&x["exits"]),
-                        pct(&x["rate"]),
+                        x.stage.clone(),
+                        x.next.clone(),
+                        x.moved_on.to_string(),
+                        x.exits.to_string(),
+                        share(x.rate),
                     ]
                 })
                 .collect();
@@ -523,37 +555,40 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 rows,
             );
             if !p.csv {
-                println!("{}", text(&r["reached"]["label"]));
-                let rows = r["reached"]["rows"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|x| vec![text(&x["stage"]), num(&x["reached"]), pct(&x["share"])])
+                println!("{}", r.reached.label);
+                let rows = r
+                    .reached
+                    .rows
+                    .iter()
+                    .map(|x| vec![x.stage.clone(), x.reached.to_string(), share(x.share)])
                     .collect();
                 emit(false, &["stage", "reached", "share of cohort"], rows);
             }
         }
         MetricsCmd::Outcomes(p) => {
+            let Some(r) = typed::<Outcomes>(r) else {
+                return;
+            };
             let rows = vec![
-                vec!["won".into(), num(&r["won"])],
-                vec!["lost".into(), num(&r["lost"])],
-                vec!["win rate".into(), pct(&r["win_rate"])],
-                vec!["cycle median days".into(), num(&r["cycle"]["median_days"])],
-                vec!["cycle mean days".into(), num(&r["cycle"]["mean_days"])],
+                vec!["won".into(), r.won.to_string()],
+                vec!["lost".into(), r.lost.to_string()],
+                vec!["win rate".into(), share(r.win_rate)],
+                vec!["cycle median days".into(), days(r.cycle.median_days)],
+                vec!["cycle mean days".into(), days(r.cycle.mean_days)],
                 vec![
                     "lost cycle median days".into(),
-                    num(&r["lost_cycle"]["median_days"]),
+                    days(r.lost_cycle.median_days),
                 ],
+                vec!["lost cycle mean days".into(), days(r.lost_cycle.mean_days)],
                 vec![
-                    "lost cycle mean days".into(),
-                    num(&r["lost_cycle"]["mean_days"]),
+                    "won imported, not earned".into(),
+                    r.won_imported.to_string(),
                 ],
-                vec!["won imported, not earned".into(), num(&r["won_imported"])],
-                vec!["open".into(), num(&r["open"])],
-                vec!["won amount".into(), num(&r["won_amount"])],
-                vec!["mean won amount".into(), num(&r["mean_won_amount"])],
-                vec!["velocity per day".into(), num(&r["velocity_per_day"])],
-                vec!["weighted pipeline".into(), num(&r["weighted_pipeline"])],
+                vec!["open".into(), r.open.to_string()],
+                vec!["won amount".into(), num(&json!(r.won_amount))],
+                vec!["mean won amount".into(), num(&json!(r.mean_won_amount))],
+                vec!["velocity per day".into(), num(&json!(r.velocity_per_day))],
+                vec!["weighted pipeline".into(), num(&json!(r.weighted_pipeline))],
             ];
             emit(p.csv, &["metric", "value"], rows);
         }

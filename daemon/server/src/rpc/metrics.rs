@@ -13,6 +13,7 @@ use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
     ConversionPeriod, MetricsCompare, MetricsStalled, OutcomesPeriod, Period,
 };
+use stagecoach_types::api::results::Flow;
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
@@ -55,12 +56,12 @@ fn version_window(store: &Store, p: &Period) -> Result<(Millis, Millis), ReadErr
     Ok((p.from.max(start), p.to.min(end).max(p.from.max(start))))
 }
 
-fn flow_json(
+fn flow_of(
     store: &Store,
     active: &ActiveProcess,
     p: &Period,
     now: Millis,
-) -> Result<Value, ReadError> {
+) -> Result<Flow, ReadError> {
     let stages = stages(active, &p.stage)?;
     let (from, to) = version_window(store, p)?;
     let txn = store.read_txn()?;
@@ -68,11 +69,14 @@ fn flow_json(
         owner: p.owner.clone(),
     };
     let rows = metrics::flow(&txn, &stages, from, to, now, &filter)?;
-    Ok(json!({
-        "from": from, "to": to, "owner": p.owner, "version": p.version,
-        "note": "periods are whole UTC days; end = start + entered − exited",
-        "rows": rows,
-    }))
+    Ok(Flow {
+        from,
+        to,
+        owner: p.owner.clone(),
+        version: p.version,
+        note: "periods are whole UTC days; end = start + entered − exited".into(),
+        rows,
+    })
 }
 
 pub(super) fn flow(ctx: &Arc<Ctx>, p: Period) -> Reply {
@@ -82,7 +86,7 @@ pub(super) fn flow(ctx: &Arc<Ctx>, p: Period) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     let now = ctx.clock.now();
-    read(move || flow_json(&ctx.store, &active, &p, now))
+    read(move || Ok(json!(flow_of(&ctx.store, &active, &p, now)?)))
 }
 
 pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
@@ -206,8 +210,8 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
     let active = ctx.active();
     let now = ctx.clock.now();
     read(move || {
-        let a = flow_json(&ctx.store, &active, &p.a, now)?;
-        let b = flow_json(&ctx.store, &active, &p.b, now)?;
+        let a = flow_of(&ctx.store, &active, &p.a, now)?;
+        let b = flow_of(&ctx.store, &active, &p.b, now)?;
         let txn = ctx.store.read_txn()?;
         let stays = |period: &Period, stage: &str| -> Result<Value, ReadError> {
             let (from, to) = version_window(&ctx.store, period)?;
@@ -219,31 +223,23 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
             )?)))
         };
         let mut rows = Vec::new();
-        for (ra, rb) in a["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .zip(b["rows"].as_array().into_iter().flatten())
-        {
-            let stage = ra["stage"].as_str().unwrap_or_default().to_string();
-            let rate = |r: &Value| {
-                let exited = r["exited"].as_f64().unwrap_or(0.0);
-                (exited > 0.0)
-                    .then(|| r["exited_by_kind"]["advanced"].as_f64().unwrap_or(0.0) / exited)
+        for (ra, rb) in a.rows.iter().zip(&b.rows) {
+            let stage = ra.stage.clone();
+            let rate = |r: &metrics::FlowRow| {
+                (r.exited > 0).then(|| {
+                    r.exited_by_kind.get("advanced").copied().unwrap_or(0) as f64 / r.exited as f64
+                })
             };
             rows.push(json!({
                 "stage": stage,
                 "a": { "flow": ra, "time_in_stage": stays(&p.a, &stage)?, "advance_rate": rate(ra) },
                 "b": { "flow": rb, "time_in_stage": stays(&p.b, &stage)?, "advance_rate": rate(rb) },
-                "delta": {
-                    "entered": rb["entered"].as_i64().unwrap_or(0) - ra["entered"].as_i64().unwrap_or(0),
-                    "exited": rb["exited"].as_i64().unwrap_or(0) - ra["exited"].as_i64().unwrap_or(0),
-                },
+                "delta": { "entered": rb.entered - ra.entered, "exited": rb.exited - ra.exited },
             }));
         }
         Ok(
-            json!({ "a": { "from": a["from"], "to": a["to"], "version": p.a.version, "owner": p.a.owner },
-                   "b": { "from": b["from"], "to": b["to"], "version": p.b.version, "owner": p.b.owner },
+            json!({ "a": { "from": a.from, "to": a.to, "version": p.a.version, "owner": p.a.owner },
+                   "b": { "from": b.from, "to": b.to, "version": p.b.version, "owner": p.b.owner },
                    "rows": rows }),
         )
     })

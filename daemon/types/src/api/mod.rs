@@ -93,7 +93,7 @@ pub mod methods {
         /// A metric plugin's values.
         MetricsPlugin = "metrics.plugin" (p::MetricsPlugin) -> Value;
         /// Per stage: start, entered, exited, end.
-        MetricsFlow = "metrics.flow" (p::Period) -> Value;
+        MetricsFlow = "metrics.flow" (p::Period) -> r::Flow;
         /// Per stage: completed stays and open ages.
         MetricsTimeInStage = "metrics.time_in_stage" (p::Period) -> Value;
         /// Direct and cohort conversion.

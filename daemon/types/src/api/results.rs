@@ -1,6 +1,8 @@
 //! Methods' results that are typed: what the engine returns, what the
 //! daemon sends and what a client reads back, one definition.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Activity, Prospect, ProspectId, Status, Transition, Verdict};
@@ -226,4 +228,42 @@ pub struct Conversion {
     pub direct: Direct,
     /// How far the period's cohort got.
     pub reached: Reached,
+}
+
+/// One stage's flow in a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowRow {
+    /// Stage id.
+    pub stage: String,
+    /// Prospects in the stage at the start.
+    pub start: i64,
+    /// Transitions into the stage (creation in it counts).
+    pub entered: i64,
+    /// Transitions out of the stage.
+    pub exited: i64,
+    /// Exits by kind.
+    pub exited_by_kind: BTreeMap<String, i64>,
+    /// With an owner filter: prospects handed to / taken from this owner
+    /// while in the stage (included in entered / exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassigned: Option<(i64, i64)>,
+    /// Prospects in the stage at the end.
+    pub end: i64,
+}
+
+/// `metrics.flow`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Start of the period (narrowed to a version's window).
+    pub from: crate::model::Millis,
+    /// End of the period, exclusive.
+    pub to: crate::model::Millis,
+    /// The owner filter, if any.
+    pub owner: Option<String>,
+    /// The version filter, if any.
+    pub version: Option<u64>,
+    /// The definitions, in words.
+    pub note: String,
+    /// One row per stage.
+    pub rows: Vec<FlowRow>,
 }
