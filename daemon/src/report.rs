@@ -240,18 +240,19 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     );
 
     // Time in stage.
-    let medians: Vec<(String, f64, String)> = rows(&time, "rows")
+    let medians: Vec<(String, f64, String)> = time
+        .rows
         .iter()
         .map(|r| {
-            let c = &r["completed"];
+            let c = &r.completed;
             (
-                r["stage"].as_str().unwrap_or("").to_string(),
-                c["median_days"].as_f64().unwrap_or(0.0),
+                r.stage.clone(),
+                c.median_days.unwrap_or(0.0),
                 format!(
                     "median {} d · p90 {} d · {} stays",
-                    num(&c["median_days"]),
-                    num(&c["p90_days"]),
-                    num(&c["count"])
+                    figure(c.median_days),
+                    figure(c.p90_days),
+                    c.count
                 ),
             )
         })
@@ -284,10 +285,9 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     );
 
     // Stalled by owner.
-    let stalled_rows: Vec<(String, f64, String)> = stalled["by_owner"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let stalled_rows: Vec<(String, f64, String)> = stalled
+        .by_owner
+        .iter()
         .map(|(owner, n)| {
             (
                 if owner.is_empty() {
@@ -295,8 +295,8 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
                 } else {
                     owner.clone()
                 },
-                n.as_f64().unwrap_or(0.0),
-                num(n),
+                *n as f64,
+                n.to_string(),
             )
         })
         .collect();

@@ -3,7 +3,7 @@
 
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
-use stagecoach_types::api::results::{Conversion, Flow, Outcomes};
+use stagecoach_types::api::results::{Conversion, Flow, Outcomes, Stalled, TimeInStage};
 
 use super::args::{ActivityCmd, Command, MetricsCmd, PluginCmd, ProcessCmd, ProspectCmd};
 
@@ -498,19 +498,22 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             emit(p.csv, &headers, rows);
         }
         MetricsCmd::TimeInStage(p) => {
-            let rows = rows_of(r)
+            let Some(r) = typed::<TimeInStage>(r) else {
+                return;
+            };
+            let rows = r
+                .rows
                 .iter()
                 .map(|x| {
-                    let c = &x["completed"];
-                    let o = &x["open_ages"];
+                    let (c, o) = (&x.completed, &x.open_ages);
                     vec![
-                        text(&x["stage"]),
-                        num(&c["count"]),
-                        num(&c["mean_days"]),
-                        num(&c["median_days"]),
-                        num(&c["p90_days"]),
-                        num(&o["count"]),
-                        num(&o["median_days"]),
+                        x.stage.clone(),
+                        c.count.to_string(),
+                        days(c.mean_days),
+                        days(c.median_days),
+                        days(c.p90_days),
+                        o.count.to_string(),
+                        days(o.median_days),
                     ]
                 })
                 .collect();
@@ -593,18 +596,18 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             emit(p.csv, &["metric", "value"], rows);
         }
         MetricsCmd::Stalled { csv, .. } => {
-            let rows = r["stalled"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let Some(r) = typed::<Stalled>(r) else { return };
+            let rows = r
+                .stalled
+                .iter()
                 .map(|x| {
                     vec![
-                        num(&x["id"]),
-                        text(&x["name"]),
-                        text(&x["owner"]),
-                        text(&x["stage"]),
-                        num(&x["idle_days"]),
-                        num(&x["stall_after_days"]),
+                        x.id.to_string(),
+                        x.name.clone(),
+                        x.owner.clone().unwrap_or_default(),
+                        x.stage.clone(),
+                        x.idle_days.to_string(),
+                        x.stall_after_days.to_string(),
                     ]
                 })
                 .collect();

@@ -13,7 +13,7 @@ use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
     ConversionPeriod, MetricsCompare, MetricsStalled, OutcomesPeriod, Period,
 };
-use stagecoach_types::api::results::Flow;
+use stagecoach_types::api::results::{Flow, Stalled, StalledProspect, TimeInStage, TimeInStageRow};
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
@@ -118,12 +118,20 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
                 .iter()
                 .map(|x| (now.0 - x.stage_entered_at.0).max(0))
                 .collect();
-            rows.push(json!({ "stage": stage, "completed": completed, "open_ages": metrics::durations(open) }));
+            rows.push(TimeInStageRow {
+                stage,
+                completed,
+                open_ages: metrics::durations(open),
+            });
         }
-        Ok(
-            json!({ "from": from, "to": to, "owner": p.owner, "rows": rows,
-                   "note": "completed: stays that ended in the period; open_ages: current stays, as of now" }),
-        )
+        Ok(json!(TimeInStage {
+            from,
+            to,
+            owner: p.owner.clone(),
+            rows,
+            note: "completed: stays that ended in the period; open_ages: current stays, as of now"
+                .into(),
+        }))
     })
 }
 
@@ -171,7 +179,7 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: MetricsStalled) -> Reply {
     read(move || {
         let stages = stages(&active, &p.stage)?;
         let mut out = Vec::new();
-        let mut by_owner: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_owner: BTreeMap<String, u64> = BTreeMap::new();
         for id in stages {
             let stage = active.process.stage(&id).expect("a stage of the process");
             let Some(days) = stage.stall_after_days else {
@@ -188,17 +196,25 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: MetricsStalled) -> Reply {
                     *by_owner
                         .entry(x.owner.clone().unwrap_or_default())
                         .or_default() += 1;
-                    out.push(json!({
-                        "id": x.id, "name": x.name, "owner": x.owner, "stage": x.stage,
-                        "last_activity_at": x.last_activity_at,
-                        "idle_days": ((now.0 - x.last_activity_at.0) / Millis::DAY),
-                        "stall_after_days": days,
-                    }));
+                    out.push(StalledProspect {
+                        idle_days: (now.0 - x.last_activity_at.0) / Millis::DAY,
+                        id: x.id,
+                        name: x.name,
+                        owner: x.owner,
+                        stage: x.stage,
+                        last_activity_at: x.last_activity_at,
+                        stall_after_days: days,
+                    });
                 }
             }
         }
-        Ok(json!({ "as_of": now, "stalled": out, "by_owner": by_owner,
-                   "note": "open prospects whose last activity is older than their stage's stall_after_days" }))
+        Ok(json!(Stalled {
+            as_of: now,
+            stalled: out,
+            by_owner,
+            note: "open prospects whose last activity is older than their stage's stall_after_days"
+                .into(),
+        }))
     })
 }
 

@@ -95,13 +95,13 @@ pub mod methods {
         /// Per stage: start, entered, exited, end.
         MetricsFlow = "metrics.flow" (p::Period) -> r::Flow;
         /// Per stage: completed stays and open ages.
-        MetricsTimeInStage = "metrics.time_in_stage" (p::Period) -> Value;
+        MetricsTimeInStage = "metrics.time_in_stage" (p::Period) -> r::TimeInStage;
         /// Direct and cohort conversion.
         MetricsConversion = "metrics.conversion" (p::ConversionPeriod) -> r::Conversion;
         /// Win rate, cycle, amounts, velocity.
         MetricsOutcomes = "metrics.outcomes" (p::OutcomesPeriod) -> r::Outcomes;
         /// Open prospects idle longer than their stage allows.
-        MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> Value;
+        MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> r::Stalled;
         /// Two periods side by side.
         MetricsCompare = "metrics.compare" (p::MetricsCompare) -> Value;
         /// One page of an export.

@@ -267,3 +267,61 @@ pub struct Flow {
     /// One row per stage.
     pub rows: Vec<FlowRow>,
 }
+
+/// One stage's time in stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeInStageRow {
+    /// The stage.
+    pub stage: String,
+    /// Stays that ended in the period.
+    pub completed: Durations,
+    /// Current stays' ages, as of now.
+    pub open_ages: Durations,
+}
+
+/// `metrics.time_in_stage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeInStage {
+    /// Start of the period (narrowed to a version's window).
+    pub from: crate::model::Millis,
+    /// End of the period, exclusive.
+    pub to: crate::model::Millis,
+    /// The owner filter, if any.
+    pub owner: Option<String>,
+    /// One row per stage.
+    pub rows: Vec<TimeInStageRow>,
+    /// The definitions, in words.
+    pub note: String,
+}
+
+/// One open prospect idle longer than its stage allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StalledProspect {
+    /// The prospect.
+    pub id: ProspectId,
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner: Option<String>,
+    /// Its stage.
+    pub stage: String,
+    /// Its latest activity.
+    pub last_activity_at: crate::model::Millis,
+    /// Whole days since then.
+    pub idle_days: i64,
+    /// The stage's `stall_after_days`.
+    pub stall_after_days: u32,
+}
+
+/// `metrics.stalled`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stalled {
+    /// When it was computed.
+    pub as_of: crate::model::Millis,
+    /// The stalled prospects.
+    pub stalled: Vec<StalledProspect>,
+    /// How many per owner (`""`: no owner).
+    pub by_owner: BTreeMap<String, u64>,
+    /// The definition, in words.
+    pub note: String,
+}
