@@ -93,6 +93,9 @@ pub struct Method {
     pub name: &'static str,
     /// Its named parameters, as its parameter type declares them.
     pub params: fn() -> &'static [&'static str],
+    /// The fields of its result, where the result is a typed struct (empty
+    /// while it is still free-form JSON).
+    pub result_fields: fn() -> &'static [&'static str],
     /// Parses the parameters and starts the method.
     handler: fn(&Arc<Ctx>, Value) -> Reply,
     /// After answering, the connection receives notifications.
@@ -122,6 +125,7 @@ macro_rules! method {
         Method {
             name: <$m as api::Method>::NAME,
             params: field_names::<<$m as api::Method>::Params>,
+            result_fields: field_names::<<$m as api::Method>::Result>,
             handler: |ctx, p| match params::<<$m as api::Method>::Params>(p) {
                 Ok(p) => $f(ctx, p),
                 Err(e) => ready(Err(e)),
@@ -322,6 +326,39 @@ mod doc_tests {
                 m.name
             );
         }
+    }
+
+    #[test]
+    fn every_field_of_a_typed_result_is_documented() {
+        let section = DOC.split("## Methods").nth(1).unwrap();
+        let section = section.split("\n## ").next().unwrap();
+        let mut gaps = Vec::new();
+        for m in METHODS {
+            let line = section
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", m.name)))
+                .expect("documented");
+            let result = line.split('|').nth(3).unwrap_or_default();
+            let missing: Vec<&str> = (m.result_fields)()
+                .iter()
+                .copied()
+                .filter(|f| {
+                    !result.contains(&format!("`{f}`"))
+                        && !result.contains(&format!("`{f}?`"))
+                        && !result.contains(&format!("{{{f},"))
+                        && !result.contains(&format!(", {f},"))
+                        && !result.contains(&format!(", {f}}}"))
+                })
+                .collect();
+            if !missing.is_empty() {
+                gaps.push(format!("`{}`: {missing:?}", m.name));
+            }
+        }
+        assert!(
+            gaps.is_empty(),
+            "docs/protocol.md does not name these result fields:\n{}",
+            gaps.join("\n")
+        );
     }
 
     #[test]
