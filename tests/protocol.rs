@@ -282,6 +282,41 @@ fn a_client_that_disconnects_mid_request_hurts_nobody() {
     assert!((1..=21).contains(&n), "whole requests only: {n}");
 }
 
+#[test]
+fn a_closed_connection_is_released_once_its_answers_are_out() {
+    // Not after the shutdown grace (5 s) meant for clients that stop
+    // reading: a client that read everything and left frees its slot now.
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    for round in 0..5 {
+        let mut other = d.client();
+        other.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "note", "actor": "rep" }),
+        );
+        other.ok("activity.list", json!({ "prospect": id }));
+        drop(other);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            let status = c.ok("daemon.status", json!({}));
+            if status["connections"] == 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the closed connection is still held: {status}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    assert!(
+        !d.log_text().contains("did not read its answers"),
+        "{}",
+        d.log_text()
+    );
+}
+
 /// A connection that `daemon.status` answers, retried while a slot freed
 /// by a closed connection is still being released (the daemon frees it
 /// when it reads the close).

@@ -560,6 +560,9 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
             }
         }
     }
+    // The session's sender too: the output task ends once every answer
+    // already started has been handed to it.
+    drop(session);
     // Answer everything already started before closing, but do not let a
     // client that stopped reading hold the daemon hostage.
     let finish = async {
