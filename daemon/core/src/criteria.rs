@@ -4,10 +4,9 @@
 //! evaluation: the same inputs always give the same verdicts, which is what
 //! makes dry runs (`prospect.evaluate`) trustworthy.
 
-use serde_json::{Value, json};
-
 use crate::process::{ExitCriterion, Op, PluginDecl, Rule, Stage};
 use stagecoach_plugin_host::{CallInput, PluginSet};
+use stagecoach_types::api::results::Checklist;
 pub use stagecoach_types::model::ActivityFacts;
 use stagecoach_types::model::{FieldValue, Millis, Prospect, Verdict};
 
@@ -96,17 +95,22 @@ pub fn stage_checklists(
     facts: &ActivityFacts,
     as_of: Millis,
     plugins: Plugins<'_>,
-) -> Vec<Value> {
+) -> Vec<Checklist> {
     stage
         .checklists
         .iter()
         .map(
             |name| match run_checklist(name, prospect, facts, as_of, plugins) {
-                Ok(items) => {
-                    let done = items.iter().filter(|i| i.done).count();
-                    json!({ "name": name, "done": done, "total": items.len(), "items": items })
-                }
-                Err(reason) => json!({ "name": name, "error": reason }),
+                Ok(items) => Checklist::Items {
+                    name: name.clone(),
+                    done: items.iter().filter(|i| i.done).count() as u64,
+                    total: items.len() as u64,
+                    items,
+                },
+                Err(error) => Checklist::Failed {
+                    name: name.clone(),
+                    error,
+                },
             },
         )
         .collect()

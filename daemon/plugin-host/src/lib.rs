@@ -911,18 +911,7 @@ impl Reusable {
     }
 }
 
-/// A checklist item as the daemon reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChecklistItem {
-    /// Stable id.
-    pub id: String,
-    /// What the item asks.
-    pub label: String,
-    /// Whether it is done.
-    pub done: bool,
-    /// Evidence, or what is missing.
-    pub evidence: String,
-}
+pub use stagecoach_types::api::results::ChecklistItem;
 
 /// A metric plugin's value.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -3,7 +3,15 @@
 
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
-use stagecoach_types::api::results::{Conversion, Flow, Outcomes, Stalled, TimeInStage};
+use stagecoach_types::api::results::{
+    Checklist, Conversion, Flow, Outcomes, ProspectView, Stalled, TimeInStage,
+};
+
+/// A value as the protocol spells it (enums lowercase, field values as
+/// JSON), for printing.
+fn wire<T: serde::Serialize>(x: &T) -> String {
+    text(&serde_json::to_value(x).unwrap_or_default())
+}
 
 use super::args::{ActivityCmd, Command, MetricsCmd, PluginCmd, ProcessCmd, ProspectCmd};
 
@@ -51,21 +59,6 @@ pub(crate) fn render_moves(moves: &Value) {
             text(&m["to"]),
             text(&m["kind"]),
             text(&m["at"])
-        );
-    }
-}
-
-pub(crate) fn render_verdicts(verdicts: &Value) {
-    for v in verdicts.as_array().into_iter().flatten() {
-        let mark = if v["met"] == json!(true) {
-            "✓"
-        } else {
-            "✗"
-        };
-        println!(
-            "  {mark} {}  — {}",
-            text(&v["question"]),
-            text(&v["reason"])
         );
     }
 }
@@ -182,70 +175,76 @@ pub(crate) fn render(command: &Command, r: &Value) {
             render_moves(&r["moves"]);
         }
         Command::Prospect(ProspectCmd::Get { .. } | ProspectCmd::Evaluate { .. }) => {
-            println!("prospect {}: {}", r["id"], text(&r["name"]));
-            if !r["company"].is_null() {
-                println!("company   {}", text(&r["company"]));
+            let Some(v) = typed::<ProspectView>(r) else {
+                return;
+            };
+            let p = &v.prospect;
+            println!("prospect {}: {}", p.id, p.name);
+            if let Some(company) = &p.company {
+                println!("company   {company}");
             }
-            if !r["owner"].is_null() {
-                println!("owner     {}", text(&r["owner"]));
+            if let Some(owner) = &p.owner {
+                println!("owner     {owner}");
             }
             println!(
                 "stage     {} ({})  status {}  since {}",
-                text(&r["stage_name"]),
-                text(&r["stage"]),
-                text(&r["status"]),
-                text(&r["stage_entered_at"])
+                v.stage_name.clone().unwrap_or_default(),
+                p.stage,
+                wire(&p.status),
+                p.stage_entered_at
             );
-            if let Some(fields) = r["fields"].as_object().filter(|f| !f.is_empty()) {
-                let list: Vec<String> = fields
+            if !p.fields.is_empty() {
+                let list: Vec<String> = p
+                    .fields
                     .iter()
-                    .map(|(k, v)| format!("{k}={}", text(v)))
+                    .map(|(k, value)| format!("{k}={}", wire(value)))
                     .collect();
                 println!("fields    {}", list.join("  "));
             }
-            if r.get("verdicts").is_some() {
-                let ready = if r["ready"] == json!(true) {
-                    format!("ready to move to `{}`", text(&r["next_stage"]))
+            if let Some(verdicts) = &v.verdicts {
+                let ready = if v.ready == Some(true) {
+                    format!(
+                        "ready to move to `{}`",
+                        v.next_stage.clone().unwrap_or_default()
+                    )
                 } else {
                     "not ready to move on".to_string()
                 };
                 println!("exit criteria ({ready}):");
-                render_verdicts(&r["verdicts"]);
-            }
-            for c in r["checklists"].as_array().into_iter().flatten() {
-                if let Some(e) = c["error"].as_str() {
-                    println!("checklist {}: unavailable ({e})", text(&c["name"]));
-                    continue;
-                }
-                println!(
-                    "checklist {} ({}/{} done):",
-                    text(&c["name"]),
-                    c["done"],
-                    c["total"]
-                );
-                for item in c["items"].as_array().into_iter().flatten() {
-                    let mark = if item["done"] == json!(true) {
-                        "✓"
-                    } else {
-                        "·"
-                    };
-                    println!(
-                        "  {mark} {}  — {}",
-                        text(&item["label"]),
-                        text(&item["evidence"])
-                    );
+                for verdict in verdicts {
+                    let mark = if verdict.met { "✓" } else { "✗" };
+                    println!("  {mark} {}  — {}", verdict.question, verdict.reason);
                 }
             }
-            if let Some(history) = r["transitions"].as_array() {
+            for c in &v.checklists {
+                match c {
+                    Checklist::Failed { name, error } => {
+                        println!("checklist {name}: unavailable ({error})");
+                    }
+                    Checklist::Items {
+                        name,
+                        done,
+                        total,
+                        items,
+                    } => {
+                        println!("checklist {name} ({done}/{total} done):");
+                        for item in items {
+                            let mark = if item.done { "✓" } else { "·" };
+                            println!("  {mark} {}  — {}", item.label, item.evidence);
+                        }
+                    }
+                }
+            }
+            if let Some(history) = &v.transitions {
                 let mut t = table(&["at", "from", "to", "kind", "version", "reason"]);
                 for m in history {
                     t.add_row(vec![
-                        text(&m["at"]),
-                        text(&m["from"]),
-                        text(&m["to"]),
-                        text(&m["kind"]),
-                        text(&m["process_version"]),
-                        text(&m["reason"]),
+                        m.at.to_string(),
+                        m.from.clone().unwrap_or_default(),
+                        m.to.clone(),
+                        wire(&m.kind),
+                        m.process_version.to_string(),
+                        m.reason.clone().unwrap_or_default(),
                     ]);
                 }
                 println!("{t}");

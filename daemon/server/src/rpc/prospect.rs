@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::criteria::{all_met, stage_checklists};
@@ -10,6 +10,7 @@ use stagecoach_core::engine::import::ImportProspect;
 use stagecoach_core::engine::{self, NewProspect, ProspectUpdate, WriteOp};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::api::params::{ById, Outcome, ProspectClose, ProspectList, ProspectMove};
+use stagecoach_types::api::results::ProspectView;
 use stagecoach_types::model::{Millis, ProspectId, Status};
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
@@ -75,42 +76,41 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
         };
         let process = &active.process;
         let index = process.stage_index(&prospect.stage);
-        let mut out = serde_json::to_value(&prospect).expect("prospects serialize");
-        if let Some(i) = index {
+        let mut view = ProspectView {
+            stage_name: index.map(|i| process.stages[i].name.clone()),
+            verdicts: None,
+            ready: None,
+            next_stage: None,
+            days_in_stage: None,
+            checklists: Vec::new(),
+            process_version: active.version,
+            transitions: None,
+            prospect: prospect.clone(),
+        };
+        if let Some(i) = index
+            && prospect.status == Status::Open
+        {
             let stage = &process.stages[i];
-            out["stage_name"] = json!(stage.name);
-            if prospect.status == Status::Open {
-                // The engine's own evaluation, as a write would make it now.
-                let checklists = !stage.checklists.is_empty();
-                let e = engine::evaluate(&snap, &active, &prospect, stage, now, checklists)?;
-                out["checklists"] = json!(stage_checklists(
-                    stage,
-                    &prospect,
-                    &e.facts,
-                    e.as_of,
-                    active.plugin_context()
-                ));
-                let next = process
+            // The engine's own evaluation, as a write would make it now.
+            let checklists = !stage.checklists.is_empty();
+            let e = engine::evaluate(&snap, &active, &prospect, stage, now, checklists)?;
+            view.checklists =
+                stage_checklists(stage, &prospect, &e.facts, e.as_of, active.plugin_context());
+            view.next_stage = Some(
+                process
                     .stages
                     .get(i + 1)
-                    .map_or("won".to_string(), |s| s.id.clone());
-                out["ready"] = json!(all_met(&e.verdicts));
-                out["next_stage"] = json!(next);
-                out["verdicts"] = json!(e.verdicts);
-                out["days_in_stage"] =
-                    json!((prospect.stage_entered_at.days_until(now) * 10.0).round() / 10.0);
-            }
-        } else {
-            out["stage_name"] = Value::Null;
+                    .map_or("won".to_string(), |s| s.id.clone()),
+            );
+            view.ready = Some(all_met(&e.verdicts));
+            view.verdicts = Some(e.verdicts);
+            view.days_in_stage =
+                Some((prospect.stage_entered_at.days_until(now) * 10.0).round() / 10.0);
         }
-        if out.get("checklists").is_none() {
-            out["checklists"] = json!([]);
-        }
-        out["process_version"] = json!(active.version);
         if history {
-            out["transitions"] = json!(snap.transitions(id)?);
+            view.transitions = Some(snap.transitions(id)?);
         }
-        Ok(out)
+        Ok(json!(view))
     })
 }
 

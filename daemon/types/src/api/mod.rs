@@ -67,13 +67,13 @@ pub mod methods {
         /// A new prospect.
         ProspectCreate = "prospect.create" (p::NewProspect) -> r::ProspectMoves;
         /// One prospect with its verdicts, checklists and transitions.
-        ProspectGet = "prospect.get" (p::ById) -> Value;
+        ProspectGet = "prospect.get" (p::ById) -> r::ProspectView;
         /// A page of prospects.
         ProspectList = "prospect.list" (p::ProspectList) -> Value;
         /// Changes a prospect's name, company, owner or fields.
         ProspectUpdate = "prospect.update" (p::ProspectUpdate) -> r::ProspectMoves;
         /// A prospect's verdicts, as `prospect.get` without transitions.
-        ProspectEvaluate = "prospect.evaluate" (p::ById) -> Value;
+        ProspectEvaluate = "prospect.evaluate" (p::ById) -> r::ProspectView;
         /// Moves a prospect on when its criteria are met.
         ProspectAdvance = "prospect.advance" (p::ById) -> r::Moved;
         /// A forced move, with a reason.

@@ -325,3 +325,69 @@ pub struct Stalled {
     /// The definition, in words.
     pub note: String,
 }
+
+/// A checklist item as the daemon reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChecklistItem {
+    /// Stable id.
+    pub id: String,
+    /// What the item asks.
+    pub label: String,
+    /// Whether it is done.
+    pub done: bool,
+    /// Evidence, or what is missing.
+    pub evidence: String,
+}
+
+/// One methodology checklist of a prospect's stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Checklist {
+    /// The plugin answered.
+    Items {
+        /// The checklist plugin.
+        name: String,
+        /// Items done.
+        done: u64,
+        /// Items in all.
+        total: u64,
+        /// Each item with its evidence.
+        items: Vec<ChecklistItem>,
+    },
+    /// The plugin failed (closed): why.
+    Failed {
+        /// The checklist plugin.
+        name: String,
+        /// Why it has no items.
+        error: String,
+    },
+}
+
+/// `prospect.get` and `prospect.evaluate`: a prospect with where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProspectView {
+    /// The prospect.
+    #[serde(flatten)]
+    pub prospect: Prospect,
+    /// Its stage's name; null when the stage is not in the process in force.
+    pub stage_name: Option<String>,
+    /// Each exit criterion of its stage, as of the request (open prospects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<Vec<Verdict>>,
+    /// Every exit criterion met (open prospects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// The stage it would move to, or `won` (open prospects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_stage: Option<String>,
+    /// Days in its stage, one decimal (open prospects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days_in_stage: Option<f64>,
+    /// Its stage's checklists.
+    pub checklists: Vec<Checklist>,
+    /// The process version evaluated under.
+    pub process_version: u64,
+    /// Its transitions, oldest first (`prospect.get` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<Transition>>,
+}
