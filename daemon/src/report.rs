@@ -317,8 +317,8 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
                 version,
                 esc(loaded.as_str().unwrap_or(""))
             );
-            for c in diff["changes"].as_array().into_iter().flatten() {
-                let _ = write!(body, "<li>{}</li>", esc(c.as_str().unwrap_or("")));
+            for c in &diff.changes {
+                let _ = write!(body, "<li>{}</li>", esc(c));
             }
             body.push_str(
                 "</ul><p>The 30 days before the change against the 30 days after it.</p>",

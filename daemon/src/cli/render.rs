@@ -4,7 +4,8 @@
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 use stagecoach_types::api::results::{
-    Checklist, Conversion, Flow, Outcomes, ProspectView, Stalled, TimeInStage,
+    Activities, Checklist, Conversion, Flow, Outcomes, ProspectPage, ProspectView, Stalled,
+    TimeInStage,
 };
 
 /// A value as the protocol spells it (enums lowercase, field values as
@@ -251,6 +252,9 @@ pub(crate) fn render(command: &Command, r: &Value) {
             }
         }
         Command::Prospect(ProspectCmd::List { .. }) => {
+            let Some(page) = typed::<ProspectPage>(r) else {
+                return;
+            };
             let mut t = table(&[
                 "id",
                 "name",
@@ -260,26 +264,26 @@ pub(crate) fn render(command: &Command, r: &Value) {
                 "status",
                 "in stage since",
             ]);
-            for p in r["prospects"].as_array().into_iter().flatten() {
-                let status = text(&p["status"]);
+            for p in &page.prospects {
+                let status = wire(&p.status);
                 let status_cell = match status.as_str() {
                     "won" => Cell::new(status).fg(Color::Green),
                     "lost" => Cell::new(status).fg(Color::Red),
                     _ => Cell::new(status),
                 };
                 t.add_row(vec![
-                    Cell::new(text(&p["id"])),
-                    Cell::new(text(&p["name"])),
-                    Cell::new(text(&p["company"])),
-                    Cell::new(text(&p["owner"])),
-                    Cell::new(text(&p["stage"])),
+                    Cell::new(p.id),
+                    Cell::new(&p.name),
+                    Cell::new(p.company.clone().unwrap_or_default()),
+                    Cell::new(p.owner.clone().unwrap_or_default()),
+                    Cell::new(&p.stage),
                     status_cell,
-                    Cell::new(text(&p["stage_entered_at"])),
+                    Cell::new(p.stage_entered_at),
                 ]);
             }
             println!("{t}");
-            if !r["next"].is_null() {
-                println!("more: --after {}", r["next"]);
+            if let Some(next) = page.next {
+                println!("more: --after {next}");
             }
         }
         Command::Prospect(ProspectCmd::Update { .. }) => {
@@ -306,18 +310,21 @@ pub(crate) fn render(command: &Command, r: &Value) {
             println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
         }
         Command::Activity(ActivityCmd::List { .. }) => {
+            let Some(list) = typed::<Activities>(r) else {
+                return;
+            };
             let mut t = table(&["id", "at", "kind", "actor", "data"]);
-            for a in r["activities"].as_array().into_iter().flatten() {
-                let data = if a["data"].is_null() {
+            for a in &list.activities {
+                let data = if a.data.is_empty() {
                     String::new()
                 } else {
-                    a["data"].to_string()
+                    Value::Object(a.data.clone()).to_string()
                 };
                 t.add_row(vec![
-                    text(&a["id"]),
-                    text(&a["at"]),
-                    text(&a["kind"]),
-                    text(&a["actor"]),
+                    a.id.to_string(),
+                    a.at.to_string(),
+                    a.kind.clone(),
+                    wire(&a.actor),
                     data,
                 ]);
             }

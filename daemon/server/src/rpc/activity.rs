@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Ctx, ReadError, Reply, read};
 use stagecoach_core::engine::{NewActivity, WriteOp};
 use stagecoach_types::api::params::ActivityList;
+use stagecoach_types::api::results::Activities;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 pub(super) fn record(ctx: &Arc<Ctx>, p: NewActivity) -> Reply {
@@ -26,6 +27,6 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ActivityList) -> Reply {
         if let Some(kind) = &p.kind {
             activities.retain(|a| &a.kind == kind);
         }
-        Ok(json!({ "activities": activities }))
+        Ok(json!(Activities { activities }))
     })
 }

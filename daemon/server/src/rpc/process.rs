@@ -13,6 +13,7 @@ use stagecoach_core::process::{Process, content_hash};
 use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
 };
+use stagecoach_types::api::results::Diff;
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
@@ -158,6 +159,10 @@ pub(super) fn diff(ctx: &Arc<Ctx>, p: ProcessDiff) -> Reply {
             })
         };
         let (a, b) = (load(p.from)?, load(to)?);
-        Ok(json!({ "from": p.from, "to": to, "changes": stagecoach_core::diff::describe(&a, &b) }))
+        Ok(json!(Diff {
+            from: p.from,
+            to,
+            changes: stagecoach_core::diff::describe(&a, &b),
+        }))
     })
 }

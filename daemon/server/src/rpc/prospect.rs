@@ -10,7 +10,7 @@ use stagecoach_core::engine::import::ImportProspect;
 use stagecoach_core::engine::{self, NewProspect, ProspectUpdate, WriteOp};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::api::params::{ById, Outcome, ProspectClose, ProspectList, ProspectMove};
-use stagecoach_types::api::results::ProspectView;
+use stagecoach_types::api::results::{ProspectPage, ProspectView};
 use stagecoach_types::model::{Millis, ProspectId, Status};
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
@@ -148,6 +148,6 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ProspectList) -> Reply {
         let next = (prospects.len() == limit)
             .then(|| prospects.last().map(|p| p.id))
             .flatten();
-        Ok(json!({ "prospects": prospects, "next": next }))
+        Ok(json!(ProspectPage { prospects, next }))
     })
 }

@@ -57,7 +57,7 @@ pub mod methods {
         /// Checks a process text without applying it.
         ProcessValidate = "process.validate" (p::ProcessValidate) -> Value;
         /// What changed between two versions, in words.
-        ProcessDiff = "process.diff" (p::ProcessDiff) -> Value;
+        ProcessDiff = "process.diff" (p::ProcessDiff) -> r::Diff;
         /// Loads the process file (or a given text) as a new version.
         ProcessReload = "process.reload" (p::ProcessReload) -> super::ReloadResult;
         /// Re-applies the criteria to every open prospect.
@@ -69,7 +69,7 @@ pub mod methods {
         /// One prospect with its verdicts, checklists and transitions.
         ProspectGet = "prospect.get" (p::ById) -> r::ProspectView;
         /// A page of prospects.
-        ProspectList = "prospect.list" (p::ProspectList) -> Value;
+        ProspectList = "prospect.list" (p::ProspectList) -> r::ProspectPage;
         /// Changes a prospect's name, company, owner or fields.
         ProspectUpdate = "prospect.update" (p::ProspectUpdate) -> r::ProspectMoves;
         /// A prospect's verdicts, as `prospect.get` without transitions.
@@ -87,7 +87,7 @@ pub mod methods {
         /// Records what happened.
         ActivityRecord = "activity.record" (p::NewActivity) -> r::Recorded;
         /// A prospect's activities.
-        ActivityList = "activity.list" (p::ActivityList) -> Value;
+        ActivityList = "activity.list" (p::ActivityList) -> r::Activities;
         /// The loaded plugins.
         PluginsList = "plugins.list" (p::NoParams) -> Value;
         /// A metric plugin's values.

@@ -391,3 +391,30 @@ pub struct ProspectView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transitions: Option<Vec<Transition>>,
 }
+
+/// `prospect.list`: one page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProspectPage {
+    /// The prospects, in id order.
+    pub prospects: Vec<Prospect>,
+    /// Pass as `after` for the next page; null at the end.
+    pub next: Option<ProspectId>,
+}
+
+/// `activity.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activities {
+    /// In recording order.
+    pub activities: Vec<Activity>,
+}
+
+/// `process.diff`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diff {
+    /// The older version.
+    pub from: u64,
+    /// The newer version.
+    pub to: u64,
+    /// What changed, in sentences.
+    pub changes: Vec<String>,
+}
