@@ -110,13 +110,16 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
         let versions = client
             .request::<methods::ProcessVersions>(&params::NoParams {})
             .await?;
-        let loaded = versions["versions"]
-            .as_array()
-            .and_then(|vs| vs.iter().find(|v| v["version"] == version))
-            .map_or_else(
-                || process["loaded_at"].clone(),
-                |v| v["in_force_from"].clone(),
-            );
+        let loaded: Option<Millis> = versions
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .map(|v| v.in_force_from)
+            .or_else(|| {
+                process["loaded_at"]
+                    .as_str()
+                    .and_then(|t| Millis::parse(t).ok())
+            });
         let diff = client
             .request::<methods::ProcessDiff>(&params::ProcessDiff {
                 from: version - 1,
@@ -124,10 +127,7 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
             })
             .await?;
         // The 30 days before the change against the 30 days after it.
-        let at = loaded
-            .as_str()
-            .and_then(|t| Millis::parse(t).ok())
-            .unwrap_or(to);
+        let at = loaded.unwrap_or(to);
         let window = 30 * Millis::DAY;
         let side = |from: Millis, to: Millis| params::Period {
             from,
@@ -315,7 +315,7 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
                 body,
                 "<p>Version {} loaded {}:</p><ul>",
                 version,
-                esc(loaded.as_str().unwrap_or(""))
+                esc(&loaded.map(|m| m.to_string()).unwrap_or_default())
             );
             for c in &diff.changes {
                 let _ = write!(body, "<li>{}</li>", esc(c));

@@ -5,7 +5,7 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 use stagecoach_types::api::results::{
     Activities, Checklist, Conversion, Flow, Outcomes, ProspectPage, ProspectView, Stalled,
-    TimeInStage,
+    TimeInStage, Versions,
 };
 
 /// A value as the protocol spells it (enums lowercase, field values as
@@ -135,19 +135,22 @@ pub(crate) fn render(command: &Command, r: &Value) {
             println!("{t}");
         }
         Command::Process(ProcessCmd::Versions) => {
+            let Some(r) = typed::<Versions>(r) else {
+                return;
+            };
             let mut t = table(&["version", "loaded at", "in force from", "hash", "path"]);
-            for v in r["versions"].as_array().into_iter().flatten() {
-                let mark = if v["version"] == r["current"] {
+            for v in &r.versions {
+                let mark = if v.version == r.current {
                     " (current)"
                 } else {
                     ""
                 };
                 t.add_row(vec![
-                    format!("{}{mark}", v["version"]),
-                    text(&v["loaded_at"]),
-                    text(&v["in_force_from"]),
-                    text(&v["hash"]).chars().take(12).collect(),
-                    text(&v["path"]),
+                    format!("{}{mark}", v.version),
+                    v.loaded_at.to_string(),
+                    v.in_force_from.to_string(),
+                    v.hash.chars().take(12).collect(),
+                    v.path.clone(),
                 ]);
             }
             println!("{t}");

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::{Ctx, NoParams, Reply, read, ready};
+use stagecoach_types::api::results::Subscribed;
 use stagecoach_types::protocol::events;
 
 pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
@@ -65,5 +66,9 @@ fn writer_stats(s: &stagecoach_core::writer::WriterStats) -> serde_json::Value {
 /// `events.subscribe`: the connection is subscribed by the server once this
 /// answers (the table marks the method as subscribing).
 pub(super) fn subscribe(_: &Arc<Ctx>, _: NoParams) -> Reply {
-    ready(Ok(json!({ "subscribed": true, "events": events::ALL })))
+    let answer = Subscribed {
+        subscribed: true,
+        events: events::ALL.iter().map(|e| e.to_string()).collect(),
+    };
+    ready(Ok(json!(answer)))
 }

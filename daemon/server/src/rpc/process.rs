@@ -13,7 +13,7 @@ use stagecoach_core::process::{Process, content_hash};
 use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
 };
-use stagecoach_types::api::results::Diff;
+use stagecoach_types::api::results::{Diff, VersionWindow, Versions};
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
@@ -61,10 +61,16 @@ pub(super) fn versions(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
             .store
             .version_windows()?
             .into_iter()
-            .map(|(v, from, until)| json!({ "version": v.number, "hash": v.hash, "loaded_at": v.loaded_at,
-                                             "in_force_from": from, "in_force_until": until, "path": v.path }))
+            .map(|(v, from, until)| VersionWindow {
+                version: v.number,
+                hash: v.hash,
+                loaded_at: v.loaded_at,
+                in_force_from: from,
+                in_force_until: until,
+                path: v.path,
+            })
             .collect();
-        Ok(json!({ "current": current, "versions": versions }))
+        Ok(json!(Versions { current, versions }))
     })
 }
 

@@ -49,11 +49,11 @@ pub mod methods {
         /// What is running, on what, and how it is doing.
         DaemonStatus = "daemon.status" (p::NoParams) -> Value;
         /// Notifications on this connection from now on.
-        EventsSubscribe = "events.subscribe" (p::NoParams) -> Value;
+        EventsSubscribe = "events.subscribe" (p::NoParams) -> r::Subscribed;
         /// The process version in force, or a stored one.
         ProcessGet = "process.get" (p::ProcessGet) -> Value;
         /// Every stored process version and when each was in force.
-        ProcessVersions = "process.versions" (p::NoParams) -> Value;
+        ProcessVersions = "process.versions" (p::NoParams) -> r::Versions;
         /// Checks a process text without applying it.
         ProcessValidate = "process.validate" (p::ProcessValidate) -> Value;
         /// What changed between two versions, in words.

@@ -418,3 +418,38 @@ pub struct Diff {
     /// What changed, in sentences.
     pub changes: Vec<String>,
 }
+
+/// One stored process version and when it was in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionWindow {
+    /// Its number.
+    pub version: u64,
+    /// BLAKE3 of the file, hex.
+    pub hash: String,
+    /// When it was loaded.
+    pub loaded_at: crate::model::Millis,
+    /// When it came into force (see docs/protocol.md: backfills may date it earlier).
+    pub in_force_from: crate::model::Millis,
+    /// When the next version came into force; null for the current one.
+    pub in_force_until: Option<crate::model::Millis>,
+    /// The file it was read from.
+    pub path: String,
+}
+
+/// `process.versions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Versions {
+    /// The version in force.
+    pub current: u64,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionWindow>,
+}
+
+/// `events.subscribe`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscribed {
+    /// Always true: notifications follow on this connection.
+    pub subscribed: bool,
+    /// Every notification that can arrive.
+    pub events: Vec<String>,
+}
