@@ -13,27 +13,10 @@
 //! - activity kinds used in criteria but not declared in `[activities]`;
 //! - a process not changed for longer than `review_every_days`.
 
-use serde::{Deserialize, Serialize};
-
 use crate::process::{Process, Rule, Stage};
 use stagecoach_types::model::{Actor, Millis};
 
-/// One lint finding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Warning {
-    /// A short stable name for the rule (`no-exit-criteria`, …).
-    pub rule: String,
-    /// 1-based line, 0 when the finding is about the whole file.
-    pub line: usize,
-    /// 1-based column, 0 when the finding is about the whole file.
-    pub column: usize,
-    /// The key path (`stages[1].exit[0]`).
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it.
-    pub hint: String,
-}
+pub use stagecoach_types::api::results::Warning;
 
 /// Lints `process`. `last_changed` is when the process last changed (the
 /// current version's load time, or the file's modification time).

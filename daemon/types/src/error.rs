@@ -2,6 +2,10 @@
 //! writer's failures, each mapped to a documented protocol error
 //! ([`crate::protocol::RpcError`]).
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
 use crate::model::{ProspectId, Verdict};
 
 /// Why an operation was refused. Each maps to a documented protocol error.
@@ -146,5 +150,56 @@ impl StorageKind {
             ),
             _ => None,
         }
+    }
+}
+
+/// Where in `process.toml` something went wrong, and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessError {
+    /// The file, as given to the daemon.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub column: usize,
+    /// The key path (`stages[2].exit[0].op`), empty for syntax errors.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it, when we can tell (always sent, null otherwise).
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ProcessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A `process.toml` that cannot be used, with every error found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+pub struct InvalidProcess {
+    /// The errors, in file order.
+    pub errors: Vec<ProcessError>,
+}
+
+impl fmt::Display for InvalidProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
     }
 }

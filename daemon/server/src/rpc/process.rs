@@ -13,7 +13,7 @@ use stagecoach_core::process::{Process, content_hash};
 use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
 };
-use stagecoach_types::api::results::{Diff, VersionWindow, Versions};
+use stagecoach_types::api::results::{Diff, Validation, VersionWindow, Versions};
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
@@ -87,12 +87,23 @@ pub(super) fn validate(ctx: &Arc<Ctx>, p: ProcessValidate) -> Reply {
             };
             let warnings = lint(&process, ctx.clock.now(), Some(last_changed));
             let changes = stagecoach_core::diff::describe(&active.process, &process);
-            json!({ "valid": true, "errors": [], "warnings": warnings,
-                    "stages": process.stages.len(), "changes": changes })
+            Validation {
+                valid: true,
+                errors: Vec::new(),
+                warnings,
+                stages: Some(process.stages.len()),
+                changes: Some(changes),
+            }
         }
-        Err(invalid) => json!({ "valid": false, "errors": invalid.errors, "warnings": [] }),
+        Err(invalid) => Validation {
+            valid: false,
+            errors: invalid.errors,
+            warnings: Vec::new(),
+            stages: None,
+            changes: None,
+        },
     };
-    ready(Ok(result))
+    ready(Ok(json!(result)))
 }
 
 pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {

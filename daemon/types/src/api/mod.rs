@@ -55,7 +55,7 @@ pub mod methods {
         /// Every stored process version and when each was in force.
         ProcessVersions = "process.versions" (p::NoParams) -> r::Versions;
         /// Checks a process text without applying it.
-        ProcessValidate = "process.validate" (p::ProcessValidate) -> Value;
+        ProcessValidate = "process.validate" (p::ProcessValidate) -> r::Validation;
         /// What changed between two versions, in words.
         ProcessDiff = "process.diff" (p::ProcessDiff) -> r::Diff;
         /// Loads the process file (or a given text) as a new version.

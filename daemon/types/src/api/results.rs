@@ -453,3 +453,37 @@ pub struct Subscribed {
     /// Every notification that can arrive.
     pub events: Vec<String>,
 }
+
+/// One lint finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// A short stable name for the rule (`no-exit-criteria`, …).
+    pub rule: String,
+    /// 1-based line, 0 when the finding is about the whole file.
+    pub line: usize,
+    /// 1-based column, 0 when the finding is about the whole file.
+    pub column: usize,
+    /// The key path (`stages[1].exit[0]`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// `process.validate`: whether a text would load, and what it would change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Validation {
+    /// It parses and passes every check.
+    pub valid: bool,
+    /// Every error (empty when valid).
+    pub errors: Vec<crate::error::ProcessError>,
+    /// The lint findings (empty when invalid).
+    pub warnings: Vec<Warning>,
+    /// How many stages it has (when valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<usize>,
+    /// What it changes against the version in force, in sentences (when valid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Vec<String>>,
+}
