@@ -682,18 +682,7 @@ fn upgrade_from_2(txn: &WriteTransaction) -> Result<usize, StoreError> {
     Ok(found.len())
 }
 
-/// Record counts.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Counts {
-    /// All prospects.
-    pub prospects: u64,
-    /// Prospects still open.
-    pub open_prospects: u64,
-    /// Activities recorded.
-    pub activities: u64,
-    /// Transitions recorded.
-    pub transitions: u64,
-}
+pub use stagecoach_types::api::results::Counts;
 
 /// Next free ids, kept in memory by the writer and saved with every batch.
 #[derive(Debug, Clone, Copy)]

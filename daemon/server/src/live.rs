@@ -20,6 +20,7 @@ use stagecoach_core::engine::{ActiveProcess, EngineError, Event, NewVersion, Wri
 use stagecoach_core::process::{InvalidProcess, Process, ProcessError, Rule, content_hash};
 use stagecoach_core::writer::WriteError;
 use stagecoach_plugin_host::{Capability, PluginHost, PluginSet};
+use stagecoach_types::api::results::Review;
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::events;
 
@@ -534,14 +535,15 @@ pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
 
 /// The review warning for `daemon.status`: days since the process last
 /// changed, when that is longer than `review_every_days`.
-pub fn review_overdue(active: &ActiveProcess, now: Millis) -> Option<Value> {
+pub fn review_overdue(active: &ActiveProcess, now: Millis) -> Option<Review> {
     let days = active.process.review_every_days?;
     let age = active.loaded_at.days_until(now);
-    (age > f64::from(days)).then(|| {
-        json!({
-            "message": format!("the process has not changed for {} days; review it every {days} days", age.floor()),
-            "days_since_change": age.floor(),
-            "review_every_days": days,
-        })
+    (age > f64::from(days)).then(|| Review {
+        message: format!(
+            "the process has not changed for {} days; review it every {days} days",
+            age.floor()
+        ),
+        days_since_change: age.floor(),
+        review_every_days: days,
     })
 }

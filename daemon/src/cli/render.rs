@@ -4,8 +4,8 @@
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 use stagecoach_types::api::results::{
-    Activities, Checklist, Conversion, Flow, Outcomes, ProspectPage, ProspectView, Stalled,
-    TimeInStage, Versions,
+    Activities, Checklist, Conversion, DaemonStatus, Flow, Outcomes, ProspectPage, ProspectView,
+    Stalled, TimeInStage, Versions,
 };
 
 /// A value as the protocol spells it (enums lowercase, field values as
@@ -67,39 +67,40 @@ pub(crate) fn render_moves(moves: &Value) {
 pub(crate) fn render(command: &Command, r: &Value) {
     match command {
         Command::Status => {
+            let Some(r) = typed::<DaemonStatus>(r) else {
+                return;
+            };
             println!(
                 "stagecoach {}  pid {}  up {}s",
-                text(&r["version"]),
-                r["pid"],
-                r["uptime_seconds"]
+                r.daemon_version, r.pid, r.uptime_seconds
             );
-            println!("socket    {}", text(&r["socket"]));
-            println!("data dir  {}", text(&r["data_dir"]));
-            let p = &r["process"];
+            println!("socket    {}", r.socket);
+            println!("data dir  {}", r.data_dir);
+            let p = &r.process;
             println!(
                 "process   {} v{} ({}) from {}",
-                text(&p["name"]),
-                p["version"],
-                &text(&p["hash"])[..12.min(text(&p["hash"]).len())],
-                text(&p["path"])
+                p.name,
+                p.version,
+                p.hash.chars().take(12).collect::<String>(),
+                p.path
             );
-            if let Some(message) = p["review"]["message"].as_str() {
-                println!("review due: {message}");
+            if let Some(review) = &p.review {
+                println!("review due: {}", review.message);
             }
-            if !p["last_error"].is_null() {
+            if let Some(invalid) = &p.last_error {
                 println!("last rejected edit:");
-                for e in p["last_error"]["errors"].as_array().into_iter().flatten() {
-                    println!("  {}", render_process_error(e));
+                for e in &invalid.errors {
+                    println!("  {}", render_process_error(&json!(e)));
                 }
             }
-            let c = &r["counts"];
+            let c = &r.counts;
             println!(
                 "prospects {} ({} open)  activities {}  transitions {}",
-                c["prospects"], c["open_prospects"], c["activities"], c["transitions"]
+                c.prospects, c.open_prospects, c.activities, c.transitions
             );
             println!(
                 "connections {}  commits {}  writes {}",
-                r["connections"], r["writer"]["commits"], r["writer"]["requests"]
+                r.connections, r.writer.commits, r.writer.requests
             );
         }
         Command::Process(ProcessCmd::Show {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::{Ctx, NoParams, Reply, read, ready};
-use stagecoach_types::api::results::Subscribed;
+use stagecoach_types::api::results::{DaemonStatus, StatusProcess, Subscribed, WriterSummary};
 use stagecoach_types::protocol::events;
 
 pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
@@ -17,34 +17,32 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
         let now = ctx.clock.now();
         let counts = ctx.store.counts()?;
         let last_error = ctx.last_process_error.lock().expect("error lock").clone();
-        Ok(json!({
-            "daemon_version": env!("CARGO_PKG_VERSION"),
-            // Deprecated alias of `daemon_version` (one word per idea:
-            // `version` alone means a process version).
-            "version": env!("CARGO_PKG_VERSION"),
-            "pid": std::process::id(),
-            "started_at": ctx.started_at,
-            "uptime_seconds": (now.0 - ctx.started_at.0).max(0) / 1000,
-            "socket": ctx.socket,
-            "data_dir": ctx.data_dir,
-            "process": {
-                "name": active.process.name,
-                "version": active.version,
-                "hash": active.hash,
-                "path": ctx.process_path,
-                "loaded_at": active.loaded_at,
-                "stages": active.process.stages.iter().map(|s| &s.id).collect::<Vec<_>>(),
-                "last_error": last_error,
-                "review": crate::live::review_overdue(&active, now),
+        Ok(json!(DaemonStatus {
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            started_at: ctx.started_at,
+            uptime_seconds: (now.0 - ctx.started_at.0).max(0) / 1000,
+            socket: ctx.socket.display().to_string(),
+            data_dir: ctx.data_dir.display().to_string(),
+            process: StatusProcess {
+                name: active.process.name.clone(),
+                version: active.version,
+                hash: active.hash.clone(),
+                path: ctx.process_path.display().to_string(),
+                loaded_at: active.loaded_at,
+                stages: active.process.stages.iter().map(|s| s.id.clone()).collect(),
+                last_error,
+                review: crate::live::review_overdue(&active, now),
             },
-            "counts": counts,
-            "connections": ctx.connections.load(Ordering::Relaxed),
-            "writer": writer_stats(&ctx.writer_stats),
+            counts,
+            connections: ctx.connections.load(Ordering::Relaxed) as u64,
+            writer: writer_stats(&ctx.writer_stats),
         }))
     })
 }
 
-fn writer_stats(s: &stagecoach_core::writer::WriterStats) -> serde_json::Value {
+fn writer_stats(s: &stagecoach_core::writer::WriterStats) -> WriterSummary {
     let commits = s.commits.load(Ordering::Relaxed);
     let requests = s.requests.load(Ordering::Relaxed);
     let per = |total: u64| {
@@ -54,13 +52,13 @@ fn writer_stats(s: &stagecoach_core::writer::WriterStats) -> serde_json::Value {
             total as f64 / commits as f64
         }
     };
-    json!({
-        "commits": commits,
-        "requests": requests,
-        "mean_batch": per(requests),
-        "mean_apply_ms": per(s.apply_micros.load(Ordering::Relaxed)) / 1000.0,
-        "mean_commit_ms": per(s.commit_micros.load(Ordering::Relaxed)) / 1000.0,
-    })
+    WriterSummary {
+        commits,
+        requests,
+        mean_batch: per(requests),
+        mean_apply_ms: per(s.apply_micros.load(Ordering::Relaxed)) / 1000.0,
+        mean_commit_ms: per(s.commit_micros.load(Ordering::Relaxed)) / 1000.0,
+    }
 }
 
 /// `events.subscribe`: the connection is subscribed by the server once this

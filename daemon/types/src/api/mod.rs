@@ -47,7 +47,7 @@ pub mod methods {
 
     methods! {
         /// What is running, on what, and how it is doing.
-        DaemonStatus = "daemon.status" (p::NoParams) -> Value;
+        DaemonStatus = "daemon.status" (p::NoParams) -> r::DaemonStatus;
         /// Notifications on this connection from now on.
         EventsSubscribe = "events.subscribe" (p::NoParams) -> r::Subscribed;
         /// The process version in force, or a stored one.

@@ -487,3 +487,90 @@ pub struct Validation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Vec<String>>,
 }
+
+/// Record counts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    /// All prospects.
+    pub prospects: u64,
+    /// Prospects still open.
+    pub open_prospects: u64,
+    /// Activities recorded.
+    pub activities: u64,
+    /// Transitions recorded.
+    pub transitions: u64,
+}
+
+/// The process review is overdue (`review_every_days` in `process.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// What to do, in words.
+    pub message: String,
+    /// Whole days since the process last changed.
+    pub days_since_change: f64,
+    /// The review interval.
+    pub review_every_days: u32,
+}
+
+/// The process in force, in `daemon.status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusProcess {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// BLAKE3 of the file, hex.
+    pub hash: String,
+    /// The file served.
+    pub path: String,
+    /// When this version was loaded.
+    pub loaded_at: crate::model::Millis,
+    /// Its stage ids, in order.
+    pub stages: Vec<String>,
+    /// The last rejected edit of the file, until a good one.
+    pub last_error: Option<crate::error::InvalidProcess>,
+    /// Present when the review is overdue.
+    pub review: Option<Review>,
+}
+
+/// The writer's statistics since start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WriterSummary {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Requests applied.
+    pub requests: u64,
+    /// Requests per commit.
+    pub mean_batch: f64,
+    /// Mean time applying a batch, ms.
+    pub mean_apply_ms: f64,
+    /// Mean time committing a batch, ms.
+    pub mean_commit_ms: f64,
+}
+
+/// `daemon.status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// This build's version.
+    pub daemon_version: String,
+    /// Deprecated alias of `daemon_version`.
+    pub version: String,
+    /// The daemon's process id.
+    pub pid: u32,
+    /// When it started.
+    pub started_at: crate::model::Millis,
+    /// Seconds since then.
+    pub uptime_seconds: i64,
+    /// The socket it serves.
+    pub socket: String,
+    /// Its data directory.
+    pub data_dir: String,
+    /// The process in force.
+    pub process: StatusProcess,
+    /// Record counts.
+    pub counts: Counts,
+    /// Open connections.
+    pub connections: u64,
+    /// The writer's statistics.
+    pub writer: WriterSummary,
+}
