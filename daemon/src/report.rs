@@ -5,8 +5,6 @@
 
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
 use stagecoach_client::{Client, ClientError};
 use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::Millis;
@@ -16,10 +14,6 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn num(v: &Value) -> String {
-    figure(v.as_f64())
 }
 
 /// A figure as the report prints it: whole numbers without decimals, "–"
@@ -145,7 +139,6 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
         None
     };
 
-    let rows = |v: &Value, key: &str| v[key].as_array().cloned().unwrap_or_default();
     let mut body = String::new();
     let _ = write!(
         body,
@@ -323,29 +316,19 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
             body.push_str(
                 "</ul><p>The 30 days before the change against the 30 days after it.</p>",
             );
-            let cmp_rows: Vec<Vec<String>> = rows(&compare, "rows")
+            let rate = |x: Option<f64>| x.map_or("–".into(), |f| format!("{:.0}%", f * 100.0));
+            let cmp_rows: Vec<Vec<String>> = compare
+                .rows
                 .iter()
                 .map(|r| {
-                    let rate = |x: &Value| {
-                        x.as_f64()
-                            .map_or("–".into(), |f| format!("{:.0}%", f * 100.0))
-                    };
                     vec![
-                        r["stage"].as_str().unwrap_or("").to_string(),
+                        r.stage.clone(),
+                        format!("{} / {}", r.a.flow.entered, r.b.flow.entered),
+                        format!("{} / {}", rate(r.a.advance_rate), rate(r.b.advance_rate)),
                         format!(
                             "{} / {}",
-                            num(&r["a"]["flow"]["entered"]),
-                            num(&r["b"]["flow"]["entered"])
-                        ),
-                        format!(
-                            "{} / {}",
-                            rate(&r["a"]["advance_rate"]),
-                            rate(&r["b"]["advance_rate"])
-                        ),
-                        format!(
-                            "{} / {}",
-                            num(&r["a"]["time_in_stage"]["median_days"]),
-                            num(&r["b"]["time_in_stage"]["median_days"])
+                            figure(r.a.time_in_stage.median_days),
+                            figure(r.b.time_in_stage.median_days)
                         ),
                     ]
                 })

@@ -4,8 +4,8 @@
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 use stagecoach_types::api::results::{
-    Activities, Checklist, Conversion, DaemonStatus, Flow, Outcomes, ProspectPage, ProspectView,
-    Stalled, TimeInStage, Versions,
+    Activities, Checklist, Compare, Conversion, DaemonStatus, Flow, Outcomes, ProspectPage,
+    ProspectView, Stalled, TimeInStage, Versions,
 };
 
 /// A value as the protocol spells it (enums lowercase, field values as
@@ -476,7 +476,6 @@ fn days(v: Option<f64>) -> String {
 }
 
 pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
-    let rows_of = |r: &Value| r["rows"].as_array().cloned().unwrap_or_default();
     match cmd {
         MetricsCmd::Flow(p) => {
             let Some(r) = typed::<Flow>(r) else { return };
@@ -628,39 +627,29 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             );
         }
         MetricsCmd::Compare { .. } => {
+            let Some(r) = typed::<Compare>(r) else { return };
             println!(
                 "A: {} → {} (version {})   B: {} → {} (version {})",
-                text(&r["a"]["from"]),
-                text(&r["a"]["to"]),
-                num(&r["a"]["version"]),
-                text(&r["b"]["from"]),
-                text(&r["b"]["to"]),
-                num(&r["b"]["version"])
+                r.a.from,
+                r.a.to,
+                r.a.version.map_or("-".into(), |v| v.to_string()),
+                r.b.from,
+                r.b.to,
+                r.b.version.map_or("-".into(), |v| v.to_string())
             );
-            let rows = rows_of(r)
+            let rows = r
+                .rows
                 .iter()
                 .map(|x| {
                     vec![
-                        text(&x["stage"]),
+                        x.stage.clone(),
+                        format!("{} / {}", x.a.flow.entered, x.b.flow.entered),
+                        format!("{} / {}", x.a.flow.exited, x.b.flow.exited),
+                        format!("{} / {}", share(x.a.advance_rate), share(x.b.advance_rate)),
                         format!(
                             "{} / {}",
-                            num(&x["a"]["flow"]["entered"]),
-                            num(&x["b"]["flow"]["entered"])
-                        ),
-                        format!(
-                            "{} / {}",
-                            num(&x["a"]["flow"]["exited"]),
-                            num(&x["b"]["flow"]["exited"])
-                        ),
-                        format!(
-                            "{} / {}",
-                            pct(&x["a"]["advance_rate"]),
-                            pct(&x["b"]["advance_rate"])
-                        ),
-                        format!(
-                            "{} / {}",
-                            num(&x["a"]["time_in_stage"]["median_days"]),
-                            num(&x["b"]["time_in_stage"]["median_days"])
+                            days(x.a.time_in_stage.median_days),
+                            days(x.b.time_in_stage.median_days)
                         ),
                     ]
                 })

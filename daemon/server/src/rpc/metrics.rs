@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::engine::ActiveProcess;
@@ -13,7 +13,10 @@ use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
     ConversionPeriod, MetricsCompare, MetricsStalled, OutcomesPeriod, Period,
 };
-use stagecoach_types::api::results::{Flow, Stalled, StalledProspect, TimeInStage, TimeInStageRow};
+use stagecoach_types::api::results::{
+    Compare, CompareDelta, CompareRow, CompareSide, ComparedPeriod, Flow, Stalled, StalledProspect,
+    TimeInStage, TimeInStageRow,
+};
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
@@ -229,14 +232,14 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
         let a = flow_of(&ctx.store, &active, &p.a, now)?;
         let b = flow_of(&ctx.store, &active, &p.b, now)?;
         let txn = ctx.store.read_txn()?;
-        let stays = |period: &Period, stage: &str| -> Result<Value, ReadError> {
+        let stays = |period: &Period, stage: &str| -> Result<metrics::Durations, ReadError> {
             let (from, to) = version_window(&ctx.store, period)?;
             let filter = Filter {
                 owner: period.owner.clone(),
             };
-            Ok(json!(metrics::durations(metrics::completed_stays(
-                &txn, stage, from, to, &filter
-            )?)))
+            Ok(metrics::durations(metrics::completed_stays(
+                &txn, stage, from, to, &filter,
+            )?))
         };
         let mut rows = Vec::new();
         for (ra, rb) in a.rows.iter().zip(&b.rows) {
@@ -246,17 +249,34 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
                     r.exited_by_kind.get("advanced").copied().unwrap_or(0) as f64 / r.exited as f64
                 })
             };
-            rows.push(json!({
-                "stage": stage,
-                "a": { "flow": ra, "time_in_stage": stays(&p.a, &stage)?, "advance_rate": rate(ra) },
-                "b": { "flow": rb, "time_in_stage": stays(&p.b, &stage)?, "advance_rate": rate(rb) },
-                "delta": { "entered": rb.entered - ra.entered, "exited": rb.exited - ra.exited },
-            }));
+            rows.push(CompareRow {
+                a: CompareSide {
+                    flow: ra.clone(),
+                    time_in_stage: stays(&p.a, &stage)?,
+                    advance_rate: rate(ra),
+                },
+                b: CompareSide {
+                    flow: rb.clone(),
+                    time_in_stage: stays(&p.b, &stage)?,
+                    advance_rate: rate(rb),
+                },
+                delta: CompareDelta {
+                    entered: rb.entered - ra.entered,
+                    exited: rb.exited - ra.exited,
+                },
+                stage,
+            });
         }
-        Ok(
-            json!({ "a": { "from": a.from, "to": a.to, "version": p.a.version, "owner": p.a.owner },
-                   "b": { "from": b.from, "to": b.to, "version": p.b.version, "owner": p.b.owner },
-                   "rows": rows }),
-        )
+        let side = |f: &Flow, q: &Period| ComparedPeriod {
+            from: f.from,
+            to: f.to,
+            version: q.version,
+            owner: q.owner.clone(),
+        };
+        Ok(json!(Compare {
+            a: side(&a, &p.a),
+            b: side(&b, &p.b),
+            rows,
+        }))
     })
 }

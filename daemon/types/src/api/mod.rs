@@ -103,7 +103,7 @@ pub mod methods {
         /// Open prospects idle longer than their stage allows.
         MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> r::Stalled;
         /// Two periods side by side.
-        MetricsCompare = "metrics.compare" (p::MetricsCompare) -> Value;
+        MetricsCompare = "metrics.compare" (p::MetricsCompare) -> r::Compare;
         /// One page of an export.
         ExportPage = "export.page" (p::ExportPage) -> Value;
     }

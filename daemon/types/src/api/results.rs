@@ -574,3 +574,60 @@ pub struct DaemonStatus {
     /// The writer's statistics.
     pub writer: WriterSummary,
 }
+
+/// One side of a `metrics.compare` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareSide {
+    /// The stage's flow in that period.
+    pub flow: FlowRow,
+    /// Stays that ended in that period.
+    pub time_in_stage: Durations,
+    /// advanced ÷ exited; null when none exited.
+    pub advance_rate: Option<f64>,
+}
+
+/// b − a for one stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareDelta {
+    /// Entered, b − a.
+    pub entered: i64,
+    /// Exited, b − a.
+    pub exited: i64,
+}
+
+/// One stage in `metrics.compare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareRow {
+    /// The stage.
+    pub stage: String,
+    /// The first period.
+    pub a: CompareSide,
+    /// The second period.
+    pub b: CompareSide,
+    /// The differences.
+    pub delta: CompareDelta,
+}
+
+/// A compared period, as answered (narrowed to its version's window).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparedPeriod {
+    /// Start.
+    pub from: crate::model::Millis,
+    /// End, exclusive.
+    pub to: crate::model::Millis,
+    /// The version filter, if any.
+    pub version: Option<u64>,
+    /// The owner filter, if any.
+    pub owner: Option<String>,
+}
+
+/// `metrics.compare`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Compare {
+    /// The first period.
+    pub a: ComparedPeriod,
+    /// The second period.
+    pub b: ComparedPeriod,
+    /// One row per stage.
+    pub rows: Vec<CompareRow>,
+}
