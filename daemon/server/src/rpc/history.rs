@@ -13,6 +13,7 @@ use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::discover::{self, Deal, Step};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::api::params::{ExportPage, ExportWhat, ProcessDiscover, ProspectLookup};
+use stagecoach_types::api::results::{Lookup, LookupEntry};
 use stagecoach_types::model::{FIELDS_UPDATED, Status};
 use stagecoach_types::protocol::RpcError;
 
@@ -144,33 +145,32 @@ pub(super) fn lookup(ctx: &Arc<Ctx>, p: ProspectLookup) -> Reply {
     }
     let ctx = ctx.clone();
     read(move || {
+        // One snapshot for the whole answer.
+        let snap = ctx.store.snapshot()?;
         let mut found = BTreeMap::new();
         for ext in p.external_ids {
-            let Some(id) = ctx.store.prospect_by_external_id(&ext)? else {
+            let Some(id) = snap.prospect_by_external_id(&ext)? else {
                 continue;
             };
-            let Some(prospect) = ctx.store.prospect(id)? else {
+            let Some(prospect) = snap.prospect(id)? else {
                 continue;
             };
-            let mut entry = json!({ "id": id, "stage": prospect.stage, "status": prospect.status });
-            if p.history {
-                let activities: Vec<Value> = ctx
-                    .store
-                    .activities(id)?
-                    .into_iter()
-                    .map(|a| json!([a.kind, a.at]))
-                    .collect();
-                let transitions: Vec<Value> = ctx
-                    .store
-                    .transitions(id)?
-                    .into_iter()
-                    .map(|t| json!([t.to, t.at]))
-                    .collect();
-                entry["activities"] = json!(activities);
-                entry["transitions"] = json!(transitions);
-            }
+            let (activities, transitions) = if p.history {
+                let activities = snap.activities(id)?.into_iter().map(|a| (a.kind, a.at));
+                let transitions = snap.transitions(id)?.into_iter().map(|t| (t.to, t.at));
+                (Some(activities.collect()), Some(transitions.collect()))
+            } else {
+                (None, None)
+            };
+            let entry = LookupEntry {
+                id,
+                stage: prospect.stage,
+                status: prospect.status,
+                activities,
+                transitions,
+            };
             found.insert(ext, entry);
         }
-        Ok(json!({ "found": found }))
+        Ok(json!(Lookup { found }))
     })
 }

@@ -81,7 +81,7 @@ pub mod methods {
         /// Won or lost.
         ProspectClose = "prospect.close" (p::ProspectClose) -> r::Moved;
         /// Which external ids are present, with their history.
-        ProspectLookup = "prospect.lookup" (p::ProspectLookup) -> Value;
+        ProspectLookup = "prospect.lookup" (p::ProspectLookup) -> r::Lookup;
         /// One deal with its history from another system.
         ProspectImport = "prospect.import" (p::ImportProspect) -> r::Imported;
         /// Records what happened.

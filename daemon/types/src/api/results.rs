@@ -631,3 +631,27 @@ pub struct Compare {
     /// One row per stage.
     pub rows: Vec<CompareRow>,
 }
+
+/// One external id found by `prospect.lookup`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LookupEntry {
+    /// The prospect.
+    pub id: ProspectId,
+    /// Its stage.
+    pub stage: String,
+    /// Open, won or lost.
+    pub status: Status,
+    /// With `history`: each activity as `[kind, at]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activities: Option<Vec<(String, crate::model::Millis)>>,
+    /// With `history`: each transition as `[to, at]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transitions: Option<Vec<(String, crate::model::Millis)>>,
+}
+
+/// `prospect.lookup`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lookup {
+    /// External id → what is there; absent ids are left out.
+    pub found: BTreeMap<String, LookupEntry>,
+}
