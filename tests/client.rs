@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use stagecoach_client::{Client, ClientError};
-use stagecoach_types::api::{ReloadOutcome, methods, params};
+use stagecoach_types::api::{ReloadOutcome, methods, params, results};
 use stagecoach_types::model::Millis;
 
 use crate::support::Daemon;
@@ -57,6 +57,40 @@ fn typed_calls_and_a_stream_of_notifications() {
             .unwrap();
         assert_eq!(reload.outcome, ReloadOutcome::Unchanged);
         assert_eq!(reload.previous, reload.version);
+
+        // Every typed answer reads back as its type: pages of each record kind.
+        for (what, expect) in [
+            (params::ExportWhat::Prospects, "prospects"),
+            (params::ExportWhat::Activities, "activities"),
+            (params::ExportWhat::Transitions, "transitions"),
+        ] {
+            let page = c
+                .request::<methods::ExportPage>(&params::ExportPage {
+                    what,
+                    after: None,
+                    limit: None,
+                })
+                .await
+                .unwrap();
+            let got = match &page.rows {
+                results::ExportRows::Prospects(r) => ("prospects", r.len()),
+                results::ExportRows::Activities(r) => ("activities", r.len()),
+                results::ExportRows::Transitions(r) => ("transitions", r.len()),
+            };
+            assert_eq!(got.0, expect, "{page:?}");
+            assert!(got.1 >= 1 && page.next.is_none(), "{page:?}");
+        }
+        let status = c
+            .request::<methods::DaemonStatus>(&params::NoParams {})
+            .await
+            .unwrap();
+        assert_eq!(status.counts.prospects, 1);
+        let view = c
+            .request::<methods::ProspectGet>(&params::ById { id, at: None })
+            .await
+            .unwrap();
+        assert_eq!(view.prospect.stage, "connect");
+        assert_eq!(view.transitions.map(|t| t.len()), Some(2));
 
         // A refusal is typed too, with the daemon's code and data.
         let e = c

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -13,7 +12,7 @@ use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::discover::{self, Deal, Step};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::api::params::{ExportPage, ExportWhat, ProcessDiscover, ProspectLookup};
-use stagecoach_types::api::results::{Lookup, LookupEntry};
+use stagecoach_types::api::results::{ExportRows, ExportedPage, Lookup, LookupEntry};
 use stagecoach_types::model::{FIELDS_UPDATED, Status};
 use stagecoach_types::protocol::RpcError;
 
@@ -104,17 +103,24 @@ pub(super) fn page(ctx: &Arc<Ctx>, p: ExportPage) -> Reply {
                     after: cursor(after)?,
                     limit,
                 };
-                page_of(ctx.store.prospects(&filter)?, limit, |r| json!(r.id))
+                page_of(
+                    ctx.store.prospects(&filter)?,
+                    limit,
+                    |r| json!(r.id),
+                    ExportRows::Prospects,
+                )
             }
             ExportWhat::Activities => page_of(
                 ctx.store.activities_page(cursor(after)?, limit)?,
                 limit,
                 |a| json!([a.prospect, a.id]),
+                ExportRows::Activities,
             ),
             ExportWhat::Transitions => page_of(
                 ctx.store.transitions_page(cursor(after)?, limit)?,
                 limit,
                 |t| json!(t.id),
+                ExportRows::Transitions,
             ),
         })
     })
@@ -131,9 +137,17 @@ fn cursor<T: DeserializeOwned>(after: Option<Value>) -> Result<Option<T>, ReadEr
 }
 
 /// `{rows, next}`: `next` is the last row's cursor when the page is full.
-fn page_of<T: Serialize>(rows: Vec<T>, limit: usize, key: impl Fn(&T) -> Value) -> Value {
+fn page_of<T>(
+    rows: Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> Value,
+    wrap: impl Fn(Vec<T>) -> ExportRows,
+) -> Value {
     let next = rows.last().filter(|_| rows.len() == limit).map(key);
-    json!({ "rows": rows, "next": next })
+    json!(ExportedPage {
+        rows: wrap(rows),
+        next,
+    })
 }
 
 /// The prospects behind `external_ids` (those that exist).

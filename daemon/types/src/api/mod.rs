@@ -105,7 +105,7 @@ pub mod methods {
         /// Two periods side by side.
         MetricsCompare = "metrics.compare" (p::MetricsCompare) -> r::Compare;
         /// One page of an export.
-        ExportPage = "export.page" (p::ExportPage) -> Value;
+        ExportPage = "export.page" (p::ExportPage) -> r::ExportedPage;
     }
 }
 

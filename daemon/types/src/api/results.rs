@@ -655,3 +655,24 @@ pub struct Lookup {
     /// External id → what is there; absent ids are left out.
     pub found: BTreeMap<String, LookupEntry>,
 }
+
+/// The records of one `export.page`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ExportRows {
+    /// `what: prospects`.
+    Prospects(Vec<Prospect>),
+    /// `what: activities`.
+    Activities(Vec<Activity>),
+    /// `what: transitions`.
+    Transitions(Vec<Transition>),
+}
+
+/// `export.page`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportedPage {
+    /// The records, in cursor order.
+    pub rows: ExportRows,
+    /// Pass as `after` for the next page; null at the end.
+    pub next: Option<serde_json::Value>,
+}
