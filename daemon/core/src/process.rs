@@ -45,7 +45,7 @@ pub struct PluginDecl {
     /// The component file, relative to `process.toml`'s directory.
     pub path: String,
     /// Limits per call.
-    pub limits: stagecoach_plugin_host::Limits,
+    pub limits: stagecoach_types::api::results::Limits,
     /// Default config, under each criterion's own.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<(String, FieldValue)>,
@@ -472,23 +472,23 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             ));
             continue;
         }
-        let defaults = stagecoach_plugin_host::Limits::default();
+        let defaults = stagecoach_types::api::results::Limits::default();
         if let Some(m) = &rp.memory_mib
-            && (*m.get_ref() == 0 || *m.get_ref() > stagecoach_plugin_host::MAX_MEMORY_MIB)
+            && (*m.get_ref() == 0 || *m.get_ref() > stagecoach_types::api::results::MAX_MEMORY_MIB)
         {
             errors.push(at.error(
                 m.span(),
                 format!("plugins[{i}].memory_mib"),
                 format!(
                     "`memory_mib` must be between 1 and {}",
-                    stagecoach_plugin_host::MAX_MEMORY_MIB
+                    stagecoach_types::api::results::MAX_MEMORY_MIB
                 ),
             ));
         }
         plugins.push(PluginDecl {
             name,
             path: rp.path,
-            limits: stagecoach_plugin_host::Limits {
+            limits: stagecoach_types::api::results::Limits {
                 fuel: rp.fuel.unwrap_or(defaults.fuel),
                 memory_mib: rp
                     .memory_mib

@@ -57,47 +57,9 @@ pub const INTERFACE_VERSION: &str = "0.3.0";
 
 /// How often the epoch advances: the resolution of wall-clock deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
-/// The most memory any plugin may be given (the pool's slot size).
-pub const MAX_MEMORY_MIB: u32 = 256;
+pub use stagecoach_types::api::results::MAX_MEMORY_MIB;
 
-/// Limits for one plugin, from its `[[plugins]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Limits {
-    /// Fuel per call (roughly, wasm instructions).
-    pub fuel: u64,
-    /// Linear memory per call, MiB.
-    pub memory_mib: u32,
-    /// Wall-clock deadline per call.
-    pub timeout_ms: u64,
-    /// Input size bound, KiB: older activities are left out beyond it.
-    pub max_input_kib: u32,
-    /// Output size bound, KiB: larger output fails closed.
-    pub max_output_kib: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            fuel: 10_000_000,
-            memory_mib: 32,
-            timeout_ms: 50,
-            max_input_kib: 256,
-            max_output_kib: 64,
-        }
-    }
-}
-
-/// What a plugin can do, from its own `describe`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Capability {
-    /// Exit criterion.
-    Criterion,
-    /// Methodology checklist.
-    Checklist,
-    /// Metric.
-    Metric,
-}
+pub use stagecoach_types::api::results::{Capability, Limits, PluginInfo};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -865,22 +827,26 @@ impl LoadedPlugin {
     }
 
     /// Statistics for `plugins.list`.
-    pub fn stats(&self) -> serde_json::Value {
+    pub fn stats(&self) -> PluginInfo {
         let calls = self.counters.calls.load(Ordering::Relaxed);
         let nanos = self.counters.nanos.load(Ordering::Relaxed);
-        serde_json::json!({
-            "name": self.name,
-            "path": self.path,
-            "hash": self.hash,
-            "interface": INTERFACE_VERSION,
-            "description": self.description,
-            "provides": self.provides,
-            "reads_activities": self.reads_activities,
-            "limits": self.limits,
-            "calls": calls,
-            "failures": self.counters.failures.load(Ordering::Relaxed),
-            "mean_micros": if calls == 0 { 0.0 } else { nanos as f64 / calls as f64 / 1000.0 },
-        })
+        PluginInfo {
+            name: self.name.clone(),
+            path: self.path.display().to_string(),
+            hash: self.hash.clone(),
+            interface: INTERFACE_VERSION.to_string(),
+            description: self.description.clone(),
+            provides: self.provides.clone(),
+            reads_activities: self.reads_activities,
+            limits: self.limits.clone(),
+            calls,
+            failures: self.counters.failures.load(Ordering::Relaxed),
+            mean_micros: if calls == 0 {
+                0.0
+            } else {
+                nanos as f64 / calls as f64 / 1000.0
+            },
+        }
     }
 }
 

@@ -9,15 +9,17 @@ use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_plugin_host::{Capability, MetricData};
 use stagecoach_types::api::params::MetricsPlugin;
+use stagecoach_types::api::results::Plugins;
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 pub(super) fn list(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
     let active = ctx.active();
     let mut plugins: Vec<_> = active.plugins.plugins.values().map(|p| p.stats()).collect();
-    plugins.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    ready(Ok(
-        json!({ "plugins": plugins, "process_version": active.version }),
-    ))
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    ready(Ok(json!(Plugins {
+        plugins,
+        process_version: active.version,
+    })))
 }
 
 /// Largest number of prospects and transitions handed to a metric plugin.

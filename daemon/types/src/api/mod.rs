@@ -89,7 +89,7 @@ pub mod methods {
         /// A prospect's activities.
         ActivityList = "activity.list" (p::ActivityList) -> r::Activities;
         /// The loaded plugins.
-        PluginsList = "plugins.list" (p::NoParams) -> Value;
+        PluginsList = "plugins.list" (p::NoParams) -> r::Plugins;
         /// A metric plugin's values.
         MetricsPlugin = "metrics.plugin" (p::MetricsPlugin) -> Value;
         /// Per stage: start, entered, exited, end.

@@ -676,3 +676,81 @@ pub struct ExportedPage {
     /// Pass as `after` for the next page; null at the end.
     pub next: Option<serde_json::Value>,
 }
+
+/// The most memory any plugin may be given (the pool's slot size).
+pub const MAX_MEMORY_MIB: u32 = 256;
+
+/// Limits for one plugin, from its `[[plugins]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Fuel per call (roughly, wasm instructions).
+    pub fuel: u64,
+    /// Linear memory per call, MiB.
+    pub memory_mib: u32,
+    /// Wall-clock deadline per call.
+    pub timeout_ms: u64,
+    /// Input size bound, KiB: older activities are left out beyond it.
+    pub max_input_kib: u32,
+    /// Output size bound, KiB: larger output fails closed.
+    pub max_output_kib: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            fuel: 10_000_000,
+            memory_mib: 32,
+            timeout_ms: 50,
+            max_input_kib: 256,
+            max_output_kib: 64,
+        }
+    }
+}
+
+/// What a plugin can do, from its own `describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    /// Exit criterion.
+    Criterion,
+    /// Methodology checklist.
+    Checklist,
+    /// Metric.
+    Metric,
+}
+
+/// One loaded plugin, in `plugins.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// Its name in `process.toml`.
+    pub name: String,
+    /// Its file.
+    pub path: String,
+    /// BLAKE3 of the file, hex.
+    pub hash: String,
+    /// The plugin interface version it speaks.
+    pub interface: String,
+    /// What it says it does.
+    pub description: String,
+    /// What it provides.
+    pub provides: Vec<Capability>,
+    /// Whether it reads the activity log.
+    pub reads_activities: bool,
+    /// Its limits per call.
+    pub limits: Limits,
+    /// Calls since start.
+    pub calls: u64,
+    /// Calls that failed closed.
+    pub failures: u64,
+    /// Mean wall time per call, µs.
+    pub mean_micros: f64,
+}
+
+/// `plugins.list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plugins {
+    /// The loaded plugins, by name.
+    pub plugins: Vec<PluginInfo>,
+    /// The process version they serve.
+    pub process_version: u64,
+}
