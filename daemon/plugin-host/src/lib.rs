@@ -879,16 +879,7 @@ impl Reusable {
 
 pub use stagecoach_types::api::results::ChecklistItem;
 
-/// A metric plugin's value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MetricValue {
-    /// What it is.
-    pub name: String,
-    /// Which slice.
-    pub label: String,
-    /// The number.
-    pub value: f64,
-}
+pub use stagecoach_types::api::results::MetricValue;
 
 /// The plugins of one process version, by name.
 #[derive(Debug, Default, Clone)]

@@ -9,7 +9,7 @@ use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_plugin_host::{Capability, MetricData};
 use stagecoach_types::api::params::MetricsPlugin;
-use stagecoach_types::api::results::Plugins;
+use stagecoach_types::api::results::{PluginMetric, Plugins};
 use stagecoach_types::protocol::{NOT_FOUND, RpcError};
 
 pub(super) fn list(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
@@ -81,6 +81,10 @@ pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricsPlugin) -> Reply {
                 f.to_string(),
             ))
         })?;
-        Ok(json!({ "plugin": plugin.name, "values": values, "micros": stats.micros }))
+        Ok(json!(PluginMetric {
+            plugin: plugin.name.clone(),
+            values,
+            micros: stats.micros,
+        }))
     })
 }

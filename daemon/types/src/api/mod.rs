@@ -91,7 +91,7 @@ pub mod methods {
         /// The loaded plugins.
         PluginsList = "plugins.list" (p::NoParams) -> r::Plugins;
         /// A metric plugin's values.
-        MetricsPlugin = "metrics.plugin" (p::MetricsPlugin) -> Value;
+        MetricsPlugin = "metrics.plugin" (p::MetricsPlugin) -> r::PluginMetric;
         /// Per stage: start, entered, exited, end.
         MetricsFlow = "metrics.flow" (p::Period) -> r::Flow;
         /// Per stage: completed stays and open ages.

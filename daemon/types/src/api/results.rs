@@ -754,3 +754,25 @@ pub struct Plugins {
     /// The process version they serve.
     pub process_version: u64,
 }
+
+/// A metric plugin's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricValue {
+    /// What it is.
+    pub name: String,
+    /// Which slice.
+    pub label: String,
+    /// The number.
+    pub value: f64,
+}
+
+/// `metrics.plugin`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginMetric {
+    /// The metric plugin.
+    pub plugin: String,
+    /// Its values.
+    pub values: Vec<MetricValue>,
+    /// How long the call took, µs.
+    pub micros: f64,
+}
