@@ -21,6 +21,7 @@ use stagecoach_core::process::{InvalidProcess, Process, ProcessError, Rule, cont
 use stagecoach_core::writer::WriteError;
 use stagecoach_plugin_host::{Capability, PluginHost, PluginSet};
 use stagecoach_types::api::results::Review;
+use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::events;
 
@@ -34,24 +35,9 @@ const SETTLE: Duration = Duration::from_millis(150);
 /// What a reload did.
 #[derive(Debug)]
 pub enum Reload {
-    /// The file's content is the version in force.
-    Unchanged {
-        /// The version in force.
-        version: u64,
-    },
-    /// A new version is in force.
-    Reloaded {
-        /// The new version.
-        version: u64,
-        /// The version it replaced.
-        previous: u64,
-        /// What changed, in words.
-        changes: Vec<String>,
-        /// Prospects that followed a renamed stage.
-        renamed: u64,
-        /// Prospects moved out of removed stages by `[migrate]`.
-        migrated: u64,
-    },
+    /// The text is the version in force, or a new version is in force
+    /// (`process.reload`'s answer).
+    Applied(ReloadResult),
     /// The file was refused; the running version stays.
     Rejected(InvalidProcess),
 }
@@ -134,9 +120,7 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     let current = ctx.active();
     let hash = content_hash(&text);
     if hash == current.hash {
-        return Reload::Unchanged {
-            version: current.version,
-        };
+        return Reload::Applied(ReloadResult::unchanged(current.version));
     }
     let process = match Process::parse(&text, file) {
         Ok(p) => p,
@@ -186,13 +170,14 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
                 plugins: Arc::new(plugins),
             };
             *ctx.process.write().expect("process lock") = Arc::new(active);
-            Reload::Reloaded {
+            Reload::Applied(ReloadResult {
+                outcome: ReloadOutcome::Reloaded,
                 version,
                 previous: current.version,
                 changes,
                 renamed: applied.renamed,
                 migrated: applied.migrated,
-            }
+            })
         }
         Err(WriteError::Refused(e @ EngineError::OrphanedStages(_))) => {
             let hint = e.hint();
@@ -209,7 +194,11 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
 
 fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
     let (method, params): (&'static str, Value) = match outcome {
-        Reload::Unchanged { version } => {
+        Reload::Applied(ReloadResult {
+            outcome: ReloadOutcome::Unchanged,
+            version,
+            ..
+        }) => {
             // Saving the running content again clears an earlier rejection.
             if ctx
                 .last_process_error
@@ -226,13 +215,14 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
                 json!({ "version": version, "previous": version, "changes": [] }),
             )
         }
-        Reload::Reloaded {
+        Reload::Applied(ReloadResult {
             version,
             previous,
             changes,
             renamed,
             migrated,
-        } => {
+            ..
+        }) => {
             *ctx.last_process_error.lock().expect("error lock") = None;
             tracing::info!(
                 version,

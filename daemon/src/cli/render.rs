@@ -67,7 +67,7 @@ pub(crate) fn render_moves(moves: &Value) {
 pub(crate) fn render(command: &Command, r: &Value) {
     match command {
         Command::Status => {
-            let Some(r) = typed::<DaemonStatus>(r) else {
+            let Some(r) = parsed::<DaemonStatus>(r) else {
                 return;
             };
             println!(
@@ -136,7 +136,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
             println!("{t}");
         }
         Command::Process(ProcessCmd::Versions) => {
-            let Some(r) = typed::<Versions>(r) else {
+            let Some(r) = parsed::<Versions>(r) else {
                 return;
             };
             let mut t = table(&["version", "loaded at", "in force from", "hash", "path"]);
@@ -180,7 +180,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
             render_moves(&r["moves"]);
         }
         Command::Prospect(ProspectCmd::Get { .. } | ProspectCmd::Evaluate { .. }) => {
-            let Some(v) = typed::<ProspectView>(r) else {
+            let Some(v) = parsed::<ProspectView>(r) else {
                 return;
             };
             let p = &v.prospect;
@@ -256,7 +256,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
             }
         }
         Command::Prospect(ProspectCmd::List { .. }) => {
-            let Some(page) = typed::<ProspectPage>(r) else {
+            let Some(page) = parsed::<ProspectPage>(r) else {
                 return;
             };
             let mut t = table(&[
@@ -314,7 +314,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
             println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
         }
         Command::Activity(ActivityCmd::List { .. }) => {
-            let Some(list) = typed::<Activities>(r) else {
+            let Some(list) = parsed::<Activities>(r) else {
                 return;
             };
             let mut t = table(&["id", "at", "kind", "actor", "data"]);
@@ -455,7 +455,7 @@ pub(crate) fn emit(csv_out: bool, headers: &[&str], rows: Vec<Vec<String>>) {
 
 /// The answer as its typed result; an answer that is not one is printed as
 /// it came (never silently dropped).
-fn typed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
+fn parsed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
     match serde_json::from_value(r.clone()) {
         Ok(t) => Some(t),
         Err(e) => {
@@ -478,7 +478,7 @@ fn days(v: Option<f64>) -> String {
 pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
     match cmd {
         MetricsCmd::Flow(p) => {
-            let Some(r) = typed::<Flow>(r) else { return };
+            let Some(r) = parsed::<Flow>(r) else { return };
             if !p.csv {
                 println!("flow {} → {}", r.from, r.to);
             }
@@ -507,7 +507,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             emit(p.csv, &headers, rows);
         }
         MetricsCmd::TimeInStage(p) => {
-            let Some(r) = typed::<TimeInStage>(r) else {
+            let Some(r) = parsed::<TimeInStage>(r) else {
                 return;
             };
             let rows = r
@@ -541,7 +541,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             );
         }
         MetricsCmd::Conversion(p) => {
-            let Some(r) = typed::<Conversion>(r) else {
+            let Some(r) = parsed::<Conversion>(r) else {
                 return;
             };
             if !p.csv {
@@ -578,7 +578,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             }
         }
         MetricsCmd::Outcomes(p) => {
-            let Some(r) = typed::<Outcomes>(r) else {
+            let Some(r) = parsed::<Outcomes>(r) else {
                 return;
             };
             let rows = vec![
@@ -605,7 +605,9 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             emit(p.csv, &["metric", "value"], rows);
         }
         MetricsCmd::Stalled { csv, .. } => {
-            let Some(r) = typed::<Stalled>(r) else { return };
+            let Some(r) = parsed::<Stalled>(r) else {
+                return;
+            };
             let rows = r
                 .stalled
                 .iter()
@@ -627,7 +629,9 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             );
         }
         MetricsCmd::Compare { .. } => {
-            let Some(r) = typed::<Compare>(r) else { return };
+            let Some(r) = parsed::<Compare>(r) else {
+                return;
+            };
             println!(
                 "A: {} → {} (version {})   B: {} → {} (version {})",
                 r.a.from,

@@ -14,7 +14,6 @@ use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
 };
 use stagecoach_types::api::results::{Diff, Validation, VersionWindow, Versions};
-use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
 
 pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
@@ -114,28 +113,7 @@ pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {
             None => crate::live::reload(&ctx).await,
         };
         let result = match outcome {
-            Reload::Unchanged { version } => ReloadResult {
-                outcome: ReloadOutcome::Unchanged,
-                version,
-                previous: version,
-                changes: Vec::new(),
-                renamed: 0,
-                migrated: 0,
-            },
-            Reload::Reloaded {
-                version,
-                previous,
-                changes,
-                renamed,
-                migrated,
-            } => ReloadResult {
-                outcome: ReloadOutcome::Reloaded,
-                version,
-                previous,
-                changes,
-                renamed,
-                migrated,
-            },
+            Reload::Applied(result) => result,
             Reload::Rejected(invalid) => {
                 return Err(RpcError::new(
                     INVALID_PROCESS,

@@ -119,6 +119,20 @@ pub enum ReloadOutcome {
     Reloaded,
 }
 
+impl ReloadResult {
+    /// The answer when the text is the version in force.
+    pub fn unchanged(version: u64) -> ReloadResult {
+        ReloadResult {
+            outcome: ReloadOutcome::Unchanged,
+            version,
+            previous: version,
+            changes: Vec::new(),
+            renamed: 0,
+            migrated: 0,
+        }
+    }
+}
+
 /// The result of `process.reload`: always every field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReloadResult {
