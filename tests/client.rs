@@ -7,6 +7,7 @@ use futures_util::StreamExt;
 use stagecoach_client::{Client, ClientError};
 use stagecoach_types::api::{ReloadOutcome, methods, params, results};
 use stagecoach_types::model::Millis;
+use stagecoach_types::protocol::Event;
 
 use crate::support::Daemon;
 
@@ -48,8 +49,15 @@ fn typed_calls_and_a_stream_of_notifications() {
             .expect("a notification")
             .unwrap()
             .unwrap();
-        assert_eq!(moved.method, "prospect.moved");
-        assert_eq!(moved.params["transition"]["to"], "connect");
+        let Event::ProspectMoved {
+            prospect,
+            transition,
+        } = moved
+        else {
+            panic!("not a move: {moved:?}");
+        };
+        assert_eq!(prospect.id, recorded.activity.prospect);
+        assert_eq!(transition.to, "connect");
 
         let reload = c
             .request::<methods::ProcessReload>(&params::ProcessReload::default())
@@ -105,7 +113,7 @@ fn typed_calls_and_a_stream_of_notifications() {
         match e {
             ClientError::Rpc(e) => {
                 assert_eq!(e.code, -32602);
-                assert_eq!(e.data.unwrap()["stage"], "nope");
+                assert_eq!(e.data.unwrap().stage.as_deref(), Some("nope"));
             }
             other => panic!("{other}"),
         }

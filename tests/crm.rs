@@ -486,7 +486,7 @@ fn drafts_discovered_from_each_crm_never_close_an_open_or_lost_deal_won() {
         assert_eq!(fit["open_closed_won"], 0, "{vendor}: {fit}");
         let draft_text = std::fs::read_to_string(&draft).unwrap();
         // No rep action is an exit criterion.
-        let process = stagecoach_core::process::Process::parse(&draft_text, "draft.toml")
+        let process = stagecoach_core::process::parse(&draft_text, "draft.toml")
             .unwrap_or_else(|e| panic!("{vendor}: {e}\n{draft_text}"));
         for stage in &process.stages {
             for c in &stage.exit {

@@ -14,7 +14,6 @@ mod common;
 use stagecoach_core::clock::Clock;
 use stagecoach_core::engine::{ActiveProcess, NewActivity, NewProspect, WriteOp};
 use stagecoach_core::metrics::{self, Filter};
-use stagecoach_core::process::Process;
 use stagecoach_core::store::Store;
 use stagecoach_core::writer::{Writer, WriterStats};
 use stagecoach_types::model::{Millis, TransitionKind};
@@ -43,7 +42,7 @@ fn process() -> Arc<ActiveProcess> {
         hash: String::new(),
         text: text.clone(),
         loaded_at: Millis(START),
-        process: Process::parse(&text, "bench.toml").unwrap(),
+        process: stagecoach_core::process::parse(&text, "bench.toml").unwrap(),
         plugins: Default::default(),
     })
 }

@@ -34,7 +34,6 @@ use serde_json::{Value, json};
 mod common;
 use common::BenchDaemon;
 use stagecoach_core::criteria::{ActivityFacts, Plugins, evaluate_stage};
-use stagecoach_core::process::Process;
 use stagecoach_plugin_host::{CallInput, Limits, PluginHost};
 use stagecoach_types::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
 
@@ -327,7 +326,7 @@ fn main() {
             .with("min_employees", 50)
             .with("industries", "saas, fintech"),
     );
-    let builtin = Process::parse(
+    let builtin = stagecoach_core::process::parse(
         r#"[process]
 name = "b"
 [[stages]]

@@ -17,6 +17,7 @@
 use serde_json::{Value, json};
 
 use stagecoach_client::{Client, ClientError};
+use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::Millis;
 
 /// Reps and their skill: chance to take each next step, mean days per step.
@@ -316,17 +317,19 @@ async fn change_process(
     at: i64,
     summary: &mut DemoSummary,
 ) -> Result<(), ClientError> {
-    let current = client.call("process.get", json!({})).await?;
-    let Some(text) = changed_process(current["text"].as_str().unwrap_or_default()) else {
+    let current = client
+        .request::<methods::ProcessGet>(&params::ProcessGet::default())
+        .await?;
+    let Some(text) = changed_process(&current.text) else {
         summary.no_change = Some(
             "the process has no research stage with a `demo_scheduled` criterion to drop".into(),
         );
         return Ok(());
     };
     let r = client
-        .call("process.reload", json!({ "text": text }))
+        .request::<methods::ProcessReload>(&params::ProcessReload { text: Some(text) })
         .await?;
-    summary.process_change = r["version"].as_u64().map(|v| (v, Millis(at)));
+    summary.process_change = Some((r.version, Millis(at)));
     Ok(())
 }
 
@@ -338,8 +341,8 @@ mod tests {
     fn the_mid_way_change_drops_one_criterion_of_the_default_process() {
         let text = include_str!("../../process.toml");
         let changed = changed_process(text).expect("the default process has the criterion");
-        let before = stagecoach_core::process::Process::parse(text, "process.toml").unwrap();
-        let after = stagecoach_core::process::Process::parse(&changed, "process.toml").unwrap();
+        let before = stagecoach_core::process::parse(text, "process.toml").unwrap();
+        let after = stagecoach_core::process::parse(&changed, "process.toml").unwrap();
         let research =
             |p: &stagecoach_core::process::Process| p.stage("research").unwrap().exit.len();
         assert_eq!(research(&before), 2);

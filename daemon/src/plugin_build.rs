@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use stagecoach_plugin_host::{CallInput, Limits, MetricData, PluginHost};
 use stagecoach_types::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
@@ -197,13 +197,58 @@ pub enum Call {
     Metric,
 }
 
+/// What `stagecoach plugins run` prints (as JSON with `--json`).
+#[derive(Debug, Serialize)]
+pub struct FixtureRun {
+    /// The plugin, as it describes itself.
+    pub plugin: RanPlugin,
+    /// What the call answered.
+    pub result: FixtureResult,
+    /// Fuel the call consumed.
+    pub fuel_used: u64,
+    /// Its wall time, µs.
+    pub micros: f64,
+    /// Peak linear memory, bytes.
+    pub peak_memory_bytes: usize,
+}
+
+/// The plugin a fixture ran.
+#[derive(Debug, Serialize)]
+pub struct RanPlugin {
+    /// Its name (the file's stem).
+    pub name: String,
+    /// What it says it does.
+    pub description: String,
+    /// What it provides.
+    pub provides: Vec<stagecoach_plugin_host::Capability>,
+    /// BLAKE3 of the file, hex.
+    pub hash: String,
+}
+
+/// A call's answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FixtureResult {
+    /// `evaluate`: met or not, and why.
+    Verdict {
+        /// Whether the criterion is met.
+        met: bool,
+        /// Why.
+        reason: String,
+    },
+    /// `checklist`: the items.
+    Items(Vec<stagecoach_plugin_host::ChecklistItem>),
+    /// `metric`: the values.
+    Values(Vec<stagecoach_types::api::results::MetricValue>),
+}
+
 /// Runs one plugin on one fixture; returns what to print.
 pub fn run_fixture(
     file: &Path,
     fixture: &Path,
     call: Option<Call>,
     limits: Limits,
-) -> Result<Value, String> {
+) -> Result<FixtureRun, String> {
     let bytes =
         std::fs::read(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
     let text = std::fs::read_to_string(fixture)
@@ -227,7 +272,12 @@ pub fn run_fixture(
     };
     let now = fixture.now.unwrap_or_else(Millis::now);
     let config: Vec<(String, FieldValue)> = fixture.config.into_iter().collect();
-    let describe = json!({ "name": name, "description": plugin.description, "provides": plugin.provides, "hash": plugin.hash });
+    let described = RanPlugin {
+        name,
+        description: plugin.description.clone(),
+        provides: plugin.provides.clone(),
+        hash: plugin.hash.clone(),
+    };
     let (result, stats) = match call {
         Call::Evaluate | Call::Checklist => {
             let p = fixture.prospect.ok_or("the fixture needs a `prospect`")?;
@@ -240,10 +290,16 @@ pub fn run_fixture(
             };
             if call == Call::Evaluate {
                 let (v, stats) = plugin.evaluate(&input).map_err(|f| f.to_string())?;
-                (json!({ "met": v.met, "reason": v.reason }), stats)
+                (
+                    FixtureResult::Verdict {
+                        met: v.met,
+                        reason: v.reason,
+                    },
+                    stats,
+                )
             } else {
                 let (items, stats) = plugin.checklist(&input).map_err(|f| f.to_string())?;
-                (json!(items), stats)
+                (FixtureResult::Items(items), stats)
             }
         }
         Call::Metric => {
@@ -261,11 +317,14 @@ pub fn run_fixture(
                 transitions: fixture.transitions,
             };
             let (values, stats) = plugin.metric(&data).map_err(|f| f.to_string())?;
-            (json!(values), stats)
+            (FixtureResult::Values(values), stats)
         }
     };
-    Ok(
-        json!({ "plugin": describe, "result": result, "fuel_used": stats.fuel_used,
-               "micros": stats.micros, "peak_memory_bytes": stats.peak_memory }),
-    )
+    Ok(FixtureRun {
+        plugin: described,
+        result,
+        fuel_used: stats.fuel_used,
+        micros: stats.micros,
+        peak_memory_bytes: stats.peak_memory,
+    })
 }

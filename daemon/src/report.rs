@@ -97,7 +97,7 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     let process = client
         .request::<methods::ProcessGet>(&params::ProcessGet::default())
         .await?;
-    let version = process["version"].as_u64().unwrap_or(1);
+    let version = process.version;
     let before_after = if version > 1 {
         // When the change took effect: its load, or the first history
         // recorded under it when that is earlier (backfills, the demo).
@@ -109,11 +109,7 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
             .iter()
             .find(|v| v.version == version)
             .map(|v| v.in_force_from)
-            .or_else(|| {
-                process["loaded_at"]
-                    .as_str()
-                    .and_then(|t| Millis::parse(t).ok())
-            });
+            .or(Some(process.loaded_at));
         let diff = client
             .request::<methods::ProcessDiff>(&params::ProcessDiff {
                 from: version - 1,
@@ -143,7 +139,7 @@ pub async fn build(client: &mut Client, from: Millis, to: Millis) -> Result<Stri
     let _ = write!(
         body,
         "<h1>Sales process report</h1><p class=sub>{} · {} → {} · process version {}</p>",
-        esc(process["process"]["name"].as_str().unwrap_or("")),
+        esc(process.process.as_ref().map_or("", |p| p.name.as_str())),
         esc(&from.to_string()),
         esc(&to.to_string()),
         version

@@ -10,6 +10,7 @@
 //! use stagecoach_client::Client;
 //! use stagecoach_types::api::{methods, params};
 //! use stagecoach_types::model::Millis;
+//! use stagecoach_types::protocol::Event;
 //!
 //! # async fn demo() -> Result<(), stagecoach_client::ClientError> {
 //! let socket = std::path::Path::new("/home/me/.local/share/stagecoach/stagecoach.sock");
@@ -30,8 +31,9 @@
 //! // Every move, as it happens (on its own connection).
 //! let mut events = Client::connect(socket).await?.subscribe().await?;
 //! while let Some(event) = events.next().await {
-//!     let event = event?;
-//!     println!("{}: {}", event.method, event.params);
+//!     if let Event::ProspectMoved { prospect, transition } = event? {
+//!         println!("{} moved to {}", prospect.name, transition.to);
+//!     }
 //! }
 //! # Ok(())
 //! # }
@@ -46,7 +48,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
 use futures_util::Stream;
 use stagecoach_types::api::Method;
-use stagecoach_types::protocol::RpcError;
+use stagecoach_types::protocol::{Event, RpcError};
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,19 +77,11 @@ pub enum ClientError {
     Protocol(String),
 }
 
-/// A notification pushed after `events.subscribe`: one of
-/// [`stagecoach_types::protocol::events::ALL`], with its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notification {
-    /// The event's name (`prospect.moved`, …).
-    pub method: String,
-    /// What it says (see docs/protocol.md).
-    pub params: Value,
-}
-
 /// The daemon's notifications on a subscribed connection, in order; ends
 /// when the daemon closes the connection.
-pub type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Notification, ClientError>> + Send>>;
+/// A notification this client does not know (from a newer daemon) comes as
+/// [`ClientError::Protocol`] and the stream goes on.
+pub type Events = std::pin::Pin<Box<dyn Stream<Item = Result<Event, ClientError>> + Send>>;
 
 /// One connection to the daemon.
 pub struct Client {
@@ -149,12 +143,11 @@ impl Client {
                         Ok(None) => return None,
                         Err(e) => return Some((Err(e), client)),
                         Ok(Some(message)) => {
-                            if let Some(method) = message.get("method").and_then(Value::as_str) {
-                                let event = Notification {
-                                    method: method.to_string(),
-                                    params: message.get("params").cloned().unwrap_or(Value::Null),
-                                };
-                                return Some((Ok(event), client));
+                            if message.get("method").is_some() {
+                                let event = serde_json::from_value::<Event>(message).map_err(|e| {
+                                    ClientError::Protocol(format!("notification: {e}"))
+                                });
+                                return Some((event, client));
                             }
                         }
                     }

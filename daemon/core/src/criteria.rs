@@ -285,7 +285,6 @@ fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::Process;
     use stagecoach_types::model::{Activity, Actor, Status};
 
     fn prospect(entered: i64) -> Prospect {
@@ -321,7 +320,10 @@ mod tests {
         let text = format!(
             "[process]\nname = \"t\"\n[[stages]]\nid = \"s\"\nname = \"S\"\nexit = [{exit}]\n"
         );
-        Process::parse(&text, "t.toml").unwrap().stages.remove(0)
+        crate::process::parse(&text, "t.toml")
+            .unwrap()
+            .stages
+            .remove(0)
     }
 
     #[test]

@@ -181,7 +181,7 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Process {
-        Process::parse(text, "t.toml").unwrap()
+        crate::process::parse(text, "t.toml").unwrap()
     }
 
     #[test]

@@ -94,14 +94,7 @@ pub fn evaluate(
 
 pub use stagecoach_types::error::EngineError;
 
-/// A notification for `events.subscribe` clients.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    /// The notification method (`prospect.moved`, `process.reloaded`, …).
-    pub method: &'static str,
-    /// Its parameters.
-    pub params: Value,
-}
+pub use stagecoach_types::protocol::Event;
 
 /// A change requested by a client.
 #[derive(Debug)]
@@ -262,7 +255,7 @@ fn load_open(t: &Tables<'_>, id: ProspectId) -> Result<Result<Prospect, EngineEr
         None => Err(EngineError::ProspectNotFound(id)),
         Some(p) if p.status != Status::Open => Err(EngineError::Closed {
             id,
-            status: p.status.as_str(),
+            status: p.status,
         }),
         Some(p) => Ok(p),
     })
@@ -763,12 +756,13 @@ fn moved_events(prospect: &Prospect, moves: &[Transition]) -> Vec<Event> {
     moves
         .iter()
         .filter(|m| m.kind != TransitionKind::Created)
-        .map(|m| Event {
-            method: stagecoach_types::protocol::events::PROSPECT_MOVED,
-            params: json!({
-                "prospect": { "id": prospect.id, "name": prospect.name, "owner": prospect.owner },
-                "transition": m,
-            }),
+        .map(|m| Event::ProspectMoved {
+            prospect: stagecoach_types::protocol::MovedProspect {
+                id: prospect.id,
+                name: prospect.name.clone(),
+                owner: prospect.owner.clone(),
+            },
+            transition: m.clone(),
         })
         .collect()
 }

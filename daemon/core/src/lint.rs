@@ -190,7 +190,7 @@ id = "d"
 name = "D"
 exit = [{ question = "Did they call?", activity = "call_made", actor = "prospect" }]
 "#;
-        let p = Process::parse(text, "t.toml").unwrap();
+        let p = crate::process::parse(text, "t.toml").unwrap();
         let now = Millis(200 * Millis::DAY);
         let w = lint(&p, now, Some(Millis(10 * Millis::DAY)));
         let rules: Vec<&str> = w.iter().map(|w| w.rule.as_str()).collect();
@@ -219,7 +219,8 @@ exit = [{ question = "Did they call?", activity = "call_made", actor = "prospect
 
     #[test]
     fn the_default_process_is_clean() {
-        let p = Process::parse(include_str!("../../../process.toml"), "process.toml").unwrap();
+        let p =
+            crate::process::parse(include_str!("../../../process.toml"), "process.toml").unwrap();
         assert_eq!(lint(&p, Millis(0), Some(Millis(0))), vec![]);
     }
 }

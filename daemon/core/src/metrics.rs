@@ -561,7 +561,6 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::engine::{ActiveProcess, NewProspect, ProspectUpdate, WriteOp};
-    use crate::process::Process;
     use crate::store::Store;
     use crate::writer::{Writer, WriterStats};
     use redb::TableDefinition;
@@ -644,7 +643,7 @@ exit = [{ question = "Signed?", activity = "signed" }]
             hash: String::new(),
             text: text.into(),
             loaded_at: Millis(0),
-            process: Process::parse(text, "prop.toml").unwrap(),
+            process: crate::process::parse(text, "prop.toml").unwrap(),
             plugins: Default::default(),
         })
     }

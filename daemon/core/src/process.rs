@@ -8,259 +8,45 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_spanned::Spanned;
 
 use stagecoach_types::model::{Actor, FieldValue};
 
-/// A validated sales process: ordered stages with their exit criteria.
-#[derive(Debug, Clone, Serialize)]
-pub struct Process {
-    /// The process's display name.
-    pub name: String,
-    /// What the process is for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// How often the process should be reviewed (the guide: every 4–6 months).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub review_every_days: Option<u32>,
-    /// Activity kinds the team records, by kind.
-    pub activities: BTreeMap<String, ActivityKind>,
-    /// The stages, in order. `won` and `lost` are outcomes, not stages.
-    pub stages: Vec<Stage>,
-    /// Removed stage id → the stage its prospects move to (recorded as a
-    /// forced move). For a plain rename use the stage's `renamed_from`.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub migrate: BTreeMap<String, String>,
-    /// WebAssembly plugins the process uses.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub plugins: Vec<PluginDecl>,
-}
-
-/// A `[[plugins]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PluginDecl {
-    /// The name criteria and checklists use.
-    pub name: String,
-    /// The component file, relative to `process.toml`'s directory.
-    pub path: String,
-    /// Limits per call.
-    pub limits: stagecoach_types::api::results::Limits,
-    /// Default config, under each criterion's own.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub config: Vec<(String, FieldValue)>,
-    /// Where the entry is in the file (line, column).
-    #[serde(skip)]
-    pub at: (usize, usize),
-}
-
-/// A declared activity kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActivityKind {
-    /// Who usually performs it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<Actor>,
-    /// What it means.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-}
-
-/// Whether a stage moves prospects on by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum AdvanceMode {
-    /// Move as soon as every exit criterion is met.
-    #[default]
-    Auto,
-    /// Wait for an explicit `prospect.advance`.
-    Manual,
-}
-
-/// One stage of the process.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stage {
-    /// Stable identifier (`connect`), used in the protocol and in history.
-    pub id: String,
-    /// Display name (`Connect`).
-    pub name: String,
-    /// What happens in this stage.
-    pub description: String,
-    /// Open prospects without activity for longer than this are stalled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stall_after_days: Option<u32>,
-    /// Whether met exit criteria move the prospect on by themselves.
-    pub advance: AdvanceMode,
-    /// Probability of winning from this stage, for the weighted pipeline.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probability: Option<f64>,
-    /// Former ids of this stage; prospects in them follow this stage.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub renamed_from: Vec<String>,
-    /// The objective prospect actions that move a prospect on.
-    pub exit: Vec<ExitCriterion>,
-    /// Methodology checklists (plugin names) shown for this stage.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub checklists: Vec<String>,
-    /// Where the stage is defined in the file (1-based line).
-    #[serde(skip)]
-    pub line: usize,
-}
-
-/// One exit criterion: a question with an objective, checkable rule.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExitCriterion {
-    /// The question as sales ops wrote it ("Did the prospect reply?").
-    pub question: String,
-    /// How the answer is checked.
-    #[serde(flatten)]
-    pub rule: Rule,
-    /// Where the criterion is defined in the file (1-based line, column).
-    #[serde(skip)]
-    pub at: (usize, usize),
-}
-
-/// How an exit criterion is checked.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Rule {
-    /// An activity of `kind` happened at least `at_least` times.
-    Activity {
-        /// The activity kind.
-        kind: String,
-        /// Only activities by this actor count.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        actor: Option<Actor>,
-        /// How many are needed.
-        at_least: u32,
-        /// Only activities since the prospect entered the stage count.
-        since_entering: bool,
-    },
-    /// A field compared with a value.
-    Field {
-        /// The field name.
-        field: String,
-        /// The comparison.
-        op: Op,
-        /// The value compared with (none for `present`).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        value: Option<FieldValue>,
-    },
-    /// A yes/no answer, stored as a boolean field: met when it is yes.
-    Answer {
-        /// The field holding the answer.
-        field: String,
-    },
-    /// A plugin's exit criterion.
-    Plugin {
-        /// The plugin's name.
-        plugin: String,
-        /// Config for this criterion (over the plugin's own).
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        config: Vec<(String, FieldValue)>,
-    },
-    /// A methodology checklist with at least `at_least` items done (all
-    /// when absent).
-    Checklist {
-        /// The checklist plugin's name.
-        checklist: String,
-        /// Items required.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        at_least: Option<u32>,
-    },
-}
-
-/// A field comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Op {
-    /// Equal.
-    #[serde(rename = "=")]
-    Eq,
-    /// Not equal.
-    #[serde(rename = "!=")]
-    Ne,
-    /// Less than.
-    #[serde(rename = "<")]
-    Lt,
-    /// Less than or equal.
-    #[serde(rename = "<=")]
-    Le,
-    /// Greater than.
-    #[serde(rename = ">")]
-    Gt,
-    /// Greater than or equal.
-    #[serde(rename = ">=")]
-    Ge,
-    /// The field has any value.
-    #[serde(rename = "present")]
-    Present,
-}
+pub use stagecoach_types::process::{
+    ActivityKind, AdvanceMode, ExitCriterion, Op, PluginDecl, Process, Rule, Stage,
+};
 
 const OPS: &str = "`=`, `!=`, `<`, `<=`, `>`, `>=`, `present`";
 
-impl Op {
-    fn parse(text: &str) -> Option<Op> {
-        Some(match text {
-            "=" => Op::Eq,
-            "!=" => Op::Ne,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "present" => Op::Present,
-            _ => return None,
-        })
-    }
-
-    /// The operator as written in `process.toml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Eq => "=",
-            Op::Ne => "!=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Present => "present",
-        }
-    }
-
-    fn is_ordering(self) -> bool {
-        matches!(self, Op::Lt | Op::Le | Op::Gt | Op::Ge)
-    }
+/// The operator written as `text`, if it is one.
+fn parse_op(text: &str) -> Option<Op> {
+    Some(match text {
+        "=" => Op::Eq,
+        "!=" => Op::Ne,
+        "<" => Op::Lt,
+        "<=" => Op::Le,
+        ">" => Op::Gt,
+        ">=" => Op::Ge,
+        "present" => Op::Present,
+        _ => return None,
+    })
 }
 
-impl Process {
-    /// Parses and validates `text`; `file` names it in errors.
-    pub fn parse(text: &str, file: &str) -> Result<Process, InvalidProcess> {
-        let locate = Locator::new(text, file);
-        let deserializer = toml::Deserializer::parse(text).map_err(|e| locate.toml(&e, ""))?;
-        let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            // Spanned<T> shows up in the path as a private field; hide it.
-            let path = e
-                .path()
-                .to_string()
-                .replace(".$__serde_spanned_private_value", "");
-            let path = if path == "." { String::new() } else { path };
-            locate.toml(e.inner(), &path)
-        })?;
-        validate(raw, &locate)
-    }
-
-    /// The stage with this id.
-    pub fn stage(&self, id: &str) -> Option<&Stage> {
-        self.stages.iter().find(|s| s.id == id)
-    }
-
-    /// The position of the stage with this id.
-    pub fn stage_index(&self, id: &str) -> Option<usize> {
-        self.stages.iter().position(|s| s.id == id)
-    }
-
-    /// The first stage: where new prospects start.
-    pub fn first_stage(&self) -> &Stage {
-        &self.stages[0]
-    }
+/// Parses and validates `text`; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Process, InvalidProcess> {
+    let locate = Locator::new(text, file);
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| locate.toml(&e, ""))?;
+    let raw: RawFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        // Spanned<T> shows up in the path as a private field; hide it.
+        let path = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
+        let path = if path == "." { String::new() } else { path };
+        locate.toml(e.inner(), &path)
+    })?;
+    validate(raw, &locate)
 }
 
 pub use stagecoach_types::error::{InvalidProcess, ProcessError};
@@ -795,7 +581,7 @@ fn validate_criterion(
                     .error(span, format!("{key}.op"), "a field criterion needs `op`")
                     .hint(format!("one of {OPS}")));
             };
-            let op = Op::parse(op_text.get_ref()).ok_or_else(|| {
+            let op = parse_op(op_text.get_ref()).ok_or_else(|| {
                 let text = op_text.get_ref();
                 let mut e = at.error(
                     op_text.span(),
@@ -943,7 +729,7 @@ exit = [
 
     #[test]
     fn parses_a_good_process() {
-        let p = Process::parse(GOOD, "process.toml").unwrap();
+        let p = parse(GOOD, "process.toml").unwrap();
         assert_eq!(p.stages.len(), 2);
         assert_eq!(p.stages[1].exit.len(), 2);
         assert!(matches!(
@@ -955,7 +741,7 @@ exit = [
     #[test]
     fn unknown_operator_names_line_column_key_and_hint() {
         let bad = GOOD.replace("op = \">=\"", "op = \"=>\"");
-        let err = Process::parse(&bad, "process.toml").unwrap_err();
+        let err = parse(&bad, "process.toml").unwrap_err();
         let e = &err.errors[0];
         assert_eq!(e.key, "stages[1].exit[0].op");
         let line = bad.lines().nth(13).unwrap();
@@ -972,14 +758,14 @@ exit = [
     #[test]
     fn syntax_errors_have_a_position() {
         let bad = GOOD.replace("name = \"Connect\"", "name = \"Connect");
-        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let err = parse(&bad, "p.toml").unwrap_err();
         assert_eq!(err.errors[0].line, 12, "{err}");
     }
 
     #[test]
     fn unknown_keys_name_their_path() {
         let bad = GOOD.replace("actor = \"prospect\"", "actr = \"prospect\"");
-        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let err = parse(&bad, "p.toml").unwrap_err();
         let e = &err.errors[0];
         assert_eq!(e.key, "stages[0].exit[0].actr");
         assert_eq!(e.line, 8);
@@ -989,14 +775,14 @@ exit = [
     #[test]
     fn duplicate_ids_and_outcomes_are_refused() {
         let bad = GOOD.replace("id = \"connect\"", "id = \"prospect\"");
-        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let err = parse(&bad, "p.toml").unwrap_err();
         assert!(
             err.errors[0]
                 .message
                 .contains("duplicate stage id `prospect`")
         );
         let bad = GOOD.replace("id = \"connect\"", "id = \"won\"");
-        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let err = parse(&bad, "p.toml").unwrap_err();
         assert!(err.errors[0].message.contains("outcome"));
     }
 
@@ -1006,19 +792,44 @@ exit = [
             "answer = \"nda_signed\"",
             "answer = \"nda\", activity = \"x\"",
         );
-        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let err = parse(&bad, "p.toml").unwrap_err();
         assert!(err.errors[0].message.contains("exactly one of"));
         let bad = GOOD.replace("value = 10000", "value = \"lots\"");
-        let err = Process::parse(&bad, "p.toml").unwrap_err();
+        let err = parse(&bad, "p.toml").unwrap_err();
         assert!(err.errors[0].message.contains("compares numbers"));
     }
 
     #[test]
     fn the_default_process_is_valid() {
         let text = include_str!("../../../process.toml");
-        let p = Process::parse(text, "process.toml").unwrap();
+        let p = parse(text, "process.toml").unwrap();
         let ids: Vec<_> = p.stages.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["prospect", "connect", "research", "present", "close"]);
         assert!(p.stages.iter().all(|s| !s.exit.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    /// `process.get` sends the parsed process; a client reads it back whole
+    /// (positions in the file are not part of it).
+    #[test]
+    fn the_parsed_process_reads_back_as_itself_over_the_wire() {
+        let text = include_str!("../../../process.toml");
+        let mut p = super::parse(text, "process.toml").unwrap();
+        let json = serde_json::to_value(&p).unwrap();
+        let back: super::Process = serde_json::from_value(json.clone()).unwrap_or_else(|e| {
+            panic!("{e}\n{json:#}");
+        });
+        for s in &mut p.stages {
+            s.line = 0;
+            for c in &mut s.exit {
+                c.at = (0, 0);
+            }
+        }
+        for d in &mut p.plugins {
+            d.at = (0, 0);
+        }
+        assert_eq!(back, p);
     }
 }

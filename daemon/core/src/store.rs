@@ -981,7 +981,11 @@ mod error_tests {
         let rpc = stagecoach_types::protocol::RpcError::from(e);
         assert_eq!(rpc.code, stagecoach_types::protocol::INTERNAL_ERROR);
         let data = rpc.data.clone().unwrap();
-        assert_eq!(data["storage"], "disk_full");
-        assert!(rpc.hint().unwrap().contains("free space"), "{data}");
+        assert_eq!(
+            data.storage,
+            Some(stagecoach_types::error::StorageKind::DiskFull)
+        );
+        assert_eq!(serde_json::to_value(&data).unwrap()["storage"], "disk_full");
+        assert!(rpc.hint().unwrap().contains("free space"), "{data:?}");
     }
 }

@@ -179,10 +179,12 @@ fn run_batch(
                 let _ = job.reply.send(result.map_err(WriteError::Refused));
             }
             for event in published {
-                if event.method == stagecoach_types::protocol::events::PROSPECT_MOVED {
-                    let t = &event.params["transition"];
+                if let Event::ProspectMoved { transition: t, .. } = &event {
                     tracing::info!(
-                        prospect = %t["prospect"], from = %t["from"], to = %t["to"], kind = %t["kind"],
+                        prospect = t.prospect,
+                        from = t.from.as_deref().unwrap_or_default(),
+                        to = %t.to,
+                        kind = t.kind.as_str(),
                         "prospect moved"
                     );
                 }

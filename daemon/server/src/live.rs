@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
@@ -23,7 +22,6 @@ use stagecoach_plugin_host::{Capability, PluginHost, PluginSet};
 use stagecoach_types::api::results::Review;
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::model::Millis;
-use stagecoach_types::protocol::events;
 
 /// How long a save must be quiet before the file is read: one save is often
 /// several events (truncate, write, rename).
@@ -85,7 +83,7 @@ async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
 pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String) -> Reload {
     let path = ctx.process_path.clone();
     let file = path.display().to_string();
-    if let Err(invalid) = Process::parse(&text, &file) {
+    if let Err(invalid) = stagecoach_core::process::parse(&text, &file) {
         // Only the caller hears of it: the file and the version in force
         // are as they were.
         return Reload::Rejected(invalid);
@@ -122,7 +120,7 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     if hash == current.hash {
         return Reload::Applied(ReloadResult::unchanged(current.version));
     }
-    let process = match Process::parse(&text, file) {
+    let process = match stagecoach_core::process::parse(&text, file) {
         Ok(p) => p,
         Err(invalid) => return Reload::Rejected(invalid),
     };
@@ -193,7 +191,7 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
 }
 
 fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
-    let (method, params): (&'static str, Value) = match outcome {
+    let event = match outcome {
         Reload::Applied(ReloadResult {
             outcome: ReloadOutcome::Unchanged,
             version,
@@ -210,10 +208,13 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
                 return;
             }
             tracing::info!(version, "process file restored to the running version");
-            (
-                events::PROCESS_RELOADED,
-                json!({ "version": version, "previous": version, "changes": [] }),
-            )
+            Event::ProcessReloaded {
+                version: *version,
+                previous: *version,
+                changes: Vec::new(),
+                renamed: 0,
+                migrated: 0,
+            }
         }
         Reload::Applied(ReloadResult {
             version,
@@ -235,11 +236,13 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
             for change in changes {
                 tracing::info!(version, "  {change}");
             }
-            (
-                events::PROCESS_RELOADED,
-                json!({ "version": version, "previous": previous, "changes": changes,
-                        "renamed": renamed, "migrated": migrated }),
-            )
+            Event::ProcessReloaded {
+                version: *version,
+                previous: *previous,
+                changes: changes.clone(),
+                renamed: *renamed,
+                migrated: *migrated,
+            }
         }
         Reload::Rejected(invalid) => {
             tracing::error!(
@@ -247,13 +250,13 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
                 "process edit rejected, running version kept:\n{invalid}"
             );
             *ctx.last_process_error.lock().expect("error lock") = Some(invalid.clone());
-            (
-                events::PROCESS_REJECTED,
-                json!({ "version": ctx.active().version, "errors": invalid.errors }),
-            )
+            Event::ProcessRejected {
+                version: ctx.active().version,
+                errors: invalid.errors.clone(),
+            }
         }
     };
-    let _ = ctx.events.send(Event { method, params });
+    let _ = ctx.events.send(event);
 }
 
 /// Loads every plugin `process` declares (paths relative to the process
@@ -430,9 +433,11 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     };
     for (plugin, message, hint) in failures {
         tracing::error!(plugin = %plugin, hint = ?hint, "new plugin build refused; the previous one keeps running: {message}");
-        let _ = ctx.events.send(Event {
-            method: events::PLUGIN_FAILED,
-            params: json!({ "plugin": plugin, "kind": "load", "message": message, "hint": hint }),
+        let _ = ctx.events.send(Event::PluginFailed {
+            plugin,
+            kind: "load".into(),
+            message,
+            hint,
         });
     }
     if changed == 0 {
@@ -452,9 +457,9 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     });
     drop(guard);
     tracing::info!(changed, "plugins reloaded");
-    let _ = ctx.events.send(Event {
-        method: events::PLUGINS_RELOADED,
-        params: json!({ "version": current.version, "changed": changed }),
+    let _ = ctx.events.send(Event::PluginsReloaded {
+        version: current.version,
+        changed: changed as u64,
     });
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast, mpsc};
@@ -27,13 +27,11 @@ use crate::live::{load_plugin_set, whole_file_error};
 use crate::rpc::{Ctx, dispatch};
 use stagecoach_core::clock::Clock;
 use stagecoach_core::engine::{ActiveProcess, Event, NewVersion, WriteOp};
-use stagecoach_core::process::{InvalidProcess, Process, content_hash};
+use stagecoach_core::process::{InvalidProcess, content_hash};
 use stagecoach_core::store::{Store, StoreError};
 use stagecoach_core::writer::{WriteError, Writer, WriterStats};
 use stagecoach_plugin_host::PluginHost;
-use stagecoach_types::protocol::{
-    self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE, events,
-};
+use stagecoach_types::protocol::{self, INVALID_REQUEST, PARSE_ERROR, RpcError, UNAVAILABLE};
 
 /// Limits that protect the daemon from clients.
 #[derive(Debug, Clone)]
@@ -179,9 +177,11 @@ pub async fn run(
     {
         let events = events.clone();
         plugin_host.on_failure(move |f| {
-            let _ = events.send(Event {
-                method: events::PLUGIN_FAILED,
-                params: serde_json::json!({ "plugin": f.plugin, "kind": f.kind, "message": f.message }),
+            let _ = events.send(Event::PluginFailed {
+                plugin: f.plugin.clone(),
+                kind: f.kind.to_string(),
+                message: f.message.clone(),
+                hint: None,
             });
         });
     }
@@ -307,7 +307,8 @@ async fn load_initial_process(
     let previous: Option<ActiveProcess> = match stored.last() {
         None => None,
         Some(v) => {
-            let process = Process::parse(&v.text, &v.path).map_err(ServeError::Process)?;
+            let process =
+                stagecoach_core::process::parse(&v.text, &v.path).map_err(ServeError::Process)?;
             let plugins = match load_plugin_set(host, &process, &config.process_path, None) {
                 Ok(set) => set,
                 Err(e) => {
@@ -340,7 +341,7 @@ async fn load_initial_process(
             format!("cannot read the file: {source}"),
             None,
         )),
-        Ok(text) => Process::parse(&text, &file_name).and_then(|process| {
+        Ok(text) => stagecoach_core::process::parse(&text, &file_name).and_then(|process| {
             let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
             Ok((text, process, plugins))
         }),
@@ -704,11 +705,12 @@ fn forward_events(
                 e = rx.recv() => e,
             };
             let line = match event {
-                Ok(e) => protocol::notification(e.method, &e.params),
-                Err(broadcast::error::RecvError::Lagged(n)) => protocol::notification(
-                    events::EVENTS_LAGGED,
-                    &json!({ "missed": n, "hint": "the client read too slowly; re-read state with prospect.get" }),
-                ),
+                Ok(e) => e.notification(),
+                Err(broadcast::error::RecvError::Lagged(missed)) => Event::EventsLagged {
+                    missed,
+                    hint: "the client read too slowly; re-read state with prospect.get".into(),
+                }
+                .notification(),
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             if out.send(line.to_string()).await.is_err() {

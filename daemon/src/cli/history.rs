@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use serde_json::{Value, json};
 
 use super::{num, pct, table};
 use crate::history::export::{Format, Table};
@@ -15,6 +14,7 @@ use crate::history::import::{ImportOptions, Summary};
 use crate::history::source::{self, Files, Mapping};
 use stagecoach_client::Client;
 use stagecoach_types::api::params;
+use stagecoach_types::api::results::Discovery;
 use stagecoach_types::model::{Actor, Millis};
 
 /// How another system's columns and values map onto Stagecoach's.
@@ -385,7 +385,7 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
     if let Some(path) = &args.process {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read `{}`", path.display()))?;
-        let process = stagecoach_core::process::Process::parse(&text, &path.display().to_string())
+        let process = stagecoach_core::process::parse(&text, &path.display().to_string())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         for (kind, decl) in &process.activities {
             if let Some(actor) = decl.actor {
@@ -412,9 +412,8 @@ pub fn discover_local(args: &DiscoverArgs, as_json: bool) -> Result<()> {
         None,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    let found = stagecoach_core::discover::discover(&deals, &options, Millis::now());
-    let mut found = json!(found);
-    found["without_direction"] = json!(src.without_direction);
+    let mut found = stagecoach_core::discover::discover(&deals, &options, Millis::now());
+    found.without_direction = src.without_direction;
     emit(args, &found, as_json)
 }
 
@@ -433,9 +432,8 @@ pub fn discover_request(args: &DiscoverArgs) -> params::ProcessDiscover {
 }
 
 /// Prints a discovery and writes the requested files.
-pub fn emit(args: &DiscoverArgs, d: &Value, as_json: bool) -> Result<()> {
-    let draft = d["draft"].as_str().unwrap_or_default();
-    let dot = d["dot"].as_str().unwrap_or_default();
+pub fn emit(args: &DiscoverArgs, d: &Discovery, as_json: bool) -> Result<()> {
+    let (draft, dot) = (&d.draft, &d.dot);
     if let Some(path) = &args.draft {
         std::fs::write(path, draft)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
@@ -486,44 +484,37 @@ fn write_graph(path: &std::path::Path, dot: &str) -> Result<()> {
     Ok(())
 }
 
-/// A JSON array of strings.
-fn strings(v: &Value) -> Vec<&str> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect()
+/// Days with one decimal, `-` for none.
+fn days(v: Option<f64>) -> String {
+    v.map_or("-".into(), |d| format!("{d:.1}"))
 }
 
-fn days(v: &Value) -> String {
-    v.as_f64().map_or("-".into(), |d| format!("{d:.1}"))
-}
-
-fn print_discovery(d: &Value) {
-    let date = |v: &Value| {
-        v.as_str()
-            .map_or("-".to_string(), |s| s.chars().take(10).collect())
+fn print_discovery(d: &Discovery) {
+    let date = |v: Option<Millis>| {
+        v.map_or("-".to_string(), |m| {
+            m.to_string().chars().take(10).collect()
+        })
     };
     println!(
         "{} closed deals ({} won, {} lost) by {} owner(s), created {} .. closed {}",
-        d["deals"],
-        d["won"],
-        d["lost"],
-        d["owners_count"],
-        date(&d["from"]),
-        date(&d["to"])
+        d.deals,
+        d.won,
+        d.lost,
+        d.owners_count,
+        date(d.from),
+        date(d.to)
     );
     println!(
         "cycle, won: median {} days, p90 {}, mean {}",
-        days(&d["won_cycle"]["median_days"]),
-        days(&d["won_cycle"]["p90_days"]),
-        days(&d["won_cycle"]["mean_days"])
+        days(d.won_cycle.median_days),
+        days(d.won_cycle.p90_days),
+        days(d.won_cycle.mean_days)
     );
-    if d["lost"].as_u64().unwrap_or(0) > 0 {
+    if d.lost > 0 {
         println!(
             "cycle, lost: median {} days, p90 {}",
-            days(&d["lost_cycle"]["median_days"]),
-            days(&d["lost_cycle"]["p90_days"])
+            days(d.lost_cycle.median_days),
+            days(d.lost_cycle.p90_days)
         );
     }
 
@@ -537,55 +528,43 @@ fn print_discovery(d: &Value) {
         "p90",
         "ends stage",
     ]);
-    for s in d["steps"].as_array().into_iter().flatten() {
-        if !s["main"].as_bool().unwrap_or(false) && s["support"].as_f64().unwrap_or(0.0) < 0.05 {
-            continue;
-        }
+    for s in d.steps.iter().filter(|s| s.main || s.support >= 0.05) {
         t.add_row(vec![
-            format!(
-                "{}{}",
-                s["kind"].as_str().unwrap_or_default(),
-                if s["main"].as_bool().unwrap_or(false) {
-                    ""
-                } else {
-                    " (minor)"
-                }
-            ),
-            s["actor"].as_str().unwrap_or_default().to_string(),
-            s["won_deals"].to_string(),
-            pct(&s["support"]),
-            days(&s["from_start"]["median_days"]),
-            days(&s["from_start"]["p90_days"]),
-            s["stage"].as_str().unwrap_or("").to_string(),
+            format!("{}{}", s.kind, if s.main { "" } else { " (minor)" }),
+            s.actor.as_str().to_string(),
+            s.won_deals.to_string(),
+            pct(Some(s.support)),
+            days(s.from_start.median_days),
+            days(s.from_start.p90_days),
+            s.stage.clone().unwrap_or_default(),
         ]);
     }
     println!("{t}");
 
     println!("\nDirectly-follows graph (top steps; all with --format json or dot):");
     let mut t = table(&["from", "to", "deals", "median days", "p90 days"]);
-    for e in d["edges"].as_array().into_iter().flatten().take(20) {
+    for e in d.edges.iter().take(20) {
         t.add_row(vec![
-            e["from"].as_str().unwrap_or_default().to_string(),
-            e["to"].as_str().unwrap_or_default().to_string(),
-            e["count"].to_string(),
-            days(&e["days"]["median_days"]),
-            days(&e["days"]["p90_days"]),
+            e.from.clone(),
+            e.to.clone(),
+            e.count.to_string(),
+            days(e.days.median_days),
+            days(e.days.p90_days),
         ]);
     }
     println!("{t}");
 
     println!("\nMost common paths (main prospect actions):");
     let mut t = table(&["share", "deals", "won", "path"]);
-    for v in d["variants"].as_array().into_iter().flatten() {
-        let path = strings(&v["path"]);
+    for v in &d.variants {
         t.add_row(vec![
-            pct(&v["share"]),
-            v["deals"].to_string(),
-            v["won"].to_string(),
-            if path.is_empty() {
+            pct(Some(v.share)),
+            v.deals.to_string(),
+            v.won.to_string(),
+            if v.path.is_empty() {
                 "(none of the main steps)".into()
             } else {
-                path.join(" → ")
+                v.path.join(" → ")
             },
         ]);
     }
@@ -600,14 +579,14 @@ fn print_discovery(d: &Value) {
         "median won cycle (days)",
         "median activities",
     ]);
-    for o in d["owners"].as_array().into_iter().flatten() {
+    for o in &d.owners {
         t.add_row(vec![
-            o["owner"].as_str().unwrap_or_default().to_string(),
-            o["deals"].to_string(),
-            o["won"].to_string(),
-            pct(&o["win_rate"]),
-            days(&o["won_cycle"]["median_days"]),
-            num(&o["median_activities"]),
+            o.owner.clone(),
+            o.deals.to_string(),
+            o.won.to_string(),
+            pct(Some(o.win_rate)),
+            days(o.won_cycle.median_days),
+            num(Some(o.median_activities)),
         ]);
     }
     println!("{t}");
@@ -619,39 +598,42 @@ fn print_discovery(d: &Value) {
         "median days in stage",
         "p90",
     ]);
-    for s in d["stages"].as_array().into_iter().flatten() {
-        let exit = strings(&s["exit"]);
+    for s in &d.stages {
         t.add_row(vec![
-            s["name"].as_str().unwrap_or_default().to_string(),
-            exit.join(" + "),
-            days(&s["days"]["median_days"]),
-            days(&s["days"]["p90_days"]),
+            s.name.clone(),
+            s.exit.join(" + "),
+            days(s.days.median_days),
+            days(s.days.p90_days),
         ]);
     }
     println!("{t}");
-    let fit = &d["fit"];
+    let fit = &d.fit;
     println!("\nThe draft replayed over these deals (where it would leave them):");
     let mut t = table(&["stage", "won in the source", "lost", "open"]);
-    for r in fit["stages"].as_array().into_iter().flatten() {
+    for r in &fit.stages {
         t.add_row(vec![
-            r["stage"].as_str().unwrap_or_default().to_string(),
-            r["won"].to_string(),
-            r["lost"].to_string(),
-            r["open"].to_string(),
+            r.stage.clone(),
+            r.won.to_string(),
+            r.lost.to_string(),
+            r.open.to_string(),
         ]);
     }
     println!("{t}");
     println!(
         "closing: {}{}",
-        fit["close_note"].as_str().unwrap_or_default(),
-        if fit["manual_close"].as_bool() == Some(true) {
+        fit.close_note,
+        if fit.manual_close {
             " (the draft's last stage closes won by hand: advance = \"manual\")"
         } else {
             ""
         }
     );
-    if let Some(kinds) = d["without_direction"].as_object().filter(|k| !k.is_empty()) {
-        let list: Vec<String> = kinds.iter().map(|(k, n)| format!("`{k}` ({n})")).collect();
+    if !d.without_direction.is_empty() {
+        let list: Vec<String> = d
+            .without_direction
+            .iter()
+            .map(|(k, n)| format!("`{k}` ({n})"))
+            .collect();
         println!(
             "kinds whose rows do not say whose action they were, read as the rep's (never exit criteria): {}\nhint: if some are the prospect's, say so with --prospect-kinds KIND,… or a direction column",
             list.join(", ")

@@ -12,8 +12,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use stagecoach_client::Client;
+use stagecoach_types::api::results::Validation;
 use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::Millis;
+use stagecoach_types::protocol::Event;
 
 mod args;
 mod history;
@@ -104,7 +106,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             );
             return Ok(());
         }
-        Command::Watch => return watch(&mut client, cli.json).await,
+        Command::Watch => return watch(client, cli.json).await,
         Command::Status => typed::<methods::DaemonStatus>(params::NoParams {}),
         Command::Process(ProcessCmd::Show { version, .. }) => {
             typed::<methods::ProcessGet>(params::ProcessGet { version: *version })
@@ -160,27 +162,11 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&json!({ "error": e }))?);
             }
             let mut message = e.message.clone();
-            if let Some(unmet) = e
-                .data
-                .as_ref()
-                .and_then(|d| d.get("unmet"))
-                .and_then(Value::as_array)
-            {
-                for v in unmet {
-                    message.push_str(&format!(
-                        "\n  ✗ {} — {}",
-                        v["question"].as_str().unwrap_or(""),
-                        v["reason"].as_str().unwrap_or("")
-                    ));
+            if let Some(data) = &e.data {
+                for v in data.unmet.iter().flatten() {
+                    message.push_str(&format!("\n  ✗ {} — {}", v.question, v.reason));
                 }
-            }
-            if let Some(errors) = e
-                .data
-                .as_ref()
-                .and_then(|d| d.get("errors"))
-                .and_then(Value::as_array)
-            {
-                for err in errors {
+                for err in data.errors.iter().flatten() {
                     message.push_str(&format!("\n  {}", render_process_error(err)));
                 }
             }
@@ -194,37 +180,44 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     }
     render(&cli.command, &result);
     if let Command::Process(ProcessCmd::Validate { .. }) = &cli.command
-        && result["valid"] == json!(false)
+        && result.get("valid") == Some(&Value::Bool(false))
     {
         bail!("the process file is invalid");
     }
     Ok(())
 }
 
-async fn watch(client: &mut Client, as_json: bool) -> Result<()> {
-    client.call("events.subscribe", json!({})).await?;
+async fn watch(client: Client, as_json: bool) -> Result<()> {
+    use futures_util::StreamExt;
+    let mut events = client.subscribe().await?;
     eprintln!("watching for events (Ctrl-C to stop)");
-    while let Some(message) = client.next_message().await? {
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(stagecoach_client::ClientError::Protocol(e)) => {
+                eprintln!("skipped a notification this version does not know: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if as_json {
-            println!("{message}");
+            println!("{}", event.notification());
             continue;
         }
-        let method = message["method"].as_str().unwrap_or("?");
-        let p = &message["params"];
-        match method {
-            "prospect.moved" => {
-                let t = &p["transition"];
-                println!(
-                    "{}  prospect {} ({})  {} → {}  [{}]",
-                    t["at"].as_str().unwrap_or(""),
-                    p["prospect"]["id"],
-                    p["prospect"]["name"].as_str().unwrap_or(""),
-                    t["from"].as_str().unwrap_or("-"),
-                    t["to"].as_str().unwrap_or(""),
-                    t["kind"].as_str().unwrap_or(""),
-                );
-            }
-            _ => println!("{method}  {p}"),
+        match &event {
+            Event::ProspectMoved {
+                prospect,
+                transition: t,
+            } => println!(
+                "{}  prospect {} ({})  {} → {}  [{}]",
+                t.at,
+                prospect.id,
+                prospect.name,
+                t.from.as_deref().unwrap_or("-"),
+                t.to,
+                t.kind.as_str(),
+            ),
+            other => println!("{}  {}", other.method(), other.notification()["params"]),
         }
     }
     Ok(())
@@ -240,13 +233,17 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| Millis(d.as_millis() as i64));
-    match stagecoach_core::process::Process::parse(&text, &name) {
+    match stagecoach_core::process::parse(&text, &name) {
         Err(invalid) => {
             if as_json {
-                println!(
-                    "{}",
-                    json!({ "valid": false, "errors": invalid.errors, "warnings": [] })
-                );
+                let answer = Validation {
+                    valid: false,
+                    errors: invalid.errors.clone(),
+                    warnings: Vec::new(),
+                    stages: None,
+                    changes: None,
+                };
+                println!("{}", serde_json::to_string(&answer)?);
             } else {
                 eprintln!("{invalid}");
             }
@@ -259,13 +256,17 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
         Ok(process) => {
             let warnings = stagecoach_core::lint::lint(&process, Millis::now(), changed);
             if as_json {
-                println!(
-                    "{}",
-                    json!({ "valid": true, "errors": [], "warnings": warnings })
-                );
+                let answer = Validation {
+                    valid: true,
+                    errors: Vec::new(),
+                    warnings: warnings.clone(),
+                    stages: Some(process.stages.len()),
+                    changes: None,
+                };
+                println!("{}", serde_json::to_string(&answer)?);
             } else {
                 for w in &warnings {
-                    println!("{}", render_warning(&name, &json!(w)));
+                    println!("{}", render_warning(&name, w));
                 }
                 println!(
                     "{name}: {} stages, {} warning{}",
@@ -334,18 +335,11 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 return Ok(());
             }
-            println!(
-                "plugin    {} — {}",
-                text(&r["plugin"]["name"]),
-                text(&r["plugin"]["description"])
-            );
-            println!("result    {}", serde_json::to_string_pretty(&r["result"])?);
-            println!("fuel      {}", r["fuel_used"]);
-            println!("time      {:.1} µs", r["micros"].as_f64().unwrap_or(0.0));
-            println!(
-                "memory    {} KiB peak",
-                r["peak_memory_bytes"].as_u64().unwrap_or(0) / 1024
-            );
+            println!("plugin    {} — {}", r.plugin.name, r.plugin.description);
+            println!("result    {}", serde_json::to_string_pretty(&r.result)?);
+            println!("fuel      {}", r.fuel_used);
+            println!("time      {:.1} µs", r.micros);
+            println!("memory    {} KiB peak", r.peak_memory_bytes / 1024);
             Ok(())
         }
         PluginCmd::List => unreachable!("a client command"),

@@ -2,27 +2,27 @@
 //! answers.
 
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
-use serde_json::{Value, json};
+use serde_json::Value;
 use stagecoach_types::api::results::{
-    Activities, Checklist, Compare, Conversion, DaemonStatus, Flow, Outcomes, ProspectPage,
-    ProspectView, Stalled, TimeInStage, Versions,
+    Activities, Checklist, Compare, Conversion, DaemonStatus, Diff, Flow, Moved, Outcomes, Plugins,
+    ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated, Stalled,
+    TimeInStage, Validation, Versions, Warning,
 };
+use stagecoach_types::api::{ReloadOutcome, ReloadResult};
+use stagecoach_types::error::ProcessError;
+use stagecoach_types::model::{Transition, TransitionKind};
 
 /// A value as the protocol spells it (enums lowercase, field values as
 /// JSON), for printing.
 fn wire<T: serde::Serialize>(x: &T) -> String {
-    text(&serde_json::to_value(x).unwrap_or_default())
-}
-
-use super::args::{ActivityCmd, Command, MetricsCmd, PluginCmd, ProcessCmd, ProspectCmd};
-
-pub(crate) fn text(v: &Value) -> String {
-    match v {
+    match serde_json::to_value(x).unwrap_or_default() {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         other => other.to_string(),
     }
 }
+
+use super::args::{ActivityCmd, Command, MetricsCmd, PluginCmd, ProcessCmd, ProspectCmd};
 
 pub(crate) fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
@@ -31,35 +31,28 @@ pub(crate) fn table(headers: &[&str]) -> Table {
     t
 }
 
-pub(crate) fn render_process_error(e: &Value) -> String {
-    let mut s = format!(
-        "{}:{}:{}: ",
-        text(&e["file"]),
-        text(&e["line"]),
-        text(&e["column"])
-    );
-    if let Some(key) = e["key"].as_str().filter(|k| !k.is_empty()) {
-        s.push_str(key);
+pub(crate) fn render_process_error(e: &ProcessError) -> String {
+    let mut s = format!("{}:{}:{}: ", e.file, e.line, e.column);
+    if !e.key.is_empty() {
+        s.push_str(&e.key);
         s.push_str(": ");
     }
-    s.push_str(&text(&e["message"]));
-    if let Some(h) = e["hint"].as_str() {
+    s.push_str(&e.message);
+    if let Some(h) = &e.hint {
         s.push_str(&format!("\n    hint: {h}"));
     }
     s
 }
 
-pub(crate) fn render_moves(moves: &Value) {
-    for m in moves.as_array().into_iter().flatten() {
-        if m["kind"] == "created" {
-            continue;
-        }
+/// The transitions a request caused (creation is not a move).
+fn render_moves(moves: &[Transition]) {
+    for m in moves.iter().filter(|m| m.kind != TransitionKind::Created) {
         println!(
             "moved {} → {} ({}) at {}",
-            text(&m["from"]),
-            text(&m["to"]),
-            text(&m["kind"]),
-            text(&m["at"])
+            m.from.as_deref().unwrap_or_default(),
+            m.to,
+            wire(&m.kind),
+            m.at
         );
     }
 }
@@ -90,7 +83,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
             if let Some(invalid) = &p.last_error {
                 println!("last rejected edit:");
                 for e in &invalid.errors {
-                    println!("  {}", render_process_error(&json!(e)));
+                    println!("  {}", render_process_error(e));
                 }
             }
             let c = &r.counts;
@@ -106,30 +99,22 @@ pub(crate) fn render(command: &Command, r: &Value) {
         Command::Process(ProcessCmd::Show {
             text: show_text, ..
         }) => {
-            if *show_text || r.get("process").is_none() {
-                print!("{}", text(&r["text"]));
+            let Some(r) = parsed::<ProcessText>(r) else {
                 return;
-            }
-            let p = &r["process"];
-            println!(
-                "{} — version {} loaded {}",
-                text(&p["name"]),
-                r["version"],
-                text(&r["loaded_at"])
-            );
+            };
+            let Some(p) = r.process.as_ref().filter(|_| !*show_text) else {
+                print!("{}", r.text);
+                return;
+            };
+            println!("{} — version {} loaded {}", p.name, r.version, r.loaded_at);
             let mut t = table(&["#", "stage", "name", "advance", "exit criteria"]);
-            for (i, s) in p["stages"].as_array().into_iter().flatten().enumerate() {
-                let criteria: Vec<String> = s["exit"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| text(&c["question"]))
-                    .collect();
+            for (i, s) in p.stages.iter().enumerate() {
+                let criteria: Vec<&str> = s.exit.iter().map(|c| c.question.as_str()).collect();
                 t.add_row(vec![
                     (i + 1).to_string(),
-                    text(&s["id"]),
-                    text(&s["name"]),
-                    text(&s["advance"]),
+                    s.id.clone(),
+                    s.name.clone(),
+                    wire(&s.advance),
                     criteria.join("\n"),
                 ]);
             }
@@ -157,27 +142,36 @@ pub(crate) fn render(command: &Command, r: &Value) {
             println!("{t}");
         }
         Command::Process(ProcessCmd::Validate { .. }) => {
-            if r["valid"] == json!(true) {
-                println!("valid: {} stages", r["stages"]);
-                for w in r["warnings"].as_array().into_iter().flatten() {
+            let Some(r) = parsed::<Validation>(r) else {
+                return;
+            };
+            if r.valid {
+                println!("valid: {} stages", r.stages.unwrap_or_default());
+                for w in &r.warnings {
                     println!("{}", render_warning("", w));
                 }
-                let changes = r["changes"].as_array().map_or(0, Vec::len);
-                if changes > 0 {
+                let changes = r.changes.unwrap_or_default();
+                if !changes.is_empty() {
                     println!("compared with the version in force:");
-                    for c in r["changes"].as_array().into_iter().flatten() {
-                        println!("  {}", text(c));
+                    for c in &changes {
+                        println!("  {c}");
                     }
                 }
             } else {
-                for e in r["errors"].as_array().into_iter().flatten() {
+                for e in &r.errors {
                     eprintln!("{}", render_process_error(e));
                 }
             }
         }
         Command::Prospect(ProspectCmd::Create { .. }) => {
-            println!("prospect {} created in `{}`", r["id"], text(&r["stage"]));
-            render_moves(&r["moves"]);
+            let Some(r) = parsed::<ProspectMoves>(r) else {
+                return;
+            };
+            println!(
+                "prospect {} created in `{}`",
+                r.prospect.id, r.prospect.stage
+            );
+            render_moves(&r.moves);
         }
         Command::Prospect(ProspectCmd::Get { .. } | ProspectCmd::Evaluate { .. }) => {
             let Some(v) = parsed::<ProspectView>(r) else {
@@ -291,27 +285,35 @@ pub(crate) fn render(command: &Command, r: &Value) {
             }
         }
         Command::Prospect(ProspectCmd::Update { .. }) => {
+            let Some(r) = parsed::<ProspectMoves>(r) else {
+                return;
+            };
             println!(
                 "prospect {} updated; stage `{}`",
-                r["id"],
-                text(&r["stage"])
+                r.prospect.id, r.prospect.stage
             );
-            render_moves(&r["moves"]);
+            render_moves(&r.moves);
         }
         Command::Prospect(_) => {
-            render_moves(&r["moves"]);
-            println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
+            let Some(r) = parsed::<Moved>(r) else {
+                return;
+            };
+            render_moves(&r.moves);
+            println!("now: {} ({})", r.stage, wire(&r.status));
         }
         Command::Activity(ActivityCmd::Record { .. }) => {
-            let a = &r["activity"];
+            let Some(r) = parsed::<Recorded>(r) else {
+                return;
+            };
+            let a = &r.activity;
             println!(
                 "recorded `{}` by the {} at {}",
-                text(&a["kind"]),
-                text(&a["actor"]),
-                text(&a["at"])
+                a.kind,
+                wire(&a.actor),
+                a.at
             );
-            render_moves(&r["moves"]);
-            println!("now: {} ({})", text(&r["stage"]), text(&r["status"]));
+            render_moves(&r.moves);
+            println!("now: {} ({})", r.stage, wire(&r.status));
         }
         Command::Activity(ActivityCmd::List { .. }) => {
             let Some(list) = parsed::<Activities>(r) else {
@@ -335,34 +337,46 @@ pub(crate) fn render(command: &Command, r: &Value) {
             println!("{t}");
         }
         Command::Process(ProcessCmd::Diff { .. }) => {
-            println!("version {} → {}:", r["from"], r["to"]);
-            let changes = r["changes"].as_array().cloned().unwrap_or_default();
-            if changes.is_empty() {
+            let Some(r) = parsed::<Diff>(r) else {
+                return;
+            };
+            println!("version {} → {}:", r.from, r.to);
+            if r.changes.is_empty() {
                 println!("  no changes");
             }
-            for c in changes {
-                println!("  {}", text(&c));
+            for c in &r.changes {
+                println!("  {c}");
             }
         }
-        Command::Process(ProcessCmd::Reload) => match r["outcome"].as_str() {
-            Some("unchanged") => println!("unchanged: version {} is in force", r["version"]),
-            _ => {
-                println!(
-                    "version {} is in force (was {})",
-                    r["version"], r["previous"]
-                );
-                for c in r["changes"].as_array().into_iter().flatten() {
-                    println!("  {}", text(c));
+        Command::Process(ProcessCmd::Reload) => {
+            let Some(r) = parsed::<ReloadResult>(r) else {
+                return;
+            };
+            match r.outcome {
+                ReloadOutcome::Unchanged => {
+                    println!("unchanged: version {} is in force", r.version);
+                }
+                ReloadOutcome::Reloaded => {
+                    println!("version {} is in force (was {})", r.version, r.previous);
+                    for c in &r.changes {
+                        println!("  {c}");
+                    }
                 }
             }
-        },
+        }
         Command::Process(ProcessCmd::Reevaluate) => {
+            let Some(r) = parsed::<Reevaluated>(r) else {
+                return;
+            };
             println!(
                 "evaluated {} open prospects against version {}: {} moved ({} transitions)",
-                r["evaluated"], r["process_version"], r["moved"], r["transitions"]
+                r.evaluated, r.process_version, r.moved, r.transitions
             );
         }
         Command::Plugins(PluginCmd::List) => {
+            let Some(r) = parsed::<Plugins>(r) else {
+                return;
+            };
             let mut t = table(&[
                 "plugin",
                 "provides",
@@ -372,21 +386,16 @@ pub(crate) fn render(command: &Command, r: &Value) {
                 "failures",
                 "mean µs",
             ]);
-            for p in r["plugins"].as_array().into_iter().flatten() {
-                let provides: Vec<String> = p["provides"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(text)
-                    .collect();
+            for p in &r.plugins {
+                let provides: Vec<String> = p.provides.iter().map(wire).collect();
                 t.add_row(vec![
-                    text(&p["name"]),
+                    p.name.clone(),
                     provides.join(", "),
-                    text(&p["hash"]).chars().take(12).collect(),
-                    text(&p["interface"]),
-                    text(&p["calls"]),
-                    text(&p["failures"]),
-                    format!("{:.1}", p["mean_micros"].as_f64().unwrap_or(0.0)),
+                    p.hash.chars().take(12).collect(),
+                    p.interface.clone(),
+                    p.calls.to_string(),
+                    p.failures.to_string(),
+                    format!("{:.1}", p.mean_micros),
                 ]);
             }
             println!("{t}");
@@ -404,35 +413,30 @@ pub(crate) fn render(command: &Command, r: &Value) {
     }
 }
 
-pub(crate) fn render_warning(file: &str, w: &Value) -> String {
-    let position = match (w["line"].as_u64(), w["column"].as_u64()) {
-        (Some(l), Some(c)) if l > 0 => format!("{file}:{l}:{c}: "),
+pub(crate) fn render_warning(file: &str, w: &Warning) -> String {
+    let position = match (w.line, w.column) {
+        (l, c) if l > 0 => format!("{file}:{l}:{c}: "),
         _ if !file.is_empty() => format!("{file}: "),
         _ => String::new(),
     };
     format!(
         "{position}warning[{}]: {}: {}\n    hint: {}",
-        text(&w["rule"]),
-        text(&w["key"]),
-        text(&w["message"]),
-        text(&w["hint"])
+        w.rule, w.key, w.message, w.hint
     )
 }
 
-pub(crate) fn num(v: &Value) -> String {
+/// A figure: `-` for none, whole numbers without decimals, others with two.
+pub(crate) fn num(v: Option<f64>) -> String {
     match v {
-        Value::Null => "-".into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() != 0.0 => format!("{f:.2}"),
-            _ => n.to_string(),
-        },
-        other => text(other),
+        None => "-".into(),
+        Some(f) if f.fract() == 0.0 => format!("{f:.0}"),
+        Some(f) => format!("{f:.2}"),
     }
 }
 
-pub(crate) fn pct(v: &Value) -> String {
-    v.as_f64()
-        .map_or("-".into(), |f| format!("{:.1}%", f * 100.0))
+/// A share as a percentage, `-` for none.
+pub(crate) fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |f| format!("{:.1}%", f * 100.0))
 }
 
 /// Prints rows as CSV (`--csv`) or as a table.
@@ -463,16 +467,6 @@ fn parsed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
             None
         }
     }
-}
-
-/// A share as a percentage, `-` for none.
-fn share(v: Option<f64>) -> String {
-    pct(&json!(v))
-}
-
-/// Days, as `num` prints them.
-fn days(v: Option<f64>) -> String {
-    num(&json!(v))
 }
 
 pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
@@ -518,11 +512,11 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     vec![
                         x.stage.clone(),
                         c.count.to_string(),
-                        days(c.mean_days),
-                        days(c.median_days),
-                        days(c.p90_days),
+                        num(c.mean_days),
+                        num(c.median_days),
+                        num(c.p90_days),
                         o.count.to_string(),
-                        days(o.median_days),
+                        num(o.median_days),
                     ]
                 })
                 .collect();
@@ -557,7 +551,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                         x.next.clone(),
                         x.moved_on.to_string(),
                         x.exits.to_string(),
-                        share(x.rate),
+                        pct(x.rate),
                     ]
                 })
                 .collect();
@@ -572,7 +566,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     .reached
                     .rows
                     .iter()
-                    .map(|x| vec![x.stage.clone(), x.reached.to_string(), share(x.share)])
+                    .map(|x| vec![x.stage.clone(), x.reached.to_string(), pct(x.share)])
                     .collect();
                 emit(false, &["stage", "reached", "share of cohort"], rows);
             }
@@ -584,23 +578,23 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             let rows = vec![
                 vec!["won".into(), r.won.to_string()],
                 vec!["lost".into(), r.lost.to_string()],
-                vec!["win rate".into(), share(r.win_rate)],
-                vec!["cycle median days".into(), days(r.cycle.median_days)],
-                vec!["cycle mean days".into(), days(r.cycle.mean_days)],
+                vec!["win rate".into(), pct(r.win_rate)],
+                vec!["cycle median days".into(), num(r.cycle.median_days)],
+                vec!["cycle mean days".into(), num(r.cycle.mean_days)],
                 vec![
                     "lost cycle median days".into(),
-                    days(r.lost_cycle.median_days),
+                    num(r.lost_cycle.median_days),
                 ],
-                vec!["lost cycle mean days".into(), days(r.lost_cycle.mean_days)],
+                vec!["lost cycle mean days".into(), num(r.lost_cycle.mean_days)],
                 vec![
                     "won imported, not earned".into(),
                     r.won_imported.to_string(),
                 ],
                 vec!["open".into(), r.open.to_string()],
-                vec!["won amount".into(), num(&json!(r.won_amount))],
-                vec!["mean won amount".into(), num(&json!(r.mean_won_amount))],
-                vec!["velocity per day".into(), num(&json!(r.velocity_per_day))],
-                vec!["weighted pipeline".into(), num(&json!(r.weighted_pipeline))],
+                vec!["won amount".into(), num(Some(r.won_amount))],
+                vec!["mean won amount".into(), num(r.mean_won_amount)],
+                vec!["velocity per day".into(), num(r.velocity_per_day)],
+                vec!["weighted pipeline".into(), num(Some(r.weighted_pipeline))],
             ];
             emit(p.csv, &["metric", "value"], rows);
         }
@@ -649,11 +643,11 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                         x.stage.clone(),
                         format!("{} / {}", x.a.flow.entered, x.b.flow.entered),
                         format!("{} / {}", x.a.flow.exited, x.b.flow.exited),
-                        format!("{} / {}", share(x.a.advance_rate), share(x.b.advance_rate)),
+                        format!("{} / {}", pct(x.a.advance_rate), pct(x.b.advance_rate)),
                         format!(
                             "{} / {}",
-                            days(x.a.time_in_stage.median_days),
-                            days(x.b.time_in_stage.median_days)
+                            num(x.a.time_in_stage.median_days),
+                            num(x.b.time_in_stage.median_days)
                         ),
                     ]
                 })

@@ -8,9 +8,13 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use clap::ValueEnum;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use stagecoach_client::Client;
+use stagecoach_types::api::params::ExportWhat;
+use stagecoach_types::api::results::ExportRows;
+use stagecoach_types::api::{methods, params};
+use stagecoach_types::model::{Activity, Fields, Prospect, Transition};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,42 +28,11 @@ pub enum Table {
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    fn what(self) -> ExportWhat {
         match self {
-            Table::Prospects => "prospects",
-            Table::Activities => "activities",
-            Table::Transitions => "transitions",
-        }
-    }
-
-    fn columns(self) -> &'static [&'static str] {
-        match self {
-            Table::Prospects => &[
-                "id",
-                "external_id",
-                "name",
-                "company",
-                "owner",
-                "stage",
-                "status",
-                "created_at",
-                "stage_entered_at",
-                "closed_at",
-            ],
-            Table::Activities => &["id", "prospect", "kind", "actor", "at", "data"],
-            Table::Transitions => &[
-                "id",
-                "prospect",
-                "from",
-                "to",
-                "at",
-                "kind",
-                "process_version",
-                "reason",
-                "by",
-                "activity",
-                "imported",
-            ],
+            Table::Prospects => ExportWhat::Prospects,
+            Table::Activities => ExportWhat::Activities,
+            Table::Transitions => ExportWhat::Transitions,
         }
     }
 }
@@ -75,37 +48,144 @@ pub enum Format {
 
 const PAGE: usize = 5000;
 
-/// Calls `each` with every row of `table`, page by page.
-async fn pages(
-    client: &mut Client,
-    table: Table,
-    mut each: impl FnMut(&Value) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let mut after = Value::Null;
-    loop {
-        let page = client
-            .call(
-                "export.page",
-                json!({ "what": table.name(), "after": after, "limit": PAGE }),
-            )
-            .await?;
-        for row in page["rows"].as_array().into_iter().flatten() {
-            each(row)?;
-        }
-        after = page["next"].clone();
-        if after.is_null() {
-            return Ok(());
-        }
+/// One exported record: its CSV columns (the ones `stagecoach import` reads
+/// back) and their cells.
+trait Row: serde::Serialize {
+    const COLUMNS: &'static [&'static str];
+    fn cells(&self) -> Vec<String>;
+    /// A prospect's fields (`field.NAME` columns); none for other records.
+    fn fields(&self) -> Option<&Fields> {
+        None
     }
 }
 
-/// A cell: strings as they are, objects as JSON (empty when empty).
+fn opt(v: &Option<impl ToString>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// A free-form JSON value as a cell: strings as they are, objects as JSON,
+/// empty when empty.
 fn cell(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Object(m) if m.is_empty() => String::new(),
         other => other.to_string(),
+    }
+}
+
+fn wire(v: &impl serde::Serialize) -> String {
+    cell(&serde_json::to_value(v).unwrap_or_default())
+}
+
+impl Row for Prospect {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "external_id",
+        "name",
+        "company",
+        "owner",
+        "stage",
+        "status",
+        "created_at",
+        "stage_entered_at",
+        "closed_at",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            opt(&self.external_id),
+            self.name.clone(),
+            opt(&self.company),
+            opt(&self.owner),
+            self.stage.clone(),
+            self.status.as_str().to_string(),
+            self.created_at.to_string(),
+            self.stage_entered_at.to_string(),
+            opt(&self.closed_at),
+        ]
+    }
+    fn fields(&self) -> Option<&Fields> {
+        Some(&self.fields)
+    }
+}
+
+impl Row for Activity {
+    const COLUMNS: &'static [&'static str] = &["id", "prospect", "kind", "actor", "at", "data"];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.prospect.to_string(),
+            self.kind.clone(),
+            self.actor.as_str().to_string(),
+            self.at.to_string(),
+            cell(&Value::Object(self.data.clone())),
+        ]
+    }
+}
+
+impl Row for Transition {
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "prospect",
+        "from",
+        "to",
+        "at",
+        "kind",
+        "process_version",
+        "reason",
+        "by",
+        "activity",
+        "imported",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.id.to_string(),
+            self.prospect.to_string(),
+            opt(&self.from),
+            self.to.clone(),
+            self.at.to_string(),
+            self.kind.as_str().to_string(),
+            self.process_version.to_string(),
+            opt(&self.reason),
+            opt(&self.by),
+            opt(&self.activity),
+            // Absent means false: every move the daemon made itself.
+            self.imported.to_string(),
+        ]
+    }
+}
+
+/// Calls `each` with every record of one kind, page by page.
+async fn pages<R: Row>(
+    client: &mut Client,
+    table: Table,
+    pick: fn(ExportRows) -> Option<Vec<R>>,
+    mut each: impl FnMut(&R) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut after = None;
+    loop {
+        let page = client
+            .request::<methods::ExportPage>(&params::ExportPage {
+                what: table.what(),
+                after,
+                limit: Some(PAGE),
+            })
+            .await?;
+        let rows = if page.rows.is_empty() {
+            Vec::new()
+        } else {
+            pick(page.rows).ok_or_else(|| {
+                anyhow::anyhow!("the daemon answered other records than {table:?}")
+            })?
+        };
+        for row in &rows {
+            each(row)?;
+        }
+        match page.next {
+            None | Some(Value::Null) => return Ok(()),
+            next => after = next,
+        }
     }
 }
 
@@ -116,11 +196,44 @@ pub async fn run(
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
+    match table {
+        Table::Prospects => {
+            let pick = |r| match r {
+                ExportRows::Prospects(v) => Some(v),
+                _ => None,
+            };
+            write(client, table, pick, format, out).await
+        }
+        Table::Activities => {
+            let pick = |r| match r {
+                ExportRows::Activities(v) => Some(v),
+                _ => None,
+            };
+            write(client, table, pick, format, out).await
+        }
+        Table::Transitions => {
+            let pick = |r| match r {
+                ExportRows::Transitions(v) => Some(v),
+                _ => None,
+            };
+            write(client, table, pick, format, out).await
+        }
+    }
+}
+
+async fn write<R: Row>(
+    client: &mut Client,
+    table: Table,
+    pick: fn(ExportRows) -> Option<Vec<R>>,
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let mut rows = 0u64;
     if format == Format::Ndjson {
-        pages(client, table, |row| {
+        pages(client, table, pick, |row| {
             rows += 1;
-            writeln!(out, "{row}")?;
+            serde_json::to_writer(&mut *out, row)?;
+            writeln!(out)?;
             Ok(())
         })
         .await?;
@@ -130,30 +243,25 @@ pub async fn run(
     // Prospects' fields become columns: a first pass finds their names.
     let mut fields = BTreeSet::new();
     if table == Table::Prospects {
-        pages(client, table, |row| {
-            if let Some(f) = row["fields"].as_object() {
-                fields.extend(f.keys().cloned());
-            }
+        pages(client, table, pick, |row| {
+            fields.extend(row.fields().into_iter().flat_map(|f| f.keys().cloned()));
             Ok(())
         })
         .await?;
     }
     let mut w = csv::Writer::from_writer(out);
-    let mut header: Vec<String> = table.columns().iter().map(|c| c.to_string()).collect();
+    let mut header: Vec<String> = R::COLUMNS.iter().map(|c| c.to_string()).collect();
     header.extend(fields.iter().map(|f| format!("field.{f}")));
     w.write_record(&header)?;
-    pages(client, table, |row| {
+    pages(client, table, pick, |row| {
         rows += 1;
-        let mut record: Vec<String> = table
-            .columns()
-            .iter()
-            .map(|c| match *c {
-                // Absent means false: every move the daemon made itself.
-                "imported" => row[*c].as_bool().unwrap_or(false).to_string(),
-                _ => cell(&row[*c]),
-            })
-            .collect();
-        record.extend(fields.iter().map(|f| cell(&row["fields"][f])));
+        let mut record = row.cells();
+        let own = row.fields();
+        record.extend(
+            fields
+                .iter()
+                .map(|f| own.and_then(|o| o.get(f)).map(wire).unwrap_or_default()),
+        );
         w.write_record(&record)?;
         Ok(())
     })

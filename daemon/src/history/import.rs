@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::source::{
     self, FileKind, Files, Mapping, Problem, ProspectRow, Rejection, Source, SourceStage,
@@ -27,8 +27,11 @@ use super::source::{
 };
 use stagecoach_client::Client;
 use stagecoach_core::engine::import::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
+use stagecoach_types::api::results::Imported;
+use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::FIELDS_UPDATED;
 use stagecoach_types::model::{Actor, Millis, Status, TransitionKind};
+use stagecoach_types::protocol::{INTERNAL_ERROR, RpcError};
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -135,29 +138,18 @@ struct ProcessInfo {
 }
 
 async fn process_info(client: &mut Client) -> anyhow::Result<ProcessInfo> {
-    let p = client.call("process.get", json!({})).await?;
-    let stages = p["process"]["stages"]
-        .as_array()
+    let got = client
+        .request::<methods::ProcessGet>(&params::ProcessGet::default())
+        .await?;
+    let Some(p) = got.process else {
+        anyhow::bail!("the daemon did not answer the process in force");
+    };
+    let stages = p.stages.into_iter().map(|s| (s.id, s.name)).collect();
+    let kinds = p
+        .activities
         .into_iter()
-        .flatten()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap_or_default().to_string(),
-                s["name"].as_str().unwrap_or_default().to_string(),
-            )
-        })
+        .map(|(kind, decl)| (kind, decl.actor))
         .collect();
-    let kinds = p["process"]["activities"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let actor = serde_json::from_value(v["actor"].clone()).ok();
-                    (k.clone(), actor)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(ProcessInfo { stages, kinds })
 }
 
@@ -633,23 +625,14 @@ async fn known_activities(
     let mut out = HashMap::new();
     for chunk in keys.chunks(2000) {
         let r = client
-            .call(
-                "prospect.lookup",
-                json!({ "external_ids": chunk, "history": true }),
-            )
+            .request::<methods::ProspectLookup>(&params::ProspectLookup {
+                external_ids: chunk.iter().map(|k| k.to_string()).collect(),
+                history: true,
+            })
             .await?;
-        for (k, v) in r["found"].as_object().into_iter().flatten() {
-            let set: HashSet<(String, Millis)> = v["activities"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|pair| {
-                    let kind = pair[0].as_str()?.to_string();
-                    let at = Millis::parse(pair[1].as_str()?).ok()?;
-                    Some((kind, at))
-                })
-                .collect();
-            out.insert(k.clone(), set);
+        for (k, v) in r.found {
+            let set: HashSet<(String, Millis)> = v.activities.into_iter().flatten().collect();
+            out.insert(k, set);
         }
     }
     Ok(out)
@@ -660,11 +643,12 @@ async fn lookup(client: &mut Client, keys: &[&str]) -> anyhow::Result<HashSet<St
     let mut present = HashSet::new();
     for chunk in keys.chunks(10_000) {
         let r = client
-            .call("prospect.lookup", json!({ "external_ids": chunk }))
+            .request::<methods::ProspectLookup>(&params::ProspectLookup {
+                external_ids: chunk.iter().map(|k| k.to_string()).collect(),
+                history: false,
+            })
             .await?;
-        if let Some(found) = r["found"].as_object() {
-            present.extend(found.keys().cloned());
-        }
+        present.extend(r.found.into_keys());
     }
     Ok(present)
 }
@@ -725,44 +709,46 @@ fn take(
     plan: &Plan,
     part: Part,
     prospects: &[ProspectRow],
-    answer: Result<Value, stagecoach_types::protocol::RpcError>,
+    answer: Result<Value, RpcError>,
     files: &Files,
 ) {
     let row = plan.row.map(|i| &prospects[i]);
+    let answer = answer.and_then(|r| {
+        serde_json::from_value::<Imported>(r)
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("unexpected answer: {e}")))
+    });
     match answer {
         Ok(r) => {
-            let u = |k: &str| r[k].as_u64().unwrap_or(0);
             if row.is_some() && part.first {
-                if r["created"].as_bool() == Some(true) {
+                if r.created {
                     summary.prospects.imported += 1;
                 } else {
                     summary.prospects.skipped += 1;
                 }
             }
-            summary.activities.imported += u("activities");
-            summary.activities.skipped += u("activities_present");
-            summary.imported_moves += u("imported_moves");
-            summary.transitions.imported += u("moves");
-            let closed_now = part.last && (r["created"].as_bool() == Some(true) || u("moves") > 0);
-            match r["status"].as_str() {
-                Some("won") if closed_now => summary.closed_won += 1,
-                Some("lost") if closed_now => summary.closed_lost += 1,
+            summary.activities.imported += r.activities;
+            summary.activities.skipped += r.activities_present;
+            summary.imported_moves += r.imported_moves;
+            summary.transitions.imported += r.moves;
+            let closed_now = part.last && (r.created || r.moves > 0);
+            match r.status {
+                Status::Won if closed_now => summary.closed_won += 1,
+                Status::Lost if closed_now => summary.closed_lost += 1,
                 _ => {}
             }
-            if let Some(stage) = r["unearned"]["stage"].as_str() {
-                *summary.unearned.entry(stage.to_string()).or_default() += 1;
+            if let Some(u) = r.unearned {
+                *summary.unearned.entry(u.stage).or_default() += 1;
             }
-            if r["forced"].as_bool() == Some(true) {
+            if r.forced {
                 summary.forced += 1;
             }
-            if let (Some(d), Some(row)) = (r["difference"].as_object(), row) {
-                let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+            if let (Some(d), Some(row)) = (r.difference, row) {
                 summary.differences.push(Difference {
                     line: row.line,
                     external_id: row.external_id.clone(),
-                    source: s("source"),
-                    here: s("here"),
-                    reason: s("reason"),
+                    source: d.source,
+                    here: d.here,
+                    reason: d.reason,
                 });
             }
         }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ProspectId, Verdict};
+use crate::model::{ProspectId, Status, Verdict};
 
 /// Why an operation was refused. Each maps to a documented protocol error.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +31,12 @@ pub enum EngineError {
         id: ProspectId,
     },
     /// The prospect is won or lost.
-    #[error("prospect {id} is already {status}")]
+    #[error("prospect {id} is already {}", status.as_str())]
     Closed {
         /// The prospect.
         id: ProspectId,
         /// `won` or `lost`.
-        status: &'static str,
+        status: Status,
     },
     /// Exit criteria are unmet.
     #[error("prospect {id} cannot leave stage `{stage}`: {} of {} exit criteria unmet", unmet.len(), total)]

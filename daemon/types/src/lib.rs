@@ -9,4 +9,5 @@
 pub mod api;
 pub mod error;
 pub mod model;
+pub mod process;
 pub mod protocol;

@@ -18,7 +18,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::{EngineError, WriteError};
+use crate::error::{EngineError, ProcessError, StorageKind, WriteError};
+use crate::model::{ProspectId, Status, Transition, Verdict};
 
 /// Not JSON.
 pub const PARSE_ERROR: i64 = -32700;
@@ -53,7 +54,62 @@ pub struct RpcError {
     pub message: String,
     /// Structured detail, when there is some.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
+    pub data: Option<Box<ErrorData>>,
+}
+
+/// An error's `data`: the input that failed and what to do about it. Which
+/// fields a code sends is in docs/protocol.md; absent fields are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorData {
+    /// The prospect concerned (-32001, -32002, -32003: the existing one, -32004).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The external id already in use (-32003).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// The stage concerned: the prospect's (-32002, -32004) or the unknown
+    /// one (-32602).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The process's last stage (-32004, closing won from elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stage: Option<String>,
+    /// The prospect's status (-32004, closed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Every unmet exit criterion, with why (-32002).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmet: Option<Vec<Verdict>>,
+    /// Every error in a process text (-32005).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ProcessError>>,
+    /// Removed stages that still hold open prospects (-32005).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphaned: Option<Vec<Orphaned>>,
+    /// The process version asked for (-32001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// What kind of storage failure (-32603).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageKind>,
+    /// The plugin asked for (-32001).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// Every method there is (-32601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// What to do about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// A removed stage that still holds open prospects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Orphaned {
+    /// The stage id.
+    pub stage: String,
+    /// Open prospects in it.
+    pub open_prospects: u64,
 }
 
 impl RpcError {
@@ -71,15 +127,28 @@ impl RpcError {
         RpcError::new(INVALID_PARAMS, message)
     }
 
+    /// -32001 for a process version that does not exist.
+    pub fn no_version(version: u64) -> Self {
+        RpcError::new(NOT_FOUND, format!("no process version {version}")).with_data(ErrorData {
+            version: Some(version),
+            ..ErrorData::default()
+        })
+    }
+
+    /// -32001 for a prospect that does not exist.
+    pub fn no_prospect(id: ProspectId) -> Self {
+        EngineError::ProspectNotFound(id).into()
+    }
+
     /// Attaches data.
-    pub fn with_data(mut self, data: Value) -> Self {
-        self.data = Some(data);
+    pub fn with_data(mut self, data: ErrorData) -> Self {
+        self.data = Some(Box::new(data));
         self
     }
 
     /// What to do about it (`data.hint`), where the daemon says.
     pub fn hint(&self) -> Option<&str> {
-        self.data.as_ref()?.get("hint")?.as_str()
+        self.data.as_ref()?.hint.as_deref()
     }
 }
 
@@ -89,30 +158,59 @@ impl From<EngineError> for RpcError {
         let hint = e.hint();
         match e {
             EngineError::ProspectNotFound(id) => {
-                RpcError::new(NOT_FOUND, message).with_data(json!({ "id": id }))
+                RpcError::new(NOT_FOUND, message).with_data(ErrorData {
+                    id: Some(id),
+                    ..ErrorData::default()
+                })
             }
             EngineError::UnknownStage { stage, .. } => {
-                RpcError::params(message).with_data(json!({ "stage": stage }))
+                RpcError::params(message).with_data(ErrorData {
+                    stage: Some(stage),
+                    ..ErrorData::default()
+                })
             }
             EngineError::ExternalIdTaken { external_id, id } => RpcError::new(CONFLICT, message)
-                .with_data(json!({ "external_id": external_id, "id": id })),
-            EngineError::Closed { id, status } => RpcError::new(INVALID_STATE, message)
-                .with_data(json!({ "id": id, "status": status })),
+                .with_data(ErrorData {
+                    external_id: Some(external_id),
+                    id: Some(id),
+                    ..ErrorData::default()
+                }),
+            EngineError::Closed { id, status } => {
+                RpcError::new(INVALID_STATE, message).with_data(ErrorData {
+                    id: Some(id),
+                    status: Some(status),
+                    ..ErrorData::default()
+                })
+            }
             EngineError::CriteriaUnmet {
                 id, stage, unmet, ..
-            } => RpcError::new(CRITERIA_UNMET, message)
-                .with_data(json!({ "id": id, "stage": stage, "unmet": unmet })),
+            } => RpcError::new(CRITERIA_UNMET, message).with_data(ErrorData {
+                id: Some(id),
+                stage: Some(stage),
+                unmet: Some(unmet),
+                ..ErrorData::default()
+            }),
             EngineError::NotInLastStage { id, stage, last } => {
-                RpcError::new(INVALID_STATE, message)
-                    .with_data(json!({ "id": id, "stage": stage, "last_stage": last }))
+                RpcError::new(INVALID_STATE, message).with_data(ErrorData {
+                    id: Some(id),
+                    stage: Some(stage),
+                    last_stage: Some(last),
+                    ..ErrorData::default()
+                })
             }
             EngineError::OrphanedStages(stages) => {
-                let stages: Vec<Value> = stages
-                    .iter()
-                    .map(|(s, n)| json!({ "stage": s, "open_prospects": n }))
+                let stages = stages
+                    .into_iter()
+                    .map(|(stage, open_prospects)| Orphaned {
+                        stage,
+                        open_prospects: open_prospects as u64,
+                    })
                     .collect();
-                RpcError::new(INVALID_PROCESS, message)
-                    .with_data(json!({ "orphaned": stages, "hint": hint }))
+                RpcError::new(INVALID_PROCESS, message).with_data(ErrorData {
+                    orphaned: Some(stages),
+                    hint,
+                    ..ErrorData::default()
+                })
             }
             EngineError::Invalid(_) => RpcError::params(message),
         }
@@ -124,7 +222,11 @@ impl From<WriteError> for RpcError {
         match e {
             WriteError::Refused(e) => e.into(),
             WriteError::Storage { kind, .. } => RpcError::new(INTERNAL_ERROR, e.to_string())
-                .with_data(json!({ "storage": kind, "hint": kind.hint() })),
+                .with_data(ErrorData {
+                    storage: Some(kind),
+                    hint: kind.hint().map(str::to_string),
+                    ..ErrorData::default()
+                }),
             WriteError::ShuttingDown => RpcError::new(UNAVAILABLE, e.to_string()),
         }
     }
@@ -154,6 +256,107 @@ pub mod events {
         PLUGINS_RELOADED,
         EVENTS_LAGGED,
     ];
+}
+
+/// A notification, as the daemon pushes it after `events.subscribe`:
+/// `method` is the event's name (one of [`events::ALL`]), `params` what it
+/// says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", content = "params")]
+pub enum Event {
+    /// A prospect moved (every move except creation).
+    #[serde(rename = "prospect.moved")]
+    ProspectMoved {
+        /// Who moved.
+        prospect: MovedProspect,
+        /// The transition.
+        transition: Transition,
+    },
+    /// A saved process file became the version in force (or a refused file
+    /// was restored to it: then `version` = `previous` and no changes).
+    #[serde(rename = "process.reloaded")]
+    ProcessReloaded {
+        /// The version in force now.
+        version: u64,
+        /// The version in force before.
+        previous: u64,
+        /// What changed, in sentences.
+        changes: Vec<String>,
+        /// Prospects that followed a renamed stage.
+        renamed: u64,
+        /// Prospects moved out of removed stages by `[migrate]`.
+        migrated: u64,
+    },
+    /// A saved process file was refused; `version` stays in force.
+    #[serde(rename = "process.rejected")]
+    ProcessRejected {
+        /// The version that stays in force.
+        version: u64,
+        /// Why, with file, line and column.
+        errors: Vec<ProcessError>,
+    },
+    /// A plugin call failed closed, or a new build was refused.
+    #[serde(rename = "plugin.failed")]
+    PluginFailed {
+        /// The plugin.
+        plugin: String,
+        /// `fuel`, `timeout`, `memory`, `trap`, `output`, `error`, or `load`
+        /// (a new build refused).
+        kind: String,
+        /// What happened.
+        message: String,
+        /// What to do about it, where we can tell.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<String>,
+    },
+    /// New plugin builds were swapped in.
+    #[serde(rename = "plugins.reloaded")]
+    PluginsReloaded {
+        /// The process version they serve.
+        version: u64,
+        /// How many plugins changed.
+        changed: u64,
+    },
+    /// The client read too slowly and missed events.
+    #[serde(rename = "events.lagged")]
+    EventsLagged {
+        /// How many.
+        missed: u64,
+        /// What to do about it.
+        hint: String,
+    },
+}
+
+impl Event {
+    /// The event's name, as `method` on the wire.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Event::ProspectMoved { .. } => events::PROSPECT_MOVED,
+            Event::ProcessReloaded { .. } => events::PROCESS_RELOADED,
+            Event::ProcessRejected { .. } => events::PROCESS_REJECTED,
+            Event::PluginFailed { .. } => events::PLUGIN_FAILED,
+            Event::PluginsReloaded { .. } => events::PLUGINS_RELOADED,
+            Event::EventsLagged { .. } => events::EVENTS_LAGGED,
+        }
+    }
+
+    /// The notification line's JSON (`{"jsonrpc":"2.0","method":…,"params":…}`).
+    pub fn notification(&self) -> Value {
+        let mut v = serde_json::to_value(self).expect("events serialize");
+        v["jsonrpc"] = json!("2.0");
+        v
+    }
+}
+
+/// The prospect in a `prospect.moved` notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MovedProspect {
+    /// Its id.
+    pub id: ProspectId,
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner: Option<String>,
 }
 
 /// A request that passed framing checks.
@@ -225,14 +428,31 @@ pub fn err(id: Value, error: RpcError) -> Value {
     json!({ "jsonrpc": "2.0", "id": id, "error": error })
 }
 
-/// A server-pushed notification.
-pub fn notification(method: &str, params: &Value) -> Value {
-    json!({ "jsonrpc": "2.0", "method": method, "params": params })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_event_is_listed_and_spelled_as_on_the_wire() {
+        let lagged = Event::EventsLagged {
+            missed: 3,
+            hint: "h".into(),
+        };
+        let line = lagged.notification();
+        assert_eq!(line["jsonrpc"], "2.0");
+        assert_eq!(line["method"], lagged.method());
+        assert_eq!(line["params"]["missed"], 3);
+        assert_eq!(serde_json::from_value::<Event>(line).unwrap(), lagged);
+        let failed = Event::PluginFailed {
+            plugin: "p".into(),
+            kind: "fuel".into(),
+            message: "m".into(),
+            hint: None,
+        };
+        for e in [lagged, failed] {
+            assert!(events::ALL.contains(&e.method()));
+        }
+    }
 
     #[test]
     fn framing_errors_keep_the_id_when_they_can() {

@@ -8,7 +8,7 @@ use super::{Ctx, ReadError, Reply, read};
 use stagecoach_core::engine::{NewActivity, WriteOp};
 use stagecoach_types::api::params::ActivityList;
 use stagecoach_types::api::results::Activities;
-use stagecoach_types::protocol::{NOT_FOUND, RpcError};
+use stagecoach_types::protocol::RpcError;
 
 pub(super) fn record(ctx: &Arc<Ctx>, p: NewActivity) -> Reply {
     ctx.write(WriteOp::RecordActivity(p))
@@ -18,10 +18,7 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ActivityList) -> Reply {
     let ctx = ctx.clone();
     read(move || {
         if ctx.store.prospect(p.prospect)?.is_none() {
-            return Err(ReadError::Rpc(
-                RpcError::new(NOT_FOUND, format!("no prospect with id {}", p.prospect))
-                    .with_data(json!({ "id": p.prospect })),
-            ));
+            return Err(ReadError::Rpc(RpcError::no_prospect(p.prospect)));
         }
         let mut activities = ctx.store.activities(p.prospect)?;
         if let Some(kind) = &p.kind {

@@ -18,7 +18,7 @@ use stagecoach_types::api::results::{
     TimeInStage, TimeInStageRow,
 };
 use stagecoach_types::model::Millis;
-use stagecoach_types::protocol::{NOT_FOUND, RpcError};
+use stagecoach_types::protocol::RpcError;
 
 /// Most prospects a metrics query reads one by one (stalled, open ages).
 use metrics::MAX_SCAN;
@@ -50,10 +50,7 @@ fn version_window(store: &Store, p: &Period) -> Result<(Millis, Millis), ReadErr
     };
     let windows = store.version_windows()?;
     let Some((_, start, end)) = windows.into_iter().find(|(x, _, _)| x.number == v) else {
-        return Err(ReadError::Rpc(
-            RpcError::new(NOT_FOUND, format!("no process version {v}"))
-                .with_data(serde_json::json!({ "version": v })),
-        ));
+        return Err(ReadError::Rpc(RpcError::no_version(v)));
     };
     let end = end.unwrap_or(Millis(i64::MAX / 4));
     Ok((p.from.max(start), p.to.min(end).max(p.from.max(start))))

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use stagecoach_core::store::StoreError;
 use stagecoach_types::api::{self, methods as m};
-use stagecoach_types::protocol::{INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError};
+use stagecoach_types::protocol::{ErrorData, INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError};
 
 pub(crate) use stagecoach_types::api::params::NoParams;
 
@@ -193,8 +193,10 @@ fn unknown_method(name: &str) -> RpcError {
         .find(|m| m.split('.').next() == name.split('.').next())
         .map(|m| format!("; did you mean `{m}`? methods are `noun.verb`"))
         .unwrap_or_default();
-    RpcError::new(METHOD_NOT_FOUND, format!("unknown method `{name}`{hint}"))
-        .with_data(serde_json::json!({ "methods": names }))
+    RpcError::new(METHOD_NOT_FOUND, format!("unknown method `{name}`{hint}")).with_data(ErrorData {
+        methods: Some(names.iter().map(|n| n.to_string()).collect()),
+        ..ErrorData::default()
+    })
 }
 
 /// The field names a parameter type declares: serde hands them to the
@@ -374,6 +376,21 @@ mod doc_tests {
             .collect();
         let sent: BTreeSet<&str> = events::ALL.iter().copied().collect();
         assert_eq!(documented, sent);
+    }
+
+    #[test]
+    fn every_field_of_an_error_s_data_is_documented() {
+        let section = DOC.split("## Errors").nth(1).expect("an Errors section");
+        let section = section.split("\n## ").next().unwrap();
+        let missing: Vec<&str> = super::field_names::<stagecoach_types::protocol::ErrorData>()
+            .iter()
+            .copied()
+            .filter(|f| !section.contains(&format!("`{f}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/protocol.md's Errors table does not name these `data` fields: {missing:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use stagecoach_core::store::ProspectFilter;
 use stagecoach_plugin_host::{Capability, MetricData};
 use stagecoach_types::api::params::MetricsPlugin;
 use stagecoach_types::api::results::{PluginMetric, Plugins};
-use stagecoach_types::protocol::{NOT_FOUND, RpcError};
+use stagecoach_types::protocol::{ErrorData, NOT_FOUND, RpcError};
 
 pub(super) fn list(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
     let active = ctx.active();
@@ -32,7 +32,10 @@ pub(super) fn metric(ctx: &Arc<Ctx>, p: MetricsPlugin) -> Reply {
             NOT_FOUND,
             format!("no plugin named `{}` is loaded", p.plugin),
         )
-        .with_data(json!({ "plugin": p.plugin }))));
+        .with_data(ErrorData {
+            plugin: Some(p.plugin.clone()),
+            ..ErrorData::default()
+        })));
     };
     if !plugin.provides.contains(&Capability::Metric) {
         return ready(Err(RpcError::params(format!(

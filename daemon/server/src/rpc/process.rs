@@ -13,39 +13,39 @@ use stagecoach_core::process::{Process, content_hash};
 use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
 };
-use stagecoach_types::api::results::{Diff, Validation, VersionWindow, Versions};
-use stagecoach_types::protocol::{INVALID_PROCESS, NOT_FOUND, RpcError};
+use stagecoach_types::api::results::{Diff, ProcessText, Validation, VersionWindow, Versions};
+use stagecoach_types::protocol::{ErrorData, INVALID_PROCESS, RpcError};
 
 pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
     let active = ctx.active();
     let last_error = ctx.last_process_error.lock().expect("error lock").clone();
     match p.version {
-        None => ready(Ok(json!({
-            "version": active.version,
-            "hash": active.hash,
-            "loaded_at": active.loaded_at,
-            "path": ctx.process_path,
-            "text": active.text,
-            "process": active.process,
-            "last_error": last_error,
+        None => ready(Ok(json!(ProcessText {
+            version: active.version,
+            hash: active.hash.clone(),
+            loaded_at: active.loaded_at,
+            path: ctx.process_path.display().to_string(),
+            text: active.text.clone(),
+            current: true,
+            process: Some(active.process.clone()),
+            last_error,
         }))),
         Some(v) => {
             let ctx = ctx.clone();
             read(move || {
                 let versions = ctx.store.process_versions()?;
                 let Some(found) = versions.into_iter().find(|x| x.number == v) else {
-                    return Err(ReadError::Rpc(
-                        RpcError::new(NOT_FOUND, format!("no process version {v}"))
-                            .with_data(json!({ "version": v })),
-                    ));
+                    return Err(ReadError::Rpc(RpcError::no_version(v)));
                 };
-                Ok(json!({
-                    "version": found.number,
-                    "hash": found.hash,
-                    "loaded_at": found.loaded_at,
-                    "path": found.path,
-                    "text": found.text,
-                    "current": found.number == active.version,
+                Ok(json!(ProcessText {
+                    current: found.number == active.version,
+                    version: found.number,
+                    hash: found.hash,
+                    loaded_at: found.loaded_at,
+                    path: found.path,
+                    text: found.text,
+                    process: None,
+                    last_error: None,
                 }))
             })
         }
@@ -76,7 +76,7 @@ pub(super) fn versions(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
 pub(super) fn validate(ctx: &Arc<Ctx>, p: ProcessValidate) -> Reply {
     let file = p.file.unwrap_or_else(|| "process.toml".into());
     let active = ctx.active();
-    let result = match Process::parse(&p.text, &file) {
+    let result = match stagecoach_core::process::parse(&p.text, &file) {
         Ok(process) => {
             // Unchanged text keeps its age; a changed text would be new today.
             let last_changed = if content_hash(&p.text) == active.hash {
@@ -122,7 +122,10 @@ pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {
                         ctx.active().version
                     ),
                 )
-                .with_data(json!({ "errors": invalid.errors })));
+                .with_data(ErrorData {
+                    errors: Some(invalid.errors),
+                    ..ErrorData::default()
+                }));
             }
         };
         Ok(serde_json::to_value(result).expect("results serialize"))
@@ -140,13 +143,11 @@ pub(super) fn diff(ctx: &Arc<Ctx>, p: ProcessDiff) -> Reply {
     read(move || {
         let versions = ctx.store.process_versions()?;
         let load = |n: u64| -> Result<Process, ReadError> {
-            let v = versions.iter().find(|v| v.number == n).ok_or_else(|| {
-                ReadError::Rpc(
-                    RpcError::new(NOT_FOUND, format!("no process version {n}"))
-                        .with_data(json!({ "version": n })),
-                )
-            })?;
-            Process::parse(&v.text, &v.path).map_err(|e| {
+            let v = versions
+                .iter()
+                .find(|v| v.number == n)
+                .ok_or_else(|| ReadError::Rpc(RpcError::no_version(n)))?;
+            stagecoach_core::process::parse(&v.text, &v.path).map_err(|e| {
                 ReadError::Rpc(RpcError::new(
                     INVALID_PROCESS,
                     format!("stored version {n} no longer parses: {e}"),

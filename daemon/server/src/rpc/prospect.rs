@@ -12,7 +12,7 @@ use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::api::params::{ById, Outcome, ProspectClose, ProspectList, ProspectMove};
 use stagecoach_types::api::results::{ProspectPage, ProspectView};
 use stagecoach_types::model::{Millis, ProspectId, Status};
-use stagecoach_types::protocol::{NOT_FOUND, RpcError};
+use stagecoach_types::protocol::RpcError;
 
 /// The default and largest page for `prospect.list`.
 const DEFAULT_LIMIT: usize = 100;
@@ -69,10 +69,7 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
         // One snapshot for everything this answer says.
         let snap = ctx.store.snapshot()?;
         let Some(prospect) = snap.prospect(id)? else {
-            return Err(ReadError::Rpc(
-                RpcError::new(NOT_FOUND, format!("no prospect with id {id}"))
-                    .with_data(json!({ "id": id })),
-            ));
+            return Err(ReadError::Rpc(RpcError::no_prospect(id)));
         };
         let process = &active.process;
         let index = process.stage_index(&prospect.stage);

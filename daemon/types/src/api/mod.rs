@@ -43,7 +43,6 @@ pub mod methods {
     use super::Method;
     use super::params as p;
     use super::results as r;
-    use serde_json::Value;
 
     methods! {
         /// What is running, on what, and how it is doing.
@@ -51,7 +50,7 @@ pub mod methods {
         /// Notifications on this connection from now on.
         EventsSubscribe = "events.subscribe" (p::NoParams) -> r::Subscribed;
         /// The process version in force, or a stored one.
-        ProcessGet = "process.get" (p::ProcessGet) -> Value;
+        ProcessGet = "process.get" (p::ProcessGet) -> r::ProcessText;
         /// Every stored process version and when each was in force.
         ProcessVersions = "process.versions" (p::NoParams) -> r::Versions;
         /// Checks a process text without applying it.
@@ -63,7 +62,7 @@ pub mod methods {
         /// Re-applies the criteria to every open prospect.
         ProcessReevaluate = "process.reevaluate" (p::ProcessReevaluate) -> r::Reevaluated;
         /// A draft process learnt from closed deals.
-        ProcessDiscover = "process.discover" (p::ProcessDiscover) -> Value;
+        ProcessDiscover = "process.discover" (p::ProcessDiscover) -> r::Discovery;
         /// A new prospect.
         ProspectCreate = "prospect.create" (p::NewProspect) -> r::ProspectMoves;
         /// One prospect with its verdicts, checklists and transitions.

@@ -419,6 +419,31 @@ pub struct Diff {
     pub changes: Vec<String>,
 }
 
+/// `process.get`: a process version's text, and for the version in force
+/// also the process as parsed and the last edit that was refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessText {
+    /// Its number.
+    pub version: u64,
+    /// BLAKE3 of the text, hex.
+    pub hash: String,
+    /// When it was loaded.
+    pub loaded_at: crate::model::Millis,
+    /// The file it was read from.
+    pub path: String,
+    /// The text as loaded.
+    pub text: String,
+    /// Whether it is the version in force.
+    pub current: bool,
+    /// The process as parsed (the version in force only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::process::Process>,
+    /// The last edit of the file that was refused, if any since start (the
+    /// version in force only; null otherwise).
+    #[serde(default)]
+    pub last_error: Option<crate::error::InvalidProcess>,
+}
+
 /// One stored process version and when it was in force.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VersionWindow {
@@ -668,6 +693,18 @@ pub enum ExportRows {
     Transitions(Vec<Transition>),
 }
 
+impl ExportRows {
+    /// No records (an empty page reads back as any kind: JSON `[]` does not
+    /// say which).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            ExportRows::Prospects(v) => v.is_empty(),
+            ExportRows::Activities(v) => v.is_empty(),
+            ExportRows::Transitions(v) => v.is_empty(),
+        }
+    }
+}
+
 /// `export.page`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportedPage {
@@ -775,4 +812,184 @@ pub struct PluginMetric {
     pub values: Vec<MetricValue>,
     /// How long the call took, µs.
     pub micros: f64,
+}
+
+// `process.discover`.
+
+/// Knobs of the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    /// Also analyse lost deals (graph, variants, owners); the draft always
+    /// learns from won deals only.
+    pub include_lost: bool,
+    /// A kind is a main step when at least this share of won deals show it.
+    pub min_support: f64,
+    /// Kinds seen in fewer than this share of analysed deals are left out of
+    /// the graph as noise.
+    pub min_share: f64,
+    /// How many variants to list.
+    pub variants: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            include_lost: false,
+            min_support: 0.5,
+            min_share: 0.05,
+            variants: 10,
+        }
+    }
+}
+
+/// A kind's statistics over won deals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// The activity kind.
+    pub kind: String,
+    /// `prospect` or `rep` (the most common actor of the kind).
+    pub actor: crate::model::Actor,
+    /// Won deals that show it.
+    pub won_deals: usize,
+    /// Their share of won deals.
+    pub support: f64,
+    /// Whether it is a main step (support ≥ `min_support`).
+    pub main: bool,
+    /// Days from the deal's creation to its first occurrence.
+    pub from_start: Durations,
+    /// The generic stage it ends, for main prospect actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+}
+
+/// An edge of the directly-follows graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Edge {
+    /// The earlier kind, or `(created)`.
+    pub from: String,
+    /// The later kind, or `(won)` / `(lost)`.
+    pub to: String,
+    /// How many times one directly followed the other.
+    pub count: usize,
+    /// Days between them.
+    pub days: Durations,
+}
+
+/// One order of the main prospect actions and how many deals followed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Variant {
+    /// The main steps in the order they happened.
+    pub path: Vec<String>,
+    /// Deals that followed it.
+    pub deals: usize,
+    /// Their share of analysed deals.
+    pub share: f64,
+    /// Won among them.
+    pub won: usize,
+}
+
+/// One owner's deals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerStats {
+    /// The rep (`(none)` for unowned deals).
+    pub owner: String,
+    /// Closed deals analysed.
+    pub deals: usize,
+    /// Won.
+    pub won: usize,
+    /// Won ÷ deals.
+    pub win_rate: f64,
+    /// Cycle of their won deals.
+    pub won_cycle: Durations,
+    /// Median activities per deal.
+    pub median_activities: f64,
+}
+
+/// A generic stage and the observed steps that end it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageMap {
+    /// The generic stage id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The main prospect actions that end it, in order.
+    pub exit: Vec<String>,
+    /// Time in the stage for won deals that show all its steps.
+    pub days: Durations,
+}
+
+/// What discovery found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Discovery {
+    /// The knobs used.
+    pub options: Options,
+    /// Deals analysed.
+    pub deals: usize,
+    /// Won among them.
+    pub won: usize,
+    /// Lost among them.
+    pub lost: usize,
+    /// Distinct owners.
+    pub owners_count: usize,
+    /// The earliest creation among them.
+    pub from: Option<crate::model::Millis>,
+    /// The latest close among them.
+    pub to: Option<crate::model::Millis>,
+    /// Days from creation to close, won deals.
+    pub won_cycle: Durations,
+    /// Days from creation to close, lost deals.
+    pub lost_cycle: Durations,
+    /// Every activity kind over won deals, main steps first, by median time.
+    pub steps: Vec<StepStats>,
+    /// The directly-follows graph.
+    pub edges: Vec<Edge>,
+    /// The most common orders of the main prospect actions.
+    pub variants: Vec<Variant>,
+    /// By owner.
+    pub owners: Vec<OwnerStats>,
+    /// The observed steps mapped onto the generic stages (stages with no
+    /// observed step are left out).
+    pub stages: Vec<StageMap>,
+    /// How the draft fits the deals it was learned from.
+    pub fit: Fit,
+    /// A draft `process.toml`.
+    pub draft: String,
+    /// The directly-follows graph in Graphviz DOT.
+    pub dot: String,
+    /// Activity kinds whose direction (by the prospect or by the rep) the
+    /// source left open, with how many activities (discovery from CSV files
+    /// only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub without_direction: BTreeMap<String, u64>,
+}
+
+/// A draft replayed over the deals it was learned from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Fit {
+    /// Where the draft leaves the deals: one row per draft stage, then `won`.
+    pub stages: Vec<FitRow>,
+    /// Won deals the draft closes won.
+    pub won_closed_won: usize,
+    /// Lost deals the draft would close won: must be zero.
+    pub lost_closed_won: usize,
+    /// Open deals the draft would close won: must be zero.
+    pub open_closed_won: usize,
+    /// The last stage closes won only by hand (`advance = "manual"`): no
+    /// prospect action separates won deals from lost and open ones.
+    pub manual_close: bool,
+    /// Why the last stage exits as it does, in a sentence.
+    pub close_note: String,
+}
+
+/// Deals a draft leaves in one stage (or `won`), by what the source says.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FitRow {
+    /// The stage id, or `won`.
+    pub stage: String,
+    /// Won in the source.
+    pub won: usize,
+    /// Lost in the source.
+    pub lost: usize,
+    /// Open in the source.
+    pub open: usize,
 }
