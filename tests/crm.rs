@@ -490,7 +490,7 @@ fn drafts_discovered_from_each_crm_never_close_an_open_or_lost_deal_won() {
             .unwrap_or_else(|e| panic!("{vendor}: {e}\n{draft_text}"));
         for stage in &process.stages {
             for c in &stage.exit {
-                if let stagecoach_core::process::Rule::Activity { actor, .. } = &c.rule {
+                if let stagecoach_core::process::Check::Activity { actor, .. } = &c.check {
                     assert_eq!(
                         *actor,
                         Some(stagecoach_types::model::Actor::Prospect),

@@ -4,7 +4,7 @@
 //! evaluation: the same inputs always give the same verdicts, which is what
 //! makes dry runs (`prospect.evaluate`) trustworthy.
 
-use crate::process::{ExitCriterion, Op, PluginDecl, Rule, Stage};
+use crate::process::{Check, ExitCriterion, Op, PluginDecl, Stage};
 use stagecoach_plugin_host::{CallInput, PluginSet};
 use stagecoach_types::api::results::Checklist;
 pub use stagecoach_types::model::ActivityFacts;
@@ -48,9 +48,9 @@ impl<'a> Plugins<'a> {
 /// activity list (for plugins that read it), not just counts by kind.
 pub fn needs_activities(stage: &Stage, plugins: &Plugins<'_>) -> bool {
     let reads = |name: &str| plugins.set.get(name).is_some_and(|p| p.reads_activities);
-    stage.exit.iter().any(|c| match &c.rule {
-        Rule::Plugin { plugin, .. } => reads(plugin),
-        Rule::Checklist { checklist, .. } => reads(checklist),
+    stage.exit.iter().any(|c| match &c.check {
+        Check::Plugin { plugin, .. } => reads(plugin),
+        Check::Checklist { checklist, .. } => reads(checklist),
         _ => false,
     })
 }
@@ -60,8 +60,8 @@ pub fn activity_kinds(stage: &Stage) -> Vec<&str> {
     let mut kinds: Vec<&str> = stage
         .exit
         .iter()
-        .filter_map(|c| match &c.rule {
-            Rule::Activity { kind, .. } => Some(kind.as_str()),
+        .filter_map(|c| match &c.check {
+            Check::Activity { kind, .. } => Some(kind.as_str()),
             _ => None,
         })
         .collect();
@@ -154,8 +154,8 @@ fn evaluate(
     as_of: Millis,
     plugins: Plugins<'_>,
 ) -> Verdict {
-    let (met, reason) = match &criterion.rule {
-        Rule::Activity {
+    let (met, reason) = match &criterion.check {
+        Check::Activity {
             kind,
             actor,
             at_least,
@@ -187,8 +187,8 @@ fn evaluate(
                 ),
             }
         }
-        Rule::Field { field, op, value } => compare(prospect.fields.get(field), field, *op, value),
-        Rule::Answer { field } => match prospect.fields.get(field) {
+        Check::Field { field, op, value } => compare(prospect.fields.get(field), field, *op, value),
+        Check::Answer { field } => match prospect.fields.get(field) {
             Some(FieldValue::Bool(true)) => (true, format!("`{field}` answered yes")),
             Some(FieldValue::Bool(false)) => (false, format!("`{field}` answered no")),
             Some(other) => (
@@ -197,7 +197,7 @@ fn evaluate(
             ),
             None => (false, format!("`{field}` not answered yet")),
         },
-        Rule::Plugin { plugin, config } => match plugins.set.get(plugin) {
+        Check::Plugin { plugin, config } => match plugins.set.get(plugin) {
             None => (false, format!("plugin `{plugin}` is not loaded")),
             Some(loaded) => {
                 let config = plugins.config(plugin, config);
@@ -213,7 +213,7 @@ fn evaluate(
                 }
             }
         },
-        Rule::Checklist {
+        Check::Checklist {
             checklist,
             at_least,
         } => match run_checklist(checklist, prospect, activities, as_of, plugins) {

@@ -138,7 +138,7 @@ fn stage_changes(o: &Stage, s: &Stage, out: &mut Vec<String>) {
             o.probability, s.probability
         ));
     }
-    let rule = |c: &ExitCriterion| serde_json::to_string(&c.rule).unwrap_or_default();
+    let rule = |c: &ExitCriterion| serde_json::to_string(&c.check).unwrap_or_default();
     for c in &s.exit {
         match o.exit.iter().find(|x| x.question == c.question) {
             None if !o.exit.iter().any(|x| rule(x) == rule(c)) => {

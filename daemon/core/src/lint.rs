@@ -13,7 +13,7 @@
 //! - activity kinds used in criteria but not declared in `[activities]`;
 //! - a process not changed for longer than `review_every_days`.
 
-use crate::process::{Process, Rule, Stage};
+use crate::process::{Check, Process, Stage};
 use stagecoach_types::model::{Actor, Millis};
 
 pub use stagecoach_types::api::results::Warning;
@@ -58,7 +58,7 @@ fn lint_stage(process: &Process, i: usize, stage: &Stage, out: &mut Vec<Warning>
     }
     let mut rep_only = 0;
     for (j, c) in stage.exit.iter().enumerate() {
-        let Rule::Activity { kind, actor, .. } = &c.rule else {
+        let Check::Activity { kind, actor, .. } = &c.check else {
             continue;
         };
         let declared = process.activities.get(kind);
@@ -107,7 +107,7 @@ fn lint_stage(process: &Process, i: usize, stage: &Stage, out: &mut Vec<Warning>
     }
     if i + 1 == process.stages.len()
         && let [c] = stage.exit.as_slice()
-        && let Rule::Activity { kind, at_least, .. } = &c.rule
+        && let Check::Activity { kind, at_least, .. } = &c.check
         && *at_least <= 1
         && !closing_action(kind)
     {

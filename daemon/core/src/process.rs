@@ -14,7 +14,7 @@ use serde_spanned::Spanned;
 use stagecoach_types::model::{Actor, FieldValue};
 
 pub use stagecoach_types::process::{
-    ActivityKind, AdvanceMode, ExitCriterion, Op, PluginDecl, Process, Rule, Stage,
+    ActivityKind, AdvanceMode, Check, ExitCriterion, Op, PluginDecl, Process, Stage,
 };
 
 const OPS: &str = "`=`, `!=`, `<`, `<=`, `>`, `>=`, `present`";
@@ -498,7 +498,7 @@ fn validate_criterion(
     if c.config.is_some() && c.plugin.is_none() {
         not_for("config", true, "plugin")?;
     }
-    let rule = if let Some(plugin) = c.plugin {
+    let check = if let Some(plugin) = c.plugin {
         for (name, present) in [
             ("actor", c.actor.is_some()),
             ("at_least", c.at_least.is_some()),
@@ -519,7 +519,7 @@ fn validate_criterion(
             }
         }
         declared(&plugin, "plugin")?;
-        Rule::Plugin {
+        Check::Plugin {
             plugin,
             config: c.config.map(flatten_config).unwrap_or_default(),
         }
@@ -539,7 +539,7 @@ fn validate_criterion(
             }
             other => other.map(Spanned::into_inner),
         };
-        Rule::Checklist {
+        Check::Checklist {
             checklist,
             at_least,
         }
@@ -559,7 +559,7 @@ fn validate_criterion(
             Some(n) => n.into_inner(),
             None => 1,
         };
-        Rule::Activity {
+        Check::Activity {
             kind,
             actor: c.actor,
             at_least,
@@ -573,7 +573,7 @@ fn validate_criterion(
         if let Some(field) = c.answer {
             not_for("op", c.op.is_some(), "field")?;
             not_for("value", c.value.is_some(), "field")?;
-            Rule::Answer { field }
+            Check::Answer { field }
         } else {
             let field = c.field.expect("one kind is set");
             let Some(op_text) = c.op else {
@@ -647,12 +647,12 @@ fn validate_criterion(
                     Some(value)
                 }
             };
-            Rule::Field { field, op, value }
+            Check::Field { field, op, value }
         }
     };
     Ok(ExitCriterion {
         question: c.question,
-        rule,
+        check,
         at: position,
     })
 }
@@ -733,8 +733,8 @@ exit = [
         assert_eq!(p.stages.len(), 2);
         assert_eq!(p.stages[1].exit.len(), 2);
         assert!(matches!(
-            p.stages[1].exit[0].rule,
-            Rule::Field { op: Op::Ge, .. }
+            p.stages[1].exit[0].check,
+            Check::Field { op: Op::Ge, .. }
         ));
     }
 

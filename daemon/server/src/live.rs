@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::Ctx;
 use crate::watch::FileWatcher;
 use stagecoach_core::engine::{ActiveProcess, EngineError, Event, NewVersion, WriteOp};
-use stagecoach_core::process::{InvalidProcess, Process, ProcessError, Rule, content_hash};
+use stagecoach_core::process::{Check, InvalidProcess, Process, ProcessError, content_hash};
 use stagecoach_core::writer::WriteError;
 use stagecoach_plugin_host::{Capability, PluginHost, PluginSet};
 use stagecoach_types::api::results::Review;
@@ -325,14 +325,14 @@ pub fn load_plugin_set(
             .exit
             .iter()
             .enumerate()
-            .filter_map(|(j, c)| match &c.rule {
-                Rule::Plugin { plugin, .. } => Some((
+            .filter_map(|(j, c)| match &c.check {
+                Check::Plugin { plugin, .. } => Some((
                     format!("stages[{i}].exit[{j}]"),
                     plugin,
                     Capability::Criterion,
                     c.at,
                 )),
-                Rule::Checklist { checklist, .. } => Some((
+                Check::Checklist { checklist, .. } => Some((
                     format!("stages[{i}].exit[{j}]"),
                     checklist,
                     Capability::Checklist,

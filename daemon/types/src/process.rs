@@ -104,14 +104,14 @@ pub struct Stage {
     pub line: usize,
 }
 
-/// One exit criterion: a question with an objective, checkable rule.
+/// One exit criterion: a question with an objective, check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExitCriterion {
     /// The question as sales ops wrote it ("Did the prospect reply?").
     pub question: String,
     /// How the answer is checked.
     #[serde(flatten)]
-    pub rule: Rule,
+    pub check: Check,
     /// Where the criterion is defined in the file (1-based line, column).
     #[serde(skip)]
     pub at: (usize, usize),
@@ -120,7 +120,7 @@ pub struct ExitCriterion {
 /// How an exit criterion is checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Rule {
+pub enum Check {
     /// An activity of `kind` happened at least `at_least` times.
     Activity {
         /// The activity kind.
