@@ -200,7 +200,14 @@ fn a_deleted_file_is_reported_and_recreating_it_recovers() {
         params["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("cannot read the file"),
+            .contains("cannot read `"),
+        "{params}"
+    );
+    assert!(
+        params["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No such file or directory"),
         "{params}"
     );
     d.client().ok("daemon.status", json!({}));

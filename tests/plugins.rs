@@ -213,7 +213,7 @@ fn hostile_plugins_fail_closed_and_the_daemon_keeps_serving() {
         ("bomb", "memory"),
         ("recurse", "stack overflow"),
         ("panic", "hostile plugin panicked on purpose"),
-        ("huge", "output limit"),
+        ("huge", "the limit is 1024 bytes (`max_text_bytes`)"),
         ("error", "hostile plugin returned an error"),
     ];
     for (mode, why) in expected {

@@ -13,3 +13,4 @@ mod live;
 mod metrics;
 mod plugins;
 mod protocol;
+mod sandbox;

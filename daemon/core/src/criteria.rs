@@ -88,6 +88,15 @@ pub fn evaluate_stage(
         .collect()
 }
 
+/// A checklist item's label as a reason quotes it: at most 80 characters.
+fn cut_label(label: &str) -> String {
+    const MAX: usize = 80;
+    match label.char_indices().nth(MAX) {
+        None => label.to_string(),
+        Some((end, _)) => format!("{}…", &label[..end]),
+    }
+}
+
 /// The stage's methodology checklists for `prospect`, for display.
 pub fn stage_checklists(
     stage: &Stage,
@@ -231,7 +240,19 @@ fn evaluate(
                     items.len()
                 );
                 if !missing.is_empty() {
-                    reason.push_str(&format!(" (missing: {})", missing.join("; ")));
+                    // Bounded whatever the plugin's limits: the reason is
+                    // stored with every transition it allows.
+                    const SHOWN: usize = 5;
+                    let mut list = missing
+                        .iter()
+                        .take(SHOWN)
+                        .map(|l| cut_label(l))
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    if missing.len() > SHOWN {
+                        list.push_str(&format!("; and {} more", missing.len() - SHOWN));
+                    }
+                    reason.push_str(&format!(" (missing: {list})"));
                 }
                 (done >= need && !items.is_empty(), reason)
             }

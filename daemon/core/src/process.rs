@@ -152,6 +152,16 @@ struct RawPlugin {
     #[serde(default)]
     max_output_kib: Option<u32>,
     #[serde(default)]
+    max_items: Option<u32>,
+    #[serde(default)]
+    max_text_bytes: Option<u32>,
+    #[serde(default)]
+    max_log_kib: Option<u32>,
+    #[serde(default)]
+    max_log_lines_per_second: Option<u32>,
+    #[serde(default)]
+    max_file_mib: Option<u32>,
+    #[serde(default)]
     config: Option<toml::Table>,
 }
 
@@ -282,6 +292,13 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 timeout_ms: rp.timeout_ms.unwrap_or(defaults.timeout_ms),
                 max_input_kib: rp.max_input_kib.unwrap_or(defaults.max_input_kib),
                 max_output_kib: rp.max_output_kib.unwrap_or(defaults.max_output_kib),
+                max_items: rp.max_items.unwrap_or(defaults.max_items),
+                max_text_bytes: rp.max_text_bytes.unwrap_or(defaults.max_text_bytes),
+                max_log_kib: rp.max_log_kib.unwrap_or(defaults.max_log_kib),
+                max_log_lines_per_second: rp
+                    .max_log_lines_per_second
+                    .unwrap_or(defaults.max_log_lines_per_second),
+                max_file_mib: rp.max_file_mib.unwrap_or(defaults.max_file_mib),
             },
             config: rp.config.map(flatten_config).unwrap_or_default(),
             at: position,

@@ -43,6 +43,8 @@ pub mod bindings {
         ownership: Borrowing {
             duplicate_if_necessary: false
         },
+        // `log-byte` traps a call that logs more than its `max_log_kib`.
+        imports: { default: trappable },
     });
 }
 
@@ -54,6 +56,15 @@ use bindings::stagecoach::plugin::types as wit;
 pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.3.0";
 /// Its version number.
 pub const INTERFACE_VERSION: &str = "0.3.0";
+
+/// Linear memories one plugin may have (a Rust, C or JS component has one;
+/// interpreters linked from several modules a few): no plugin can take the
+/// pool's slots from the others.
+pub const MAX_MEMORIES: u32 = 4;
+/// Tables one plugin may have.
+pub const MAX_TABLES: u32 = 16;
+/// Core instances one plugin may have.
+pub const MAX_CORE_INSTANCES: u32 = 64;
 
 /// How often the epoch advances: the resolution of wall-clock deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -132,31 +143,113 @@ pub struct Counters {
     pub failures: AtomicU64,
     /// Total wall time, nanoseconds.
     pub nanos: AtomicU64,
+    /// The plugin's log rate, across calls.
+    log: Mutex<LogRate>,
+}
+
+/// A token bucket of log lines: `max_log_lines_per_second` tokens a second,
+/// at most that many saved up.
+#[derive(Debug, Default)]
+struct LogRate {
+    tokens: f64,
+    last: Option<Instant>,
+    /// Lines dropped since the last one that got through.
+    dropped: u64,
+}
+
+impl LogRate {
+    /// Whether a line may be written now; if so, how many were dropped
+    /// before it.
+    fn take(&mut self, per_second: u32) -> Option<u64> {
+        let now = Instant::now();
+        let rate = f64::from(per_second);
+        self.tokens = match self.last {
+            None => rate,
+            Some(last) => (self.tokens + now.duration_since(last).as_secs_f64() * rate).min(rate),
+        };
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Some(std::mem::take(&mut self.dropped))
+        } else {
+            self.dropped += 1;
+            None
+        }
+    }
+}
+
+/// Plugin text as it goes into the daemon's log: control characters
+/// (newlines, escapes) written as escapes, so a plugin cannot forge a log
+/// line or drive a terminal.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, saying so.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(&format!(" … ({} more bytes cut)", total - end));
+    text
 }
 
 struct HostState {
     plugin: String,
     /// The last error the plugin logged (its panic message, with the SDK's hook).
     last_error: Option<String>,
-    /// The line being logged, byte by byte.
+    /// The line being logged, byte by byte (at most `max_line` bytes kept).
     log_line: Vec<u8>,
+    /// Bytes of the line that did not fit.
+    log_line_cut: usize,
+    max_line: usize,
+    /// Log bytes this call may still write.
+    log_budget: usize,
+    /// The call tried to log beyond its budget.
+    log_over: bool,
+    max_log_lines_per_second: u32,
+    counters: Arc<Counters>,
     max_memory: usize,
+    /// Linear memory of all the instance's memories together.
+    memory: usize,
     peak_memory: usize,
     memory_refused: bool,
 }
 
 impl ResourceLimiter for HostState {
+    /// Called for every memory an instance creates (from 0) and every
+    /// growth: the limit holds for all of a component's memories together.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
+        let after = self.memory.saturating_sub(current) + desired;
+        if after > self.max_memory {
             self.memory_refused = true;
             return Ok(false);
         }
-        self.peak_memory = self.peak_memory.max(desired);
+        self.memory = after;
+        self.peak_memory = self.peak_memory.max(after);
         Ok(true)
     }
 
@@ -171,24 +264,52 @@ impl ResourceLimiter for HostState {
 }
 
 impl bindings::stagecoach::plugin::host::Host for HostState {
-    fn log_byte(&mut self, b: u8) {
-        if self.log_line.len() < 4096 {
-            self.log_line.push(b);
+    fn log_byte(&mut self, b: u8) -> wasmtime::Result<()> {
+        if self.log_budget == 0 {
+            self.log_over = true;
+            wasmtime::bail!("logged more than its `max_log_kib`");
         }
+        self.log_budget -= 1;
+        if self.log_line.len() < self.max_line {
+            self.log_line.push(b);
+        } else {
+            self.log_line_cut += 1;
+        }
+        Ok(())
     }
 
-    fn log_end(&mut self, level: Level) {
-        let message = String::from_utf8_lossy(&std::mem::take(&mut self.log_line)).into_owned();
-        let plugin = &self.plugin;
-        match level {
-            Level::Debug => tracing::debug!(plugin = %plugin, "{message}"),
-            Level::Info => tracing::info!(plugin = %plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin = %plugin, "{message}"),
-            Level::Error => tracing::error!(plugin = %plugin, "{message}"),
+    fn log_end(&mut self, level: Level) -> wasmtime::Result<()> {
+        let mut message = String::from_utf8_lossy(&std::mem::take(&mut self.log_line)).into_owned();
+        let cut = std::mem::take(&mut self.log_line_cut);
+        if cut > 0 {
+            message.push_str(&format!(" … ({cut} more bytes cut)"));
         }
         if matches!(level, Level::Error) {
-            self.last_error = Some(message);
+            self.last_error = Some(message.clone());
         }
+        let taken = self
+            .counters
+            .log
+            .lock()
+            .expect("log rate")
+            .take(self.max_log_lines_per_second);
+        let Some(dropped) = taken else {
+            return Ok(());
+        };
+        let plugin = &self.plugin;
+        let text = escaped(&message);
+        let dropped = if dropped > 0 {
+            format!(" ({dropped} earlier lines dropped: over `max_log_lines_per_second`)")
+        } else {
+            String::new()
+        };
+        match level {
+            Level::Debug => tracing::debug!(plugin = %plugin, "{text}{dropped}"),
+            Level::Info => tracing::info!(plugin = %plugin, "{text}{dropped}"),
+            Level::Warn => tracing::warn!(plugin = %plugin, "{text}{dropped}"),
+            Level::Error => tracing::error!(plugin = %plugin, "{text}{dropped}"),
+        }
+        Ok(())
     }
 }
 
@@ -233,6 +354,9 @@ impl PluginHost {
             .total_core_instances(512)
             .total_memories(256)
             .total_tables(256)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
             .max_memory_size((MAX_MEMORY_MIB as usize) << 20)
             // Every evaluation gets a fresh instance, so resetting a slot
             // is on the hot path. Measured (`cargo bench --bench plugins`):
@@ -366,6 +490,7 @@ impl PluginHost {
         }
         let hash = blake3::hash(bytes).to_hex().to_string();
         let component = self.compile(bytes, &hash).map_err(err)?;
+        check_resources(&component, &limits).map_err(err)?;
         check_interface(&self.engine, &component).map_err(err)?;
         let pre = self
             .linker
@@ -422,6 +547,29 @@ fn load_cached(engine: &Engine, path: &Path) -> Result<Component, String> {
     // written by this daemon into its private (0700) data directory, and its
     // checksum was verified above, so it is not truncated or corrupted.
     unsafe { Component::deserialize(engine, &framed[32..]) }.map_err(|e| e.to_string())
+}
+
+/// Refuses a component whose initial memory alone passes its limit, at
+/// load rather than at every call. (How many memories, tables and core
+/// instances a component may have is the pooling allocator's to enforce:
+/// `Component::new` refuses more than [`MAX_MEMORIES`], [`MAX_TABLES`],
+/// [`MAX_CORE_INSTANCES`].)
+fn check_resources(component: &Component, limits: &Limits) -> Result<(), Refusal> {
+    let Some(r) = component.resources_required() else {
+        return Ok(());
+    };
+    let initial = r.max_initial_memory_size.unwrap_or(0);
+    if initial > u64::from(limits.memory_mib) << 20 {
+        return Err(Refusal::hinted(
+            format!(
+                "starts with {} MiB of memory, more than its `memory_mib` of {}",
+                initial >> 20,
+                limits.memory_mib
+            ),
+            "raise `memory_mib` in its `[[plugins]]` entry, or shrink the plugin's initial memory",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that the component exports our interface at a compatible version
@@ -614,7 +762,14 @@ impl LoadedPlugin {
                 plugin: self.name.clone(),
                 last_error: None,
                 log_line: Vec::new(),
+                log_line_cut: 0,
+                max_line: self.limits.max_text_bytes as usize,
+                log_budget: (self.limits.max_log_kib as usize) << 10,
+                log_over: false,
+                max_log_lines_per_second: self.limits.max_log_lines_per_second,
+                counters: self.counters.clone(),
                 max_memory: (self.limits.memory_mib as usize) << 20,
+                memory: 0,
                 peak_memory: 0,
                 memory_refused: false,
             },
@@ -655,9 +810,17 @@ impl LoadedPlugin {
             micros: started.elapsed().as_secs_f64() * 1e6,
             peak_memory: store.data().peak_memory,
         };
+        let max_text = self.limits.max_text_bytes as usize;
         let result = match outcome {
+            Err(_) if store.data().log_over => Err(fail(
+                "output",
+                format!(
+                    "logged more than {} KiB in one call (`max_log_kib`)",
+                    self.limits.max_log_kib
+                ),
+            )),
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(message)) => Err(fail("error", message)),
+            Ok(Err(message)) => Err(fail("error", cut(message, max_text))),
             Err(e) => Err(match e.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => fail(
                     "fuel",
@@ -678,10 +841,10 @@ impl LoadedPlugin {
                     ),
                 ),
                 Some(trap) => match store.data().last_error.clone() {
-                    Some(logged) => fail("trap", format!("{logged} ({trap})")),
+                    Some(logged) => fail("trap", format!("{} ({trap})", cut(logged, max_text))),
                     None => fail("trap", format!("{trap}")),
                 },
-                None => fail("trap", format!("{e:#}")),
+                None => fail("trap", cut(format!("{e:#}"), max_text)),
             }),
         };
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
@@ -690,33 +853,61 @@ impl LoadedPlugin {
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         match result {
             Ok(r) => Ok((r, stats)),
-            Err(failure) => {
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(plugin = %self.name, kind = failure.kind, "{}", failure.message);
-                if let Some(hook) = self.host.failures.lock().expect("failure hook").as_ref() {
-                    hook(&failure);
-                }
-                Err(failure)
-            }
+            Err(failure) => Err(self.failed(failure)),
         }
     }
 
-    fn check_output(&self, bytes: usize) -> Result<(), PluginFailure> {
-        let max = (self.limits.max_output_kib as usize) << 10;
-        if bytes > max {
-            let failure = PluginFailure {
+    /// Counts, logs and pushes a failure.
+    fn failed(&self, failure: PluginFailure) -> PluginFailure {
+        self.counters.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(plugin = %self.name, kind = failure.kind, "{}", escaped(&failure.message));
+        if let Some(hook) = self.host.failures.lock().expect("failure hook").as_ref() {
+            hook(&failure);
+        }
+        failure
+    }
+
+    /// Checks what a call returned against the output limits, before any of
+    /// it is used: `items` (checklist items or metric values, if a list) and
+    /// every string, named by what it is.
+    fn check_output<'s>(
+        &self,
+        what: &str,
+        items: Option<usize>,
+        strings: impl IntoIterator<Item = (&'static str, &'s str)>,
+    ) -> Result<(), PluginFailure> {
+        let l = &self.limits;
+        let output = |message: String| {
+            Err(self.failed(PluginFailure {
                 plugin: self.name.clone(),
                 kind: "output",
-                message: format!(
-                    "returned {bytes} bytes, more than its {} KiB output limit",
-                    self.limits.max_output_kib
-                ),
-            };
-            self.counters.failures.fetch_add(1, Ordering::Relaxed);
-            if let Some(hook) = self.host.failures.lock().expect("failure hook").as_ref() {
-                hook(&failure);
+                message,
+            }))
+        };
+        if let Some(n) = items
+            && n > l.max_items as usize
+        {
+            return output(format!(
+                "{what} returned {n} items, the limit is {} (`max_items`)",
+                l.max_items
+            ));
+        }
+        let mut total = 0usize;
+        for (name, text) in strings {
+            if text.len() > l.max_text_bytes as usize {
+                return output(format!(
+                    "{what} returned a {}-byte {name}, the limit is {} bytes (`max_text_bytes`)",
+                    text.len(),
+                    l.max_text_bytes
+                ));
             }
-            return Err(failure);
+            total += text.len();
+        }
+        if total > (l.max_output_kib as usize) << 10 {
+            return output(format!(
+                "{what} returned {total} bytes of text, the limit is {} KiB (`max_output_kib`)",
+                l.max_output_kib
+            ));
         }
         Ok(())
     }
@@ -732,7 +923,7 @@ impl LoadedPlugin {
                 f.call(store, (input,)).map(|(r,)| r)
             })
         })?;
-        self.check_output(v.reason.len())?;
+        self.check_output("evaluate", None, [("reason", v.reason.as_str())])?;
         Ok((
             stagecoach_types::model::Verdict {
                 question: String::new(),
@@ -755,10 +946,15 @@ impl LoadedPlugin {
             })
         })?;
         self.check_output(
-            items
-                .iter()
-                .map(|i| i.id.len() + i.label.len() + i.evidence.len())
-                .sum(),
+            "checklist",
+            Some(items.len()),
+            items.iter().flat_map(|i| {
+                [
+                    ("item id", i.id.as_str()),
+                    ("item label", i.label.as_str()),
+                    ("item evidence", i.evidence.as_str()),
+                ]
+            }),
         )?;
         Ok((
             items
@@ -784,10 +980,11 @@ impl LoadedPlugin {
             data.with(|input| f.call(store, (input,)).map(|(r,)| r))
         })?;
         self.check_output(
+            "metric",
+            Some(values.len()),
             values
                 .iter()
-                .map(|v| v.name.len() + v.label.len() + 8)
-                .sum(),
+                .flat_map(|v| [("name", v.name.as_str()), ("label", v.label.as_str())]),
         )?;
         Ok((
             values

@@ -11,6 +11,7 @@
 //! crate puts them on the socket.
 
 pub mod context;
+pub mod files;
 pub mod live;
 pub mod rpc;
 pub mod server;

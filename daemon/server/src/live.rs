@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
+use crate::files::{MAX_PROCESS_FILE, read_regular, read_text};
 use crate::watch::FileWatcher;
 use stagecoach_core::engine::{ActiveProcess, EngineError, Event, NewVersion, WriteOp};
 use stagecoach_core::process::{Check, InvalidProcess, Process, ProcessError, content_hash};
@@ -66,10 +67,16 @@ pub async fn reload(ctx: &Arc<Ctx>) -> Reload {
 async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
     let path = ctx.process_path.clone();
     let file = path.display().to_string();
-    match tokio::fs::read_to_string(&path).await {
+    let read = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || read_text(&path, MAX_PROCESS_FILE))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    };
+    match read {
         Err(e) => Reload::Rejected(whole_file_error(
             &file,
-            format!("cannot read the file: {e}"),
+            e,
             Some("the running version stays in force until the file is readable again".into()),
         )),
         Ok(text) => apply_text(ctx, &file, text).await,
@@ -282,20 +289,13 @@ pub fn load_plugin_set(
             message,
             hint,
         };
-        let bytes = match std::fs::read(&path) {
+        let bytes = match read_regular(&path, u64::from(decl.limits.max_file_mib) << 20) {
             Ok(b) => b,
             Err(e) => {
-                errors.push(error(
-                    format!(
-                        "plugin `{}`: cannot read `{}`: {e}",
-                        decl.name,
-                        path.display()
-                    ),
-                    Some(
-                        "build the plugins with `stagecoach plugins build` (scripts/serve does)"
-                            .into(),
-                    ),
-                ));
+                let hint = (!path.exists()).then(|| {
+                    "build the plugins with `stagecoach plugins build` (scripts/serve does)".into()
+                });
+                errors.push(error(format!("plugin `{}`: {e}", decl.name), hint));
                 continue;
             }
         };
@@ -402,14 +402,10 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
         let mut changed = 0;
         for decl in &snapshot.process.plugins {
             let file = plugin_path(&path, &decl.path);
-            let bytes = match std::fs::read(&file) {
+            let bytes = match read_regular(&file, u64::from(decl.limits.max_file_mib) << 20) {
                 Ok(b) => b,
                 Err(e) => {
-                    failures.push((
-                        decl.name.clone(),
-                        format!("cannot read `{}`: {e}", file.display()),
-                        None,
-                    ));
+                    failures.push((decl.name.clone(), e, None));
                     continue;
                 }
             };

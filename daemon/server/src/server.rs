@@ -329,23 +329,20 @@ async fn load_initial_process(
             })
         }
     };
-    let candidate = match std::fs::read_to_string(&config.process_path) {
-        Err(source) if previous.is_none() => {
-            return Err(ServeError::ProcessRead {
-                path: config.process_path.clone(),
-                source,
-            });
-        }
-        Err(source) => Err(whole_file_error(
-            &file_name,
-            format!("cannot read the file: {source}"),
-            None,
-        )),
-        Ok(text) => stagecoach_core::process::parse(&text, &file_name).and_then(|process| {
-            let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
-            Ok((text, process, plugins))
-        }),
-    };
+    let candidate =
+        match crate::files::read_text(&config.process_path, crate::files::MAX_PROCESS_FILE) {
+            Err(message) if previous.is_none() => {
+                return Err(ServeError::ProcessRead {
+                    path: config.process_path.clone(),
+                    source: std::io::Error::other(message),
+                });
+            }
+            Err(message) => Err(whole_file_error(&file_name, message, None)),
+            Ok(text) => stagecoach_core::process::parse(&text, &file_name).and_then(|process| {
+                let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
+                Ok((text, process, plugins))
+            }),
+        };
     let (text, process, plugins) = match candidate {
         Ok(c) => c,
         Err(invalid) => {

@@ -717,19 +717,35 @@ pub struct ExportedPage {
 /// The most memory any plugin may be given (the pool's slot size).
 pub const MAX_MEMORY_MIB: u32 = 256;
 
-/// Limits for one plugin, from its `[[plugins]]` entry.
+/// Limits for one plugin, from its `[[plugins]]` entry. A call that passes
+/// one fails closed (its criterion is unmet with the reason), is counted,
+/// logged and pushed as `plugin.failed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// Fuel per call (roughly, wasm instructions).
     pub fuel: u64,
-    /// Linear memory per call, MiB.
+    /// Linear memory per call, MiB, all of the component's memories together.
     pub memory_mib: u32,
     /// Wall-clock deadline per call.
     pub timeout_ms: u64,
     /// Input size bound, KiB: older activities are left out beyond it.
     pub max_input_kib: u32,
-    /// Output size bound, KiB: larger output fails closed.
+    /// All text a call returns together, KiB.
     pub max_output_kib: u32,
+    /// Checklist items or metric values one call may return.
+    pub max_items: u32,
+    /// Bytes of any one string a call returns (a reason, an item's id, label
+    /// or evidence, a metric's name or label). An error message longer than
+    /// this is cut to it.
+    pub max_text_bytes: u32,
+    /// Log bytes one call may write; the rest is dropped (and said so).
+    pub max_log_kib: u32,
+    /// Log lines per second per plugin, across calls; the rest is dropped and
+    /// counted in the next line that gets through.
+    pub max_log_lines_per_second: u32,
+    /// Size of the component file, MiB: a larger file is refused unread.
+    pub max_file_mib: u32,
 }
 
 impl Default for Limits {
@@ -740,6 +756,11 @@ impl Default for Limits {
             timeout_ms: 50,
             max_input_kib: 256,
             max_output_kib: 64,
+            max_items: 256,
+            max_text_bytes: 1024,
+            max_log_kib: 16,
+            max_log_lines_per_second: 20,
+            max_file_mib: 64,
         }
     }
 }

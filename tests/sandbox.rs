@@ -1,0 +1,362 @@
+//! The plugin sandbox against hostile plugins and files: every output,
+//! log line and file a plugin hands the daemon is bounded before it is
+//! used, the failure is counted and pushed, and the daemon keeps serving
+//! other clients while it happens.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Daemon, create, plugins_dir};
+
+fn plugin(name: &str) -> String {
+    plugins_dir()
+        .join(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+/// The daemon's resident memory, KiB.
+fn rss_kib(d: &Daemon) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// One stage per hostile mode, each its own `[[plugins]]` entry (a
+/// checklist criterion takes the plugin's own config).
+fn hostile_process(dir: &std::path::Path) -> String {
+    let hostile = dir.join("hostile.wasm");
+    std::fs::copy(plugin("hostile"), &hostile).unwrap();
+    let mut text = String::from("[process]\nname = \"sandbox\"\n");
+    for (name, mode) in [
+        ("items", "items"),
+        ("bigerr", "big-error"),
+        ("flood", "log-flood"),
+        ("logs", "logs"),
+    ] {
+        text.push_str(&format!(
+            "\n[[plugins]]\nname = \"{name}\"\npath = \"{}\"\nfuel = 100_000_000\nmemory_mib = 128\ntimeout_ms = 2000\nconfig = {{ mode = \"{mode}\" }}\n",
+            hostile.display()
+        ));
+    }
+    text.push_str(&format!(
+        "\n[[plugins]]\nname = \"icp-fit\"\npath = \"{}\"\n",
+        plugin("icp-fit")
+    ));
+    text.push_str(
+        r#"
+[[stages]]
+id = "good"
+name = "Good"
+exit = [{ question = "ICP?", plugin = "icp-fit", config = { min_employees = 1 } }]
+
+[[stages]]
+id = "items"
+name = "Items"
+exit = [{ question = "All items done?", checklist = "items" }]
+
+[[stages]]
+id = "bigerr"
+name = "Big error"
+exit = [{ question = "Survives a 30 MiB error?", plugin = "bigerr" }]
+
+[[stages]]
+id = "flood"
+name = "Flood"
+exit = [{ question = "Survives 4 MiB of log?", plugin = "flood" }]
+
+[[stages]]
+id = "logs"
+name = "Logs"
+exit = [{ question = "Survives a log flood?", plugin = "logs" }]
+
+[[stages]]
+id = "close"
+name = "Close"
+exit = [{ question = "Signed?", activity = "signed" }]
+"#,
+    );
+    text
+}
+
+/// While `attack` runs, another client asks `daemon.status` over and over;
+/// returns the slowest answer.
+fn slowest_status_during(d: &Daemon, attack: impl FnOnce()) -> Duration {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let mut c = d.client();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut slowest = Duration::ZERO;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                c.ok("daemon.status", json!({}));
+                slowest = slowest.max(t.elapsed());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            slowest
+        })
+    };
+    attack();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    watcher.join().unwrap()
+}
+
+#[test]
+fn hostile_outputs_and_logs_are_bounded_before_they_are_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with(&hostile_process(dir.path()));
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    // A subscriber that never reads: what is queued for it is bounded too.
+    let mut idle = d.client();
+    idle.ok("events.subscribe", json!({}));
+    let mut c = d.client();
+    let before = rss_kib(&d);
+    let log_before = d.log_text().len();
+
+    let mut answers = Vec::new();
+    let slowest = slowest_status_during(&d, || {
+        for stage in ["items", "bigerr", "flood", "logs"] {
+            for round in 0..3 {
+                let id = create(
+                    &mut c,
+                    &format!("{stage} {round}"),
+                    json!({ "stage": stage }),
+                );
+                let line = c.ok("prospect.get", json!({ "id": id }));
+                answers.push((stage, line));
+            }
+        }
+    });
+
+    for (stage, p) in &answers {
+        let size = p.to_string().len();
+        assert!(size < 16 << 10, "{stage}: a {size}-byte answer");
+        let v = &p["verdicts"][0];
+        let reason = v["reason"].as_str().unwrap_or_default();
+        match *stage {
+            "items" => {
+                assert_eq!(v["met"], false, "{p}");
+                assert!(
+                    reason.contains("checklist returned 100000 items, the limit is 256"),
+                    "{reason}"
+                );
+            }
+            "bigerr" => {
+                assert_eq!(v["met"], false, "{p}");
+                assert!(reason.len() < 2048, "a {}-byte reason", reason.len());
+                assert!(reason.contains("more bytes cut"), "{reason}");
+            }
+            "flood" => {
+                assert_eq!(v["met"], false, "{p}");
+                assert!(
+                    reason.contains("logged more than 16 KiB in one call (`max_log_kib`)"),
+                    "{reason}"
+                );
+            }
+            _ => assert_eq!(p["stage"], "close", "many log lines are no failure: {p}"),
+        }
+    }
+    // A line that gets through a second later says how many were dropped.
+    std::thread::sleep(Duration::from_millis(1100));
+    let id = create(&mut c, "logs later", json!({ "stage": "logs" }));
+    c.ok("prospect.get", json!({ "id": id }));
+    // The log: at most `max_log_kib` (16 KiB) per call and
+    // `max_log_lines_per_second` (20) per plugin, nothing forged.
+    let log = d.log_text();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("plugin=logs") && l.contains(" line "))
+        .count();
+    assert!(
+        lines <= 45,
+        "{lines} log lines from `logs` in about a second"
+    );
+    assert!(
+        log.contains("earlier lines dropped: over `max_log_lines_per_second`"),
+        "the drops are said"
+    );
+    let grew = log.len() - log_before;
+    assert!(grew < 256 << 10, "the log grew {grew} bytes");
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00.000000Z  INFO stagecoach_server: forged")),
+        "a plugin forged a log line"
+    );
+    assert!(
+        log.contains(
+            r"first\n2026-01-01T00:00:00.000000Z  INFO stagecoach_server: forged\u{1b}[2J"
+        ),
+        "the plugin's line is there, escaped"
+    );
+    // Counted, and pushed (bounded like everything else): every call of
+    // the three failing plugins failed, on the write path (creation) and
+    // the read path (`prospect.get`).
+    let list = c.ok("plugins.list", json!({}));
+    let failures = |name: &str| {
+        list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["failures"].as_u64().unwrap())
+            .unwrap()
+    };
+    let mut pushed = std::collections::BTreeMap::<String, u64>::new();
+    let expected: u64 = ["items", "bigerr", "flood"]
+        .iter()
+        .map(|n| failures(n))
+        .sum();
+    for _ in 0..expected {
+        let failed = events.wait_notification("plugin.failed");
+        let plugin = failed["plugin"].as_str().unwrap().to_string();
+        let kind = if plugin == "bigerr" {
+            "error"
+        } else {
+            "output"
+        };
+        assert_eq!(failed["kind"], kind, "{failed}");
+        assert!(failed.to_string().len() < 4096, "{failed}");
+        *pushed.entry(plugin).or_default() += 1;
+    }
+    for name in ["items", "bigerr", "flood"] {
+        assert!(failures(name) >= 3, "{name}: {list}");
+        assert_eq!(pushed.get(name).copied(), Some(failures(name)), "{name}");
+    }
+    assert_eq!(failures("logs"), 0);
+    // Memory: what the plugins returned is gone once refused.
+    let after = rss_kib(&d);
+    assert!(
+        after < before + 32 * 1024,
+        "RSS {before} KiB before, {after} KiB after"
+    );
+    // Other clients were answered throughout.
+    assert!(
+        slowest < Duration::from_secs(2),
+        "daemon.status took {slowest:?}"
+    );
+    drop(idle);
+    eprintln!(
+        "sandbox: RSS {before} → {after} KiB, log +{grew} bytes, slowest daemon.status {slowest:?}"
+    );
+}
+
+/// Swaps `path` for what `make` puts there, atomically.
+fn replace_with(path: &std::path::Path, make: impl FnOnce(&std::path::Path)) {
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    make(&tmp);
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn plugin_files_that_are_not_regular_files_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("icp.wasm");
+    std::fs::copy(plugin("icp-fit"), &file).unwrap();
+    let text = format!(
+        "[process]\nname = \"files\"\n\n[[plugins]]\nname = \"icp-fit\"\npath = \"{}\"\nmax_file_mib = 4\n\n[[stages]]\nid = \"good\"\nname = \"Good\"\nexit = [{{ question = \"ICP?\", plugin = \"icp-fit\", config = {{ min_employees = 1 }} }}]\n\n[[stages]]\nid = \"close\"\nname = \"Close\"\nexit = [{{ question = \"Signed?\", activity = \"signed\" }}]\n",
+        file.display()
+    );
+    let d = Daemon::start_with(&text);
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    let mut c = d.client();
+    type Make = Box<dyn Fn(&std::path::Path)>;
+    let cases: [(&str, Make); 3] = [
+        (
+            "a FIFO",
+            Box::new(|p| {
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    p,
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "a character device",
+            Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+        ),
+        (
+            "more than the 4 MiB",
+            Box::new(|p| std::fs::write(p, vec![0u8; 5 << 20]).unwrap()),
+        ),
+    ];
+    for (what, make) in cases {
+        let rss = rss_kib(&d);
+        replace_with(&file, make);
+        let failed = events.wait_notification("plugin.failed");
+        assert_eq!(failed["kind"], "load", "{failed}");
+        assert!(
+            failed["message"].as_str().unwrap().contains(what),
+            "{what}: {failed}"
+        );
+        // The watcher is not stuck: a process edit still loads, a reload
+        // answers, and the previous build keeps serving.
+        let r = c.ok("process.reload", json!({}));
+        assert_eq!(r["outcome"], "unchanged", "{r}");
+        let id = create(&mut c, what, json!({ "fields": { "employees": 5 } }));
+        let p = c.ok("prospect.get", json!({ "id": id }));
+        assert_eq!(p["stage"], "close", "the old build still passes: {p}");
+        assert!(
+            rss_kib(&d) < rss + 64 * 1024,
+            "{what}: nothing big was read"
+        );
+    }
+    // A good build after all that is swapped in.
+    replace_with(&file, |p| {
+        std::fs::copy(plugin("icp-fit"), p).unwrap();
+    });
+    let v: Value = c.ok("daemon.status", json!({}));
+    assert!(v["pid"].as_u64().is_some());
+}
+
+/// A component of `modules` core modules of one memory each.
+fn memories_component(dir: &std::path::Path, modules: usize) -> String {
+    let wat = format!(
+        "(component {})",
+        (0..modules)
+            .map(|i| format!("(core module $m{i} (memory 1)) (core instance (instantiate $m{i}))"))
+            .collect::<String>()
+    );
+    let file = dir.join(format!("memories-{modules}.wat"));
+    std::fs::write(&file, wat).unwrap();
+    format!(
+        "[process]\nname = \"pool\"\n\n[[plugins]]\nname = \"greedy\"\npath = \"{}\"\n\n[[stages]]\nid = \"a\"\nname = \"A\"\nexit = [{{ question = \"Signed?\", activity = \"signed\" }}]\n",
+        file.display()
+    )
+}
+
+#[test]
+fn a_component_cannot_hold_the_pools_memory_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with(
+        "[process]\nname = \"pool\"\n\n[[stages]]\nid = \"a\"\nname = \"A\"\nexit = [{ question = \"Signed?\", activity = \"signed\" }]\n",
+    );
+    let mut c = d.client();
+    for (modules, why) in [
+        (
+            256,
+            "256 core module instances, which exceeds the configured maximum of 64",
+        ),
+        (
+            10,
+            "10 Wasm linear memories, which exceeds the configured maximum of 4",
+        ),
+    ] {
+        let text = memories_component(dir.path(), modules);
+        let e = c.err("process.reload", json!({ "text": text }));
+        let message = e["data"]["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{modules} memories: {e}");
+    }
+    c.ok("daemon.status", json!({}));
+}
