@@ -360,3 +360,121 @@ fn a_component_cannot_hold_the_pools_memory_slots() {
     }
     c.ok("daemon.status", json!({}));
 }
+
+#[test]
+fn a_slow_plugin_delays_only_the_writes_of_prospects_that_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = dir.path().join("hostile.wasm");
+    std::fs::copy(plugin("hostile"), &hostile).unwrap();
+    // `fast` comes after `slow`: its prospects reach no plugin criterion.
+    let text = format!(
+        r#"[process]
+name = "isolation"
+
+[[plugins]]
+name = "slow"
+path = "{}"
+fuel = 2_000_000_000
+timeout_ms = 5000
+config = {{ mode = "slow" }}
+
+[[stages]]
+id = "slow"
+name = "Slow"
+exit = [
+  {{ question = "Slow check?", plugin = "slow" }},
+  {{ question = "Signed?", activity = "signed" }},
+]
+
+[[stages]]
+id = "fast"
+name = "Fast"
+exit = [{{ question = "Signed?", activity = "signed" }}]
+
+[[stages]]
+id = "close"
+name = "Close"
+exit = [{{ question = "Paid?", activity = "paid" }}]
+"#,
+        hostile.display()
+    );
+    let d = Daemon::start_with(&text);
+    let mut c = d.client();
+    let fast = create(&mut c, "fast", json!({ "stage": "fast" }));
+    let slow: Vec<u64> = (0..12)
+        .map(|i| create(&mut c, &format!("slow {i}"), json!({ "stage": "slow" })))
+        .collect();
+    let one = Instant::now();
+    c.ok(
+        "activity.record",
+        json!({ "prospect": slow[0], "kind": "call" }),
+    );
+    let slow_call = one.elapsed();
+
+    // Another client's writes to a prospect without plugin criteria, alone…
+    let fast_writes = |c: &mut crate::support::Client| {
+        let mut slowest = Duration::ZERO;
+        for _ in 0..20 {
+            let t = Instant::now();
+            c.ok(
+                "activity.record",
+                json!({ "prospect": fast, "kind": "call" }),
+            );
+            slowest = slowest.max(t.elapsed());
+        }
+        slowest
+    };
+    let alone = fast_writes(&mut c);
+    // …and while another connection pipelines writes to the slow prospects.
+    let mut pipelined = d.client();
+    for (i, id) in slow.iter().enumerate() {
+        pipelined.send(
+            &json!({ "jsonrpc": "2.0", "id": 1000 + i, "method": "activity.record",
+                     "params": { "prospect": id, "kind": "call" } })
+            .to_string(),
+        );
+    }
+    let during = fast_writes(&mut c);
+    for _ in &slow {
+        let answer = pipelined.read().unwrap();
+        assert!(answer.get("result").is_some(), "{answer}");
+    }
+    let list = c.ok("plugins.list", json!({}));
+    let stats = &list["plugins"][0];
+    eprintln!(
+        "isolation: one slow write {slow_call:?}; other client's slowest write alone {alone:?}, during 12 slow writes {during:?}; {stats}"
+    );
+    assert!(
+        during < slow_call * 4,
+        "another client's write waited {during:?} behind slow plugin writes (one takes {slow_call:?})"
+    );
+    // The writer reused what was evaluated ahead instead of calling again.
+    assert!(
+        stats["reused"].as_u64().unwrap() >= 12,
+        "the writer called the plugin itself: {stats}"
+    );
+
+    // Re-evaluating everything does not hold other clients' writes either.
+    let reused = stats["reused"].as_u64().unwrap();
+    let mut other = d.client();
+    other.send(
+        &json!({ "jsonrpc": "2.0", "id": 1, "method": "process.reevaluate", "params": {} })
+            .to_string(),
+    );
+    let during_reevaluate = fast_writes(&mut c);
+    let r = other.read().unwrap();
+    assert_eq!(r["result"]["evaluated"], 13, "{r}");
+    let list = c.ok("plugins.list", json!({}));
+    let stats = &list["plugins"][0];
+    eprintln!(
+        "isolation: other client's slowest write during process.reevaluate {during_reevaluate:?}; {stats}"
+    );
+    assert!(
+        during_reevaluate < slow_call * 4,
+        "another client's write waited {during_reevaluate:?} behind re-evaluation"
+    );
+    assert!(
+        stats["reused"].as_u64().unwrap() >= reused + 12,
+        "re-evaluation called the plugin on the writer: {stats}"
+    );
+}

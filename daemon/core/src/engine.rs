@@ -26,6 +26,7 @@ macro_rules! refuse {
     };
 }
 
+pub mod ahead;
 pub mod import;
 
 /// A process version in force: what requests are evaluated against.
@@ -141,10 +142,12 @@ pub enum WriteOp {
     /// A new process version: store it, and move the prospects of renamed
     /// or migrated stages; refused if a removed stage still holds prospects.
     ApplyProcessVersion(Box<NewVersion>),
-    /// Re-evaluate every open prospect against the process in force.
+    /// Re-evaluate open prospects against the process in force.
     Reevaluate {
         /// When the moves happen.
         at: Millis,
+        /// These (closed or unknown ones are skipped); none: every open one.
+        ids: Option<Vec<ProspectId>>,
     },
 }
 
@@ -232,7 +235,7 @@ pub(crate) fn apply(
             at,
         } => close(t, process, *id, *outcome, reason.as_deref(), *at),
         WriteOp::ApplyProcessVersion(v) => apply_version(t, v),
-        WriteOp::Reevaluate { at } => reevaluate(t, process, *at),
+        WriteOp::Reevaluate { at, ids } => reevaluate(t, process, *at, ids.as_deref()),
         WriteOp::Import(p) => import::apply(t, process, p),
     }
 }
@@ -322,16 +325,13 @@ fn create(
     )))
 }
 
-fn update(
-    t: &mut Tables<'_>,
-    active: &ActiveProcess,
+/// The prospect after update `u` at `at`, and the changes as the
+/// `fields_updated` activity records them.
+pub(crate) fn updated(
+    old: &Prospect,
     u: &ProspectUpdate,
-    now: Millis,
-) -> Result<Result<Applied, EngineError>, StoreError> {
-    let old = match t.prospect(u.id)? {
-        Some(p) => p,
-        None => refuse!(EngineError::ProspectNotFound(u.id)),
-    };
+    at: Millis,
+) -> Result<(Prospect, serde_json::Map<String, Value>), EngineError> {
     let mut set = Fields::new();
     let mut removed = Vec::new();
     for (key, value) in &u.fields {
@@ -341,16 +341,17 @@ fn update(
                 Ok(v) => {
                     set.insert(key.clone(), v);
                 }
-                Err(_) => refuse!(EngineError::Invalid(format!(
-                    "field `{key}` must be a string, number, boolean or null, not {other}"
-                ))),
+                Err(_) => {
+                    return Err(EngineError::Invalid(format!(
+                        "field `{key}` must be a string, number, boolean or null, not {other}"
+                    )));
+                }
             },
         }
     }
     if u.name.as_ref().is_some_and(|n| n.trim().is_empty()) {
-        refuse!(EngineError::Invalid("`name` must not be empty".into()));
+        return Err(EngineError::Invalid("`name` must not be empty".into()));
     }
-    let at = u.at.unwrap_or(now);
     let mut prospect = old.clone();
     let mut changes = serde_json::Map::new();
     if let Some(name) = &u.name {
@@ -380,6 +381,24 @@ fn update(
     if !removed.is_empty() {
         changes.insert("removed".into(), json!(removed));
     }
+    Ok((prospect, changes))
+}
+
+fn update(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    u: &ProspectUpdate,
+    now: Millis,
+) -> Result<Result<Applied, EngineError>, StoreError> {
+    let old = match t.prospect(u.id)? {
+        Some(p) => p,
+        None => refuse!(EngineError::ProspectNotFound(u.id)),
+    };
+    let at = u.at.unwrap_or(now);
+    let (mut prospect, changes) = match updated(&old, u, at) {
+        Ok(x) => x,
+        Err(e) => refuse!(e),
+    };
     // Field changes are history too: record them in the activity log.
     let activity = Activity {
         id: t.ids.activity,
@@ -405,6 +424,31 @@ fn update(
     )))
 }
 
+/// The activity `a` records, with this id.
+pub(crate) fn new_activity(
+    active: &ActiveProcess,
+    a: &NewActivity,
+    id: u64,
+    now: Millis,
+) -> Activity {
+    let actor = a.actor.unwrap_or_else(|| {
+        active
+            .process
+            .activities
+            .get(&a.kind)
+            .and_then(|k| k.actor)
+            .unwrap_or(Actor::Prospect)
+    });
+    Activity {
+        id,
+        prospect: a.prospect,
+        kind: a.kind.clone(),
+        actor,
+        at: a.at.unwrap_or(now),
+        data: a.data.clone(),
+    }
+}
+
 fn record(
     t: &mut Tables<'_>,
     active: &ActiveProcess,
@@ -418,22 +462,7 @@ fn record(
         Some(p) => p,
         None => refuse!(EngineError::ProspectNotFound(a.prospect)),
     };
-    let actor = a.actor.unwrap_or_else(|| {
-        active
-            .process
-            .activities
-            .get(&a.kind)
-            .and_then(|k| k.actor)
-            .unwrap_or(Actor::Prospect)
-    });
-    let activity = Activity {
-        id: t.ids.activity,
-        prospect: a.prospect,
-        kind: a.kind.clone(),
-        actor,
-        at: a.at.unwrap_or(now),
-        data: a.data.clone(),
-    };
+    let activity = new_activity(active, a, t.ids.activity, now);
     t.ids.activity += 1;
     t.insert_activity(&activity)?;
     let mut prospect = old.clone();
@@ -661,8 +690,74 @@ fn transition(
     }
 }
 
-/// Moves `prospect` out of stage `index` because its criteria are met:
-/// to the next stage, or won from the last one.
+/// One stage left because its exit criteria are met, before it has a
+/// transition id.
+pub(crate) struct Step {
+    from: String,
+    to: String,
+    kind: TransitionKind,
+    as_of: Millis,
+    verdicts: Vec<Verdict>,
+}
+
+/// Moves `prospect` out of stage `index` because its criteria are met: to
+/// the next stage, or won from the last one.
+fn leave(
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    index: usize,
+    as_of: Millis,
+    verdicts: Vec<Verdict>,
+) -> Step {
+    let stages = &active.process.stages;
+    let from = stages[index].id.clone();
+    let (to, kind) = match stages.get(index + 1) {
+        Some(next) => (next.id.clone(), TransitionKind::Advanced),
+        None => ("won".to_string(), TransitionKind::Won),
+    };
+    if kind == TransitionKind::Won {
+        prospect.status = Status::Won;
+        prospect.closed_at = Some(as_of);
+    } else {
+        prospect.stage = to.clone();
+        prospect.stage_entered_at = as_of;
+    }
+    Step {
+        from,
+        to,
+        kind,
+        as_of,
+        verdicts,
+    }
+}
+
+/// The transition of a step, with a fresh id.
+fn written(
+    t: &mut Tables<'_>,
+    active: &ActiveProcess,
+    prospect: ProspectId,
+    step: Step,
+    cause: Option<u64>,
+) -> Transition {
+    let id = t.ids.transition;
+    t.ids.transition += 1;
+    Transition {
+        id,
+        prospect,
+        from: Some(step.from),
+        to: step.to,
+        at: step.as_of,
+        process_version: active.version,
+        kind: step.kind,
+        verdicts: step.verdicts,
+        reason: None,
+        by: None,
+        activity: cause,
+        imported: false,
+    }
+}
+
+/// Moves `prospect` out of stage `index` because its criteria are met.
 fn step(
     t: &mut Tables<'_>,
     active: &ActiveProcess,
@@ -672,27 +767,46 @@ fn step(
     verdicts: Vec<Verdict>,
     cause: Option<u64>,
 ) -> Transition {
-    let stages = &active.process.stages;
-    let from = stages[index].id.clone();
-    let (to, kind) = match stages.get(index + 1) {
-        Some(next) => (next.id.as_str(), TransitionKind::Advanced),
-        None => ("won", TransitionKind::Won),
-    };
-    let mut tr = transition(t, active, prospect, Some(&from), to, at, kind);
-    tr.verdicts = verdicts;
-    tr.activity = cause;
-    if kind == TransitionKind::Won {
-        prospect.status = Status::Won;
-        prospect.closed_at = Some(at);
-    } else {
-        prospect.stage = to.to_string();
-        prospect.stage_entered_at = at;
+    let s = leave(active, prospect, index, at, verdicts);
+    written(t, active, prospect.id, s, cause)
+}
+
+/// The stages `prospect` leaves by itself from where it is, as of `at`,
+/// read through any [`ActivitySource`]: the writer's tables, or a read
+/// snapshot when evaluating ahead ([`ahead`]). `prospect` is moved on.
+/// Each stage is left at most once, so this ends.
+pub(crate) fn plan_cascade(
+    source: &impl ActivitySource,
+    active: &ActiveProcess,
+    prospect: &mut Prospect,
+    at: Millis,
+    win: bool,
+) -> Result<Vec<Step>, StoreError> {
+    let mut steps = Vec::new();
+    while prospect.status == Status::Open {
+        let Some(index) = active.process.stage_index(&prospect.stage) else {
+            break;
+        };
+        let stage = &active.process.stages[index];
+        if stage.advance == AdvanceMode::Manual {
+            break;
+        }
+        if !win && index + 1 == active.process.stages.len() {
+            break;
+        }
+        let Evaluation {
+            as_of, verdicts, ..
+        } = evaluate(source, active, prospect, stage, at, false)?;
+        if !all_met(&verdicts) {
+            break;
+        }
+        steps.push(leave(active, prospect, index, as_of, verdicts));
     }
-    tr
+    Ok(steps)
 }
 
 /// Moves the prospect on while its stage advances automatically and every
-/// exit criterion is met. Each stage is left at most once, so this ends.
+/// exit criterion is met.
 fn cascade(
     t: &mut Tables<'_>,
     active: &ActiveProcess,
@@ -713,27 +827,11 @@ fn cascade_to(
     cause: Option<u64>,
     win: bool,
 ) -> Result<Vec<Transition>, StoreError> {
-    let mut moves = Vec::new();
-    while prospect.status == Status::Open {
-        let Some(index) = active.process.stage_index(&prospect.stage) else {
-            break;
-        };
-        let stage = &active.process.stages[index];
-        if stage.advance == AdvanceMode::Manual {
-            break;
-        }
-        if !win && index + 1 == active.process.stages.len() {
-            break;
-        }
-        let Evaluation {
-            as_of, verdicts, ..
-        } = evaluate(t, active, prospect, stage, at, false)?;
-        if !all_met(&verdicts) {
-            break;
-        }
-        moves.push(step(t, active, prospect, index, as_of, verdicts, cause));
-    }
-    Ok(moves)
+    let steps = plan_cascade(t, active, prospect, at, win)?;
+    Ok(steps
+        .into_iter()
+        .map(|s| written(t, active, prospect.id, s, cause))
+        .collect())
 }
 
 /// Writes the prospect and its moves, with the metrics that follow them;
@@ -859,6 +957,7 @@ fn reevaluate(
     t: &mut Tables<'_>,
     active: &ActiveProcess,
     at: Millis,
+    only: Option<&[ProspectId]>,
 ) -> Result<Result<Applied, EngineError>, StoreError> {
     let mut evaluated: u64 = 0;
     let mut moved: u64 = 0;
@@ -866,12 +965,20 @@ fn reevaluate(
     let mut events = Vec::new();
     // Collect first: prospects moving on must not be evaluated twice.
     let mut ids = Vec::new();
-    for stage in &active.process.stages {
-        ids.extend(t.open_in_stage(&stage.id)?);
+    match only {
+        Some(only) => ids.extend_from_slice(only),
+        None => {
+            for stage in &active.process.stages {
+                ids.extend(t.open_in_stage(&stage.id)?);
+            }
+        }
     }
     {
         for id in ids {
             let Some(old) = t.prospect(id)? else { continue };
+            if old.status != Status::Open {
+                continue;
+            }
             evaluated += 1;
             let mut p = old.clone();
             let moves = cascade(t, active, &mut p, at, None)?;

@@ -26,6 +26,73 @@ pub struct CallInput<'a> {
     pub config: &'a [(String, FieldValue)],
 }
 
+impl CallInput<'_> {
+    /// A digest of everything a plugin can see of this input (the activities
+    /// only if it reads them): plugins have no clock, randomness or I/O, so
+    /// equal digests mean equal answers, and an answer can be reused.
+    pub fn fingerprint(&self, reads_activities: bool) -> [u8; 32] {
+        fn text(h: &mut blake3::Hasher, s: &str) {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        fn opt(h: &mut blake3::Hasher, s: Option<&str>) {
+            match s {
+                None => {
+                    h.update(&[0]);
+                }
+                Some(s) => {
+                    h.update(&[1]);
+                    text(h, s);
+                }
+            }
+        }
+        fn value(h: &mut blake3::Hasher, v: &FieldValue) {
+            match v {
+                FieldValue::Bool(b) => h.update(&[b'b', u8::from(*b)]),
+                FieldValue::Number(n) => h.update(b"n").update(&n.to_bits().to_le_bytes()),
+                FieldValue::Text(t) => {
+                    h.update(b"t");
+                    text(h, t);
+                    h
+                }
+            };
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(&self.now.0.to_le_bytes());
+        h.update(&(self.config.len() as u64).to_le_bytes());
+        for (k, v) in self.config {
+            text(&mut h, k);
+            value(&mut h, v);
+        }
+        let p = self.prospect;
+        h.update(&p.id.to_le_bytes());
+        text(&mut h, &p.name);
+        opt(&mut h, p.company.as_deref());
+        opt(&mut h, p.owner.as_deref());
+        text(&mut h, &p.stage);
+        text(&mut h, p.status.as_str());
+        h.update(&p.created_at.0.to_le_bytes());
+        h.update(&p.stage_entered_at.0.to_le_bytes());
+        h.update(&(p.fields.len() as u64).to_le_bytes());
+        for (k, v) in &p.fields {
+            text(&mut h, k);
+            value(&mut h, v);
+        }
+        if reads_activities {
+            h.update(&(self.activities.len() as u64).to_le_bytes());
+            for a in self.activities {
+                text(&mut h, &a.kind);
+                h.update(&[u8::from(
+                    a.actor == stagecoach_types::model::Actor::Prospect,
+                )]);
+                h.update(&a.at.0.to_le_bytes());
+                let _ = serde_json::to_writer(&mut h, &a.data);
+            }
+        }
+        *h.finalize().as_bytes()
+    }
+}
+
 /// One input's text and entries, and spans and ranges into them.
 ///
 /// Inputs are bounded (the input limit for prospects, the row limit for
@@ -419,6 +486,61 @@ mod tests {
                     .unwrap(),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_fingerprint_changes_with_anything_the_plugin_can_see_and_nothing_else() {
+        let p = prospect();
+        let log = activities(3);
+        let config = [("min".to_string(), FieldValue::Number(50.0))];
+        let input = |p: &Prospect, log: &[Activity], now: i64, config: &[(String, FieldValue)]| {
+            CallInput {
+                prospect: p,
+                activities: log,
+                now: Millis(now),
+                config,
+            }
+            .fingerprint(true)
+        };
+        let base = input(&p, &log, 5, &config);
+        assert_eq!(base, input(&p.clone(), &log.clone(), 5, &config));
+        // What the plugin does not see: the activity ids, the last activity time.
+        let mut renumbered = log.clone();
+        renumbered[0].id = 99;
+        let mut later = p.clone();
+        later.last_activity_at = Millis(77);
+        assert_eq!(base, input(&later, &renumbered, 5, &config));
+        // What it sees.
+        let mut field = p.clone();
+        field
+            .fields
+            .insert("industry".into(), FieldValue::Text("Retail".into()));
+        let mut moved = p.clone();
+        moved.stage_entered_at = Millis(1);
+        let mut data = log.clone();
+        data[2].data.insert("score".into(), serde_json::json!(4));
+        let other = [("min".to_string(), FieldValue::Number(51.0))];
+        for changed in [
+            input(&field, &log, 5, &config),
+            input(&moved, &log, 5, &config),
+            input(&p, &data, 5, &config),
+            input(&p, &log[..2], 5, &config),
+            input(&p, &log, 6, &config),
+            input(&p, &log, 5, &other),
+        ] {
+            assert_ne!(base, changed);
+        }
+        // A plugin that does not read activities is not told about them.
+        let without = |log: &[Activity]| {
+            CallInput {
+                prospect: &p,
+                activities: log,
+                now: Millis(5),
+                config: &config,
+            }
+            .fingerprint(false)
+        };
+        assert_eq!(without(&log), without(&data));
     }
 
     #[test]

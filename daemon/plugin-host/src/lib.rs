@@ -143,8 +143,53 @@ pub struct Counters {
     pub failures: AtomicU64,
     /// Total wall time, nanoseconds.
     pub nanos: AtomicU64,
+    /// Answers reused from the memo instead of calling the plugin.
+    pub reused: AtomicU64,
     /// The plugin's log rate, across calls.
     log: Mutex<LogRate>,
+}
+
+/// Answers a plugin gave, by the fingerprint of the input and the call.
+/// Plugins are pure (no clock, randomness or I/O), so an answer computed
+/// ahead of time — on a read snapshot, off the writer — serves the writer
+/// when the input it sees is the same; any difference in the input is a
+/// different fingerprint, so a stale answer is never used.
+#[derive(Default)]
+struct Memo {
+    answers: Mutex<HashMap<([u8; 32], CallKind), Answer>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum CallKind {
+    Evaluate,
+    Checklist,
+}
+
+#[derive(Clone)]
+enum Answer {
+    Verdict(bool, String),
+    Items(Vec<ChecklistItem>),
+}
+
+/// Answers kept per plugin; the memo starts over when it is full.
+const MEMO_ENTRIES: usize = 4096;
+
+impl Memo {
+    fn get(&self, key: [u8; 32], kind: CallKind) -> Option<Answer> {
+        self.answers
+            .lock()
+            .expect("memo")
+            .get(&(key, kind))
+            .cloned()
+    }
+
+    fn put(&self, key: [u8; 32], kind: CallKind, answer: Answer) {
+        let mut answers = self.answers.lock().expect("memo");
+        if answers.len() >= MEMO_ENTRIES {
+            answers.clear();
+        }
+        answers.insert((key, kind), answer);
+    }
 }
 
 /// A token bucket of log lines: `max_log_lines_per_second` tokens a second,
@@ -508,6 +553,7 @@ impl PluginHost {
             exports,
             host: self.clone(),
             counters: self.counters(name),
+            memo: Memo::default(),
             description: String::new(),
             provides: Vec::new(),
             reads_activities: true,
@@ -742,6 +788,7 @@ pub struct LoadedPlugin {
     exports: Exports,
     host: Arc<PluginHost>,
     counters: Arc<Counters>,
+    memo: Memo,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -912,11 +959,31 @@ impl LoadedPlugin {
         Ok(())
     }
 
-    /// Runs the plugin's exit criterion.
+    /// What a reused answer cost.
+    fn reused(&self) -> CallStats {
+        self.counters.reused.fetch_add(1, Ordering::Relaxed);
+        CallStats {
+            fuel_used: 0,
+            micros: 0.0,
+            peak_memory: 0,
+        }
+    }
+
+    /// Runs the plugin's exit criterion (or reuses its answer to the same
+    /// input).
     pub fn evaluate(
         &self,
         input: &CallInput,
     ) -> Result<(stagecoach_types::model::Verdict, CallStats), PluginFailure> {
+        let key = input.fingerprint(self.reads_activities);
+        if let Some(Answer::Verdict(met, reason)) = self.memo.get(key, CallKind::Evaluate) {
+            let verdict = stagecoach_types::model::Verdict {
+                question: String::new(),
+                met,
+                reason,
+            };
+            return Ok((verdict, self.reused()));
+        }
         let (v, stats) = self.call(|store, instance| {
             let f = self.exports.evaluate(store, instance)?;
             input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
@@ -924,6 +991,11 @@ impl LoadedPlugin {
             })
         })?;
         self.check_output("evaluate", None, [("reason", v.reason.as_str())])?;
+        self.memo.put(
+            key,
+            CallKind::Evaluate,
+            Answer::Verdict(v.met, v.reason.clone()),
+        );
         Ok((
             stagecoach_types::model::Verdict {
                 question: String::new(),
@@ -934,11 +1006,15 @@ impl LoadedPlugin {
         ))
     }
 
-    /// Runs the plugin's checklist.
+    /// Runs the plugin's checklist (or reuses its answer to the same input).
     pub fn checklist(
         &self,
         input: &CallInput,
     ) -> Result<(Vec<ChecklistItem>, CallStats), PluginFailure> {
+        let key = input.fingerprint(self.reads_activities);
+        if let Some(Answer::Items(items)) = self.memo.get(key, CallKind::Checklist) {
+            return Ok((items, self.reused()));
+        }
         let (items, stats) = self.call(|store, instance| {
             let f = self.exports.checklist(store, instance)?;
             input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
@@ -956,18 +1032,18 @@ impl LoadedPlugin {
                 ]
             }),
         )?;
-        Ok((
-            items
-                .into_iter()
-                .map(|i| ChecklistItem {
-                    id: i.id,
-                    label: i.label,
-                    done: i.done,
-                    evidence: i.evidence,
-                })
-                .collect(),
-            stats,
-        ))
+        let items: Vec<ChecklistItem> = items
+            .into_iter()
+            .map(|i| ChecklistItem {
+                id: i.id,
+                label: i.label,
+                done: i.done,
+                evidence: i.evidence,
+            })
+            .collect();
+        self.memo
+            .put(key, CallKind::Checklist, Answer::Items(items.clone()));
+        Ok((items, stats))
     }
 
     /// Runs the plugin's metric.
@@ -1038,6 +1114,7 @@ impl LoadedPlugin {
             limits: self.limits.clone(),
             calls,
             failures: self.counters.failures.load(Ordering::Relaxed),
+            reused: self.counters.reused.load(Ordering::Relaxed),
             mean_micros: if calls == 0 {
                 0.0
             } else {

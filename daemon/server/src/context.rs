@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use serde_json::Value;
 use stagecoach_core::clock::Clock;
-use stagecoach_core::engine::{ActiveProcess, Event, ProcessHandle, WriteOp};
+use stagecoach_core::engine::{ActiveProcess, Event, ProcessHandle, WriteOp, ahead};
 use stagecoach_core::process::InvalidProcess;
 use stagecoach_core::store::Store;
 use stagecoach_core::writer::{Writer, WriterStats};
@@ -48,6 +48,8 @@ pub struct Ctx {
     pub data_dir: PathBuf,
     /// Open connections.
     pub connections: AtomicUsize,
+    /// Threads that evaluate plugin criteria ahead of the writer.
+    pub ahead: Arc<crate::ahead::AheadPool>,
     /// Held while a process text is compared with the version in force and
     /// applied, so the watcher and `process.reload` never both apply one edit.
     pub reload_lock: tokio::sync::Mutex<()>,
@@ -60,7 +62,102 @@ impl Ctx {
     }
 
     /// Queues `op` with the writer; the reply resolves when it is committed.
-    pub(crate) fn write(&self, op: WriteOp) -> Reply {
+    /// A connection's writes reach the writer in the order they arrived
+    /// (see [`WriteGate`]).
+    pub(crate) fn write(self: &Arc<Self>, op: WriteOp) -> Reply {
+        match GATE.take() {
+            None => self.submit(op),
+            Some(gate) if gate.submitted_before() => {
+                let reply = self.submit(op);
+                gate.open();
+                reply
+            }
+            Some(gate) => {
+                let ctx = self.clone();
+                Box::pin(async move {
+                    gate.wait_submitted().await;
+                    let reply = ctx.submit(op);
+                    gate.open();
+                    reply.await
+                })
+            }
+        }
+    }
+
+    /// [`Ctx::write`], with the plugin criteria the write will evaluate
+    /// evaluated first, off the writer ([`crate::ahead`]). Writes that
+    /// reach no plugin criterion go straight to the writer.
+    pub(crate) fn write_ahead(self: &Arc<Self>, mut op: WriteOp) -> Reply {
+        let active = self.active();
+        let first = &active.process.stages[0].id;
+        if !ahead::reaches_plugins(&active, first) {
+            return self.write(op);
+        }
+        // The writer must see the time evaluated with.
+        let now = self.clock.now();
+        match &mut op {
+            WriteOp::RecordActivity(a) => {
+                a.at.get_or_insert(now);
+            }
+            WriteOp::UpdateProspect(u) => {
+                u.at.get_or_insert(now);
+            }
+            _ => {}
+        }
+        let Some(id) = ahead::prospect_of(&op) else {
+            return self.write(op);
+        };
+        let gate = GATE.take();
+        let ctx = self.clone();
+        Box::pin(async move {
+            // After this connection's earlier writes, so the snapshot has them.
+            if let Some(g) = &gate {
+                g.wait_done().await;
+            }
+            let store = ctx.store.clone();
+            let pool = ctx.ahead.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                let snapshot = store.snapshot().ok()?;
+                let prospect = snapshot.prospect(id).ok()??;
+                ahead::reaches_plugins(&active, &prospect.stage)
+                    .then_some((snapshot, prospect, active))
+            })
+            .await
+            .ok()
+            .flatten();
+            let op = match prepared {
+                None => op,
+                Some((snapshot, prospect, active)) => {
+                    let ran = pool
+                        .run(move || {
+                            if let Err(e) =
+                                ahead::evaluate_ahead(&snapshot, &active, &prospect, &op)
+                            {
+                                tracing::debug!(error = %e, "evaluating ahead failed; the writer will");
+                            }
+                            op
+                        })
+                        .await;
+                    match ran {
+                        Some(op) => op,
+                        None => {
+                            return Err(RpcError::from(
+                                stagecoach_core::writer::WriteError::ShuttingDown,
+                            ));
+                        }
+                    }
+                }
+            };
+            let reply = ctx.submit(op);
+            if let Some(g) = gate {
+                g.open();
+            }
+            reply.await
+        })
+    }
+
+    /// Hands `op` to the writer now, outside any connection's order.
+    pub(crate) fn submit(&self, op: WriteOp) -> Reply {
         let rx = self.writer.submit(self.active(), op);
         Box::pin(async move {
             match rx.await {
@@ -73,4 +170,61 @@ impl Ctx {
             }
         })
     }
+}
+
+/// Where one write of a connection stands among the connection's writes:
+/// they are numbered in arrival order and handed to the writer in that
+/// order, even when one first waits for its criteria to be evaluated ahead.
+pub(crate) struct WriteGate {
+    /// This write's number on its connection, from 1.
+    pub number: u64,
+    /// The highest write number handed to the writer.
+    pub submitted: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The highest write number answered.
+    pub done: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl WriteGate {
+    pub(crate) fn submitted_before(&self) -> bool {
+        *self.submitted.borrow() + 1 >= self.number
+    }
+
+    pub(crate) async fn wait_submitted(&self) {
+        let before = self.number - 1;
+        let _ = self.submitted.subscribe().wait_for(|s| *s >= before).await;
+    }
+
+    pub(crate) async fn wait_done(&self) {
+        let before = self.number - 1;
+        let _ = self.done.subscribe().wait_for(|d| *d >= before).await;
+    }
+
+    /// This write is with the writer (or will never be): the next may go.
+    pub(crate) fn open(&self) {
+        self.submitted.send_modify(|s| *s = (*s).max(self.number));
+    }
+}
+
+thread_local! {
+    /// The gate of the write being dispatched on this thread: set by the
+    /// connection around a write method's (synchronous) dispatch, taken by
+    /// [`Ctx::write`] or [`Ctx::write_ahead`].
+    static GATE: std::cell::Cell<Option<WriteGate>> = const { std::cell::Cell::new(None) };
+}
+
+/// The gate of the write being dispatched, for a method that hands the
+/// writer several operations ([`Ctx::write`] takes it for one).
+pub(crate) fn take_gate() -> Option<WriteGate> {
+    GATE.take()
+}
+
+/// Dispatches a write method under `gate`; a method that submitted nothing
+/// (refused before writing) opens it for the next write.
+pub(crate) fn gated<R>(gate: WriteGate, dispatch: impl FnOnce() -> R) -> R {
+    GATE.set(Some(gate));
+    let r = dispatch();
+    if let Some(unused) = GATE.take() {
+        unused.open();
+    }
+    r
 }

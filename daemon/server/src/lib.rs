@@ -10,6 +10,7 @@
 //! The rules, the store and the metrics are `stagecoach-core`'s; this
 //! crate puts them on the socket.
 
+pub mod ahead;
 pub mod context;
 pub mod files;
 pub mod live;

@@ -201,7 +201,16 @@ pub async fn run(
     let socket_ino = std::fs::metadata(&config.socket).map(|m| m.ino()).ok();
     tracing::info!(socket = %config.socket.display(), database = %db_path.display(), "listening");
 
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let ahead = Arc::new(
+        crate::ahead::AheadPool::new(cores).map_err(|source| ServeError::Io {
+            what: "cannot start the plugin threads",
+            path: config.data_dir.clone(),
+            source,
+        })?,
+    );
     let ctx = Arc::new(Ctx {
+        ahead,
         store,
         writer,
         process: Arc::new(std::sync::RwLock::new(Arc::new(active))),
@@ -605,6 +614,9 @@ struct Session {
     /// The highest write number answered: a request waits for every write
     /// sent before it on the same connection, so it sees their effects.
     writes_done: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The highest write number handed to the writer: writes reach it in
+    /// the order they arrived.
+    writes_submitted: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Session {
@@ -615,6 +627,7 @@ impl Session {
             token,
             writes_started: 0,
             writes_done: Arc::new(tokio::sync::watch::channel(0).0),
+            writes_submitted: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 }
@@ -649,10 +662,15 @@ fn start(
     }
     let done = session.writes_done.clone();
     let reply = if entry.is_some_and(|m| m.writes) {
-        // Writes are queued now, in arrival order (the writer keeps it).
+        // Writes reach the writer in arrival order (the writer keeps it).
         session.writes_started += 1;
         let number = session.writes_started;
-        let reply = dispatch(ctx, entry, &method, request.params);
+        let gate = crate::context::WriteGate {
+            number,
+            submitted: session.writes_submitted.clone(),
+            done: done.clone(),
+        };
+        let reply = crate::context::gated(gate, || dispatch(ctx, entry, &method, request.params));
         Box::pin(async move {
             let result = reply.await;
             done.send_modify(|d| *d = (*d).max(number));

@@ -11,7 +11,7 @@ use stagecoach_types::api::results::Activities;
 use stagecoach_types::protocol::RpcError;
 
 pub(super) fn record(ctx: &Arc<Ctx>, p: NewActivity) -> Reply {
-    ctx.write(WriteOp::RecordActivity(p))
+    ctx.write_ahead(WriteOp::RecordActivity(p))
 }
 
 pub(super) fn list(ctx: &Arc<Ctx>, p: ActivityList) -> Reply {

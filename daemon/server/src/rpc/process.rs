@@ -7,14 +7,16 @@ use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use crate::live::Reload;
-use stagecoach_core::engine::WriteOp;
+use stagecoach_core::engine::{WriteOp, ahead};
 use stagecoach_core::lint::lint;
 use stagecoach_core::process::{Process, content_hash};
 use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
 };
-use stagecoach_types::api::results::{Diff, ProcessText, Validation, VersionWindow, Versions};
-use stagecoach_types::protocol::{ErrorData, INVALID_PROCESS, RpcError};
+use stagecoach_types::api::results::{
+    Diff, ProcessText, Reevaluated, Validation, VersionWindow, Versions,
+};
+use stagecoach_types::protocol::{ErrorData, INTERNAL_ERROR, INVALID_PROCESS, RpcError};
 
 pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
     let active = ctx.active();
@@ -132,9 +134,133 @@ pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {
     })
 }
 
+/// Open prospects re-evaluated per write: the writer never holds other
+/// clients' writes for more than one batch.
+const REEVALUATE_BATCH: usize = 200;
+
 pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ProcessReevaluate) -> Reply {
     let at = p.at.unwrap_or_else(|| ctx.clock.now());
-    ctx.write(WriteOp::Reevaluate { at })
+    let gate = crate::context::take_gate();
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        // This connection's later writes wait for the whole re-evaluation;
+        // other clients' writes go between its batches.
+        struct Opened(Option<crate::context::WriteGate>);
+        impl Drop for Opened {
+            fn drop(&mut self) {
+                if let Some(g) = &self.0 {
+                    g.open();
+                }
+            }
+        }
+        let gate = Opened(gate);
+        if let Some(g) = &gate.0 {
+            g.wait_submitted().await;
+        }
+        let store = ctx.store.clone();
+        let open = tokio::task::spawn_blocking(move || open_prospects(&store))
+            .await
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("read task failed: {e}")))?
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        let batches = open.len().div_ceil(REEVALUATE_BATCH);
+        let mut total = Reevaluated {
+            evaluated: 0,
+            moved: 0,
+            transitions: 0,
+            process_version: ctx.active().version,
+        };
+        for (i, chunk) in open.chunks(REEVALUATE_BATCH).enumerate() {
+            let ids: Vec<_> = chunk.iter().map(|p| p.id).collect();
+            let op = WriteOp::Reevaluate { at, ids: Some(ids) };
+            evaluate_batch_ahead(&ctx, chunk, &op).await;
+            let answer = ctx.submit(op).await?;
+            let r: Reevaluated = serde_json::from_value(answer)
+                .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+            total.evaluated += r.evaluated;
+            total.moved += r.moved;
+            total.transitions += r.transitions;
+            total.process_version = r.process_version;
+            tracing::info!(
+                batch = i + 1,
+                batches,
+                evaluated = total.evaluated,
+                moved = total.moved,
+                "re-evaluating open prospects"
+            );
+        }
+        Ok(json!(total))
+    })
+}
+
+/// Every open prospect, as a snapshot has them.
+fn open_prospects(
+    store: &stagecoach_core::store::Store,
+) -> Result<Vec<stagecoach_types::model::Prospect>, stagecoach_core::store::StoreError> {
+    let snapshot = store.snapshot()?;
+    let mut open = Vec::new();
+    let mut after = None;
+    loop {
+        let page = snapshot.prospects(&stagecoach_core::store::ProspectFilter {
+            stage: None,
+            owner: None,
+            status: Some(stagecoach_types::model::Status::Open),
+            after,
+            limit: 10_000,
+        })?;
+        after = page.last().map(|p| p.id);
+        let last = page.len() < 10_000;
+        open.extend(page);
+        if last {
+            return Ok(open);
+        }
+    }
+}
+
+/// Evaluates ahead, on the plugin threads (all of them, in parallel), the
+/// plugin criteria a batch of re-evaluation will meet.
+async fn evaluate_batch_ahead(
+    ctx: &Arc<Ctx>,
+    chunk: &[stagecoach_types::model::Prospect],
+    op: &WriteOp,
+) {
+    let active = ctx.active();
+    let using: Vec<_> = chunk
+        .iter()
+        .filter(|p| ahead::reaches_plugins(&active, &p.stage))
+        .cloned()
+        .collect();
+    if using.is_empty() {
+        return;
+    }
+    let parts = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = using.len().div_ceil(parts);
+    let mut jobs = Vec::new();
+    for part in using.chunks(per) {
+        let (part, active, store, pool) = (
+            part.to_vec(),
+            active.clone(),
+            ctx.store.clone(),
+            ctx.ahead.clone(),
+        );
+        let WriteOp::Reevaluate { at, .. } = op else {
+            return;
+        };
+        let op = WriteOp::Reevaluate { at: *at, ids: None };
+        jobs.push(tokio::spawn(async move {
+            pool.run(move || {
+                let Ok(snapshot) = store.snapshot() else {
+                    return;
+                };
+                for p in &part {
+                    let _ = ahead::evaluate_ahead(&snapshot, &active, p, &op);
+                }
+            })
+            .await
+        }));
+    }
+    for job in jobs {
+        let _ = job.await;
+    }
 }
 
 pub(super) fn diff(ctx: &Arc<Ctx>, p: ProcessDiff) -> Reply {

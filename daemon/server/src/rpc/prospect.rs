@@ -27,12 +27,12 @@ pub(super) fn import(ctx: &Arc<Ctx>, p: ImportProspect) -> Reply {
 }
 
 pub(super) fn update(ctx: &Arc<Ctx>, p: ProspectUpdate) -> Reply {
-    ctx.write(WriteOp::UpdateProspect(p))
+    ctx.write_ahead(WriteOp::UpdateProspect(p))
 }
 
 pub(super) fn advance(ctx: &Arc<Ctx>, p: ById) -> Reply {
     let at = p.at.unwrap_or_else(|| ctx.clock.now());
-    ctx.write(WriteOp::Advance { id: p.id, at })
+    ctx.write_ahead(WriteOp::Advance { id: p.id, at })
 }
 
 pub(super) fn force_move(ctx: &Arc<Ctx>, p: ProspectMove) -> Reply {
@@ -52,7 +52,7 @@ pub(super) fn close(ctx: &Arc<Ctx>, p: ProspectClose) -> Reply {
         Outcome::Won => Status::Won,
         Outcome::Lost => Status::Lost,
     };
-    ctx.write(WriteOp::Close {
+    ctx.write_ahead(WriteOp::Close {
         id: p.id,
         outcome,
         reason: p.reason,

@@ -800,6 +800,10 @@ pub struct PluginInfo {
     pub calls: u64,
     /// Calls that failed closed.
     pub failures: u64,
+    /// Answers reused instead of calling the plugin again on the same input
+    /// (computed ahead, off the writer, or by an earlier request).
+    #[serde(default)]
+    pub reused: u64,
     /// Mean wall time per call, µs.
     pub mean_micros: f64,
 }
