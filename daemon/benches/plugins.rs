@@ -25,14 +25,13 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::BenchDaemon;
+use common::{BenchDaemon, build_plugin};
 use stagecoach_core::criteria::{ActivityFacts, Plugins, evaluate_stage};
 use stagecoach_plugin_host::{CallInput, Limits, PluginHost};
 use stagecoach_types::model::{Activity, Actor, FieldValue, Millis, Prospect, Status};
@@ -64,30 +63,6 @@ fn interleaved(rounds: usize, kinds: &mut [(usize, &mut dyn FnMut())]) -> Vec<(f
             (median(v), best)
         })
         .collect()
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Builds the plugin crate at `crate_dir` (relative to the repository).
-fn build_plugin(out: &Path, crate_dir: &str) -> PathBuf {
-    let status = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-        .args(["plugin", "build", "--out"])
-        .arg(out)
-        .arg("--target-dir")
-        .arg(root().join("target/plugin-build"))
-        .arg(root().join(crate_dir))
-        .current_dir(root())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "building {crate_dir} failed");
-    let name = Path::new(crate_dir).file_name().unwrap().to_str().unwrap();
-    out.join(format!("{name}.wasm"))
 }
 
 fn prospect() -> (Prospect, Vec<Activity>) {

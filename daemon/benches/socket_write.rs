@@ -6,59 +6,14 @@
 //! Run: `cargo bench -p stagecoach --bench socket_write`
 //! (`STAGECOACH_BENCH_N` sets requests per client; default 2000).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 mod common;
-use common::BenchDaemon;
-
-struct Stats {
-    ops: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Stats {
-    fn rate(&self) -> f64 {
-        self.ops as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn pct(&self, p: f64) -> Duration {
-        let mut l = self.latencies.clone();
-        l.sort_unstable();
-        if l.is_empty() {
-            return Duration::ZERO;
-        }
-        l[((l.len() - 1) as f64 * p).round() as usize]
-    }
-
-    fn print(&self, name: &str) {
-        println!(
-            "{name:<58} {:>10.0} /s   p50 {:>8.3} ms   p99 {:>8.3} ms",
-            self.rate(),
-            self.pct(0.50).as_secs_f64() * 1e3,
-            self.pct(0.99).as_secs_f64() * 1e3
-        );
-    }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
-}
+use common::{BenchDaemon, Conn, Stats, machine};
 
 /// Baseline: what one durable write costs this disk.
 fn fdatasync_baseline(dir: &Path, n: usize) -> Stats {
@@ -139,38 +94,6 @@ id = "connect"
 name = "Connect"
 exit = [{ question = "Met?", activity = "meeting_held", actor = "prospect" }]
 "#;
-
-struct Conn {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    line: String,
-}
-
-impl Conn {
-    fn new(socket: &Path) -> Conn {
-        let s = UnixStream::connect(socket).unwrap();
-        Conn {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-            line: String::new(),
-        }
-    }
-
-    fn send(&mut self, id: usize, method: &str, params: Value) {
-        let mut line =
-            json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string();
-        line.push('\n');
-        self.writer.write_all(line.as_bytes()).unwrap();
-    }
-
-    fn recv(&mut self) -> Value {
-        self.line.clear();
-        self.reader.read_line(&mut self.line).unwrap();
-        let v: Value = serde_json::from_str(&self.line).unwrap();
-        assert!(v.get("result").is_some(), "request failed: {v}");
-        v
-    }
-}
 
 fn record_params(prospect: u64, k: usize) -> Value {
     json!({ "prospect": prospect, "kind": "email_sent", "actor": "rep", "data": { "n": k } })

@@ -1,9 +1,12 @@
 //! Shared by the benchmarks: the real daemon, started from the built binary.
 
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 
 /// The daemon binary benchmarked: this build's, or another build's given as
 /// `STAGECOACH_BENCH_BIN` (to compare two versions in one session,
@@ -78,4 +81,133 @@ impl Drop for BenchDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Operations, their wall time and each one's latency.
+#[allow(dead_code)]
+pub struct Stats {
+    /// How many.
+    pub ops: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Each operation's.
+    pub latencies: Vec<Duration>,
+}
+
+#[allow(dead_code)]
+impl Stats {
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The `p` quantile of latency.
+    pub fn pct(&self, p: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        if l.is_empty() {
+            return Duration::ZERO;
+        }
+        l[((l.len() - 1) as f64 * p).round() as usize]
+    }
+
+    /// One line: rate, p50, p99.
+    pub fn print(&self, name: &str) {
+        println!(
+            "{name:<58} {:>10.0} /s   p50 {:>8.3} ms   p99 {:>8.3} ms",
+            self.rate(),
+            self.pct(0.50).as_secs_f64() * 1e3,
+            self.pct(0.99).as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// The CPU, cores and kernel, for the header of every benchmark.
+#[allow(dead_code)]
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpu}, {cores} cores, Linux {}", kernel.trim())
+}
+
+/// A connection to the daemon, one JSON line each way.
+#[allow(dead_code)]
+pub struct Conn {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    line: String,
+}
+
+impl From<UnixStream> for Conn {
+    fn from(s: UnixStream) -> Conn {
+        Conn {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            line: String::new(),
+        }
+    }
+}
+
+#[allow(dead_code)]
+impl Conn {
+    /// Connects.
+    pub fn new(socket: &Path) -> Conn {
+        let s = UnixStream::connect(socket).unwrap();
+        Conn {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+            line: String::new(),
+        }
+    }
+
+    /// Sends one request.
+    pub fn send(&mut self, id: usize, method: &str, params: Value) {
+        let mut line =
+            json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes()).unwrap();
+    }
+
+    /// Reads one answer (asserting it succeeded).
+    pub fn recv(&mut self) -> Value {
+        self.line.clear();
+        self.reader.read_line(&mut self.line).unwrap();
+        let v: Value = serde_json::from_str(&self.line).unwrap();
+        assert!(v.get("result").is_some(), "request failed: {v}");
+        v
+    }
+}
+
+/// Builds the plugin crate at `crate_dir` (relative to the repository).
+#[allow(dead_code)]
+pub fn build_plugin(out: &Path, crate_dir: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+        .args(["plugin", "build", "--out"])
+        .arg(out)
+        .arg("--target-dir")
+        .arg(root().join("target/plugin-build"))
+        .arg(root().join(crate_dir))
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {crate_dir} failed");
+    let name = Path::new(crate_dir).file_name().unwrap().to_str().unwrap();
+    out.join(format!("{name}.wasm"))
+}
+
+#[allow(dead_code)]
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }

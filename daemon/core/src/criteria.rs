@@ -105,24 +105,34 @@ pub fn stage_checklists(
     as_of: Millis,
     plugins: Plugins<'_>,
 ) -> Vec<Checklist> {
-    stage
-        .checklists
-        .iter()
-        .map(
-            |name| match run_checklist(name, prospect, facts, as_of, plugins) {
-                Ok(items) => Checklist::Items {
-                    name: name.clone(),
-                    done: items.iter().filter(|i| i.done).count() as u64,
-                    total: items.len() as u64,
-                    items,
-                },
-                Err(error) => Checklist::Failed {
-                    name: name.clone(),
-                    error,
-                },
-            },
-        )
-        .collect()
+    let one = |name: &String| match run_checklist(name, prospect, facts, as_of, plugins) {
+        Ok(items) => Checklist::Items {
+            name: name.clone(),
+            done: items.iter().filter(|i| i.done).count() as u64,
+            total: items.len() as u64,
+            items,
+        },
+        Err(error) => Checklist::Failed {
+            name: name.clone(),
+            error,
+        },
+    };
+    if stage.checklists.len() < 2 {
+        return stage.checklists.iter().map(one).collect();
+    }
+    // Several checklists: one thread each, so the slowest sets the pace.
+    let one = &one;
+    std::thread::scope(|s| {
+        let running: Vec<_> = stage
+            .checklists
+            .iter()
+            .map(|name| s.spawn(move || one(name)))
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().expect("a checklist thread panicked"))
+            .collect()
+    })
 }
 
 fn run_checklist(

@@ -1099,6 +1099,12 @@ impl LoadedPlugin {
         })
     }
 
+    /// Mean wall time of its calls so far, µs (none before its first).
+    pub fn mean_micros(&self) -> Option<f64> {
+        let calls = self.counters.calls.load(Ordering::Relaxed);
+        (calls > 0).then(|| self.counters.nanos.load(Ordering::Relaxed) as f64 / calls as f64 / 1e3)
+    }
+
     /// Statistics for `plugins.list`.
     pub fn stats(&self) -> PluginInfo {
         let calls = self.counters.calls.load(Ordering::Relaxed);

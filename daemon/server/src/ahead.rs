@@ -16,6 +16,28 @@ use std::sync::{Arc, Mutex};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Puts the calling thread in the idle scheduling class (Linux
+/// `SCHED_IDLE`): it runs only when no other thread wants the CPU and is
+/// preempted at once when one does, which nice 19 alone is not. Falls back
+/// to nice 19.
+fn idle_priority() {
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid `sched_param` for the duration of the
+        // call; pid 0 is the calling thread; SCHED_IDLE takes priority 0.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0 {
+            return;
+        }
+    }
+    // Per thread on Linux: only this thread is reniced.
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
+        tracing::debug!(error = %e, "cannot lower the plugin threads' priority");
+    }
+}
+
 /// The pool.
 pub struct AheadPool {
     jobs: Mutex<mpsc::Sender<Job>>,
@@ -31,11 +53,7 @@ impl AheadPool {
             std::thread::Builder::new()
                 .name(format!("stagecoach-ahead-{i}"))
                 .spawn(move || {
-                    // Per thread on Linux: only this thread is reniced.
-                    let tid = rustix::thread::gettid();
-                    if let Err(e) = rustix::process::setpriority_process(Some(tid), 19) {
-                        tracing::debug!(error = %e, "cannot lower the plugin threads' priority");
-                    }
+                    idle_priority();
                     loop {
                         let job = match rx.lock().expect("ahead jobs").recv() {
                             Ok(job) => job,

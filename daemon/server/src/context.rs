@@ -86,11 +86,11 @@ impl Ctx {
 
     /// [`Ctx::write`], with the plugin criteria the write will evaluate
     /// evaluated first, off the writer ([`crate::ahead`]). Writes that
-    /// reach no plugin criterion go straight to the writer.
+    /// reach no slow plugin criterion go straight to the writer.
     pub(crate) fn write_ahead(self: &Arc<Self>, mut op: WriteOp) -> Reply {
         let active = self.active();
         let first = &active.process.stages[0].id;
-        if !ahead::reaches_plugins(&active, first) {
+        if !ahead::reaches_plugins(&active, first, true) {
             return self.write(op);
         }
         // The writer must see the time evaluated with.
@@ -119,7 +119,7 @@ impl Ctx {
             let prepared = tokio::task::spawn_blocking(move || {
                 let snapshot = store.snapshot().ok()?;
                 let prospect = snapshot.prospect(id).ok()??;
-                ahead::reaches_plugins(&active, &prospect.stage)
+                ahead::reaches_plugins(&active, &prospect.stage, true)
                     .then_some((snapshot, prospect, active))
             })
             .await

@@ -35,16 +35,32 @@ pub fn prospect_of(op: &WriteOp) -> Option<ProspectId> {
     }
 }
 
+/// Plugins faster than this on average are called by the writer itself:
+/// evaluating ahead costs a snapshot, a fingerprint and a thread hop, more
+/// than such a call.
+pub const AHEAD_ABOVE_MICROS: f64 = 500.0;
+
 /// Whether a prospect in `stage` may reach a plugin criterion by this
-/// write: the stage or any after it (a write can move it on several).
-pub fn reaches_plugins(active: &ActiveProcess, stage: &str) -> bool {
+/// write: in the stage or any after it (a write can move it on several).
+/// With `only_slow`, only plugins whose calls so far took
+/// [`AHEAD_ABOVE_MICROS`] or more on average, or that have not been called
+/// yet, count.
+pub fn reaches_plugins(active: &ActiveProcess, stage: &str, only_slow: bool) -> bool {
     let Some(index) = active.process.stage_index(stage) else {
         return false;
     };
+    let slow = |name: &str| {
+        active
+            .plugins
+            .get(name)
+            .is_some_and(|p| !only_slow || p.mean_micros().is_none_or(|m| m >= AHEAD_ABOVE_MICROS))
+    };
     active.process.stages[index..].iter().any(|s| {
-        s.exit
-            .iter()
-            .any(|c| matches!(c.check, Check::Plugin { .. } | Check::Checklist { .. }))
+        s.exit.iter().any(|c| match &c.check {
+            Check::Plugin { plugin, .. } => slow(plugin),
+            Check::Checklist { checklist, .. } => slow(checklist),
+            _ => false,
+        })
     })
 }
 

@@ -169,10 +169,22 @@ pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ProcessReevaluate) -> Reply {
             transitions: 0,
             process_version: ctx.active().version,
         };
-        for (i, chunk) in open.chunks(REEVALUATE_BATCH).enumerate() {
+        let chunks: Vec<Vec<_>> = open.chunks(REEVALUATE_BATCH).map(<[_]>::to_vec).collect();
+        // Later batches are evaluated ahead while the writer applies this one.
+        let ahead_of = |i: usize| {
+            chunks
+                .get(i)
+                .map(|c| tokio::spawn(evaluate_batch_ahead(ctx.clone(), c.clone(), at)))
+        };
+        // Two batches in flight, so the plugin threads never wait for the writer.
+        let mut next: std::collections::VecDeque<_> = (0..2).filter_map(ahead_of).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            if let Some(ahead) = next.pop_front() {
+                let _ = ahead.await;
+            }
+            next.extend(ahead_of(i + 2));
             let ids: Vec<_> = chunk.iter().map(|p| p.id).collect();
             let op = WriteOp::Reevaluate { at, ids: Some(ids) };
-            evaluate_batch_ahead(&ctx, chunk, &op).await;
             let answer = ctx.submit(op).await?;
             let r: Reevaluated = serde_json::from_value(answer)
                 .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
@@ -217,16 +229,19 @@ fn open_prospects(
 }
 
 /// Evaluates ahead, on the plugin threads (all of them, in parallel), the
-/// plugin criteria a batch of re-evaluation will meet.
+/// plugin criteria a batch of re-evaluation will meet: the writer then
+/// reuses the answers, so re-evaluation uses every core.
 async fn evaluate_batch_ahead(
-    ctx: &Arc<Ctx>,
-    chunk: &[stagecoach_types::model::Prospect],
-    op: &WriteOp,
+    ctx: Arc<Ctx>,
+    chunk: Vec<stagecoach_types::model::Prospect>,
+    at: stagecoach_types::model::Millis,
 ) {
     let active = ctx.active();
     let using: Vec<_> = chunk
         .iter()
-        .filter(|p| ahead::reaches_plugins(&active, &p.stage))
+        // Every plugin, however fast: the writer's work is serial, the
+        // plugin threads' parallel.
+        .filter(|p| ahead::reaches_plugins(&active, &p.stage, false))
         .cloned()
         .collect();
     if using.is_empty() {
@@ -242,10 +257,7 @@ async fn evaluate_batch_ahead(
             ctx.store.clone(),
             ctx.ahead.clone(),
         );
-        let WriteOp::Reevaluate { at, .. } = op else {
-            return;
-        };
-        let op = WriteOp::Reevaluate { at: *at, ids: None };
+        let op = WriteOp::Reevaluate { at, ids: None };
         jobs.push(tokio::spawn(async move {
             pool.run(move || {
                 let Ok(snapshot) = store.snapshot() else {
