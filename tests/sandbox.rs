@@ -478,3 +478,72 @@ exit = [{{ question = "Paid?", activity = "paid" }}]
         "re-evaluation called the plugin on the writer: {stats}"
     );
 }
+
+/// A component whose one function is `additions` additions in a row.
+fn compile_bomb(dir: &std::path::Path, additions: usize) -> std::path::PathBuf {
+    let body = "i32.const 1 i32.add ".repeat(additions);
+    let wat = format!(
+        "(component (core module $m (func (export \"f\") (result i32) i32.const 0 {body})) (core instance (instantiate $m)))"
+    );
+    let file = dir.join(format!("bomb-{additions}.wat"));
+    std::fs::write(&file, wat).unwrap();
+    file
+}
+
+#[test]
+fn compiling_is_bounded_in_time_and_memory_and_the_daemon_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[process]\nname = \"compile\"\n\n[[stages]]\nid = \"a\"\nname = \"A\"\nexit = [{ question = \"Signed?\", activity = \"signed\" }]\n";
+    let with = |file: &std::path::Path| {
+        base.replace(
+            "[[stages]]",
+            &format!(
+                "[[plugins]]\nname = \"bomb\"\npath = \"{}\"\n\n[[stages]]",
+                file.display()
+            ),
+        )
+    };
+    let d = Daemon::start_with_flags(
+        base,
+        &[
+            "--compile-timeout-secs",
+            "1",
+            "--compile-memory-mib",
+            "1024",
+        ],
+    );
+    let mut c = d.client();
+    // Time: a function of 400,000 additions takes longer than a second.
+    let bomb = compile_bomb(dir.path(), 400_000);
+    let text = with(&bomb);
+    let slowest = slowest_status_during(&d, || {
+        let e = c.err("process.reload", json!({ "text": text }));
+        let message = e["data"]["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains("compiling took longer than 1 s"), "{e}");
+    });
+    assert!(
+        slowest < Duration::from_millis(500),
+        "daemon.status took {slowest:?}"
+    );
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+    drop(d);
+
+    // Memory: the same compile within 64 MiB of address space.
+    let d = Daemon::start_with_flags(
+        base,
+        &["--compile-timeout-secs", "60", "--compile-memory-mib", "64"],
+    );
+    let mut c = d.client();
+    let e = c.err("process.reload", json!({ "text": with(&bomb) }));
+    let message = e["data"]["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("64 MiB"), "{e}");
+    // A small plugin still compiles under the same limits… within reason.
+    let small = compile_bomb(dir.path(), 10);
+    let e = c.err("process.reload", json!({ "text": with(&small) }));
+    let message = e["data"]["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("does not export the Stagecoach plugin interface"),
+        "compiled, then refused for what it is: {e}"
+    );
+    c.ok("daemon.status", json!({}));
+}

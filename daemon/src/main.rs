@@ -65,6 +65,22 @@ fn return_large_blocks_to_the_kernel() {}
 fn main() -> ExitCode {
     return_large_blocks_to_the_kernel();
     let cli = Cli::parse();
+    // The daemon's compile worker: nothing else in its process (no
+    // runtime, no threads), so its memory limit is the compiler's alone.
+    if let Command::Plugins(PluginCmd::CompileWorker {
+        input,
+        out,
+        max_memory_mib,
+    }) = &cli.command
+    {
+        return match stagecoach_plugin_host::compile_worker(input, out, *max_memory_mib) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let result: anyhow::Result<()> = runtime.block_on(async {
         match &cli.command {
@@ -77,6 +93,8 @@ fn main() -> ExitCode {
                 plugin_cache,
                 cache_mib,
                 quick_repair,
+                compile_timeout_secs,
+                compile_memory_mib,
             } => {
                 init_logging(&cli, "info");
                 let config = ServeConfig {
@@ -94,6 +112,13 @@ fn main() -> ExitCode {
                     plugin_cache: plugin_cache.clone(),
                     cache_mib: *cache_mib,
                     quick_repair: *quick_repair,
+                    compile_worker: std::env::current_exe().ok().map(|exe| {
+                        stagecoach_plugin_host::CompileWorker {
+                            command: vec![exe.into(), "plugins".into(), "compile-worker".into()],
+                            timeout: Duration::from_secs(*compile_timeout_secs),
+                            max_memory_mib: *compile_memory_mib,
+                        }
+                    }),
                 };
                 stagecoach_server::run(config, shutdown_signal()).await?;
                 Ok(())

@@ -87,6 +87,11 @@ impl Daemon {
 
     /// Starts a daemon on a process with this text.
     pub fn start_with(process_text: &str) -> Daemon {
+        Daemon::start_with_flags(process_text, &[])
+    }
+
+    /// Starts a daemon on a process with this text and these `serve` flags.
+    pub fn start_with_flags(process_text: &str, flags: &[&str]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let process = dir.path().join("process.toml");
         std::fs::write(&process, process_text).unwrap();
@@ -97,7 +102,7 @@ impl Daemon {
             dir,
             child: None,
         };
-        d.spawn(&[]);
+        d.spawn(flags);
         d
     }
 

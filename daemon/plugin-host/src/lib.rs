@@ -371,6 +371,74 @@ pub struct PluginHost {
     stop_ticker: Arc<AtomicBool>,
     counters: Mutex<HashMap<String, Arc<Counters>>>,
     failures: Mutex<Option<FailureHook>>,
+    worker: Mutex<Option<CompileWorker>>,
+}
+
+/// How plugins are compiled: the same in the daemon and in a compile worker
+/// (so a worker's artifact loads in the daemon).
+fn compile_config() -> Config {
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        .concurrency_support(false)
+        // Deep recursion traps on stack overflow well before the host's stack.
+        .max_wasm_stack(512 * 1024);
+    if std::env::var_os("STAGECOACH_PERF_MAP").is_some() {
+        // Names plugin functions for `perf` (/tmp/perf-PID.map).
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    config
+}
+
+/// Where and within what plugins are compiled when a daemon compiles them
+/// in a separate process: a compiler that runs out of time or memory is
+/// killed, and the daemon, which only loads the result, is not touched.
+#[derive(Debug, Clone)]
+pub struct CompileWorker {
+    /// The program and its arguments; the worker gets `--in FILE --out FILE
+    /// --max-memory-mib N` after them (`stagecoach plugins compile-worker`).
+    pub command: Vec<std::ffi::OsString>,
+    /// Wall-clock limit for one compilation.
+    pub timeout: Duration,
+    /// Address-space limit of the worker, MiB.
+    pub max_memory_mib: u64,
+}
+
+/// How the compile worker's error starts when the bytes are no component.
+const INVALID_MARK: &str = "not a component: ";
+
+/// Compiles the component in `input` to a framed artifact in `output`
+/// (what the cache holds): the compile worker's whole job. Limits its own
+/// address space to `max_memory_mib` first.
+pub fn compile_worker(input: &Path, output: &Path, max_memory_mib: u64) -> Result<(), String> {
+    let limit = max_memory_mib << 20;
+    rustix::process::setrlimit(
+        rustix::process::Resource::As,
+        rustix::process::Rlimit {
+            current: Some(limit),
+            maximum: Some(limit),
+        },
+    )
+    .map_err(|e| format!("cannot limit the compiler's memory: {e}"))?;
+    let bytes =
+        std::fs::read(input).map_err(|e| format!("cannot read `{}`: {e}", input.display()))?;
+    let engine = Engine::new(&compile_config()).map_err(|e| format!("{e:#}"))?;
+    let component = Component::new(&engine, &bytes).map_err(|e| format!("{INVALID_MARK}{e:#}"))?;
+    let serialized = component.serialize().map_err(|e| format!("{e:#}"))?;
+    write_framed(output, &serialized)
+        .map_err(|e| format!("cannot write `{}`: {e}", output.display()))
+}
+
+/// Writes a compiled artifact with its checksum, atomically.
+fn write_framed(path: &Path, serialized: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let digest = blake3::hash(serialized);
+    let mut framed = digest.as_bytes().to_vec();
+    framed.extend_from_slice(serialized);
+    std::fs::write(&tmp, &framed)?;
+    std::fs::rename(&tmp, path)
 }
 
 impl Drop for PluginHost {
@@ -382,18 +450,7 @@ impl Drop for PluginHost {
 impl PluginHost {
     /// A host caching compiled plugins in `cache_dir` (none: compile every load).
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<PluginHost>, String> {
-        let mut config = Config::new();
-        config
-            .consume_fuel(true)
-            .epoch_interruption(true)
-            .wasm_component_model(true)
-            .concurrency_support(false)
-            // Deep recursion traps on stack overflow well before the host's stack.
-            .max_wasm_stack(512 * 1024);
-        if std::env::var_os("STAGECOACH_PERF_MAP").is_some() {
-            // Names plugin functions for `perf` (/tmp/perf-PID.map).
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
+        let mut config = compile_config();
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256)
             .total_core_instances(512)
@@ -448,7 +505,14 @@ impl PluginHost {
             stop_ticker,
             counters: Mutex::new(HashMap::new()),
             failures: Mutex::new(None),
+            worker: Mutex::new(None),
         }))
+    }
+
+    /// Compiles plugins that are not cached yet in a separate process,
+    /// within the worker's limits (needs a cache directory).
+    pub fn compile_in(&self, worker: CompileWorker) {
+        *self.worker.lock().expect("compile worker") = Some(worker);
     }
 
     /// Calls `f` for every plugin failure (the daemon publishes `plugin.failed`).
@@ -483,34 +547,101 @@ impl PluginHost {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| {
-            let text = format!("{e:#}");
-            if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
-                Refusal::from(
-                    "not a WebAssembly file (no `\\0asm` header): corrupt or not a plugin"
-                        .to_string(),
-                )
-            } else if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
-                Refusal::hinted(
-                    "this is a core WebAssembly module, not a component",
-                    "build it with `stagecoach plugins build`, which wraps it as a component",
-                )
-            } else {
-                Refusal::from(format!("not a valid WebAssembly component: {text}"))
-            }
-        })?;
+        let worker = self.worker.lock().expect("compile worker").clone();
+        if let (Some(worker), Some(path)) = (worker, &cached) {
+            return self.compile_outside(&worker, bytes, path);
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| refusal_for_invalid(bytes, &format!("{e:#}")))?;
         if let Some(path) = &cached
             && let Ok(serialized) = component.serialize()
         {
-            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-            let digest = blake3::hash(&serialized);
-            let mut framed = digest.as_bytes().to_vec();
-            framed.extend_from_slice(&serialized);
-            if std::fs::write(&tmp, &framed).is_ok() {
-                let _ = std::fs::rename(&tmp, path);
-            }
+            let _ = write_framed(path, &serialized);
         }
         Ok(component)
+    }
+
+    /// Compiles `bytes` in the compile worker into the cache at `path`,
+    /// then loads it from there.
+    fn compile_outside(
+        &self,
+        worker: &CompileWorker,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<Component, Refusal> {
+        let input = path.with_extension(format!("{}.wasm", std::process::id()));
+        std::fs::write(&input, bytes)
+            .map_err(|e| Refusal::from(format!("cannot stage the plugin for compiling: {e}")))?;
+        let (program, args) = worker
+            .command
+            .split_first()
+            .ok_or_else(|| Refusal::from("no compile worker command".to_string()))?;
+        let child = std::process::Command::new(program)
+            .args(args)
+            .arg("--in")
+            .arg(&input)
+            .arg("--out")
+            .arg(path)
+            .arg("--max-memory-mib")
+            .arg(worker.max_memory_mib.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let outcome = child
+            .map_err(|e| Refusal::from(format!("cannot start the compile worker: {e}")))
+            .and_then(|mut child| {
+                let started = Instant::now();
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break Ok((status, child)),
+                        Ok(None) if started.elapsed() > worker.timeout => {
+                            let _ = child.kill();
+                            let _ = child.wait();
+                            break Err(Refusal::hinted(
+                                format!(
+                                    "compiling took longer than {} s, the limit",
+                                    worker.timeout.as_secs()
+                                ),
+                                "a component this large or complex is not a plugin; raise `--compile-timeout-secs` if it really is one",
+                            ));
+                        }
+                        Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                        Err(e) => break Err(Refusal::from(format!("compile worker: {e}"))),
+                    }
+                }
+            });
+        let _ = std::fs::remove_file(&input);
+        let (status, mut child) = outcome?;
+        if !status.success() {
+            use std::io::Read;
+            let mut text = String::new();
+            if let Some(err) = child.stderr.as_mut() {
+                let _ = err.take(64 << 10).read_to_string(&mut text);
+            }
+            let text = text.trim();
+            if let Some((_, why)) = text.split_once(INVALID_MARK) {
+                // Named as the in-process compile names it.
+                return Err(refusal_for_invalid(bytes, why));
+            }
+            let out_of_memory = text.is_empty()
+                || text.contains("allocat")
+                || std::os::unix::process::ExitStatusExt::signal(&status).is_some();
+            let message = if out_of_memory {
+                format!(
+                    "compiling ran out of its {} MiB of memory ({status})",
+                    worker.max_memory_mib
+                )
+            } else {
+                format!("compiling failed: {}", cut(text.to_string(), 2048))
+            };
+            return Err(Refusal::hinted(
+                message,
+                "raise `--compile-memory-mib` if this really is a plugin",
+            ));
+        }
+        load_cached(&self.engine, path)
+            .map_err(|e| Refusal::from(format!("cannot load the compiled plugin: {e}")))
     }
 
     /// Loads the plugin at `path` (its bytes already read) under `name`.
@@ -579,6 +710,23 @@ impl PluginHost {
             })
             .collect();
         Ok(Arc::new(plugin))
+    }
+}
+
+/// Why `bytes` are not a component we can compile, as plugin authors need
+/// to read it.
+fn refusal_for_invalid(bytes: &[u8], text: &str) -> Refusal {
+    if !bytes.starts_with(b"\0asm") && std::str::from_utf8(bytes).is_err() {
+        Refusal::from(
+            "not a WebAssembly file (no `\\0asm` header): corrupt or not a plugin".to_string(),
+        )
+    } else if bytes.starts_with(b"\0asm") && bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+        Refusal::hinted(
+            "this is a core WebAssembly module, not a component",
+            "build it with `stagecoach plugins build`, which wraps it as a component",
+        )
+    } else {
+        Refusal::from(format!("not a valid WebAssembly component: {text}"))
     }
 }
 

@@ -82,6 +82,9 @@ pub struct ServeConfig {
     /// Save the database's allocator state with every commit, so that a
     /// start after a crash needs no full check (slower commits).
     pub quick_repair: bool,
+    /// Compile plugins in a separate process within these limits (none:
+    /// in the daemon, unbounded).
+    pub compile_worker: Option<stagecoach_plugin_host::CompileWorker>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -174,6 +177,9 @@ pub async fn run(
         path: config.data_dir.clone(),
         source: std::io::Error::other(message),
     })?;
+    if let Some(worker) = &config.compile_worker {
+        plugin_host.compile_in(worker.clone());
+    }
     {
         let events = events.clone();
         plugin_host.on_failure(move |f| {

@@ -74,6 +74,14 @@ pub enum Command {
         /// as quick as any other instead of a full check of the file.
         #[arg(long)]
         quick_repair: bool,
+        /// Longest a plugin may take to compile, in seconds (compiled in a
+        /// separate process, killed when it passes this).
+        #[arg(long, default_value_t = 120)]
+        compile_timeout_secs: u64,
+        /// Most memory compiling a plugin may take, MiB (the compiling
+        /// process's address space).
+        #[arg(long, default_value_t = 3072)]
+        compile_memory_mib: u64,
     },
     /// Show what the daemon is running and how it is doing.
     Status,
@@ -315,6 +323,20 @@ pub enum PluginCmd {
         /// Cargo's target directory for the wasm builds.
         #[arg(long, default_value = "target/plugin-build")]
         target_dir: PathBuf,
+    },
+    /// Compile one component for the daemon's cache: what the daemon runs
+    /// to compile a plugin outside its own process.
+    #[command(hide = true)]
+    CompileWorker {
+        /// The component.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The compiled artifact.
+        #[arg(long)]
+        out: PathBuf,
+        /// Address-space limit, MiB.
+        #[arg(long)]
+        max_memory_mib: u64,
     },
     /// Run one plugin on one input, outside the daemon: result, fuel, time, memory.
     Run {

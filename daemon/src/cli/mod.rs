@@ -38,7 +38,9 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let (method, params): (&str, Value) = match &cli.command {
         Command::Serve { .. }
         | Command::Lint { .. }
-        | Command::Plugins(PluginCmd::Build { .. } | PluginCmd::Run { .. }) => {
+        | Command::Plugins(
+            PluginCmd::Build { .. } | PluginCmd::Run { .. } | PluginCmd::CompileWorker { .. },
+        ) => {
             unreachable!("not a client command")
         }
         Command::Plugins(PluginCmd::List) => typed::<methods::PluginsList>(params::NoParams {}),
@@ -342,6 +344,8 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             println!("memory    {} KiB peak", r.peak_memory_bytes / 1024);
             Ok(())
         }
-        PluginCmd::List => unreachable!("a client command"),
+        PluginCmd::List | PluginCmd::CompileWorker { .. } => {
+            unreachable!("dispatched elsewhere")
+        }
     }
 }
