@@ -547,3 +547,82 @@ fn compiling_is_bounded_in_time_and_memory_and_the_daemon_keeps_serving() {
     );
     c.ok("daemon.status", json!({}));
 }
+
+#[test]
+fn the_daemon_listens_while_it_starts_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[process]\nname = \"start\"\n\n[[stages]]\nid = \"a\"\nname = \"A\"\nexit = [{ question = \"Signed?\", activity = \"signed\" }]\n";
+    let mut d = Daemon::start_with(base);
+    d.stop();
+    // A plugin that takes seconds to compile (unique, so never cached).
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000;
+    let body = "i32.const 1 i32.add ".repeat(300_000);
+    let wat = format!(
+        "(component (core module $m (func (export \"f\") (result i32) i32.const {nonce} {body})) (core instance (instantiate $m)))"
+    );
+    let bomb = dir.path().join("slow-to-compile.wat");
+    std::fs::write(&bomb, wat).unwrap();
+    std::fs::write(
+        &d.process,
+        base.replace(
+            "[[stages]]",
+            &format!(
+                "[[plugins]]\nname = \"bomb\"\npath = \"{}\"\n\n[[stages]]",
+                bomb.display()
+            ),
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args(["serve", "--process"])
+        .arg(&d.process)
+        .arg("--data-dir")
+        .arg(d.data_dir())
+        .arg("--socket")
+        .arg(&d.socket)
+        .env("STAGECOACH_PLUGIN_CACHE", dir.path().join("cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut c = loop {
+        if let Ok(c) = crate::support::Client::try_connect(&d.socket) {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never listened");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let e = c.err("daemon.status", json!({}));
+    assert_eq!(e["code"], -32006, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("the daemon is starting"),
+        "{e}"
+    );
+    let listening = start.elapsed();
+    // Then it serves (the refused build leaves version 1 in force).
+    let status = loop {
+        if let Ok(mut c) = crate::support::Client::try_connect(&d.socket)
+            && let Ok(s) = c.call("daemon.status", json!({}))
+        {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "never served");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!(
+        "start: answering after {listening:?}, serving after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(status["process"]["version"], 1, "{status}");
+    assert!(status["process"]["last_error"].is_object(), "{status}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

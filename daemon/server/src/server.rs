@@ -155,8 +155,38 @@ pub async fn run(
     }
     check_socket_free(&config.socket)?;
 
+    // Listen at once: while the database is checked and plugins compile,
+    // clients get -32006 saying so, not a missing socket.
+    let listener =
+        UnixListener::bind(&config.socket).map_err(io_err("cannot bind socket", &config.socket))?;
+    let socket_ino = std::fs::metadata(&config.socket).map(|m| m.ino()).ok();
+    let mut bound = Bound {
+        path: config.socket.clone(),
+        ino: socket_ino,
+        armed: true,
+    };
+    std::fs::set_permissions(&config.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("cannot set permissions on socket", &config.socket))?;
+    let phase = Arc::new(Mutex::new("opening the database".to_string()));
+    let started = CancellationToken::new();
+    let starting = answer_while_starting(
+        listener,
+        phase.clone(),
+        started.clone(),
+        config.limits.max_line,
+    );
+
     let db_path = database_path(&config.data_dir);
-    let store = Store::open_with(&db_path, config.cache_mib, config.quick_repair)?;
+    let store = {
+        let (path, cache, quick) = (db_path.clone(), config.cache_mib, config.quick_repair);
+        tokio::task::spawn_blocking(move || Store::open_with(&path, cache, quick))
+            .await
+            .map_err(|e| ServeError::Io {
+                what: "cannot open the database",
+                path: db_path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+    };
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());
     let (writer, writer_thread) = Writer::start(
@@ -191,6 +221,7 @@ pub async fn run(
             });
         });
     }
+    *phase.lock().expect("phase") = "loading the process and compiling its plugins".into();
     let (active, startup_error) =
         load_initial_process(&config, &store, &writer, &plugin_host).await?;
     tracing::info!(
@@ -200,11 +231,12 @@ pub async fn run(
         "process loaded"
     );
 
-    let listener =
-        UnixListener::bind(&config.socket).map_err(io_err("cannot bind socket", &config.socket))?;
-    std::fs::set_permissions(&config.socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(io_err("cannot set permissions on socket", &config.socket))?;
-    let socket_ino = std::fs::metadata(&config.socket).map(|m| m.ino()).ok();
+    started.cancel();
+    let listener = starting.await.map_err(|e| ServeError::Io {
+        what: "cannot take over the socket",
+        path: config.socket.clone(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     tracing::info!(socket = %config.socket.display(), database = %db_path.display(), "listening");
 
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -263,14 +295,93 @@ pub async fn run(
     tracker.wait().await;
     drop(ctx);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
-    // Remove the socket only if it is still ours.
-    if let Ok(meta) = std::fs::metadata(&config.socket)
-        && Some(meta.ino()) == socket_ino
-    {
-        let _ = std::fs::remove_file(&config.socket);
-    }
+    bound.remove();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The socket file this daemon bound: removed when the daemon stops or
+/// fails to start, if it is still ours.
+struct Bound {
+    path: PathBuf,
+    ino: Option<u64>,
+    armed: bool,
+}
+
+impl Bound {
+    fn remove(&mut self) {
+        if self.armed
+            && let Ok(meta) = std::fs::metadata(&self.path)
+            && Some(meta.ino()) == self.ino
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        self.armed = false;
+    }
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Until `started` is cancelled, answers every request on `listener` with
+/// -32006 naming what the daemon is doing (`phase`); then closes those
+/// connections and hands the listener back.
+fn answer_while_starting(
+    listener: UnixListener,
+    phase: Arc<Mutex<String>>,
+    started: CancellationToken,
+    max_line: usize,
+) -> tokio::task::JoinHandle<UnixListener> {
+    tokio::spawn(async move {
+        loop {
+            let stream = tokio::select! {
+                _ = started.cancelled() => return listener,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+            };
+            let (phase, started) = (phase.clone(), started.clone());
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
+                loop {
+                    let line = tokio::select! {
+                        _ = started.cancelled() => return,
+                        line = lines.next() => line,
+                    };
+                    let id = match line {
+                        None | Some(Err(LinesCodecError::Io(_))) => return,
+                        Some(Err(LinesCodecError::MaxLineLengthExceeded)) => Value::Null,
+                        Some(Ok(text)) => serde_json::from_str::<Value>(&text)
+                            .ok()
+                            .and_then(|v| v.get("id").cloned())
+                            .unwrap_or(Value::Null),
+                    };
+                    let what = phase.lock().expect("phase").clone();
+                    let e = RpcError::new(UNAVAILABLE, format!("the daemon is starting: {what}"))
+                        .with_data(protocol::ErrorData {
+                        hint: Some(
+                            "try again in a moment; `stagecoach status` answers once it listens"
+                                .into(),
+                        ),
+                        ..protocol::ErrorData::default()
+                    });
+                    let mut reply = protocol::err(id, e).to_string();
+                    reply.push('\n');
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    })
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), ServeError> {
