@@ -456,6 +456,8 @@ exit = [{{ question = "Paid?", activity = "paid" }}]
 
     // Re-evaluating everything does not hold other clients' writes either.
     let reused = stats["reused"].as_u64().unwrap();
+    let mut progress = d.client();
+    progress.ok("events.subscribe", json!({}));
     let mut other = d.client();
     other.send(
         &json!({ "jsonrpc": "2.0", "id": 1, "method": "process.reevaluate", "params": {} })
@@ -464,6 +466,12 @@ exit = [{{ question = "Paid?", activity = "paid" }}]
     let during_reevaluate = fast_writes(&mut c);
     let r = other.read().unwrap();
     assert_eq!(r["result"]["evaluated"], 13, "{r}");
+    let p = progress.wait_notification("process.reevaluating");
+    assert_eq!(
+        (p["done"].clone(), p["total"].clone()),
+        (json!(13), json!(13)),
+        "{p}"
+    );
     let list = c.ok("plugins.list", json!({}));
     let stats = &list["plugins"][0];
     eprintln!(

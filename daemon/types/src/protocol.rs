@@ -245,6 +245,8 @@ pub mod events {
     pub const PLUGIN_FAILED: &str = "plugin.failed";
     /// New plugin builds were swapped in.
     pub const PLUGINS_RELOADED: &str = "plugins.reloaded";
+    /// `process.reevaluate` finished a batch.
+    pub const PROCESS_REEVALUATING: &str = "process.reevaluating";
     /// The client read too slowly and missed events.
     pub const EVENTS_LAGGED: &str = "events.lagged";
     /// Every notification, as `events.subscribe` lists them.
@@ -254,6 +256,7 @@ pub mod events {
         PROCESS_REJECTED,
         PLUGIN_FAILED,
         PLUGINS_RELOADED,
+        PROCESS_REEVALUATING,
         EVENTS_LAGGED,
     ];
 }
@@ -317,6 +320,16 @@ pub enum Event {
         /// How many plugins changed.
         changed: u64,
     },
+    /// `process.reevaluate` finished a batch.
+    #[serde(rename = "process.reevaluating")]
+    Reevaluating {
+        /// Open prospects evaluated so far.
+        done: u64,
+        /// Open prospects to evaluate in all.
+        total: u64,
+        /// Of those evaluated, how many moved.
+        moved: u64,
+    },
     /// The client read too slowly and missed events.
     #[serde(rename = "events.lagged")]
     EventsLagged {
@@ -336,6 +349,7 @@ impl Event {
             Event::ProcessRejected { .. } => events::PROCESS_REJECTED,
             Event::PluginFailed { .. } => events::PLUGIN_FAILED,
             Event::PluginsReloaded { .. } => events::PLUGINS_RELOADED,
+            Event::Reevaluating { .. } => events::PROCESS_REEVALUATING,
             Event::EventsLagged { .. } => events::EVENTS_LAGGED,
         }
     }

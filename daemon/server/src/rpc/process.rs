@@ -199,6 +199,13 @@ pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ProcessReevaluate) -> Reply {
                 moved = total.moved,
                 "re-evaluating open prospects"
             );
+            let _ = ctx
+                .events
+                .send(stagecoach_core::engine::Event::Reevaluating {
+                    done: total.evaluated,
+                    total: open.len() as u64,
+                    moved: total.moved,
+                });
         }
         Ok(json!(total))
     })
