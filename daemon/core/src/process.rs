@@ -55,19 +55,29 @@ pub use stagecoach_types::error::{InvalidProcess, ProcessError};
 struct Locator<'a> {
     text: &'a str,
     file: &'a str,
+    /// Where each line starts, found once: a position is a binary search
+    /// and a walk along one line, so locating every stage of a 10,000-stage
+    /// file is linear, not quadratic.
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Locator<'a> {
     fn new(text: &'a str, file: &'a str) -> Self {
-        Locator { text, file }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Locator {
+            text,
+            file,
+            line_starts,
+        }
     }
 
     fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..self.text.floor_char_boundary(offset)];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
+        let offset = self.text.floor_char_boundary(offset.min(self.text.len()));
+        let line = self.line_starts.partition_point(|&start| start <= offset);
+        let line_start = self.line_starts[line - 1];
+        let column = self.text[line_start..offset].chars().count() + 1;
         (line, column)
     }
 

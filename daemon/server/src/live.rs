@@ -90,7 +90,7 @@ async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
 pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String) -> Reload {
     let path = ctx.process_path.clone();
     let file = path.display().to_string();
-    if let Err(invalid) = stagecoach_core::process::parse(&text, &file) {
+    if let Err(invalid) = parse_off_runtime(&text, &file).await {
         // Only the caller hears of it: the file and the version in force
         // are as they were.
         return Reload::Rejected(invalid);
@@ -120,6 +120,24 @@ pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String) -> Reload {
     outcome
 }
 
+/// Parses a process text on the blocking pool: a large one must not stall
+/// the runtime's threads (other clients' requests).
+async fn parse_off_runtime(
+    text: &str,
+    file: &str,
+) -> Result<stagecoach_core::process::Process, InvalidProcess> {
+    let (text, name) = (text.to_string(), file.to_string());
+    tokio::task::spawn_blocking(move || stagecoach_core::process::parse(&text, &name))
+        .await
+        .unwrap_or_else(|e| {
+            Err(whole_file_error(
+                file,
+                format!("the parser failed: {e}"),
+                None,
+            ))
+        })
+}
+
 async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     let _one_at_a_time = ctx.reload_lock.lock().await;
     let current = ctx.active();
@@ -127,7 +145,7 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     if hash == current.hash {
         return Reload::Applied(ReloadResult::unchanged(current.version));
     }
-    let process = match stagecoach_core::process::parse(&text, file) {
+    let process = match parse_off_runtime(&text, file).await {
         Ok(p) => p,
         Err(invalid) => return Reload::Rejected(invalid),
     };

@@ -76,9 +76,15 @@ pub(super) fn versions(ctx: &Arc<Ctx>, _: super::NoParams) -> Reply {
 }
 
 pub(super) fn validate(ctx: &Arc<Ctx>, p: ProcessValidate) -> Reply {
+    let ctx = ctx.clone();
+    // Off the runtime's threads: a large text must not stall other clients.
+    read(move || Ok(json!(validation(&ctx, p))))
+}
+
+fn validation(ctx: &Ctx, p: ProcessValidate) -> Validation {
     let file = p.file.unwrap_or_else(|| "process.toml".into());
     let active = ctx.active();
-    let result = match stagecoach_core::process::parse(&p.text, &file) {
+    match stagecoach_core::process::parse(&p.text, &file) {
         Ok(process) => {
             // Unchanged text keeps its age; a changed text would be new today.
             let last_changed = if content_hash(&p.text) == active.hash {
@@ -103,8 +109,7 @@ pub(super) fn validate(ctx: &Arc<Ctx>, p: ProcessValidate) -> Reply {
             stages: None,
             changes: None,
         },
-    };
-    ready(Ok(json!(result)))
+    }
 }
 
 pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {
