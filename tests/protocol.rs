@@ -477,3 +477,90 @@ fn every_error_carries_the_input_that_failed_and_answers_keep_their_shape() {
         (json!(0), json!(0))
     );
 }
+
+#[test]
+fn out_of_descriptors_every_client_gets_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = dir.path().join("process.toml");
+    std::fs::write(&process, crate::support::default_process()).unwrap();
+    let socket = dir.path().join("s.sock");
+    // A low hard limit the daemon cannot raise.
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 64 && exec '{}' serve --process '{}' --data-dir '{}' --socket '{}'",
+            crate::support::bin(),
+            process.display(),
+            dir.path().join("data").display(),
+            socket.display()
+        ))
+        .env(
+            "STAGECOACH_PLUGIN_CACHE",
+            crate::support::repo_root().join("target/test-plugin-cache"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(mut c) = crate::support::Client::try_connect(&socket)
+            && c.call("daemon.status", json!({})).is_ok()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (mut served, mut refused) = (0, 0);
+    let mut open = Vec::new();
+    for _ in 0..150 {
+        let Ok(mut c) = crate::support::Client::try_connect(&socket) else {
+            refused += 1;
+            continue;
+        };
+        // A refused connection may be answered and closed before we write.
+        let _ = c.send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n");
+        let answer = c.read().expect("an answer, not silence");
+        match answer.get("error") {
+            None => {
+                served += 1;
+                open.push(c);
+            }
+            Some(e) => {
+                // A connection-level answer: `id` null, then the daemon closes.
+                assert_eq!(e["code"], -32006, "{e}");
+                assert!(
+                    e["message"].as_str().unwrap().contains("file descriptors"),
+                    "{e}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        served > 0 && refused > 0,
+        "served {served}, refused {refused}"
+    );
+    // Once clients leave, new ones are served again.
+    drop(open);
+    let again = std::time::Instant::now();
+    loop {
+        let mut c = crate::support::Client::try_connect(&socket).unwrap();
+        let _ = c.send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n");
+        if c.read().is_some_and(|a| a.get("result").is_some()) {
+            break;
+        }
+        assert!(
+            again.elapsed() < std::time::Duration::from_secs(10),
+            "never served again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    eprintln!("descriptors: served {served}, refused {refused} of 150 under ulimit -n 64");
+    let _ = child.kill();
+    let _ = child.wait();
+}

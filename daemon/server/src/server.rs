@@ -154,6 +154,7 @@ pub async fn run(
         create_private_dir(parent)?;
     }
     check_socket_free(&config.socket)?;
+    raise_descriptor_limit();
 
     // Listen at once: while the database is checked and plugins compile,
     // clients get -32006 saying so, not a missing socket.
@@ -270,6 +271,10 @@ pub async fn run(
     if config.watch {
         tracker.spawn(crate::live::watch_process(ctx.clone(), token.clone()));
     }
+    // A descriptor kept in reserve: when the daemon runs out, it is given
+    // up to accept the connection waiting, tell the client, and close it.
+    let mut reserve = std::fs::File::open("/dev/null").ok();
+    let mut shed: u64 = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -280,6 +285,9 @@ pub async fn run(
                     let token = token.clone();
                     let limits = config.limits.clone();
                     tracker.spawn(async move { connection(ctx, stream, token, limits).await });
+                }
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::MFILE.raw_os_error()) => {
+                    shed_one(&listener, &mut reserve, &mut shed).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -298,6 +306,57 @@ pub async fn run(
     bound.remove();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard one (each client
+/// is one), saying what it is.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile);
+    tracing::debug!(soft = ?now.current, hard = ?now.maximum, "open-file limit");
+}
+
+/// Out of descriptors: accepts the waiting connection with the reserve
+/// one, answers it -32006 and closes it, then takes the reserve back. Logs
+/// the first time and every 1000th, not every connection.
+async fn shed_one(listener: &UnixListener, reserve: &mut Option<std::fs::File>, shed: &mut u64) {
+    *shed += 1;
+    if *shed == 1 || (*shed).is_multiple_of(1000) {
+        tracing::warn!(
+            refused = *shed,
+            "out of file descriptors: refusing connections with -32006 (raise `ulimit -n` or lower --max-connections)"
+        );
+    }
+    drop(reserve.take());
+    if let Ok(Ok((mut stream, _))) =
+        tokio::time::timeout(Duration::from_millis(100), listener.accept()).await
+    {
+        let e = RpcError::new(
+            UNAVAILABLE,
+            "the daemon is out of file descriptors; try again later",
+        );
+        let mut line = protocol::err(Value::Null, e).to_string();
+        line.push('\n');
+        let _ = tokio::time::timeout(
+            Duration::from_millis(100),
+            stream.write_all(line.as_bytes()),
+        )
+        .await;
+    }
+    *reserve = std::fs::File::open("/dev/null").ok();
+    if reserve.is_none() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The socket file this daemon bound: removed when the daemon stops or
