@@ -143,8 +143,13 @@ impl Daemon {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            // While it starts, the daemon answers -32006, and a connection
+            // made just as it finishes starting may be closed unanswered:
+            // probe without assuming the write or the answer gets through.
             if let Ok(mut c) = Client::try_connect(&self.socket)
-                && c.call("daemon.status", json!({})).is_ok()
+                && c.send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"daemon.status\"}\n")
+                    .is_ok()
+                && c.read().is_some_and(|a| a.get("result").is_some())
             {
                 return;
             }
