@@ -634,3 +634,54 @@ fn the_daemon_listens_while_it_starts_and_says_so() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn a_process_file_that_is_not_a_regular_file_is_refused_and_the_watcher_goes_on() {
+    let d = Daemon::start();
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    type Make = Box<dyn Fn(&std::path::Path)>;
+    let cases: [(&str, Make); 2] = [
+        (
+            "a FIFO",
+            Box::new(|p| {
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    p,
+                    rustix::fs::FileType::Fifo,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                    0,
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "a character device",
+            Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
+        ),
+    ];
+    let good = std::fs::read_to_string(&d.process).unwrap();
+    for (what, make) in cases {
+        let rss = rss_kib(&d);
+        replace_with(&d.process, make);
+        let rejected = events.wait_notification("process.rejected");
+        assert!(
+            rejected["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(what),
+            "{what}: {rejected}"
+        );
+        assert!(
+            rss_kib(&d) < rss + 64 * 1024,
+            "{what}: nothing big was read"
+        );
+        // The next good save is seen.
+        let changed = good.replace("review_every_days = 150", "review_every_days = 151");
+        replace_with(&d.process, |p| std::fs::write(p, &changed).unwrap());
+        let reloaded = events.wait_notification("process.reloaded");
+        assert!(reloaded["version"].as_u64().unwrap() >= 2, "{reloaded}");
+        replace_with(&d.process, |p| std::fs::write(p, &good).unwrap());
+        events.wait_notification("process.reloaded");
+    }
+}
