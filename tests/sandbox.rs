@@ -246,6 +246,26 @@ fn hostile_outputs_and_logs_are_bounded_before_they_are_used() {
     );
 }
 
+/// Puts something at a path: what a hostile user swaps a file for.
+type Make = fn(&std::path::Path);
+
+/// Makes a FIFO at `p`.
+fn make_fifo(p: &std::path::Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        p,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap()
+}
+
+/// Links `p` to `/dev/zero`, a character device that never ends.
+fn link_dev_zero(p: &std::path::Path) {
+    std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+}
+
 /// Swaps `path` for what `make` puts there, atomically.
 fn replace_with(path: &std::path::Path, make: impl FnOnce(&std::path::Path)) {
     let tmp = path.with_extension("new");
@@ -267,29 +287,12 @@ fn plugin_files_that_are_not_regular_files_are_refused_without_blocking() {
     let mut events = d.client();
     events.ok("events.subscribe", json!({}));
     let mut c = d.client();
-    type Make = Box<dyn Fn(&std::path::Path)>;
     let cases: [(&str, Make); 3] = [
-        (
-            "a FIFO",
-            Box::new(|p| {
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    p,
-                    rustix::fs::FileType::Fifo,
-                    rustix::fs::Mode::from_raw_mode(0o600),
-                    0,
-                )
-                .unwrap()
-            }),
-        ),
-        (
-            "a character device",
-            Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
-        ),
-        (
-            "more than the 4 MiB",
-            Box::new(|p| std::fs::write(p, vec![0u8; 5 << 20]).unwrap()),
-        ),
+        ("a FIFO", make_fifo),
+        ("a character device", link_dev_zero),
+        ("more than the 4 MiB", |p| {
+            std::fs::write(p, vec![0u8; 5 << 20]).unwrap()
+        }),
     ];
     for (what, make) in cases {
         let rss = rss_kib(&d);
@@ -640,26 +643,7 @@ fn a_process_file_that_is_not_a_regular_file_is_refused_and_the_watcher_goes_on(
     let d = Daemon::start();
     let mut events = d.client();
     events.ok("events.subscribe", json!({}));
-    type Make = Box<dyn Fn(&std::path::Path)>;
-    let cases: [(&str, Make); 2] = [
-        (
-            "a FIFO",
-            Box::new(|p| {
-                rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    p,
-                    rustix::fs::FileType::Fifo,
-                    rustix::fs::Mode::from_raw_mode(0o600),
-                    0,
-                )
-                .unwrap()
-            }),
-        ),
-        (
-            "a character device",
-            Box::new(|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
-        ),
-    ];
+    let cases: [(&str, Make); 2] = [("a FIFO", make_fifo), ("a character device", link_dev_zero)];
     let good = std::fs::read_to_string(&d.process).unwrap();
     for (what, make) in cases {
         let rss = rss_kib(&d);

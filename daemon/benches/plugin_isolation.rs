@@ -90,10 +90,10 @@ fn create(c: &mut Conn, stage: &str, i: usize) -> u64 {
 
 /// One client recording activities for `prospect`, one request outstanding,
 /// until `stop`; its latencies.
-fn client(socket: &Path, prospect: u64, stop: &AtomicBool, max: Option<usize>) -> Vec<Duration> {
+fn client(socket: &Path, prospect: u64, stop: &AtomicBool) -> Vec<Duration> {
     let mut c = Conn::new(socket);
     let mut latencies = Vec::new();
-    while !stop.load(Ordering::Relaxed) && max.is_none_or(|m| latencies.len() < m) {
+    while !stop.load(Ordering::Relaxed) {
         let t = Instant::now();
         c.send(
             latencies.len(),
@@ -121,7 +121,7 @@ fn run(dir: &Path, process: &str, secs: u64) -> [Stats; 2] {
             ids.iter()
                 .map(|&id| {
                     let (socket, stop) = (&d.socket, &stop);
-                    s.spawn(move || client(socket, id, stop, None))
+                    s.spawn(move || client(socket, id, stop))
                 })
                 .collect::<Vec<_>>()
         };
@@ -212,7 +212,9 @@ fn main() {
     let plugins = dir.path().join("plugins");
     let icp = build_plugin(&plugins, "plugins/icp-fit");
     let hostile = build_plugin(&plugins, "tests/fixtures/hostile");
-    println!("# plugin isolation: group a (no plugin criteria) beside plugin stages");
+    println!(
+        "# plugin isolation: 16 clients on a plugin-free stage beside 4 on a stage with (a) no plugin, (b) icp-fit, (c) a 30 ms plugin"
+    );
     println!("machine: {}", machine());
     println!(
         "command: cargo bench -p stagecoach --bench plugin_isolation ({secs} s per run, runs interleaved)"

@@ -40,7 +40,7 @@ fn idle_priority() {
 
 /// The pool.
 pub struct AheadPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl AheadPool {
@@ -63,9 +63,7 @@ impl AheadPool {
                     }
                 })?;
         }
-        Ok(AheadPool {
-            jobs: Mutex::new(tx),
-        })
+        Ok(AheadPool { jobs: tx })
     }
 
     /// Runs `f` on the pool; resolves to its result (`None` if the pool is
@@ -78,7 +76,7 @@ impl AheadPool {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        self.jobs.lock().expect("ahead jobs").send(job).ok()?;
+        self.jobs.send(job).ok()?;
         rx.await.ok()
     }
 }
