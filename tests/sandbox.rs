@@ -16,16 +16,6 @@ fn plugin(name: &str) -> String {
         .to_string()
 }
 
-/// The daemon's resident memory, KiB.
-fn rss_kib(d: &Daemon) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// One stage per hostile mode, each its own `[[plugins]]` entry (a
 /// checklist criterion takes the plugin's own config).
 fn hostile_process(dir: &std::path::Path) -> String {
@@ -116,7 +106,7 @@ fn hostile_outputs_and_logs_are_bounded_before_they_are_used() {
     let mut idle = d.client();
     idle.ok("events.subscribe", json!({}));
     let mut c = d.client();
-    let before = rss_kib(&d);
+    let before = d.rss_kib();
     let log_before = d.log_text().len();
 
     let mut answers = Vec::new();
@@ -230,7 +220,7 @@ fn hostile_outputs_and_logs_are_bounded_before_they_are_used() {
     }
     assert_eq!(failures("logs"), 0);
     // Memory: what the plugins returned is gone once refused.
-    let after = rss_kib(&d);
+    let after = d.rss_kib();
     assert!(
         after < before + 32 * 1024,
         "RSS {before} KiB before, {after} KiB after"
@@ -295,7 +285,7 @@ fn plugin_files_that_are_not_regular_files_are_refused_without_blocking() {
         }),
     ];
     for (what, make) in cases {
-        let rss = rss_kib(&d);
+        let rss = d.rss_kib();
         replace_with(&file, make);
         let failed = events.wait_notification("plugin.failed");
         assert_eq!(failed["kind"], "load", "{failed}");
@@ -311,7 +301,7 @@ fn plugin_files_that_are_not_regular_files_are_refused_without_blocking() {
         let p = c.ok("prospect.get", json!({ "id": id }));
         assert_eq!(p["stage"], "close", "the old build still passes: {p}");
         assert!(
-            rss_kib(&d) < rss + 64 * 1024,
+            d.rss_kib() < rss + 64 * 1024,
             "{what}: nothing big was read"
         );
     }
@@ -646,7 +636,7 @@ fn a_process_file_that_is_not_a_regular_file_is_refused_and_the_watcher_goes_on(
     let cases: [(&str, Make); 2] = [("a FIFO", make_fifo), ("a character device", link_dev_zero)];
     let good = std::fs::read_to_string(&d.process).unwrap();
     for (what, make) in cases {
-        let rss = rss_kib(&d);
+        let rss = d.rss_kib();
         replace_with(&d.process, make);
         let rejected = events.wait_notification("process.rejected");
         assert!(
@@ -657,7 +647,7 @@ fn a_process_file_that_is_not_a_regular_file_is_refused_and_the_watcher_goes_on(
             "{what}: {rejected}"
         );
         assert!(
-            rss_kib(&d) < rss + 64 * 1024,
+            d.rss_kib() < rss + 64 * 1024,
             "{what}: nothing big was read"
         );
         // The next good save is seen.

@@ -62,6 +62,9 @@ fn return_large_blocks_to_the_kernel() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_blocks_to_the_kernel() {}
 
+/// Threads for blocking work (store reads, parsing, validation).
+const BLOCKING_THREADS: usize = 16;
+
 fn main() -> ExitCode {
     return_large_blocks_to_the_kernel();
     let cli = Cli::parse();
@@ -81,7 +84,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    // Reads, parses and validations run on the blocking pool: tokio's
+    // default of 512 threads lets one pipelining client start hundreds of
+    // threads (tens of MiB of stacks) for work two cores do in turn.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .expect("starting the tokio runtime");
     let result: anyhow::Result<()> = runtime.block_on(async {
         match &cli.command {
             Command::Serve {
@@ -89,6 +99,8 @@ fn main() -> ExitCode {
                 idle_timeout,
                 max_connections,
                 max_line,
+                max_batch,
+                max_queued_mib,
                 no_watch,
                 plugin_cache,
                 cache_mib,
@@ -105,6 +117,8 @@ fn main() -> ExitCode {
                         max_line: *max_line,
                         idle_timeout: Duration::from_secs(*idle_timeout),
                         max_connections: *max_connections,
+                        max_batch: *max_batch as usize,
+                        max_queued: (*max_queued_mib as usize) << 20,
                         ..Limits::default()
                     },
                     clock: Clock::system(),

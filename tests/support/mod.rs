@@ -236,6 +236,16 @@ impl Daemon {
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
+
+    /// The daemon's resident memory, KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
 }
 
 impl Drop for Daemon {

@@ -172,8 +172,8 @@ pub fn flow(
     let open = txn.open_table(OPEN_COUNTS)?;
     let owner = filter.owner.as_deref();
     let (d0, d1) = (day(from), day(to));
-    // Counters run to the end of today (and beyond, for future-dated history).
-    let horizon = day(now).max(d1) + 36_500;
+    // Counters cover every accepted time: nothing dated later is stored.
+    let horizon = day(now).max(d1).max(day(Millis::END)) + 1;
     let mut rows = Vec::new();
     for stage in stages {
         let ids = stage_ids(txn, stage)?;

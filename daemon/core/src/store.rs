@@ -275,7 +275,10 @@ impl Store {
         let txn = self.read()?;
         let table = txn.open_table(TRANSITIONS)?;
         let mut out = Vec::new();
-        for entry in table.range(after.map_or(0, |a| a + 1)..)?.take(limit) {
+        let Some(start) = after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(out);
+        };
+        for entry in table.range(start..)?.take(limit) {
             let (k, v) = entry?;
             out.push(decode(v.value(), "transition", k.value())?);
         }
@@ -293,7 +296,10 @@ impl Store {
         let table = txn.open_table(ACTIVITIES)?;
         let start = match after {
             None => (0, 0),
-            Some((p, u64::MAX)) => (p + 1, 0),
+            Some((p, u64::MAX)) => match p.checked_add(1) {
+                Some(next) => (next, 0),
+                None => return Ok(Vec::new()),
+            },
             Some((p, a)) => (p, a + 1),
         };
         let mut out = Vec::new();
@@ -426,7 +432,9 @@ impl Snapshot {
     pub fn prospects(&self, filter: &ProspectFilter) -> Result<Vec<Prospect>, StoreError> {
         let txn = &self.0;
         let table = txn.open_table(PROSPECTS)?;
-        let after = filter.after.map_or(0, |a| a + 1);
+        let Some(after) = filter.after.map_or(Some(0), |a| a.checked_add(1)) else {
+            return Ok(Vec::new());
+        };
         let keep = |p: &Prospect| {
             filter
                 .owner

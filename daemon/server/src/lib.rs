@@ -18,4 +18,4 @@ pub mod rpc;
 pub mod server;
 pub mod watch;
 
-pub use server::{Limits, ServeConfig, ServeError, run};
+pub use server::{DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUED_MIB, Limits, ServeConfig, ServeError, run};

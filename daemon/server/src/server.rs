@@ -4,13 +4,14 @@
 //! One JSON value per line in each direction. A connection reads requests in
 //! order, starts each (writes are queued to the writer immediately) and
 //! answers each as soon as it is done, so a client may pipeline. Limits
-//! (line length, idle time, connections, requests in flight) answer with an
-//! error and close; they never take the daemon down.
+//! (line length, batch size, idle time, connections, requests in flight and
+//! the bytes a connection holds) answer with an error, pause reading or
+//! close; they never take the daemon down.
 
 use std::future::Future;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,8 +19,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Semaphore, broadcast, mpsc};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,6 +45,13 @@ pub struct Limits {
     pub max_connections: usize,
     /// Requests one connection may have in flight; reading pauses beyond.
     pub max_in_flight: usize,
+    /// Requests in one batch; a longer batch is refused whole.
+    pub max_batch: usize,
+    /// Bytes one connection may hold: requests read but not yet answered,
+    /// answers and notifications not yet taken by the client. Beyond it
+    /// the daemon reads no more requests until the client reads; a
+    /// notification that does not fit disconnects the client.
+    pub max_queued: usize,
 }
 
 impl Default for Limits {
@@ -53,9 +61,23 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             max_connections: 1024,
             max_in_flight: 1024,
+            max_batch: DEFAULT_MAX_BATCH,
+            max_queued: DEFAULT_MAX_QUEUED_MIB << 20,
         }
     }
 }
+
+/// Requests in one batch unless told otherwise.
+pub const DEFAULT_MAX_BATCH: usize = 1000;
+/// MiB one connection may hold unless told otherwise.
+pub const DEFAULT_MAX_QUEUED_MIB: usize = 8;
+/// What a request in flight holds besides its bytes (its parsed form, its
+/// task, its answer while it is built), counted against `max_queued` so
+/// that a batch of tiny requests cannot hold ten times its size.
+const REQUEST_OVERHEAD: usize = 1 << 10;
+/// Lines longer than this are parsed on the blocking pool, not on the
+/// runtime's threads that read every client.
+const PARSE_OFF_RUNTIME: usize = 64 << 10;
 
 /// How long a closing connection may take to deliver its last answers.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -271,6 +293,7 @@ pub async fn run(
     if config.watch {
         tracker.spawn(crate::live::watch_process(ctx.clone(), token.clone()));
     }
+    tracker.spawn(trim_memory(token.clone()));
     // A descriptor kept in reserve: when the daemon runs out, it is given
     // up to accept the connection waiting, tell the client, and close it.
     let mut reserve = std::fs::File::open("/dev/null").ok();
@@ -409,16 +432,16 @@ fn answer_while_starting(
             let (phase, started) = (phase.clone(), started.clone());
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
-                let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
+                let mut lines = FramedRead::new(read, line_codec(max_line));
                 loop {
                     let line = tokio::select! {
                         _ = started.cancelled() => return,
                         line = lines.next() => line,
                     };
                     let id = match line {
-                        None | Some(Err(LinesCodecError::Io(_))) => return,
-                        Some(Err(LinesCodecError::MaxLineLengthExceeded)) => Value::Null,
-                        Some(Ok(text)) => serde_json::from_str::<Value>(&text)
+                        None | Some(Err(AnyDelimiterCodecError::Io(_))) => return,
+                        Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded)) => Value::Null,
+                        Some(Ok(bytes)) => serde_json::from_slice::<Value>(&bytes)
                             .ok()
                             .and_then(|v| v.get("id").cloned())
                             .unwrap_or(Value::Null),
@@ -608,6 +631,102 @@ async fn load_initial_process(
     }
 }
 
+/// Lines of bytes, at most `max_line` long: UTF-8 is checked per line, so
+/// a bad line is answered, not the end of the connection.
+fn line_codec(max_line: usize) -> AnyDelimiterCodec {
+    AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), b"\n".to_vec(), max_line)
+}
+
+/// One line as JSON: `-32700` for bytes that are not UTF-8 or not JSON.
+fn parse_line(bytes: &[u8]) -> Result<Value, RpcError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        RpcError::new(
+            PARSE_ERROR,
+            format!(
+                "parse error: the line is not UTF-8 (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    serde_json::from_str(text).map_err(|e| RpcError::new(PARSE_ERROR, format!("parse error: {e}")))
+}
+
+/// The bytes a connection holds for its client: requests read but not yet
+/// answered, and answers and notifications not yet written to it.
+struct Held {
+    bytes: AtomicUsize,
+    peak: AtomicUsize,
+    limit: usize,
+    room: Notify,
+}
+
+impl Held {
+    fn new(limit: usize) -> Held {
+        Held {
+            bytes: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            limit,
+            room: Notify::new(),
+        }
+    }
+
+    fn take(&self, n: usize) {
+        let now = self.bytes.fetch_add(n, Ordering::Relaxed) + n;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn give(&self, n: usize) {
+        let before = self.bytes.fetch_sub(n, Ordering::Relaxed);
+        if before >= self.limit && before - n < self.limit {
+            self.room.notify_waiters();
+        }
+    }
+
+    fn now(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once the connection holds less than its limit.
+    async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.now() < self.limit {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The way out to one client: lines for its output task, counted in what
+/// the connection holds until they are written.
+#[derive(Clone)]
+struct Out {
+    tx: mpsc::UnboundedSender<String>,
+    held: Arc<Held>,
+}
+
+impl Out {
+    /// Queues an answer. Answers are never dropped: the limit pauses
+    /// reading instead, so at most the requests in flight answer past it.
+    fn answer(&self, line: String) {
+        self.held.take(line.len() + 1);
+        let _ = self.tx.send(line);
+    }
+
+    /// Queues a notification if it fits within the limit; `false` if the
+    /// client has left it unread so long that it does not.
+    fn notify(&self, line: String) -> bool {
+        if self.held.now() + line.len() + 1 > self.held.limit {
+            return false;
+        }
+        self.answer(line);
+        true
+    }
+}
+
 /// Serves one client until it disconnects, idles out or the daemon stops.
 async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken, limits: Limits) {
     let open = ctx.connections.fetch_add(1, Ordering::Relaxed) + 1;
@@ -636,27 +755,55 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
         return;
     }
 
-    let (out_tx, mut out_rx) = mpsc::channel::<String>(1024);
-    let output = tokio::spawn(async move {
-        let mut w = tokio::io::BufWriter::new(write_half);
-        while let Some(line) = out_rx.recv().await {
-            if w.write_all(line.as_bytes()).await.is_err() || w.write_all(b"\n").await.is_err() {
-                return;
+    let held = Arc::new(Held::new(limits.max_queued));
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let out = Out {
+        tx: out_tx,
+        held: held.clone(),
+    };
+    let conn_token = token.child_token();
+    let output = {
+        let held = held.clone();
+        // A client gone (or its socket broken) ends the connection, even
+        // while it waits for room to read.
+        let gone = conn_token.clone();
+        tokio::spawn(async move {
+            let mut w = tokio::io::BufWriter::new(write_half);
+            while let Some(line) = out_rx.recv().await {
+                let written = w.write_all(line.as_bytes()).await.is_ok()
+                    && w.write_all(b"\n").await.is_ok()
+                    // Flush once nothing else is ready, so a burst of answers shares a write.
+                    && (!out_rx.is_empty() || w.flush().await.is_ok());
+                if !written {
+                    gone.cancel();
+                    return;
+                }
+                held.give(line.len() + 1);
             }
-            // Flush once nothing else is ready, so a burst of answers shares a write.
-            if out_rx.is_empty() && w.flush().await.is_err() {
-                return;
-            }
-        }
-        let _ = w.flush().await;
-        let _ = w.shutdown().await;
-    });
+            let _ = w.flush().await;
+            let _ = w.shutdown().await;
+        })
+    };
 
     let in_flight = Arc::new(Semaphore::new(limits.max_in_flight));
-    let conn_token = token.child_token();
-    let mut session = Session::new(out_tx.clone(), conn_token.clone());
-    let mut lines = FramedRead::new(read_half, LinesCodec::new_with_max_length(limits.max_line));
+    let mut session = Session::new(out.clone(), conn_token.clone());
+    let mut lines = FramedRead::new(read_half, line_codec(limits.max_line));
     loop {
+        // Holding its limit, the connection reads nothing more until the
+        // client takes its answers (or, after the idle time, is closed).
+        if held.now() >= held.limit {
+            let waited = tokio::select! {
+                _ = conn_token.cancelled() => break,
+                waited = tokio::time::timeout(limits.idle_timeout, held.room()) => waited,
+            };
+            if waited.is_err() {
+                tracing::info!(
+                    held = held.now(),
+                    "closing a connection whose client has not read its answers within the idle time"
+                );
+                break;
+            }
+        }
         let next = tokio::select! {
             _ = conn_token.cancelled() => break,
             next = tokio::time::timeout(limits.idle_timeout, lines.next()) => next,
@@ -671,7 +818,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                 break;
             }
             Ok(None) => break,
-            Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
+            Ok(Some(Err(AnyDelimiterCodecError::MaxChunkLengthExceeded))) => {
                 let e = RpcError::new(
                     INVALID_REQUEST,
                     format!(
@@ -680,18 +827,20 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                     ),
                 );
                 tracing::info!(limit = limits.max_line, "request rejected: line too long");
-                let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
+                out.answer(protocol::err(Value::Null, e).to_string());
                 break;
             }
-            Ok(Some(Err(LinesCodecError::Io(e)))) => {
+            Ok(Some(Err(AnyDelimiterCodecError::Io(e)))) => {
                 tracing::debug!(error = %e, "connection read failed");
                 break;
             }
             Ok(Some(Ok(line))) => line,
         };
-        if line.trim().is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
+        let size = line.len();
+        held.take(size);
         let permit = tokio::select! {
             _ = conn_token.cancelled() => break,
             permit = in_flight.clone().acquire_owned() => match permit {
@@ -699,26 +848,54 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                 Err(_) => break,
             },
         };
-        let value: Value = match serde_json::from_str(&line) {
+        let parsed = if size > PARSE_OFF_RUNTIME {
+            tokio::task::spawn_blocking(move || parse_line(&line))
+                .await
+                .unwrap_or_else(|e| Err(RpcError::new(PARSE_ERROR, format!("parse error: {e}"))))
+        } else {
+            parse_line(&line)
+        };
+        let value = match parsed {
             Ok(v) => v,
             Err(e) => {
-                tracing::info!(error = %e, "request rejected: not JSON");
-                let e = RpcError::new(PARSE_ERROR, format!("parse error: {e}"));
-                let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
+                session.rejected.fetch_add(1, Ordering::Relaxed);
+                out.answer(protocol::err(Value::Null, e).to_string());
+                held.give(size);
                 continue;
             }
         };
         match value {
-            Value::Array(items) if items.is_empty() => {
-                let e = RpcError::new(INVALID_REQUEST, "empty batch");
-                let _ = out_tx.send(protocol::err(Value::Null, e).to_string()).await;
+            Value::Array(items) if items.is_empty() || items.len() > limits.max_batch => {
+                let e = if items.is_empty() {
+                    RpcError::new(INVALID_REQUEST, "empty batch")
+                } else {
+                    tracing::info!(
+                        items = items.len(),
+                        limit = limits.max_batch,
+                        "batch refused: too many requests"
+                    );
+                    RpcError::new(
+                        INVALID_REQUEST,
+                        format!(
+                            "a batch of {} requests is over the limit of {}; nothing of it was done (send smaller batches)",
+                            items.len(),
+                            limits.max_batch
+                        ),
+                    )
+                };
+                session.rejected.fetch_add(1, Ordering::Relaxed);
+                out.answer(protocol::err(Value::Null, e).to_string());
+                held.give(size);
             }
             Value::Array(items) => {
+                let extra = items.len() * REQUEST_OVERHEAD;
+                held.take(extra);
+                let size = size + extra;
                 let pending: Vec<_> = items
                     .into_iter()
                     .map(|item| start(&ctx, item, &mut session))
                     .collect();
-                let out_tx = out_tx.clone();
+                let (out, held) = (out.clone(), held.clone());
                 tokio::spawn(async move {
                     let answers: Vec<Value> = futures_util::future::join_all(pending)
                         .await
@@ -726,32 +903,52 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                         .flatten()
                         .collect();
                     if !answers.is_empty() {
-                        let _ = out_tx.send(Value::Array(answers).to_string()).await;
+                        out.answer(Value::Array(answers).to_string());
                     }
+                    held.give(size);
                     drop(permit);
                 });
             }
             single => {
+                held.take(REQUEST_OVERHEAD);
+                let size = size + REQUEST_OVERHEAD;
                 let pending = start(&ctx, single, &mut session);
-                let out_tx = out_tx.clone();
+                let (out, held) = (out.clone(), held.clone());
                 tokio::spawn(async move {
                     if let Some(answer) = pending.await {
-                        let _ = out_tx.send(answer.to_string()).await;
+                        out.answer(answer.to_string());
                     }
+                    held.give(size);
                     drop(permit);
                 });
             }
         }
     }
+    let rejected = session.rejected.load(Ordering::Relaxed);
+    if rejected > 0 {
+        tracing::info!(
+            rejected,
+            "connection closed; some of its requests were answered with an error"
+        );
+    }
+    let dropped = session.dropped.load(Ordering::Relaxed);
     // The session's sender too: the output task ends once every answer
     // already started has been handed to it.
     drop(session);
+    if dropped {
+        // A subscriber that does not read: what it was sent goes now.
+        output.abort();
+        conn_token.cancel();
+        drop(out);
+        release_memory(&held);
+        return;
+    }
     // Answer everything already started before closing, but do not let a
     // client that stopped reading hold the daemon hostage.
     let finish = async {
         let _ = in_flight.acquire_many(limits.max_in_flight as u32).await;
         conn_token.cancel();
-        drop(out_tx);
+        drop(out);
     };
     let abort = output.abort_handle();
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -764,6 +961,47 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
         abort.abort();
     }
     conn_token.cancel();
+    release_memory(&held);
+}
+
+/// After a connection that held a MiB or more, asks for the freed
+/// heap to be handed back to the system (glibc keeps it otherwise).
+fn release_memory(held: &Held) {
+    if held.peak.load(Ordering::Relaxed) >= 1 << 20 {
+        // Twice: now, and once the blocking threads that served it have
+        // gone idle and returned their caches.
+        TRIMS_WANTED.store(2, Ordering::Relaxed);
+    }
+}
+
+/// Trims still wanted by [`release_memory`].
+static TRIMS_WANTED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// How often [`trim_memory`] looks for trims wanted.
+const TRIM_EVERY: Duration = Duration::from_secs(6);
+
+/// Hands freed heap back to the system when a connection that held a lot
+/// has gone, off the runtime's threads.
+async fn trim_memory(token: CancellationToken) {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let wanted = TRIMS_WANTED.load(Ordering::Relaxed);
+        if wanted == 0 {
+            continue;
+        }
+        TRIMS_WANTED.store(wanted - 1, Ordering::Relaxed);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        #[allow(unsafe_code)]
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: `malloc_trim` only returns free heap pages to the kernel.
+            unsafe { libc::malloc_trim(0) };
+        })
+        .await;
+    }
 }
 
 async fn refuse(w: &mut tokio::net::unix::OwnedWriteHalf, message: String) {
@@ -783,8 +1021,12 @@ impl Drop for ConnectionGuard {
 /// What one connection remembers between its requests.
 struct Session {
     subscribed: bool,
-    out_tx: mpsc::Sender<String>,
+    out: Out,
     token: CancellationToken,
+    /// Requests refused (logged once, when the connection closes).
+    rejected: Arc<AtomicU64>,
+    /// Disconnected for not reading its notifications.
+    dropped: Arc<AtomicBool>,
     /// Writes started on this connection, numbered from 1.
     writes_started: u64,
     /// The highest write number answered: a request waits for every write
@@ -796,11 +1038,13 @@ struct Session {
 }
 
 impl Session {
-    fn new(out_tx: mpsc::Sender<String>, token: CancellationToken) -> Session {
+    fn new(out: Out, token: CancellationToken) -> Session {
         Session {
             subscribed: false,
-            out_tx,
+            out,
             token,
+            rejected: Arc::default(),
+            dropped: Arc::default(),
             writes_started: 0,
             writes_done: Arc::new(tokio::sync::watch::channel(0).0),
             writes_submitted: Arc::new(tokio::sync::watch::channel(0).0),
@@ -817,7 +1061,8 @@ fn start(
     let request = match protocol::parse_request(value) {
         Ok(r) => r,
         Err((id, e)) => {
-            tracing::info!(code = e.code, message = %e.message, "request rejected");
+            tracing::debug!(code = e.code, message = %e.message, "request rejected");
+            session.rejected.fetch_add(1, Ordering::Relaxed);
             return Box::pin(std::future::ready(Some(protocol::err(id, e))));
         }
     };
@@ -832,8 +1077,9 @@ fn start(
         session.subscribed = true;
         forward_events(
             ctx.events.subscribe(),
-            session.out_tx.clone(),
+            session.out.clone(),
             session.token.clone(),
+            session.dropped.clone(),
         );
     }
     let done = session.writes_done.clone();
@@ -866,14 +1112,15 @@ fn start(
             dispatch(&ctx, entry, &name, request.params).await
         })
     };
+    let rejected = session.rejected.clone();
     Box::pin(async move {
         let result = reply.await;
         let micros = started.elapsed().as_micros() as u64;
         match &result {
             Ok(_) => tracing::debug!(%method, micros, "ok"),
             Err(e) => {
-                tracing::debug!(%method, micros, code = e.code, "error");
-                tracing::info!(%method, code = e.code, message = %e.message, "request rejected");
+                rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%method, micros, code = e.code, message = %e.message, "request rejected");
             }
         }
         let id = id?;
@@ -884,10 +1131,13 @@ fn start(
     })
 }
 
+/// Sends each event to a subscriber; one that leaves more than its limit
+/// unread is disconnected (the events it missed are its to re-read).
 fn forward_events(
     mut rx: broadcast::Receiver<Event>,
-    out: mpsc::Sender<String>,
+    out: Out,
     token: CancellationToken,
+    dropped: Arc<AtomicBool>,
 ) {
     tokio::spawn(async move {
         loop {
@@ -904,7 +1154,14 @@ fn forward_events(
                 .notification(),
                 Err(broadcast::error::RecvError::Closed) => return,
             };
-            if out.send(line.to_string()).await.is_err() {
+            if !out.notify(line.to_string()) {
+                tracing::warn!(
+                    held = out.held.now(),
+                    limit = out.held.limit,
+                    "disconnecting a subscriber that does not read its notifications"
+                );
+                dropped.store(true, Ordering::Relaxed);
+                token.cancel();
                 return;
             }
         }

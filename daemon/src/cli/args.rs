@@ -59,6 +59,16 @@ pub enum Command {
         /// Longest request line, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_line: usize,
+        /// Most requests in one batch (a longer batch is refused whole).
+        #[arg(long, default_value_t = stagecoach_server::DEFAULT_MAX_BATCH as u64,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        max_batch: u64,
+        /// Most a connection may hold for its client, MiB: requests not yet
+        /// answered and answers not yet read. Beyond it reading pauses; a
+        /// subscriber that leaves this much unread is disconnected.
+        #[arg(long, default_value_t = stagecoach_server::DEFAULT_MAX_QUEUED_MIB as u64,
+              value_parser = clap::value_parser!(u64).range(1..=65536))]
+        max_queued_mib: u64,
         /// Do not watch the process file (reload with `stagecoach process reload`).
         #[arg(long)]
         no_watch: bool,

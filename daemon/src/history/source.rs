@@ -814,20 +814,25 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Result<Millis, String> {
     // A date-time format also reads the same dates without their time
     // (deal dates next to activity timestamps).
     let date_only = format.and_then(|f| f.find(" %").map(|i| &f[..i]).filter(|d| !d.is_empty()));
-    for format in [format, date_only].into_iter().flatten() {
-        if let Some(m) = parse_with(format, text) {
-            return Ok(m);
-        }
-    }
-    if let Ok(m) = Millis::parse(text) {
-        return Ok(m);
-    }
-    if format.is_none() {
-        // Salesforce writes `PM` as well as `pm`.
-        let upper = text.to_ascii_uppercase();
-        if let Some(m) = DATE_FORMATS.iter().find_map(|f| parse_with(f, &upper)) {
-            return Ok(m);
-        }
+    let found = [format, date_only]
+        .into_iter()
+        .flatten()
+        .find_map(|f| parse_with(f, text))
+        .or_else(|| match Millis::parse_unchecked(text) {
+            Ok(m) => Some(m),
+            // Salesforce writes `PM` as well as `pm`.
+            Err(_) if format.is_none() => {
+                let upper = text.to_ascii_uppercase();
+                DATE_FORMATS.iter().find_map(|f| parse_with(f, &upper))
+            }
+            Err(_) => None,
+        });
+    if let Some(m) = found {
+        return if m.in_range() {
+            Ok(m)
+        } else {
+            Err("out of range: dates lie from 1970-01-01 to 2200-01-01".into())
+        };
     }
     Err(match format {
         Some(f) => format!("not a date in the format `{f}`"),

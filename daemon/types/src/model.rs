@@ -30,10 +30,64 @@ impl Millis {
         Millis(jiff::Timestamp::now().as_millisecond())
     }
 
+    /// The earliest time accepted from a client or a file: 1970-01-01.
+    pub const EARLIEST: Millis = Millis(0);
+    /// The latest time accepted: 2200-01-01T00:00:00Z (so a period may
+    /// end there). Metric counters cover every day up to it.
+    pub const END: Millis = Millis(7_258_118_400_000);
+
+    /// Whether the time lies in [`Millis::EARLIEST`, `Millis::END`].
+    pub fn in_range(self) -> bool {
+        (Self::EARLIEST..=Self::END).contains(&self)
+    }
+
+    /// `text`, read as `self`, if it lies in range; the message otherwise.
+    fn checked(self, text: &str) -> Result<Self, String> {
+        if self.in_range() {
+            Ok(self)
+        } else {
+            Err(format!(
+                "`{}` is out of range: times lie from 1970-01-01T00:00:00Z to 2200-01-01T00:00:00Z",
+                text.trim()
+            ))
+        }
+    }
+
     /// Parses RFC 3339 (`2026-07-01T09:30:00Z`), a date-time without offset
     /// (`2026-07-01 09:30`, UTC), a plain date (`2026-07-01`, midnight UTC)
-    /// or integer milliseconds.
+    /// or integer milliseconds, within [`Millis::in_range`].
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_unchecked(text)?.checked(text)
+    }
+
+    /// A time as the protocol writes it: RFC 3339, a date-time with its
+    /// offset (`2026-07-01T09:30:00Z`) or a full date (`2026-07-01`,
+    /// midnight UTC), within [`Millis::in_range`]. Nothing else: no
+    /// integers, no date-times without an offset.
+    pub fn parse_wire(text: &str) -> Result<Self, String> {
+        let trimmed = text.trim();
+        let time = trimmed
+            .parse::<jiff::Timestamp>()
+            .map(|ts| Millis(ts.as_millisecond()))
+            .or_else(|_| {
+                let date = (trimmed.len() == 10)
+                    .then(|| trimmed.parse::<jiff::civil::Date>().ok())
+                    .flatten()
+                    .ok_or(())?;
+                let zoned = date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| ())?;
+                Ok::<_, ()>(Millis(zoned.timestamp().as_millisecond()))
+            })
+            .map_err(|()| {
+                format!(
+                    "`{text}` is not a time: RFC 3339, like `2026-07-01T09:30:00Z` or `2026-07-01`"
+                )
+            })?;
+        time.checked(text)
+    }
+
+    /// [`Millis::parse`] without the range check: for readers that check
+    /// [`Millis::in_range`] themselves, with their own message.
+    pub fn parse_unchecked(text: &str) -> Result<Self, String> {
         let text = text.trim();
         if let Ok(ts) = text.parse::<jiff::Timestamp>() {
             return Ok(Millis(ts.as_millisecond()));
@@ -89,24 +143,14 @@ impl<'de> Deserialize<'de> for Millis {
         impl serde::de::Visitor<'_> for Visitor {
             type Value = Millis;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a time: RFC 3339 text like `2026-07-01T09:30:00Z` or integer milliseconds",
-                )
-            }
-            fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Millis, E> {
-                Ok(Millis(ms))
-            }
-            fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Millis, E> {
-                i64::try_from(ms)
-                    .map(Millis)
-                    .map_err(|_| E::custom(format!("{ms} ms is out of range for a time")))
+                f.write_str("a time: RFC 3339 text like `2026-07-01T09:30:00Z`")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Millis, E> {
-                Millis::parse(text).map_err(E::custom)
+                Millis::parse_wire(text).map_err(E::custom)
             }
         }
         if d.is_human_readable() {
-            d.deserialize_any(Visitor)
+            d.deserialize_str(Visitor)
         } else {
             i64::deserialize(d).map(Millis)
         }

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::discover::{self, Deal, Step};
 use stagecoach_core::store::ProspectFilter;
-use stagecoach_types::api::params::{ExportPage, ExportWhat, ProcessDiscover, ProspectLookup};
+use stagecoach_types::api::params::{
+    ExportPage, ExportWhat, MAX_CURSOR_ID, ProcessDiscover, ProspectLookup,
+};
 use stagecoach_types::api::results::{ExportRows, ExportedPage, Lookup, LookupEntry};
 use stagecoach_types::model::{FIELDS_UPDATED, Status};
 use stagecoach_types::protocol::RpcError;
@@ -126,14 +128,40 @@ pub(super) fn page(ctx: &Arc<Ctx>, p: ExportPage) -> Reply {
     })
 }
 
-/// A page's `after`: none (or null) for the first page.
-fn cursor<T: DeserializeOwned>(after: Option<Value>) -> Result<Option<T>, ReadError> {
+/// A page's `after`: none (or null) for the first page; ids in a cursor
+/// lie within [`MAX_CURSOR_ID`], so none wraps round to the first page.
+fn cursor<T: DeserializeOwned + Cursor>(after: Option<Value>) -> Result<Option<T>, ReadError> {
     let v = after.unwrap_or(Value::Null);
-    serde_json::from_value(v.clone()).map_err(|_| {
+    let refuse = || {
         ReadError::Rpc(RpcError::params(format!(
-            "`after`: `{v}` is not a cursor from a previous page"
+            "`after`: `{v}` is not a cursor from a previous page (pass a page's `next`)"
         )))
-    })
+    };
+    let cursor: Option<T> = serde_json::from_value(v.clone()).map_err(|_| refuse())?;
+    if cursor
+        .as_ref()
+        .is_some_and(|c| c.first_id() > MAX_CURSOR_ID)
+    {
+        return Err(refuse());
+    }
+    Ok(cursor)
+}
+
+/// What a page's cursor starts with: an id the daemon assigned.
+trait Cursor {
+    fn first_id(&self) -> u64;
+}
+
+impl Cursor for u64 {
+    fn first_id(&self) -> u64 {
+        *self
+    }
+}
+
+impl Cursor for (u64, u64) {
+    fn first_id(&self) -> u64 {
+        self.0
+    }
 }
 
 /// `{rows, next}`: `next` is the last row's cursor when the page is full.

@@ -9,7 +9,9 @@ use stagecoach_core::criteria::{all_met, stage_checklists};
 use stagecoach_core::engine::import::ImportProspect;
 use stagecoach_core::engine::{self, NewProspect, ProspectUpdate, WriteOp};
 use stagecoach_core::store::ProspectFilter;
-use stagecoach_types::api::params::{ById, Outcome, ProspectClose, ProspectList, ProspectMove};
+use stagecoach_types::api::params::{
+    ById, MAX_CURSOR_ID, Outcome, ProspectClose, ProspectList, ProspectMove,
+};
 use stagecoach_types::api::results::{ProspectPage, ProspectView};
 use stagecoach_types::model::{Millis, ProspectId, Status};
 use stagecoach_types::protocol::RpcError;
@@ -124,6 +126,11 @@ pub(super) fn list(ctx: &Arc<Ctx>, p: ProspectList) -> Reply {
     if limit == 0 || limit > MAX_LIMIT {
         return ready(Err(RpcError::params(format!(
             "`limit` must be between 1 and {MAX_LIMIT}"
+        ))));
+    }
+    if let Some(after) = p.after.filter(|a| *a > MAX_CURSOR_ID) {
+        return ready(Err(RpcError::params(format!(
+            "`after`: `{after}` is not a cursor from a previous page (pass a page's `next`)"
         ))));
     }
     if let Some(stage) = &p.stage

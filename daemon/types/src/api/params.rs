@@ -13,6 +13,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// The largest id a cursor (`after`) may name: ids are assigned from 1 up
+/// and stay exact in every JSON reader (2^53 − 1).
+pub const MAX_CURSOR_ID: u64 = (1 << 53) - 1;
+
 /// No parameters (`{}` or absent).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
