@@ -92,7 +92,7 @@ fn typed_calls_and_a_stream_of_notifications() {
             .request::<methods::DaemonStatus>(&params::NoParams {})
             .await
             .unwrap();
-        assert_eq!(status.counts.prospects, 1);
+        assert_eq!(status.counts.expect("counts").prospects, 1);
         let view = c
             .request::<methods::ProspectGet>(&params::ById { id, at: None })
             .await

@@ -189,46 +189,52 @@ fn a_client_that_stops_reading_cannot_block_shutdown() {
 
 #[test]
 fn kill_nine_loses_no_acknowledged_write_and_the_database_reopens() {
+    const ROUNDS: usize = 6;
+    const WRITERS: usize = 4;
     let mut d = Daemon::start();
     let mut expected: BTreeMap<u64, usize> = BTreeMap::new();
-    for round in 0..3 {
-        let socket = d.socket.clone();
-        let writer = std::thread::spawn(move || {
-            let mut acked: Vec<(u64, u64)> = Vec::new();
-            let Ok(mut c) = Client::try_connect(&socket) else {
-                return acked;
-            };
-            let Ok(p) = c.call(
-                "prospect.create",
-                json!({ "name": format!("round {round}") }),
-            ) else {
-                return acked;
-            };
-            let id = p["id"].as_u64().unwrap();
-            acked.push((id, 0));
-            loop {
-                c.send(
-                    &json!({ "jsonrpc": "2.0", "id": 1, "method": "activity.record",
-                                "params": { "prospect": id, "kind": "note", "actor": "rep" } })
-                    .to_string(),
-                );
-                match c.read() {
-                    Some(a) if a.get("result").is_some() => {
-                        acked.push((id, a["result"]["activity"]["id"].as_u64().unwrap()))
+    for round in 0..ROUNDS {
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let socket = d.socket.clone();
+                std::thread::spawn(move || {
+                    let mut acked: Vec<(u64, u64)> = Vec::new();
+                    let Ok(mut c) = Client::try_connect(&socket) else {
+                        return acked;
+                    };
+                    let Ok(p) = c.call(
+                        "prospect.create",
+                        json!({ "name": format!("round {round} writer {w}") }),
+                    ) else {
+                        return acked;
+                    };
+                    let id = p["id"].as_u64().unwrap();
+                    acked.push((id, 0));
+                    loop {
+                        c.send(
+                            &json!({ "jsonrpc": "2.0", "id": 1, "method": "activity.record",
+                                        "params": { "prospect": id, "kind": "note", "actor": "rep" } })
+                            .to_string(),
+                        );
+                        match c.read() {
+                            Some(a) if a.get("result").is_some() => acked
+                                .push((id, a["result"]["activity"]["id"].as_u64().unwrap())),
+                            _ => return acked,
+                        }
                     }
-                    _ => return acked,
-                }
-            }
-        });
+                })
+            })
+            .collect();
         std::thread::sleep(std::time::Duration::from_millis(300));
         d.kill9();
-        let acked = writer.join().unwrap();
-        assert!(
-            acked.len() > 1,
-            "round {round}: some writes were acknowledged"
-        );
-        let id = acked[0].0;
-        expected.insert(id, acked.len() - 1);
+        for writer in writers {
+            let acked = writer.join().unwrap();
+            assert!(
+                acked.len() > 1,
+                "round {round}: some writes were acknowledged"
+            );
+            expected.insert(acked[0].0, acked.len() - 1);
+        }
         // Every other restart with a one-MiB page cache: smaller than the
         // data, so reads and the check after the crash go through eviction.
         d.spawn(if round % 2 == 0 {
@@ -246,11 +252,16 @@ fn kill_nine_loses_no_acknowledged_write_and_the_database_reopens() {
             );
         }
     }
-    // The check redb makes after an unclean shutdown is in the log, so a
-    // slow start after a crash explains itself.
+    // After each crash the start applied the log written since the last
+    // checkpoint, and never checked the whole file.
     let log = d.log_text();
+    assert_eq!(
+        log.matches("applied the write-ahead log").count(),
+        ROUNDS,
+        "{log}"
+    );
     assert!(
-        log.contains("checking the database after an unclean shutdown"),
+        !log.contains("checking the database after an unclean shutdown"),
         "{log}"
     );
 }
@@ -310,4 +321,169 @@ fn a_fresh_daemon_with_a_bad_process_file_refuses_to_start_with_line_and_column(
     );
     assert!(stderr.contains("stages[0].exit[0].op"), "{stderr}");
     drop(d);
+}
+
+/// A tmpfs mounted for one test, unmounted (lazily) when dropped.
+struct Mount(std::path::PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mounts a `mib` MiB tmpfs at `dir`; `None` (and a message) where the
+/// test cannot, not being root.
+fn small_disk(dir: &std::path::Path, mib: u64) -> Option<Mount> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: a small file system needs root to mount a tmpfs");
+        return None;
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mib}m,mode=0700"),
+            "tmpfs",
+        ])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return None;
+    }
+    Some(Mount(dir.to_path_buf()))
+}
+
+fn free_bytes(dir: &std::path::Path) -> u64 {
+    let st = rustix::fs::statvfs(dir).unwrap();
+    st.f_bavail * st.f_frsize
+}
+
+/// Fills the file system at `dir` until at most `leave` bytes are free
+/// (0: until it refuses a single byte more).
+fn fill(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for chunk in [1 << 20, 4096, 1] {
+        let block = vec![7u8; chunk];
+        while free_bytes(dir) > leave + chunk as u64 || (leave == 0 && chunk == 1) {
+            if f.write_all(&block).and_then(|()| f.flush()).is_err() {
+                break;
+            }
+        }
+    }
+    path
+}
+
+fn storage_kind(e: &Value) -> &str {
+    e["data"]["storage"].as_str().unwrap_or_default()
+}
+
+#[test]
+fn a_nearly_full_disk_refuses_writes_cleanly_and_they_succeed_once_space_is_back() {
+    let mut d = Daemon::prepare(&crate::support::default_process());
+    let Some(_disk) = small_disk(&d.data_dir(), 96) else {
+        return;
+    };
+    d.spawn(&["--min-free-mib", "16"]);
+    let mut c = d.client();
+    let ids: Vec<u64> = (0..20)
+        .map(|i| create(&mut c, &format!("P{i}"), json!({})))
+        .collect();
+    let filler = fill(&d.data_dir(), 8 << 20);
+
+    let e = c.err("prospect.create", json!({ "name": "too late" }));
+    assert_eq!(e["code"], -32603, "{e}");
+    assert_eq!(storage_kind(&e), "disk_full", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("MiB free"), "{e}");
+    // Reads go on, and the status says why writes fail.
+    for id in &ids {
+        c.ok("prospect.get", json!({ "id": id }));
+    }
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["store"]["health"], "degraded", "{status}");
+    assert!(
+        status["store"]["reason"].as_str().unwrap().contains("free"),
+        "{status}"
+    );
+    assert_eq!(status["counts"]["prospects"], 20, "{status}");
+
+    std::fs::remove_file(filler).unwrap();
+    create(&mut c, "room again", json!({}));
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["store"]["health"], "ok", "{status}");
+    assert_eq!(status["counts"]["prospects"], 21, "{status}");
+    d.kill9();
+    d.spawn(&["--min-free-mib", "16"]);
+    let mut c = d.client();
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["counts"]["prospects"], 21, "{status}");
+}
+
+#[test]
+fn a_full_disk_mid_commit_recovers_without_a_restart_and_loses_nothing() {
+    let mut d = Daemon::prepare(&crate::support::default_process());
+    let Some(_disk) = small_disk(&d.data_dir(), 96) else {
+        return;
+    };
+    // No reserve: redb itself meets the full disk.
+    d.spawn(&["--min-free-mib", "0"]);
+    let mut c = d.client();
+    let mut acked: Vec<u64> = (0..5)
+        .map(|i| create(&mut c, &format!("P{i}"), json!({})))
+        .collect();
+    let filler = fill(&d.data_dir(), 0);
+    // Large prospects until a commit meets the full disk (the log is
+    // allocated ahead, so the first to fail is a checkpoint into redb).
+    let notes = "n".repeat(150_000);
+    let mut failed = None;
+    for i in 0..200 {
+        match c.call(
+            "prospect.create",
+            json!({ "name": format!("big {i}"), "fields": { "notes": notes } }),
+        ) {
+            Ok(p) => acked.push(p["id"].as_u64().unwrap()),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let e = failed.expect("a write failed on the full disk");
+    assert_eq!(e["code"], -32603, "{e}");
+    assert!(["disk_full", "io"].contains(&storage_kind(&e)), "{e}");
+    // Reads go on, with every acknowledged write.
+    for id in &acked {
+        c.ok("prospect.get", json!({ "id": id }));
+    }
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["store"]["health"], "degraded", "{status}");
+    assert_eq!(status["counts"]["prospects"], acked.len(), "{status}");
+
+    // Space back: the next write succeeds, no restart.
+    std::fs::remove_file(filler).unwrap();
+    acked.push(create(&mut c, "after", json!({})));
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["store"]["health"], "ok", "{status}");
+    assert_eq!(status["counts"]["prospects"], acked.len(), "{status}");
+    let log = d.log_text();
+    assert!(
+        log.contains("database reopened after a storage failure"),
+        "{log}"
+    );
+    // And it all survives a crash.
+    d.kill9();
+    d.spawn(&["--min-free-mib", "0"]);
+    let mut c = d.client();
+    for id in &acked {
+        c.ok("prospect.get", json!({ "id": id }));
+    }
 }

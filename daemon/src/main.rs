@@ -104,7 +104,8 @@ fn main() -> ExitCode {
                 no_watch,
                 plugin_cache,
                 cache_mib,
-                quick_repair,
+                quick_repair: _,
+                min_free_mib,
                 compile_timeout_secs,
                 compile_memory_mib,
             } => {
@@ -125,7 +126,7 @@ fn main() -> ExitCode {
                     watch: !no_watch,
                     plugin_cache: plugin_cache.clone(),
                     cache_mib: *cache_mib,
-                    quick_repair: *quick_repair,
+                    min_free_mib: *min_free_mib,
                     compile_worker: std::env::current_exe().ok().map(|exe| {
                         stagecoach_plugin_host::CompileWorker {
                             command: vec![exe.into(), "plugins".into(), "compile-worker".into()],

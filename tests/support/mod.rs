@@ -92,18 +92,24 @@ impl Daemon {
 
     /// Starts a daemon on a process with this text and these `serve` flags.
     pub fn start_with_flags(process_text: &str, flags: &[&str]) -> Daemon {
+        let mut d = Daemon::prepare(process_text);
+        d.spawn(flags);
+        d
+    }
+
+    /// A daemon's directory with this process file, not started yet
+    /// ([`Daemon::spawn`] starts it).
+    pub fn prepare(process_text: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let process = dir.path().join("process.toml");
         std::fs::write(&process, process_text).unwrap();
-        let mut d = Daemon {
+        Daemon {
             socket: dir.path().join("data/stagecoach.sock"),
             log: dir.path().join("daemon.log"),
             process,
             dir,
             child: None,
-        };
-        d.spawn(flags);
-        d
+        }
     }
 
     /// The data directory.

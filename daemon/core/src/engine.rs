@@ -846,7 +846,7 @@ fn save(
     for m in moves {
         t.insert_transition(m)?;
     }
-    t.metrics.record(old, new, moves, at)?;
+    t.record_metrics(old, new, moves, at)?;
     t.put_prospect(old, new)
 }
 
@@ -912,13 +912,13 @@ fn apply_version(
     };
     let mut renamed = 0;
     for (from, to) in &renames {
-        t.metrics.alias(from, to)?;
+        t.alias(from, to)?;
         for id in t.open_in_stage(from)? {
             let Some(old) = t.prospect(id)? else { continue };
             let mut p = old.clone();
             // The same stage under a new id: the stay continues.
             p.stage = to.clone();
-            t.metrics.record(Some(&old), &p, &[], v.at)?;
+            t.record_metrics(Some(&old), &p, &[], v.at)?;
             t.put_prospect(Some(&old), &p)?;
             renamed += 1;
         }

@@ -7,15 +7,17 @@
 //! values, maintained in the same transaction as the record they index.
 
 pub(crate) mod counters;
+pub(crate) mod wal;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use redb::{
     Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
     TableDefinition, WriteTransaction,
 };
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use stagecoach_types::error::StorageKind;
 use stagecoach_types::model::ActivityFacts;
@@ -66,6 +68,28 @@ pub enum StoreError {
         /// The decoder's message.
         message: String,
     },
+    /// The write-ahead log could not be read or written.
+    #[error("write-ahead log `{path}`: {source}")]
+    Log {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The disk is too full to write safely: refused before anything was
+    /// written, so the database stays whole and readable.
+    #[error(
+        "the disk holding the database has {available_mib} MiB free, less than the {reserve_mib} MiB kept in reserve; nothing was written"
+    )]
+    LowSpace {
+        /// MiB free for the daemon.
+        available_mib: u64,
+        /// MiB it keeps free (`--min-free-mib`).
+        reserve_mib: u64,
+    },
+    /// The database is being reopened after a storage failure.
+    #[error("the database is reopening after a storage failure")]
+    Reopening,
     /// The database was written by a newer Stagecoach.
     #[error(
         "database schema version {found} is newer than this build understands ({SCHEMA_VERSION})"
@@ -91,6 +115,9 @@ impl StoreError {
     pub fn kind(&self) -> StorageKind {
         match self {
             StoreError::Db(redb::Error::Io(e)) if is_disk_full(e) => StorageKind::DiskFull,
+            StoreError::Log { source, .. } if is_disk_full(source) => StorageKind::DiskFull,
+            StoreError::LowSpace { .. } => StorageKind::DiskFull,
+            StoreError::Log { .. } | StoreError::Reopening => StorageKind::Io,
             StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo) => StorageKind::Io,
             StoreError::Db(redb::Error::Corrupted(_)) | StoreError::Corrupt { .. } => {
                 StorageKind::Corrupt
@@ -98,6 +125,17 @@ impl StoreError {
             StoreError::Db(redb::Error::DatabaseClosed) => StorageKind::Closed,
             _ => StorageKind::Other,
         }
+    }
+}
+
+impl StoreError {
+    /// Whether redb itself failed on I/O: it then refuses everything until
+    /// the database is opened again.
+    pub fn poisons(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo)
+        )
     }
 }
 
@@ -114,7 +152,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -149,10 +188,46 @@ pub struct ProspectFilter {
 }
 
 /// The database. Cheap to clone; reads open their own read transaction.
+///
+/// The redb handle can be replaced: after an I/O error redb refuses every
+/// operation until the file is opened again, which the writer does
+/// ([`Store::reopen`]) as soon as it sees one.
 #[derive(Clone)]
 pub struct Store {
-    db: std::sync::Arc<Database>,
-    quick_repair: bool,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: RwLock<Option<Arc<Database>>>,
+    /// Held by the writer while it reopens the file and applies the log:
+    /// a read begun meanwhile would see the last checkpoint without the
+    /// writes acknowledged since.
+    gate: RwLock<()>,
+    path: PathBuf,
+    cache_mib: usize,
+    /// Free space below which writes are refused before they start.
+    reserve: std::sync::atomic::AtomicU64,
+}
+
+/// Free disk space, in MiB, below which writes are refused unless told
+/// otherwise.
+pub const DEFAULT_MIN_FREE_MIB: u64 = 64;
+
+fn open_db(path: &Path, cache_mib: usize) -> Result<Database, StoreError> {
+    let logged = std::sync::atomic::AtomicU64::new(0);
+    Ok(Database::builder()
+        .set_cache_size(cache_mib << 20)
+        .set_repair_callback(move |session| {
+            // Once at the start, then every tenth.
+            let tenth = (session.progress() * 10.0) as u64 + 1;
+            if logged.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
+                tracing::warn!(
+                    progress = format!("{:.0}%", session.progress() * 100.0),
+                    "checking the database after an unclean shutdown"
+                );
+            }
+        })
+        .create(path)?)
 }
 
 /// How much memory the database may use to cache pages unless told
@@ -164,38 +239,19 @@ impl Store {
     /// Opens (or creates) the database at `path` with the default cache
     /// and makes sure every table exists.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_with(path, DEFAULT_CACHE_MIB, false)
+        Store::open_with(path, DEFAULT_CACHE_MIB)
     }
 
     /// Opens (or creates) the database at `path`, caching at most
     /// `cache_mib` MiB of pages, and makes sure every table exists.
     ///
-    /// After an unclean shutdown redb first checks the whole file, which
-    /// takes seconds for a large database: its progress is logged. With
-    /// `quick_repair`, every commit also saves what that check rebuilds,
-    /// with a second sync: commits are slower, and a start after a crash
-    /// is as quick as any other.
-    pub fn open_with(
-        path: &Path,
-        cache_mib: usize,
-        quick_repair: bool,
-    ) -> Result<Store, StoreError> {
-        let logged = std::sync::atomic::AtomicU64::new(0);
-        let db = Database::builder()
-            .set_cache_size(cache_mib << 20)
-            .set_repair_callback(move |session| {
-                // Once at the start, then every tenth.
-                let tenth = (session.progress() * 10.0) as u64 + 1;
-                if logged.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) < tenth {
-                    tracing::warn!(
-                        progress = format!("{:.0}%", session.progress() * 100.0),
-                        "checking the database after an unclean shutdown"
-                    );
-                }
-            })
-            .create(path)?;
+    /// Every durable commit saves redb's allocator state (quick repair), so
+    /// that after a crash the file needs no full check; the writes between
+    /// those commits are made durable by the write-ahead log ([`wal`]).
+    pub fn open_with(path: &Path, cache_mib: usize) -> Result<Store, StoreError> {
+        let db = open_db(path, cache_mib)?;
         let mut txn = db.begin_write()?;
-        txn.set_quick_repair(quick_repair);
+        txn.set_quick_repair(true);
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema_version")?.map(|v| v.value());
@@ -234,19 +290,130 @@ impl Store {
         }
         txn.commit()?;
         Ok(Store {
-            db: std::sync::Arc::new(db),
-            quick_repair,
+            inner: Arc::new(Inner {
+                db: RwLock::new(Some(Arc::new(db))),
+                gate: RwLock::new(()),
+                path: path.to_path_buf(),
+                cache_mib,
+                reserve: std::sync::atomic::AtomicU64::new(DEFAULT_MIN_FREE_MIB << 20),
+            }),
         })
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The write-ahead log next to the database file.
+    pub fn log_path(&self) -> PathBuf {
+        let mut name = self.inner.path.as_os_str().to_owned();
+        name.push(".wal");
+        PathBuf::from(name)
+    }
+
+    /// Refuse writes while less than `mib` MiB are free on the database's disk.
+    pub fn set_min_free_mib(&self, mib: u64) {
+        self.inner
+            .reserve
+            .store(mib << 20, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Refuses a write before it starts when the disk is nearly full, so
+    /// that redb never meets a full disk half-way through a commit.
+    pub(crate) fn check_space(&self) -> Result<(), StoreError> {
+        let reserve = self
+            .inner
+            .reserve
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if reserve == 0 {
+            return Ok(());
+        }
+        let dir = self.inner.path.parent().unwrap_or(Path::new("."));
+        let Ok(st) = rustix::fs::statvfs(dir) else {
+            return Ok(()); // no answer: let the write itself tell
+        };
+        let available = st.f_bavail.saturating_mul(st.f_frsize);
+        if available < reserve {
+            return Err(StoreError::LowSpace {
+                available_mib: available >> 20,
+                reserve_mib: reserve >> 20,
+            });
+        }
+        Ok(())
+    }
+
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Reopening)
+    }
+
+    /// Opens the database file again after redb refused it for an I/O
+    /// error. Readers wait meanwhile; transactions still open on the old
+    /// handle finish first (the file is locked until they do).
+    pub(crate) fn reopen(&self) -> Result<(), StoreError> {
+        let mut slot = self
+            .inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = None;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match open_db(&self.inner.path, self.inner.cache_mib) {
+                Ok(db) => {
+                    *slot = Some(Arc::new(db));
+                    return Ok(());
+                }
+                Err(StoreError::Db(redb::Error::DatabaseAlreadyOpen))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Begins a write transaction: non-durable and without the allocator
+    /// state, unless the writer makes it a checkpoint.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(self.quick_repair);
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_quick_repair(false);
         Ok(txn)
     }
 
+    /// The last write-ahead log entry the database holds.
+    pub(crate) fn log_applied(&self) -> Result<u64, StoreError> {
+        let txn = self.writer_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get("wal_seq")?.map_or(0, |v| v.value()))
+    }
+
     fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        let _gate = self
+            .inner
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.writer_read()
+    }
+
+    /// A read by the writer itself, which may hold the gate.
+    fn writer_read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db()?.begin_read()?)
+    }
+
+    /// Makes reads wait until the guard is dropped (see `Inner::gate`).
+    pub(crate) fn hold_reads(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.inner
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A read transaction, for the metrics queries.
@@ -406,7 +573,7 @@ impl Store {
 
     /// The next free ids, read once by the writer at start-up.
     pub(crate) fn next_ids(&self) -> Result<Ids, StoreError> {
-        let txn = self.read()?;
+        let txn = self.writer_read()?;
         let meta = txn.open_table(META)?;
         let get =
             |k: &str| -> Result<u64, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
@@ -747,8 +914,57 @@ pub(crate) struct Tables<'txn> {
     transitions_by_prospect: Table<'txn, (u64, u64), ()>,
     process_versions: Table<'txn, u64, &'static [u8]>,
     version_first_at: Table<'txn, u64, i64>,
-    pub metrics: counters::MetricTables<'txn>,
+    metrics: counters::MetricTables<'txn>,
     pub ids: Ids,
+    /// Every change made through these tables, for the write-ahead log:
+    /// each one length-prefixed MessagePack ([`Change`]).
+    log: Vec<u8>,
+}
+
+/// One change to the tables, as the write-ahead log keeps it: the calls
+/// made on [`Tables`], with their arguments, so that making them again on
+/// the same state gives the same tables (indexes and counters included).
+#[derive(Serialize)]
+enum ChangeRef<'a> {
+    Prospect {
+        old: Option<&'a Prospect>,
+        new: &'a Prospect,
+    },
+    Activity(&'a Activity),
+    Transition(&'a Transition),
+    Version(&'a ProcessVersion),
+    Metrics {
+        old: Option<&'a Prospect>,
+        new: &'a Prospect,
+        moves: &'a [Transition],
+        at: Millis,
+    },
+    Alias {
+        old: &'a str,
+        new: &'a str,
+    },
+}
+
+/// [`ChangeRef`], read back.
+#[derive(Deserialize)]
+enum Change {
+    Prospect {
+        old: Option<Prospect>,
+        new: Prospect,
+    },
+    Activity(Activity),
+    Transition(Transition),
+    Version(ProcessVersion),
+    Metrics {
+        old: Option<Prospect>,
+        new: Prospect,
+        moves: Vec<Transition>,
+        at: Millis,
+    },
+    Alias {
+        old: String,
+        new: String,
+    },
 }
 
 impl<'txn> Tables<'txn> {
@@ -767,7 +983,80 @@ impl<'txn> Tables<'txn> {
             version_first_at: txn.open_table(VERSION_FIRST_AT)?,
             metrics: counters::MetricTables::open(txn)?,
             ids,
+            log: Vec::new(),
         })
+    }
+
+    fn logged(&mut self, change: ChangeRef<'_>) {
+        let at = self.log.len();
+        self.log.extend_from_slice(&[0; 4]);
+        rmp_serde::encode::write_named(&mut self.log, &change).expect("changes always encode");
+        let len = (self.log.len() - at - 4) as u32;
+        self.log[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// The changes made since the last call, for the write-ahead log.
+    pub fn take_log(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Records which write-ahead log entry the tables now hold.
+    pub fn set_log_applied(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.meta.insert("wal_seq", seq)?;
+        Ok(())
+    }
+
+    /// Makes again the changes of a write-ahead log entry.
+    pub fn replay(&mut self, changes: &[u8]) -> Result<(), StoreError> {
+        let mut rest = changes;
+        while rest.len() >= 4 {
+            let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+            let (one, next) = rest[4..].split_at(len.min(rest.len() - 4));
+            rest = next;
+            let change: Change = rmp_serde::from_slice(one).map_err(|e| StoreError::Corrupt {
+                what: "write-ahead log change",
+                key: String::new(),
+                message: e.to_string(),
+            })?;
+            match change {
+                Change::Prospect { old, new } => self.put_prospect(old.as_ref(), &new)?,
+                Change::Activity(a) => self.insert_activity(&a)?,
+                Change::Transition(t) => self.insert_transition(&t)?,
+                Change::Version(v) => self.insert_process_version(&v)?,
+                Change::Metrics {
+                    old,
+                    new,
+                    moves,
+                    at,
+                } => self.record_metrics(old.as_ref(), &new, &moves, at)?,
+                Change::Alias { old, new } => self.alias(&old, &new)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a prospect's change in the metric counters (see
+    /// [`counters::MetricTables::record`]).
+    pub fn record_metrics(
+        &mut self,
+        old: Option<&Prospect>,
+        new: &Prospect,
+        moves: &[Transition],
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.logged(ChangeRef::Metrics {
+            old,
+            new,
+            moves,
+            at,
+        });
+        self.metrics.record(old, new, moves, at)
+    }
+
+    /// Remembers that stage `old` is now called `new`.
+    pub fn alias(&mut self, old: &str, new: &str) -> Result<(), StoreError> {
+        self.logged(ChangeRef::Alias { old, new });
+        self.metrics.alias(old, new)
     }
 
     /// Saves the id counters; called once per batch before commit.
@@ -801,6 +1090,7 @@ impl<'txn> Tables<'txn> {
         old: Option<&Prospect>,
         new: &Prospect,
     ) -> Result<(), StoreError> {
+        self.logged(ChangeRef::Prospect { old, new });
         let id = new.id;
         if let Some(old) = old {
             if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage)
@@ -846,6 +1136,7 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
+        self.logged(ChangeRef::Activity(activity));
         self.activities.insert(
             (activity.prospect, activity.id),
             encode(activity).as_slice(),
@@ -858,6 +1149,7 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {
+        self.logged(ChangeRef::Transition(t));
         self.transitions.insert(t.id, encode(t).as_slice())?;
         self.transitions_by_prospect
             .insert((t.prospect, t.id), ())?;
@@ -904,6 +1196,7 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
+        self.logged(ChangeRef::Version(v));
         self.process_versions
             .insert(v.number, encode(v).as_slice())?;
         Ok(())

@@ -2,9 +2,18 @@
 //!
 //! Every change goes through one thread that takes all requests waiting in
 //! its queue, applies them in one redb write transaction and commits once.
-//! Each request is answered only after that commit is durable, so one fsync
-//! is shared by every request in the batch. Requests are applied in the
-//! order they were submitted.
+//! Each request is answered only after the batch is durable, so one sync is
+//! shared by every request in the batch. Requests are applied in the order
+//! they were submitted.
+//!
+//! Durable means in the write-ahead log ([`crate::store::wal`]): the batch's
+//! changes are appended and synced there, then committed to redb without a
+//! sync. Every [`CHECKPOINT_BYTES`] of log the commit is durable in redb
+//! itself and saves its allocator state, so that a start after a crash
+//! loads that state instead of checking the whole file, then applies the
+//! log written since. After redb fails on I/O (a full disk) the writer opens
+//! the file again and applies the log, so writes succeed again as soon as
+//! the disk allows, without a restart.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -13,11 +22,19 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::engine::{ActiveProcess, Answer, EngineError, Event, WriteOp, apply};
+use crate::store::wal::Wal;
 use crate::store::{Store, StoreError, Tables};
 
 /// Upper bound on requests per transaction: keeps a batch's latency bounded
 /// under a flood while still sharing each fsync widely.
 const MAX_BATCH: usize = 4096;
+
+/// Log written since the last checkpoint after which the next batch is a
+/// checkpoint: bounds what a start after a crash applies again.
+pub const CHECKPOINT_BYTES: u64 = 8 << 20;
+/// The log file's size: a checkpoint's worth and room for large batches
+/// (one that does not fit is committed as a checkpoint instead).
+const LOG_BYTES: u64 = 24 << 20;
 
 /// What a write request is answered with.
 pub type WriteResult = Result<Answer, WriteError>;
@@ -48,6 +65,24 @@ pub struct WriterStats {
     pub apply_micros: std::sync::atomic::AtomicU64,
     /// Time spent in commit (the durable write), in microseconds.
     pub commit_micros: std::sync::atomic::AtomicU64,
+    /// Checkpoints: commits durable in redb itself.
+    pub checkpoints: std::sync::atomic::AtomicU64,
+    /// Why the store is degraded (writes failing), with when it began;
+    /// `None` while it is healthy.
+    pub degraded: std::sync::Mutex<Option<(stagecoach_types::model::Millis, String)>>,
+}
+
+impl WriterStats {
+    fn set_degraded(&self, now: stagecoach_types::model::Millis, reason: Option<String>) {
+        let mut d = self
+            .degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match reason {
+            None => *d = None,
+            Some(r) => *d = Some((d.as_ref().map_or(now, |(since, _)| *since), r)),
+        }
+    }
 }
 
 impl Writer {
@@ -58,11 +93,17 @@ impl Writer {
         events: broadcast::Sender<Event>,
         stats: Arc<WriterStats>,
     ) -> Result<(Writer, JoinHandle<()>), StoreError> {
-        let mut ids = store.next_ids()?;
+        let wal = recover(&store)?;
+        let ids = store.next_ids()?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
         let handle = std::thread::Builder::new()
             .name("stagecoach-writer".into())
             .spawn(move || {
+                let mut state = State {
+                    store,
+                    wal: Some(wal),
+                    ids,
+                };
                 let mut batch = Vec::new();
                 while let Some(first) = rx.blocking_recv() {
                     batch.push(first);
@@ -72,7 +113,13 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    run_batch(&store, &clock, &mut ids, &mut batch, &events, &stats);
+                    run_batch(&mut state, &clock, &mut batch, &events, &stats);
+                }
+                // Stopping: one durable commit, so the next start applies nothing.
+                if let Some(wal) = state.wal.as_mut()
+                    && let Err(e) = checkpoint(&state.store, wal, state.ids)
+                {
+                    tracing::error!(error = %e, "final checkpoint failed; the next start applies the log");
                 }
             })
             .expect("spawning the writer thread");
@@ -109,19 +156,100 @@ struct Committed {
     ids: crate::store::Ids,
 }
 
-/// Applies every job in one write transaction and commits it.
+/// What the writer thread holds between batches.
+struct State {
+    store: Store,
+    /// `None` after a storage failure until the database is open again.
+    wal: Option<Wal>,
+    ids: crate::store::Ids,
+}
+
+fn log_error(store: &Store) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    |source| StoreError::Log {
+        path: store.log_path(),
+        source,
+    }
+}
+
+/// Opens the write-ahead log, applies what it holds beyond the database's
+/// last checkpoint, and checkpoints. When the disk refuses the checkpoint
+/// (it is full), the entries stay applied without it and the log is kept:
+/// reads see every acknowledged write, and a later checkpoint succeeds
+/// once the disk has room.
+fn recover(store: &Store) -> Result<Wal, StoreError> {
+    let started = std::time::Instant::now();
+    let (mut wal, applied) = replay(store)?;
+    let ids = store.next_ids()?;
+    match checkpoint(store, &mut wal, ids) {
+        Ok(()) => {}
+        Err(e) if e.poisons() => {
+            tracing::warn!(error = %e, "cannot checkpoint; the write-ahead log is kept until the disk has room");
+            store.reopen()?;
+            wal = replay(store)?.0;
+        }
+        Err(e) => return Err(e),
+    }
+    if applied > 0 {
+        tracing::info!(
+            entries = applied,
+            millis = started.elapsed().as_millis() as u64,
+            "applied the write-ahead log written since the last checkpoint"
+        );
+    }
+    Ok(wal)
+}
+
+/// Applies the log's entries beyond the database's, without a sync (the
+/// log holds them); returns the log, open after them, and how many.
+fn replay(store: &Store) -> Result<(Wal, usize), StoreError> {
+    let applied = store.log_applied()?;
+    let path = store.log_path();
+    let (wal, entries) = Wal::open(&path, LOG_BYTES, applied).map_err(log_error(store))?;
+    if let Some(last) = entries.last().map(|e| e.seq) {
+        let mut txn = store.begin_write()?;
+        {
+            let mut tables = Tables::open(&txn, store.next_ids()?)?;
+            for entry in &entries {
+                tables.replay(&entry.changes)?;
+                tables.ids = entry.ids;
+            }
+            tables.save_ids()?;
+            tables.set_log_applied(last)?;
+        }
+        txn.set_durability(redb::Durability::None)?;
+        txn.commit()?;
+    }
+    Ok((wal, entries.len()))
+}
+
+/// A commit durable in redb with its allocator state; the log starts over.
+fn checkpoint(store: &Store, wal: &mut Wal, ids: crate::store::Ids) -> Result<(), StoreError> {
+    let mut txn = store.begin_write()?;
+    {
+        let mut tables = Tables::open(&txn, ids)?;
+        tables.set_log_applied(wal.next_seq() - 1)?;
+    }
+    txn.set_quick_repair(true);
+    txn.commit()?;
+    wal.reset();
+    Ok(())
+}
+
+/// Applies every job in one write transaction and makes it durable.
 fn apply_batch(
     store: &Store,
+    wal: &mut Wal,
     ids: crate::store::Ids,
     batch: &[Job],
     now: stagecoach_types::model::Millis,
     stats: &WriterStats,
 ) -> Result<Committed, StoreError> {
     let started = std::time::Instant::now();
-    let txn = store.begin_write()?;
+    store.check_space()?;
+    let mut txn = store.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     let mut events = Vec::new();
-    let ids = {
+    let (ids, changes, is_checkpoint) = {
         let mut tables = Tables::open(&txn, ids)?;
         for job in batch {
             match apply(&mut tables, &job.process, &job.op, now)? {
@@ -133,10 +261,37 @@ fn apply_batch(
             }
         }
         tables.save_ids()?;
-        tables.ids
+        let changes = tables.take_log();
+        let is_checkpoint =
+            !changes.is_empty() && (!wal.fits(changes.len()) || wal.used() >= CHECKPOINT_BYTES);
+        let logged = !changes.is_empty() && !is_checkpoint;
+        tables.set_log_applied(wal.next_seq() - u64::from(!logged))?;
+        (tables.ids, changes, is_checkpoint)
     };
     let applied = std::time::Instant::now();
-    txn.commit()?;
+    if is_checkpoint {
+        txn.set_quick_repair(true);
+        txn.commit()?;
+        wal.reset();
+        stats
+            .checkpoints
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    } else if changes.is_empty() {
+        // Nothing changed (every request refused): nothing to make durable.
+        txn.set_durability(redb::Durability::None)?;
+        txn.commit()?;
+    } else {
+        // On failure the transaction is dropped: nothing was written.
+        let at = wal.append(&ids, &changes).map_err(log_error(store))?;
+        txn.set_durability(redb::Durability::None)?;
+        if let Err(e) = txn.commit() {
+            // Refused to its clients, so never to be applied.
+            if let Err(undo) = wal.undo(at) {
+                tracing::error!(error = %undo, "cannot take back a log entry whose commit failed");
+            }
+            return Err(e.into());
+        }
+    }
     stats.apply_micros.fetch_add(
         (applied - started).as_micros() as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -152,23 +307,41 @@ fn apply_batch(
     })
 }
 
+/// After redb failed on I/O: opens the file again and applies the log.
+fn heal(state: &mut State) -> Result<(), StoreError> {
+    state.wal = None;
+    let store = state.store.clone();
+    let _reads_wait = store.hold_reads();
+    store.reopen()?;
+    state.wal = Some(recover(&store)?);
+    state.ids = store.next_ids()?;
+    tracing::info!("database reopened after a storage failure; writes go on");
+    Ok(())
+}
+
 fn run_batch(
-    store: &Store,
+    state: &mut State,
     clock: &Clock,
-    ids: &mut crate::store::Ids,
     batch: &mut Vec<Job>,
     events: &broadcast::Sender<Event>,
     stats: &WriterStats,
 ) {
     let now = clock.now();
-    let outcome = apply_batch(store, *ids, batch, now, stats);
+    let outcome = match state.wal.is_none().then(|| heal(state)) {
+        Some(Err(e)) => Err(e),
+        _ => {
+            let wal = state.wal.as_mut().expect("healed");
+            apply_batch(&state.store, wal, state.ids, batch, now, stats)
+        }
+    };
     match outcome {
         Ok(Committed {
             results,
             events: published,
             ids: new_ids,
         }) => {
-            *ids = new_ids;
+            state.ids = new_ids;
+            stats.set_degraded(now, None);
             stats
                 .commits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -194,11 +367,19 @@ fn run_batch(
         }
         Err(e) => {
             tracing::error!(error = %e, requests = batch.len(), "write batch failed; nothing was written");
+            stats.set_degraded(now, Some(e.to_string()));
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(WriteError::Storage {
                     kind: e.kind(),
                     message: e.to_string(),
                 }));
+            }
+            if e.poisons() || matches!(e, StoreError::Reopening) {
+                // redb refuses everything after an I/O error: open it again
+                // now, so that reads go on and the next write can succeed.
+                if let Err(e) = heal(state) {
+                    tracing::error!(error = %e, "cannot reopen the database yet; trying again with the next write");
+                }
             }
         }
     }

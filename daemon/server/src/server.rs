@@ -101,9 +101,8 @@ pub struct ServeConfig {
     pub plugin_cache: Option<PathBuf>,
     /// The database's page cache, MiB.
     pub cache_mib: usize,
-    /// Save the database's allocator state with every commit, so that a
-    /// start after a crash needs no full check (slower commits).
-    pub quick_repair: bool,
+    /// Writes are refused while the database's disk has less free, MiB.
+    pub min_free_mib: u64,
     /// Compile plugins in a separate process within these limits (none:
     /// in the daemon, unbounded).
     pub compile_worker: Option<stagecoach_plugin_host::CompileWorker>,
@@ -201,8 +200,8 @@ pub async fn run(
 
     let db_path = database_path(&config.data_dir);
     let store = {
-        let (path, cache, quick) = (db_path.clone(), config.cache_mib, config.quick_repair);
-        tokio::task::spawn_blocking(move || Store::open_with(&path, cache, quick))
+        let (path, cache) = (db_path.clone(), config.cache_mib);
+        tokio::task::spawn_blocking(move || Store::open_with(&path, cache))
             .await
             .map_err(|e| ServeError::Io {
                 what: "cannot open the database",
@@ -210,6 +209,8 @@ pub async fn run(
                 source: std::io::Error::other(e.to_string()),
             })??
     };
+    store.set_min_free_mib(config.min_free_mib);
+    *phase.lock().expect("phase") = "applying the write-ahead log".into();
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());
     let (writer, writer_thread) = Writer::start(

@@ -79,11 +79,15 @@ pub enum Command {
         /// memory at scale).
         #[arg(long, env = "STAGECOACH_CACHE_MIB", default_value_t = stagecoach_core::store::DEFAULT_CACHE_MIB)]
         cache_mib: usize,
-        /// Make every commit save what the check after a crash would
-        /// rebuild: a second sync per commit, and a start after `kill -9`
-        /// as quick as any other instead of a full check of the file.
-        #[arg(long)]
+        /// No longer needed: every durable commit saves what the check
+        /// after a crash would rebuild, and the write-ahead log makes the
+        /// writes between them durable. Accepted for old scripts.
+        #[arg(long, hide = true)]
         quick_repair: bool,
+        /// Refuse writes while the database's disk has less than this free,
+        /// MiB (0: never), so that a full disk never fails a commit half-way.
+        #[arg(long, env = "STAGECOACH_MIN_FREE_MIB", default_value_t = stagecoach_core::store::DEFAULT_MIN_FREE_MIB)]
+        min_free_mib: u64,
         /// Longest a plugin may take to compile, in seconds (compiled in a
         /// separate process, killed when it passes this).
         #[arg(long, default_value_t = 120)]

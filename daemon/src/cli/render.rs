@@ -86,11 +86,16 @@ pub(crate) fn render(command: &Command, r: &Value) {
                     println!("  {}", render_process_error(e));
                 }
             }
-            let c = &r.counts;
-            println!(
-                "prospects {} ({} open)  activities {}  transitions {}",
-                c.prospects, c.open_prospects, c.activities, c.transitions
-            );
+            match &r.counts {
+                Some(c) => println!(
+                    "prospects {} ({} open)  activities {}  transitions {}",
+                    c.prospects, c.open_prospects, c.activities, c.transitions
+                ),
+                None => println!("prospects: the database cannot be read now"),
+            }
+            if let Some(reason) = &r.store.reason {
+                println!("store degraded: {reason}");
+            }
             println!(
                 "connections {}  commits {}  writes {}",
                 r.connections, r.writer.commits, r.writer.requests

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::{Ctx, NoParams, Reply, read, ready};
-use stagecoach_types::api::results::{DaemonStatus, StatusProcess, Subscribed, WriterSummary};
+use stagecoach_types::api::results::{
+    DaemonStatus, StatusProcess, StoreHealth, Subscribed, WriterSummary,
+};
 use stagecoach_types::protocol::events;
 
 pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
@@ -15,7 +17,16 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
     read(move || {
         let active = ctx.active();
         let now = ctx.clock.now();
-        let counts = ctx.store.counts()?;
+        let counts = ctx.store.counts();
+        let mut degraded = ctx
+            .writer_stats
+            .degraded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let (Err(e), None) = (&counts, &degraded) {
+            degraded = Some((now, e.to_string()));
+        }
         let last_error = ctx.last_process_error.lock().expect("error lock").clone();
         Ok(json!(DaemonStatus {
             daemon_version: env!("CARGO_PKG_VERSION").into(),
@@ -35,9 +46,14 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
                 last_error,
                 review: crate::live::review_overdue(&active, now),
             },
-            counts,
+            counts: counts.ok(),
             connections: ctx.connections.load(Ordering::Relaxed) as u64,
             writer: writer_stats(&ctx.writer_stats),
+            store: StoreHealth {
+                health: if degraded.is_some() { "degraded" } else { "ok" }.into(),
+                since: degraded.as_ref().map(|(since, _)| *since),
+                reason: degraded.map(|(_, reason)| reason),
+            },
         }))
     })
 }

@@ -592,12 +592,27 @@ pub struct DaemonStatus {
     pub data_dir: String,
     /// The process in force.
     pub process: StatusProcess,
-    /// Record counts.
-    pub counts: Counts,
+    /// Record counts; null while the database cannot be read.
+    pub counts: Option<Counts>,
     /// Open connections.
     pub connections: u64,
     /// The writer's statistics.
     pub writer: WriterSummary,
+    /// Whether the store takes writes.
+    pub store: StoreHealth,
+}
+
+/// How the store is doing, in `daemon.status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// `ok`, or `degraded` while writes fail (a full disk, an I/O error);
+    /// reads go on, and it is `ok` again with the first write that
+    /// succeeds.
+    pub health: String,
+    /// Why it is degraded.
+    pub reason: Option<String>,
+    /// Since when.
+    pub since: Option<crate::model::Millis>,
 }
 
 /// One side of a `metrics.compare` row.
