@@ -405,3 +405,29 @@ fn every_method_refuses_unknown_parameters() {
     // A subscription refused for its parameters does not subscribe.
     c.ok("prospect.list", json!({}));
 }
+
+#[test]
+fn the_process_file_cap_is_configurable_and_a_larger_file_keeps_the_version_in_force() {
+    let d = Daemon::start_with_flags(&default_process(), &["--max-process-mib", "1"]);
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    // A valid process, padded past 1 MiB with a comment.
+    let text = default_process() + &format!("\n# {}\n", "x".repeat(1 << 20));
+    std::fs::write(&d.process, text).unwrap();
+    let rejected = events.wait_notification("process.rejected");
+    assert!(
+        rejected.to_string().contains("more than the 1 MiB"),
+        "{rejected}"
+    );
+    let mut c = d.client();
+    let status = c.ok("daemon.status", json!({}));
+    assert_eq!(status["process"]["version"], 1, "{status}");
+    // Under the cap, the same process loads.
+    std::fs::write(
+        &d.process,
+        default_process() + &format!("\n# {}\n", "x".repeat(1000)),
+    )
+    .unwrap();
+    let reloaded = events.wait_notification("process.reloaded");
+    assert_eq!(reloaded["version"], 2, "{reloaded}");
+}

@@ -101,6 +101,7 @@ fn main() -> ExitCode {
                 max_line,
                 max_batch,
                 max_queued_mib,
+                max_process_mib,
                 no_watch,
                 plugin_cache,
                 cache_mib,
@@ -127,6 +128,7 @@ fn main() -> ExitCode {
                     plugin_cache: plugin_cache.clone(),
                     cache_mib: *cache_mib,
                     min_free_mib: *min_free_mib,
+                    max_process_mib: *max_process_mib,
                     compile_worker: std::env::current_exe().ok().map(|exe| {
                         stagecoach_plugin_host::CompileWorker {
                             command: vec![exe.into(), "plugins".into(), "compile-worker".into()],

@@ -32,6 +32,8 @@ pub struct Ctx {
     pub plugin_host: Arc<stagecoach_plugin_host::PluginHost>,
     /// The process file being served.
     pub process_path: PathBuf,
+    /// The largest process file read, bytes.
+    pub max_process_file: u64,
     /// The last rejected edit of the process file, until a good one.
     pub last_process_error: Mutex<Option<InvalidProcess>>,
     /// Where "now" comes from.

@@ -7,8 +7,8 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-/// The largest `process.toml` the daemon reads, bytes.
-pub const MAX_PROCESS_FILE: u64 = 4 << 20;
+/// The largest `process.toml` the daemon reads unless told otherwise, MiB.
+pub const DEFAULT_MAX_PROCESS_MIB: u64 = 4;
 
 /// Reads `path` whole if it is a regular file (following symlinks) of at
 /// most `max` bytes. A FIFO, device, socket or directory is refused without

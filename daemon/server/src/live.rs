@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
-use crate::files::{MAX_PROCESS_FILE, read_regular, read_text};
+use crate::files::{read_regular, read_text};
 use crate::watch::FileWatcher;
 use stagecoach_core::engine::{ActiveProcess, EngineError, Event, NewVersion, WriteOp};
 use stagecoach_core::process::{Check, InvalidProcess, Process, ProcessError, content_hash};
@@ -68,8 +68,8 @@ async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
     let path = ctx.process_path.clone();
     let file = path.display().to_string();
     let read = {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || read_text(&path, MAX_PROCESS_FILE))
+        let (path, max) = (path.clone(), ctx.max_process_file);
+        tokio::task::spawn_blocking(move || read_text(&path, max))
             .await
             .unwrap_or_else(|e| Err(e.to_string()))
     };

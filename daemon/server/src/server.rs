@@ -103,6 +103,8 @@ pub struct ServeConfig {
     pub cache_mib: usize,
     /// Writes are refused while the database's disk has less free, MiB.
     pub min_free_mib: u64,
+    /// The largest process file read, MiB.
+    pub max_process_mib: u64,
     /// Compile plugins in a separate process within these limits (none:
     /// in the daemon, unbounded).
     pub compile_worker: Option<stagecoach_plugin_host::CompileWorker>,
@@ -278,6 +280,7 @@ pub async fn run(
         process: Arc::new(std::sync::RwLock::new(Arc::new(active))),
         plugin_host,
         process_path: config.process_path.clone(),
+        max_process_file: config.max_process_mib << 20,
         last_process_error: Mutex::new(startup_error),
         clock: config.clock.clone(),
         events,
@@ -539,7 +542,7 @@ async fn load_initial_process(
         }
     };
     let candidate =
-        match crate::files::read_text(&config.process_path, crate::files::MAX_PROCESS_FILE) {
+        match crate::files::read_text(&config.process_path, config.max_process_mib << 20) {
             Err(message) if previous.is_none() => {
                 return Err(ServeError::ProcessRead {
                     path: config.process_path.clone(),

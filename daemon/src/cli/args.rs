@@ -69,6 +69,11 @@ pub enum Command {
         #[arg(long, default_value_t = stagecoach_server::DEFAULT_MAX_QUEUED_MIB as u64,
               value_parser = clap::value_parser!(u64).range(1..=65536))]
         max_queued_mib: u64,
+        /// The largest process file read, MiB (a larger one is refused, the
+        /// version in force stays).
+        #[arg(long, default_value_t = stagecoach_server::files::DEFAULT_MAX_PROCESS_MIB,
+              value_parser = clap::value_parser!(u64).range(1..=1024))]
+        max_process_mib: u64,
         /// Do not watch the process file (reload with `stagecoach process reload`).
         #[arg(long)]
         no_watch: bool,
