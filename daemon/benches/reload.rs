@@ -99,7 +99,103 @@ fn main() {
         );
     }
     validation_of_a_large_file(&mut writer, &mut reader, &daemon.socket);
+    latency_under_large_requests(&mut reader, &daemon.socket, &process, &original);
     drop(daemon);
+}
+
+/// Another client's `daemon.status` latency (p50 and slowest), interleaved:
+/// idle, while a client sends 100,000-request batches (each refused whole),
+/// idle again, and while a 10,000-stage `process.toml` is saved and
+/// loaded (until the subscriber gets `process.reloaded`).
+fn latency_under_large_requests(
+    events: &mut BufReader<std::os::unix::net::UnixStream>,
+    socket: &Path,
+    process: &Path,
+    original: &str,
+) {
+    let batch = format!("[{}]\n", vec!["{}"; 100_000].join(","));
+    let mut big = String::from("[process]\nname = \"big\"\n");
+    for i in 0..10_000 {
+        big.push_str(&format!(
+            "\n[[stages]]\nid = \"s{i}\"\nname = \"Stage {i}\"\nexit = [{{ question = \"Step {i} done?\", activity = \"step_{i}\" }}]\n"
+        ));
+    }
+    let probe = |during: &dyn Fn()| -> (Duration, Duration, usize) {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut times = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut c = common::Conn::new(socket);
+                let mut times = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t = Instant::now();
+                    c.send(0, "daemon.status", json!({}));
+                    c.recv();
+                    times.push(t.elapsed());
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                times
+            });
+            during();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            watcher.join().unwrap()
+        });
+        times.sort();
+        (times[times.len() / 2], times[times.len() - 1], times.len())
+    };
+    let idle = || std::thread::sleep(Duration::from_millis(1500));
+    let batches = || {
+        let mut c = std::os::unix::net::UnixStream::connect(socket).unwrap();
+        let mut r = BufReader::new(c.try_clone().unwrap());
+        let mut line = String::new();
+        for _ in 0..10 {
+            c.write_all(batch.as_bytes()).unwrap();
+            line.clear();
+            r.read_line(&mut line).unwrap();
+            assert!(line.contains("-32600"), "{line}");
+        }
+    };
+    let events = std::cell::RefCell::new(events);
+    let save = || {
+        std::fs::write(process, &big).unwrap();
+        let mut events = events.borrow_mut();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            events.read_line(&mut line).unwrap();
+            if line.contains("process.reloaded") {
+                break;
+            }
+            assert!(!line.contains("process.rejected"), "{line}");
+        }
+    };
+    let show = |what: &str, (p50, max, n): (Duration, Duration, usize)| {
+        println!(
+            "another client's daemon.status {what:<44} p50 {:>6.2} ms   slowest {:>7.1} ms   ({n} calls)",
+            p50.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        );
+    };
+    show("idle", probe(&idle));
+    let t = Instant::now();
+    let during = probe(&batches);
+    show(
+        &format!(
+            "during 10 batches of 100,000 ({:.0} ms)",
+            t.elapsed().as_secs_f64() * 1e3
+        ),
+        during,
+    );
+    show("idle again", probe(&idle));
+    let t = Instant::now();
+    let during = probe(&save);
+    show(
+        &format!(
+            "during a 10,000-stage save ({:.0} ms)",
+            t.elapsed().as_secs_f64() * 1e3
+        ),
+        during,
+    );
+    std::fs::write(process, original).unwrap();
 }
 
 /// `process.validate` of a 6,000-stage text (about 700 KiB: what fits
