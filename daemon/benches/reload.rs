@@ -175,26 +175,18 @@ fn latency_under_large_requests(
             max.as_secs_f64() * 1e3
         );
     };
+    let timed = |what: &str, during: &dyn Fn()| {
+        let t = Instant::now();
+        let latency = probe(during);
+        show(
+            &format!("{what} ({:.0} ms)", t.elapsed().as_secs_f64() * 1e3),
+            latency,
+        );
+    };
     show("idle", probe(&idle));
-    let t = Instant::now();
-    let during = probe(&batches);
-    show(
-        &format!(
-            "during 10 batches of 100,000 ({:.0} ms)",
-            t.elapsed().as_secs_f64() * 1e3
-        ),
-        during,
-    );
+    timed("during 10 batches of 100,000", &batches);
     show("idle again", probe(&idle));
-    let t = Instant::now();
-    let during = probe(&save);
-    show(
-        &format!(
-            "during a 10,000-stage save ({:.0} ms)",
-            t.elapsed().as_secs_f64() * 1e3
-        ),
-        during,
-    );
+    timed("during a 10,000-stage save", &save);
     std::fs::write(process, original).unwrap();
 }
 

@@ -9,6 +9,7 @@
 pub(crate) mod counters;
 pub(crate) mod wal;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -298,11 +299,6 @@ impl Store {
                 reserve: std::sync::atomic::AtomicU64::new(DEFAULT_MIN_FREE_MIB << 20),
             }),
         })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// The write-ahead log next to the database file.
@@ -924,46 +920,25 @@ pub(crate) struct Tables<'txn> {
 /// One change to the tables, as the write-ahead log keeps it: the calls
 /// made on [`Tables`], with their arguments, so that making them again on
 /// the same state gives the same tables (indexes and counters included).
-#[derive(Serialize)]
-enum ChangeRef<'a> {
+/// Logged borrowed, read back owned.
+#[derive(Serialize, Deserialize)]
+enum Change<'a> {
     Prospect {
-        old: Option<&'a Prospect>,
-        new: &'a Prospect,
+        old: Option<Cow<'a, Prospect>>,
+        new: Cow<'a, Prospect>,
     },
-    Activity(&'a Activity),
-    Transition(&'a Transition),
-    Version(&'a ProcessVersion),
+    Activity(Cow<'a, Activity>),
+    Transition(Cow<'a, Transition>),
+    Version(Cow<'a, ProcessVersion>),
     Metrics {
-        old: Option<&'a Prospect>,
-        new: &'a Prospect,
-        moves: &'a [Transition],
+        old: Option<Cow<'a, Prospect>>,
+        new: Cow<'a, Prospect>,
+        moves: Cow<'a, [Transition]>,
         at: Millis,
     },
     Alias {
-        old: &'a str,
-        new: &'a str,
-    },
-}
-
-/// [`ChangeRef`], read back.
-#[derive(Deserialize)]
-enum Change {
-    Prospect {
-        old: Option<Prospect>,
-        new: Prospect,
-    },
-    Activity(Activity),
-    Transition(Transition),
-    Version(ProcessVersion),
-    Metrics {
-        old: Option<Prospect>,
-        new: Prospect,
-        moves: Vec<Transition>,
-        at: Millis,
-    },
-    Alias {
-        old: String,
-        new: String,
+        old: Cow<'a, str>,
+        new: Cow<'a, str>,
     },
 }
 
@@ -987,7 +962,7 @@ impl<'txn> Tables<'txn> {
         })
     }
 
-    fn logged(&mut self, change: ChangeRef<'_>) {
+    fn logged(&mut self, change: Change<'_>) {
         let at = self.log.len();
         self.log.extend_from_slice(&[0; 4]);
         rmp_serde::encode::write_named(&mut self.log, &change).expect("changes always encode");
@@ -1019,7 +994,7 @@ impl<'txn> Tables<'txn> {
                 message: e.to_string(),
             })?;
             match change {
-                Change::Prospect { old, new } => self.put_prospect(old.as_ref(), &new)?,
+                Change::Prospect { old, new } => self.put_prospect(old.as_deref(), &new)?,
                 Change::Activity(a) => self.insert_activity(&a)?,
                 Change::Transition(t) => self.insert_transition(&t)?,
                 Change::Version(v) => self.insert_process_version(&v)?,
@@ -1028,7 +1003,7 @@ impl<'txn> Tables<'txn> {
                     new,
                     moves,
                     at,
-                } => self.record_metrics(old.as_ref(), &new, &moves, at)?,
+                } => self.record_metrics(old.as_deref(), &new, &moves, at)?,
                 Change::Alias { old, new } => self.alias(&old, &new)?,
             }
         }
@@ -1044,10 +1019,10 @@ impl<'txn> Tables<'txn> {
         moves: &[Transition],
         at: Millis,
     ) -> Result<(), StoreError> {
-        self.logged(ChangeRef::Metrics {
-            old,
-            new,
-            moves,
+        self.logged(Change::Metrics {
+            old: old.map(Cow::Borrowed),
+            new: Cow::Borrowed(new),
+            moves: Cow::Borrowed(moves),
             at,
         });
         self.metrics.record(old, new, moves, at)
@@ -1055,7 +1030,10 @@ impl<'txn> Tables<'txn> {
 
     /// Remembers that stage `old` is now called `new`.
     pub fn alias(&mut self, old: &str, new: &str) -> Result<(), StoreError> {
-        self.logged(ChangeRef::Alias { old, new });
+        self.logged(Change::Alias {
+            old: Cow::Borrowed(old),
+            new: Cow::Borrowed(new),
+        });
         self.metrics.alias(old, new)
     }
 
@@ -1090,7 +1068,10 @@ impl<'txn> Tables<'txn> {
         old: Option<&Prospect>,
         new: &Prospect,
     ) -> Result<(), StoreError> {
-        self.logged(ChangeRef::Prospect { old, new });
+        self.logged(Change::Prospect {
+            old: old.map(Cow::Borrowed),
+            new: Cow::Borrowed(new),
+        });
         let id = new.id;
         if let Some(old) = old {
             if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage)
@@ -1136,7 +1117,7 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
-        self.logged(ChangeRef::Activity(activity));
+        self.logged(Change::Activity(Cow::Borrowed(activity)));
         self.activities.insert(
             (activity.prospect, activity.id),
             encode(activity).as_slice(),
@@ -1149,7 +1130,7 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {
-        self.logged(ChangeRef::Transition(t));
+        self.logged(Change::Transition(Cow::Borrowed(t)));
         self.transitions.insert(t.id, encode(t).as_slice())?;
         self.transitions_by_prospect
             .insert((t.prospect, t.id), ())?;
@@ -1196,7 +1177,7 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
-        self.logged(ChangeRef::Version(v));
+        self.logged(Change::Version(Cow::Borrowed(v)));
         self.process_versions
             .insert(v.number, encode(v).as_slice())?;
         Ok(())

@@ -65,8 +65,6 @@ pub struct WriterStats {
     pub apply_micros: std::sync::atomic::AtomicU64,
     /// Time spent in commit (the durable write), in microseconds.
     pub commit_micros: std::sync::atomic::AtomicU64,
-    /// Checkpoints: commits durable in redb itself.
-    pub checkpoints: std::sync::atomic::AtomicU64,
     /// Why the store is degraded (writes failing), with when it began;
     /// `None` while it is healthy.
     pub degraded: std::sync::Mutex<Option<(stagecoach_types::model::Millis, String)>>,
@@ -179,6 +177,10 @@ fn log_error(store: &Store) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 fn recover(store: &Store) -> Result<Wal, StoreError> {
     let started = std::time::Instant::now();
     let (mut wal, applied) = replay(store)?;
+    if applied == 0 {
+        // Nothing since the last durable commit: the log starts empty.
+        return Ok(wal);
+    }
     let ids = store.next_ids()?;
     match checkpoint(store, &mut wal, ids) {
         Ok(()) => {}
@@ -189,13 +191,11 @@ fn recover(store: &Store) -> Result<Wal, StoreError> {
         }
         Err(e) => return Err(e),
     }
-    if applied > 0 {
-        tracing::info!(
-            entries = applied,
-            millis = started.elapsed().as_millis() as u64,
-            "applied the write-ahead log written since the last checkpoint"
-        );
-    }
+    tracing::info!(
+        entries = applied,
+        millis = started.elapsed().as_millis() as u64,
+        "applied the write-ahead log written since the last checkpoint"
+    );
     Ok(wal)
 }
 
@@ -264,8 +264,14 @@ fn apply_batch(
         let changes = tables.take_log();
         let is_checkpoint =
             !changes.is_empty() && (!wal.fits(changes.len()) || wal.used() >= CHECKPOINT_BYTES);
-        let logged = !changes.is_empty() && !is_checkpoint;
-        tables.set_log_applied(wal.next_seq() - u64::from(!logged))?;
+        // The last entry the tables now hold: the one about to be logged,
+        // or, when nothing goes to the log, the last one already there.
+        let applied = if changes.is_empty() || is_checkpoint {
+            wal.next_seq() - 1
+        } else {
+            wal.next_seq()
+        };
+        tables.set_log_applied(applied)?;
         (tables.ids, changes, is_checkpoint)
     };
     let applied = std::time::Instant::now();
@@ -273,9 +279,6 @@ fn apply_batch(
         txn.set_quick_repair(true);
         txn.commit()?;
         wal.reset();
-        stats
-            .checkpoints
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     } else if changes.is_empty() {
         // Nothing changed (every request refused): nothing to make durable.
         txn.set_durability(redb::Durability::None)?;
@@ -327,13 +330,15 @@ fn run_batch(
     stats: &WriterStats,
 ) {
     let now = clock.now();
-    let outcome = match state.wal.is_none().then(|| heal(state)) {
-        Some(Err(e)) => Err(e),
-        _ => {
-            let wal = state.wal.as_mut().expect("healed");
-            apply_batch(&state.store, wal, state.ids, batch, now, stats)
-        }
+    let healed = if state.wal.is_none() {
+        heal(state)
+    } else {
+        Ok(())
     };
+    let outcome = healed.and_then(|()| {
+        let wal = state.wal.as_mut().expect("open once healed");
+        apply_batch(&state.store, wal, state.ids, batch, now, stats)
+    });
     match outcome {
         Ok(Committed {
             results,

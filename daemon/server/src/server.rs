@@ -690,6 +690,15 @@ impl Held {
         self.bytes.load(Ordering::Relaxed)
     }
 
+    /// Counts `n` bytes until the returned charge is dropped.
+    fn charge(self: &Arc<Held>, n: usize) -> Charge {
+        self.take(n);
+        Charge {
+            held: self.clone(),
+            bytes: n,
+        }
+    }
+
     /// Resolves once the connection holds less than its limit.
     async fn room(&self) {
         loop {
@@ -701,6 +710,26 @@ impl Held {
             }
             notified.await;
         }
+    }
+}
+
+/// Bytes a request holds while it is in flight: given back when dropped,
+/// on every path (answered, refused, or the connection ending).
+struct Charge {
+    held: Arc<Held>,
+    bytes: usize,
+}
+
+impl Charge {
+    fn add(&mut self, n: usize) {
+        self.held.take(n);
+        self.bytes += n;
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.held.give(self.bytes);
     }
 }
 
@@ -844,7 +873,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
             continue;
         }
         let size = line.len();
-        held.take(size);
+        let mut charge = held.charge(size);
         let permit = tokio::select! {
             _ = conn_token.cancelled() => break,
             permit = in_flight.clone().acquire_owned() => match permit {
@@ -864,7 +893,6 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
             Err(e) => {
                 session.rejected.fetch_add(1, Ordering::Relaxed);
                 out.answer(protocol::err(Value::Null, e).to_string());
-                held.give(size);
                 continue;
             }
         };
@@ -889,17 +917,14 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                 };
                 session.rejected.fetch_add(1, Ordering::Relaxed);
                 out.answer(protocol::err(Value::Null, e).to_string());
-                held.give(size);
             }
             Value::Array(items) => {
-                let extra = items.len() * REQUEST_OVERHEAD;
-                held.take(extra);
-                let size = size + extra;
+                charge.add(items.len() * REQUEST_OVERHEAD);
                 let pending: Vec<_> = items
                     .into_iter()
                     .map(|item| start(&ctx, item, &mut session))
                     .collect();
-                let (out, held) = (out.clone(), held.clone());
+                let out = out.clone();
                 tokio::spawn(async move {
                     let answers: Vec<Value> = futures_util::future::join_all(pending)
                         .await
@@ -909,21 +934,18 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
                     if !answers.is_empty() {
                         out.answer(Value::Array(answers).to_string());
                     }
-                    held.give(size);
-                    drop(permit);
+                    drop((charge, permit));
                 });
             }
             single => {
-                held.take(REQUEST_OVERHEAD);
-                let size = size + REQUEST_OVERHEAD;
+                charge.add(REQUEST_OVERHEAD);
                 let pending = start(&ctx, single, &mut session);
-                let (out, held) = (out.clone(), held.clone());
+                let out = out.clone();
                 tokio::spawn(async move {
                     if let Some(answer) = pending.await {
                         out.answer(answer.to_string());
                     }
-                    held.give(size);
-                    drop(permit);
+                    drop((charge, permit));
                 });
             }
         }

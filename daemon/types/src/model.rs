@@ -66,23 +66,20 @@ impl Millis {
     /// integers, no date-times without an offset.
     pub fn parse_wire(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
-        let time = trimmed
-            .parse::<jiff::Timestamp>()
-            .map(|ts| Millis(ts.as_millisecond()))
-            .or_else(|_| {
-                let date = (trimmed.len() == 10)
-                    .then(|| trimmed.parse::<jiff::civil::Date>().ok())
-                    .flatten()
-                    .ok_or(())?;
-                let zoned = date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| ())?;
-                Ok::<_, ()>(Millis(zoned.timestamp().as_millisecond()))
-            })
-            .map_err(|()| {
-                format!(
-                    "`{text}` is not a time: RFC 3339, like `2026-07-01T09:30:00Z` or `2026-07-01`"
-                )
-            })?;
-        time.checked(text)
+        let time = match trimmed.parse::<jiff::Timestamp>() {
+            Ok(ts) => Some(Millis(ts.as_millisecond())),
+            // A full date, and only that (`civil::Date` alone would also
+            // read a date-time and drop its time).
+            Err(_) if trimmed.len() == 10 => trimmed
+                .parse::<jiff::civil::Date>()
+                .ok()
+                .and_then(|d| utc(d.to_datetime(jiff::civil::Time::midnight())).ok()),
+            Err(_) => None,
+        };
+        time.ok_or_else(|| {
+            format!("`{text}` is not a time: RFC 3339, like `2026-07-01T09:30:00Z` or `2026-07-01`")
+        })?
+        .checked(text)
     }
 
     /// [`Millis::parse`] without the range check: for readers that check
@@ -95,11 +92,7 @@ impl Millis {
         // A civil date-time (`2026-07-01 09:30`) or date (midnight), as UTC.
         // Not `civil::Date`: it would read the date-time and drop the time.
         if let Ok(datetime) = text.parse::<jiff::civil::DateTime>() {
-            let ts = datetime
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .map_err(|e| e.to_string())?
-                .timestamp();
-            return Ok(Millis(ts.as_millisecond()));
+            return utc(datetime);
         }
         if let Ok(ms) = text.parse::<i64>() {
             return Ok(Millis(ms));
@@ -113,6 +106,14 @@ impl Millis {
     pub fn days_until(self, later: Millis) -> f64 {
         (later.0 - self.0) as f64 / Self::DAY as f64
     }
+}
+
+/// A civil date-time read as UTC.
+fn utc(datetime: jiff::civil::DateTime) -> Result<Millis, String> {
+    let zoned = datetime
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .map_err(|e| e.to_string())?;
+    Ok(Millis(zoned.timestamp().as_millisecond()))
 }
 
 impl fmt::Display for Millis {
