@@ -379,17 +379,11 @@ fn changed_criteria_take_effect_on_reevaluate_stamped_with_the_new_version() {
 fn lint_warns_about_the_guides_mistakes() {
     let d = Daemon::start();
     let mut c = d.client();
-    let text = default_process()
-        .replacen(
-            "activity = \"meeting_held\", actor = \"prospect\"",
-            "activity = \"call_made\"",
-            1,
-        )
-        .replacen(
-            "activity = \"demo_attended\"",
-            "activity = \"demo_atended\"",
-            1,
-        );
+    let text = default_process().replacen(
+        "activity = \"meeting_held\", actor = \"prospect\"",
+        "activity = \"call_made\"",
+        1,
+    );
     let r = c.ok("process.validate", json!({ "text": text }));
     assert_eq!(r["valid"], true);
     let rules: Vec<&str> = r["warnings"]
@@ -398,11 +392,7 @@ fn lint_warns_about_the_guides_mistakes() {
         .iter()
         .map(|w| w["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        rules,
-        ["rep-action", "not-objective", "undeclared-activity"],
-        "{r}"
-    );
+    assert_eq!(rules, ["rep-action", "not-objective"], "{r}");
     assert_eq!(
         c.ok("process.get", json!({}))["version"],
         1,
@@ -414,10 +404,92 @@ fn lint_warns_about_the_guides_mistakes() {
     let out = d.cli(&["lint", file.to_str().unwrap()]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("warning[undeclared-activity]"), "{stdout}");
-    assert!(stdout.contains("3 warnings"), "{stdout}");
+    assert!(stdout.contains("warning[not-objective]"), "{stdout}");
+    assert!(stdout.contains("2 warnings"), "{stdout}");
     let out = d.cli(&["lint", "--strict", file.to_str().unwrap()]);
     assert!(!out.status.success());
+}
+
+/// A misspelt name would be a criterion, checklist or migration that never
+/// does anything: the file is refused with where and what was meant, in
+/// `process.validate`, `lint`, `process validate` without a daemon, and a
+/// live save (the version in force stays).
+#[test]
+fn typos_are_refused_with_did_you_mean() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let cases = [
+        (
+            "activity = \"contract_signed\"",
+            "activity = \"contract_singed\"",
+            "activity kind `contract_singed` is not declared in `[activities]`; did you mean `contract_signed`?",
+        ),
+        (
+            "checklists = [\"meddpicc\"",
+            "checklists = [\"medpicc\"",
+            "no plugin named `medpicc`; did you mean `meddpicc`?",
+        ),
+    ];
+    for (from, to, message) in cases {
+        let text = default_process().replacen(from, to, 1);
+        assert_ne!(text, default_process(), "{from} is in the default process");
+        let r = c.ok("process.validate", json!({ "text": text }));
+        assert_eq!(r["valid"], false, "{r}");
+        let e = &r["errors"][0];
+        assert_eq!(e["message"], message, "{r}");
+        let line = text.lines().position(|l| l.contains(to)).unwrap() + 1;
+        assert_eq!(e["line"], line, "{r}");
+
+        let file = d.dir.path().join("typo.toml");
+        std::fs::write(&file, &text).unwrap();
+        for args in [vec!["lint"], vec!["process", "validate"]] {
+            let mut args = args.clone();
+            args.push(file.to_str().unwrap());
+            let out = d.cli(&args);
+            assert!(!out.status.success(), "{args:?}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(message), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("typo.toml:{line}:")),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    // No daemon at all: `process validate` still checks the file.
+    let file = d.dir.path().join("typo.toml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+        .args([
+            "--socket",
+            "/nonexistent/stagecoach.sock",
+            "process",
+            "validate",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `meddpicc`?"), "{stderr}");
+    let good = d.dir.path().join("good.toml");
+    std::fs::write(&good, default_process()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+        .args([
+            "--socket",
+            "/nonexistent/stagecoach.sock",
+            "process",
+            "validate",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("valid: 5 stages"), "{stdout}");
+    assert!(stdout.contains("no daemon"), "{stdout}");
 }
 
 #[test]

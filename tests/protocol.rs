@@ -191,10 +191,9 @@ fn a_read_sent_after_a_write_on_one_connection_sees_the_write() {
     let mut c = d.client();
     let id = create(&mut c, "Ada", json!({}));
     for round in 0..20u64 {
-        let kind = format!("note_{round}");
         let lines = [
             json!({ "jsonrpc": "2.0", "id": 1, "method": "activity.record",
-                    "params": { "prospect": id, "kind": kind, "actor": "rep" } }),
+                    "params": { "prospect": id, "kind": "note", "actor": "rep", "data": { "round": round } } }),
             json!({ "jsonrpc": "2.0", "id": 2, "method": "activity.list",
                     "params": { "prospect": id } }),
             json!({ "jsonrpc": "2.0", "id": 3, "method": "daemon.status" }),

@@ -62,12 +62,32 @@ fn return_large_blocks_to_the_kernel() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_blocks_to_the_kernel() {}
 
+/// A client command ends quietly when its reader goes away (`stagecoach
+/// prospect list | head -1`), as `git` and `cat` do: Rust ignores SIGPIPE,
+/// so every `println!` after the pipe closed would panic instead. The daemon
+/// keeps ignoring it: a client that leaves is an error on its connection.
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn die_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal, before any
+    // other thread exists; no handler code is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn die_quietly_on_a_closed_pipe() {}
+
 /// Threads for blocking work (store reads, parsing, validation).
 const BLOCKING_THREADS: usize = 16;
 
 fn main() -> ExitCode {
     return_large_blocks_to_the_kernel();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        die_quietly_on_a_closed_pipe();
+    }
     // The daemon's compile worker: nothing else in its process (no
     // runtime, no threads), so its memory limit is the compiler's alone.
     if let Command::Plugins(PluginCmd::CompileWorker {

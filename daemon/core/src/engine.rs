@@ -458,11 +458,39 @@ fn record(
     if a.kind.trim().is_empty() {
         refuse!(EngineError::Invalid("`kind` must not be empty".into()));
     }
+    let process = &active.process;
+    if process.strict_activities
+        && !process.activities.is_empty()
+        && !process.activities.contains_key(&a.kind)
+    {
+        refuse!(EngineError::NotDeclared {
+            what: "activity kind",
+            given: a.kind.clone(),
+            suggestion: stagecoach_types::suggest::did_you_mean(
+                &a.kind,
+                process.activities.keys().map(String::as_str),
+            )
+            .map(str::to_string),
+            known: process
+                .activities
+                .keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            hint: "declare it in `[activities]`, or set `strict_activities = false` in `[process]` to record any kind".into(),
+        });
+    }
     let old = match t.prospect(a.prospect)? {
         Some(p) => p,
         None => refuse!(EngineError::ProspectNotFound(a.prospect)),
     };
     let activity = new_activity(active, a, t.ids.activity, now);
+    if activity.at < old.created_at {
+        refuse!(EngineError::Invalid(format!(
+            "the activity is dated {}, before prospect {} was created ({}); give an `at` on or after its creation",
+            activity.at, old.id, old.created_at
+        )));
+    }
     t.ids.activity += 1;
     t.insert_activity(&activity)?;
     let mut prospect = old.clone();
@@ -588,6 +616,10 @@ fn close(
         Err(e) => refuse!(e),
     };
     let process = &active.process;
+    let reason = match lost_reason(process, outcome, reason) {
+        Ok(r) => r,
+        Err(e) => refuse!(e),
+    };
     let at = at.max(old.earliest_move());
     let (kind, verdicts) = match outcome {
         Status::Open => refuse!(EngineError::Invalid(
@@ -621,7 +653,7 @@ fn close(
         kind,
     );
     tr.verdicts = verdicts;
-    tr.reason = reason.map(str::to_string);
+    tr.reason = reason;
     prospect.status = outcome;
     prospect.closed_at = Some(at);
     let moves = vec![tr];
@@ -635,6 +667,58 @@ fn close(
         }),
         events,
     )))
+}
+
+/// The reason a close records: required for a loss when the process says
+/// so, one of `lost_reasons` (in its spelling) when it lists them.
+fn lost_reason(
+    process: &Process,
+    outcome: Status,
+    reason: Option<&str>,
+) -> Result<Option<String>, EngineError> {
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if outcome != Status::Lost {
+        return Ok(reason.map(str::to_string));
+    }
+    let listed = || {
+        process
+            .lost_reasons
+            .iter()
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(reason) = reason else {
+        if process.require_lost_reason {
+            return Err(EngineError::Invalid(if process.lost_reasons.is_empty() {
+                "closing as lost needs a `reason` (the process requires one)".into()
+            } else {
+                format!("closing as lost needs a `reason`, one of {}", listed())
+            }));
+        }
+        return Ok(None);
+    };
+    if process.lost_reasons.is_empty() {
+        return Ok(Some(reason.to_string()));
+    }
+    match process
+        .lost_reasons
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(reason))
+    {
+        Some(r) => Ok(Some(r.clone())),
+        None => Err(EngineError::NotDeclared {
+            what: "lost reason",
+            given: reason.to_string(),
+            suggestion: stagecoach_types::suggest::did_you_mean(
+                reason,
+                process.lost_reasons.iter().map(String::as_str),
+            )
+            .map(str::to_string),
+            known: listed(),
+            hint: "use one of `[process] lost_reasons`, or add it there".into(),
+        }),
+    }
 }
 
 fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
@@ -910,9 +994,15 @@ fn apply_version(
         process: new.clone(),
         plugins: Default::default(),
     };
+    // Every rename is remembered, not only of stages holding prospects now:
+    // a renamed stage's history is the stage's history.
+    for s in &new.stages {
+        for old in &s.renamed_from {
+            t.alias(old, &s.id)?;
+        }
+    }
     let mut renamed = 0;
     for (from, to) in &renames {
-        t.alias(from, to)?;
         for id in t.open_in_stage(from)? {
             let Some(old) = t.prospect(id)? else { continue };
             let mut p = old.clone();

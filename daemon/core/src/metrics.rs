@@ -24,7 +24,7 @@ use redb::{ReadTransaction, ReadableTable};
 use crate::process::Process;
 use crate::store::{ProspectFilter, Snapshot, StoreError};
 use stagecoach_types::api::results::{
-    Conversion, Direct, DirectRow, Outcomes, Reached, ReachedRow,
+    Conversion, Direct, DirectRow, Outcomes, Reached, ReachedRow, RemovedStage, StageLabel,
 };
 use stagecoach_types::model::{Millis, Status, Transition, TransitionKind};
 
@@ -59,6 +59,217 @@ pub fn stage_ids(txn: &ReadTransaction, stage: &str) -> Result<Vec<String>, Stor
             return Ok(ids.into_iter().collect());
         }
     }
+}
+
+/// Every stage id the counters know: each one a transition ever entered or
+/// left. One seek per stage.
+fn counted_stage_ids(txn: &ReadTransaction) -> Result<Vec<String>, StoreError> {
+    let table = txn.open_table(FLOW_ALL_BUCKET)?;
+    let mut out: Vec<String> = Vec::new();
+    loop {
+        let next = match out.last() {
+            None => table.iter()?.next(),
+            Some(after) => table.range((after.as_str(), i64::MAX, u8::MAX)..)?.next(),
+        };
+        match next {
+            None => return Ok(out),
+            Some(entry) => {
+                let id = entry?.0.value().0.to_string();
+                if out.last() == Some(&id) {
+                    // Only at (id, i64::MAX, 255) itself, which no day reaches.
+                    return Ok(out);
+                }
+                out.push(id);
+            }
+        }
+    }
+}
+
+/// A stage as a period's figures list it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeriodStage {
+    /// Its id (for a renamed stage, the id in force).
+    pub id: String,
+    /// Its name, former ids, and whether it was removed.
+    pub label: StageLabel,
+    /// The stage after it in the list, or `won`.
+    pub next: String,
+}
+
+/// A stored version's stages, read leniently: an old file need not pass
+/// today's validation to tell what its stages were called.
+#[derive(serde::Deserialize)]
+struct LenientFile {
+    #[serde(default)]
+    stages: Vec<LenientStage>,
+    #[serde(default)]
+    migrate: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize)]
+struct LenientStage {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// What history knows of a stage the process no longer has: its name,
+/// the stage before and after it, and where it went.
+struct PastStage {
+    name: String,
+    after: Option<String>,
+    next: Option<String>,
+    removed: RemovedStage,
+}
+
+fn past_stage(txn: &ReadTransaction, id: &str) -> Result<Option<PastStage>, StoreError> {
+    let versions = crate::store::versions_in(txn)?;
+    let mut found: Option<PastStage> = None;
+    for v in &versions {
+        let Ok(file) = toml::from_str::<LenientFile>(&v.text) else {
+            continue;
+        };
+        match file.stages.iter().position(|s| s.id == id) {
+            Some(i) => {
+                let s = &file.stages[i];
+                found = Some(PastStage {
+                    name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                    after: i.checked_sub(1).map(|j| file.stages[j].id.clone()),
+                    next: file.stages.get(i + 1).map(|n| n.id.clone()),
+                    removed: RemovedStage {
+                        in_version: v.number + 1,
+                        moved_to: None,
+                    },
+                });
+            }
+            None => {
+                if let Some(f) = found.as_mut()
+                    && f.removed.in_version == v.number
+                {
+                    f.removed.moved_to = file.migrate.get(id).cloned();
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The name of a stage id: the process's own, the stage it was renamed to,
+/// or, for a removed stage, its name in the last version that had it.
+pub fn stage_name(
+    txn: &ReadTransaction,
+    process: &Process,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    if let Some(s) = process.stage(id) {
+        return Ok(Some(s.name.clone()));
+    }
+    for s in &process.stages {
+        if stage_ids(txn, &s.id)?.iter().any(|x| x == id) {
+            return Ok(Some(s.name.clone()));
+        }
+    }
+    Ok(past_stage(txn, id)?.map(|p| p.name))
+}
+
+/// The stages a period's figures list, in order: the process's own (each
+/// with the ids it was renamed from), and every stage a later version
+/// removed that held prospects during [from, to), after the stage that
+/// preceded it, marked as removed. The next stage of each is the one after
+/// it in the list (a removed stage: its next when it existed), `won` after
+/// the last.
+pub fn period_stages(
+    txn: &ReadTransaction,
+    process: &Process,
+    from: Millis,
+    to: Millis,
+    now: Millis,
+    filter: &Filter,
+) -> Result<Vec<PeriodStage>, StoreError> {
+    let mut list: Vec<PeriodStage> = Vec::with_capacity(process.stages.len());
+    let mut covered: BTreeSet<String> = BTreeSet::new();
+    for s in &process.stages {
+        let ids = stage_ids(txn, &s.id)?;
+        let formerly = ids.iter().filter(|x| **x != s.id).cloned().collect();
+        covered.extend(ids);
+        list.push(PeriodStage {
+            id: s.id.clone(),
+            label: StageLabel {
+                name: s.name.clone(),
+                formerly,
+                removed: None,
+            },
+            next: String::new(),
+        });
+    }
+    let mut removed_next: BTreeMap<String, String> = BTreeMap::new();
+    for id in counted_stage_ids(txn)? {
+        if covered.contains(&id) {
+            continue;
+        }
+        let ids = stage_ids(txn, &id)?;
+        covered.extend(ids.iter().cloned());
+        let row = &flow(txn, std::slice::from_ref(&id), from, to, now, filter)?[0];
+        if row.start == 0 && row.entered == 0 && row.exited == 0 && row.end == 0 {
+            continue;
+        }
+        let past = past_stage(txn, &id)?;
+        let (name, after, removed) = match past {
+            Some(p) => {
+                if let Some(n) = p.next {
+                    removed_next.insert(id.clone(), n);
+                }
+                (p.name, p.after, Some(p.removed))
+            }
+            None => (id.clone(), None, None),
+        };
+        let at = after
+            .and_then(|a| {
+                list.iter()
+                    .position(|x| x.id == a || x.label.formerly.contains(&a))
+            })
+            .map_or(0, |i| i + 1);
+        list.insert(
+            at,
+            PeriodStage {
+                id: id.clone(),
+                label: StageLabel {
+                    name,
+                    formerly: ids.into_iter().filter(|x| *x != id).collect(),
+                    removed,
+                },
+                next: String::new(),
+            },
+        );
+    }
+    let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
+    for (i, s) in list.iter_mut().enumerate() {
+        s.next = match (&s.label.removed, removed_next.get(&s.id)) {
+            (Some(_), Some(n)) => n.clone(),
+            (Some(_), None) => "won".into(),
+            _ => ids.get(i + 1).cloned().unwrap_or_else(|| "won".into()),
+        };
+    }
+    Ok(list)
+}
+
+/// Direct conversion from one stage's exits by kind: (moved on, exits,
+/// forced, rate). Moving on is advancing, or winning when the next is
+/// `won`. The one definition `metrics.conversion`, `metrics.compare` and
+/// the report use.
+pub fn direct_conversion(
+    exited_by_kind: &BTreeMap<String, i64>,
+    next: &str,
+) -> (u64, u64, u64, Option<f64>) {
+    let get = |k: &str| exited_by_kind.get(k).copied().unwrap_or(0).max(0) as u64;
+    let exits: u64 = exited_by_kind.values().map(|v| (*v).max(0) as u64).sum();
+    let moved_on = if next == "won" {
+        get("won")
+    } else {
+        get("advanced")
+    };
+    let rate = (exits > 0).then(|| moved_on as f64 / exits as f64);
+    (moved_on, exits, get("forced"), rate)
 }
 
 /// The counter tables, open for reading.
@@ -209,6 +420,7 @@ pub fn flow(
         });
         rows.push(FlowRow {
             stage: stage.clone(),
+            label: StageLabel::default(),
             start,
             entered,
             exited,
@@ -463,11 +675,11 @@ pub fn summarize_outcomes(
     })
 }
 
-/// `metrics.conversion` over `stages` (the process's, in order) for
+/// `metrics.conversion` over `stages` (from [`period_stages`]) for
 /// [from, to), from one snapshot.
 pub fn conversion(
     snap: &Snapshot,
-    stages: &[String],
+    stages: &[PeriodStage],
     from: Millis,
     to: Millis,
     owner: Option<String>,
@@ -477,24 +689,32 @@ pub fn conversion(
         owner: owner.clone(),
     };
     let mut direct = Vec::new();
-    for (i, stage) in stages.iter().enumerate() {
-        let exits = exits_by_kind(txn, stage, from, to, &filter)?;
-        let all: i64 = exits.values().sum();
-        let onward = if i + 1 == stages.len() {
-            exits["won"]
-        } else {
-            exits["advanced"]
-        };
+    for stage in stages {
+        let exits = exits_by_kind(txn, &stage.id, from, to, &filter)?;
+        let (moved_on, all, forced, rate) = direct_conversion(&exits, &stage.next);
         direct.push(DirectRow {
-            stage: stage.clone(),
-            next: stages.get(i + 1).cloned().unwrap_or_else(|| "won".into()),
-            moved_on: onward as u64,
-            exits: all as u64,
-            rate: (all > 0).then(|| onward as f64 / all as f64),
+            stage: stage.id.clone(),
+            label: stage.label.clone(),
+            next: stage.next.clone(),
+            moved_on,
+            exits: all,
+            forced,
+            rate,
         });
     }
+    let first = stages
+        .iter()
+        .find(|s| s.label.removed.is_none())
+        .unwrap_or(&stages[0])
+        .id
+        .clone();
+    let first = &first;
+    let stages: Vec<String> = stages.iter().map(|s| s.id.clone()).collect();
+    let mut known: Vec<(String, Vec<String>)> = Vec::with_capacity(stages.len());
+    for stage in &stages {
+        known.push((stage.clone(), stage_ids(txn, stage)?));
+    }
     // Reached: the cohort that entered the first stage in the period.
-    let first = &stages[0];
     let mut reached: BTreeMap<String, u64> = BTreeMap::new();
     let mut won = 0;
     for id in cohort(txn, first, from, to)? {
@@ -508,8 +728,8 @@ pub fn conversion(
             continue;
         }
         let seen: BTreeSet<String> = snap.transitions(id)?.into_iter().map(|t| t.to).collect();
-        for stage in stages {
-            if stage_ids(txn, stage)?.iter().any(|n| seen.contains(n)) {
+        for (stage, ids) in &known {
+            if ids.iter().any(|n| seen.contains(n)) {
                 *reached.entry(stage.clone()).or_default() += 1;
             }
         }

@@ -14,7 +14,7 @@ use serde_spanned::Spanned;
 use stagecoach_types::model::{Actor, FieldValue};
 
 pub use stagecoach_types::process::{
-    ActivityKind, AdvanceMode, Check, ExitCriterion, Op, PluginDecl, Process, Stage,
+    ActivityKind, AdvanceMode, Check, ExitCriterion, Money, Op, PluginDecl, Process, Stage,
 };
 
 const OPS: &str = "`=`, `!=`, `<`, `<=`, `>`, `>=`, `present`";
@@ -183,6 +183,16 @@ struct RawMeta {
     description: Option<String>,
     #[serde(default)]
     review_every_days: Option<u32>,
+    #[serde(default)]
+    amount_field: Option<Spanned<String>>,
+    #[serde(default)]
+    currency: Option<Spanned<String>>,
+    #[serde(default)]
+    strict_activities: Option<bool>,
+    #[serde(default)]
+    require_lost_reason: Option<bool>,
+    #[serde(default)]
+    lost_reasons: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +261,51 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 .hint("add at least one `[[stages]]` table"),
         );
     }
+
+    let mut money = Money::default();
+    if let Some(f) = &raw.process.amount_field {
+        if f.get_ref().trim().is_empty() {
+            errors.push(
+                at.error(f.span(), "process.amount_field", "`amount_field` is empty")
+                    .hint("name the prospect field holding a deal's amount, like `amount`"),
+            );
+        }
+        money.amount_field = f.get_ref().clone();
+    }
+    if let Some(c) = &raw.process.currency {
+        let code = c.get_ref();
+        if code.len() != 3 || !code.chars().all(|x| x.is_ascii_uppercase()) {
+            errors.push(
+                at.error(
+                    c.span(),
+                    "process.currency",
+                    format!("`{code}` is not a currency code"),
+                )
+                .hint("use the ISO 4217 code, like `EUR`, `USD` or `GBP`"),
+            );
+        }
+        money.currency = Some(code.clone());
+    }
+    let mut lost_reasons: Vec<String> = Vec::new();
+    for (i, r) in raw.process.lost_reasons.iter().enumerate() {
+        let reason = r.get_ref().trim();
+        if reason.is_empty() {
+            errors.push(at.error(
+                r.span(),
+                format!("process.lost_reasons[{i}]"),
+                "a lost reason is empty",
+            ));
+        } else if lost_reasons.iter().any(|x| x.eq_ignore_ascii_case(reason)) {
+            errors.push(at.error(
+                r.span(),
+                format!("process.lost_reasons[{i}]"),
+                format!("lost reason `{reason}` is listed twice"),
+            ));
+        } else {
+            lost_reasons.push(reason.to_string());
+        }
+    }
+    let activity_kinds: Vec<&str> = raw.activities.keys().map(String::as_str).collect();
 
     // Plugins first: criteria and checklists refer to them by name.
     let mut plugin_index: BTreeMap<String, usize> = BTreeMap::new();
@@ -363,7 +418,14 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
             errors.push(at.error(
                 target.span(),
                 &key,
-                format!("`{}` is not a stage in this file", target.get_ref()),
+                format!(
+                    "`{}` is not a stage in this file{}",
+                    target.get_ref(),
+                    stagecoach_types::suggest::hint_suffix(
+                        target.get_ref(),
+                        seen.iter().map(String::as_str)
+                    )
+                ),
             ));
         } else if !renamed.insert(old.clone()) {
             errors.push(at.error(
@@ -409,8 +471,12 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         }
         for (j, name) in raw_stage.checklists.iter().enumerate() {
             if !plugin_index.contains_key(name.get_ref()) {
+                let guess = stagecoach_types::suggest::hint_suffix(
+                    name.get_ref(),
+                    plugin_index.keys().map(String::as_str),
+                );
                 errors.push(
-                    at.error(name.span(), format!("stages[{i}].checklists[{j}]"), format!("no plugin named `{}`", name.get_ref()))
+                    at.error(name.span(), format!("stages[{i}].checklists[{j}]"), format!("no plugin named `{}`{guess}", name.get_ref()))
                         .hint("declare the checklist plugin in a `[[plugins]]` table with `name` and `path`"),
                 );
             }
@@ -422,6 +488,7 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 &format!("stages[{i}].exit[{j}]"),
                 at,
                 &plugin_index,
+                &activity_kinds,
             ) {
                 Ok(c) => exit.push(c),
                 Err(e) => errors.push(e),
@@ -458,6 +525,10 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         description: raw.process.description,
         review_every_days: raw.process.review_every_days,
         activities: raw.activities,
+        money,
+        strict_activities: raw.process.strict_activities.unwrap_or(true),
+        require_lost_reason: raw.process.require_lost_reason.unwrap_or(false),
+        lost_reasons,
         stages,
         plugins,
         migrate: raw
@@ -473,6 +544,7 @@ fn validate_criterion(
     key: &str,
     at: &Locator<'_>,
     plugins: &BTreeMap<String, usize>,
+    activity_kinds: &[&str],
 ) -> Result<ExitCriterion, ProcessError> {
     let span = spanned.span();
     let position = at.line_col(span.start);
@@ -510,11 +582,13 @@ fn validate_criterion(
             return Ok(());
         }
         let known: Vec<String> = plugins.keys().map(|k| format!("`{k}`")).collect();
+        let guess =
+            stagecoach_types::suggest::hint_suffix(name, plugins.keys().map(String::as_str));
         Err(at
             .error(
                 span.clone(),
                 format!("{key}.{what}"),
-                format!("no plugin named `{name}`"),
+                format!("no plugin named `{name}`{guess}"),
             )
             .hint(if known.is_empty() {
                 "declare it in a `[[plugins]]` table with `name` and `path`".to_string()
@@ -573,6 +647,20 @@ fn validate_criterion(
     } else if let Some(kind) = c.activity {
         not_for("op", c.op.is_some(), "field")?;
         not_for("value", c.value.is_some(), "field")?;
+        // A misspelt kind would be a criterion no prospect can ever meet.
+        if !activity_kinds.is_empty() && !activity_kinds.contains(&kind.as_str()) {
+            let guess =
+                stagecoach_types::suggest::hint_suffix(&kind, activity_kinds.iter().copied());
+            return Err(at
+                .error(
+                    span,
+                    format!("{key}.activity"),
+                    format!("activity kind `{kind}` is not declared in `[activities]`{guess}"),
+                )
+                .hint(format!(
+                    "fix the spelling, or declare it: `{kind} = {{ actor = \"prospect\", description = \"…\" }}`"
+                )));
+        }
         let at_least = match c.at_least {
             Some(n) if *n.get_ref() == 0 => {
                 return Err(at

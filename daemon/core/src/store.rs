@@ -210,6 +210,9 @@ struct Inner {
     reserve: std::sync::atomic::AtomicU64,
 }
 
+/// A read transaction on the store, for the metrics queries.
+pub type ReadTxn = ReadTransaction;
+
 /// Free disk space, in MiB, below which writes are refused unless told
 /// otherwise.
 pub const DEFAULT_MIN_FREE_MIB: u64 = 64;
@@ -546,14 +549,7 @@ impl Store {
 
     /// Every stored process version, oldest first.
     pub fn process_versions(&self) -> Result<Vec<ProcessVersion>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(PROCESS_VERSIONS)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            out.push(decode(v.value(), "process version", k.value())?);
-        }
-        Ok(out)
+        versions_in(&self.read()?)
     }
 
     /// Totals for `daemon.status`.
@@ -809,6 +805,17 @@ fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Every process version stored as of `txn`, oldest first.
+pub(crate) fn versions_in(txn: &ReadTransaction) -> Result<Vec<ProcessVersion>, StoreError> {
+    let table = txn.open_table(PROCESS_VERSIONS)?;
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.push(decode(v.value(), "process version", k.value())?);
+    }
+    Ok(out)
 }
 
 /// Where each process version's window starts, from (load time, first

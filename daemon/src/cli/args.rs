@@ -144,6 +144,10 @@ pub enum Command {
         /// one change, written to the process file, so versions compare).
         #[arg(long)]
         keep_process: bool,
+        /// Write the demo into a daemon that already holds prospects (they
+        /// cannot be told apart or removed afterwards).
+        #[arg(long)]
+        into_existing: bool,
     },
     /// Import a CRM's CSV export (HubSpot, Salesforce, Pipedrive, …: deals,
     /// activities, stage history): outcomes as the source has them, dated

@@ -34,7 +34,19 @@ fn options_start(o: &crate::demo::DemoOptions) -> Millis {
 /// Runs a client subcommand.
 pub async fn run_client(cli: &Cli) -> Result<()> {
     let socket = cli.socket();
-    let mut client = Client::connect(&socket).await?;
+    let mut client = match Client::connect(&socket).await {
+        Ok(c) => c,
+        // A file can be checked without a daemon, only not compared with
+        // the version in force.
+        Err(e) => match &cli.command {
+            Command::Process(ProcessCmd::Validate { file })
+                if matches!(e, stagecoach_client::ClientError::Connect { .. }) =>
+            {
+                return validate_alone(cli, file, &socket);
+            }
+            _ => return Err(e.into()),
+        },
+    };
     let (method, params): (&str, Value) = match &cli.command {
         Command::Serve { .. }
         | Command::Lint { .. }
@@ -66,7 +78,23 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             months,
             seed,
             keep_process,
+            into_existing,
         } => {
+            let status = client
+                .request::<methods::DaemonStatus>(&params::NoParams {})
+                .await?;
+            let held = status.counts.as_ref().map_or(0, |c| c.prospects);
+            if held > 0 && !into_existing {
+                bail!(
+                    "the daemon at {} (data dir {}) already holds {held} prospects; the demo would mix {prospects} invented ones into them, and they cannot be removed afterwards\nhint: run a daemon on an empty data directory for the demo (`stagecoach --data-dir /tmp/stagecoach-demo serve`), or pass `--into-existing` if mixing is what you want",
+                    status.socket,
+                    status.data_dir
+                );
+            }
+            eprintln!(
+                "writing a demo history into the daemon at {} (data dir {})",
+                status.socket, status.data_dir
+            );
             let started = std::time::Instant::now();
             let options = crate::demo::DemoOptions {
                 prospects: *prospects,
@@ -221,6 +249,43 @@ async fn watch(client: Client, as_json: bool) -> Result<()> {
             ),
             other => println!("{}  {}", other.method(), other.notification()["params"]),
         }
+    }
+    Ok(())
+}
+
+/// `stagecoach process validate FILE` when no daemon answers: the daemon's
+/// own parse and lint, without the comparison with the version in force.
+fn validate_alone(cli: &Cli, file: &std::path::Path, socket: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    let answer = match stagecoach_core::process::parse(&text, &file.display().to_string()) {
+        Ok(process) => Validation {
+            valid: true,
+            errors: Vec::new(),
+            warnings: stagecoach_core::lint::lint(&process, Millis::now(), None),
+            stages: Some(process.stages.len()),
+            changes: None,
+        },
+        Err(invalid) => Validation {
+            valid: false,
+            errors: invalid.errors,
+            warnings: Vec::new(),
+            stages: None,
+            changes: None,
+        },
+    };
+    let valid = answer.valid;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        render(&cli.command, &serde_json::to_value(&answer)?);
+        println!(
+            "(no daemon at `{}`: the file was checked alone, not compared with the version in force)",
+            socket.display()
+        );
+    }
+    if !valid {
+        bail!("the process file is invalid");
     }
     Ok(())
 }

@@ -5,8 +5,8 @@ use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 use stagecoach_types::api::results::{
     Activities, Checklist, Compare, Conversion, DaemonStatus, Diff, Flow, Moved, Outcomes, Plugins,
-    ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated, Stalled,
-    TimeInStage, Validation, Versions, Warning,
+    ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated, StageLabel,
+    Stalled, TimeInStage, Validation, Versions, Warning,
 };
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::error::ProcessError;
@@ -474,6 +474,34 @@ fn parsed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
     }
 }
 
+/// A stage's cell: its id alone in CSV (what scripts join on), named in tables.
+fn cell(csv: bool, id: &str, label: &StageLabel) -> String {
+    if csv {
+        id.to_string()
+    } else {
+        stage_cell(id, label)
+    }
+}
+
+/// A stage as tables name it: the name, the id, and what became of it.
+pub(crate) fn stage_cell(id: &str, label: &StageLabel) -> String {
+    let mut s = if label.name.is_empty() || label.name == id {
+        id.to_string()
+    } else {
+        format!("{} ({id})", label.name)
+    };
+    if !label.formerly.is_empty() {
+        s.push_str(&format!(", formerly {}", label.formerly.join(", ")));
+    }
+    if let Some(r) = &label.removed {
+        s.push_str(&format!(", removed in v{}", r.in_version));
+        if let Some(to) = &r.moved_to {
+            s.push_str(&format!(" → {to}"));
+        }
+    }
+    s
+}
+
 pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
     match cmd {
         MetricsCmd::Flow(p) => {
@@ -489,7 +517,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .iter()
                 .map(|x| {
                     let mut row = vec![
-                        x.stage.clone(),
+                        cell(p.csv, &x.stage, &x.label),
                         x.start.to_string(),
                         x.entered.to_string(),
                         x.exited.to_string(),
@@ -515,7 +543,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .map(|x| {
                     let (c, o) = (&x.completed, &x.open_ages);
                     vec![
-                        x.stage.clone(),
+                        cell(p.csv, &x.stage, &x.label),
                         c.count.to_string(),
                         num(c.mean_days),
                         num(c.median_days),
@@ -552,17 +580,25 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .iter()
                 .map(|x| {
                     vec![
-                        x.stage.clone(),
+                        cell(p.csv, &x.stage, &x.label),
                         x.next.clone(),
                         x.moved_on.to_string(),
                         x.exits.to_string(),
+                        x.forced.to_string(),
                         pct(x.rate),
                     ]
                 })
                 .collect();
             emit(
                 p.csv,
-                &["stage", "next", "moved on", "exits", "direct rate"],
+                &[
+                    "stage",
+                    "next",
+                    "moved on",
+                    "exits",
+                    "forced",
+                    "direct rate",
+                ],
                 rows,
             );
             if !p.csv {
@@ -645,7 +681,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .iter()
                 .map(|x| {
                     vec![
-                        x.stage.clone(),
+                        stage_cell(&x.stage, &x.a.flow.label),
                         format!("{} / {}", x.a.flow.entered, x.b.flow.entered),
                         format!("{} / {}", x.a.flow.exited, x.b.flow.exited),
                         format!("{} / {}", pct(x.a.advance_rate), pct(x.b.advance_rate)),
@@ -663,7 +699,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     "stage",
                     "entered A / B",
                     "exited A / B",
-                    "advance rate A / B",
+                    "conversion A / B",
                     "median days A / B",
                 ],
                 rows,

@@ -69,6 +69,20 @@ pub enum EngineError {
     /// Parameters that parse but make no sense (empty name, move to the same stage).
     #[error("{0}")]
     Invalid(String),
+    /// A name the process does not declare: an activity kind, a lost reason.
+    #[error("{what} `{given}` is not one the process declares{}; it declares {known}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    NotDeclared {
+        /// What kind of name (`activity kind`).
+        what: &'static str,
+        /// The name given.
+        given: String,
+        /// The declared name it most looks like.
+        suggestion: Option<String>,
+        /// The declared names, comma-separated.
+        known: String,
+        /// What to do about it.
+        hint: String,
+    },
 }
 
 /// Why a write failed.
@@ -110,6 +124,7 @@ impl EngineError {
     /// What to do about it, where there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {
+            EngineError::NotDeclared { hint, .. } => Some(hint.clone()),
             EngineError::OrphanedStages(stages) => {
                 let first = &stages.first()?.0;
                 Some(format!(

@@ -11,3 +11,4 @@ pub mod error;
 pub mod model;
 pub mod process;
 pub mod protocol;
+pub mod suggest;

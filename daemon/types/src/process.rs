@@ -23,6 +23,19 @@ pub struct Process {
     pub review_every_days: Option<u32>,
     /// Activity kinds the team records, by kind.
     pub activities: BTreeMap<String, ActivityKind>,
+    /// Money: where a deal's amount is and what currency it is in.
+    #[serde(default)]
+    pub money: Money,
+    /// Whether `activity.record` refuses a kind `[activities]` does not
+    /// declare (when it declares any). Imports never are refused for it.
+    #[serde(default = "yes")]
+    pub strict_activities: bool,
+    /// Whether closing as lost needs a reason.
+    #[serde(default)]
+    pub require_lost_reason: bool,
+    /// The reasons a deal may be lost for; empty: any text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_reasons: Vec<String>,
     /// The stages, in order. `won` and `lost` are outcomes, not stages.
     pub stages: Vec<Stage>,
     /// Removed stage id → the stage its prospects move to (recorded as a
@@ -33,6 +46,32 @@ pub struct Process {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<PluginDecl>,
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a deal's amount is, and its currency: every money figure uses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Money {
+    /// The prospect field holding the deal's amount.
+    pub amount_field: String,
+    /// The ISO 4217 code amounts are in (`EUR`), when the process says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+impl Default for Money {
+    fn default() -> Money {
+        Money {
+            amount_field: DEFAULT_AMOUNT_FIELD.into(),
+            currency: None,
+        }
+    }
+}
+
+/// The amount field when the process names none.
+pub const DEFAULT_AMOUNT_FIELD: &str = "amount";
 
 /// A `[[plugins]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

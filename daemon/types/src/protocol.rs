@@ -213,6 +213,10 @@ impl From<EngineError> for RpcError {
                 })
             }
             EngineError::Invalid(_) => RpcError::params(message),
+            EngineError::NotDeclared { .. } => RpcError::params(message).with_data(ErrorData {
+                hint,
+                ..ErrorData::default()
+            }),
         }
     }
 }

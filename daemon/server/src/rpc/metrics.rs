@@ -33,13 +33,33 @@ fn check(p: &Period) -> Result<(), RpcError> {
     Ok(())
 }
 
-fn stages(active: &ActiveProcess, stage: &Option<String>) -> Result<Vec<String>, RpcError> {
-    match stage {
-        Some(s) if active.process.stage(s).is_none() => {
-            Err(stagecoach_core::engine::unknown_stage(&active.process, s).into())
-        }
-        Some(s) => Ok(vec![s.clone()]),
-        None => Ok(active.process.stages.iter().map(|s| s.id.clone()).collect()),
+/// The stages a period's figures list ([`metrics::period_stages`]): every
+/// one that held prospects in [from, to), removed ones too; with `stage`,
+/// that one only (a removed stage's id, or a renamed stage's old id, works).
+fn stages_of(
+    txn: &stagecoach_core::store::ReadTxn,
+    active: &ActiveProcess,
+    stage: &Option<String>,
+    (from, to): (Millis, Millis),
+    now: Millis,
+    owner: &Option<String>,
+) -> Result<Vec<metrics::PeriodStage>, ReadError> {
+    let filter = Filter {
+        owner: owner.clone(),
+    };
+    let all = metrics::period_stages(txn, &active.process, from, to, now, &filter)?;
+    let Some(want) = stage else {
+        return Ok(all);
+    };
+    match all
+        .into_iter()
+        .find(|s| s.id == *want || s.label.formerly.contains(want))
+    {
+        Some(s) => Ok(vec![s]),
+        None if active.process.stage(want).is_none() => Err(ReadError::Rpc(
+            stagecoach_core::engine::unknown_stage(&active.process, want).into(),
+        )),
+        None => unreachable!("every stage of the process is listed"),
     }
 }
 
@@ -58,25 +78,41 @@ fn version_window(store: &Store, p: &Period) -> Result<(Millis, Millis), ReadErr
 
 fn flow_of(
     store: &Store,
+    txn: &stagecoach_core::store::ReadTxn,
     active: &ActiveProcess,
     p: &Period,
     now: Millis,
-) -> Result<Flow, ReadError> {
-    let stages = stages(active, &p.stage)?;
+) -> Result<(Flow, Vec<metrics::PeriodStage>), ReadError> {
     let (from, to) = version_window(store, p)?;
-    let txn = store.read_txn()?;
+    let stages = stages_of(txn, active, &p.stage, (from, to), now, &p.owner)?;
     let filter = Filter {
         owner: p.owner.clone(),
     };
-    let rows = metrics::flow(&txn, &stages, from, to, now, &filter)?;
-    Ok(Flow {
-        from,
-        to,
-        owner: p.owner.clone(),
-        version: p.version,
-        note: "periods are whole UTC days; end = start + entered − exited".into(),
-        rows,
-    })
+    let ids: Vec<String> = stages.iter().map(|s| s.id.clone()).collect();
+    let mut rows = metrics::flow(txn, &ids, from, to, now, &filter)?;
+    for (row, s) in rows.iter_mut().zip(&stages) {
+        row.label = s.label.clone();
+    }
+    let mut note = String::from("periods are whole UTC days; end = start + entered − exited");
+    if let Some(v) = p.version {
+        note.push_str(&format!(
+            "; narrowed to when version {v} was in force: {from} → {to}"
+        ));
+        if from.0.div_euclid(Millis::DAY) >= to.0.div_euclid(Millis::DAY) {
+            note.push_str(", less than one whole UTC day, so every count is 0: leave out `version` or give a period it spans");
+        }
+    }
+    Ok((
+        Flow {
+            from,
+            to,
+            owner: p.owner.clone(),
+            version: p.version,
+            note,
+            rows,
+        },
+        stages,
+    ))
 }
 
 pub(super) fn flow(ctx: &Arc<Ctx>, p: Period) -> Reply {
@@ -86,7 +122,10 @@ pub(super) fn flow(ctx: &Arc<Ctx>, p: Period) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     let now = ctx.clock.now();
-    read(move || Ok(json!(flow_of(&ctx.store, &active, &p, now)?)))
+    read(move || {
+        let txn = ctx.store.read_txn()?;
+        Ok(json!(flow_of(&ctx.store, &txn, &active, &p, now)?.0))
+    })
 }
 
 pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
@@ -97,14 +136,17 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
     let active = ctx.active();
     let now = ctx.clock.now();
     read(move || {
-        let stages = stages(&active, &p.stage)?;
         let (from, to) = version_window(&ctx.store, &p)?;
         let txn = ctx.store.read_txn()?;
+        let stages = stages_of(&txn, &active, &p.stage, (from, to), now, &p.owner)?;
         let filter = Filter {
             owner: p.owner.clone(),
         };
         let mut rows = Vec::new();
-        for stage in stages {
+        for metrics::PeriodStage {
+            id: stage, label, ..
+        } in stages
+        {
             let completed =
                 metrics::durations(metrics::completed_stays(&txn, &stage, from, to, &filter)?);
             let open: Vec<i64> = ctx
@@ -120,6 +162,7 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
                 .collect();
             rows.push(TimeInStageRow {
                 stage,
+                label,
                 completed,
                 open_ages: metrics::durations(open),
             });
@@ -142,10 +185,11 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionPeriod) -> Reply {
     }
     let ctx = ctx.clone();
     let active = ctx.active();
+    let now = ctx.clock.now();
     read(move || {
         let (from, to) = version_window(&ctx.store, &p)?;
-        let stages: Vec<String> = active.process.stages.iter().map(|s| s.id.clone()).collect();
         let snap = ctx.store.snapshot()?;
+        let stages = stages_of(snap.txn(), &active, &None, (from, to), now, &p.owner)?;
         let c = metrics::conversion(&snap, &stages, from, to, p.owner.clone())?;
         Ok(json!(c))
     })
@@ -177,7 +221,15 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: MetricsStalled) -> Reply {
     let active = ctx.active();
     let now = ctx.clock.now();
     read(move || {
-        let stages = stages(&active, &p.stage)?;
+        let stages: Vec<String> = match &p.stage {
+            Some(s) if active.process.stage(s).is_none() => {
+                return Err(ReadError::Rpc(
+                    stagecoach_core::engine::unknown_stage(&active.process, s).into(),
+                ));
+            }
+            Some(s) => vec![s.clone()],
+            None => active.process.stages.iter().map(|s| s.id.clone()).collect(),
+        };
         let mut out = Vec::new();
         let mut by_owner: BTreeMap<String, u64> = BTreeMap::new();
         for id in stages {
@@ -226,42 +278,68 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
     let active = ctx.active();
     let now = ctx.clock.now();
     read(move || {
-        let a = flow_of(&ctx.store, &active, &p.a, now)?;
-        let b = flow_of(&ctx.store, &active, &p.b, now)?;
         let txn = ctx.store.read_txn()?;
-        let stays = |period: &Period, stage: &str| -> Result<metrics::Durations, ReadError> {
-            let (from, to) = version_window(&ctx.store, period)?;
-            let filter = Filter {
-                owner: period.owner.clone(),
+        let (a, stages_a) = flow_of(&ctx.store, &txn, &active, &p.a, now)?;
+        let (b, stages_b) = flow_of(&ctx.store, &txn, &active, &p.b, now)?;
+        // Both sides' stages: b's order, with a stage only a had after the
+        // stage before it there.
+        let mut stages = stages_b.clone();
+        for (i, s) in stages_a.iter().enumerate() {
+            if stages.iter().any(|x| x.id == s.id) {
+                continue;
+            }
+            let at = i
+                .checked_sub(1)
+                .and_then(|j| stages.iter().position(|x| x.id == stages_a[j].id))
+                .map_or(0, |k| k + 1);
+            stages.insert(at, s.clone());
+        }
+        let ids: Vec<String> = stages.iter().map(|s| s.id.clone()).collect();
+        let side_rows =
+            |period: &Period, flow: &Flow| -> Result<Vec<metrics::FlowRow>, ReadError> {
+                let filter = Filter {
+                    owner: period.owner.clone(),
+                };
+                let mut rows = metrics::flow(&txn, &ids, flow.from, flow.to, now, &filter)?;
+                for (row, s) in rows.iter_mut().zip(&stages) {
+                    row.label = s.label.clone();
+                }
+                Ok(rows)
             };
-            Ok(metrics::durations(metrics::completed_stays(
-                &txn, stage, from, to, &filter,
-            )?))
-        };
+        let rows_a = side_rows(&p.a, &a)?;
+        let rows_b = side_rows(&p.b, &b)?;
+        let stays =
+            |period: &Period, flow: &Flow, stage: &str| -> Result<metrics::Durations, ReadError> {
+                let filter = Filter {
+                    owner: period.owner.clone(),
+                };
+                Ok(metrics::durations(metrics::completed_stays(
+                    &txn, stage, flow.from, flow.to, &filter,
+                )?))
+            };
         let mut rows = Vec::new();
-        for (ra, rb) in a.rows.iter().zip(&b.rows) {
-            let stage = ra.stage.clone();
-            let rate = |r: &metrics::FlowRow| {
-                (r.exited > 0).then(|| {
-                    r.exited_by_kind.get("advanced").copied().unwrap_or(0) as f64 / r.exited as f64
+        for ((ra, rb), s) in rows_a.into_iter().zip(rows_b).zip(&stages) {
+            let side = |r: metrics::FlowRow,
+                        period: &Period,
+                        flow: &Flow|
+             -> Result<CompareSide, ReadError> {
+                let (moved_on, _, _, rate) = metrics::direct_conversion(&r.exited_by_kind, &s.next);
+                Ok(CompareSide {
+                    time_in_stage: stays(period, flow, &s.id)?,
+                    advance_rate: rate,
+                    moved_on,
+                    flow: r,
                 })
             };
+            let delta = CompareDelta {
+                entered: rb.entered - ra.entered,
+                exited: rb.exited - ra.exited,
+            };
             rows.push(CompareRow {
-                a: CompareSide {
-                    flow: ra.clone(),
-                    time_in_stage: stays(&p.a, &stage)?,
-                    advance_rate: rate(ra),
-                },
-                b: CompareSide {
-                    flow: rb.clone(),
-                    time_in_stage: stays(&p.b, &stage)?,
-                    advance_rate: rate(rb),
-                },
-                delta: CompareDelta {
-                    entered: rb.entered - ra.entered,
-                    exited: rb.exited - ra.exited,
-                },
-                stage,
+                stage: s.id.clone(),
+                a: side(ra, &p.a, &a)?,
+                b: side(rb, &p.b, &b)?,
+                delta,
             });
         }
         let side = |f: &Flow, q: &Period| ComparedPeriod {

@@ -76,7 +76,11 @@ fn with_verdicts(ctx: &Arc<Ctx>, id: ProspectId, at: Option<Millis>, history: bo
         let process = &active.process;
         let index = process.stage_index(&prospect.stage);
         let mut view = ProspectView {
-            stage_name: index.map(|i| process.stages[i].name.clone()),
+            stage_name: match index {
+                Some(i) => Some(process.stages[i].name.clone()),
+                // Closed in a stage since renamed or removed.
+                None => stagecoach_core::metrics::stage_name(snap.txn(), process, &prospect.stage)?,
+            },
             verdicts: None,
             ready: None,
             next_stage: None,

@@ -174,12 +174,19 @@ pub struct Outcomes {
 pub struct DirectRow {
     /// The stage.
     pub stage: String,
-    /// The stage after it, or `won`.
+    /// Its name, former ids, and whether it was removed.
+    #[serde(flatten)]
+    pub label: StageLabel,
+    /// The stage after it in the period's list, or `won` after the last.
     pub next: String,
-    /// Exits to `next` in the period.
+    /// Exits that moved on: advanced, or won from the last stage.
     pub moved_on: u64,
     /// All exits in the period.
     pub exits: u64,
+    /// Of the exits, forced moves (overrides, and `[migrate]` moving a
+    /// removed stage's prospects): moves, not conversion.
+    #[serde(default)]
+    pub forced: u64,
     /// moved_on ÷ exits; null when none exited.
     pub rate: Option<f64>,
 }
@@ -230,11 +237,39 @@ pub struct Conversion {
     pub reached: Reached,
 }
 
+/// What a period's figures call a stage: its name, the ids it had before a
+/// rename, and whether the process still has it. A period lists every stage
+/// that held prospects during it, removed ones too, so its funnel adds up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageLabel {
+    /// The display name (a removed stage's, as its last version had it).
+    pub name: String,
+    /// Ids the stage had before renames: their history is its history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub formerly: Vec<String>,
+    /// Set when the process in force no longer has the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<RemovedStage>,
+}
+
+/// A stage a later process version removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemovedStage {
+    /// The first version without it.
+    pub in_version: u64,
+    /// Where `[migrate]` moved its prospects (forced moves), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+}
+
 /// One stage's flow in a period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowRow {
     /// Stage id.
     pub stage: String,
+    /// Its name, former ids, and whether it was removed.
+    #[serde(flatten)]
+    pub label: StageLabel,
     /// Prospects in the stage at the start.
     pub start: i64,
     /// Transitions into the stage (creation in it counts).
@@ -273,6 +308,9 @@ pub struct Flow {
 pub struct TimeInStageRow {
     /// The stage.
     pub stage: String,
+    /// Its name, former ids, and whether it was removed.
+    #[serde(flatten)]
+    pub label: StageLabel,
     /// Stays that ended in the period.
     pub completed: Durations,
     /// Current stays' ages, as of now.
@@ -622,8 +660,13 @@ pub struct CompareSide {
     pub flow: FlowRow,
     /// Stays that ended in that period.
     pub time_in_stage: Durations,
-    /// advanced ÷ exited; null when none exited.
+    /// The direct conversion, as `metrics.conversion` defines it: exits that
+    /// moved on (advanced, or won from the last stage) ÷ all exits; null
+    /// when none exited.
     pub advance_rate: Option<f64>,
+    /// Exits that moved on.
+    #[serde(default)]
+    pub moved_on: u64,
 }
 
 /// b − a for one stage.

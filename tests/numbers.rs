@@ -1,0 +1,284 @@
+//! Figures a sales manager hands on: true under renames and removed
+//! stages, one definition of conversion everywhere, and what the command
+//! line prints equal to the protocol's answer.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The default process with `research` replaced by `qualify` (its
+/// prospects migrated there) and `close` renamed to `negotiate`.
+fn reshaped_process() -> String {
+    let text = default_process();
+    let start = text.find("[[stages]]\nid = \"research\"").unwrap();
+    let end = text[start..].find("[[stages]]\nid = \"present\"").unwrap() + start;
+    let qualify = r#"[[stages]]
+id = "qualify"
+name = "Qualify"
+description = "Agree the need, the budget and a demo."
+stall_after_days = 21
+probability = 0.25
+exit = [
+  { question = "Did the prospect accept a demo date?", activity = "demo_scheduled", actor = "prospect" },
+]
+
+"#;
+    let text = format!("{}{qualify}{}", &text[..start], &text[end..]);
+    let text = text.replacen(
+        "id = \"close\"\nname = \"Close\"",
+        "id = \"negotiate\"\nname = \"Negotiate\"\nrenamed_from = [\"close\"]",
+        1,
+    );
+    format!("{text}\n[migrate]\nresearch = \"qualify\"\n")
+}
+
+/// Four deals reach research in November; two deals in close end there,
+/// one won and one lost; then the process changes.
+fn history(c: &mut Client) -> (Vec<u64>, u64, u64) {
+    let mut researched = Vec::new();
+    for i in 0..4 {
+        let id = create(
+            c,
+            &format!("Deal {i}"),
+            json!({ "stage": "connect", "at": "2026-11-02T10:00:00Z", "owner": "maria" }),
+        );
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "meeting_held", "actor": "prospect", "at": "2026-11-05T10:00:00Z" }),
+        );
+        researched.push(id);
+    }
+    let won = create(
+        c,
+        "Won deal",
+        json!({ "stage": "close", "at": "2026-11-03T10:00:00Z", "owner": "tom" }),
+    );
+    c.ok(
+        "activity.record",
+        json!({ "prospect": won, "kind": "contract_signed", "actor": "prospect", "at": "2026-11-10T10:00:00Z" }),
+    );
+    let lost = create(
+        c,
+        "Lost deal",
+        json!({ "stage": "close", "at": "2026-11-03T10:00:00Z", "owner": "tom" }),
+    );
+    c.ok(
+        "prospect.close",
+        json!({ "id": lost, "outcome": "lost", "reason": "No budget", "at": "2026-11-12T10:00:00Z" }),
+    );
+    let r = c.ok("process.reload", json!({ "text": reshaped_process() }));
+    assert_eq!(r["version"], 2, "{r}");
+    (researched, won, lost)
+}
+
+fn row<'a>(rows: &'a Value, stage: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == stage)
+        .unwrap_or_else(|| panic!("no `{stage}` row in {rows:#}"))
+}
+
+const PERIOD: (&str, &str) = ("2026-11-01", "2027-01-01");
+
+#[test]
+fn a_removed_stage_keeps_its_history_in_the_period_it_held_prospects() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let (researched, _, _) = history(&mut c);
+    let period = json!({ "from": PERIOD.0, "to": PERIOD.1 });
+
+    let flow = c.ok("metrics.flow", period.clone());
+    let stages: Vec<&str> = flow["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "prospect",
+            "connect",
+            "research",
+            "qualify",
+            "present",
+            "negotiate"
+        ],
+        "the removed stage sits where it was: {flow:#}"
+    );
+    let research = row(&flow["rows"], "research");
+    assert_eq!(research["name"], "Research");
+    assert_eq!(
+        research["removed"],
+        json!({ "in_version": 2, "moved_to": "qualify" })
+    );
+    assert_eq!(
+        (
+            research["start"].as_i64(),
+            research["entered"].as_i64(),
+            research["exited"].as_i64(),
+            research["end"].as_i64()
+        ),
+        (Some(0), Some(4), Some(4), Some(0))
+    );
+    assert_eq!(
+        research["exited_by_kind"]["forced"], 4,
+        "the migration's moves are forced"
+    );
+    let qualify = row(&flow["rows"], "qualify");
+    assert_eq!(
+        (qualify["entered"].as_i64(), qualify["end"].as_i64()),
+        (Some(4), Some(4))
+    );
+    // The renamed stage is the same stage: its history under the old id.
+    let negotiate = row(&flow["rows"], "negotiate");
+    assert_eq!(negotiate["formerly"], json!(["close"]));
+    assert_eq!(
+        (negotiate["entered"].as_i64(), negotiate["exited"].as_i64()),
+        (Some(2), Some(2))
+    );
+    // The funnel reconciles: everything that entered a stage is somewhere.
+    for r in flow["rows"].as_array().unwrap() {
+        assert_eq!(
+            r["end"].as_i64().unwrap(),
+            r["start"].as_i64().unwrap() + r["entered"].as_i64().unwrap()
+                - r["exited"].as_i64().unwrap(),
+            "{r}"
+        );
+    }
+
+    // A period after the migration has no research row: nothing was there.
+    let after = c.ok(
+        "metrics.flow",
+        json!({ "from": "2026-12-02", "to": PERIOD.1 }),
+    );
+    assert!(
+        after["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["stage"] != "research"),
+        "{after:#}"
+    );
+    // The removed stage can be asked for by its id.
+    let one = c.ok(
+        "metrics.flow",
+        json!({ "from": PERIOD.0, "to": PERIOD.1, "stage": "research" }),
+    );
+    assert_eq!(one["rows"][0]["entered"], 4, "{one}");
+
+    let time = c.ok("metrics.time_in_stage", period.clone());
+    let stays = row(&time["rows"], "research");
+    assert_eq!(stays["completed"]["count"], 4, "{stays}");
+    assert_eq!(stays["removed"]["in_version"], 2);
+
+    // Conversion: connect went on to research, not to the stage that
+    // replaced it; research's exits were the migration's forced moves.
+    let conv = c.ok("metrics.conversion", period.clone());
+    let connect = row(&conv["direct"]["rows"], "connect");
+    assert_eq!(
+        (
+            connect["next"].as_str(),
+            connect["moved_on"].as_u64(),
+            connect["exits"].as_u64()
+        ),
+        (Some("research"), Some(4), Some(4))
+    );
+    let research = row(&conv["direct"]["rows"], "research");
+    assert_eq!(
+        (
+            research["moved_on"].as_u64(),
+            research["forced"].as_u64(),
+            research["exits"].as_u64()
+        ),
+        (Some(0), Some(4), Some(4))
+    );
+
+    // A closed prospect in the renamed stage shows the stage's name.
+    let p = c.ok("prospect.get", json!({ "id": researched[0] }));
+    assert_eq!(p["stage_name"], "Qualify");
+    let shown = d.cli(&["prospect", "show", &researched[0].to_string()]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("stage     Qualify (qualify)"));
+
+    // The table says what the answer says.
+    let out = d.cli(&["metrics", "flow", "--from", PERIOD.0, "--to", PERIOD.1]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Research (research)"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("removed in v2 → qualify"), "{line}");
+    let cells: Vec<&str> = line.split('┆').map(str::trim).collect();
+    assert_eq!(&cells[1..5], ["0", "4", "4", "0"], "{line}");
+}
+
+#[test]
+fn conversion_means_the_same_in_conversion_compare_and_for_the_last_stage() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let (_, won, lost) = history(&mut c);
+    let period = json!({ "from": PERIOD.0, "to": PERIOD.1 });
+    let conv = c.ok("metrics.conversion", period.clone());
+    let cmp = c.ok("metrics.compare", json!({ "a": period, "b": period }));
+    let direct = conv["direct"]["rows"].as_array().unwrap();
+    assert_eq!(direct.len(), cmp["rows"].as_array().unwrap().len());
+    for d_row in direct {
+        let stage = d_row["stage"].as_str().unwrap();
+        let cr = row(&cmp["rows"], stage);
+        for side in ["a", "b"] {
+            assert_eq!(
+                cr[side]["advance_rate"], d_row["rate"],
+                "{stage} {side}: {cr} vs {d_row}"
+            );
+            assert_eq!(cr[side]["moved_on"], d_row["moved_on"], "{stage}");
+        }
+    }
+    // The last stage converts to won: one won of two closed there.
+    let last = row(&conv["direct"]["rows"], "negotiate");
+    assert_eq!(last["next"], "won");
+    assert_eq!(
+        (last["moved_on"].as_u64(), last["exits"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(last["rate"], 0.5);
+    assert_eq!(row(&cmp["rows"], "negotiate")["a"]["advance_rate"], 0.5);
+    let outcomes = c.ok("metrics.outcomes", period.clone());
+    assert_eq!(
+        (outcomes["won"].as_u64(), outcomes["lost"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let _ = (won, lost);
+
+    // The compare table prints the same rate.
+    let out = d.cli(&[
+        "metrics",
+        "compare",
+        "--a",
+        "2026-11-01..2027-01-01",
+        "--b",
+        "2026-11-01..2027-01-01",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Negotiate (negotiate)"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("50.0% / 50.0%"), "{line}");
+}
+
+#[test]
+fn a_version_window_shorter_than_a_day_says_why_its_counts_are_zero() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    history(&mut c);
+    let flow = c.ok(
+        "metrics.flow",
+        json!({ "from": PERIOD.0, "to": PERIOD.1, "version": 2 }),
+    );
+    let note = flow["note"].as_str().unwrap();
+    assert!(
+        note.contains("narrowed to when version 2 was in force"),
+        "{note}"
+    );
+}
