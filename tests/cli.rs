@@ -239,6 +239,43 @@ fn watch_prints_moves() {
         line.contains("prospect 1 (Ada)  prospect → connect  [advanced]"),
         "{line}"
     );
+    // A process change and a refused edit, in sentences, not JSON.
+    let changed = crate::support::default_process().replacen(
+        "activity = \"meeting_held\", actor = \"prospect\"",
+        "activity = \"meeting_held\", actor = \"prospect\", at_least = 2",
+        1,
+    );
+    c.ok("process.reload", json!({ "text": changed }));
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if line.contains("exit criterion changed") {
+            break;
+        }
+    }
+    let text = seen.join("\n");
+    assert!(
+        text.contains("process version 2 in force (was 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("stage `connect`: exit criterion changed: \"Did the prospect attend a connect call?\" (the prospect's `meeting_held` → the prospect's `meeting_held` at least twice)"),
+        "{text}"
+    );
+    // A broken save (process.reload refuses broken text without writing).
+    std::fs::write(&d.process, "[process]\nname = 1\n").unwrap();
+    let line = lines.next().unwrap().unwrap();
+    assert!(
+        line.contains("process file refused, version 2 stays in force:"),
+        "{line}"
+    );
+    let line = lines.next().unwrap().unwrap();
+    assert!(line.contains(":2:"), "the error with its line: {line}");
+    assert!(
+        !text.contains('{') && !line.contains('{'),
+        "no raw JSON: {text}\n{line}"
+    );
     watch.kill().unwrap();
     watch.wait().unwrap();
 }

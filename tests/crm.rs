@@ -158,6 +158,18 @@ fn each_crm_export_comes_in_whole_and_true_on_the_first_try() {
             "{vendor}: every activity, once per deal it names: {s}"
         );
         assert_eq!(s["rejected"], json!([]), "{vendor}");
+        // Imports are history: the source's kinds come in as they are,
+        // listed before anything is written, never refused (a live
+        // `activity.record` of one is).
+        let undeclared = s["undeclared_kinds"].as_object().unwrap();
+        assert!(!undeclared.is_empty(), "{vendor}: {s}");
+        let kind = undeclared.keys().next().unwrap();
+        let some = d.client().ok("prospect.list", json!({ "limit": 1 }));
+        let e = d.client().err(
+            "activity.record",
+            json!({ "prospect": some["prospects"][0]["id"], "kind": kind }),
+        );
+        assert_eq!(e["code"], -32602, "{vendor}: {e}");
         assert_eq!(
             (s["closed_won"].clone(), s["closed_lost"].clone()),
             (t["won"].clone(), t["lost"].clone()),

@@ -282,3 +282,240 @@ fn a_version_window_shorter_than_a_day_says_why_its_counts_are_zero() {
         "{note}"
     );
 }
+
+/// Deals with amounts and owners, closed and open, in a EUR process with
+/// listed lost reasons.
+fn money_history(c: &mut Client) {
+    type Deal<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        f64,
+        Option<(&'a str, &'a str)>,
+        Option<&'a str>,
+    );
+    // (name, owner, stage, amount, outcome at, reason)
+    let deals: [Deal; 6] = [
+        (
+            "Acme",
+            "maria",
+            "close",
+            120_000.0,
+            Some(("won", "2026-11-10")),
+            None,
+        ),
+        (
+            "Globex",
+            "maria",
+            "close",
+            30_000.0,
+            Some(("lost", "2026-11-12")),
+            Some("No budget"),
+        ),
+        (
+            "Initech",
+            "tom",
+            "present",
+            45_500.0,
+            Some(("lost", "2026-11-20")),
+            Some("Chose a competitor"),
+        ),
+        ("Umbrella", "tom", "present", 80_000.0, None, None),
+        ("Hooli", "tom", "connect", 12_000.0, None, None),
+        ("Stark", "maria", "research", 1_250_000.0, None, None),
+    ];
+    for (name, owner, stage, amount, outcome, reason) in deals {
+        let id = create(
+            c,
+            name,
+            json!({ "stage": stage, "owner": owner, "at": "2026-11-02T09:00:00Z", "fields": { "amount": amount } }),
+        );
+        match outcome {
+            Some(("won", at)) => {
+                c.ok("activity.record", json!({ "prospect": id, "kind": "contract_signed", "actor": "prospect", "at": at }));
+            }
+            Some((_, at)) => {
+                c.ok(
+                    "prospect.close",
+                    json!({ "id": id, "outcome": "lost", "reason": reason, "at": at }),
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+fn money_process() -> String {
+    default_process().replacen(
+        "review_every_days = 150",
+        "review_every_days = 150\ncurrency = \"EUR\"\nlost_reasons = [\"No budget\", \"Chose a competitor\"]",
+        1,
+    )
+}
+
+#[test]
+fn money_is_in_every_view_and_the_tables_print_the_answers() {
+    let d = Daemon::start_with(&money_process());
+    let mut c = d.client();
+    money_history(&mut c);
+    let nov = json!({ "from": "2026-11-01", "to": "2026-12-01" });
+    let o = c.ok("metrics.outcomes", nov.clone());
+    assert_eq!(o["currency"], "EUR");
+    assert_eq!((o["won"].as_u64(), o["lost"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(o["won_amount"], 120_000.0);
+    assert_eq!(o["lost_amount"], 75_500.0);
+    assert_eq!(o["open"], 3);
+    assert_eq!(o["open_amount"], 1_342_000.0);
+    // Weighted: each open deal's amount × its stage's probability.
+    let weighted = 80_000.0 * 0.50 + 12_000.0 * 0.10 + 1_250_000.0 * 0.25;
+    assert!(
+        (o["weighted_pipeline"].as_f64().unwrap() - weighted).abs() < 1e-6,
+        "{o}"
+    );
+    let present = o["pipeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == "present")
+        .unwrap();
+    assert_eq!(
+        (present["open"].as_u64(), present["amount"].as_f64()),
+        (Some(1), Some(80_000.0))
+    );
+    assert_eq!(present["weighted"], 40_000.0);
+    assert_eq!(
+        o["lost_reasons"],
+        json!([
+            { "reason": "Chose a competitor", "count": 1, "amount": 45_500.0 },
+            { "reason": "No budget", "count": 1, "amount": 30_000.0 },
+        ]),
+        "most value first among equal counts"
+    );
+    let out = d.cli(&["metrics", "outcomes", "--month", "2026-11"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "EUR 120,000",
+        "EUR 75,500",
+        "EUR 1,342,000",
+        &format!("EUR {}", fmt_thousands(weighted.round() as i64)),
+        "Chose a competitor",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+
+    // Stalled: every open deal has been idle since 2 November.
+    let s = c.ok("metrics.stalled", json!({ "sort": "value", "limit": 2 }));
+    assert_eq!(s["total"], 3, "{s}");
+    assert_eq!(s["total_amount"], 1_342_000.0);
+    let names: Vec<&str> = s["stalled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Stark", "Umbrella"], "largest first, at most 2");
+    let out = d.cli(&["metrics", "stalled", "--sort", "value", "--limit", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("EUR 1,250,000"), "{text}");
+    assert!(
+        text.contains("2 of 3 stalled prospects shown; their value in all: EUR 1,342,000"),
+        "{text}"
+    );
+
+    // The scorecard, against the deals above.
+    let owners = c.ok("metrics.owners", nov.clone());
+    let row = |who: &str| {
+        owners["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["owner"] == who)
+            .unwrap()
+            .clone()
+    };
+    let maria = row("maria");
+    assert_eq!(
+        (
+            maria["won"].as_u64(),
+            maria["lost"].as_u64(),
+            maria["open"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    assert_eq!(maria["won_amount"], 120_000.0);
+    assert_eq!(maria["win_rate"], 0.5);
+    assert_eq!(maria["open_amount"], 1_250_000.0);
+    assert_eq!(maria["moved_on"], 1, "the win from the last stage");
+    assert_eq!(
+        maria["cycle_median_days"], 7.63,
+        "9:00 on 2 Nov to midnight on 10 Nov"
+    );
+    let tom = row("tom");
+    assert_eq!(
+        (
+            tom["won"].as_u64(),
+            tom["lost"].as_u64(),
+            tom["open"].as_u64(),
+            tom["stalled"].as_u64()
+        ),
+        (Some(0), Some(1), Some(2), Some(2))
+    );
+    assert_eq!(tom["win_rate"], 0.0);
+    assert_eq!(owners["rows"][0]["owner"], "maria", "most won value first");
+    let out = d.cli(&["metrics", "owners", "--month", "2026-11"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("maria")).unwrap();
+    for want in ["EUR 1,250,000", "EUR 120,000", "50.0%"] {
+        assert!(line.contains(want), "{want}: {line}");
+    }
+
+    // Trends: the months' figures are the months' answers.
+    let t = c.ok("metrics.trends", json!({ "months": 3, "to": "2026-11-15" }));
+    let months: Vec<&str> = t["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["month"].as_str().unwrap())
+        .collect();
+    assert_eq!(months, ["2026-09", "2026-10", "2026-11"]);
+    let last = &t["months"][2];
+    assert_eq!(
+        (
+            last["won"].clone(),
+            last["lost"].clone(),
+            last["won_amount"].clone()
+        ),
+        (o["won"].clone(), o["lost"].clone(), o["won_amount"].clone())
+    );
+    let flow = c.ok("metrics.flow", nov.clone());
+    let conv = c.ok("metrics.conversion", nov.clone());
+    for (i, s) in last["stages"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["entered"], flow["rows"][i]["entered"], "{s}");
+        assert_eq!(s["rate"], conv["direct"]["rows"][i]["rate"], "{s}");
+    }
+    assert_eq!(t["months"][0]["won"], 0);
+    let out = d.cli(&[
+        "metrics",
+        "trends",
+        "--months",
+        "3",
+        "--to",
+        "2026-11-15",
+        "--csv",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nov_line = text.lines().find(|l| l.starts_with("2026-11,")).unwrap();
+    assert!(nov_line.ends_with(",1,2,33.3%,120000"), "{nov_line}");
+}
+
+fn fmt_thousands(n: i64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

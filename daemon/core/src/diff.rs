@@ -1,6 +1,7 @@
 //! What changed between two process versions, in words sales ops read.
 
-use crate::process::{ExitCriterion, Process, Stage};
+use crate::process::{Check, ExitCriterion, Op, Process, Stage};
+use stagecoach_types::model::Actor;
 
 /// The changes from `old` to `new`, one sentence each, in file order.
 pub fn describe(old: &Process, new: &Process) -> Vec<String> {
@@ -101,6 +102,79 @@ pub fn describe(old: &Process, new: &Process) -> Vec<String> {
     out
 }
 
+/// What a criterion checks, in words: "the prospect's `replied` at least
+/// twice since entering the stage", "field `budget` ≥ 10000".
+pub fn check_in_words(check: &Check) -> String {
+    match check {
+        Check::Activity {
+            kind,
+            actor,
+            at_least,
+            since_entering,
+        } => {
+            let who = match actor {
+                Some(Actor::Prospect) => "the prospect's ",
+                Some(Actor::Rep) => "the rep's ",
+                None => "",
+            };
+            let times = match at_least {
+                1 => String::new(),
+                2 => " at least twice".into(),
+                n => format!(" at least {n} times"),
+            };
+            let since = if *since_entering {
+                " since entering the stage"
+            } else {
+                ""
+            };
+            format!("{who}`{kind}`{times}{since}")
+        }
+        Check::Field { field, op, value } => {
+            let op = match op {
+                Op::Eq => "=",
+                Op::Ne => "≠",
+                Op::Lt => "<",
+                Op::Le => "≤",
+                Op::Gt => ">",
+                Op::Ge => "≥",
+                Op::Present => return format!("field `{field}` present"),
+            };
+            let value = value
+                .as_ref()
+                .map(|v| match serde_json::to_value(v) {
+                    Ok(serde_json::Value::String(s)) => format!("\"{s}\""),
+                    Ok(other) => other.to_string(),
+                    Err(_) => String::new(),
+                })
+                .unwrap_or_default();
+            format!("field `{field}` {op} {value}")
+        }
+        Check::Answer { field } => format!("answer `{field}` is yes"),
+        Check::Plugin { plugin, config } => {
+            if config.is_empty() {
+                format!("plugin `{plugin}`")
+            } else {
+                let list: Vec<String> = config
+                    .iter()
+                    .map(|(k, v)| match serde_json::to_value(v) {
+                        Ok(serde_json::Value::String(s)) => format!("{k} = \"{s}\""),
+                        Ok(other) => format!("{k} = {other}"),
+                        Err(_) => k.clone(),
+                    })
+                    .collect();
+                format!("plugin `{plugin}` with {}", list.join(", "))
+            }
+        }
+        Check::Checklist {
+            checklist,
+            at_least,
+        } => match at_least {
+            Some(n) => format!("at least {n} items of checklist `{checklist}` done"),
+            None => format!("every item of checklist `{checklist}` done"),
+        },
+    }
+}
+
 fn days(d: Option<u32>) -> String {
     d.map_or("none".into(), |d| format!("{d} days"))
 }
@@ -133,12 +207,14 @@ fn stage_changes(o: &Stage, s: &Stage, out: &mut Vec<String>) {
         ));
     }
     if o.probability != s.probability {
+        let pct = |p: Option<f64>| p.map_or("none".into(), |p| format!("{}%", (p * 100.0).round()));
         out.push(format!(
-            "stage `{id}`: win probability changed from {:?} to {:?}",
-            o.probability, s.probability
+            "stage `{id}`: win probability changed from {} to {}",
+            pct(o.probability),
+            pct(s.probability)
         ));
     }
-    let rule = |c: &ExitCriterion| serde_json::to_string(&c.check).unwrap_or_default();
+    let rule = |c: &ExitCriterion| check_in_words(&c.check);
     for c in &s.exit {
         match o.exit.iter().find(|x| x.question == c.question) {
             None if !o.exit.iter().any(|x| rule(x) == rule(c)) => {
@@ -226,10 +302,9 @@ c = "d"
         assert_eq!(changes[1], "stage `d` (D) added at position 3");
         assert_eq!(changes[2], "stage `c` removed; its prospects move to `d`");
         assert_eq!(changes[3], "stages reordered: a, b → bb, a");
-        assert!(
-            changes[4].starts_with("stage `bb`: exit criterion changed: \"Budget?\""),
-            "{}",
-            changes[4]
+        assert_eq!(
+            changes[4],
+            "stage `bb`: exit criterion changed: \"Budget?\" (field `budget` ≥ 10 → field `budget` ≥ 20)"
         );
         assert_eq!(changes[5], "stage `a`: exit criterion added: \"Met?\"");
         assert_eq!(changes.len(), 6, "{changes:#?}");

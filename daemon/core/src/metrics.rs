@@ -24,7 +24,8 @@ use redb::{ReadTransaction, ReadableTable};
 use crate::process::Process;
 use crate::store::{ProspectFilter, Snapshot, StoreError};
 use stagecoach_types::api::results::{
-    Conversion, Direct, DirectRow, Outcomes, Reached, ReachedRow, RemovedStage, StageLabel,
+    Conversion, Direct, DirectRow, LostReason, Outcomes, OwnerRow, Owners, PipelineRow, Reached,
+    ReachedRow, RemovedStage, StageLabel, TrendMonth, TrendStage, Trends,
 };
 use stagecoach_types::model::{Millis, Status, Transition, TransitionKind};
 
@@ -290,47 +291,71 @@ impl Counters {
         })
     }
 
-    /// Adds the counts of units [u0, u1) of one table (days or buckets).
-    fn add(
+    /// Calls `f(owner, kind, count)` for every counter of `id` in units
+    /// [u0, u1) of one table (days or buckets): the per-owner tables when
+    /// `owners`, else the totals (owner `""`).
+    fn scan(
         &self,
         buckets: bool,
         id: &str,
         u0: i64,
         u1: i64,
-        owner: Option<&str>,
-        out: &mut HashMap<u8, i64>,
+        owners: bool,
+        f: &mut dyn FnMut(&str, u8, i64),
     ) -> Result<(), StoreError> {
         if u0 >= u1 {
             return Ok(());
         }
-        match owner {
-            None => {
-                let table = if buckets {
-                    &self.all_bucket
-                } else {
-                    &self.all_day
-                };
-                for entry in table.range((id, u0, 0u8)..(id, u1, 0u8))? {
-                    let (k, v) = entry?;
-                    *out.entry(k.value().2).or_default() += v.value() as i64;
-                }
+        if owners {
+            let table = if buckets { &self.bucket } else { &self.day };
+            for entry in table.range((id, u0, "", 0u8)..(id, u1, "", 0u8))? {
+                let (k, v) = entry?;
+                let (_, _, o, kind) = k.value();
+                f(o, kind, v.value() as i64);
             }
-            Some(want) => {
-                let table = if buckets { &self.bucket } else { &self.day };
-                for entry in table.range((id, u0, "", 0u8)..(id, u1, "", 0u8))? {
-                    let (k, v) = entry?;
-                    let (_, _, o, kind) = k.value();
-                    if o == want {
-                        *out.entry(kind).or_default() += v.value() as i64;
-                    }
-                }
+        } else {
+            let table = if buckets {
+                &self.all_bucket
+            } else {
+                &self.all_day
+            };
+            for entry in table.range((id, u0, 0u8)..(id, u1, 0u8))? {
+                let (k, v) = entry?;
+                f("", k.value().2, v.value() as i64);
             }
         }
         Ok(())
     }
 
-    /// Sums by kind for `ids` over days [d0, d1): whole 32-day buckets from
-    /// the bucket table, the ragged ends from the day table.
+    /// [`Counters::scan`] for `ids` over days [d0, d1): whole 32-day
+    /// buckets from the bucket table, the ragged ends from the day table.
+    fn scan_days(
+        &self,
+        ids: &[String],
+        d0: i64,
+        d1: i64,
+        owners: bool,
+        f: &mut dyn FnMut(&str, u8, i64),
+    ) -> Result<(), StoreError> {
+        if d0 >= d1 {
+            return Ok(());
+        }
+        let first_full = (d0 + (1 << BUCKET_SHIFT) - 1) >> BUCKET_SHIFT;
+        let last_full = d1 >> BUCKET_SHIFT;
+        for id in ids {
+            if first_full < last_full {
+                self.scan(false, id, d0, first_full << BUCKET_SHIFT, owners, f)?;
+                self.scan(true, id, first_full, last_full, owners, f)?;
+                self.scan(false, id, last_full << BUCKET_SHIFT, d1, owners, f)?;
+            } else {
+                self.scan(false, id, d0, d1, owners, f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sums by kind for `ids` over days [d0, d1), of one owner's prospects
+    /// or of all.
     fn sums(
         &self,
         ids: &[String],
@@ -339,20 +364,30 @@ impl Counters {
         owner: Option<&str>,
     ) -> Result<HashMap<u8, i64>, StoreError> {
         let mut out: HashMap<u8, i64> = HashMap::new();
-        if d0 >= d1 {
-            return Ok(out);
-        }
-        let first_full = (d0 + (1 << BUCKET_SHIFT) - 1) >> BUCKET_SHIFT;
-        let last_full = d1 >> BUCKET_SHIFT;
-        for id in ids {
-            if first_full < last_full {
-                self.add(false, id, d0, first_full << BUCKET_SHIFT, owner, &mut out)?;
-                self.add(true, id, first_full, last_full, owner, &mut out)?;
-                self.add(false, id, last_full << BUCKET_SHIFT, d1, owner, &mut out)?;
-            } else {
-                self.add(false, id, d0, d1, owner, &mut out)?;
+        self.scan_days(ids, d0, d1, owner.is_some(), &mut |o, kind, n| {
+            if owner.is_none_or(|want| want == o) {
+                *out.entry(kind).or_default() += n;
             }
-        }
+        })?;
+        Ok(out)
+    }
+
+    /// Exits by kind for `ids` over days [d0, d1), per owner.
+    fn exits_per_owner(
+        &self,
+        ids: &[String],
+        d0: i64,
+        d1: i64,
+    ) -> Result<HashMap<String, BTreeMap<String, i64>>, StoreError> {
+        let mut out: HashMap<String, BTreeMap<String, i64>> = HashMap::new();
+        self.scan_days(ids, d0, d1, true, &mut |o, kind, n| {
+            if let Some(k) = EXIT_KINDS.iter().find(|k| exit_code(**k) == kind) {
+                *out.entry(o.to_string())
+                    .or_default()
+                    .entry(k.as_str().to_string())
+                    .or_default() += n;
+            }
+        })?;
         Ok(out)
     }
 }
@@ -531,20 +566,38 @@ pub fn cohort(
     Ok(out)
 }
 
-/// Closed prospects in [from, to): (won, cycle ms, owner).
+/// A deal closed in a period.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// Won (else lost).
+    pub won: bool,
+    /// Close time − creation time, ms.
+    pub cycle: i64,
+    /// The prospect.
+    pub id: u64,
+    /// Its owner at the close (`""`: none).
+    pub owner: String,
+}
+
+/// Deals closed in [from, to), by close time.
 pub fn outcomes(
     txn: &ReadTransaction,
     from: Millis,
     to: Millis,
     filter: &Filter,
-) -> Result<Vec<(bool, i64, u64)>, StoreError> {
+) -> Result<Vec<Closed>, StoreError> {
     let table = txn.open_table(OUTCOMES)?;
     let mut out = Vec::new();
     for entry in table.range((from.0, 0)..(to.0, 0))? {
         let (k, v) = entry?;
         let (won, cycle, owner) = v.value();
         if filter.owner.as_deref().is_none_or(|want| want == owner) {
-            out.push((won, cycle, k.value().1));
+            out.push(Closed {
+                won,
+                cycle,
+                id: k.value().1,
+                owner: owner.to_string(),
+            });
         }
     }
     Ok(out)
@@ -587,43 +640,73 @@ pub fn flow_brute_force(
 /// open prospects).
 pub const MAX_SCAN: usize = 1_000_000;
 
+/// A prospect's amount, by the process's (or the request's) amount field.
+fn amount(p: &stagecoach_types::model::Prospect, field: &str) -> Option<f64> {
+    p.fields.get(field).and_then(|v| v.as_number())
+}
+
 /// `metrics.outcomes`: the deals closed in [from, to) and the open pipeline
-/// now, from one snapshot.
+/// now, from one snapshot. `amount_field` overrides the process's.
 pub fn summarize_outcomes(
     snap: &Snapshot,
     process: &Process,
     from: Millis,
     to: Millis,
     owner: Option<String>,
-    amount_field: String,
+    amount_field: Option<String>,
 ) -> Result<Outcomes, StoreError> {
     let txn = snap.txn();
+    let amount_field = amount_field.unwrap_or_else(|| process.money.amount_field.clone());
     let filter = Filter {
         owner: owner.clone(),
     };
     let closed = outcomes(txn, from, to, &filter)?;
-    let won: Vec<&(bool, i64, u64)> = closed.iter().filter(|c| c.0).collect();
+    let won: Vec<&Closed> = closed.iter().filter(|c| c.won).collect();
     let lost = closed.len() - won.len();
     let win_rate = (!closed.is_empty()).then(|| won.len() as f64 / closed.len() as f64);
-    let cycle = durations(won.iter().map(|c| c.1).collect());
-    let lost_cycle = durations(closed.iter().filter(|c| !c.0).map(|c| c.1).collect());
+    let cycle = durations(won.iter().map(|c| c.cycle).collect());
+    let lost_cycle = durations(closed.iter().filter(|c| !c.won).map(|c| c.cycle).collect());
     // Outcomes an import recorded as the source had them, without this
     // process's criteria met. A closed prospect's last move is its close.
     let mut imported = [0u64; 2];
-    let flags = snap.last_move_imported(closed.iter().map(|c| c.2))?;
-    for ((was_won, _, _), flag) in closed.iter().zip(flags) {
+    let flags = snap.last_move_imported(closed.iter().map(|c| c.id))?;
+    for (c, flag) in closed.iter().zip(flags) {
         if flag {
-            imported[usize::from(*was_won)] += 1;
+            imported[usize::from(c.won)] += 1;
         }
     }
     let mut won_amounts = Vec::new();
-    for (_, _, id) in &won {
-        if let Some(x) = snap.prospect(*id)?
-            && let Some(a) = x.fields.get(&amount_field).and_then(|v| v.as_number())
-        {
-            won_amounts.push(a);
+    let mut lost_amount = 0.0;
+    let mut reasons: BTreeMap<Option<String>, (u64, f64)> = BTreeMap::new();
+    for c in &closed {
+        let Some(x) = snap.prospect(c.id)? else {
+            continue;
+        };
+        let a = amount(&x, &amount_field);
+        if c.won {
+            won_amounts.extend(a);
+        } else {
+            lost_amount += a.unwrap_or(0.0);
+            let reason = snap
+                .transitions(c.id)?
+                .into_iter()
+                .rev()
+                .find(|t| t.kind == TransitionKind::Lost)
+                .and_then(|t| t.reason);
+            let r = reasons.entry(reason).or_default();
+            r.0 += 1;
+            r.1 += a.unwrap_or(0.0);
         }
     }
+    let mut lost_reasons: Vec<LostReason> = reasons
+        .into_iter()
+        .map(|(reason, (count, amount))| LostReason {
+            reason,
+            count,
+            amount: amount + 0.0,
+        })
+        .collect();
+    lost_reasons.sort_by(|a, b| b.count.cmp(&a.count).then(b.amount.total_cmp(&a.amount)));
     // `+ 0.0`: an empty sum is -0.0, which prints as such.
     let won_amount: f64 = won_amounts.iter().sum::<f64>() + 0.0;
     let open = snap.prospects(&ProspectFilter {
@@ -632,22 +715,41 @@ pub fn summarize_outcomes(
         limit: MAX_SCAN,
         ..Default::default()
     })?;
-    let weighted: f64 = open
+    let mut pipeline: Vec<PipelineRow> = process
+        .stages
         .iter()
-        .map(|x| {
-            let amount = x
-                .fields
-                .get(&amount_field)
-                .and_then(|v| v.as_number())
-                .unwrap_or(0.0);
-            amount
-                * process
-                    .stage(&x.stage)
-                    .and_then(|s| s.probability)
-                    .unwrap_or(0.0)
+        .map(|s| PipelineRow {
+            stage: s.id.clone(),
+            name: s.name.clone(),
+            open: 0,
+            amount: 0.0,
+            probability: s.probability,
+            weighted: 0.0,
         })
-        .sum::<f64>()
-        + 0.0;
+        .collect();
+    for x in &open {
+        let i = match pipeline.iter().position(|r| r.stage == x.stage) {
+            Some(i) => i,
+            None => {
+                pipeline.push(PipelineRow {
+                    stage: x.stage.clone(),
+                    name: x.stage.clone(),
+                    open: 0,
+                    amount: 0.0,
+                    probability: None,
+                    weighted: 0.0,
+                });
+                pipeline.len() - 1
+            }
+        };
+        let row = &mut pipeline[i];
+        let a = amount(x, &amount_field).unwrap_or(0.0);
+        row.open += 1;
+        row.amount += a;
+        row.weighted += a * row.probability.unwrap_or(0.0);
+    }
+    let open_amount: f64 = pipeline.iter().map(|r| r.amount).sum::<f64>() + 0.0;
+    let weighted: f64 = pipeline.iter().map(|r| r.weighted).sum::<f64>() + 0.0;
     let mean_won = (!won_amounts.is_empty())
         .then(|| won_amounts.iter().sum::<f64>() / won_amounts.len() as f64);
     let velocity = match (win_rate, mean_won, cycle.mean_days) {
@@ -671,7 +773,176 @@ pub fn summarize_outcomes(
         mean_won_amount: mean_won,
         velocity_per_day: velocity,
         weighted_pipeline: weighted,
-        note: "win rate = won ÷ (won + lost) closed in the period; cycle = won at − created at (lost_cycle: lost at − created at); won_imported / lost_imported = outcomes an import recorded as the source had them, not earned under the exit criteria; velocity = open × win rate × mean won amount ÷ mean cycle days; weighted pipeline = Σ amount × stage probability over open prospects now".into(),
+        currency: process.money.currency.clone(),
+        lost_amount: lost_amount + 0.0,
+        open_amount,
+        pipeline,
+        lost_reasons,
+        note: "win rate = won ÷ (won + lost) closed in the period; cycle = won at − created at (lost_cycle: lost at − created at); won_imported / lost_imported = outcomes an import recorded as the source had them, not earned under the exit criteria; velocity = open × win rate × mean won amount ÷ mean cycle days (money per day); weighted pipeline = Σ amount × stage probability over open prospects now; lost reasons = the reason recorded with each loss in the period".into(),
+    })
+}
+
+/// Whether an open prospect is stalled as of `now`: its last activity is
+/// older than its stage's `stall_after_days`.
+pub fn is_stalled(process: &Process, p: &stagecoach_types::model::Prospect, now: Millis) -> bool {
+    process
+        .stage(&p.stage)
+        .and_then(|s| s.stall_after_days)
+        .is_some_and(|days| p.last_activity_at.0 < now.0 - i64::from(days) * Millis::DAY)
+}
+
+/// `metrics.owners`: one scorecard row per rep for [from, to), with the
+/// open pipeline and the stalled prospects as of now.
+pub fn owners(
+    snap: &Snapshot,
+    process: &Process,
+    from: Millis,
+    to: Millis,
+    now: Millis,
+) -> Result<Owners, StoreError> {
+    let txn = snap.txn();
+    let field = &process.money.amount_field;
+    let mut rows: BTreeMap<String, OwnerRow> = BTreeMap::new();
+    let blank = |owner: &str| OwnerRow {
+        owner: owner.to_string(),
+        open: 0,
+        open_amount: 0.0,
+        weighted: 0.0,
+        moved_on: 0,
+        forced: 0,
+        won: 0,
+        lost: 0,
+        win_rate: None,
+        cycle_median_days: None,
+        won_amount: 0.0,
+        stalled: 0,
+    };
+    for x in snap.prospects(&ProspectFilter {
+        status: Some(Status::Open),
+        limit: MAX_SCAN,
+        ..Default::default()
+    })? {
+        let owner = x.owner.clone().unwrap_or_default();
+        let row = rows.entry(owner.clone()).or_insert_with(|| blank(&owner));
+        let a = amount(&x, field).unwrap_or(0.0);
+        row.open += 1;
+        row.open_amount += a;
+        row.weighted += a * process
+            .stage(&x.stage)
+            .and_then(|s| s.probability)
+            .unwrap_or(0.0);
+        if is_stalled(process, &x, now) {
+            row.stalled += 1;
+        }
+    }
+    let counters = Counters::open(txn)?;
+    let filter = Filter::default();
+    for stage in period_stages(txn, process, from, to, now, &filter)? {
+        let ids = stage_ids(txn, &stage.id)?;
+        for (owner, exits) in counters.exits_per_owner(&ids, day(from), day(to))? {
+            let (moved_on, _, forced, _) = direct_conversion(&exits, &stage.next);
+            let row = rows.entry(owner.clone()).or_insert_with(|| blank(&owner));
+            row.moved_on += moved_on;
+            row.forced += forced;
+        }
+    }
+    let mut cycles: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for c in outcomes(txn, from, to, &filter)? {
+        let row = rows
+            .entry(c.owner.clone())
+            .or_insert_with(|| blank(&c.owner));
+        if c.won {
+            row.won += 1;
+            cycles.entry(c.owner.clone()).or_default().push(c.cycle);
+            if let Some(p) = snap.prospect(c.id)? {
+                row.won_amount += amount(&p, field).unwrap_or(0.0);
+            }
+        } else {
+            row.lost += 1;
+        }
+    }
+    let mut rows: Vec<OwnerRow> = rows
+        .into_values()
+        .map(|mut r| {
+            let closed = r.won + r.lost;
+            r.win_rate = (closed > 0).then(|| r.won as f64 / closed as f64);
+            r.cycle_median_days = cycles
+                .remove(&r.owner)
+                .and_then(|c| durations(c).median_days);
+            r.open_amount += 0.0;
+            r.weighted += 0.0;
+            r.won_amount += 0.0;
+            r
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        b.won_amount
+            .total_cmp(&a.won_amount)
+            .then(b.open_amount.total_cmp(&a.open_amount))
+            .then(a.owner.cmp(&b.owner))
+    });
+    Ok(Owners {
+        from,
+        to,
+        currency: process.money.currency.clone(),
+        rows,
+        note: "per rep: open, open_amount, weighted and stalled are as of now; moved_on (exits that advanced, or won from the last stage), forced, won, lost, win rate, cycle (median days, created → won) and won_amount are of the period; a prospect counts for its owner at the time".into(),
+    })
+}
+
+/// `metrics.trends`: each month of `months` ((label, from, to), oldest
+/// first): per stage entered, exited and direct conversion, and the
+/// month's outcomes.
+pub fn trends(
+    snap: &Snapshot,
+    process: &Process,
+    months: &[(String, Millis, Millis)],
+    now: Millis,
+    owner: Option<String>,
+) -> Result<Trends, StoreError> {
+    let txn = snap.txn();
+    let filter = Filter {
+        owner: owner.clone(),
+    };
+    let mut out = Vec::with_capacity(months.len());
+    for (label, from, to) in months {
+        let stages = period_stages(txn, process, *from, *to, now, &filter)?;
+        let ids: Vec<String> = stages.iter().map(|s| s.id.clone()).collect();
+        let rows = flow(txn, &ids, *from, *to, now, &filter)?;
+        let stages = stages
+            .iter()
+            .zip(rows)
+            .map(|(s, r)| TrendStage {
+                stage: s.id.clone(),
+                entered: r.entered,
+                exited: r.exited,
+                rate: direct_conversion(&r.exited_by_kind, &s.next).3,
+            })
+            .collect();
+        let closed = outcomes(txn, *from, *to, &filter)?;
+        let won = closed.iter().filter(|c| c.won).count() as u64;
+        let mut won_amount = 0.0;
+        for c in closed.iter().filter(|c| c.won) {
+            if let Some(p) = snap.prospect(c.id)? {
+                won_amount += amount(&p, &process.money.amount_field).unwrap_or(0.0);
+            }
+        }
+        out.push(TrendMonth {
+            month: label.clone(),
+            from: *from,
+            to: *to,
+            stages,
+            won,
+            lost: closed.len() as u64 - won,
+            win_rate: (!closed.is_empty()).then(|| won as f64 / closed.len() as f64),
+            won_amount: won_amount + 0.0,
+        });
+    }
+    Ok(Trends {
+        owner,
+        currency: process.money.currency.clone(),
+        months: out,
+        note: "each calendar month (UTC): entered and exited as metrics.flow counts them, direct conversion as metrics.conversion defines it, outcomes as metrics.outcomes".into(),
     })
 }
 

@@ -301,7 +301,8 @@ pub enum MetricsCmd {
     Conversion(PeriodArgs),
     /// Win rate, cycle length, velocity, weighted pipeline.
     Outcomes(PeriodArgs),
-    /// Open prospects idle longer than their stage allows.
+    /// Open prospects idle longer than their stage allows, most idle (or
+    /// largest) first, with amounts and a total.
     Stalled {
         /// Only this rep's prospects.
         #[arg(long)]
@@ -309,6 +310,30 @@ pub enum MetricsCmd {
         /// Only this stage.
         #[arg(long)]
         stage: Option<String>,
+        /// Order by idle days or by amount.
+        #[arg(long, value_enum, default_value_t = StalledOrder::Idle)]
+        sort: StalledOrder,
+        /// Show at most this many (0: all); the totals count every one.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print CSV.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// A scorecard per rep: open pipeline, moves, won, lost, win rate,
+    /// cycle, stalled, forced moves, value.
+    Owners(PeriodArgs),
+    /// Flow, conversion and win rate month by month.
+    Trends {
+        /// How many months, ending with the current one (or `--to`'s).
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        /// A date in the last month [default: now].
+        #[arg(long, value_parser = parse_time)]
+        to: Option<Millis>,
+        /// Only this rep's prospects.
+        #[arg(long)]
+        owner: Option<String>,
         /// Print CSV.
         #[arg(long)]
         csv: bool,
@@ -331,6 +356,15 @@ pub enum MetricsCmd {
         #[arg(long)]
         owner: Option<String>,
     },
+}
+
+/// `metrics stalled --sort`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StalledOrder {
+    /// Most idle days first.
+    Idle,
+    /// Largest amount first.
+    Value,
 }
 
 /// `stagecoach plugin …`

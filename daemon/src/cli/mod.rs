@@ -247,7 +247,70 @@ async fn watch(client: Client, as_json: bool) -> Result<()> {
                 t.to,
                 t.kind.as_str(),
             ),
-            other => println!("{}  {}", other.method(), other.notification()["params"]),
+            Event::ProcessReloaded {
+                version,
+                previous,
+                changes,
+                renamed,
+                migrated,
+            } => {
+                if version == previous {
+                    println!(
+                        "{}  process file restored: version {version} stays in force",
+                        Millis::now()
+                    );
+                } else {
+                    println!(
+                        "{}  process version {version} in force (was {previous})",
+                        Millis::now()
+                    );
+                }
+                for c in changes {
+                    println!("    {c}");
+                }
+                if *renamed > 0 {
+                    println!("    {renamed} prospect(s) followed a renamed stage");
+                }
+                if *migrated > 0 {
+                    println!(
+                        "    {migrated} prospect(s) moved out of removed stages by [migrate] (forced moves)"
+                    );
+                }
+            }
+            Event::ProcessRejected { version, errors } => {
+                println!(
+                    "{}  process file refused, version {version} stays in force:",
+                    Millis::now()
+                );
+                for e in errors {
+                    println!("    {}", render_process_error(e));
+                }
+            }
+            Event::PluginFailed {
+                plugin,
+                kind,
+                message,
+                hint,
+            } => {
+                println!(
+                    "{}  plugin `{plugin}` failed ({kind}): {message}",
+                    Millis::now()
+                );
+                if let Some(h) = hint {
+                    println!("    hint: {h}");
+                }
+            }
+            Event::PluginsReloaded { version, changed } => println!(
+                "{}  {changed} plugin(s) rebuilt and swapped in for process version {version}",
+                Millis::now()
+            ),
+            Event::Reevaluating { done, total, moved } => println!(
+                "{}  re-evaluating: {done} of {total} open prospects, {moved} moved",
+                Millis::now()
+            ),
+            Event::EventsLagged { missed, hint } => {
+                println!("{}  missed {missed} event(s): {hint}", Millis::now());
+            }
         }
     }
     Ok(())

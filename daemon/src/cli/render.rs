@@ -4,9 +4,9 @@
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 use stagecoach_types::api::results::{
-    Activities, Checklist, Compare, Conversion, DaemonStatus, Diff, Flow, Moved, Outcomes, Plugins,
-    ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated, StageLabel,
-    Stalled, TimeInStage, Validation, Versions, Warning,
+    Activities, Checklist, Compare, Conversion, DaemonStatus, Diff, Flow, Moved, Outcomes, Owners,
+    Plugins, ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated,
+    StageLabel, Stalled, TimeInStage, Trends, Validation, Versions, Warning,
 };
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::error::ProcessError;
@@ -439,6 +439,21 @@ pub(crate) fn num(v: Option<f64>) -> String {
     }
 }
 
+/// A count with thousands separators: `1,288`.
+pub(crate) fn int<N: num_format::ToFormattedString>(n: N) -> String {
+    n.to_formatted_string(&num_format::Locale::en)
+}
+
+/// An amount in whole units with thousands separators and the currency
+/// when the process names one: `EUR 18,262,200`.
+pub(crate) fn money(v: f64, currency: Option<&str>) -> String {
+    let whole = int(v.round() as i64);
+    match currency {
+        Some(c) => format!("{c} {whole}"),
+        None => whole,
+    }
+}
+
 /// A share as a percentage, `-` for none.
 pub(crate) fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |f| format!("{:.1}%", f * 100.0))
@@ -516,18 +531,19 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .rows
                 .iter()
                 .map(|x| {
+                    let n = |v: i64| if p.csv { v.to_string() } else { int(v) };
                     let mut row = vec![
                         cell(p.csv, &x.stage, &x.label),
-                        x.start.to_string(),
-                        x.entered.to_string(),
-                        x.exited.to_string(),
-                        x.end.to_string(),
+                        n(x.start),
+                        n(x.entered),
+                        n(x.exited),
+                        n(x.end),
                     ];
-                    row.extend(kinds.iter().map(|k| {
-                        x.exited_by_kind
-                            .get(*k)
-                            .map_or("-".to_string(), |n| n.to_string())
-                    }));
+                    row.extend(
+                        kinds
+                            .iter()
+                            .map(|k| x.exited_by_kind.get(*k).map_or("-".to_string(), |v| n(*v))),
+                    );
                     row
                 })
                 .collect();
@@ -579,12 +595,13 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .rows
                 .iter()
                 .map(|x| {
+                    let n = |v: u64| if p.csv { v.to_string() } else { int(v) };
                     vec![
                         cell(p.csv, &x.stage, &x.label),
                         x.next.clone(),
-                        x.moved_on.to_string(),
-                        x.exits.to_string(),
-                        x.forced.to_string(),
+                        n(x.moved_on),
+                        n(x.exits),
+                        n(x.forced),
                         pct(x.rate),
                     ]
                 })
@@ -616,9 +633,11 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             let Some(r) = parsed::<Outcomes>(r) else {
                 return;
             };
+            let cur = r.currency.as_deref();
+            let m = |v: f64| money(v, cur);
             let rows = vec![
-                vec!["won".into(), r.won.to_string()],
-                vec!["lost".into(), r.lost.to_string()],
+                vec!["won".into(), int(r.won)],
+                vec!["lost".into(), int(r.lost)],
                 vec!["win rate".into(), pct(r.win_rate)],
                 vec!["cycle median days".into(), num(r.cycle.median_days)],
                 vec!["cycle mean days".into(), num(r.cycle.mean_days)],
@@ -627,22 +646,67 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     num(r.lost_cycle.median_days),
                 ],
                 vec!["lost cycle mean days".into(), num(r.lost_cycle.mean_days)],
+                vec!["won imported, not earned".into(), int(r.won_imported)],
+                vec!["won amount".into(), m(r.won_amount)],
+                vec!["lost amount".into(), m(r.lost_amount)],
                 vec![
-                    "won imported, not earned".into(),
-                    r.won_imported.to_string(),
+                    "average deal size (won)".into(),
+                    r.mean_won_amount.map_or("-".into(), m),
                 ],
-                vec!["open".into(), r.open.to_string()],
-                vec!["won amount".into(), num(Some(r.won_amount))],
-                vec!["mean won amount".into(), num(r.mean_won_amount)],
-                vec!["velocity per day".into(), num(r.velocity_per_day)],
-                vec!["weighted pipeline".into(), num(Some(r.weighted_pipeline))],
+                vec!["open now".into(), int(r.open)],
+                vec!["pipeline value now".into(), m(r.open_amount)],
+                vec!["weighted pipeline now".into(), m(r.weighted_pipeline)],
+                vec![
+                    "velocity per day".into(),
+                    r.velocity_per_day.map_or("-".into(), m),
+                ],
             ];
             emit(p.csv, &["metric", "value"], rows);
+            if p.csv {
+                return;
+            }
+            let rows = r
+                .pipeline
+                .iter()
+                .map(|x| {
+                    vec![
+                        format!("{} ({})", x.name, x.stage),
+                        int(x.open),
+                        m(x.amount),
+                        x.probability.map_or("-".into(), |p| pct(Some(p))),
+                        m(x.weighted),
+                    ]
+                })
+                .collect();
+            println!("open pipeline now, by stage:");
+            emit(
+                false,
+                &["stage", "open", "value", "probability", "weighted"],
+                rows,
+            );
+            if !r.lost_reasons.is_empty() {
+                println!("lost in the period, by reason:");
+                let rows = r
+                    .lost_reasons
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            x.reason
+                                .clone()
+                                .unwrap_or_else(|| "(no reason given)".into()),
+                            int(x.count),
+                            m(x.amount),
+                        ]
+                    })
+                    .collect();
+                emit(false, &["reason", "deals", "value"], rows);
+            }
         }
         MetricsCmd::Stalled { csv, .. } => {
             let Some(r) = parsed::<Stalled>(r) else {
                 return;
             };
+            let cur = r.currency.as_deref();
             let rows = r
                 .stalled
                 .iter()
@@ -652,16 +716,142 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                         x.name.clone(),
                         x.owner.clone().unwrap_or_default(),
                         x.stage.clone(),
-                        x.idle_days.to_string(),
+                        if *csv {
+                            x.idle_days.to_string()
+                        } else {
+                            int(x.idle_days)
+                        },
                         x.stall_after_days.to_string(),
+                        match (x.amount, *csv) {
+                            (None, _) => String::new(),
+                            (Some(a), true) => a.to_string(),
+                            (Some(a), false) => money(a, cur),
+                        },
                     ]
                 })
                 .collect();
             emit(
                 *csv,
-                &["id", "name", "owner", "stage", "idle days", "stalls after"],
+                &[
+                    "id",
+                    "name",
+                    "owner",
+                    "stage",
+                    "idle days",
+                    "stalls after",
+                    "amount",
+                ],
                 rows,
             );
+            if !*csv {
+                println!(
+                    "{} of {} stalled prospects shown; their value in all: {}{}",
+                    int(r.stalled.len()),
+                    int(r.total),
+                    money(r.total_amount, cur),
+                    if (r.stalled.len() as u64) < r.total {
+                        " (--limit 0 shows all)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        MetricsCmd::Owners(p) => {
+            let Some(r) = parsed::<Owners>(r) else {
+                return;
+            };
+            let cur = r.currency.as_deref();
+            let m = |v: f64| if p.csv { format!("{v}") } else { money(v, cur) };
+            let n = |v: u64| if p.csv { v.to_string() } else { int(v) };
+            let rows = r
+                .rows
+                .iter()
+                .map(|x| {
+                    vec![
+                        if x.owner.is_empty() && !p.csv {
+                            "(none)".into()
+                        } else {
+                            x.owner.clone()
+                        },
+                        n(x.open),
+                        m(x.open_amount),
+                        m(x.weighted),
+                        n(x.moved_on),
+                        n(x.won),
+                        n(x.lost),
+                        pct(x.win_rate),
+                        num(x.cycle_median_days),
+                        m(x.won_amount),
+                        n(x.stalled),
+                        n(x.forced),
+                    ]
+                })
+                .collect();
+            if !p.csv {
+                println!(
+                    "per rep, {} → {} (open, pipeline, weighted and stalled: now)",
+                    r.from, r.to
+                );
+            }
+            emit(
+                p.csv,
+                &[
+                    "owner",
+                    "open",
+                    "pipeline",
+                    "weighted",
+                    "moved on",
+                    "won",
+                    "lost",
+                    "win rate",
+                    "cycle median days",
+                    "won value",
+                    "stalled",
+                    "forced moves",
+                ],
+                rows,
+            );
+        }
+        MetricsCmd::Trends { csv, .. } => {
+            let Some(r) = parsed::<Trends>(r) else {
+                return;
+            };
+            let cur = r.currency.as_deref();
+            let stages: Vec<String> = r
+                .months
+                .last()
+                .map(|m| m.stages.iter().map(|s| s.stage.clone()).collect())
+                .unwrap_or_default();
+            let mut headers: Vec<String> = vec!["month".into()];
+            for s in &stages {
+                headers.push(format!("{s} entered"));
+                headers.push(format!("{s} conversion"));
+            }
+            headers.extend(["won", "lost", "win rate", "won value"].map(String::from));
+            let rows = r
+                .months
+                .iter()
+                .map(|m| {
+                    let mut row = vec![m.month.clone()];
+                    for s in &stages {
+                        let x = m.stages.iter().find(|x| x.stage == *s);
+                        row.push(x.map_or("0".into(), |x| x.entered.to_string()));
+                        row.push(pct(x.and_then(|x| x.rate)));
+                    }
+                    row.push(m.won.to_string());
+                    row.push(m.lost.to_string());
+                    row.push(pct(m.win_rate));
+                    row.push(if *csv {
+                        m.won_amount.to_string()
+                    } else {
+                        money(m.won_amount, cur)
+                    });
+                    row
+                })
+                .collect();
+            let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+            emit(*csv, &headers, rows);
         }
         MetricsCmd::Compare { .. } => {
             let Some(r) = parsed::<Compare>(r) else {

@@ -156,12 +156,41 @@ pub(crate) fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)>
                 amount_field: None,
             })
         }
-        MetricsCmd::Stalled { owner, stage, .. } => {
-            typed::<methods::MetricsStalled>(params::MetricsStalled {
-                owner: owner.clone(),
-                stage: stage.clone(),
+        MetricsCmd::Stalled {
+            owner,
+            stage,
+            sort,
+            limit,
+            ..
+        } => typed::<methods::MetricsStalled>(params::MetricsStalled {
+            owner: owner.clone(),
+            stage: stage.clone(),
+            sort: Some(match sort {
+                super::args::StalledOrder::Idle => params::StalledSort::Idle,
+                super::args::StalledOrder::Value => params::StalledSort::Value,
+            }),
+            limit: (*limit > 0).then_some(*limit),
+        }),
+        MetricsCmd::Owners(p) => {
+            p.refuse_stage("the scorecard covers every stage")?;
+            if p.owner.is_some() || p.version.is_some() {
+                bail!(
+                    "`metrics owners` takes a period only: it has a row for every owner, over every version"
+                );
+            }
+            let period = p.period()?;
+            typed::<methods::MetricsOwners>(params::MetricsOwners {
+                from: period.from,
+                to: period.to,
             })
         }
+        MetricsCmd::Trends {
+            months, to, owner, ..
+        } => typed::<methods::MetricsTrends>(params::MetricsTrends {
+            months: *months,
+            to: *to,
+            owner: owner.clone(),
+        }),
         MetricsCmd::Compare {
             a,
             b,

@@ -106,6 +106,36 @@ impl Millis {
     pub fn days_until(self, later: Millis) -> f64 {
         (later.0 - self.0) as f64 / Self::DAY as f64
     }
+
+    /// The calendar month (UTC) `self` falls in, and the `back` months
+    /// before it, oldest first: (`2026-06`, first instant, next month's
+    /// first instant).
+    pub fn months_ending(self, back: u32) -> Vec<(String, Millis, Millis)> {
+        let date = jiff::Timestamp::from_millisecond(self.0)
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date();
+        let mut first = date.first_of_month();
+        let mut out = Vec::with_capacity(back as usize + 1);
+        for _ in 0..=back {
+            let next = first
+                .checked_add(jiff::Span::new().months(1))
+                .unwrap_or(first);
+            let start = utc(first.to_datetime(jiff::civil::Time::midnight())).unwrap_or(Millis(0));
+            let end = utc(next.to_datetime(jiff::civil::Time::midnight())).unwrap_or(start);
+            out.push((
+                format!("{:04}-{:02}", first.year(), first.month()),
+                start,
+                end,
+            ));
+            match first.checked_sub(jiff::Span::new().months(1)) {
+                Ok(prev) => first = prev,
+                Err(_) => break,
+            }
+        }
+        out.reverse();
+        out
+    }
 }
 
 /// A civil date-time read as UTC.

@@ -11,7 +11,8 @@ use stagecoach_core::engine::ActiveProcess;
 use stagecoach_core::metrics::{self, Filter};
 use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
-    ConversionPeriod, MetricsCompare, MetricsStalled, OutcomesPeriod, Period,
+    ConversionPeriod, MetricsCompare, MetricsOwners, MetricsStalled, MetricsTrends, OutcomesPeriod,
+    Period, StalledSort,
 };
 use stagecoach_types::api::results::{
     Compare, CompareDelta, CompareRow, CompareSide, ComparedPeriod, Flow, Stalled, StalledProspect,
@@ -202,7 +203,6 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     read(move || {
-        let field = p.amount_field.clone().unwrap_or_else(|| "amount".into());
         let snap = ctx.store.snapshot()?;
         let o = metrics::summarize_outcomes(
             &snap,
@@ -210,9 +210,53 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
             p.from,
             p.to,
             p.owner.clone(),
-            field,
+            p.amount_field.clone(),
         )?;
         Ok(json!(o))
+    })
+}
+
+pub(super) fn owners(ctx: &Arc<Ctx>, p: MetricsOwners) -> Reply {
+    if p.to <= p.from {
+        return ready(Err(RpcError::params("`to` must be after `from`")));
+    }
+    let ctx = ctx.clone();
+    let active = ctx.active();
+    let now = ctx.clock.now();
+    read(move || {
+        let snap = ctx.store.snapshot()?;
+        Ok(json!(metrics::owners(
+            &snap,
+            &active.process,
+            p.from,
+            p.to,
+            now
+        )?))
+    })
+}
+
+/// Most months a trend spans.
+const MAX_TREND_MONTHS: u32 = 120;
+
+pub(super) fn trends(ctx: &Arc<Ctx>, p: MetricsTrends) -> Reply {
+    if !(1..=MAX_TREND_MONTHS).contains(&p.months) {
+        return ready(Err(RpcError::params(format!(
+            "`months` must be between 1 and {MAX_TREND_MONTHS}"
+        ))));
+    }
+    let ctx = ctx.clone();
+    let active = ctx.active();
+    let now = ctx.clock.now();
+    read(move || {
+        let months = p.to.unwrap_or(now).months_ending(p.months - 1);
+        let snap = ctx.store.snapshot()?;
+        Ok(json!(metrics::trends(
+            &snap,
+            &active.process,
+            &months,
+            now,
+            p.owner.clone()
+        )?))
     })
 }
 
@@ -249,6 +293,10 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: MetricsStalled) -> Reply {
                         .entry(x.owner.clone().unwrap_or_default())
                         .or_default() += 1;
                     out.push(StalledProspect {
+                        amount: x
+                            .fields
+                            .get(&active.process.money.amount_field)
+                            .and_then(|v| v.as_number()),
                         idle_days: (now.0 - x.last_activity_at.0) / Millis::DAY,
                         id: x.id,
                         name: x.name,
@@ -260,9 +308,28 @@ pub(super) fn stalled(ctx: &Arc<Ctx>, p: MetricsStalled) -> Reply {
                 }
             }
         }
+        match p.sort.unwrap_or_default() {
+            StalledSort::Idle => {
+                out.sort_by(|a, b| b.idle_days.cmp(&a.idle_days).then(a.id.cmp(&b.id)))
+            }
+            StalledSort::Value => out.sort_by(|a, b| {
+                b.amount
+                    .unwrap_or(0.0)
+                    .total_cmp(&a.amount.unwrap_or(0.0))
+                    .then(a.id.cmp(&b.id))
+            }),
+        }
+        let total = out.len() as u64;
+        let total_amount = out.iter().filter_map(|x| x.amount).sum::<f64>() + 0.0;
+        if let Some(limit) = p.limit {
+            out.truncate(limit);
+        }
         Ok(json!(Stalled {
             as_of: now,
             stalled: out,
+            total,
+            total_amount,
+            currency: active.process.money.currency.clone(),
             by_owner,
             note: "open prospects whose last activity is older than their stage's stall_after_days"
                 .into(),

@@ -169,6 +169,8 @@ pub static METHODS: &[Method] = &[
     method!(m::MetricsConversion, metrics::conversion),
     method!(m::MetricsOutcomes, metrics::outcomes),
     method!(m::MetricsStalled, metrics::stalled),
+    method!(m::MetricsOwners, metrics::owners),
+    method!(m::MetricsTrends, metrics::trends),
     method!(m::MetricsCompare, metrics::compare),
     method!(m::ExportPage, history::page),
 ];

@@ -101,6 +101,10 @@ pub mod methods {
         MetricsOutcomes = "metrics.outcomes" (p::OutcomesPeriod) -> r::Outcomes;
         /// Open prospects idle longer than their stage allows.
         MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> r::Stalled;
+        /// A scorecard per rep: pipeline, moves, outcomes, cycle, stalled.
+        MetricsOwners = "metrics.owners" (p::MetricsOwners) -> r::Owners;
+        /// Flow, conversion and win rate month by month.
+        MetricsTrends = "metrics.trends" (p::MetricsTrends) -> r::Trends;
         /// Two periods side by side.
         MetricsCompare = "metrics.compare" (p::MetricsCompare) -> r::Compare;
         /// One page of an export.

@@ -366,6 +366,47 @@ pub struct MetricsStalled {
     /// Only this stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// Order: most idle days first (default), or largest amount first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<StalledSort>,
+    /// At most this many in `stalled` (totals count all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// How `metrics.stalled` orders its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StalledSort {
+    /// Most idle days first.
+    #[default]
+    Idle,
+    /// Largest amount first.
+    Value,
+}
+
+/// `metrics.owners`: a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsOwners {
+    /// Start.
+    pub from: Millis,
+    /// End, exclusive.
+    pub to: Millis,
+}
+
+/// `metrics.trends`: `months` calendar months ending with the one `to` falls in.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsTrends {
+    /// How many months (1 to 120).
+    pub months: u32,
+    /// A time in the last month; now if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Millis>,
+    /// Only this rep's prospects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// `metrics.compare`.

@@ -165,8 +165,145 @@ pub struct Outcomes {
     pub velocity_per_day: Option<f64>,
     /// Σ amount × stage probability over open prospects now.
     pub weighted_pipeline: f64,
+    /// The currency amounts are in (`[process] currency`), if the process says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Σ amount of the deals lost in the period.
+    #[serde(default)]
+    pub lost_amount: f64,
+    /// Σ amount over open prospects now (the pipeline's value).
+    #[serde(default)]
+    pub open_amount: f64,
+    /// The open pipeline now, per stage, in the process's order.
+    #[serde(default)]
+    pub pipeline: Vec<PipelineRow>,
+    /// Deals lost in the period by reason, most first (`reason` null: none given).
+    #[serde(default)]
+    pub lost_reasons: Vec<LostReason>,
     /// The definitions, in words.
     pub note: String,
+}
+
+/// One stage of the open pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRow {
+    /// The stage.
+    pub stage: String,
+    /// Its name.
+    pub name: String,
+    /// Open prospects in it now.
+    pub open: u64,
+    /// Σ their amounts.
+    pub amount: f64,
+    /// The stage's win probability, if it has one.
+    pub probability: Option<f64>,
+    /// amount × probability (0 without one).
+    pub weighted: f64,
+}
+
+/// Deals lost for one reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LostReason {
+    /// The reason recorded with the loss; null when none was.
+    pub reason: Option<String>,
+    /// How many deals.
+    pub count: u64,
+    /// Σ their amounts.
+    pub amount: f64,
+}
+
+/// `metrics.owners`: one scorecard row per rep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Owners {
+    /// Start of the period.
+    pub from: crate::model::Millis,
+    /// End of the period, exclusive.
+    pub to: crate::model::Millis,
+    /// The currency amounts are in, if the process says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// One row per owner (`""`: prospects without one), by won amount, then name.
+    pub rows: Vec<OwnerRow>,
+    /// The definitions, in words.
+    pub note: String,
+}
+
+/// One rep's scorecard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnerRow {
+    /// The rep (`""`: no owner).
+    pub owner: String,
+    /// Open prospects now.
+    pub open: u64,
+    /// Σ their amounts.
+    pub open_amount: f64,
+    /// Σ amount × stage probability of them.
+    pub weighted: f64,
+    /// Stage exits in the period that moved on (advanced, or won from the last stage).
+    pub moved_on: u64,
+    /// Forced moves in the period.
+    pub forced: u64,
+    /// Deals won in the period.
+    pub won: u64,
+    /// Deals lost in the period.
+    pub lost: u64,
+    /// won ÷ (won + lost); null when none closed.
+    pub win_rate: Option<f64>,
+    /// Median days from creation to won, of the deals won in the period.
+    pub cycle_median_days: Option<f64>,
+    /// Σ amount of the deals won in the period.
+    pub won_amount: f64,
+    /// Open prospects stalled now.
+    pub stalled: u64,
+}
+
+/// `metrics.trends`: month by month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trends {
+    /// The owner filter, if any.
+    pub owner: Option<String>,
+    /// The currency amounts are in, if the process says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// One entry per calendar month, oldest first.
+    pub months: Vec<TrendMonth>,
+    /// The definitions, in words.
+    pub note: String,
+}
+
+/// One month of a trend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendMonth {
+    /// `2026-06`.
+    pub month: String,
+    /// Its first day.
+    pub from: crate::model::Millis,
+    /// The next month's first day.
+    pub to: crate::model::Millis,
+    /// Per stage: entered, exited and direct conversion, as `metrics.flow`
+    /// and `metrics.conversion` answer for the month.
+    pub stages: Vec<TrendStage>,
+    /// Deals won in the month.
+    pub won: u64,
+    /// Deals lost in the month.
+    pub lost: u64,
+    /// won ÷ (won + lost); null when none closed.
+    pub win_rate: Option<f64>,
+    /// Σ amount won.
+    pub won_amount: f64,
+}
+
+/// One stage in one month.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrendStage {
+    /// The stage.
+    pub stage: String,
+    /// Entered in the month.
+    pub entered: i64,
+    /// Exited in the month.
+    pub exited: i64,
+    /// Direct conversion in the month; null when none exited.
+    pub rate: Option<f64>,
 }
 
 /// One stage's direct conversion.
@@ -349,6 +486,9 @@ pub struct StalledProspect {
     pub idle_days: i64,
     /// The stage's `stall_after_days`.
     pub stall_after_days: u32,
+    /// The deal's amount, if it has one.
+    #[serde(default)]
+    pub amount: Option<f64>,
 }
 
 /// `metrics.stalled`.
@@ -356,8 +496,18 @@ pub struct StalledProspect {
 pub struct Stalled {
     /// When it was computed.
     pub as_of: crate::model::Millis,
-    /// The stalled prospects.
+    /// The stalled prospects: most idle first (or largest amount first),
+    /// at most `limit`.
     pub stalled: Vec<StalledProspect>,
+    /// How many are stalled in all (`stalled` may hold fewer).
+    #[serde(default)]
+    pub total: u64,
+    /// Σ amount of all of them.
+    #[serde(default)]
+    pub total_amount: f64,
+    /// The currency amounts are in, if the process says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
     /// How many per owner (`""`: no owner).
     pub by_owner: BTreeMap<String, u64>,
     /// The definition, in words.
