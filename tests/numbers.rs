@@ -519,3 +519,243 @@ fn fmt_thousands(n: i64) -> String {
     }
     out
 }
+
+/// Every figure of a report: `data-k` → `data-v`.
+fn figures(html: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in html.split("data-k=\"").skip(1) {
+        let key = &part[..part.find('"').unwrap()];
+        let rest = &part[part.find("data-v=\"").unwrap() + 8..];
+        let value = &rest[..rest.find('"').unwrap()];
+        let shown_start = rest.find('>').unwrap() + 1;
+        let shown = &rest[shown_start..shown_start + rest[shown_start..].find('<').unwrap()];
+        assert!(!shown.is_empty(), "{key} is shown");
+        assert!(
+            out.insert(key.to_string(), value.to_string()).is_none(),
+            "{key} appears once"
+        );
+    }
+    out
+}
+
+/// A figure equals the answer's value (numbers as numbers, null as null).
+fn same(figs: &std::collections::BTreeMap<String, String>, key: &str, answer: &Value) {
+    let shown = figs
+        .get(key)
+        .unwrap_or_else(|| panic!("no figure `{key}` in the report: {:?}", figs.keys()));
+    match answer {
+        Value::Null => assert_eq!(shown, "null", "{key}"),
+        v => {
+            let want = v.as_f64().unwrap_or_else(|| panic!("{key}: {v}"));
+            let got: f64 = shown.parse().unwrap_or_else(|_| panic!("{key}: {shown}"));
+            assert!(
+                (want - got).abs() < 1e-9,
+                "{key}: report {got}, answer {want}"
+            );
+        }
+    }
+}
+
+fn report(d: &Daemon, args: &[&str]) -> String {
+    let out = d.dir.path().join("report.html");
+    let mut all = vec!["report", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let o = d.cli(&all);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read_to_string(out).unwrap()
+}
+
+/// Checks every figure of a report made with `filter` against the
+/// protocol's answers for the same question.
+fn check_report(c: &mut Client, html: &str, filter: Value) {
+    let figs = figures(html);
+    let flow = c.ok("metrics.flow", filter.clone());
+    let (from, to) = (flow["from"].clone(), flow["to"].clone());
+    let owner = filter.get("owner").cloned();
+    let period_owner = |mut p: Value| {
+        if let Some(o) = &owner {
+            p["owner"] = o.clone();
+        }
+        p
+    };
+    let o = c.ok(
+        "metrics.outcomes",
+        period_owner(json!({ "from": from, "to": to })),
+    );
+    for (key, field) in [
+        ("won_amount", "won_amount"),
+        ("win_rate", "win_rate"),
+        ("won", "won"),
+        ("lost", "lost"),
+        ("open_amount", "open_amount"),
+        ("open", "open"),
+        ("weighted", "weighted_pipeline"),
+        ("velocity", "velocity_per_day"),
+        ("mean_won", "mean_won_amount"),
+    ] {
+        same(&figs, &format!("headline.{key}"), &o[field]);
+    }
+    same(&figs, "headline.cycle_median", &o["cycle"]["median_days"]);
+    for r in flow["rows"].as_array().unwrap() {
+        let s = r["stage"].as_str().unwrap();
+        for k in ["start", "entered", "exited", "end"] {
+            same(&figs, &format!("flow.{s}.{k}"), &r[k]);
+        }
+        for k in ["advanced", "won", "lost", "forced"] {
+            same(&figs, &format!("flow.{s}.{k}"), &r["exited_by_kind"][k]);
+        }
+    }
+    let flow_keys = figs.keys().filter(|k| k.starts_with("flow.")).count();
+    assert_eq!(
+        flow_keys,
+        flow["rows"].as_array().unwrap().len() * 8,
+        "no other flow rows"
+    );
+    let time = c.ok("metrics.time_in_stage", filter.clone());
+    for r in time["rows"].as_array().unwrap() {
+        let s = r["stage"].as_str().unwrap();
+        same(
+            &figs,
+            &format!("time.{s}.median"),
+            &r["completed"]["median_days"],
+        );
+        same(&figs, &format!("time.{s}.p90"), &r["completed"]["p90_days"]);
+        same(&figs, &format!("time.{s}.count"), &r["completed"]["count"]);
+    }
+    let mut conv_filter = filter.clone();
+    conv_filter.as_object_mut().unwrap().remove("stage");
+    let conv = c.ok("metrics.conversion", conv_filter);
+    let stage = filter.get("stage").and_then(Value::as_str);
+    for r in conv["direct"]["rows"].as_array().unwrap() {
+        let s = r["stage"].as_str().unwrap();
+        if stage.is_some_and(|x| x != s) {
+            assert!(
+                !figs.contains_key(&format!("conv.{s}.rate")),
+                "only the stage asked for"
+            );
+            continue;
+        }
+        same(&figs, &format!("conv.{s}.rate"), &r["rate"]);
+        same(&figs, &format!("conv.{s}.moved_on"), &r["moved_on"]);
+        same(&figs, &format!("conv.{s}.exits"), &r["exits"]);
+    }
+    same(&figs, "reached.cohort", &conv["reached"]["cohort"]);
+    for (i, r) in o["lost_reasons"].as_array().unwrap().iter().enumerate() {
+        same(&figs, &format!("lost.{i}.count"), &r["count"]);
+        same(&figs, &format!("lost.{i}.amount"), &r["amount"]);
+    }
+    let mut stalled_q = json!({ "sort": "value", "limit": 10 });
+    if let Some(o) = &owner {
+        stalled_q["owner"] = o.clone();
+    }
+    if let Some(s) = stage {
+        stalled_q["stage"] = json!(s);
+    }
+    let stalled = c.ok("metrics.stalled", stalled_q);
+    same(&figs, "stalled.total", &stalled["total"]);
+    same(&figs, "stalled.total_amount", &stalled["total_amount"]);
+    for x in stalled["stalled"].as_array().unwrap() {
+        same(&figs, &format!("stalled.{}.amount", x["id"]), &x["amount"]);
+        same(&figs, &format!("stalled.{}.idle", x["id"]), &x["idle_days"]);
+    }
+    let owners = c.ok("metrics.owners", json!({ "from": from, "to": to }));
+    for r in owners["rows"].as_array().unwrap() {
+        let who = r["owner"].as_str().unwrap();
+        let key = |k: &str| format!("owner.{who}.{k}");
+        if owner.as_ref().is_some_and(|o| o != who) {
+            assert!(!figs.contains_key(&key("won")), "only {owner:?}'s row");
+            continue;
+        }
+        for (k, field) in [
+            ("won", "won"),
+            ("lost", "lost"),
+            ("open", "open"),
+            ("open_amount", "open_amount"),
+            ("won_amount", "won_amount"),
+            ("win_rate", "win_rate"),
+            ("stalled", "stalled"),
+            ("moved_on", "moved_on"),
+            ("forced", "forced"),
+            ("cycle", "cycle_median_days"),
+        ] {
+            same(&figs, &key(k), &r[field]);
+        }
+    }
+    let trends = c.ok(
+        "metrics.trends",
+        period_owner(json!({ "months": 12, "to": from })),
+    );
+    let nov = trends["months"].as_array().unwrap().last().unwrap();
+    let month = nov["month"].as_str().unwrap();
+    for k in ["won", "lost", "win_rate", "won_amount"] {
+        same(&figs, &format!("trend.{month}.{k}"), &nov[k]);
+    }
+}
+
+#[test]
+fn the_report_shows_what_the_protocol_answers_for_the_same_filters() {
+    let d = Daemon::start_with(&money_process());
+    let mut c = d.client();
+    money_history(&mut c);
+    // A process change, so the report compares the versions around it.
+    let changed = money_process().replacen("stall_after_days = 30", "stall_after_days = 20", 1);
+    assert_eq!(
+        c.ok("process.reload", json!({ "text": changed }))["version"],
+        2
+    );
+    let nov = json!({ "from": "2026-11-01", "to": "2026-12-01" });
+
+    let team = report(&d, &["--month", "2026-11"]);
+    assert!(
+        team.contains("<title>Sales report: November 2026</title>"),
+        "human dates"
+    );
+    assert!(!team.contains("<script"), "nothing runs");
+    assert!(
+        !team.contains("http://") && !team.contains("https://"),
+        "nothing fetched"
+    );
+    assert!(
+        team.contains("Version 2 came into force on"),
+        "the latest change"
+    );
+    assert!(
+        team.contains("stage `close`: stalled after 20 days instead of 30"),
+        "{team}"
+    );
+    check_report(&mut c, &team, nov.clone());
+
+    let tom = report(&d, &["--month", "2026-11", "--owner", "tom"]);
+    assert_ne!(tom, team, "a rep's report is the rep's");
+    assert!(tom.contains("<title>Sales report: November 2026 · owner tom</title>"));
+    check_report(
+        &mut c,
+        &tom,
+        json!({ "from": "2026-11-01", "to": "2026-12-01", "owner": "tom" }),
+    );
+
+    let present = report(&d, &["--month", "2026-11", "--stage", "present"]);
+    assert!(
+        present.contains("· stage Present"),
+        "the filter is in the title"
+    );
+    check_report(
+        &mut c,
+        &present,
+        json!({ "from": "2026-11-01", "to": "2026-12-01", "stage": "present" }),
+    );
+
+    let v1 = report(&d, &["--month", "2026-11", "--version", "1"]);
+    assert!(v1.contains("while version 1 was in force"));
+    check_report(
+        &mut c,
+        &v1,
+        json!({ "from": "2026-11-01", "to": "2026-12-01", "version": 1 }),
+    );
+
+    let o = d.cli(&["report", "--month", "2026-11", "--csv"]);
+    assert!(
+        !o.status.success(),
+        "a flag the report cannot honour is refused"
+    );
+}

@@ -496,6 +496,8 @@ pub fn durations(mut ms: Vec<i64>) -> Durations {
         count: ms.len(),
         mean_days: (!ms.is_empty()).then(|| days(ms.iter().sum::<i64>() / ms.len() as i64)),
         median_days: pct(0.5),
+        p25_days: pct(0.25),
+        p75_days: pct(0.75),
         p90_days: pct(0.9),
         histogram,
     }

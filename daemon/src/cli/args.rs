@@ -118,8 +118,11 @@ pub enum Command {
     /// Measure the process: flow, time in stage, conversion, outcomes, stalled.
     #[command(subcommand)]
     Metrics(MetricsCmd),
-    /// Write a self-contained HTML report (funnel, flow, time in stage,
-    /// conversion, stalled, latest process change) for a period.
+    /// Write a self-contained HTML report for a sales manager: headline
+    /// figures against the previous period, funnel, conversion, flow, time
+    /// in stage, twelve months, lost reasons, stalled deals, a scorecard
+    /// per rep, the latest process change. `--owner`, `--stage` and
+    /// `--version` filter it as they filter `metrics`.
     Report {
         /// The period.
         #[command(flatten)]

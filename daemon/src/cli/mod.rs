@@ -66,8 +66,20 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         }
         Command::Metrics(cmd) => metrics_request(cmd)?,
         Command::Report { period, out } => {
+            if period.csv {
+                bail!(
+                    "the report is HTML; for CSV use `stagecoach metrics flow|conversion|owners … --csv`"
+                );
+            }
             let (from, to) = period.range()?;
-            let html = crate::report::build(&mut client, from, to).await?;
+            let filters = crate::report::Filters {
+                from,
+                to,
+                owner: period.owner.clone(),
+                version: period.version,
+                stage: period.stage.clone(),
+            };
+            let html = crate::report::build(&mut client, &filters).await?;
             std::fs::write(out, html)
                 .with_context(|| format!("cannot write `{}`", out.display()))?;
             println!("wrote {}", out.display());

@@ -124,6 +124,12 @@ pub struct Durations {
     pub mean_days: Option<f64>,
     /// Median days.
     pub median_days: Option<f64>,
+    /// First quartile, days.
+    #[serde(default)]
+    pub p25_days: Option<f64>,
+    /// Third quartile, days.
+    #[serde(default)]
+    pub p75_days: Option<f64>,
     /// 90th percentile days.
     pub p90_days: Option<f64>,
     /// Histogram: days bucket upper bound → count (1, 2, 4, 7, 14, 30, 60, 90, more).
