@@ -75,7 +75,17 @@ fn metrics(d: &Daemon) -> Vec<Value> {
             "metrics.conversion",
             "metrics.outcomes",
         ] {
-            out.push(c.ok(method, p.clone()));
+            let mut answer = c.ok(method, p.clone());
+            // Open stays' ages are as of the instant asked, which differs
+            // between the two daemons by the time between the questions
+            // (p75 107.36 against 107.37 days was seen): their count is
+            // history, their days are not.
+            for row in answer["rows"].as_array_mut().into_iter().flatten() {
+                if let Some(open) = row.get_mut("open_ages") {
+                    *open = open["count"].clone();
+                }
+            }
+            out.push(answer);
         }
         for owner in ["maria", "zoe"] {
             out.push(c.ok(

@@ -520,24 +520,6 @@ fn fmt_thousands(n: i64) -> String {
     out
 }
 
-/// Every figure of a report: `data-k` → `data-v`.
-fn figures(html: &str) -> std::collections::BTreeMap<String, String> {
-    let mut out = std::collections::BTreeMap::new();
-    for part in html.split("data-k=\"").skip(1) {
-        let key = &part[..part.find('"').unwrap()];
-        let rest = &part[part.find("data-v=\"").unwrap() + 8..];
-        let value = &rest[..rest.find('"').unwrap()];
-        let shown_start = rest.find('>').unwrap() + 1;
-        let shown = &rest[shown_start..shown_start + rest[shown_start..].find('<').unwrap()];
-        assert!(!shown.is_empty(), "{key} is shown");
-        assert!(
-            out.insert(key.to_string(), value.to_string()).is_none(),
-            "{key} appears once"
-        );
-    }
-    out
-}
-
 /// A figure equals the answer's value (numbers as numbers, null as null).
 fn same(figs: &std::collections::BTreeMap<String, String>, key: &str, answer: &Value) {
     let shown = figs

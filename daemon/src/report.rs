@@ -590,10 +590,22 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
             &pct(outcomes.win_rate),
         ),
         &format!(
-            "{}<div class=\"delta\">{} won · {} lost</div>",
+            "{}<div class=\"delta\">{} won · {} lost{}</div>",
             delta(outcomes.win_rate, before.win_rate, Delta::Points, &against),
             fig("headline.won", outcomes.won, &int(outcomes.won as i64)),
             fig("headline.lost", outcomes.lost, &int(outcomes.lost as i64)),
+            if outcomes.won_imported > 0 {
+                format!(
+                    "<br>{} of the wins recorded by an import as the source had them, not earned under the exit criteria",
+                    fig(
+                        "headline.won_imported",
+                        outcomes.won_imported,
+                        &int(outcomes.won_imported as i64)
+                    )
+                )
+            } else {
+                String::new()
+            },
         ),
     ));
     cards.push_str(&card(

@@ -413,3 +413,21 @@ pub fn total(counts: &Value) -> u64 {
         .as_object()
         .map_or(0, |m| m.values().filter_map(Value::as_u64).sum())
 }
+
+/// Every figure of a report: `data-k` → `data-v`.
+pub fn figures(html: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for part in html.split("data-k=\"").skip(1) {
+        let key = &part[..part.find('"').unwrap()];
+        let rest = &part[part.find("data-v=\"").unwrap() + 8..];
+        let value = &rest[..rest.find('"').unwrap()];
+        let shown_start = rest.find('>').unwrap() + 1;
+        let shown = &rest[shown_start..shown_start + rest[shown_start..].find('<').unwrap()];
+        assert!(!shown.is_empty(), "{key} is shown");
+        assert!(
+            out.insert(key.to_string(), value.to_string()).is_none(),
+            "{key} appears once"
+        );
+    }
+    out
+}
