@@ -523,6 +523,9 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
             let Some(r) = parsed::<Flow>(r) else { return };
             if !p.csv {
                 println!("flow {} → {}", r.from, r.to);
+                if let Some((_, window)) = r.note.split_once("; narrowed to ") {
+                    println!("narrowed to {window}");
+                }
             }
             let kinds = ["advanced", "skipped", "regressed", "forced", "won", "lost"];
             let mut headers = vec!["stage", "start", "entered", "exited", "end"];
@@ -825,8 +828,12 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 .unwrap_or_default();
             let mut headers: Vec<String> = vec!["month".into()];
             for s in &stages {
-                headers.push(format!("{s} entered"));
-                headers.push(format!("{s} conversion"));
+                if *csv {
+                    headers.push(format!("{s} entered"));
+                    headers.push(format!("{s} conversion"));
+                } else {
+                    headers.push(format!("{s}\nentered · conv."));
+                }
             }
             headers.extend(["won", "lost", "win rate", "won value"].map(String::from));
             let rows = r
@@ -836,8 +843,14 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     let mut row = vec![m.month.clone()];
                     for s in &stages {
                         let x = m.stages.iter().find(|x| x.stage == *s);
-                        row.push(x.map_or("0".into(), |x| x.entered.to_string()));
-                        row.push(pct(x.and_then(|x| x.rate)));
+                        let entered = x.map_or(0, |x| x.entered);
+                        let rate = pct(x.and_then(|x| x.rate));
+                        if *csv {
+                            row.push(entered.to_string());
+                            row.push(rate);
+                        } else {
+                            row.push(format!("{} · {rate}", int(entered)));
+                        }
                     }
                     row.push(m.won.to_string());
                     row.push(m.lost.to_string());
