@@ -17,3 +17,4 @@ mod numbers;
 mod plugins;
 mod protocol;
 mod sandbox;
+mod simulate;

@@ -13,6 +13,7 @@
 //! - [`writer`]: the single writer thread with group commit.
 //! - [`metrics`]: the exact flow, time-in-stage, conversion and outcome
 //!   queries over the counters.
+//! - [`simulate`]: replaying the stored history under a draft, in a scratch store.
 //! - [`clock`]: where "now" comes from, passed in.
 //!
 //! Depends on `stagecoach-types` and the plugin host only.
@@ -25,5 +26,6 @@ pub mod engine;
 pub mod lint;
 pub mod metrics;
 pub mod process;
+pub mod simulate;
 pub mod store;
 pub mod writer;

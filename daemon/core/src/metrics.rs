@@ -38,6 +38,7 @@ pub struct Filter {
     pub owner: Option<String>,
 }
 
+pub use stagecoach_types::api::results::Conversion as ConversionAnswer;
 pub use stagecoach_types::api::results::FlowRow;
 
 /// Every id that means `stage`: itself and the ids it was renamed from.

@@ -138,6 +138,53 @@ async fn parse_off_runtime(
         })
 }
 
+/// Loads `process`'s plugins on the blocking pool, reusing `current`'s
+/// unchanged ones.
+async fn load_plugins_off_runtime(
+    ctx: &Arc<Ctx>,
+    process: &Process,
+    file: &str,
+    current: &ActiveProcess,
+) -> Result<PluginSet, InvalidProcess> {
+    let host = ctx.plugin_host.clone();
+    let path = ctx.process_path.clone();
+    let process = process.clone();
+    let previous = current.plugins.clone();
+    match tokio::task::spawn_blocking(move || {
+        load_plugin_set(&host, &process, &path, Some(&previous))
+    })
+    .await
+    {
+        Ok(result) => result,
+        Err(e) => Err(whole_file_error(
+            file,
+            format!("loading plugins failed: {e}"),
+            None,
+        )),
+    }
+}
+
+/// A draft process as it would run, its plugins loaded under their limits,
+/// without applying it: what `process.simulate` replays history under.
+/// Refused as `process.reload` refuses it.
+pub async fn prepare_draft(
+    ctx: &Arc<Ctx>,
+    text: String,
+    file: &str,
+) -> Result<ActiveProcess, InvalidProcess> {
+    let process = parse_off_runtime(&text, file).await?;
+    let current = ctx.active();
+    let plugins = load_plugins_off_runtime(ctx, &process, file, &current).await?;
+    Ok(ActiveProcess {
+        version: current.version + 1,
+        hash: content_hash(&text),
+        text,
+        loaded_at: ctx.clock.now(),
+        process,
+        plugins: Arc::new(plugins),
+    })
+}
+
 async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     let _one_at_a_time = ctx.reload_lock.lock().await;
     let current = ctx.active();
@@ -149,26 +196,9 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
         Ok(p) => p,
         Err(invalid) => return Reload::Rejected(invalid),
     };
-    let plugins = {
-        let host = ctx.plugin_host.clone();
-        let path = ctx.process_path.clone();
-        let process = process.clone();
-        let previous = current.plugins.clone();
-        match tokio::task::spawn_blocking(move || {
-            load_plugin_set(&host, &process, &path, Some(&previous))
-        })
-        .await
-        {
-            Ok(Ok(set)) => set,
-            Ok(Err(invalid)) => return Reload::Rejected(invalid),
-            Err(e) => {
-                return Reload::Rejected(whole_file_error(
-                    file,
-                    format!("loading plugins failed: {e}"),
-                    None,
-                ));
-            }
-        }
+    let plugins = match load_plugins_off_runtime(ctx, &process, file, &current).await {
+        Ok(set) => set,
+        Err(invalid) => return Reload::Rejected(invalid),
     };
     let at = ctx.clock.now();
     let changes = stagecoach_core::diff::describe(&current.process, &process);

@@ -198,6 +198,19 @@ pub enum ProcessCmd {
         /// The file to check.
         file: PathBuf,
     },
+    /// Replay the stored history under a draft before it goes live: where
+    /// every prospect would stand, which criteria would hold whom, and the
+    /// period's figures beside the actual ones. Writes nothing.
+    Simulate {
+        /// The draft process file.
+        file: PathBuf,
+        /// The period measured [default: the 90 days before now].
+        #[command(flatten)]
+        period: SimPeriod,
+        /// At most this many prospects listed.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
     /// Say in words what changed between two versions (to: the current one).
     Diff {
         /// The older version.
@@ -209,6 +222,20 @@ pub enum ProcessCmd {
     Reload,
     /// Re-evaluate every open prospect against the process in force now.
     Reevaluate,
+}
+
+/// An optional period for `process simulate`.
+#[derive(Debug, Args, Clone)]
+pub struct SimPeriod {
+    /// A calendar month, `YYYY-MM`.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub(crate) month: Option<String>,
+    /// Start (inclusive).
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) from: Option<Millis>,
+    /// End (exclusive) [default: now].
+    #[arg(long, value_parser = parse_time)]
+    pub(crate) to: Option<Millis>,
 }
 
 /// A period: `--month 2026-07`, `--quarter 2026-Q3`, or `--from` and `--to`.

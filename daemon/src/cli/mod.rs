@@ -168,6 +168,28 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         Command::Process(ProcessCmd::Reevaluate) => {
             typed::<methods::ProcessReevaluate>(params::ProcessReevaluate::default())
         }
+        Command::Process(ProcessCmd::Simulate {
+            file,
+            period,
+            limit,
+        }) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read `{}`", file.display()))?;
+            let (from, to) = match &period.month {
+                Some(m) => {
+                    let (f, t) = parse_period(m).map_err(anyhow::Error::msg)?;
+                    (Some(f), Some(t))
+                }
+                None => (period.from, period.to),
+            };
+            typed::<methods::ProcessSimulate>(params::ProcessSimulate {
+                text,
+                file: Some(file.display().to_string()),
+                from,
+                to,
+                limit: Some(*limit),
+            })
+        }
         Command::Process(ProcessCmd::Validate { file }) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read `{}`", file.display()))?;
@@ -197,7 +219,18 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             })
         }
     };
-    let result = match client.call(method, params).await {
+    // A simulation replays the whole history: show that it is working.
+    let spinner = matches!(cli.command, Command::Process(ProcessCmd::Simulate { .. })).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("replaying the stored history under the draft…");
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let answer = client.call(method, params).await;
+    if let Some(bar) = spinner {
+        bar.finish_and_clear();
+    }
+    let result = match answer {
         Ok(r) => r,
         Err(stagecoach_client::ClientError::Rpc(e)) => {
             if cli.json {

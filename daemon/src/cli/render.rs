@@ -6,11 +6,11 @@ use serde_json::Value;
 use stagecoach_types::api::results::{
     Activities, Checklist, Compare, Conversion, DaemonStatus, Diff, Flow, Moved, Outcomes, Owners,
     Plugins, ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated,
-    StageLabel, Stalled, TimeInStage, Trends, Validation, Versions, Warning,
+    Simulation, StageLabel, Stalled, TimeInStage, Trends, Validation, Versions, Warning,
 };
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::error::ProcessError;
-use stagecoach_types::model::{Transition, TransitionKind};
+use stagecoach_types::model::{Status, Transition, TransitionKind};
 
 /// A value as the protocol spells it (enums lowercase, field values as
 /// JSON), for printing.
@@ -340,6 +340,159 @@ pub(crate) fn render(command: &Command, r: &Value) {
                 ]);
             }
             println!("{t}");
+        }
+        Command::Process(ProcessCmd::Simulate { file, .. }) => {
+            let Some(r) = parsed::<Simulation>(r) else {
+                return;
+            };
+            let x = &r.replayed;
+            println!(
+                "replayed {} prospects and {} activities under {} in {:.1} s ({} forced moves and every close as recorded; the draft's criteria made every other move)",
+                int(x.prospects),
+                int(x.activities),
+                file.display(),
+                x.seconds,
+                int(x.forced_moves),
+            );
+            for w in &r.warnings {
+                println!("warning: {w}");
+            }
+            println!("\nopen prospects now, as they are and under the draft:");
+            let rows = r
+                .stages
+                .iter()
+                .map(|s| {
+                    vec![
+                        format!("{} ({})", s.name, s.stage),
+                        int(s.actual),
+                        int(s.simulated),
+                        format!("{:+}", s.simulated as i64 - s.actual as i64),
+                    ]
+                })
+                .collect();
+            emit(
+                false,
+                &["stage", "now", "under the draft", "difference"],
+                rows,
+            );
+            if r.changes.is_empty() {
+                println!("every prospect would stand where it stands");
+            } else {
+                let list: Vec<String> = r
+                    .changes
+                    .iter()
+                    .map(|(k, n)| format!("{} {k}", int(*n)))
+                    .collect();
+                println!("would stand differently: {}", list.join(", "));
+            }
+            if !r.moved.is_empty() {
+                let rows = r
+                    .moved
+                    .iter()
+                    .map(|m| {
+                        let place = |stage: &str, status: &Status| match status {
+                            Status::Open => stage.to_string(),
+                            other => format!("{} ({stage})", wire(other)),
+                        };
+                        vec![
+                            m.id.to_string(),
+                            m.name.clone(),
+                            place(&m.actual_stage, &m.actual_status),
+                            place(&m.simulated_stage, &m.simulated_status),
+                            m.change.clone(),
+                        ]
+                    })
+                    .collect();
+                emit(
+                    false,
+                    &["id", "name", "now", "under the draft", "change"],
+                    rows,
+                );
+                if (r.moved.len() as u64) < r.moved_total {
+                    println!(
+                        "{} of {} shown (--limit)",
+                        r.moved.len(),
+                        int(r.moved_total)
+                    );
+                }
+            }
+            println!("\nwho each criterion of the draft holds now:");
+            let rows = r
+                .criteria
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.stage.clone(),
+                        c.question.clone(),
+                        int(c.holding),
+                        num(c.held.median_days),
+                    ]
+                })
+                .collect();
+            emit(
+                false,
+                &["stage", "criterion", "holding", "median days held"],
+                rows,
+            );
+            let (a, b) = (&r.actual, &r.simulated);
+            println!("\n{} → {}, as it was and under the draft:", r.from, r.to);
+            let mut rows = Vec::new();
+            for fb in &b.flow.rows {
+                let fa = a.flow.rows.iter().find(|x| x.stage == fb.stage);
+                let ca = a
+                    .conversion
+                    .direct
+                    .rows
+                    .iter()
+                    .find(|x| x.stage == fb.stage);
+                let cb = b
+                    .conversion
+                    .direct
+                    .rows
+                    .iter()
+                    .find(|x| x.stage == fb.stage);
+                let ta = a.time_in_stage.rows.iter().find(|x| x.stage == fb.stage);
+                let tb = b.time_in_stage.rows.iter().find(|x| x.stage == fb.stage);
+                rows.push(vec![
+                    stage_cell(&fb.stage, &fb.label),
+                    format!(
+                        "{} / {}",
+                        fa.map_or("-".into(), |x| int(x.entered)),
+                        int(fb.entered)
+                    ),
+                    format!(
+                        "{} / {}",
+                        fa.map_or("-".into(), |x| int(x.exited)),
+                        int(fb.exited)
+                    ),
+                    format!(
+                        "{} / {}",
+                        pct(ca.and_then(|x| x.rate)),
+                        pct(cb.and_then(|x| x.rate))
+                    ),
+                    format!(
+                        "{} / {}",
+                        num(ta.and_then(|x| x.completed.median_days)),
+                        num(tb.and_then(|x| x.completed.median_days))
+                    ),
+                ]);
+            }
+            emit(
+                false,
+                &["stage", "entered", "exited", "conversion", "median days"],
+                rows,
+            );
+            println!(
+                "won {} / {}, lost {} / {}, win rate {} / {}, median cycle {} / {} days (as it was / under the draft)",
+                int(a.outcomes.won),
+                int(b.outcomes.won),
+                int(a.outcomes.lost),
+                int(b.outcomes.lost),
+                pct(a.outcomes.win_rate),
+                pct(b.outcomes.win_rate),
+                num(a.outcomes.cycle.median_days),
+                num(b.outcomes.cycle.median_days),
+            );
         }
         Command::Process(ProcessCmd::Diff { .. }) => {
             let Some(r) = parsed::<Diff>(r) else {

@@ -320,6 +320,8 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
                     outcome: None,
                     source_stage: None,
                     trust_source_stage: false,
+                    forced_moves: Vec::new(),
+                    created_in: None,
                 },
                 rows: 0,
             });
@@ -700,6 +702,8 @@ fn deal(p: &ProspectRow, trust: bool) -> ImportProspect {
             _ => None,
         },
         trust_source_stage: trust,
+        forced_moves: Vec::new(),
+        created_in: None,
     }
 }
 

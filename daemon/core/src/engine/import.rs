@@ -98,7 +98,9 @@ pub(crate) fn apply(
                 .iter()
                 .min_by_key(|m| m.at)
                 .filter(|m| process.stage(&m.to).is_some())
-                .map_or_else(|| process.first_stage().id.clone(), |m| m.to.clone());
+                .map(|m| m.to.clone())
+                .or_else(|| p.created_in.clone().filter(|s| process.stage(s).is_some()))
+                .unwrap_or_else(|| process.first_stage().id.clone());
             let id = t.ids.prospect;
             t.ids.prospect += 1;
             let at = p.created_at;
@@ -217,8 +219,27 @@ pub(crate) fn apply(
             }
         });
         let mut pending = activities.into_iter().peekable();
+        let mut forced_moves: Vec<&ImportMove> = p.forced_moves.iter().collect();
+        forced_moves.sort_by_key(|m| m.at);
+        let mut pending_forced = forced_moves.into_iter().peekable();
         loop {
             let next_at = pending.peek().map(|a| a.at);
+            // A forced move as recorded, before activities at its instant.
+            if let Some(m) = pending_forced.peek()
+                && next_at.is_none_or(|n| m.at <= n)
+                && close_at.is_none_or(|c| m.at <= c)
+            {
+                let m = pending_forced.next().expect("peeked");
+                if prospect.status == Status::Open
+                    && m.to != prospect.stage
+                    && process.stage(&m.to).is_some()
+                {
+                    moves.push(dated_move(t, active, &mut prospect, m));
+                    let at = prospect.stage_entered_at;
+                    moves.extend(cascade_to(t, active, &mut prospect, at, None, false)?);
+                }
+                continue;
+            }
             let close_now = prospect.status == Status::Open
                 && close_at.is_some_and(|c| next_at.is_none_or(|n| c < n));
             if close_now {
@@ -233,6 +254,7 @@ pub(crate) fn apply(
             }
             let Some(a) = pending.next() else { break };
             owner_change(t, &mut segment, &mut prospect, &moves, a)?;
+            field_change(&mut prospect, a);
             let id = insert(t, active, &mut prospect, a)?;
             if prospect.status == Status::Open {
                 moves.extend(cascade_to(t, active, &mut prospect, a.at, Some(id), false)?);
@@ -342,6 +364,27 @@ fn owner_change(
     prospect.owner_since = Some(a.at.max(prospect.earliest_move()));
     prospect.owner = Some(owner.to_string());
     Ok(())
+}
+
+/// When `a` records field changes (`fields_updated`: `fields` set,
+/// `removed`), applies them at its time, so criteria on fields see the
+/// values as they were then.
+fn field_change(prospect: &mut Prospect, a: &ImportActivity) {
+    if a.kind != stagecoach_types::model::FIELDS_UPDATED {
+        return;
+    }
+    if let Some(set) = a.data.get("fields").and_then(Value::as_object) {
+        for (k, v) in set {
+            if let Ok(v) = serde_json::from_value(v.clone()) {
+                prospect.fields.insert(k.clone(), v);
+            }
+        }
+    }
+    if let Some(removed) = a.data.get("removed").and_then(Value::as_array) {
+        for k in removed.iter().filter_map(Value::as_str) {
+            prospect.fields.remove(k);
+        }
+    }
 }
 
 /// Records one activity (no criteria applied here) and returns its id.

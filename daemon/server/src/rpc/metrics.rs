@@ -15,8 +15,8 @@ use stagecoach_types::api::params::{
     Period, StalledSort,
 };
 use stagecoach_types::api::results::{
-    Compare, CompareDelta, CompareRow, CompareSide, ComparedPeriod, Flow, Stalled, StalledProspect,
-    TimeInStage, TimeInStageRow,
+    Compare, CompareDelta, CompareRow, CompareSide, ComparedPeriod, Flow, Measured, Outcomes,
+    Stalled, StalledProspect, TimeInStage, TimeInStageRow,
 };
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::RpcError;
@@ -129,6 +129,52 @@ pub(super) fn flow(ctx: &Arc<Ctx>, p: Period) -> Reply {
     })
 }
 
+fn time_in_stage_of(
+    store: &Store,
+    active: &ActiveProcess,
+    p: &Period,
+    now: Millis,
+) -> Result<TimeInStage, ReadError> {
+    let (from, to) = version_window(store, p)?;
+    let txn = store.read_txn()?;
+    let stages = stages_of(&txn, active, &p.stage, (from, to), now, &p.owner)?;
+    let filter = Filter {
+        owner: p.owner.clone(),
+    };
+    let mut rows = Vec::new();
+    for metrics::PeriodStage {
+        id: stage, label, ..
+    } in stages
+    {
+        let completed =
+            metrics::durations(metrics::completed_stays(&txn, &stage, from, to, &filter)?);
+        let open: Vec<i64> = store
+            .prospects(&ProspectFilter {
+                stage: Some(stage.clone()),
+                owner: p.owner.clone(),
+                limit: MAX_SCAN,
+                ..Default::default()
+            })?
+            .iter()
+            .map(|x| (now.0 - x.stage_entered_at.0).max(0))
+            .collect();
+        rows.push(TimeInStageRow {
+            stage,
+            label,
+            completed,
+            open_ages: metrics::durations(open),
+        });
+    }
+    Ok(TimeInStage {
+        from,
+        to,
+        owner: p.owner.clone(),
+        rows,
+        note: "completed: stays that ended in the period; open_ages: current stays, as of now"
+            .into(),
+    })
+}
+
 pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
     if let Err(e) = check(&p) {
         return ready(Err(e));
@@ -136,46 +182,60 @@ pub(super) fn time_in_stage(ctx: &Arc<Ctx>, p: Period) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     let now = ctx.clock.now();
-    read(move || {
-        let (from, to) = version_window(&ctx.store, &p)?;
-        let txn = ctx.store.read_txn()?;
-        let stages = stages_of(&txn, &active, &p.stage, (from, to), now, &p.owner)?;
-        let filter = Filter {
-            owner: p.owner.clone(),
-        };
-        let mut rows = Vec::new();
-        for metrics::PeriodStage {
-            id: stage, label, ..
-        } in stages
-        {
-            let completed =
-                metrics::durations(metrics::completed_stays(&txn, &stage, from, to, &filter)?);
-            let open: Vec<i64> = ctx
-                .store
-                .prospects(&ProspectFilter {
-                    stage: Some(stage.clone()),
-                    owner: p.owner.clone(),
-                    limit: MAX_SCAN,
-                    ..Default::default()
-                })?
-                .iter()
-                .map(|x| (now.0 - x.stage_entered_at.0).max(0))
-                .collect();
-            rows.push(TimeInStageRow {
-                stage,
-                label,
-                completed,
-                open_ages: metrics::durations(open),
-            });
-        }
-        Ok(json!(TimeInStage {
-            from,
-            to,
-            owner: p.owner.clone(),
-            rows,
-            note: "completed: stays that ended in the period; open_ages: current stays, as of now"
-                .into(),
-        }))
+    read(move || Ok(json!(time_in_stage_of(&ctx.store, &active, &p, now)?)))
+}
+
+fn conversion_of(
+    store: &Store,
+    active: &ActiveProcess,
+    p: &Period,
+    now: Millis,
+) -> Result<metrics::ConversionAnswer, ReadError> {
+    let (from, to) = version_window(store, p)?;
+    let snap = store.snapshot()?;
+    let stages = stages_of(snap.txn(), active, &None, (from, to), now, &p.owner)?;
+    Ok(metrics::conversion(
+        &snap,
+        &stages,
+        from,
+        to,
+        p.owner.clone(),
+    )?)
+}
+
+fn outcomes_of(
+    store: &Store,
+    active: &ActiveProcess,
+    (from, to): (Millis, Millis),
+    owner: Option<String>,
+    amount_field: Option<String>,
+) -> Result<Outcomes, ReadError> {
+    let snap = store.snapshot()?;
+    Ok(metrics::summarize_outcomes(
+        &snap,
+        &active.process,
+        from,
+        to,
+        owner,
+        amount_field,
+    )?)
+}
+
+/// The figures of one period, in the shapes `metrics.*` answer: for
+/// `process.simulate`, once on the live store and once on the replay.
+pub(super) fn measure(
+    store: &Store,
+    active: &ActiveProcess,
+    p: &Period,
+    now: Millis,
+) -> Result<Measured, ReadError> {
+    let txn = store.read_txn()?;
+    let (flow, _) = flow_of(store, &txn, active, p, now)?;
+    Ok(Measured {
+        time_in_stage: time_in_stage_of(store, active, p, now)?,
+        conversion: conversion_of(store, active, p, now)?,
+        outcomes: outcomes_of(store, active, (flow.from, flow.to), p.owner.clone(), None)?,
+        flow,
     })
 }
 
@@ -187,13 +247,7 @@ pub(super) fn conversion(ctx: &Arc<Ctx>, p: ConversionPeriod) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     let now = ctx.clock.now();
-    read(move || {
-        let (from, to) = version_window(&ctx.store, &p)?;
-        let snap = ctx.store.snapshot()?;
-        let stages = stages_of(snap.txn(), &active, &None, (from, to), now, &p.owner)?;
-        let c = metrics::conversion(&snap, &stages, from, to, p.owner.clone())?;
-        Ok(json!(c))
-    })
+    read(move || Ok(json!(conversion_of(&ctx.store, &active, &p, now)?)))
 }
 
 pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
@@ -203,16 +257,13 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
     let ctx = ctx.clone();
     let active = ctx.active();
     read(move || {
-        let snap = ctx.store.snapshot()?;
-        let o = metrics::summarize_outcomes(
-            &snap,
-            &active.process,
-            p.from,
-            p.to,
+        Ok(json!(outcomes_of(
+            &ctx.store,
+            &active,
+            (p.from, p.to),
             p.owner.clone(),
-            p.amount_field.clone(),
-        )?;
-        Ok(json!(o))
+            p.amount_field.clone()
+        )?))
     })
 }
 

@@ -12,6 +12,7 @@ mod metrics;
 mod plugins;
 mod process;
 mod prospect;
+mod simulate;
 
 use std::sync::Arc;
 
@@ -148,6 +149,7 @@ pub static METHODS: &[Method] = &[
     method!(m::ProcessValidate, process::validate),
     method!(m::ProcessDiff, process::diff),
     method!(m::ProcessReload, process::reload, write),
+    method!(m::ProcessSimulate, simulate::simulate),
     method!(m::ProcessReevaluate, process::reevaluate, write),
     method!(m::ProcessDiscover, history::discover),
     method!(m::ProspectCreate, prospect::create, write),

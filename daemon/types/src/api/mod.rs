@@ -57,6 +57,8 @@ pub mod methods {
         ProcessValidate = "process.validate" (p::ProcessValidate) -> r::Validation;
         /// What changed between two versions, in words.
         ProcessDiff = "process.diff" (p::ProcessDiff) -> r::Diff;
+        /// Replays the stored history under a draft, beside what happened.
+        ProcessSimulate = "process.simulate" (p::ProcessSimulate) -> r::Simulation;
         /// Loads the process file (or a given text) as a new version.
         ProcessReload = "process.reload" (p::ProcessReload) -> super::ReloadResult;
         /// Re-applies the criteria to every open prospect.

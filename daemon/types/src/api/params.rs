@@ -385,6 +385,27 @@ pub enum StalledSort {
     Value,
 }
 
+/// `process.simulate`: a draft process's text, replayed over the stored
+/// history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSimulate {
+    /// The draft `process.toml`'s text.
+    pub text: String,
+    /// The file name errors name (default `draft.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The period measured (default: the 90 days before now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Millis>,
+    /// Its end, exclusive (default: now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Millis>,
+    /// At most this many prospects in `moved` (default 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
 /// `metrics.owners`: a period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -482,6 +503,15 @@ pub struct ImportProspect {
     /// elsewhere (a forced move, marked imported).
     #[serde(default)]
     pub trust_source_stage: bool,
+    /// Forced moves to make at their times during a replay under the
+    /// criteria (`process.simulate` replaying stored history); never on the
+    /// wire.
+    #[serde(skip)]
+    pub forced_moves: Vec<ImportMove>,
+    /// The stage it was created in, for a replay without `history` (the
+    /// first stage when absent); never on the wire.
+    #[serde(skip)]
+    pub created_in: Option<String>,
 }
 
 /// One activity of an imported prospect.

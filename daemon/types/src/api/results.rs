@@ -1232,3 +1232,107 @@ pub struct FitRow {
     /// Open in the source.
     pub open: usize,
 }
+
+/// `process.simulate`: the stored history replayed under a draft, beside
+/// what happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Simulation {
+    /// The period measured.
+    pub from: crate::model::Millis,
+    /// Its end, exclusive.
+    pub to: crate::model::Millis,
+    /// What was replayed.
+    pub replayed: Replayed,
+    /// What the draft cannot replay faithfully, in sentences.
+    pub warnings: Vec<String>,
+    /// Open prospects per stage now: actual (in the process in force) and
+    /// simulated (in the draft's stages), in the draft's order then the
+    /// stages only the process in force has.
+    pub stages: Vec<SimulatedStage>,
+    /// How many prospects stand differently, by change: `held back`,
+    /// `further`, `closed`, `reopened`, `won, not earned`, `elsewhere`.
+    pub changes: BTreeMap<String, u64>,
+    /// The prospects that stand differently, at most `limit`.
+    pub moved: Vec<SimulatedProspect>,
+    /// How many stand differently in all.
+    pub moved_total: u64,
+    /// Per exit criterion of the draft: the open prospects it holds now.
+    pub criteria: Vec<SimulatedCriterion>,
+    /// The period's figures as they are.
+    pub actual: Measured,
+    /// The period's figures under the draft.
+    pub simulated: Measured,
+}
+
+/// What a simulation replayed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replayed {
+    /// Prospects.
+    pub prospects: u64,
+    /// Activities (field changes included).
+    pub activities: u64,
+    /// Forced moves, as recorded.
+    pub forced_moves: u64,
+    /// Wins the draft's criteria would not have allowed (still wins).
+    pub unearned_wins: u64,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// One stage's open prospects, actual and simulated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulatedStage {
+    /// The stage.
+    pub stage: String,
+    /// Its name.
+    pub name: String,
+    /// Open prospects there now.
+    pub actual: u64,
+    /// Open prospects there under the draft.
+    pub simulated: u64,
+}
+
+/// A prospect that would stand differently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulatedProspect {
+    /// The prospect.
+    pub id: crate::model::ProspectId,
+    /// Its name.
+    pub name: String,
+    /// Its stage now.
+    pub actual_stage: String,
+    /// Its status now.
+    pub actual_status: crate::model::Status,
+    /// Its stage under the draft.
+    pub simulated_stage: String,
+    /// Its status under the draft.
+    pub simulated_status: crate::model::Status,
+    /// See [`Simulation::changes`].
+    pub change: String,
+}
+
+/// One exit criterion of the draft, and who it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimulatedCriterion {
+    /// The stage.
+    pub stage: String,
+    /// The criterion's question.
+    pub question: String,
+    /// Open prospects in the stage for which it is unmet now.
+    pub holding: u64,
+    /// Their days in the stage so far.
+    pub held: Durations,
+}
+
+/// A period's figures, in the shapes `metrics.*` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// As `metrics.flow`.
+    pub flow: Flow,
+    /// As `metrics.time_in_stage`.
+    pub time_in_stage: TimeInStage,
+    /// As `metrics.conversion`.
+    pub conversion: Conversion,
+    /// As `metrics.outcomes`.
+    pub outcomes: Outcomes,
+}

@@ -1,0 +1,226 @@
+//! Replaying the stored history under a draft process, in a scratch store
+//! the live database never sees: what `process.simulate` measures.
+//!
+//! Each prospect comes in as it was created (in its first stage, mapped to
+//! the draft's), with its fields as they were then, and its history in
+//! time order: activities (field changes included, at their own times),
+//! the forced moves and the closes people made, as recorded. Everything
+//! else — every move the exit criteria made — the draft's criteria decide.
+//! A win the draft's criteria would not have allowed is still a win (the
+//! customer signed), recorded as not earned, and counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use stagecoach_types::api::params::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
+use stagecoach_types::model::{FIELDS_UPDATED, Status, TransitionKind};
+use stagecoach_types::process::Process;
+
+use crate::engine::{ActiveProcess, Answer};
+use crate::store::{ProspectFilter, Store, StoreError, Tables};
+
+/// What a replay did, and what it could not replay faithfully.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replay {
+    /// Prospects replayed.
+    pub prospects: u64,
+    /// Activities replayed (field changes included).
+    pub activities: u64,
+    /// Forced moves replayed as recorded.
+    pub forced_moves: u64,
+    /// Wins the draft's criteria would not have allowed (recorded won, not earned).
+    pub unearned_wins: u64,
+    /// Stage ids in the history the draft neither has nor maps → how often
+    /// (a creation there starts in the draft's first stage; a forced move
+    /// there is left out).
+    pub unmapped_stages: BTreeMap<String, u64>,
+    /// Activity kinds the draft's `[activities]` does not declare → rows
+    /// (replayed as they are, as imports are).
+    pub undeclared_kinds: BTreeMap<String, u64>,
+    /// Prospects with a field removed after creation whose first value the
+    /// store does not keep (it starts absent in the replay).
+    pub fields_unknown: u64,
+}
+
+/// The draft's stage for a stage id of the history: the same id, the stage
+/// renamed from it, or where `[migrate]` sends it.
+pub fn map_stage(draft: &Process, id: &str) -> Option<String> {
+    if draft.stage(id).is_some() {
+        return Some(id.to_string());
+    }
+    if let Some(s) = draft
+        .stages
+        .iter()
+        .find(|s| s.renamed_from.iter().any(|r| r == id))
+    {
+        return Some(s.id.clone());
+    }
+    draft.migrate.get(id).cloned()
+}
+
+/// Prospects per scratch write transaction.
+const BATCH: usize = 500;
+
+/// Replays every prospect of `live` into the empty `scratch` store under
+/// `draft`, calling `progress(done, total)` after each batch.
+pub fn replay(
+    live: &Store,
+    scratch: &Store,
+    draft: &ActiveProcess,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Replay, StoreError> {
+    let snap = live.snapshot()?;
+    let total = live.counts()?.prospects;
+    let mut out = Replay::default();
+    let process = &draft.process;
+    let mut after = None;
+    loop {
+        let page = snap.prospects(&ProspectFilter {
+            after,
+            limit: BATCH,
+            ..Default::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        let mut txn = scratch.begin_write()?;
+        {
+            let mut tables = Tables::open(&txn, scratch.next_ids()?)?;
+            for p in &page {
+                let op = replay_op(&snap, process, p, &mut out)?;
+                if let Ok((Answer::Imported(i), _)) =
+                    crate::engine::import::apply(&mut tables, draft, &op)?
+                    && i.unearned.is_some()
+                {
+                    out.unearned_wins += 1;
+                }
+                out.prospects += 1;
+                // A scratch store keeps no log: nothing replays it.
+                tables.take_log();
+            }
+            tables.save_ids()?;
+            tables.take_log();
+        }
+        txn.set_durability(redb::Durability::None)?;
+        txn.commit()?;
+        progress(out.prospects, total);
+    }
+    // One durable commit so the scratch file is whole for the reads after.
+    let txn = scratch.begin_write()?;
+    txn.commit()?;
+    Ok(out)
+}
+
+/// One live prospect as an import into the scratch store.
+fn replay_op(
+    snap: &crate::store::Snapshot,
+    draft: &Process,
+    p: &stagecoach_types::model::Prospect,
+    out: &mut Replay,
+) -> Result<ImportProspect, StoreError> {
+    let transitions = snap.transitions(p.id)?;
+    let activities = snap.activities(p.id)?;
+    // Fields as they were at creation: those a later change set or removed
+    // came from that change.
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let mut removed_only: BTreeSet<String> = BTreeSet::new();
+    for a in activities.iter().filter(|a| a.kind == FIELDS_UPDATED) {
+        if let Some(set) = a.data.get("fields").and_then(|v| v.as_object()) {
+            changed.extend(set.keys().cloned());
+        }
+        if let Some(gone) = a.data.get("removed").and_then(|v| v.as_array()) {
+            for k in gone.iter().filter_map(|v| v.as_str()) {
+                if !changed.contains(k) {
+                    removed_only.insert(k.to_string());
+                }
+                changed.insert(k.to_string());
+            }
+        }
+    }
+    if !removed_only.is_empty() {
+        out.fields_unknown += 1;
+    }
+    let mut fields = p.fields.clone();
+    fields.retain(|k, _| !changed.contains(k));
+
+    let unmapped = |id: &str, out: &mut Replay| {
+        *out.unmapped_stages.entry(id.to_string()).or_default() += 1;
+    };
+    let created_in = transitions
+        .iter()
+        .find(|t| t.kind == TransitionKind::Created)
+        .map(|t| t.to.clone());
+    let created_in = match created_in {
+        Some(stage) => match map_stage(draft, &stage) {
+            Some(s) => Some(s),
+            None => {
+                unmapped(&stage, out);
+                None
+            }
+        },
+        None => None,
+    };
+    let mut forced_moves = Vec::new();
+    for t in transitions
+        .iter()
+        .filter(|t| t.kind == TransitionKind::Forced)
+    {
+        match map_stage(draft, &t.to) {
+            Some(to) => {
+                out.forced_moves += 1;
+                forced_moves.push(ImportMove {
+                    to,
+                    at: t.at,
+                    kind: Some(TransitionKind::Forced),
+                    reason: t.reason.clone(),
+                    by: t.by.clone(),
+                    imported: false,
+                });
+            }
+            None => unmapped(&t.to, out),
+        }
+    }
+    let outcome = match p.status {
+        Status::Open => None,
+        status => transitions
+            .iter()
+            .rev()
+            .find(|t| matches!(t.kind, TransitionKind::Won | TransitionKind::Lost))
+            .map(|t| ImportOutcome {
+                status,
+                at: t.at,
+                reason: t.reason.clone(),
+                whole_day: false,
+            }),
+    };
+    let declared = &draft.activities;
+    let activities = activities
+        .into_iter()
+        .map(|a| {
+            if a.kind != FIELDS_UPDATED && !declared.is_empty() && !declared.contains_key(&a.kind) {
+                *out.undeclared_kinds.entry(a.kind.clone()).or_default() += 1;
+            }
+            out.activities += 1;
+            ImportActivity {
+                kind: a.kind,
+                actor: Some(a.actor),
+                at: a.at,
+                data: a.data,
+            }
+        })
+        .collect();
+    Ok(ImportProspect {
+        external_id: format!("stagecoach:{}", p.id),
+        name: p.name.clone(),
+        company: p.company.clone(),
+        owner: p.owner.clone(),
+        fields,
+        created_at: p.created_at,
+        activities,
+        // Only where it was created: the criteria decide the rest.
+        history: Vec::new(),
+        outcome,
+        source_stage: None,
+        trust_source_stage: false,
+        forced_moves,
+        created_in,
+    })
+}

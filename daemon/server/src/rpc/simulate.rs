@@ -1,0 +1,274 @@
+//! `process.simulate`: the stored history replayed under a draft process
+//! in a scratch store beside the database (deleted afterwards), and the
+//! period's figures of both, in the shapes `metrics.*` answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{Ctx, ReadError, Reply};
+use stagecoach_core::engine::{self, ActiveProcess};
+use stagecoach_core::metrics;
+use stagecoach_core::simulate::{self, map_stage};
+use stagecoach_core::store::{ProspectFilter, Store};
+use stagecoach_types::api::params::{Period, ProcessSimulate};
+use stagecoach_types::api::results::{
+    Replayed, SimulatedCriterion, SimulatedProspect, SimulatedStage, Simulation,
+};
+use stagecoach_types::model::{Millis, Status};
+use stagecoach_types::protocol::{
+    ErrorData, INTERNAL_ERROR, INVALID_PROCESS, RpcError, UNAVAILABLE,
+};
+
+/// One simulation at a time: each holds a blocking thread and a scratch
+/// copy of the history on disk for as long as it runs.
+static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// Prospects listed in `moved` unless the request says.
+const DEFAULT_LIMIT: usize = 200;
+
+pub(super) fn simulate(ctx: &Arc<Ctx>, p: ProcessSimulate) -> Reply {
+    let ctx = ctx.clone();
+    Box::pin(async move {
+        let Ok(_one) = RUNNING.try_acquire() else {
+            return Err(RpcError::new(
+                UNAVAILABLE,
+                "a simulation is already running; try again when it has finished",
+            ));
+        };
+        let file = p.file.clone().unwrap_or_else(|| "draft.toml".into());
+        let draft = match crate::live::prepare_draft(&ctx, p.text.clone(), &file).await {
+            Ok(d) => Arc::new(d),
+            Err(invalid) => {
+                return Err(RpcError::new(
+                    INVALID_PROCESS,
+                    format!(
+                        "the draft is invalid; nothing was simulated ({} error{})",
+                        invalid.errors.len(),
+                        if invalid.errors.len() == 1 { "" } else { "s" }
+                    ),
+                )
+                .with_data(ErrorData {
+                    errors: Some(invalid.errors),
+                    ..ErrorData::default()
+                }));
+            }
+        };
+        let now = ctx.clock.now();
+        let to = p.to.unwrap_or(now);
+        let from = p.from.unwrap_or(Millis(to.0 - 90 * Millis::DAY));
+        if to <= from {
+            return Err(RpcError::params("`to` must be after `from`"));
+        }
+        let task = tokio::task::spawn_blocking(move || {
+            run(
+                &ctx,
+                &draft,
+                (from, to),
+                now,
+                p.limit.unwrap_or(DEFAULT_LIMIT),
+            )
+        });
+        match task.await {
+            Ok(Ok(s)) => Ok(json!(s)),
+            Ok(Err(ReadError::Rpc(e))) => Err(e),
+            Ok(Err(ReadError::Store(e))) => Err(RpcError::new(INTERNAL_ERROR, e.to_string())),
+            Err(e) => Err(RpcError::new(
+                INTERNAL_ERROR,
+                format!("the simulation failed: {e}"),
+            )),
+        }
+    })
+}
+
+/// The scratch store's file, removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn run(
+    ctx: &Ctx,
+    draft: &Arc<ActiveProcess>,
+    (from, to): (Millis, Millis),
+    now: Millis,
+    limit: usize,
+) -> Result<Simulation, ReadError> {
+    let started = std::time::Instant::now();
+    let path = ctx
+        .data_dir
+        .join(format!("simulate-{}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let scratch_file = Scratch(path.clone());
+    let scratch = Store::open_with(&path, 64)?;
+    let replay = simulate::replay(&ctx.store, &scratch, draft, &mut |_, _| {})?;
+    let live = ctx.active();
+
+    let period = Period {
+        from,
+        to,
+        ..Default::default()
+    };
+    let actual = super::metrics::measure(&ctx.store, &live, &period, now)?;
+    let simulated = super::metrics::measure(&scratch, draft, &period, now)?;
+
+    // Where every prospect stands, here and under the draft.
+    let live_snap = ctx.store.snapshot()?;
+    let sim_snap = scratch.snapshot()?;
+    let mut actual_open: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sim_open: BTreeMap<String, u64> = BTreeMap::new();
+    let mut changes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut moved = Vec::new();
+    let mut moved_total = 0u64;
+    let index = |stage: &str| draft.process.stage_index(stage);
+    let mut after = None;
+    loop {
+        let page = live_snap.prospects(&ProspectFilter {
+            after,
+            limit: 2000,
+            ..Default::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for a in page {
+            let Some(s) = sim_snap.prospect_by_external_id(&format!("stagecoach:{}", a.id))? else {
+                continue;
+            };
+            let Some(s) = sim_snap.prospect(s)? else {
+                continue;
+            };
+            if a.status == Status::Open {
+                *actual_open.entry(a.stage.clone()).or_default() += 1;
+            }
+            if s.status == Status::Open {
+                *sim_open.entry(s.stage.clone()).or_default() += 1;
+            }
+            let mapped = map_stage(&draft.process, &a.stage);
+            let change = match (a.status, s.status) {
+                (Status::Open, Status::Open) if mapped.as_deref() == Some(s.stage.as_str()) => None,
+                (Status::Open, Status::Open) => {
+                    Some(match (mapped.as_deref().and_then(index), index(&s.stage)) {
+                        (Some(i), Some(j)) if j < i => "held back",
+                        (Some(_), Some(_)) => "further",
+                        _ => "elsewhere",
+                    })
+                }
+                (Status::Open, _) => Some("closed"),
+                (_, Status::Open) => Some("reopened"),
+                (x, y) if x == y => None,
+                _ => Some("elsewhere"),
+            };
+            let Some(change) = change else { continue };
+            *changes.entry(change.to_string()).or_default() += 1;
+            moved_total += 1;
+            if moved.len() < limit {
+                moved.push(SimulatedProspect {
+                    id: a.id,
+                    name: a.name.clone(),
+                    actual_stage: a.stage.clone(),
+                    actual_status: a.status,
+                    simulated_stage: s.stage.clone(),
+                    simulated_status: s.status,
+                    change: change.to_string(),
+                });
+            }
+        }
+    }
+    if replay.unearned_wins > 0 {
+        changes.insert("won, not earned".into(), replay.unearned_wins);
+    }
+    let mut stages: Vec<SimulatedStage> = draft
+        .process
+        .stages
+        .iter()
+        .map(|s| SimulatedStage {
+            stage: s.id.clone(),
+            name: s.name.clone(),
+            actual: actual_open.get(&s.id).copied().unwrap_or(0),
+            simulated: sim_open.get(&s.id).copied().unwrap_or(0),
+        })
+        .collect();
+    for s in &live.process.stages {
+        if draft.process.stage(&s.id).is_none() {
+            stages.push(SimulatedStage {
+                stage: s.id.clone(),
+                name: s.name.clone(),
+                actual: actual_open.get(&s.id).copied().unwrap_or(0),
+                simulated: 0,
+            });
+        }
+    }
+
+    // Who each of the draft's criteria holds now.
+    let mut criteria = Vec::new();
+    for stage in &draft.process.stages {
+        let open = sim_snap.prospects(&ProspectFilter {
+            stage: Some(stage.id.clone()),
+            limit: metrics::MAX_SCAN,
+            ..Default::default()
+        })?;
+        let mut held: Vec<Vec<i64>> = vec![Vec::new(); stage.exit.len()];
+        for p in &open {
+            let e = engine::evaluate(&sim_snap, draft, p, stage, now, false)?;
+            for (i, v) in e.verdicts.iter().enumerate() {
+                if !v.met
+                    && let Some(h) = held.get_mut(i)
+                {
+                    h.push((now.0 - p.stage_entered_at.0).max(0));
+                }
+            }
+        }
+        for (c, h) in stage.exit.iter().zip(held) {
+            criteria.push(SimulatedCriterion {
+                stage: stage.id.clone(),
+                question: c.question.clone(),
+                holding: h.len() as u64,
+                held: metrics::durations(h),
+            });
+        }
+    }
+
+    let mut warnings = Vec::new();
+    for (stage, n) in &replay.unmapped_stages {
+        warnings.push(format!(
+            "the history has {n} move(s) into or creation(s) in stage `{stage}`, which the draft neither has nor maps (add `renamed_from` or `[migrate]`): creations there start in the draft's first stage, forced moves there are left out"
+        ));
+    }
+    for (kind, n) in &replay.undeclared_kinds {
+        warnings.push(format!(
+            "activity kind `{kind}` ({n} recorded) is not declared in the draft's `[activities]`: replayed as it is, but no criterion of the draft can use it"
+        ));
+    }
+    if replay.fields_unknown > 0 {
+        warnings.push(format!(
+            "{} prospect(s) had a field removed after creation that no recorded change set: its first value is not stored, so the replay starts without it",
+            replay.fields_unknown
+        ));
+    }
+    drop(sim_snap);
+    drop(scratch);
+    drop(scratch_file);
+    Ok(Simulation {
+        from: actual.flow.from,
+        to: actual.flow.to,
+        replayed: Replayed {
+            prospects: replay.prospects,
+            activities: replay.activities,
+            forced_moves: replay.forced_moves,
+            unearned_wins: replay.unearned_wins,
+            seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+        },
+        warnings,
+        stages,
+        changes,
+        moved,
+        moved_total,
+        criteria,
+        actual,
+        simulated,
+    })
+}

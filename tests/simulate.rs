@@ -1,0 +1,228 @@
+//! `process.simulate`: a draft replayed over the stored history, in a
+//! scratch store, before it goes live.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The default process with `present` also asking for the economic buyer.
+fn stricter() -> String {
+    let text = default_process();
+    let anchor = "{ question = \"Did the prospect ask for a proposal?\", activity = \"proposal_requested\", actor = \"prospect\" },";
+    assert!(text.contains(anchor));
+    text.replacen(
+        anchor,
+        &format!("{anchor}\n  {{ question = \"Did the economic buyer take part?\", activity = \"economic_buyer_met\", actor = \"prospect\" }},"),
+        1,
+    )
+}
+
+fn at(day: u32) -> String {
+    format!("2026-10-{day:02}T10:00:00Z")
+}
+
+#[test]
+fn a_stricter_criterion_holds_exactly_the_prospects_that_lack_it() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    // Twelve deals reach close; five of them had the economic buyer.
+    let mut with_buyer = Vec::new();
+    let mut without = Vec::new();
+    for i in 0..12u32 {
+        let id = create(
+            &mut c,
+            &format!("Deal {i}"),
+            json!({ "stage": "present", "at": at(1), "owner": "maria" }),
+        );
+        let mut kinds = vec!["demo_attended", "proposal_requested"];
+        if i < 5 {
+            kinds.insert(0, "economic_buyer_met");
+            with_buyer.push(id);
+        } else {
+            without.push(id);
+        }
+        for (j, kind) in kinds.iter().enumerate() {
+            c.ok("activity.record", json!({ "prospect": id, "kind": kind, "actor": "prospect", "at": at(2 + j as u32) }));
+        }
+        assert_eq!(c.ok("prospect.get", json!({ "id": id }))["stage"], "close");
+    }
+    // One is forced back by a person: the replay keeps that as recorded.
+    c.ok(
+        "prospect.move",
+        json!({ "id": without[0], "to": "present", "reason": "contract on hold", "at": at(9) }),
+    );
+    let before = c.ok("daemon.status", json!({}))["counts"].clone();
+
+    let r = c.ok(
+        "process.simulate",
+        json!({ "text": stricter(), "from": "2026-10-01", "to": "2026-11-01" }),
+    );
+    assert_eq!(r["replayed"]["prospects"], 12, "{r:#}");
+    assert_eq!(r["replayed"]["forced_moves"], 1);
+    let held: Vec<u64> = r["moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["change"] == "held back")
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        held,
+        without[1..].to_vec(),
+        "exactly the ones without the buyer, not the one already moved back: {r:#}"
+    );
+    for m in r["moved"].as_array().unwrap() {
+        assert_eq!(
+            (m["actual_stage"].as_str(), m["simulated_stage"].as_str()),
+            (Some("close"), Some("present"))
+        );
+    }
+    assert_eq!(r["changes"], json!({ "held back": 6 }));
+    let stage = |rows: &Value, s: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["stage"] == s)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        stage(&r["stages"], "present"),
+        json!({ "stage": "present", "name": "Present", "actual": 1, "simulated": 7 })
+    );
+    assert_eq!(stage(&r["stages"], "close")["simulated"], 5);
+    // The new criterion holds the seven in present (the forced one too).
+    let buyer = r["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["question"] == "Did the economic buyer take part?")
+        .unwrap();
+    assert_eq!(buyer["holding"], 7, "{buyer}");
+    // Figures in metrics' shapes, side by side: present let 12 out, now 5.
+    let present_actual = stage(&r["actual"]["flow"]["rows"], "present");
+    let present_sim = stage(&r["simulated"]["flow"]["rows"], "present");
+    assert_eq!(
+        (
+            present_actual["entered"].as_i64(),
+            present_actual["exited"].as_i64()
+        ),
+        (Some(13), Some(12))
+    );
+    assert_eq!(
+        (
+            present_sim["entered"].as_i64(),
+            present_sim["exited"].as_i64()
+        ),
+        (Some(12), Some(5))
+    );
+    assert_eq!(
+        r["actual"]["flow"],
+        c.ok(
+            "metrics.flow",
+            json!({ "from": "2026-10-01", "to": "2026-11-01" })
+        ),
+        "the actual side is metrics.flow's answer"
+    );
+
+    // Nothing of it touched the database.
+    assert_eq!(c.ok("daemon.status", json!({}))["counts"], before);
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+    assert!(
+        std::fs::read_dir(d.data_dir()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("simulate")),
+        "the scratch store is gone"
+    );
+
+    // The command line says the same.
+    let draft = d.dir.path().join("draft.toml");
+    std::fs::write(&draft, stricter()).unwrap();
+    let out = d.cli(&[
+        "process",
+        "simulate",
+        draft.to_str().unwrap(),
+        "--month",
+        "2026-10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("would stand differently: 6 held back"),
+        "{text}"
+    );
+    assert!(text.contains("replayed 12 prospects"), "{text}");
+
+    // A draft that does not validate is refused as a reload is.
+    let broken = stricter().replacen(
+        "activity = \"economic_buyer_met\"",
+        "activity = \"economic_buyer_mett\"",
+        1,
+    );
+    let e = c.err(
+        "process.simulate",
+        json!({ "text": broken, "file": "draft.toml" }),
+    );
+    assert_eq!(e["code"], -32005, "{e}");
+    let err = &e["data"]["errors"][0];
+    assert_eq!(err["file"], "draft.toml");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `economic_buyer_met`?"),
+        "{e}"
+    );
+    assert!(err["line"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn field_changes_are_replayed_at_their_own_times() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(
+        &mut c,
+        "Ada",
+        json!({ "stage": "connect", "at": at(1), "fields": { "budget": 5000 } }),
+    );
+    c.ok(
+        "activity.record",
+        json!({ "prospect": id, "kind": "meeting_held", "actor": "prospect", "at": at(2) }),
+    );
+    c.ok(
+        "prospect.update",
+        json!({ "id": id, "fields": { "budget": 20000 }, "at": at(10) }),
+    );
+    // The draft also asks for a budget of 10,000: met only from day 10.
+    let draft = default_process().replacen(
+        "{ question = \"Did the prospect attend a connect call?\", activity = \"meeting_held\", actor = \"prospect\" },",
+        "{ question = \"Did the prospect attend a connect call?\", activity = \"meeting_held\", actor = \"prospect\" },\n  { question = \"Budget of 10k?\", field = \"budget\", op = \">=\", value = 10000 },",
+        1,
+    );
+    let r = c.ok(
+        "process.simulate",
+        json!({ "text": draft, "from": "2026-10-01", "to": "2026-11-01" }),
+    );
+    let stays = |side: &str| {
+        r[side]["time_in_stage"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["stage"] == "connect")
+            .unwrap()["completed"]["median_days"]
+            .clone()
+    };
+    assert_eq!(stays("actual"), 1.0, "{r:#}");
+    assert_eq!(
+        stays("simulated"),
+        9.0,
+        "the budget came on day 10, not at creation"
+    );
+    assert_eq!(r["moved_total"], 0, "it ends where it is");
+}
