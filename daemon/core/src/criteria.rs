@@ -162,8 +162,10 @@ fn run_checklist(
 /// True when the verdicts allow leaving the stage. A stage without exit
 /// criteria never lets a prospect leave by itself: that would be a stage
 /// nobody can be held to.
+/// A warn-mode criterion never holds anyone: its verdict is recorded, met
+/// or not.
 pub fn all_met(verdicts: &[Verdict]) -> bool {
-    !verdicts.is_empty() && verdicts.iter().all(|v| v.met)
+    !verdicts.is_empty() && verdicts.iter().all(|v| v.met || v.warn)
 }
 
 fn evaluate(
@@ -272,6 +274,7 @@ fn evaluate(
         question: criterion.question.clone(),
         met,
         reason,
+        warn: criterion.mode == crate::process::CriterionMode::Warn,
     }
 }
 

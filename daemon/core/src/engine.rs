@@ -723,7 +723,7 @@ fn lost_reason(
 
 fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
     let total = verdicts.len();
-    let unmet: Vec<Verdict> = verdicts.into_iter().filter(|v| !v.met).collect();
+    let unmet: Vec<Verdict> = verdicts.into_iter().filter(|v| !v.met && !v.warn).collect();
     if total == 0 {
         return EngineError::CriteriaUnmet {
             id,
@@ -734,6 +734,7 @@ fn unmet(id: ProspectId, stage: &str, verdicts: Vec<Verdict>) -> EngineError {
                 reason: format!(
                     "stage `{stage}` has no exit criteria; use `prospect.move` with a reason"
                 ),
+                warn: false,
             }],
             total: 1,
         };

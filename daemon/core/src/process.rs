@@ -14,7 +14,7 @@ use serde_spanned::Spanned;
 use stagecoach_types::model::{Actor, FieldValue};
 
 pub use stagecoach_types::process::{
-    ActivityKind, AdvanceMode, Check, ExitCriterion, Money, Op, PluginDecl, Process, Stage,
+    ActivityKind, AdvanceMode, Check, CriterionMode, ExitCriterion, Money, Op, PluginDecl, Process, Stage,
 };
 
 const OPS: &str = "`=`, `!=`, `<`, `<=`, `>`, `>=`, `present`";
@@ -207,6 +207,8 @@ struct RawStage {
     #[serde(default)]
     advance: AdvanceMode,
     #[serde(default)]
+    mode: Option<CriterionMode>,
+    #[serde(default)]
     probability: Option<Spanned<f64>>,
     #[serde(default)]
     renamed_from: Vec<Spanned<String>>,
@@ -242,6 +244,8 @@ struct RawCriterion {
     checklist: Option<String>,
     #[serde(default)]
     config: Option<toml::Table>,
+    #[serde(default)]
+    mode: Option<CriterionMode>,
 }
 
 const OUTCOMES: [&str; 2] = ["won", "lost"];
@@ -489,6 +493,7 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 at,
                 &plugin_index,
                 &activity_kinds,
+                raw_stage.mode,
             ) {
                 Ok(c) => exit.push(c),
                 Err(e) => errors.push(e),
@@ -545,10 +550,12 @@ fn validate_criterion(
     at: &Locator<'_>,
     plugins: &BTreeMap<String, usize>,
     activity_kinds: &[&str],
+    stage_mode: Option<CriterionMode>,
 ) -> Result<ExitCriterion, ProcessError> {
     let span = spanned.span();
     let position = at.line_col(span.start);
     let c = spanned.into_inner();
+    let mode = c.mode;
     if c.question.trim().is_empty() {
         return Err(at
             .error(span, format!("{key}.question"), "the question is empty")
@@ -768,6 +775,7 @@ fn validate_criterion(
     Ok(ExitCriterion {
         question: c.question,
         check,
+        mode: mode.or(stage_mode).unwrap_or_default(),
         at: position,
     })
 }

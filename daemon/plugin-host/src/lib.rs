@@ -1129,6 +1129,7 @@ impl LoadedPlugin {
                 question: String::new(),
                 met,
                 reason,
+                warn: false,
             };
             return Ok((verdict, self.reused()));
         }
@@ -1149,6 +1150,7 @@ impl LoadedPlugin {
                 question: String::new(),
                 met: v.met,
                 reason: v.reason,
+                warn: false,
             },
             stats,
         ))

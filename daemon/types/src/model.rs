@@ -410,6 +410,9 @@ pub struct Verdict {
     pub met: bool,
     /// Why, in words (the evidence or what is missing).
     pub reason: String,
+    /// A warn-mode criterion: unmet, it is a breach that held nobody.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warn: bool,
 }
 
 /// A stage change, append-only.

@@ -151,9 +151,33 @@ pub struct ExitCriterion {
     /// How the answer is checked.
     #[serde(flatten)]
     pub check: Check,
+    /// `enforce` (default): an unmet criterion holds the prospect; `warn`:
+    /// evaluated and recorded, never holding anyone (a criterion tried in
+    /// shadow before it is enforced).
+    #[serde(default, skip_serializing_if = "CriterionMode::is_enforce")]
+    pub mode: CriterionMode,
     /// Where the criterion is defined in the file (1-based line, column).
     #[serde(skip)]
     pub at: (usize, usize),
+}
+
+/// Whether an exit criterion holds prospects or only reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CriterionMode {
+    /// Unmet, it holds the prospect in the stage.
+    #[default]
+    Enforce,
+    /// Evaluated and recorded, never holding: a move it would have blocked
+    /// still happens, with the breach in the transition's verdicts.
+    Warn,
+}
+
+impl CriterionMode {
+    /// The default mode.
+    pub fn is_enforce(&self) -> bool {
+        *self == CriterionMode::Enforce
+    }
 }
 
 /// How an exit criterion is checked.

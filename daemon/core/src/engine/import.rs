@@ -501,12 +501,13 @@ fn close(
     let unearned = (!earned).then(|| Unearned {
         stage: prospect.stage.clone(),
         unmet: if prospect.stage == last.id {
-            verdicts.iter().filter(|v| !v.met).cloned().collect()
+            verdicts.iter().filter(|v| !v.met && !v.warn).cloned().collect()
         } else {
             vec![Verdict {
                 question: format!("Did the prospect reach the last stage, `{}`?", last.id),
                 met: false,
                 reason: format!("the replayed activities left it in `{}`", prospect.stage),
+                warn: false,
             }]
         },
     });
