@@ -10,6 +10,7 @@ mod crm;
 mod durability;
 mod habits;
 mod history;
+mod iterate;
 mod lifecycle;
 mod live;
 mod metrics;

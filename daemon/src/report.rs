@@ -404,6 +404,23 @@ fn trend_chart(months: &[(String, f64, Option<f64>)], currency: Option<&str>) ->
     svg
 }
 
+/// Whether a difference is likely real, in words with its evidence.
+fn verdict(s: Option<&stagecoach_types::api::results::Significance>) -> String {
+    let Some(s) = s else {
+        return "–".into();
+    };
+    let detail = if s.verdict == "too few to tell" {
+        format!("{} and {} cases", s.n_a, s.n_b)
+    } else if let Some(p) = s.p_value {
+        format!("p = {p:.3}")
+    } else if let Some((l, u)) = s.interval {
+        format!("{:+.0} to {:+.0} pts", l * 100.0, u * 100.0)
+    } else {
+        String::new()
+    };
+    format!("{} ({})", esc(&s.verdict), esc(&detail))
+}
+
 /// The versions in force during [from, to), each with its window.
 fn in_force(versions: &[VersionWindow], from: Millis, to: Millis) -> Vec<&VersionWindow> {
     versions
@@ -987,14 +1004,31 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
                                 &pct(r.b.advance_rate)
                             )
                         ),
+                        verdict(r.significance.as_ref().map(|s| &s.conversion)),
                         format!(
                             "{} → {}",
                             days(r.a.time_in_stage.median_days),
                             days(r.b.time_in_stage.median_days)
                         ),
+                        verdict(r.significance.as_ref().map(|s| &s.time_in_stage)),
                     ]
                 })
                 .collect();
+            let win = compare.win_rate.as_ref().map_or(String::new(), |w| {
+                let rate = |(won, lost): (u64, u64)| {
+                    pct((won + lost > 0).then(|| won as f64 / (won + lost) as f64))
+                };
+                format!(
+                    "<p>Win rate {} ({} of {} closed) → {} ({} of {}): {}.</p>",
+                    rate(w.a),
+                    w.a.0,
+                    w.a.0 + w.a.1,
+                    rate(w.b),
+                    w.b.0,
+                    w.b.0 + w.b.1,
+                    verdict(Some(&w.significance))
+                )
+            });
             let _ = write!(
                 body,
                 "</ul><p class=\"note\">The 30 days before the change under version {} ({} – {}) against the 30 days after it under version {} ({} – {}).</p>{}",
@@ -1005,10 +1039,19 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
                 esc(&human_date(compare.b.from)),
                 esc(&human_date(Millis(compare.b.to.0 - 1))),
                 table(
-                    &["stage", "entered", "conversion", "median days in stage"],
+                    &[
+                        "stage",
+                        "entered",
+                        "conversion",
+                        "real?",
+                        "median days in stage",
+                        "real?"
+                    ],
                     &rows
                 )
             );
+            body.push_str(&win);
+            body.push_str("<p class=\"note\">Real? Conversion and win rate by Newcombe's 95% interval for a difference of proportions, days in stage by the Mann–Whitney test (p &lt; 0.05); with fewer than 10 on a side there is too little to tell.</p>");
         }
     }
     body.push_str("</section>");

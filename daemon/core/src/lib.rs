@@ -14,6 +14,7 @@
 //! - [`metrics`]: the exact flow, time-in-stage, conversion and outcome
 //!   queries over the counters.
 //! - [`simulate`]: replaying the stored history under a draft, in a scratch store.
+//! - [`stats`]: whether a difference is likely real (Wilson, Newcombe, Mann–Whitney).
 //! - [`clock`]: where "now" comes from, passed in.
 //!
 //! Depends on `stagecoach-types` and the plugin host only.
@@ -27,5 +28,6 @@ pub mod lint;
 pub mod metrics;
 pub mod process;
 pub mod simulate;
+pub mod stats;
 pub mod store;
 pub mod writer;

@@ -14,7 +14,8 @@ use serde_spanned::Spanned;
 use stagecoach_types::model::{Actor, FieldValue};
 
 pub use stagecoach_types::process::{
-    ActivityKind, AdvanceMode, Check, CriterionMode, ExitCriterion, Money, Op, PluginDecl, Process, Stage,
+    ActivityKind, AdvanceMode, Check, CriterionMode, ExitCriterion, Money, Op, PluginDecl, Process,
+    Stage,
 };
 
 const OPS: &str = "`=`, `!=`, `<`, `<=`, `>`, `>=`, `present`";

@@ -642,6 +642,21 @@ fn parsed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
     }
 }
 
+/// A significance statement, short: `likely real (p 0.003)`,
+/// `could be noise (-4.1 to +12.0 pts)`, `too few to tell (6 / 9)`.
+pub(crate) fn said(s: &stagecoach_types::api::results::Significance) -> String {
+    let detail = if s.verdict == "too few to tell" {
+        format!("{} / {}", s.n_a, s.n_b)
+    } else if let Some(p) = s.p_value {
+        format!("p {p:.3}")
+    } else if let Some((l, u)) = s.interval {
+        format!("{:+.1} to {:+.1} pts", l * 100.0, u * 100.0)
+    } else {
+        String::new()
+    };
+    format!("{} ({detail})", s.verdict)
+}
+
 /// A stage's cell: its id alone in CSV (what scripts join on), named in tables.
 fn cell(csv: bool, id: &str, label: &StageLabel) -> String {
     if csv {
@@ -1041,11 +1056,17 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                         format!("{} / {}", x.a.flow.entered, x.b.flow.entered),
                         format!("{} / {}", x.a.flow.exited, x.b.flow.exited),
                         format!("{} / {}", pct(x.a.advance_rate), pct(x.b.advance_rate)),
+                        x.significance
+                            .as_ref()
+                            .map_or(String::new(), |s| said(&s.conversion)),
                         format!(
                             "{} / {}",
                             num(x.a.time_in_stage.median_days),
                             num(x.b.time_in_stage.median_days)
                         ),
+                        x.significance
+                            .as_ref()
+                            .map_or(String::new(), |s| said(&s.time_in_stage)),
                     ]
                 })
                 .collect();
@@ -1056,9 +1077,29 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     "entered A / B",
                     "exited A / B",
                     "conversion A / B",
+                    "real?",
                     "median days A / B",
+                    "real?",
                 ],
                 rows,
+            );
+            if let Some(w) = &r.win_rate {
+                let rate = |(won, lost): (u64, u64)| {
+                    pct((won + lost > 0).then(|| won as f64 / (won + lost) as f64))
+                };
+                println!(
+                    "win rate {} ({} won of {}) / {} ({} won of {}): {}",
+                    rate(w.a),
+                    w.a.0,
+                    w.a.0 + w.a.1,
+                    rate(w.b),
+                    w.b.0,
+                    w.b.0 + w.b.1,
+                    said(&w.significance)
+                );
+            }
+            println!(
+                "real?: conversion and win rate by a difference-of-proportions interval (Newcombe, 95%), days in stage by Mann–Whitney (p < 0.05); fewer than 10 on a side is too few to tell"
             );
         }
     }

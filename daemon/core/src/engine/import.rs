@@ -501,7 +501,11 @@ fn close(
     let unearned = (!earned).then(|| Unearned {
         stage: prospect.stage.clone(),
         unmet: if prospect.stage == last.id {
-            verdicts.iter().filter(|v| !v.met && !v.warn).cloned().collect()
+            verdicts
+                .iter()
+                .filter(|v| !v.met && !v.warn)
+                .cloned()
+                .collect()
         } else {
             vec![Verdict {
                 question: format!("Did the prospect reach the last stage, `{}`?", last.id),

@@ -9,14 +9,15 @@ use serde_json::json;
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::engine::ActiveProcess;
 use stagecoach_core::metrics::{self, Filter};
+use stagecoach_core::stats;
 use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
     ConversionPeriod, MetricsCompare, MetricsOwners, MetricsStalled, MetricsTrends, OutcomesPeriod,
     Period, StalledSort,
 };
 use stagecoach_types::api::results::{
-    Compare, CompareDelta, CompareRow, CompareSide, ComparedPeriod, Flow, Measured, Outcomes,
-    Stalled, StalledProspect, TimeInStage, TimeInStageRow,
+    Compare, CompareDelta, CompareRow, CompareSide, CompareWinRate, ComparedPeriod, Flow, Measured,
+    Outcomes, RowSignificance, Stalled, StalledProspect, TimeInStage, TimeInStageRow,
 };
 use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::RpcError;
@@ -426,40 +427,66 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
             };
         let rows_a = side_rows(&p.a, &a)?;
         let rows_b = side_rows(&p.b, &b)?;
-        let stays =
-            |period: &Period, flow: &Flow, stage: &str| -> Result<metrics::Durations, ReadError> {
-                let filter = Filter {
-                    owner: period.owner.clone(),
-                };
-                Ok(metrics::durations(metrics::completed_stays(
-                    &txn, stage, flow.from, flow.to, &filter,
-                )?))
+        let stays = |period: &Period, flow: &Flow, stage: &str| -> Result<Vec<i64>, ReadError> {
+            let filter = Filter {
+                owner: period.owner.clone(),
             };
+            Ok(metrics::completed_stays(
+                &txn, stage, flow.from, flow.to, &filter,
+            )?)
+        };
         let mut rows = Vec::new();
         for ((ra, rb), s) in rows_a.into_iter().zip(rows_b).zip(&stages) {
-            let side = |r: metrics::FlowRow,
-                        period: &Period,
-                        flow: &Flow|
-             -> Result<CompareSide, ReadError> {
-                let (moved_on, _, _, rate) = metrics::direct_conversion(&r.exited_by_kind, &s.next);
-                Ok(CompareSide {
-                    time_in_stage: stays(period, flow, &s.id)?,
-                    advance_rate: rate,
+            let side = |r: metrics::FlowRow, stays: &[i64]| -> (CompareSide, u64, u64) {
+                let (moved_on, exits, _, rate) =
+                    metrics::direct_conversion(&r.exited_by_kind, &s.next);
+                (
+                    CompareSide {
+                        time_in_stage: metrics::durations(stays.to_vec()),
+                        advance_rate: rate,
+                        moved_on,
+                        flow: r,
+                    },
                     moved_on,
-                    flow: r,
-                })
+                    exits,
+                )
             };
             let delta = CompareDelta {
                 entered: rb.entered - ra.entered,
                 exited: rb.exited - ra.exited,
             };
+            let (stays_a, stays_b) = (stays(&p.a, &a, &s.id)?, stays(&p.b, &b, &s.id)?);
+            let (side_a, ka, na) = side(ra, &stays_a);
+            let (side_b, kb, nb) = side(rb, &stays_b);
             rows.push(CompareRow {
                 stage: s.id.clone(),
-                a: side(ra, &p.a, &a)?,
-                b: side(rb, &p.b, &b)?,
+                a: side_a,
+                b: side_b,
                 delta,
+                significance: Some(RowSignificance {
+                    conversion: stats::compare_rates(ka, na, kb, nb),
+                    time_in_stage: stats::compare_durations(&stays_a, &stays_b),
+                }),
             });
         }
+        let closed = |flow: &Flow, period: &Period| -> Result<(u64, u64), ReadError> {
+            let c = metrics::outcomes(
+                &txn,
+                flow.from,
+                flow.to,
+                &Filter {
+                    owner: period.owner.clone(),
+                },
+            )?;
+            let won = c.iter().filter(|x| x.won).count() as u64;
+            Ok((won, c.len() as u64 - won))
+        };
+        let (wa, wb) = (closed(&a, &p.a)?, closed(&b, &p.b)?);
+        let win_rate = CompareWinRate {
+            a: wa,
+            b: wb,
+            significance: stats::compare_rates(wa.0, wa.0 + wa.1, wb.0, wb.0 + wb.1),
+        };
         let side = |f: &Flow, q: &Period| ComparedPeriod {
             from: f.from,
             to: f.to,
@@ -470,6 +497,7 @@ pub(super) fn compare(ctx: &Arc<Ctx>, p: MetricsCompare) -> Reply {
             a: side(&a, &p.a),
             b: side(&b, &p.b),
             rows,
+            win_rate: Some(win_rate),
         }))
     })
 }

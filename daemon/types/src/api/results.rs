@@ -845,6 +845,18 @@ pub struct CompareRow {
     pub b: CompareSide,
     /// The differences.
     pub delta: CompareDelta,
+    /// Whether the conversion and time-in-stage differences are likely real.
+    #[serde(default)]
+    pub significance: Option<RowSignificance>,
+}
+
+/// The tests behind one stage's differences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowSignificance {
+    /// Direct conversion (moved on of exits), b against a.
+    pub conversion: Significance,
+    /// Completed stays' durations, b against a.
+    pub time_in_stage: Significance,
 }
 
 /// A compared period, as answered (narrowed to its version's window).
@@ -869,6 +881,41 @@ pub struct Compare {
     pub b: ComparedPeriod,
     /// One row per stage.
     pub rows: Vec<CompareRow>,
+    /// Deals won and lost in each period, and whether the win rates differ.
+    #[serde(default)]
+    pub win_rate: Option<CompareWinRate>,
+}
+
+/// Win rates of two periods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareWinRate {
+    /// Won, lost in the first period.
+    pub a: (u64, u64),
+    /// Won, lost in the second.
+    pub b: (u64, u64),
+    /// Whether the difference is likely real.
+    pub significance: Significance,
+}
+
+/// Whether a difference between two samples is likely real, could be
+/// noise, or the samples are too small to tell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Significance {
+    /// The test or interval used.
+    pub test: String,
+    /// The first sample's size.
+    pub n_a: u64,
+    /// The second sample's size.
+    pub n_b: u64,
+    /// b − a (rates as fractions, durations as median days).
+    pub difference: Option<f64>,
+    /// The 95% interval of the difference, where the test gives one.
+    pub interval: Option<(f64, f64)>,
+    /// The two-sided p-value, where the test gives one.
+    pub p_value: Option<f64>,
+    /// `likely real`, `could be noise`, or `too few to tell` (fewer than 10
+    /// on a side).
+    pub verdict: String,
 }
 
 /// One external id found by `prospect.lookup`.
