@@ -124,3 +124,122 @@ fn compare_calls_a_real_difference_real_and_a_null_one_noise() {
         "{line}"
     );
 }
+
+/// The default process and its tests in `dir`, the plugin paths pointing at
+/// the test build.
+fn with_tests(dir: &std::path::Path, process: &str) -> std::path::PathBuf {
+    let file = dir.join("process.toml");
+    std::fs::write(&file, process).unwrap();
+    let tests = std::fs::read_to_string(repo_root().join("process.test.toml")).unwrap();
+    std::fs::write(dir.join("process.test.toml"), tests).unwrap();
+    file
+}
+
+/// Research exits on the requirements alone: the case that expects it to
+/// wait for a demo date fails.
+fn broken() -> String {
+    default_process().replacen(
+        "  { question = \"Did the prospect accept a demo date?\", activity = \"demo_scheduled\", actor = \"prospect\" },\n",
+        "",
+        1,
+    )
+}
+
+#[test]
+fn process_tests_pass_fail_with_expected_and_actual_and_guard_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = with_tests(dir.path(), &default_process());
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["test", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("6 cases, 6 passed, 0 failed"), "{text}");
+
+    assert_ne!(broken(), default_process());
+    std::fs::write(&file, broken()).unwrap();
+    let out = run(&["test", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("FAIL  research waits for both the requirements and a demo date"),
+        "{text}"
+    );
+    assert!(
+        text.contains("expected stage `research`, got `present`"),
+        "expected and actual: {text}"
+    );
+    assert!(text.contains("5 passed, 1 failed"), "{text}");
+    let junit = dir.path().join("junit.xml");
+    let out = run(&[
+        "test",
+        file.to_str().unwrap(),
+        "--format",
+        "junit",
+        "--out",
+        junit.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("<testsuite name=") && xml.contains("tests=\"6\" failures=\"1\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"expected stage `research`, got `present`\">"),
+        "{xml}"
+    );
+    let out = run(&["lint", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "lint runs the tests too");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("process.test.toml:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Live: an edit that breaks a case is refused, the version stays.
+    let mut d = Daemon::prepare(&default_process());
+    std::fs::write(
+        d.dir.path().join("process.test.toml"),
+        std::fs::read_to_string(repo_root().join("process.test.toml")).unwrap(),
+    )
+    .unwrap();
+    d.spawn(&[]);
+    let mut c = d.client();
+    let e = c.err("process.reload", json!({ "text": broken() }));
+    assert_eq!(e["code"], -32005, "{e}");
+    let err = &e["data"]["errors"][0];
+    assert!(
+        err["file"].as_str().unwrap().ends_with("process.test.toml"),
+        "{e}"
+    );
+    assert_eq!(
+        err["key"],
+        "case \"research waits for both the requirements and a demo date\""
+    );
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected stage `research`, got `present`"),
+        "{e}"
+    );
+    assert!(err["line"].as_u64().unwrap() > 1);
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+    // An edit the cases still pass goes in.
+    let fine = default_process().replacen("stall_after_days = 30", "stall_after_days = 25", 1);
+    assert_eq!(
+        c.ok("process.reload", json!({ "text": fine }))["version"],
+        2
+    );
+}

@@ -480,11 +480,19 @@ exit = [{{ question = "Paid?", activity = "paid" }}]
     );
 }
 
-/// A component whose one function is `additions` additions in a row.
+/// A component whose one function is `additions` additions in a row,
+/// unique to this run: the tests share a compile cache, and a bomb compiled
+/// once (a worker that finished as it was being given up on) would be
+/// served from it in no time on every later run.
 fn compile_bomb(dir: &std::path::Path, additions: usize) -> std::path::PathBuf {
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000;
     let body = "i32.const 1 i32.add ".repeat(additions);
     let wat = format!(
-        "(component (core module $m (func (export \"f\") (result i32) i32.const 0 {body})) (core instance (instantiate $m)))"
+        "(component (core module $m (func (export \"f\") (result i32) i32.const {nonce} {body})) (core instance (instantiate $m)))"
     );
     let file = dir.join(format!("bomb-{additions}.wat"));
     std::fs::write(&file, wat).unwrap();

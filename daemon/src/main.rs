@@ -172,6 +172,10 @@ fn main() -> ExitCode {
                 init_logging(&cli, "warn");
                 lint_file(file, *strict, cli.json)
             }
+            Command::Test { file, format, out } => {
+                init_logging(&cli, "warn");
+                stagecoach::cli::test_file(&cli, file, *format, out.as_deref())
+            }
             _ => {
                 init_logging(&cli, "warn");
                 run_client(&cli).await

@@ -13,6 +13,7 @@
 //! - [`writer`]: the single writer thread with group commit.
 //! - [`metrics`]: the exact flow, time-in-stage, conversion and outcome
 //!   queries over the counters.
+//! - [`process_tests`]: the cases beside `process.toml`, run in a scratch store.
 //! - [`simulate`]: replaying the stored history under a draft, in a scratch store.
 //! - [`stats`]: whether a difference is likely real (Wilson, Newcombe, Mann–Whitney).
 //! - [`clock`]: where "now" comes from, passed in.
@@ -27,6 +28,7 @@ pub mod engine;
 pub mod lint;
 pub mod metrics;
 pub mod process;
+pub mod process_tests;
 pub mod simulate;
 pub mod stats;
 pub mod store;

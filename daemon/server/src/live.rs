@@ -164,6 +164,67 @@ async fn load_plugins_off_runtime(
     }
 }
 
+/// Runs the cases of the test file beside `process_path`, if there is one,
+/// against `active` in a scratch store under `scratch_dir` (removed after):
+/// the file and every case's result, or why the file cannot be read.
+pub fn run_process_tests(
+    active: &ActiveProcess,
+    process_path: &Path,
+    scratch_dir: &Path,
+) -> Result<Option<(PathBuf, Vec<stagecoach_core::process_tests::CaseResult>)>, ProcessError> {
+    use stagecoach_core::process_tests;
+    let path = process_tests::tests_path(process_path);
+    let file = path.display().to_string();
+    let whole = |message: String| ProcessError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message,
+        hint: None,
+    };
+    let text = match read_text(&path, 4 << 20) {
+        Ok(t) => t,
+        Err(_) if !path.exists() => return Ok(None),
+        Err(e) => return Err(whole(e)),
+    };
+    let (tests, lines) = process_tests::parse(&text).map_err(whole)?;
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let scratch_path = scratch_dir.join(format!(
+        "process-tests-{}-{}.redb",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let result = stagecoach_core::store::Store::open_with(&scratch_path, 16)
+        .and_then(|scratch| process_tests::run(active, &tests, &lines, &scratch));
+    let _ = std::fs::remove_file(&scratch_path);
+    let results = result.map_err(|e| whole(format!("cannot run the process tests: {e}")))?;
+    Ok(Some((path, results)))
+}
+
+/// The failing cases as process errors: file, the case's line, expected
+/// and actual.
+pub fn failing_cases(
+    path: &Path,
+    results: &[stagecoach_core::process_tests::CaseResult],
+) -> Vec<ProcessError> {
+    results
+        .iter()
+        .filter(|r| !r.failures.is_empty())
+        .map(|r| ProcessError {
+            file: path.display().to_string(),
+            line: r.line,
+            column: 1,
+            key: format!("case \"{}\"", r.name),
+            message: r.failures.join("; "),
+            hint: Some(
+                "the process's own tests fail with this version: fix the process or the case"
+                    .into(),
+            ),
+        })
+        .collect()
+}
+
 /// A draft process as it would run, its plugins loaded under their limits,
 /// without applying it: what `process.simulate` replays history under.
 /// Refused as `process.reload` refuses it.
@@ -200,6 +261,41 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
         Ok(set) => set,
         Err(invalid) => return Reload::Rejected(invalid),
     };
+    let plugins = Arc::new(plugins);
+    // The process's own tests, when it has them, must pass first.
+    {
+        let candidate = ActiveProcess {
+            version: current.version + 1,
+            hash: hash.clone(),
+            text: String::new(),
+            loaded_at: ctx.clock.now(),
+            process: process.clone(),
+            plugins: plugins.clone(),
+        };
+        let (path, dir) = (ctx.process_path.clone(), ctx.data_dir.clone());
+        let ran = tokio::task::spawn_blocking(move || run_process_tests(&candidate, &path, &dir))
+            .await
+            .unwrap_or_else(|e| {
+                Err(ProcessError {
+                    file: file.to_string(),
+                    line: 0,
+                    column: 0,
+                    key: String::new(),
+                    message: format!("running the process tests failed: {e}"),
+                    hint: None,
+                })
+            });
+        match ran {
+            Err(e) => return Reload::Rejected(InvalidProcess { errors: vec![e] }),
+            Ok(Some((path, results))) => {
+                let errors = failing_cases(&path, &results);
+                if !errors.is_empty() {
+                    return Reload::Rejected(InvalidProcess { errors });
+                }
+            }
+            Ok(None) => {}
+        }
+    }
     let at = ctx.clock.now();
     let changes = stagecoach_core::diff::describe(&current.process, &process);
     let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {
@@ -220,7 +316,7 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
                 text,
                 loaded_at: at,
                 process,
-                plugins: Arc::new(plugins),
+                plugins,
             };
             *ctx.process.write().expect("process lock") = Arc::new(active);
             Reload::Applied(ReloadResult {

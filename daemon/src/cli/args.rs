@@ -177,6 +177,29 @@ pub enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Run the process's tests (`process.test.toml` beside it) against the
+    /// process and its real plugins, no daemon needed. Exits non-zero when a
+    /// case fails.
+    Test {
+        /// The process file.
+        #[arg(default_value = "process.toml")]
+        file: PathBuf,
+        /// `text`, or `junit` for CI systems.
+        #[arg(long, value_enum, default_value_t = TestFormat::Text)]
+        format: TestFormat,
+        /// Write the report here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `stagecoach test --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TestFormat {
+    /// One line per case, failures with expected and actual.
+    Text,
+    /// JUnit XML.
+    Junit,
 }
 
 /// `stagecoach process …`

@@ -50,6 +50,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     let (method, params): (&str, Value) = match &cli.command {
         Command::Serve { .. }
         | Command::Lint { .. }
+        | Command::Test { .. }
         | Command::Plugins(
             PluginCmd::Build { .. } | PluginCmd::Run { .. } | PluginCmd::CompileWorker { .. },
         ) => {
@@ -398,6 +399,99 @@ fn validate_alone(cli: &Cli, file: &std::path::Path, socket: &std::path::Path) -
     Ok(())
 }
 
+/// The process in `file` with its plugins loaded, as the daemon would run
+/// it (compiled plugins cached in `cache`).
+fn load_local(
+    file: &std::path::Path,
+    cache: PathBuf,
+) -> Result<stagecoach_core::engine::ActiveProcess> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    let name = file.display().to_string();
+    let process = stagecoach_core::process::parse(&text, &name).map_err(|invalid| {
+        anyhow::anyhow!(
+            "{invalid}\n{} error{} in `{name}`",
+            invalid.errors.len(),
+            if invalid.errors.len() == 1 { "" } else { "s" }
+        )
+    })?;
+    let host = stagecoach_plugin_host::PluginHost::new(Some(cache)).map_err(anyhow::Error::msg)?;
+    let plugins = stagecoach_server::live::load_plugin_set(&host, &process, file, None)
+        .map_err(|invalid| anyhow::anyhow!("{invalid}"))?;
+    Ok(stagecoach_core::engine::ActiveProcess {
+        version: 0,
+        hash: stagecoach_core::process::content_hash(&text),
+        text,
+        loaded_at: Millis::now(),
+        process,
+        plugins: std::sync::Arc::new(plugins),
+    })
+}
+
+/// `stagecoach test`: the process's cases, local, no daemon needed.
+pub fn test_file(
+    cli: &Cli,
+    file: &std::path::Path,
+    format: TestFormat,
+    out: Option<&std::path::Path>,
+) -> Result<()> {
+    let active = load_local(file, cli.data_dir().join("plugin-cache"))?;
+    let scratch = std::env::temp_dir();
+    let ran = stagecoach_server::live::run_process_tests(&active, file, &scratch)
+        .map_err(|e| anyhow::anyhow!("{}", render_process_error(&e)))?;
+    let Some((path, results)) = ran else {
+        bail!(
+            "no tests: `{}` does not exist\nhint: write cases there, as the default process's `process.test.toml` shows",
+            stagecoach_core::process_tests::tests_path(file).display()
+        );
+    };
+    let failed = results.iter().filter(|r| !r.failures.is_empty()).count();
+    let report = match format {
+        TestFormat::Junit => {
+            stagecoach_core::process_tests::junit(&file.display().to_string(), &results)
+        }
+        TestFormat::Text => {
+            let mut text = String::new();
+            for r in &results {
+                if r.failures.is_empty() {
+                    text.push_str(&format!("ok    {}\n", r.name));
+                } else {
+                    text.push_str(&format!(
+                        "FAIL  {}  ({}:{})\n",
+                        r.name,
+                        path.display(),
+                        r.line
+                    ));
+                    for f in &r.failures {
+                        text.push_str(&format!("        {f}\n"));
+                    }
+                }
+            }
+            text.push_str(&format!(
+                "{} case{}, {} passed, {failed} failed\n",
+                results.len(),
+                if results.len() == 1 { "" } else { "s" },
+                results.len() - failed
+            ));
+            text
+        }
+    };
+    match out {
+        Some(o) => {
+            std::fs::write(o, &report).with_context(|| format!("cannot write `{}`", o.display()))?
+        }
+        None => print!("{report}"),
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} process test{} failed",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
 /// `stagecoach lint`: local, no daemon needed.
 pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<()> {
     let text = std::fs::read_to_string(file)
@@ -452,6 +546,28 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
             }
             if strict && !warnings.is_empty() {
                 bail!("warnings in `{name}` (--strict)");
+            }
+            // The process's own tests, when it has them.
+            if stagecoach_core::process_tests::tests_path(file).exists() {
+                let active = load_local(file, default_data_dir().join("plugin-cache"))?;
+                let ran = stagecoach_server::live::run_process_tests(
+                    &active,
+                    file,
+                    &std::env::temp_dir(),
+                )
+                .map_err(|e| anyhow::anyhow!("{}", render_process_error(&e)))?;
+                if let Some((path, results)) = ran {
+                    let errors = stagecoach_server::live::failing_cases(&path, &results);
+                    for e in &errors {
+                        eprintln!("{}", render_process_error(e));
+                    }
+                    if !errors.is_empty() {
+                        bail!("{} of {} process tests fail", errors.len(), results.len());
+                    }
+                    if !as_json {
+                        println!("{}: {} process tests pass", path.display(), results.len());
+                    }
+                }
             }
             Ok(())
         }

@@ -562,6 +562,7 @@ pub(crate) fn render(command: &Command, r: &Value) {
         Command::Serve { .. }
         | Command::Watch
         | Command::Lint { .. }
+        | Command::Test { .. }
         | Command::Plugins(_)
         | Command::Demo { .. }
         | Command::Import(_)
