@@ -243,3 +243,154 @@ fn process_tests_pass_fail_with_expected_and_actual_and_guard_a_reload() {
         2
     );
 }
+
+/// The default process with two warn-mode criteria on `present`.
+fn shadowed() -> String {
+    let anchor = "{ question = \"Did the prospect ask for a proposal?\", activity = \"proposal_requested\", actor = \"prospect\" },";
+    default_process().replacen(
+        anchor,
+        &format!("{anchor}\n  {{ question = \"Economic buyer met?\", activity = \"economic_buyer_met\", actor = \"prospect\", mode = \"warn\" }},\n  {{ question = \"Sponsor agreed?\", activity = \"sponsor_agreed\", actor = \"prospect\", mode = \"warn\" }},"),
+        1,
+    )
+}
+
+#[test]
+fn warn_criteria_block_nobody_record_breaches_and_tell_what_predicts_winning() {
+    let d = Daemon::start_with(&shadowed());
+    let mut c = d.client();
+    // Forty deals through present. Meeting the economic buyer goes with
+    // winning (16 of 20 against 4 of 20); a sponsor does not (half win
+    // either way).
+    for i in 0..40u32 {
+        let day = 2 + i % 20;
+        let t = |h: u32| format!("2026-09-{day:02}T{h:02}:00:00Z");
+        let id = create(
+            &mut c,
+            &format!("Deal {i}"),
+            json!({ "stage": "present", "at": t(8) }),
+        );
+        let buyer = i < 20;
+        let sponsor = i % 2 == 0;
+        let won = if buyer { i % 5 != 0 } else { i % 5 == 0 };
+        let mut kinds = vec!["demo_attended"];
+        if buyer {
+            kinds.push("economic_buyer_met");
+        }
+        if sponsor {
+            kinds.push("sponsor_agreed");
+        }
+        kinds.push("proposal_requested");
+        for (j, k) in kinds.iter().enumerate() {
+            c.ok(
+                "activity.record",
+                json!({ "prospect": id, "kind": k, "actor": "prospect", "at": t(9 + j as u32) }),
+            );
+        }
+        let p = c.ok("prospect.get", json!({ "id": id }));
+        assert_eq!(p["stage"], "close", "a warn criterion holds nobody: {p}");
+        if i == 25 {
+            // The move records the breach; prospect.get shows the mode.
+            let moved = p["transitions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["to"] == "close")
+                .unwrap();
+            let v = moved["verdicts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["question"] == "Economic buyer met?")
+                .unwrap();
+            assert_eq!(
+                (v["met"].clone(), v["warn"].clone()),
+                (json!(false), json!(true)),
+                "{moved}"
+            );
+        }
+        if won {
+            c.ok("activity.record", json!({ "prospect": id, "kind": "contract_signed", "actor": "prospect", "at": t(20) }));
+        } else {
+            c.ok(
+                "prospect.close",
+                json!({ "id": id, "outcome": "lost", "reason": "no decision", "at": t(20) }),
+            );
+        }
+    }
+    let r = c.ok(
+        "metrics.criteria",
+        json!({ "from": "2026-09-01", "to": "2026-10-01" }),
+    );
+    assert_eq!(r["closed"], 40);
+    let row = |name: &str| {
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {r:#}"))
+            .clone()
+    };
+    let buyer = row("Economic buyer met?");
+    assert_eq!(
+        (buyer["met"].clone(), buyer["unmet"].clone()),
+        (json!([16, 4]), json!([4, 16])),
+        "{buyer:#}"
+    );
+    assert_eq!(buyer["mode"], "warn");
+    assert_eq!(buyer["verdict"], "predicts winning", "{buyer:#}");
+    assert_eq!(
+        buyer["breaches"], 20,
+        "every deal without the buyer moved on anyway"
+    );
+    assert_eq!(buyer["breached_fate"], json!([4, 16, 0]));
+    let sponsor = row("Sponsor agreed?");
+    assert_eq!(
+        (sponsor["met"].clone(), sponsor["unmet"].clone()),
+        (json!([10, 10]), json!([10, 10])),
+        "{sponsor:#}"
+    );
+    assert_eq!(
+        sponsor["verdict"], "does not predict winning",
+        "{sponsor:#}"
+    );
+    // An enforced criterion everyone met tells nothing: nobody is unmet.
+    assert_eq!(
+        row("Did the prospect attend the demo?")["verdict"],
+        "too few to tell"
+    );
+
+    let out = d.cli(&["metrics", "criteria", "--month", "2026-09"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Economic buyer met?"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("predicts winning")
+            && line.contains("80.0% / 20.0%")
+            && line.contains("20 (now 4 won, 16 lost, 0 open)"),
+        "{line}"
+    );
+
+    // Enforcing it is an ordinary edit: a new version that holds.
+    let enforced = shadowed().replacen(
+        "actor = \"prospect\", mode = \"warn\" },\n  { question = \"Sponsor",
+        "actor = \"prospect\" },\n  { question = \"Sponsor",
+        1,
+    );
+    assert_ne!(enforced, shadowed());
+    assert_eq!(
+        c.ok("process.reload", json!({ "text": enforced }))["version"],
+        2
+    );
+    let id = create(&mut c, "After", json!({ "stage": "present" }));
+    for k in ["demo_attended", "proposal_requested"] {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": k, "actor": "prospect" }),
+        );
+    }
+    let p = c.ok("prospect.get", json!({ "id": id }));
+    assert_eq!(p["stage"], "present", "enforced now: {p}");
+}

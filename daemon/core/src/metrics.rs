@@ -1045,6 +1045,202 @@ pub fn conversion(
     })
 }
 
+/// Most closed deals `metrics.criteria` re-evaluates (the latest closed).
+pub const MAX_CRITERIA_DEALS: usize = 5_000;
+/// Most prospects whose moves `metrics.criteria` reads for breaches.
+pub const MAX_BREACH_SCAN: usize = 200_000;
+
+/// `metrics.criteria` for deals closed in [from, to): each exit criterion
+/// and checklist item of the process in force, evaluated as of the moment
+/// each deal left its stage (with only what had happened by then), against
+/// how the deal ended; and the breaches of warn-mode criteria recorded on
+/// the period's moves.
+pub fn criteria(
+    snap: &Snapshot,
+    active: &crate::engine::ActiveProcess,
+    from: Millis,
+    to: Millis,
+) -> Result<stagecoach_types::api::results::Criteria, StoreError> {
+    use stagecoach_types::api::results::{Checklist, CriterionRow};
+    use stagecoach_types::model::ActivityFacts;
+    let txn = snap.txn();
+    let process = &active.process;
+    let mut closed = outcomes(txn, from, to, &Filter::default())?;
+    let capped = closed.len() > MAX_CRITERIA_DEALS;
+    if capped {
+        closed.drain(..closed.len() - MAX_CRITERIA_DEALS);
+    }
+    // (stage, kind, name) → [met won, met lost, unmet won, unmet lost]
+    let mut tally: BTreeMap<(usize, u8, String), [u64; 4]> = BTreeMap::new();
+    let mut modes: HashMap<(usize, String), &'static str> = HashMap::new();
+    let mut names: Vec<(usize, u8, String)> = Vec::new();
+    for (i, s) in process.stages.iter().enumerate() {
+        for c in &s.exit {
+            let key = (i, 0u8, c.question.clone());
+            modes.insert(
+                (i, c.question.clone()),
+                if c.mode == crate::process::CriterionMode::Warn {
+                    "warn"
+                } else {
+                    "enforce"
+                },
+            );
+            names.push(key);
+        }
+    }
+    for c in &closed {
+        let Some(prospect) = snap.prospect(c.id)? else {
+            continue;
+        };
+        let moves = snap.transitions(c.id)?;
+        let all = snap.activities(c.id)?;
+        for (i, stage) in process.stages.iter().enumerate() {
+            let ids = stage_ids(txn, &stage.id)?;
+            // The last stay in the stage: its entry and its exit.
+            let Some(exit_at) = moves.iter().rposition(|t| {
+                t.from
+                    .as_deref()
+                    .is_some_and(|f| ids.iter().any(|x| x == f))
+            }) else {
+                continue;
+            };
+            let exit = &moves[exit_at];
+            let entered = moves[..exit_at]
+                .iter()
+                .rev()
+                .find(|t| ids.iter().any(|x| *x == t.to))
+                .map_or(prospect.created_at, |t| t.at);
+            let then: Vec<_> = all.iter().filter(|a| a.at <= exit.at).cloned().collect();
+            let facts = ActivityFacts::from_activities(&then);
+            let mut at_the_time = prospect.clone();
+            at_the_time.stage = stage.id.clone();
+            at_the_time.status = Status::Open;
+            at_the_time.stage_entered_at = entered;
+            at_the_time.closed_at = None;
+            at_the_time.owner_since = None;
+            let slot = |met: bool| usize::from(!met) * 2 + usize::from(!c.won);
+            for v in crate::criteria::evaluate_stage(
+                stage,
+                &at_the_time,
+                &facts,
+                exit.at,
+                active.plugin_context(),
+            ) {
+                tally.entry((i, 0, v.question.clone())).or_default()[slot(v.met)] += 1;
+            }
+            for list in crate::criteria::stage_checklists(
+                stage,
+                &at_the_time,
+                &facts,
+                exit.at,
+                active.plugin_context(),
+            ) {
+                if let Checklist::Items { name, items, .. } = list {
+                    for item in items {
+                        let key = (i, 1u8, format!("{name}: {}", item.label));
+                        if !names.contains(&key) {
+                            names.push(key.clone());
+                        }
+                        tally.entry(key).or_default()[slot(item.done)] += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Breaches of warn-mode criteria on the period's moves.
+    let mut breaches: HashMap<(String, String), (u64, BTreeSet<u64>)> = HashMap::new();
+    let mut after = None;
+    let mut scanned = 0;
+    while scanned < MAX_BREACH_SCAN {
+        let page = snap.prospects(&ProspectFilter {
+            after,
+            limit: 2_000,
+            ..Default::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        scanned += page.len();
+        for p in &page {
+            for t in snap.transitions(p.id)? {
+                if t.at < from || t.at >= to {
+                    continue;
+                }
+                for v in t.verdicts.iter().filter(|v| v.warn && !v.met) {
+                    let e = breaches
+                        .entry((t.from.clone().unwrap_or_default(), v.question.clone()))
+                        .or_default();
+                    e.0 += 1;
+                    e.1.insert(p.id);
+                }
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    names.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (i, kind, name) in names {
+        let stage = &process.stages[i];
+        let t = tally
+            .get(&(i, kind, name.clone()))
+            .copied()
+            .unwrap_or_default();
+        let rate = |won: u64, lost: u64| (won + lost > 0).then(|| won as f64 / (won + lost) as f64);
+        let significance = crate::stats::compare_rates(t[2], t[2] + t[3], t[0], t[0] + t[1]);
+        let verdict = match significance.verdict.as_str() {
+            "likely real" if significance.difference.is_some_and(|d| d > 0.0) => "predicts winning",
+            "likely real" => "predicts losing",
+            "could be noise" => "does not predict winning",
+            _ => "too few to tell",
+        };
+        let (count, fate) = match breaches.get(&(stage.id.clone(), name.clone())) {
+            Some((n, who)) => {
+                let mut fate = (0, 0, 0);
+                for id in who {
+                    match snap.prospect(*id)?.map(|p| p.status) {
+                        Some(Status::Won) => fate.0 += 1,
+                        Some(Status::Lost) => fate.1 += 1,
+                        _ => fate.2 += 1,
+                    }
+                }
+                (*n, fate)
+            }
+            None => (0, (0, 0, 0)),
+        };
+        rows.push(CriterionRow {
+            stage: stage.id.clone(),
+            kind: if kind == 0 {
+                "criterion"
+            } else {
+                "checklist item"
+            }
+            .into(),
+            mode: (kind == 0).then(|| {
+                modes
+                    .get(&(i, name.clone()))
+                    .copied()
+                    .unwrap_or("enforce")
+                    .to_string()
+            }),
+            name,
+            met: (t[0], t[1]),
+            unmet: (t[2], t[3]),
+            win_rate_met: rate(t[0], t[1]),
+            win_rate_unmet: rate(t[2], t[3]),
+            significance,
+            verdict: verdict.into(),
+            breaches: count,
+            breached_fate: fate,
+        });
+    }
+    Ok(stagecoach_types::api::results::Criteria {
+        from,
+        to,
+        closed: closed.len() as u64,
+        capped,
+        rows,
+        note: "for deals closed in the period: each exit criterion and checklist item of the process in force, evaluated as of the moment the deal last left that stage with only what had happened by then; met against unmet by Newcombe's 95% interval for the difference of win rates, fewer than 10 on a side too few to tell; breaches: moves in the period a warn-mode criterion would have blocked, and how those prospects stand now".into(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

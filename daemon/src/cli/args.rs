@@ -376,6 +376,9 @@ pub enum MetricsCmd {
     /// A scorecard per rep: open pipeline, moves, won, lost, win rate,
     /// cycle, stalled, forced moves, value.
     Owners(PeriodArgs),
+    /// Per exit criterion and checklist item: do the deals that met it win
+    /// more often? And how often did a warn-mode criterion go unmet?
+    Criteria(PeriodArgs),
     /// Flow, conversion and win rate month by month.
     Trends {
         /// How many months, ending with the current one (or `--to`'s).

@@ -4,9 +4,10 @@
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 use stagecoach_types::api::results::{
-    Activities, Checklist, Compare, Conversion, DaemonStatus, Diff, Flow, Moved, Outcomes, Owners,
-    Plugins, ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded, Reevaluated,
-    Simulation, StageLabel, Stalled, TimeInStage, Trends, Validation, Versions, Warning,
+    Activities, Checklist, Compare, Conversion, Criteria, DaemonStatus, Diff, Flow, Moved,
+    Outcomes, Owners, Plugins, ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded,
+    Reevaluated, Simulation, StageLabel, Stalled, TimeInStage, Trends, Validation, Versions,
+    Warning,
 };
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::error::ProcessError;
@@ -981,6 +982,57 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     "won value",
                     "stalled",
                     "forced moves",
+                ],
+                rows,
+            );
+        }
+        MetricsCmd::Criteria(p) => {
+            let Some(r) = parsed::<Criteria>(r) else {
+                return;
+            };
+            if !p.csv {
+                println!(
+                    "{} deals closed {} → {}{}: each criterion and checklist item as it stood when they left the stage",
+                    int(r.closed),
+                    r.from,
+                    r.to,
+                    if r.capped { " (the latest 5,000)" } else { "" }
+                );
+            }
+            let rows = r
+                .rows
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.stage.clone(),
+                        x.name.clone(),
+                        x.mode.clone().unwrap_or_else(|| "checklist".into()),
+                        format!("{} / {}", x.met.0, x.met.0 + x.met.1),
+                        format!("{} / {}", x.unmet.0, x.unmet.0 + x.unmet.1),
+                        format!("{} / {}", pct(x.win_rate_met), pct(x.win_rate_unmet)),
+                        format!("{} ({})", x.verdict, said(&x.significance)),
+                        if x.breaches > 0 {
+                            format!(
+                                "{} (now {} won, {} lost, {} open)",
+                                x.breaches, x.breached_fate.0, x.breached_fate.1, x.breached_fate.2
+                            )
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
+                .collect();
+            emit(
+                p.csv,
+                &[
+                    "stage",
+                    "criterion or item",
+                    "mode",
+                    "met: won / all",
+                    "unmet: won / all",
+                    "win rate met / unmet",
+                    "predicts?",
+                    "warn breaches",
                 ],
                 rows,
             );

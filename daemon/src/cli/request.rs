@@ -184,6 +184,19 @@ pub(crate) fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)>
                 to: period.to,
             })
         }
+        MetricsCmd::Criteria(p) => {
+            p.refuse_stage("the answer covers every stage")?;
+            if p.owner.is_some() || p.version.is_some() {
+                bail!(
+                    "`metrics criteria` takes a period only: the process in force's criteria over the deals closed in it"
+                );
+            }
+            let period = p.period()?;
+            typed::<methods::MetricsCriteria>(params::MetricsCriteria {
+                from: period.from,
+                to: period.to,
+            })
+        }
         MetricsCmd::Trends {
             months, to, owner, ..
         } => typed::<methods::MetricsTrends>(params::MetricsTrends {

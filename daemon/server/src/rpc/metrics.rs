@@ -12,8 +12,8 @@ use stagecoach_core::metrics::{self, Filter};
 use stagecoach_core::stats;
 use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
-    ConversionPeriod, MetricsCompare, MetricsOwners, MetricsStalled, MetricsTrends, OutcomesPeriod,
-    Period, StalledSort,
+    ConversionPeriod, MetricsCompare, MetricsCriteria, MetricsOwners, MetricsStalled,
+    MetricsTrends, OutcomesPeriod, Period, StalledSort,
 };
 use stagecoach_types::api::results::{
     Compare, CompareDelta, CompareRow, CompareSide, CompareWinRate, ComparedPeriod, Flow, Measured,
@@ -284,6 +284,18 @@ pub(super) fn owners(ctx: &Arc<Ctx>, p: MetricsOwners) -> Reply {
             p.to,
             now
         )?))
+    })
+}
+
+pub(super) fn criteria(ctx: &Arc<Ctx>, p: MetricsCriteria) -> Reply {
+    if p.to <= p.from {
+        return ready(Err(RpcError::params("`to` must be after `from`")));
+    }
+    let ctx = ctx.clone();
+    let active = ctx.active();
+    read(move || {
+        let snap = ctx.store.snapshot()?;
+        Ok(json!(metrics::criteria(&snap, &active, p.from, p.to)?))
     })
 }
 

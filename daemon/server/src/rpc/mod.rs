@@ -173,6 +173,7 @@ pub static METHODS: &[Method] = &[
     method!(m::MetricsStalled, metrics::stalled),
     method!(m::MetricsOwners, metrics::owners),
     method!(m::MetricsTrends, metrics::trends),
+    method!(m::MetricsCriteria, metrics::criteria),
     method!(m::MetricsCompare, metrics::compare),
     method!(m::ExportPage, history::page),
 ];

@@ -105,6 +105,8 @@ pub mod methods {
         MetricsStalled = "metrics.stalled" (p::MetricsStalled) -> r::Stalled;
         /// A scorecard per rep: pipeline, moves, outcomes, cycle, stalled.
         MetricsOwners = "metrics.owners" (p::MetricsOwners) -> r::Owners;
+        /// Whether each criterion and checklist item goes with winning.
+        MetricsCriteria = "metrics.criteria" (p::MetricsCriteria) -> r::Criteria;
         /// Flow, conversion and win rate month by month.
         MetricsTrends = "metrics.trends" (p::MetricsTrends) -> r::Trends;
         /// Two periods side by side.

@@ -406,6 +406,16 @@ pub struct ProcessSimulate {
     pub limit: Option<usize>,
 }
 
+/// `metrics.criteria`: deals closed in a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsCriteria {
+    /// Start.
+    pub from: Millis,
+    /// End, exclusive.
+    pub to: Millis,
+}
+
 /// `metrics.owners`: a period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1383,3 +1383,55 @@ pub struct Measured {
     /// As `metrics.outcomes`.
     pub outcomes: Outcomes,
 }
+
+/// `metrics.criteria`: for each exit criterion and checklist item, whether
+/// meeting it by the time a prospect left the stage went with winning, and
+/// how often a warn-mode criterion was breached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Criteria {
+    /// Start of the period (deals closed from).
+    pub from: crate::model::Millis,
+    /// End, exclusive.
+    pub to: crate::model::Millis,
+    /// Deals closed in the period that were looked at.
+    pub closed: u64,
+    /// More deals closed than are looked at (the most recent are).
+    pub capped: bool,
+    /// One row per criterion, then per checklist item, in stage order.
+    pub rows: Vec<CriterionRow>,
+    /// The definitions, in words.
+    pub note: String,
+}
+
+/// One exit criterion or checklist item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CriterionRow {
+    /// The stage.
+    pub stage: String,
+    /// `criterion` or `checklist item`.
+    pub kind: String,
+    /// The criterion's question, or `checklist: item label`.
+    pub name: String,
+    /// A criterion's mode: `enforce` or `warn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Closed deals that had met it when they left the stage: won, lost.
+    pub met: (u64, u64),
+    /// Closed deals that had not: won, lost.
+    pub unmet: (u64, u64),
+    /// Win rate of those that met it.
+    pub win_rate_met: Option<f64>,
+    /// Win rate of those that did not.
+    pub win_rate_unmet: Option<f64>,
+    /// Met against unmet.
+    pub significance: Significance,
+    /// `predicts winning`, `predicts losing`, `does not predict winning`, or
+    /// `too few to tell`.
+    pub verdict: String,
+    /// A warn-mode criterion: moves in the period it would have blocked.
+    #[serde(default)]
+    pub breaches: u64,
+    /// Of the prospects behind those breaches: won, lost, open now.
+    #[serde(default)]
+    pub breached_fate: (u64, u64, u64),
+}
