@@ -1108,7 +1108,7 @@ pub fn criteria(
             let entered = moves[..exit_at]
                 .iter()
                 .rev()
-                .find(|t| ids.iter().any(|x| *x == t.to))
+                .find(|t| ids.contains(&t.to))
                 .map_or(prospect.created_at, |t| t.at);
             let then: Vec<_> = all.iter().filter(|a| a.at <= exit.at).cloned().collect();
             let facts = ActivityFacts::from_activities(&then);
@@ -1176,7 +1176,7 @@ pub fn criteria(
         }
     }
     let mut rows = Vec::new();
-    names.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    names.sort_by_key(|a| (a.0, a.1));
     for (i, kind, name) in names {
         let stage = &process.stages[i];
         let t = tally
