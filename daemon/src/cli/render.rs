@@ -647,7 +647,13 @@ fn parsed<T: serde::de::DeserializeOwned>(r: &Value) -> Option<T> {
 /// A significance statement, short: `likely real (p 0.003)`,
 /// `could be noise (-4.1 to +12.0 pts)`, `too few to tell (6 / 9)`.
 pub(crate) fn said(s: &stagecoach_types::api::results::Significance) -> String {
-    let detail = if s.verdict == "too few to tell" {
+    format!("{} ({})", s.verdict, evidence(s))
+}
+
+/// The evidence behind a significance: the p-value, the interval, or the
+/// sample sizes when they are too small.
+pub(crate) fn evidence(s: &stagecoach_types::api::results::Significance) -> String {
+    if s.verdict == "too few to tell" {
         format!("{} / {}", s.n_a, s.n_b)
     } else if let Some(p) = s.p_value {
         format!("p {p:.3}")
@@ -655,8 +661,7 @@ pub(crate) fn said(s: &stagecoach_types::api::results::Significance) -> String {
         format!("{:+.1} to {:+.1} pts", l * 100.0, u * 100.0)
     } else {
         String::new()
-    };
-    format!("{} ({detail})", s.verdict)
+    }
 }
 
 /// A stage's cell: its id alone in CSV (what scripts join on), named in tables.
@@ -1010,7 +1015,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                         format!("{} / {}", x.met.0, x.met.0 + x.met.1),
                         format!("{} / {}", x.unmet.0, x.unmet.0 + x.unmet.1),
                         format!("{} / {}", pct(x.win_rate_met), pct(x.win_rate_unmet)),
-                        format!("{} ({})", x.verdict, said(&x.significance)),
+                        format!("{} ({})", x.verdict, evidence(&x.significance)),
                         if x.breaches > 0 {
                             format!(
                                 "{} (now {} won, {} lost, {} open)",
