@@ -394,3 +394,103 @@ fn warn_criteria_block_nobody_record_breaches_and_tell_what_predicts_winning() {
     let p = c.ok("prospect.get", json!({ "id": id }));
     assert_eq!(p["stage"], "present", "enforced now: {p}");
 }
+
+#[test]
+fn conformance_says_who_decided_each_move() {
+    let d = Daemon::start_with(&shadowed());
+    let mut c = d.client();
+    let t = |day: u32| format!("2026-09-{day:02}T10:00:00Z");
+    let mut ids = Vec::new();
+    for (i, owner) in ["maria", "maria", "tom", "tom", "tom"].iter().enumerate() {
+        let id = create(
+            &mut c,
+            &format!("D{i}"),
+            json!({ "stage": "connect", "owner": owner, "at": t(1) }),
+        );
+        ids.push(id);
+    }
+    // Two follow the criteria; two are forced on, for reasons; one is lost.
+    for id in &ids[..2] {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "meeting_held", "actor": "prospect", "at": t(3) }),
+        );
+    }
+    c.ok(
+        "prospect.move",
+        json!({ "id": ids[2], "to": "research", "reason": "met at a conference", "at": t(4) }),
+    );
+    c.ok(
+        "prospect.move",
+        json!({ "id": ids[3], "to": "present", "reason": "met at a conference", "at": t(4) }),
+    );
+    c.ok(
+        "prospect.close",
+        json!({ "id": ids[4], "outcome": "lost", "reason": "no budget", "at": t(5) }),
+    );
+    // In present, the warn criteria are breached when the deal moves on.
+    for k in ["demo_attended", "proposal_requested"] {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": ids[3], "kind": k, "actor": "prospect", "at": t(6) }),
+        );
+    }
+    let r = c.ok(
+        "metrics.conformance",
+        json!({ "from": "2026-09-01", "to": "2026-10-01" }),
+    );
+    let row = |list: &str, key: &str| {
+        r[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    let connect = row("stages", "connect");
+    assert_eq!(
+        (
+            connect["by_criteria"].as_u64(),
+            connect["forced"].as_u64(),
+            connect["lost"].as_u64()
+        ),
+        (Some(2), Some(2), Some(1)),
+        "{r:#}"
+    );
+    let present = row("stages", "present");
+    assert_eq!(
+        (
+            present["by_criteria"].as_u64(),
+            present["breaches"].as_u64()
+        ),
+        (Some(1), Some(2)),
+        "two warn criteria unmet on one move"
+    );
+    let tom = row("owners", "tom");
+    assert_eq!(
+        (
+            tom["by_criteria"].as_u64(),
+            tom["forced"].as_u64(),
+            tom["lost"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1))
+    );
+    assert_eq!(
+        r["forced_reasons"],
+        json!([{ "reason": "met at a conference", "count": 2 }])
+    );
+
+    let out = d.cli(&["metrics", "conformance", "--month", "2026-09"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("Connect"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = line
+        .split('┆')
+        .map(|x| x.trim().trim_matches('│').trim())
+        .collect();
+    assert_eq!(&cells[1..4], ["2", "50.0%", "2"], "{line}");
+    assert!(text.contains("met at a conference"), "{text}");
+}

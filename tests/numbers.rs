@@ -663,6 +663,24 @@ fn check_report(c: &mut Client, html: &str, filter: Value) {
             same(&figs, &key(k), &r[field]);
         }
     }
+    let conf = c.ok("metrics.conformance", json!({ "from": from, "to": to }));
+    same(&figs, "conf.imported_wins", &conf["imported_wins"]);
+    for r in conf["stages"].as_array().unwrap() {
+        let key = r["key"].as_str().unwrap();
+        if stage.is_some_and(|s| s != key) {
+            continue;
+        }
+        for k in [
+            "by_criteria",
+            "forced",
+            "skipped",
+            "regressed",
+            "imported",
+            "breaches",
+        ] {
+            same(&figs, &format!("conf.{key}.{k}"), &r[k]);
+        }
+    }
     let trends = c.ok(
         "metrics.trends",
         period_owner(json!({ "months": 12, "to": from })),

@@ -499,6 +499,9 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
             owner: f.owner.clone(),
         })
         .await?;
+    let conformance = client
+        .request::<methods::MetricsConformance>(&params::MetricsConformance { from, to })
+        .await?;
     let process = client
         .request::<methods::ProcessGet>(&params::ProcessGet::default())
         .await?;
@@ -962,6 +965,63 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
             ],
             &score_rows
         )
+    );
+
+    // Are we following our own process?
+    let conf_rows: Vec<Vec<String>> = conformance
+        .stages
+        .iter()
+        .filter(|r| only(&r.key))
+        .map(|r| {
+            let k = |what: &str| format!("conf.{}.{what}", r.key);
+            let n = |what: &str, v: u64| fig(&k(what), v, &int(v as i64));
+            vec![
+                esc(&r.name),
+                n("by_criteria", r.by_criteria),
+                n("forced", r.forced),
+                n("skipped", r.skipped),
+                n("regressed", r.regressed),
+                n("imported", r.imported),
+                n("breaches", r.breaches),
+            ]
+        })
+        .collect();
+    let reasons: String = conformance
+        .forced_reasons
+        .iter()
+        .take(5)
+        .map(|r| format!("<li>{} — {}</li>", esc(&r.reason), int(r.count as i64)))
+        .collect();
+    let _ = write!(
+        body,
+        r#"<section><h2>Are we following our own process?</h2><p class="note">Moves out of each stage in the period (all reps) by who decided them: the exit criteria, a person forcing it, a source's dated history (skipped, regressed, imported); warn breaches are shadow criteria unmet on those moves. Imports recorded {} wins and {} losses without the criteria.</p>{}{}</section>"#,
+        fig(
+            "conf.imported_wins",
+            conformance.imported_wins,
+            &int(conformance.imported_wins as i64)
+        ),
+        fig(
+            "conf.imported_losses",
+            conformance.imported_losses,
+            &int(conformance.imported_losses as i64)
+        ),
+        table(
+            &[
+                "stage",
+                "by the criteria",
+                "forced",
+                "skipped",
+                "regressed",
+                "imported",
+                "warn breaches"
+            ],
+            &conf_rows
+        ),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!("<p>Why moves were forced:</p><ul>{reasons}</ul>")
+        }
     );
 
     // The latest process change.

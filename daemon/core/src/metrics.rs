@@ -1050,6 +1050,136 @@ pub const MAX_CRITERIA_DEALS: usize = 5_000;
 /// Most prospects whose moves `metrics.criteria` reads for breaches.
 pub const MAX_BREACH_SCAN: usize = 200_000;
 
+/// Calls `f` for every move (creation aside) made in [from, to), reading at
+/// most [`MAX_BREACH_SCAN`] prospects; true when there were more.
+fn scan_moves(
+    snap: &Snapshot,
+    from: Millis,
+    to: Millis,
+    f: &mut dyn FnMut(&stagecoach_types::model::Prospect, &Transition),
+) -> Result<bool, StoreError> {
+    let mut after = None;
+    let mut scanned = 0;
+    while scanned < MAX_BREACH_SCAN {
+        let page = snap.prospects(&ProspectFilter {
+            after,
+            limit: 2_000,
+            ..Default::default()
+        })?;
+        let Some(last) = page.last() else {
+            return Ok(false);
+        };
+        after = Some(last.id);
+        scanned += page.len();
+        for p in &page {
+            for t in snap.transitions(p.id)? {
+                if t.at >= from && t.at < to && t.kind != TransitionKind::Created {
+                    f(p, &t);
+                }
+            }
+        }
+    }
+    Ok(!snap
+        .prospects(&ProspectFilter {
+            after,
+            limit: 1,
+            ..Default::default()
+        })?
+        .is_empty())
+}
+
+/// `metrics.conformance` for [from, to): are we following our own process?
+/// Per stage and per owner, the moves the criteria made, the forced,
+/// skipped and regressed ones, losses, and warn-mode breaches; why moves
+/// were forced; and the outcomes an import recorded without the criteria.
+pub fn conformance(
+    snap: &Snapshot,
+    process: &Process,
+    from: Millis,
+    to: Millis,
+) -> Result<stagecoach_types::api::results::Conformance, StoreError> {
+    use stagecoach_types::api::results::{Conformance, ConformanceRow, ForcedReason};
+    let blank = |key: &str, name: &str| ConformanceRow {
+        key: key.to_string(),
+        name: name.to_string(),
+        by_criteria: 0,
+        forced: 0,
+        skipped: 0,
+        regressed: 0,
+        lost: 0,
+        imported: 0,
+        breaches: 0,
+    };
+    let mut stages: Vec<ConformanceRow> = process
+        .stages
+        .iter()
+        .map(|s| blank(&s.id, &s.name))
+        .collect();
+    let mut owners: BTreeMap<String, ConformanceRow> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let capped = scan_moves(snap, from, to, &mut |p, t| {
+        let Some(left) = t.from.as_deref() else {
+            return;
+        };
+        let i = match stages.iter().position(|r| r.key == left) {
+            Some(i) => i,
+            None => {
+                stages.push(blank(left, left));
+                stages.len() - 1
+            }
+        };
+        let owner = p.owner.clone().unwrap_or_default();
+        let o = owners
+            .entry(owner.clone())
+            .or_insert_with(|| blank(&owner, &owner));
+        for row in [&mut stages[i], o] {
+            match t.kind {
+                _ if t.imported => row.imported += 1,
+                TransitionKind::Advanced | TransitionKind::Won => row.by_criteria += 1,
+                TransitionKind::Forced => row.forced += 1,
+                TransitionKind::Skipped => row.skipped += 1,
+                TransitionKind::Regressed => row.regressed += 1,
+                TransitionKind::Lost => row.lost += 1,
+                TransitionKind::Created => {}
+            }
+            row.breaches += t.verdicts.iter().filter(|v| v.warn && !v.met).count() as u64;
+        }
+        if t.kind == TransitionKind::Forced && !t.imported {
+            *reasons
+                .entry(
+                    t.reason
+                        .clone()
+                        .unwrap_or_else(|| "(no reason given)".into()),
+                )
+                .or_default() += 1;
+        }
+    })?;
+    let mut forced_reasons: Vec<ForcedReason> = reasons
+        .into_iter()
+        .map(|(reason, count)| ForcedReason { reason, count })
+        .collect();
+    forced_reasons.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+    let closed = outcomes(snap.txn(), from, to, &Filter::default())?;
+    let mut unearned = [0u64; 2];
+    let flags = snap.last_move_imported(closed.iter().map(|c| c.id))?;
+    for (c, flag) in closed.iter().zip(flags) {
+        if flag {
+            unearned[usize::from(c.won)] += 1;
+        }
+    }
+    Ok(Conformance {
+        from,
+        to,
+        stages,
+        owners: owners.into_values().collect(),
+        forced_reasons,
+        imported_wins: unearned[1],
+        imported_losses: unearned[0],
+        capped,
+        note: "moves out of each stage in the period, by who decided them: by_criteria (advanced, or won, with the exit criteria met), forced (a person overrode them), skipped and regressed (a source's dated history), lost, imported (moves an import recorded as the source had them); breaches: warn-mode criteria unmet on those moves; imported_wins / imported_losses: outcomes in the period an import recorded without the criteria".into(),
+    })
+}
+
 /// `metrics.criteria` for deals closed in [from, to): each exit criterion
 /// and checklist item of the process in force, evaluated as of the moment
 /// each deal left its stage (with only what had happened by then), against
@@ -1149,32 +1279,15 @@ pub fn criteria(
     }
     // Breaches of warn-mode criteria on the period's moves.
     let mut breaches: HashMap<(String, String), (u64, BTreeSet<u64>)> = HashMap::new();
-    let mut after = None;
-    let mut scanned = 0;
-    while scanned < MAX_BREACH_SCAN {
-        let page = snap.prospects(&ProspectFilter {
-            after,
-            limit: 2_000,
-            ..Default::default()
-        })?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        scanned += page.len();
-        for p in &page {
-            for t in snap.transitions(p.id)? {
-                if t.at < from || t.at >= to {
-                    continue;
-                }
-                for v in t.verdicts.iter().filter(|v| v.warn && !v.met) {
-                    let e = breaches
-                        .entry((t.from.clone().unwrap_or_default(), v.question.clone()))
-                        .or_default();
-                    e.0 += 1;
-                    e.1.insert(p.id);
-                }
-            }
+    scan_moves(snap, from, to, &mut |p, t| {
+        for v in t.verdicts.iter().filter(|v| v.warn && !v.met) {
+            let e = breaches
+                .entry((t.from.clone().unwrap_or_default(), v.question.clone()))
+                .or_default();
+            e.0 += 1;
+            e.1.insert(p.id);
         }
-    }
+    })?;
     let mut rows = Vec::new();
     names.sort_by_key(|a| (a.0, a.1));
     for (i, kind, name) in names {

@@ -379,6 +379,9 @@ pub enum MetricsCmd {
     /// Per exit criterion and checklist item: do the deals that met it win
     /// more often? And how often did a warn-mode criterion go unmet?
     Criteria(PeriodArgs),
+    /// Are we following our own process? Moves per stage and per owner by
+    /// who decided them, why moves were forced, imported outcomes.
+    Conformance(PeriodArgs),
     /// Flow, conversion and win rate month by month.
     Trends {
         /// How many months, ending with the current one (or `--to`'s).

@@ -4,10 +4,10 @@
 use comfy_table::{Cell, Color, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 use stagecoach_types::api::results::{
-    Activities, Checklist, Compare, Conversion, Criteria, DaemonStatus, Diff, Flow, Moved,
-    Outcomes, Owners, Plugins, ProcessText, ProspectMoves, ProspectPage, ProspectView, Recorded,
-    Reevaluated, Simulation, StageLabel, Stalled, TimeInStage, Trends, Validation, Versions,
-    Warning,
+    Activities, Checklist, Compare, Conformance, Conversion, Criteria, DaemonStatus, Diff, Flow,
+    Moved, Outcomes, Owners, Plugins, ProcessText, ProspectMoves, ProspectPage, ProspectView,
+    Recorded, Reevaluated, Simulation, StageLabel, Stalled, TimeInStage, Trends, Validation,
+    Versions, Warning,
 };
 use stagecoach_types::api::{ReloadOutcome, ReloadResult};
 use stagecoach_types::error::ProcessError;
@@ -1040,6 +1040,72 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                     "warn breaches",
                 ],
                 rows,
+            );
+        }
+        MetricsCmd::Conformance(p) => {
+            let Some(r) = parsed::<Conformance>(r) else {
+                return;
+            };
+            let table_of =
+                |rows: &[stagecoach_types::api::results::ConformanceRow]| -> Vec<Vec<String>> {
+                    rows.iter()
+                        .map(|x| {
+                            let all =
+                                x.by_criteria + x.forced + x.skipped + x.regressed + x.imported;
+                            vec![
+                                if x.name.is_empty() {
+                                    "(none)".into()
+                                } else {
+                                    x.name.clone()
+                                },
+                                int(x.by_criteria),
+                                pct((all > 0).then(|| x.by_criteria as f64 / all as f64)),
+                                int(x.forced),
+                                int(x.skipped),
+                                int(x.regressed),
+                                int(x.imported),
+                                int(x.lost),
+                                int(x.breaches),
+                            ]
+                        })
+                        .collect()
+                };
+            let headers = [
+                "stage / owner",
+                "by the criteria",
+                "share of moves on",
+                "forced",
+                "skipped",
+                "regressed",
+                "imported",
+                "lost",
+                "warn breaches",
+            ];
+            if !p.csv {
+                println!(
+                    "moves out of each stage, {} → {}, by who decided them:",
+                    r.from, r.to
+                );
+            }
+            emit(p.csv, &headers, table_of(&r.stages));
+            if p.csv {
+                return;
+            }
+            println!("by owner:");
+            emit(false, &headers, table_of(&r.owners));
+            if !r.forced_reasons.is_empty() {
+                println!("why moves were forced:");
+                let rows = r
+                    .forced_reasons
+                    .iter()
+                    .map(|x| vec![x.reason.clone(), int(x.count)])
+                    .collect();
+                emit(false, &["reason", "moves"], rows);
+            }
+            println!(
+                "outcomes an import recorded without the criteria: {} won, {} lost",
+                int(r.imported_wins),
+                int(r.imported_losses)
             );
         }
         MetricsCmd::Trends { csv, .. } => {

@@ -197,6 +197,19 @@ pub(crate) fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)>
                 to: period.to,
             })
         }
+        MetricsCmd::Conformance(p) => {
+            p.refuse_stage("the answer has a row per stage")?;
+            if p.owner.is_some() || p.version.is_some() {
+                bail!(
+                    "`metrics conformance` takes a period only: it has a row per stage and per owner"
+                );
+            }
+            let period = p.period()?;
+            typed::<methods::MetricsConformance>(params::MetricsConformance {
+                from: period.from,
+                to: period.to,
+            })
+        }
         MetricsCmd::Trends {
             months, to, owner, ..
         } => typed::<methods::MetricsTrends>(params::MetricsTrends {

@@ -12,8 +12,8 @@ use stagecoach_core::metrics::{self, Filter};
 use stagecoach_core::stats;
 use stagecoach_core::store::{ProspectFilter, Store};
 use stagecoach_types::api::params::{
-    ConversionPeriod, MetricsCompare, MetricsCriteria, MetricsOwners, MetricsStalled,
-    MetricsTrends, OutcomesPeriod, Period, StalledSort,
+    ConversionPeriod, MetricsCompare, MetricsConformance, MetricsCriteria, MetricsOwners,
+    MetricsStalled, MetricsTrends, OutcomesPeriod, Period, StalledSort,
 };
 use stagecoach_types::api::results::{
     Compare, CompareDelta, CompareRow, CompareSide, CompareWinRate, ComparedPeriod, Flow, Measured,
@@ -296,6 +296,23 @@ pub(super) fn criteria(ctx: &Arc<Ctx>, p: MetricsCriteria) -> Reply {
     read(move || {
         let snap = ctx.store.snapshot()?;
         Ok(json!(metrics::criteria(&snap, &active, p.from, p.to)?))
+    })
+}
+
+pub(super) fn conformance(ctx: &Arc<Ctx>, p: MetricsConformance) -> Reply {
+    if p.to <= p.from {
+        return ready(Err(RpcError::params("`to` must be after `from`")));
+    }
+    let ctx = ctx.clone();
+    let active = ctx.active();
+    read(move || {
+        let snap = ctx.store.snapshot()?;
+        Ok(json!(metrics::conformance(
+            &snap,
+            &active.process,
+            p.from,
+            p.to
+        )?))
     })
 }
 

@@ -174,6 +174,7 @@ pub static METHODS: &[Method] = &[
     method!(m::MetricsOwners, metrics::owners),
     method!(m::MetricsTrends, metrics::trends),
     method!(m::MetricsCriteria, metrics::criteria),
+    method!(m::MetricsConformance, metrics::conformance),
     method!(m::MetricsCompare, metrics::compare),
     method!(m::ExportPage, history::page),
 ];

@@ -107,6 +107,8 @@ pub mod methods {
         MetricsOwners = "metrics.owners" (p::MetricsOwners) -> r::Owners;
         /// Whether each criterion and checklist item goes with winning.
         MetricsCriteria = "metrics.criteria" (p::MetricsCriteria) -> r::Criteria;
+        /// Moves by who decided them: the criteria, a person, an import.
+        MetricsConformance = "metrics.conformance" (p::MetricsConformance) -> r::Conformance;
         /// Flow, conversion and win rate month by month.
         MetricsTrends = "metrics.trends" (p::MetricsTrends) -> r::Trends;
         /// Two periods side by side.

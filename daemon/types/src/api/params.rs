@@ -416,6 +416,16 @@ pub struct MetricsCriteria {
     pub to: Millis,
 }
 
+/// `metrics.conformance`: a period.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConformance {
+    /// Start.
+    pub from: Millis,
+    /// End, exclusive.
+    pub to: Millis,
+}
+
 /// `metrics.owners`: a period.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

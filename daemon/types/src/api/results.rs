@@ -1435,3 +1435,58 @@ pub struct CriterionRow {
     #[serde(default)]
     pub breached_fate: (u64, u64, u64),
 }
+
+/// `metrics.conformance`: are we following our own process?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conformance {
+    /// Start of the period.
+    pub from: crate::model::Millis,
+    /// End, exclusive.
+    pub to: crate::model::Millis,
+    /// Per stage left, in the process's order.
+    pub stages: Vec<ConformanceRow>,
+    /// Per owner (`""`: none).
+    pub owners: Vec<ConformanceRow>,
+    /// Why moves were forced, most first.
+    pub forced_reasons: Vec<ForcedReason>,
+    /// Wins in the period an import recorded without the criteria met.
+    pub imported_wins: u64,
+    /// Losses in the period an import recorded.
+    pub imported_losses: u64,
+    /// More prospects than are read (200,000) had moves to look at.
+    pub capped: bool,
+    /// The definitions, in words.
+    pub note: String,
+}
+
+/// Moves by who decided them, for one stage or owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConformanceRow {
+    /// The stage id, or the owner.
+    pub key: String,
+    /// The stage's name, or the owner.
+    pub name: String,
+    /// Advanced or won with the exit criteria met.
+    pub by_criteria: u64,
+    /// Forced by a person.
+    pub forced: u64,
+    /// Skipped stages (a source's dated history).
+    pub skipped: u64,
+    /// Went back a stage (a source's dated history).
+    pub regressed: u64,
+    /// Lost.
+    pub lost: u64,
+    /// Recorded by an import as the source had them.
+    pub imported: u64,
+    /// Warn-mode criteria unmet on these moves.
+    pub breaches: u64,
+}
+
+/// A reason given for forced moves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForcedReason {
+    /// The reason.
+    pub reason: String,
+    /// How many moves.
+    pub count: u64,
+}
