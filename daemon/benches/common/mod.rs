@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+pub mod history;
+
 /// The daemon binary benchmarked: this build's, or another build's given as
 /// `STAGECOACH_BENCH_BIN` (to compare two versions in one session,
 /// interleaving runs of each).

@@ -1,0 +1,100 @@
+//! Simulating a draft process over the stored history (default 100,000
+//! prospects, 1M activities; the target is 1M / 10M in 30 s), against the
+//! baseline of writing the same history through the live write path,
+//! measured in the same run, with the process's peak memory during each.
+//!
+//! Run: `cargo bench -p stagecoach --bench simulate`
+//! (`STAGECOACH_BENCH_PROSPECTS`, default 100000; 10 activities each).
+
+use std::time::Instant;
+
+// Shared with the other benchmarks; this one starts no daemon.
+#[allow(dead_code)]
+mod common;
+
+use common::history::{self, START};
+use stagecoach_core::store::Store;
+
+/// The process's resident set now, KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs `f` and samples the resident set every 50 ms: (result, seconds,
+/// peak RSS MiB).
+fn measured<T: Send>(f: impl FnOnce() -> T + Send) -> (T, f64, f64) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::sync::atomic::AtomicU64::new(rss_kib());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        let t = Instant::now();
+        let r = f();
+        let secs = t.elapsed().as_secs_f64();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mib = peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0;
+        (r, secs, mib)
+    })
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n: u64 = std::env::var("STAGECOACH_BENCH_PROSPECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().unwrap();
+    println!("# process.simulate: a draft replayed over the stored history");
+    println!(
+        "command: cargo bench -p stagecoach --bench simulate   (STAGECOACH_BENCH_PROSPECTS={n})"
+    );
+    println!("machine: {}", common::machine());
+
+    let live = Store::open(&dir.path().join("live.redb")).unwrap();
+    let before = rss_kib() as f64 / 1024.0;
+    let ((activities, _), load, load_peak) = measured(|| history::load(&live, n));
+    println!(
+        "baseline: {n} prospects and {activities} activities written through the live write path (writer, criteria, counters, write-ahead log) in {load:.1} s ({:.0} prospects/s); peak RSS {load_peak:.0} MiB (from {before:.0})",
+        n as f64 / load
+    );
+    // The draft: research also needs the proposal request.
+    let draft = history::draft(|t| {
+        t.replacen(
+            "activity = \"demo_scheduled\", actor = \"prospect\" }]",
+            "activity = \"demo_scheduled\", actor = \"prospect\" }, { question = \"p\", activity = \"proposal_requested\", actor = \"prospect\" }]",
+            1,
+        )
+    });
+    assert_ne!(draft.text, history::process().text, "the draft differs");
+    for round in 1..=2 {
+        let path = dir.path().join(format!("scratch-{round}.redb"));
+        let scratch = Store::open_with(&path, 64).unwrap();
+        let before = rss_kib() as f64 / 1024.0;
+        let (replay, secs, peak) = measured(|| {
+            stagecoach_core::simulate::replay(&live, &scratch, &draft, &mut |_, _| {}).unwrap()
+        });
+        println!(
+            "simulate (round {round}): {} prospects, {} activities replayed under the draft in {secs:.1} s ({:.0} prospects/s, {:.2}× the baseline's time); peak RSS {peak:.0} MiB (from {before:.0}); scratch file {:.0} MiB",
+            replay.prospects,
+            replay.activities,
+            replay.prospects as f64 / secs,
+            secs / load,
+            std::fs::metadata(&path).map_or(0, |m| m.len()) as f64 / (1 << 20) as f64
+        );
+        drop(scratch);
+        let _ = std::fs::remove_file(&path);
+    }
+    let _ = START;
+}
