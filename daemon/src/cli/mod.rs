@@ -220,15 +220,13 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             })
         }
     };
-    // A simulation replays the whole history: show that it is working.
-    let spinner = matches!(cli.command, Command::Process(ProcessCmd::Simulate { .. })).then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message("replaying the stored history under the draft…");
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    });
+    // A simulation replays the whole history: a progress bar from
+    // `daemon.status`, asked on a second connection while it runs.
+    let progress = matches!(cli.command, Command::Process(ProcessCmd::Simulate { .. }))
+        .then(|| simulation_progress(socket.clone()));
     let answer = client.call(method, params).await;
-    if let Some(bar) = spinner {
+    if let Some((bar, task)) = progress {
+        task.abort();
         bar.finish_and_clear();
     }
     let result = match answer {
@@ -261,6 +259,37 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         bail!("the process file is invalid");
     }
     Ok(())
+}
+
+/// A progress bar for a running simulation, fed by polling `daemon.status`.
+fn simulation_progress(socket: PathBuf) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "replaying the history under the draft {bar:30} {pos}/{len} prospects, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let shown = bar.clone();
+    let task = tokio::spawn(async move {
+        let Ok(mut status) = Client::connect(&socket).await else {
+            return;
+        };
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let Ok(s) = status
+                .request::<methods::DaemonStatus>(&params::NoParams {})
+                .await
+            else {
+                return;
+            };
+            if let Some((done, total)) = s.simulation {
+                shown.set_length(total);
+                shown.set_position(done);
+            }
+        }
+    });
+    (bar, task)
 }
 
 async fn watch(client: Client, as_json: bool) -> Result<()> {

@@ -54,6 +54,7 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
                 since: degraded.as_ref().map(|(since, _)| *since),
                 reason: degraded.map(|(_, reason)| reason),
             },
+            simulation: super::simulate::progress(),
         }))
     })
 }

@@ -25,6 +25,28 @@ use stagecoach_types::protocol::{
 /// copy of the history on disk for as long as it runs.
 static RUNNING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// The running simulation's progress: prospects replayed, and of how many
+/// (0: none running).
+static DONE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static TOTAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// (replayed, of all) while a simulation runs, for `daemon.status`.
+pub(super) fn progress() -> Option<(u64, u64)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let total = TOTAL.load(Relaxed);
+    (total > 0).then(|| (DONE.load(Relaxed), total))
+}
+
+/// Clears the progress when the simulation ends, however it ends.
+struct Progress;
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        TOTAL.store(0, std::sync::atomic::Ordering::Relaxed);
+        DONE.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Prospects listed in `moved` unless the request says.
 const DEFAULT_LIMIT: usize = 200;
 
@@ -105,7 +127,12 @@ fn run(
     let _ = std::fs::remove_file(&path);
     let scratch_file = Scratch(path.clone());
     let scratch = Store::open_with(&path, 64)?;
-    let replay = simulate::replay(&ctx.store, &scratch, draft, &mut |_, _| {})?;
+    let _progress = Progress;
+    let replay = simulate::replay(&ctx.store, &scratch, draft, &mut |done, total| {
+        use std::sync::atomic::Ordering::Relaxed;
+        DONE.store(done, Relaxed);
+        TOTAL.store(total.max(1), Relaxed);
+    })?;
     let live = ctx.active();
 
     let period = Period {

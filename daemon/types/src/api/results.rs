@@ -794,6 +794,9 @@ pub struct DaemonStatus {
     pub writer: WriterSummary,
     /// Whether the store takes writes.
     pub store: StoreHealth,
+    /// A `process.simulate` running now: prospects replayed of all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<(u64, u64)>,
 }
 
 /// How the store is doing, in `daemon.status`.
