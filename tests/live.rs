@@ -456,32 +456,25 @@ fn typos_are_refused_with_did_you_mean() {
         }
     }
     // No daemon at all: `process validate` still checks the file.
-    let file = d.dir.path().join("typo.toml");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-        .args([
-            "--socket",
-            "/nonexistent/stagecoach.sock",
-            "process",
-            "validate",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let alone = |file: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
+            .args([
+                "--socket",
+                "/nonexistent/stagecoach.sock",
+                "process",
+                "validate",
+            ])
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let out = alone(&d.dir.path().join("typo.toml"));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean `meddpicc`?"), "{stderr}");
     let good = d.dir.path().join("good.toml");
     std::fs::write(&good, default_process()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stagecoach"))
-        .args([
-            "--socket",
-            "/nonexistent/stagecoach.sock",
-            "process",
-            "validate",
-        ])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = alone(&good);
     assert!(
         out.status.success(),
         "{}",

@@ -32,10 +32,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: u64 = std::env::var("STAGECOACH_BENCH_PROSPECTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let n = common::bench_prospects(1_000_000);
     let dir = tempfile::tempdir().unwrap();
     println!("# metrics queries at scale: stagecoach (redb + counters) vs SQLite (WAL, indexed)");
     println!(

@@ -51,10 +51,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let n: u64 = std::env::var("STAGECOACH_BENCH_PROSPECTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let n = common::bench_prospects(100_000);
     let dir = tempfile::tempdir().unwrap();
     println!("# process.simulate: a draft replayed over the stored history");
     println!(

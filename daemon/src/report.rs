@@ -1075,9 +1075,7 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
                 })
                 .collect();
             let win = compare.win_rate.as_ref().map_or(String::new(), |w| {
-                let rate = |(won, lost): (u64, u64)| {
-                    pct((won + lost > 0).then(|| won as f64 / (won + lost) as f64))
-                };
+                let rate = |side| pct(stagecoach_types::api::results::CompareWinRate::rate(side));
                 format!(
                     "<p>Win rate {} ({} of {} closed) → {} ({} of {}): {}.</p>",
                     rate(w.a),

@@ -10,6 +10,16 @@ use serde_json::{Value, json};
 
 pub mod history;
 
+/// How many prospects a scale benchmark generates:
+/// `STAGECOACH_BENCH_PROSPECTS`, or `default`.
+#[allow(dead_code)]
+pub fn bench_prospects(default: u64) -> u64 {
+    std::env::var("STAGECOACH_BENCH_PROSPECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The daemon binary benchmarked: this build's, or another build's given as
 /// `STAGECOACH_BENCH_BIN` (to compare two versions in one session,
 /// interleaving runs of each).

@@ -15,7 +15,41 @@
 use crate::process::{Check, Process, Stage};
 use stagecoach_types::model::{Actor, Millis};
 
+use stagecoach_types::api::results::Validation;
 pub use stagecoach_types::api::results::Warning;
+
+/// `process.validate`'s answer for a text, and the process when it is
+/// valid: its errors, or its stage count and the guide's warnings. What
+/// changed against the version in force is the caller's to add.
+pub fn validation(
+    text: &str,
+    file: &str,
+    now: Millis,
+    last_changed: Option<Millis>,
+) -> (Validation, Option<Process>) {
+    match crate::process::parse(text, file) {
+        Ok(process) => (
+            Validation {
+                valid: true,
+                errors: Vec::new(),
+                warnings: lint(&process, now, last_changed),
+                stages: Some(process.stages.len()),
+                changes: None,
+            },
+            Some(process),
+        ),
+        Err(invalid) => (
+            Validation {
+                valid: false,
+                errors: invalid.errors,
+                warnings: Vec::new(),
+                stages: None,
+                changes: None,
+            },
+            None,
+        ),
+    }
+}
 
 /// Lints `process`. `last_changed` is when the process last changed (the
 /// current version's load time, or the file's modification time).

@@ -396,22 +396,8 @@ async fn watch(client: Client, as_json: bool) -> Result<()> {
 fn validate_alone(cli: &Cli, file: &std::path::Path, socket: &std::path::Path) -> Result<()> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read `{}`", file.display()))?;
-    let answer = match stagecoach_core::process::parse(&text, &file.display().to_string()) {
-        Ok(process) => Validation {
-            valid: true,
-            errors: Vec::new(),
-            warnings: stagecoach_core::lint::lint(&process, Millis::now(), None),
-            stages: Some(process.stages.len()),
-            changes: None,
-        },
-        Err(invalid) => Validation {
-            valid: false,
-            errors: invalid.errors,
-            warnings: Vec::new(),
-            stages: None,
-            changes: None,
-        },
-    };
+    let (answer, _) =
+        stagecoach_core::lint::validation(&text, &file.display().to_string(), Millis::now(), None);
     let valid = answer.valid;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);

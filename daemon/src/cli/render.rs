@@ -1208,9 +1208,7 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 rows,
             );
             if let Some(w) = &r.win_rate {
-                let rate = |(won, lost): (u64, u64)| {
-                    pct((won + lost > 0).then(|| won as f64 / (won + lost) as f64))
-                };
+                let rate = |side| pct(stagecoach_types::api::results::CompareWinRate::rate(side));
                 println!(
                     "win rate {} ({} won of {}) / {} ({} won of {}): {}",
                     rate(w.a),

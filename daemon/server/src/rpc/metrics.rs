@@ -268,8 +268,20 @@ pub(super) fn outcomes(ctx: &Arc<Ctx>, p: OutcomesPeriod) -> Reply {
     })
 }
 
-pub(super) fn owners(ctx: &Arc<Ctx>, p: MetricsOwners) -> Reply {
-    if p.to <= p.from {
+/// A query of one snapshot over [from, to), refused unless `to` is after
+/// `from`: `f` gets the snapshot, the process in force and now.
+fn over_period<T: serde::Serialize>(
+    ctx: &Arc<Ctx>,
+    (from, to): (Millis, Millis),
+    f: impl FnOnce(
+        &stagecoach_core::store::Snapshot,
+        &ActiveProcess,
+        Millis,
+    ) -> Result<T, stagecoach_core::store::StoreError>
+    + Send
+    + 'static,
+) -> Reply {
+    if to <= from {
         return ready(Err(RpcError::params("`to` must be after `from`")));
     }
     let ctx = ctx.clone();
@@ -277,42 +289,25 @@ pub(super) fn owners(ctx: &Arc<Ctx>, p: MetricsOwners) -> Reply {
     let now = ctx.clock.now();
     read(move || {
         let snap = ctx.store.snapshot()?;
-        Ok(json!(metrics::owners(
-            &snap,
-            &active.process,
-            p.from,
-            p.to,
-            now
-        )?))
+        Ok(json!(f(&snap, &active, now)?))
+    })
+}
+
+pub(super) fn owners(ctx: &Arc<Ctx>, p: MetricsOwners) -> Reply {
+    over_period(ctx, (p.from, p.to), move |snap, active, now| {
+        metrics::owners(snap, &active.process, p.from, p.to, now)
     })
 }
 
 pub(super) fn criteria(ctx: &Arc<Ctx>, p: MetricsCriteria) -> Reply {
-    if p.to <= p.from {
-        return ready(Err(RpcError::params("`to` must be after `from`")));
-    }
-    let ctx = ctx.clone();
-    let active = ctx.active();
-    read(move || {
-        let snap = ctx.store.snapshot()?;
-        Ok(json!(metrics::criteria(&snap, &active, p.from, p.to)?))
+    over_period(ctx, (p.from, p.to), move |snap, active, _| {
+        metrics::criteria(snap, active, p.from, p.to)
     })
 }
 
 pub(super) fn conformance(ctx: &Arc<Ctx>, p: MetricsConformance) -> Reply {
-    if p.to <= p.from {
-        return ready(Err(RpcError::params("`to` must be after `from`")));
-    }
-    let ctx = ctx.clone();
-    let active = ctx.active();
-    read(move || {
-        let snap = ctx.store.snapshot()?;
-        Ok(json!(metrics::conformance(
-            &snap,
-            &active.process,
-            p.from,
-            p.to
-        )?))
+    over_period(ctx, (p.from, p.to), move |snap, active, _| {
+        metrics::conformance(snap, &active.process, p.from, p.to)
     })
 }
 

@@ -8,7 +8,6 @@ use serde_json::json;
 use super::{Ctx, ReadError, Reply, read, ready};
 use crate::live::Reload;
 use stagecoach_core::engine::{WriteOp, ahead};
-use stagecoach_core::lint::lint;
 use stagecoach_core::process::{Process, content_hash};
 use stagecoach_types::api::params::{
     ProcessDiff, ProcessGet, ProcessReevaluate, ProcessReload, ProcessValidate,
@@ -84,32 +83,18 @@ pub(super) fn validate(ctx: &Arc<Ctx>, p: ProcessValidate) -> Reply {
 fn validation(ctx: &Ctx, p: ProcessValidate) -> Validation {
     let file = p.file.unwrap_or_else(|| "process.toml".into());
     let active = ctx.active();
-    match stagecoach_core::process::parse(&p.text, &file) {
-        Ok(process) => {
-            // Unchanged text keeps its age; a changed text would be new today.
-            let last_changed = if content_hash(&p.text) == active.hash {
-                active.loaded_at
-            } else {
-                ctx.clock.now()
-            };
-            let warnings = lint(&process, ctx.clock.now(), Some(last_changed));
-            let changes = stagecoach_core::diff::describe(&active.process, &process);
-            Validation {
-                valid: true,
-                errors: Vec::new(),
-                warnings,
-                stages: Some(process.stages.len()),
-                changes: Some(changes),
-            }
-        }
-        Err(invalid) => Validation {
-            valid: false,
-            errors: invalid.errors,
-            warnings: Vec::new(),
-            stages: None,
-            changes: None,
-        },
+    // Unchanged text keeps its age; a changed text would be new today.
+    let last_changed = if content_hash(&p.text) == active.hash {
+        active.loaded_at
+    } else {
+        ctx.clock.now()
+    };
+    let (mut answer, process) =
+        stagecoach_core::lint::validation(&p.text, &file, ctx.clock.now(), Some(last_changed));
+    if let Some(process) = process {
+        answer.changes = Some(stagecoach_core::diff::describe(&active.process, &process));
     }
+    answer
 }
 
 pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {

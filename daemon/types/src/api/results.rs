@@ -900,6 +900,13 @@ pub struct CompareWinRate {
     pub significance: Significance,
 }
 
+impl CompareWinRate {
+    /// won ÷ (won + lost) of one side, `(won, lost)`; none when none closed.
+    pub fn rate((won, lost): (u64, u64)) -> Option<f64> {
+        (won + lost > 0).then(|| won as f64 / (won + lost) as f64)
+    }
+}
+
 /// Whether a difference between two samples is likely real, could be
 /// noise, or the samples are too small to tell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
