@@ -186,20 +186,31 @@ fn a_stricter_criterion_holds_exactly_the_prospects_that_lack_it() {
 fn field_changes_are_replayed_at_their_own_times() {
     let d = Daemon::start();
     let mut c = d.client();
-    let id = create(
+    let record = |c: &mut Client, id: u64, budget: i64| {
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "meeting_held", "actor": "prospect", "at": at(2) }),
+        );
+        c.ok(
+            "prospect.update",
+            json!({ "id": id, "fields": { "budget": budget }, "at": at(10) }),
+        );
+    };
+    // Ada's budget reaches 10,000 on day 10; Bo's was 20,000 from creation
+    // and was cut on day 10: the replay must start Bo with it.
+    let ada = create(
         &mut c,
         "Ada",
         json!({ "stage": "connect", "at": at(1), "fields": { "budget": 5000 } }),
     );
-    c.ok(
-        "activity.record",
-        json!({ "prospect": id, "kind": "meeting_held", "actor": "prospect", "at": at(2) }),
+    record(&mut c, ada, 20000);
+    let bo = create(
+        &mut c,
+        "Bo",
+        json!({ "stage": "connect", "at": at(1), "fields": { "budget": 20000 } }),
     );
-    c.ok(
-        "prospect.update",
-        json!({ "id": id, "fields": { "budget": 20000 }, "at": at(10) }),
-    );
-    // The draft also asks for a budget of 10,000: met only from day 10.
+    record(&mut c, bo, 5000);
+    // The draft also asks for a budget of 10,000.
     let draft = default_process().replacen(
         "{ question = \"Did the prospect attend a connect call?\", activity = \"meeting_held\", actor = \"prospect\" },",
         "{ question = \"Did the prospect attend a connect call?\", activity = \"meeting_held\", actor = \"prospect\" },\n  { question = \"Budget of 10k?\", field = \"budget\", op = \">=\", value = 10000 },",
@@ -209,20 +220,33 @@ fn field_changes_are_replayed_at_their_own_times() {
         "process.simulate",
         json!({ "text": draft, "from": "2026-10-01", "to": "2026-11-01" }),
     );
-    let stays = |side: &str| {
+    let stays = |side: &str, what: &str| {
         r[side]["time_in_stage"]["rows"]
             .as_array()
             .unwrap()
             .iter()
             .find(|x| x["stage"] == "connect")
-            .unwrap()["completed"]["median_days"]
+            .unwrap()["completed"][what]
             .clone()
     };
-    assert_eq!(stays("actual"), 1.0, "{r:#}");
     assert_eq!(
-        stays("simulated"),
-        9.0,
-        "the budget came on day 10, not at creation"
+        (stays("actual", "median_days"), stays("actual", "p90_days")),
+        (json!(1.0), json!(1.0)),
+        "{r:#}"
     );
-    assert_eq!(r["moved_total"], 0, "it ends where it is");
+    // Bo left on day 2 as he did (1 day), Ada only on day 10 (9 days).
+    assert_eq!(
+        (
+            stays("simulated", "median_days"),
+            stays("simulated", "p90_days")
+        ),
+        (json!(1.0), json!(9.0)),
+        "{r:#}"
+    );
+    assert_eq!(r["moved_total"], 0, "both end where they are: {r:#}");
+    assert_eq!(
+        r["warnings"],
+        json!([]),
+        "every change says what it replaced: {r:#}"
+    );
 }

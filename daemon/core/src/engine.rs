@@ -369,11 +369,21 @@ pub(crate) fn updated(
         prospect.owner = Some(owner.clone());
         changes.insert("owner".into(), json!(owner));
     }
+    // What the changed fields were before (null: absent), so history can
+    // be replayed with the values as they were (process.simulate).
+    let previous: serde_json::Map<String, Value> = set
+        .keys()
+        .chain(removed.iter())
+        .map(|k| (k.clone(), json!(old.fields.get(k))))
+        .collect();
     for (k, v) in &set {
         prospect.fields.insert(k.clone(), v.clone());
     }
     for k in &removed {
         prospect.fields.remove(k);
+    }
+    if !previous.is_empty() {
+        changes.insert("previous".into(), Value::Object(previous));
     }
     if !set.is_empty() {
         changes.insert("fields".into(), json!(set));

@@ -245,10 +245,14 @@ pub fn period_stages(
         );
     }
     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
+    let last = process.stages.last().map(|s| s.id.clone());
     for (i, s) in list.iter_mut().enumerate() {
         s.next = match (&s.label.removed, removed_next.get(&s.id)) {
             (Some(_), Some(n)) => n.clone(),
             (Some(_), None) => "won".into(),
+            // The process's last stage converts to won, whatever history
+            // placed after it.
+            _ if last.as_ref() == Some(&s.id) => "won".into(),
             _ => ids.get(i + 1).cloned().unwrap_or_else(|| "won".into()),
         };
     }
@@ -1350,7 +1354,7 @@ pub fn criteria(
         closed: closed.len() as u64,
         capped,
         rows,
-        note: "for deals closed in the period: each exit criterion and checklist item of the process in force, evaluated as of the moment the deal last left that stage with only what had happened by then; met against unmet by Newcombe's 95% interval for the difference of win rates, fewer than 10 on a side too few to tell; breaches: moves in the period a warn-mode criterion would have blocked, and how those prospects stand now".into(),
+        note: "for deals closed in the period: each exit criterion and checklist item of the process in force, evaluated as of the moment the deal last left that stage with only the activities that had happened by then (fields as they are now); an enforced criterion is met by every deal that advanced, so its unmet side is the deals lost or forced out of the stage: warn-mode criteria and checklist items are the fair comparisons; met against unmet by Newcombe's 95% interval for the difference of win rates, fewer than 10 on a side too few to tell; breaches: moves in the period a warn-mode criterion would have blocked, and how those prospects stand now".into(),
     })
 }
 

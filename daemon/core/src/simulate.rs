@@ -36,8 +36,8 @@ pub struct Replay {
     /// Activity kinds the draft's `[activities]` does not declare → rows
     /// (replayed as they are, as imports are).
     pub undeclared_kinds: BTreeMap<String, u64>,
-    /// Prospects with a field removed after creation whose first value the
-    /// store does not keep (it starts absent in the replay).
+    /// Prospects with a field changed after creation by a record that does
+    /// not say what it replaced (it starts absent in the replay).
     pub fields_unknown: u64,
 }
 
@@ -81,6 +81,8 @@ pub fn replay(
         })?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
+        // The scratch copy shares the database's disk: keep its reserve.
+        live.check_space()?;
         let mut txn = scratch.begin_write()?;
         {
             let mut tables = Tables::open(&txn, scratch.next_ids()?)?;
@@ -118,28 +120,48 @@ fn replay_op(
 ) -> Result<ImportProspect, StoreError> {
     let transitions = snap.transitions(p.id)?;
     let activities = snap.activities(p.id)?;
-    // Fields as they were at creation: those a later change set or removed
-    // came from that change.
-    let mut changed: BTreeSet<String> = BTreeSet::new();
-    let mut removed_only: BTreeSet<String> = BTreeSet::new();
+    // Fields as they were at creation: a later change says what it replaced
+    // (`previous`, recorded since changes carry it); a field changed by an
+    // older record, which does not say, starts absent and is counted.
+    let mut fields = p.fields.clone();
+    let mut decided: BTreeSet<String> = BTreeSet::new();
+    let mut unknown = false;
     for a in activities.iter().filter(|a| a.kind == FIELDS_UPDATED) {
+        let previous = a.data.get("previous").and_then(|v| v.as_object());
+        let mut keys: Vec<String> = Vec::new();
         if let Some(set) = a.data.get("fields").and_then(|v| v.as_object()) {
-            changed.extend(set.keys().cloned());
+            keys.extend(set.keys().cloned());
         }
         if let Some(gone) = a.data.get("removed").and_then(|v| v.as_array()) {
-            for k in gone.iter().filter_map(|v| v.as_str()) {
-                if !changed.contains(k) {
-                    removed_only.insert(k.to_string());
+            keys.extend(gone.iter().filter_map(|v| v.as_str()).map(str::to_string));
+        }
+        for k in keys {
+            if !decided.insert(k.clone()) {
+                continue;
+            }
+            match previous.and_then(|m| m.get(&k)) {
+                Some(serde_json::Value::Null) => {
+                    fields.remove(&k);
                 }
-                changed.insert(k.to_string());
+                Some(v) => match serde_json::from_value(v.clone()) {
+                    Ok(v) => {
+                        fields.insert(k, v);
+                    }
+                    Err(_) => {
+                        fields.remove(&k);
+                        unknown = true;
+                    }
+                },
+                None => {
+                    fields.remove(&k);
+                    unknown = true;
+                }
             }
         }
     }
-    if !removed_only.is_empty() {
+    if unknown {
         out.fields_unknown += 1;
     }
-    let mut fields = p.fields.clone();
-    fields.retain(|k, _| !changed.contains(k));
 
     let unmapped = |id: &str, out: &mut Replay| {
         *out.unmapped_stages.entry(id.to_string()).or_default() += 1;
@@ -159,9 +181,16 @@ fn replay_op(
         None => None,
     };
     let mut forced_moves = Vec::new();
+    // A person's forced moves; not a `[migrate]`'s (the draft decides those).
+    let migrated = |t: &&stagecoach_types::model::Transition| {
+        t.reason.as_deref().is_some_and(|r| {
+            r.starts_with("process version ") && r.contains("migrated its prospects")
+        })
+    };
     for t in transitions
         .iter()
         .filter(|t| t.kind == TransitionKind::Forced)
+        .filter(|t| !migrated(t))
     {
         match map_stage(draft, &t.to) {
             Some(to) => {

@@ -242,7 +242,9 @@ fn run(
         for p in &open {
             let e = engine::evaluate(&sim_snap, draft, p, stage, now, false)?;
             for (i, v) in e.verdicts.iter().enumerate() {
+                // A warn-mode criterion holds nobody.
                 if !v.met
+                    && !v.warn
                     && let Some(h) = held.get_mut(i)
                 {
                     h.push((now.0 - p.stage_entered_at.0).max(0));
@@ -272,7 +274,7 @@ fn run(
     }
     if replay.fields_unknown > 0 {
         warnings.push(format!(
-            "{} prospect(s) had a field removed after creation that no recorded change set: its first value is not stored, so the replay starts without it",
+            "{} prospect(s) had a field changed after creation by a record that does not say what it replaced (recorded before changes kept that): the replay starts without it",
             replay.fields_unknown
         ));
     }
