@@ -759,3 +759,73 @@ fn the_report_shows_what_the_protocol_answers_for_the_same_filters() {
         "a flag the report cannot honour is refused"
     );
 }
+
+#[test]
+fn a_stage_renamed_then_removed_is_one_stage_counted_once() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    for i in 0..3 {
+        let id = create(
+            &mut c,
+            &format!("R{i}"),
+            json!({ "stage": "research", "at": "2026-11-02T10:00:00Z" }),
+        );
+        let _ = id;
+    }
+    // v2: research is renamed qualify; v3: qualify is removed, its
+    // prospects migrated to present.
+    let renamed = default_process().replacen(
+        "id = \"research\"\nname = \"Research\"",
+        "id = \"qualify\"\nname = \"Qualify\"\nrenamed_from = [\"research\"]",
+        1,
+    );
+    assert_ne!(renamed, default_process());
+    assert_eq!(
+        c.ok("process.reload", json!({ "text": renamed }))["version"],
+        2
+    );
+    let start = renamed.find("[[stages]]\nid = \"qualify\"").unwrap();
+    let end = renamed[start..]
+        .find("[[stages]]\nid = \"present\"")
+        .unwrap()
+        + start;
+    let removed = format!(
+        "{}{}\n[migrate]\nqualify = \"present\"\n",
+        &renamed[..start],
+        &renamed[end..]
+    );
+    let r = c.ok("process.reload", json!({ "text": removed }));
+    assert_eq!(
+        (r["version"].as_u64(), r["migrated"].as_u64()),
+        (Some(3), Some(3)),
+        "{r}"
+    );
+    let flow = c.ok(
+        "metrics.flow",
+        json!({ "from": "2026-11-01", "to": "2027-01-01" }),
+    );
+    let rows: Vec<&Value> = flow["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["removed"].is_object())
+        .collect();
+    assert_eq!(rows.len(), 1, "one removed stage, not one per id: {flow:#}");
+    let q = rows[0];
+    assert_eq!(
+        (q["stage"].as_str(), q["name"].as_str()),
+        (Some("qualify"), Some("Qualify"))
+    );
+    assert_eq!(q["formerly"], json!(["research"]));
+    assert_eq!(
+        (
+            q["entered"].as_i64(),
+            q["exited"].as_i64(),
+            q["end"].as_i64()
+        ),
+        (Some(3), Some(3), Some(0)),
+        "counted once: {q}"
+    );
+    let present = row(&flow["rows"], "present");
+    assert_eq!(present["entered"], 3);
+}

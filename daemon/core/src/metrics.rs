@@ -205,7 +205,34 @@ pub fn period_stages(
         });
     }
     let mut removed_next: BTreeMap<String, String> = BTreeMap::new();
+    // A stage renamed and later removed is one stage under its last id:
+    // follow every counted id to the id it was last renamed to.
+    let renamed: HashMap<String, String> = {
+        let table = txn.open_table(ALIASES)?;
+        let mut map = HashMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            map.insert(k.value().to_string(), v.value().to_string());
+        }
+        map
+    };
+    let last_id = |mut id: String| {
+        for _ in 0..=renamed.len() {
+            match renamed.get(&id) {
+                Some(next) if *next != id => id = next.clone(),
+                _ => break,
+            }
+        }
+        id
+    };
+    let mut roots: Vec<String> = Vec::new();
     for id in counted_stage_ids(txn)? {
+        let root = last_id(id);
+        if !roots.contains(&root) {
+            roots.push(root);
+        }
+    }
+    for id in roots {
         if covered.contains(&id) {
             continue;
         }
