@@ -159,6 +159,32 @@ fn a_stricter_criterion_holds_exactly_the_prospects_that_lack_it() {
     );
     assert!(text.contains("replayed 12 prospects"), "{text}");
 
+    // A draft that renames a stage counts today's prospects under its id.
+    let renamed = default_process().replacen(
+        "id = \"close\"\nname = \"Close\"",
+        "id = \"negotiate\"\nname = \"Negotiate\"\nrenamed_from = [\"close\"]",
+        1,
+    );
+    let r = c.ok("process.simulate", json!({ "text": renamed }));
+    let negotiate = stage(&r["stages"], "negotiate");
+    assert_eq!(
+        (
+            negotiate["actual"].as_u64(),
+            negotiate["simulated"].as_u64()
+        ),
+        (Some(11), Some(11)),
+        "{r:#}"
+    );
+    assert!(
+        r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["stage"] != "close"),
+        "{r:#}"
+    );
+    assert_eq!(r["moved_total"], 0);
+
     // A draft that does not validate is refused as a reload is.
     let broken = stricter().replacen(
         "activity = \"economic_buyer_met\"",

@@ -234,9 +234,9 @@ pub(crate) fn apply(
                     && m.to != prospect.stage
                     && process.stage(&m.to).is_some()
                 {
+                    // As `prospect.move`: the prospect stays where it was
+                    // put until its next activity.
                     moves.push(dated_move(t, active, &mut prospect, m));
-                    let at = prospect.stage_entered_at;
-                    moves.extend(cascade_to(t, active, &mut prospect, at, None, false)?);
                 }
                 continue;
             }

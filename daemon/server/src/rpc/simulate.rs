@@ -168,13 +168,15 @@ fn run(
             let Some(s) = sim_snap.prospect(s)? else {
                 continue;
             };
+            let mapped = map_stage(&draft.process, &a.stage);
             if a.status == Status::Open {
-                *actual_open.entry(a.stage.clone()).or_default() += 1;
+                // Under the draft's id when the draft renames the stage.
+                let stage = mapped.clone().unwrap_or_else(|| a.stage.clone());
+                *actual_open.entry(stage).or_default() += 1;
             }
             if s.status == Status::Open {
                 *sim_open.entry(s.stage.clone()).or_default() += 1;
             }
-            let mapped = map_stage(&draft.process, &a.stage);
             let change = match (a.status, s.status) {
                 (Status::Open, Status::Open) if mapped.as_deref() == Some(s.stage.as_str()) => None,
                 (Status::Open, Status::Open) => {
@@ -220,7 +222,7 @@ fn run(
         })
         .collect();
     for s in &live.process.stages {
-        if draft.process.stage(&s.id).is_none() {
+        if map_stage(&draft.process, &s.id).is_none() {
             stages.push(SimulatedStage {
                 stage: s.id.clone(),
                 name: s.name.clone(),
