@@ -494,3 +494,63 @@ fn conformance_says_who_decided_each_move() {
     assert_eq!(&cells[1..4], ["2", "50.0%", "2"], "{line}");
     assert!(text.contains("met at a conference"), "{text}");
 }
+
+#[test]
+fn criteria_read_fields_as_they_were_when_the_deal_left_the_stage() {
+    // A warn-mode budget criterion on connect.
+    let anchor = "{ question = \"Did the prospect attend a connect call?\", activity = \"meeting_held\", actor = \"prospect\" },";
+    let text = default_process().replacen(
+        anchor,
+        &format!("{anchor}\n  {{ question = \"Budget of 10k?\", field = \"budget\", op = \">=\", value = 10000, mode = \"warn\" }},"),
+        1,
+    );
+    let d = Daemon::start_with(&text);
+    let mut c = d.client();
+    for i in 0..20u32 {
+        let t = |h: u32| format!("2026-09-{:02}T{h:02}:00:00Z", 2 + i % 20);
+        let rich = i < 10;
+        let budget = if rich { 20000 } else { 5000 };
+        let id = create(
+            &mut c,
+            &format!("D{i}"),
+            json!({ "stage": "connect", "at": t(8), "fields": { "budget": budget } }),
+        );
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "meeting_held", "actor": "prospect", "at": t(9) }),
+        );
+        // Later every deal's budget reads 20,000: hindsight must not count.
+        c.ok(
+            "prospect.update",
+            json!({ "id": id, "fields": { "budget": 20000 }, "at": t(10) }),
+        );
+        if rich {
+            c.ok(
+                "prospect.move",
+                json!({ "id": id, "to": "close", "reason": "fast track", "at": t(11) }),
+            );
+            c.ok("activity.record", json!({ "prospect": id, "kind": "contract_signed", "actor": "prospect", "at": t(12) }));
+        } else {
+            c.ok(
+                "prospect.close",
+                json!({ "id": id, "outcome": "lost", "reason": "no budget", "at": t(12) }),
+            );
+        }
+    }
+    let r = c.ok(
+        "metrics.criteria",
+        json!({ "from": "2026-09-01", "to": "2026-10-01" }),
+    );
+    let row = r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "Budget of 10k?")
+        .unwrap();
+    assert_eq!(
+        (row["met"].clone(), row["unmet"].clone()),
+        (json!([10, 0]), json!([0, 10])),
+        "{row:#}"
+    );
+    assert_eq!(row["verdict"], "predicts winning");
+}

@@ -1274,6 +1274,7 @@ pub fn criteria(
             let then: Vec<_> = all.iter().filter(|a| a.at <= exit.at).cloned().collect();
             let facts = ActivityFacts::from_activities(&then);
             let mut at_the_time = prospect.clone();
+            at_the_time.fields = crate::simulate::fields_at(&prospect, &all, Some(exit.at)).0;
             at_the_time.stage = stage.id.clone();
             at_the_time.status = Status::Open;
             at_the_time.stage_entered_at = entered;
@@ -1381,7 +1382,7 @@ pub fn criteria(
         closed: closed.len() as u64,
         capped,
         rows,
-        note: "for deals closed in the period: each exit criterion and checklist item of the process in force, evaluated as of the moment the deal last left that stage with only the activities that had happened by then (fields as they are now); an enforced criterion is met by every deal that advanced, so its unmet side is the deals lost or forced out of the stage: warn-mode criteria and checklist items are the fair comparisons; met against unmet by Newcombe's 95% interval for the difference of win rates, fewer than 10 on a side too few to tell; breaches: moves in the period a warn-mode criterion would have blocked, and how those prospects stand now".into(),
+        note: "for deals closed in the period: each exit criterion and checklist item of the process in force, evaluated as of the moment the deal last left that stage with only what had happened by then (its fields as they were, from each change's record of what it replaced); an enforced criterion is met by every deal that advanced, so its unmet side is the deals lost or forced out of the stage: warn-mode criteria and checklist items are the fair comparisons; met against unmet by Newcombe's 95% interval for the difference of win rates, fewer than 10 on a side too few to tell; breaches: moves in the period a warn-mode criterion would have blocked, and how those prospects stand now".into(),
     })
 }
 

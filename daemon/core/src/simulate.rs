@@ -57,6 +57,59 @@ pub fn map_stage(draft: &Process, id: &str) -> Option<String> {
     draft.migrate.get(id).cloned()
 }
 
+/// A prospect's fields as they were at `at` (at creation when `None`),
+/// from its current fields and its `fields_updated` records: each change
+/// after `at` says what it replaced (`previous`, recorded since changes
+/// carry it). True when a change made after `at` does not say (an older
+/// record): that field is taken as absent.
+pub fn fields_at(
+    p: &stagecoach_types::model::Prospect,
+    activities: &[stagecoach_types::model::Activity],
+    at: Option<stagecoach_types::model::Millis>,
+) -> (stagecoach_types::model::Fields, bool) {
+    let mut fields = p.fields.clone();
+    let mut decided: BTreeSet<String> = BTreeSet::new();
+    let mut unknown = false;
+    let after = activities
+        .iter()
+        .filter(|a| a.kind == FIELDS_UPDATED && at.is_none_or(|t| a.at > t));
+    for a in after {
+        let previous = a.data.get("previous").and_then(|v| v.as_object());
+        let mut keys: Vec<String> = Vec::new();
+        if let Some(set) = a.data.get("fields").and_then(|v| v.as_object()) {
+            keys.extend(set.keys().cloned());
+        }
+        if let Some(gone) = a.data.get("removed").and_then(|v| v.as_array()) {
+            keys.extend(gone.iter().filter_map(|v| v.as_str()).map(str::to_string));
+        }
+        for k in keys {
+            // The earliest change after `at` knows the value at `at`.
+            if !decided.insert(k.clone()) {
+                continue;
+            }
+            match previous.and_then(|m| m.get(&k)) {
+                Some(serde_json::Value::Null) => {
+                    fields.remove(&k);
+                }
+                Some(v) => match serde_json::from_value(v.clone()) {
+                    Ok(v) => {
+                        fields.insert(k, v);
+                    }
+                    Err(_) => {
+                        fields.remove(&k);
+                        unknown = true;
+                    }
+                },
+                None => {
+                    fields.remove(&k);
+                    unknown = true;
+                }
+            }
+        }
+    }
+    (fields, unknown)
+}
+
 /// Prospects per scratch write transaction.
 const BATCH: usize = 500;
 
@@ -120,45 +173,7 @@ fn replay_op(
 ) -> Result<ImportProspect, StoreError> {
     let transitions = snap.transitions(p.id)?;
     let activities = snap.activities(p.id)?;
-    // Fields as they were at creation: a later change says what it replaced
-    // (`previous`, recorded since changes carry it); a field changed by an
-    // older record, which does not say, starts absent and is counted.
-    let mut fields = p.fields.clone();
-    let mut decided: BTreeSet<String> = BTreeSet::new();
-    let mut unknown = false;
-    for a in activities.iter().filter(|a| a.kind == FIELDS_UPDATED) {
-        let previous = a.data.get("previous").and_then(|v| v.as_object());
-        let mut keys: Vec<String> = Vec::new();
-        if let Some(set) = a.data.get("fields").and_then(|v| v.as_object()) {
-            keys.extend(set.keys().cloned());
-        }
-        if let Some(gone) = a.data.get("removed").and_then(|v| v.as_array()) {
-            keys.extend(gone.iter().filter_map(|v| v.as_str()).map(str::to_string));
-        }
-        for k in keys {
-            if !decided.insert(k.clone()) {
-                continue;
-            }
-            match previous.and_then(|m| m.get(&k)) {
-                Some(serde_json::Value::Null) => {
-                    fields.remove(&k);
-                }
-                Some(v) => match serde_json::from_value(v.clone()) {
-                    Ok(v) => {
-                        fields.insert(k, v);
-                    }
-                    Err(_) => {
-                        fields.remove(&k);
-                        unknown = true;
-                    }
-                },
-                None => {
-                    fields.remove(&k);
-                    unknown = true;
-                }
-            }
-        }
-    }
+    let (fields, unknown) = fields_at(p, &activities, None);
     if unknown {
         out.fields_unknown += 1;
     }
