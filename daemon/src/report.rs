@@ -1075,15 +1075,11 @@ pub async fn build(client: &mut Client, f: &Filters) -> Result<String, ClientErr
                 })
                 .collect();
             let win = compare.win_rate.as_ref().map_or(String::new(), |w| {
-                let rate = |side| pct(stagecoach_types::api::results::CompareWinRate::rate(side));
+                let [a, b] = w.sides();
                 format!(
-                    "<p>Win rate {} ({} of {} closed) → {} ({} of {}): {}.</p>",
-                    rate(w.a),
-                    w.a.0,
-                    w.a.0 + w.a.1,
-                    rate(w.b),
-                    w.b.0,
-                    w.b.0 + w.b.1,
+                    "<p>Win rate {} → {}: {}.</p>",
+                    esc(&a),
+                    esc(&b),
                     verdict(Some(&w.significance))
                 )
             });

@@ -1208,17 +1208,8 @@ pub(crate) fn render_metrics(cmd: &MetricsCmd, r: &Value) {
                 rows,
             );
             if let Some(w) = &r.win_rate {
-                let rate = |side| pct(stagecoach_types::api::results::CompareWinRate::rate(side));
-                println!(
-                    "win rate {} ({} won of {}) / {} ({} won of {}): {}",
-                    rate(w.a),
-                    w.a.0,
-                    w.a.0 + w.a.1,
-                    rate(w.b),
-                    w.b.0,
-                    w.b.0 + w.b.1,
-                    said(&w.significance)
-                );
+                let [a, b] = w.sides();
+                println!("win rate {a} / {b}: {}", said(&w.significance));
             }
             println!(
                 "real?: conversion and win rate by a difference-of-proportions interval (Newcombe, 95%), days in stage by Mann–Whitney (p < 0.05); fewer than 10 on a side is too few to tell"

@@ -905,6 +905,14 @@ impl CompareWinRate {
     pub fn rate((won, lost): (u64, u64)) -> Option<f64> {
         (won + lost > 0).then(|| won as f64 / (won + lost) as f64)
     }
+
+    /// Each side in words: `22.1% (25 won of 113)`, `– (0 won of 0)`.
+    pub fn sides(&self) -> [String; 2] {
+        [self.a, self.b].map(|side| {
+            let rate = Self::rate(side).map_or("–".into(), |r| format!("{:.1}%", r * 100.0));
+            format!("{rate} ({} won of {})", side.0, side.0 + side.1)
+        })
+    }
 }
 
 /// Whether a difference between two samples is likely real, could be
