@@ -81,6 +81,14 @@ fn row<'a>(rows: &'a Value, stage: &str) -> &'a Value {
 
 const PERIOD: (&str, &str) = ("2026-11-01", "2027-01-01");
 
+fn row_by_key<'a>(rows: &'a Value, key: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == key)
+        .unwrap_or_else(|| panic!("no `{key}` row in {rows:#}"))
+}
+
 #[test]
 fn a_removed_stage_keeps_its_history_in_the_period_it_held_prospects() {
     let d = Daemon::start();
@@ -193,6 +201,31 @@ fn a_removed_stage_keeps_its_history_in_the_period_it_held_prospects() {
             research["exits"].as_u64()
         ),
         (Some(0), Some(4), Some(4))
+    );
+
+    // Conformance counts the moves made before the rename under the stage
+    // as it is called now.
+    let conf = c.ok("metrics.conformance", period.clone());
+    let keys: Vec<&str> = conf["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert!(!keys.contains(&"close"), "{keys:?}");
+    let negotiate = row_by_key(&conf["stages"], "negotiate");
+    assert_eq!(
+        (
+            negotiate["by_criteria"].as_u64(),
+            negotiate["lost"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{conf:#}"
+    );
+    assert_eq!(
+        row_by_key(&conf["stages"], "research")["forced"],
+        4,
+        "the migration's moves"
     );
 
     // A closed prospect in the renamed stage shows the stage's name.

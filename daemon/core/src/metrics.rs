@@ -207,27 +207,10 @@ pub fn period_stages(
     let mut removed_next: BTreeMap<String, String> = BTreeMap::new();
     // A stage renamed and later removed is one stage under its last id:
     // follow every counted id to the id it was last renamed to.
-    let renamed: HashMap<String, String> = {
-        let table = txn.open_table(ALIASES)?;
-        let mut map = HashMap::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            map.insert(k.value().to_string(), v.value().to_string());
-        }
-        map
-    };
-    let last_id = |mut id: String| {
-        for _ in 0..=renamed.len() {
-            match renamed.get(&id) {
-                Some(next) if *next != id => id = next.clone(),
-                _ => break,
-            }
-        }
-        id
-    };
+    let renamed = Renames::read(txn)?;
     let mut roots: Vec<String> = Vec::new();
     for id in counted_stage_ids(txn)? {
-        let root = last_id(id);
+        let root = renamed.last_id(&id);
         if !roots.contains(&root) {
             roots.push(root);
         }
@@ -303,6 +286,33 @@ pub fn direct_conversion(
     };
     let rate = (exits > 0).then(|| moved_on as f64 / exits as f64);
     (moved_on, exits, get("forced"), rate)
+}
+
+/// The renames the store remembers: old id → new id.
+struct Renames(HashMap<String, String>);
+
+impl Renames {
+    fn read(txn: &ReadTransaction) -> Result<Renames, StoreError> {
+        let table = txn.open_table(ALIASES)?;
+        let mut map = HashMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            map.insert(k.value().to_string(), v.value().to_string());
+        }
+        Ok(Renames(map))
+    }
+
+    /// The id a stage id was last renamed to (itself if never).
+    fn last_id(&self, id: &str) -> String {
+        let mut id = id.to_string();
+        for _ in 0..=self.0.len() {
+            match self.0.get(&id) {
+                Some(next) if *next != id => id = next.clone(),
+                _ => break,
+            }
+        }
+        id
+    }
 }
 
 /// The counter tables, open for reading.
@@ -1148,14 +1158,17 @@ pub fn conformance(
         .collect();
     let mut owners: BTreeMap<String, ConformanceRow> = BTreeMap::new();
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let renamed = Renames::read(snap.txn())?;
     let capped = scan_moves(snap, from, to, &mut |p, t| {
         let Some(left) = t.from.as_deref() else {
             return;
         };
+        // A move before a rename belongs to the stage under its id now.
+        let left = renamed.last_id(left);
         let i = match stages.iter().position(|r| r.key == left) {
             Some(i) => i,
             None => {
-                stages.push(blank(left, left));
+                stages.push(blank(&left, &left));
                 stages.len() - 1
             }
         };
@@ -1311,10 +1324,12 @@ pub fn criteria(
     }
     // Breaches of warn-mode criteria on the period's moves.
     let mut breaches: HashMap<(String, String), (u64, BTreeSet<u64>)> = HashMap::new();
+    let renamed = Renames::read(txn)?;
     scan_moves(snap, from, to, &mut |p, t| {
         for v in t.verdicts.iter().filter(|v| v.warn && !v.met) {
+            let from_stage = renamed.last_id(t.from.as_deref().unwrap_or_default());
             let e = breaches
-                .entry((t.from.clone().unwrap_or_default(), v.question.clone()))
+                .entry((from_stage, v.question.clone()))
                 .or_default();
             e.0 += 1;
             e.1.insert(p.id);
