@@ -289,10 +289,10 @@ pub fn direct_conversion(
 }
 
 /// The renames the store remembers: old id → new id.
-struct Renames(HashMap<String, String>);
+pub(crate) struct Renames(HashMap<String, String>);
 
 impl Renames {
-    fn read(txn: &ReadTransaction) -> Result<Renames, StoreError> {
+    pub(crate) fn read(txn: &ReadTransaction) -> Result<Renames, StoreError> {
         let table = txn.open_table(ALIASES)?;
         let mut map = HashMap::new();
         for entry in table.iter()? {
@@ -303,7 +303,7 @@ impl Renames {
     }
 
     /// The id a stage id was last renamed to (itself if never).
-    fn last_id(&self, id: &str) -> String {
+    pub(crate) fn last_id(&self, id: &str) -> String {
         let mut id = id.to_string();
         for _ in 0..=self.0.len() {
             match self.0.get(&id) {

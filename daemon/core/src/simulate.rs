@@ -122,6 +122,7 @@ pub fn replay(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Replay, StoreError> {
     let snap = live.snapshot()?;
+    let renames = crate::metrics::Renames::read(snap.txn())?;
     let total = live.counts()?.prospects;
     let mut out = Replay::default();
     let process = &draft.process;
@@ -140,7 +141,7 @@ pub fn replay(
         {
             let mut tables = Tables::open(&txn, scratch.next_ids()?)?;
             for p in &page {
-                let op = replay_op(&snap, process, p, &mut out)?;
+                let op = replay_op(&snap, process, &renames, p, &mut out)?;
                 if let Ok((Answer::Imported(i), _)) =
                     crate::engine::import::apply(&mut tables, draft, &op)?
                     && i.unearned.is_some()
@@ -168,9 +169,14 @@ pub fn replay(
 fn replay_op(
     snap: &crate::store::Snapshot,
     draft: &Process,
+    renames: &crate::metrics::Renames,
     p: &stagecoach_types::model::Prospect,
     out: &mut Replay,
 ) -> Result<ImportProspect, StoreError> {
+    // A stage of the history under its id, or under the id the store knows
+    // it was renamed to (a `renamed_from` since dropped from the file).
+    let map_stage =
+        |id: &str| map_stage(draft, id).or_else(|| map_stage(draft, &renames.last_id(id)));
     let transitions = snap.transitions(p.id)?;
     let activities = snap.activities(p.id)?;
     let (fields, unknown) = fields_at(p, &activities, None);
@@ -186,7 +192,7 @@ fn replay_op(
         .find(|t| t.kind == TransitionKind::Created)
         .map(|t| t.to.clone());
     let created_in = match created_in {
-        Some(stage) => match map_stage(draft, &stage) {
+        Some(stage) => match map_stage(&stage) {
             Some(s) => Some(s),
             None => {
                 unmapped(&stage, out);
@@ -207,7 +213,7 @@ fn replay_op(
         .filter(|t| t.kind == TransitionKind::Forced)
         .filter(|t| !migrated(t))
     {
-        match map_stage(draft, &t.to) {
+        match map_stage(&t.to) {
             Some(to) => {
                 out.forced_moves += 1;
                 forced_moves.push(ImportMove {

@@ -195,9 +195,16 @@ pub fn run_process_tests(
         std::process::id(),
         RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
+    /// Removes the scratch file however the run ends.
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _scratch = Scratch(scratch_path.clone());
     let result = stagecoach_core::store::Store::open_with(&scratch_path, 16)
         .and_then(|scratch| process_tests::run(active, &tests, &lines, &scratch));
-    let _ = std::fs::remove_file(&scratch_path);
     let results = result.map_err(|e| whole(format!("cannot run the process tests: {e}")))?;
     Ok(Some((path, results)))
 }
