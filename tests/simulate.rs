@@ -276,3 +276,48 @@ fn field_changes_are_replayed_at_their_own_times() {
         "every change says what it replaced: {r:#}"
     );
 }
+
+#[test]
+fn a_rename_the_file_no_longer_mentions_still_maps_the_history() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    for i in 0..3 {
+        let id = create(
+            &mut c,
+            &format!("R{i}"),
+            json!({ "stage": "research", "at": at(1) }),
+        );
+        c.ok(
+            "prospect.close",
+            json!({ "id": id, "outcome": "lost", "reason": "no fit", "at": at(3) }),
+        );
+    }
+    let renamed = default_process().replacen(
+        "id = \"research\"\nname = \"Research\"",
+        "id = \"qualify\"\nname = \"Qualify\"\nrenamed_from = [\"research\"]",
+        1,
+    );
+    assert_eq!(
+        c.ok("process.reload", json!({ "text": renamed.clone() }))["version"],
+        2
+    );
+    // A later draft drops the `renamed_from` line: the store still knows.
+    let draft = renamed.replacen("renamed_from = [\"research\"]\n", "", 1);
+    assert_ne!(draft, renamed);
+    let r = c.ok(
+        "process.simulate",
+        json!({ "text": draft, "from": "2026-10-01", "to": "2026-11-01" }),
+    );
+    assert_eq!(r["warnings"], json!([]), "{r:#}");
+    let qualify = r["simulated"]["flow"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["stage"] == "qualify")
+        .unwrap();
+    assert_eq!(
+        (qualify["entered"].as_i64(), qualify["exited"].as_i64()),
+        (Some(3), Some(3)),
+        "{qualify}"
+    );
+}
