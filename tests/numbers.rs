@@ -798,12 +798,11 @@ fn a_stage_renamed_then_removed_is_one_stage_counted_once() {
     let d = Daemon::start();
     let mut c = d.client();
     for i in 0..3 {
-        let id = create(
+        create(
             &mut c,
             &format!("R{i}"),
             json!({ "stage": "research", "at": "2026-11-02T10:00:00Z" }),
         );
-        let _ = id;
     }
     // v2: research is renamed qualify; v3: qualify is removed, its
     // prospects migrated to present.

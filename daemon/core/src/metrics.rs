@@ -1262,14 +1262,17 @@ pub fn criteria(
             names.push(key);
         }
     }
+    let mut ids_of = Vec::with_capacity(process.stages.len());
+    for stage in &process.stages {
+        ids_of.push(stage_ids(txn, &stage.id)?);
+    }
     for c in &closed {
         let Some(prospect) = snap.prospect(c.id)? else {
             continue;
         };
         let moves = snap.transitions(c.id)?;
         let all = snap.activities(c.id)?;
-        for (i, stage) in process.stages.iter().enumerate() {
-            let ids = stage_ids(txn, &stage.id)?;
+        for ((i, stage), ids) in process.stages.iter().enumerate().zip(&ids_of) {
             // The last stay in the stage: its entry and its exit.
             let Some(exit_at) = moves.iter().rposition(|t| {
                 t.from

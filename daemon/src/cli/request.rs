@@ -171,45 +171,16 @@ pub(crate) fn metrics_request(cmd: &MetricsCmd) -> Result<(&'static str, Value)>
             }),
             limit: (*limit > 0).then_some(*limit),
         }),
-        MetricsCmd::Owners(p) => {
-            p.refuse_stage("the scorecard covers every stage")?;
-            if p.owner.is_some() || p.version.is_some() {
-                bail!(
-                    "`metrics owners` takes a period only: it has a row for every owner, over every version"
-                );
-            }
-            let period = p.period()?;
-            typed::<methods::MetricsOwners>(params::MetricsOwners {
-                from: period.from,
-                to: period.to,
-            })
-        }
-        MetricsCmd::Criteria(p) => {
-            p.refuse_stage("the answer covers every stage")?;
-            if p.owner.is_some() || p.version.is_some() {
-                bail!(
-                    "`metrics criteria` takes a period only: the process in force's criteria over the deals closed in it"
-                );
-            }
-            let period = p.period()?;
-            typed::<methods::MetricsCriteria>(params::MetricsCriteria {
-                from: period.from,
-                to: period.to,
-            })
-        }
-        MetricsCmd::Conformance(p) => {
-            p.refuse_stage("the answer has a row per stage")?;
-            if p.owner.is_some() || p.version.is_some() {
-                bail!(
-                    "`metrics conformance` takes a period only: it has a row per stage and per owner"
-                );
-            }
-            let period = p.period()?;
-            typed::<methods::MetricsConformance>(params::MetricsConformance {
-                from: period.from,
-                to: period.to,
-            })
-        }
+        MetricsCmd::Owners(p) => typed::<methods::MetricsOwners>(
+            p.period_only("owners", "it has a row for every owner, over every version")?,
+        ),
+        MetricsCmd::Criteria(p) => typed::<methods::MetricsCriteria>(p.period_only(
+            "criteria",
+            "the process in force's criteria over the deals closed in it",
+        )?),
+        MetricsCmd::Conformance(p) => typed::<methods::MetricsConformance>(
+            p.period_only("conformance", "it has a row per stage and per owner")?,
+        ),
         MetricsCmd::Trends {
             months, to, owner, ..
         } => typed::<methods::MetricsTrends>(params::MetricsTrends {
@@ -249,6 +220,17 @@ impl PeriodArgs {
             Some(_) => anyhow::bail!("`--stage` does not apply here: {why}"),
             None => Ok(()),
         }
+    }
+
+    /// The period of a command that takes nothing else (`metrics owners`,
+    /// `criteria`, `conformance`): `--stage`, `--owner` and `--version` are
+    /// refused, saying why.
+    pub(crate) fn period_only(&self, command: &str, why: &str) -> Result<params::PeriodOnly> {
+        if self.stage.is_some() || self.owner.is_some() || self.version.is_some() {
+            bail!("`metrics {command}` takes a period only: {why}");
+        }
+        let (from, to) = self.range()?;
+        Ok(params::PeriodOnly { from, to })
     }
 
     pub(crate) fn period(&self) -> Result<params::Period> {

@@ -406,35 +406,23 @@ pub struct ProcessSimulate {
     pub limit: Option<usize>,
 }
 
-/// `metrics.criteria`: deals closed in a period.
+/// A period and nothing else: `metrics.owners`, `metrics.criteria` (deals
+/// closed in it) and `metrics.conformance`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MetricsCriteria {
+pub struct PeriodOnly {
     /// Start.
     pub from: Millis,
     /// End, exclusive.
     pub to: Millis,
 }
 
-/// `metrics.conformance`: a period.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConformance {
-    /// Start.
-    pub from: Millis,
-    /// End, exclusive.
-    pub to: Millis,
-}
-
-/// `metrics.owners`: a period.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsOwners {
-    /// Start.
-    pub from: Millis,
-    /// End, exclusive.
-    pub to: Millis,
-}
+/// `metrics.owners`.
+pub type MetricsOwners = PeriodOnly;
+/// `metrics.criteria`.
+pub type MetricsCriteria = PeriodOnly;
+/// `metrics.conformance`.
+pub type MetricsConformance = PeriodOnly;
 
 /// `metrics.trends`: `months` calendar months ending with the one `to` falls in.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
