@@ -124,31 +124,43 @@ struct PastStage {
     removed: RemovedStage,
 }
 
-fn past_stage(txn: &ReadTransaction, id: &str) -> Result<Option<PastStage>, StoreError> {
-    let versions = crate::store::versions_in(txn)?;
-    let mut found: Option<PastStage> = None;
-    for v in &versions {
+/// What history knows of each of `ids`, reading and parsing the stored
+/// versions once.
+fn past_stages(
+    txn: &ReadTransaction,
+    ids: &[String],
+) -> Result<HashMap<String, PastStage>, StoreError> {
+    let mut found: HashMap<String, PastStage> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    for v in &crate::store::versions_in(txn)? {
         let Ok(file) = toml::from_str::<LenientFile>(&v.text) else {
             continue;
         };
-        match file.stages.iter().position(|s| s.id == id) {
-            Some(i) => {
-                let s = &file.stages[i];
-                found = Some(PastStage {
-                    name: s.name.clone().unwrap_or_else(|| s.id.clone()),
-                    after: i.checked_sub(1).map(|j| file.stages[j].id.clone()),
-                    next: file.stages.get(i + 1).map(|n| n.id.clone()),
-                    removed: RemovedStage {
-                        in_version: v.number + 1,
-                        moved_to: None,
-                    },
-                });
-            }
-            None => {
-                if let Some(f) = found.as_mut()
-                    && f.removed.in_version == v.number
-                {
-                    f.removed.moved_to = file.migrate.get(id).cloned();
+        for id in ids {
+            match file.stages.iter().position(|s| s.id == *id) {
+                Some(i) => {
+                    let s = &file.stages[i];
+                    found.insert(
+                        id.clone(),
+                        PastStage {
+                            name: s.name.clone().unwrap_or_else(|| s.id.clone()),
+                            after: i.checked_sub(1).map(|j| file.stages[j].id.clone()),
+                            next: file.stages.get(i + 1).map(|n| n.id.clone()),
+                            removed: RemovedStage {
+                                in_version: v.number + 1,
+                                moved_to: None,
+                            },
+                        },
+                    );
+                }
+                None => {
+                    if let Some(f) = found.get_mut(id)
+                        && f.removed.in_version == v.number
+                    {
+                        f.removed.moved_to = file.migrate.get(id).cloned();
+                    }
                 }
             }
         }
@@ -171,7 +183,9 @@ pub fn stage_name(
             return Ok(Some(s.name.clone()));
         }
     }
-    Ok(past_stage(txn, id)?.map(|p| p.name))
+    Ok(past_stages(txn, &[id.to_string()])?
+        .remove(id)
+        .map(|p| p.name))
 }
 
 /// The stages a period's figures list, in order: the process's own (each
@@ -215,6 +229,9 @@ pub fn period_stages(
             roots.push(root);
         }
     }
+    // The removed stages that held prospects in the period, then what the
+    // stored versions say of them, read once.
+    let mut kept: Vec<(String, Vec<String>)> = Vec::new();
     for id in roots {
         if covered.contains(&id) {
             continue;
@@ -225,8 +242,14 @@ pub fn period_stages(
         if row.start == 0 && row.entered == 0 && row.exited == 0 && row.end == 0 {
             continue;
         }
-        let past = past_stage(txn, &id)?;
-        let (name, after, removed) = match past {
+        kept.push((id, ids));
+    }
+    let mut past = past_stages(
+        txn,
+        &kept.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+    )?;
+    for (id, ids) in kept {
+        let (name, after, removed) = match past.remove(&id) {
             Some(p) => {
                 if let Some(n) = p.next {
                     removed_next.insert(id.clone(), n);
