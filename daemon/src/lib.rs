@@ -30,3 +30,4 @@ pub mod demo;
 pub mod history;
 pub mod plugin_build;
 pub mod report;
+pub mod toolchain;

@@ -160,7 +160,9 @@ fn main() -> ExitCode {
                 stagecoach_server::run(config, shutdown_signal()).await?;
                 Ok(())
             }
-            Command::Plugins(cmd @ (PluginCmd::Build { .. } | PluginCmd::Run { .. })) => {
+            Command::Plugins(
+                cmd @ (PluginCmd::Build { .. } | PluginCmd::Test { .. } | PluginCmd::Run { .. }),
+            ) => {
                 init_logging(&cli, "warn");
                 plugin_local(cmd, cli.json)
             }

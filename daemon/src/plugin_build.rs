@@ -242,12 +242,25 @@ pub enum FixtureResult {
     Values(Vec<stagecoach_types::api::results::MetricValue>),
 }
 
+/// The limits `plugin run` was given; the rest are the daemon's defaults
+/// for the plugin's runtime.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetLimits {
+    /// Fuel per call.
+    pub fuel: Option<u64>,
+    /// Memory per call, MiB.
+    pub memory_mib: Option<u32>,
+    /// Wall-clock limit per call, ms.
+    pub timeout_ms: Option<u64>,
+}
+
 /// Runs one plugin on one fixture; returns what to print.
 pub fn run_fixture(
     file: &Path,
     fixture: &Path,
     call: Option<Call>,
-    limits: Limits,
+    set: SetLimits,
+    cache: &Path,
 ) -> Result<FixtureRun, String> {
     let bytes =
         std::fs::read(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
@@ -255,7 +268,14 @@ pub fn run_fixture(
         .map_err(|e| format!("cannot read `{}`: {e}", fixture.display()))?;
     let fixture: Fixture =
         serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", fixture.display()))?;
-    let host = PluginHost::new(None)?;
+    let defaults = stagecoach_plugin_host::runtime_of(&bytes).default_limits();
+    let limits = Limits {
+        fuel: set.fuel.unwrap_or(defaults.fuel),
+        memory_mib: set.memory_mib.unwrap_or(defaults.memory_mib),
+        timeout_ms: set.timeout_ms.unwrap_or(defaults.timeout_ms),
+        ..defaults
+    };
+    let host = PluginHost::new(Some(cache.to_path_buf()))?;
     let name = file
         .file_stem()
         .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());

@@ -351,9 +351,15 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
                 ),
             ));
         }
+        let set = stagecoach_types::process::SetLimits {
+            fuel: rp.fuel.is_some(),
+            memory_mib: rp.memory_mib.is_some(),
+            timeout_ms: rp.timeout_ms.is_some(),
+        };
         plugins.push(PluginDecl {
             name,
             path: rp.path,
+            set,
             limits: stagecoach_types::api::results::Limits {
                 fuel: rp.fuel.unwrap_or(defaults.fuel),
                 memory_mib: rp

@@ -70,7 +70,31 @@ pub const MAX_CORE_INSTANCES: u32 = 64;
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 pub use stagecoach_types::api::results::MAX_MEMORY_MIB;
 
-pub use stagecoach_types::api::results::{Capability, Limits, PluginInfo};
+pub use stagecoach_types::api::results::{Capability, Limits, PluginInfo, Runtime};
+
+/// The custom section naming a component's runtime (`python`, `quickjs`),
+/// written by `stagecoach plugins build`.
+pub const RUNTIME_SECTION: &str = "stagecoach:runtime";
+
+/// The runtime a component says it carries (compiled when it says none).
+/// Only the component's own top-level sections are read, not its modules.
+pub fn runtime_of(bytes: &[u8]) -> Runtime {
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::Version { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::CustomSection(c))
+                if depth == 1 && c.name() == RUNTIME_SECTION =>
+            {
+                return Runtime::from_section(c.data());
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Runtime::Compiled
+}
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -688,6 +712,7 @@ impl PluginHost {
             description: String::new(),
             provides: Vec::new(),
             reads_activities: true,
+            runtime: runtime_of(bytes),
         };
         let (info, _) = plugin
             .call(|store, instance| {
@@ -932,6 +957,8 @@ pub struct LoadedPlugin {
     pub provides: Vec<Capability>,
     /// From its `describe`: whether it reads the activity log.
     pub reads_activities: bool,
+    /// What runs its code.
+    pub runtime: Runtime,
     pre: StagecoachPluginPre<HostState>,
     exports: Exports,
     host: Arc<PluginHost>,
@@ -1264,6 +1291,7 @@ impl LoadedPlugin {
             path: self.path.display().to_string(),
             hash: self.hash.clone(),
             interface: INTERFACE_VERSION.to_string(),
+            runtime: self.runtime,
             description: self.description.clone(),
             provides: self.provides.clone(),
             reads_activities: self.reads_activities,

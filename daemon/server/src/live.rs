@@ -451,14 +451,15 @@ pub fn load_plugin_set(
             }
         };
         let hash = blake3::hash(&bytes).to_hex().to_string();
+        let limits = decl.limits_for(stagecoach_plugin_host::runtime_of(&bytes));
         if let Some(old) = previous.and_then(|p| p.get(&decl.name))
             && old.hash == hash
-            && old.limits == decl.limits
+            && old.limits == limits
         {
             set.plugins.insert(decl.name.clone(), old.clone());
             continue;
         }
-        match host.load(&decl.name, &path, &bytes, decl.limits.clone()) {
+        match host.load(&decl.name, &path, &bytes, limits) {
             Ok(plugin) => {
                 set.plugins.insert(decl.name.clone(), plugin);
             }
@@ -564,7 +565,8 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
             if set.get(&decl.name).is_some_and(|p| p.hash == hash) {
                 continue;
             }
-            match host.load(&decl.name, &file, &bytes, decl.limits.clone()) {
+            let limits = decl.limits_for(stagecoach_plugin_host::runtime_of(&bytes));
+            match host.load(&decl.name, &file, &bytes, limits) {
                 Ok(p) => {
                     set.plugins.insert(decl.name.clone(), p);
                     changed += 1;

@@ -429,9 +429,11 @@ pub enum StalledOrder {
 /// `stagecoach plugin …`
 #[derive(Debug, Subcommand)]
 pub enum PluginCmd {
-    /// Build plugin crates into components (`wasm32-unknown-unknown`, no WASI).
+    /// Build plugins into components that import only the Stagecoach
+    /// interface: Rust crates (Cargo.toml), Python (pyproject.toml) and
+    /// TypeScript/JavaScript (package.json, on QuickJS).
     Build {
-        /// Plugin crate directories [default: every crate under ./plugins].
+        /// Plugin directories [default: every plugin under ./plugins].
         dirs: Vec<PathBuf>,
         /// Where to write `<name>.wasm`.
         #[arg(long, default_value = "plugins")]
@@ -439,6 +441,23 @@ pub enum PluginCmd {
         /// Cargo's target directory for the wasm builds.
         #[arg(long, default_value = "target/plugin-build")]
         target_dir: PathBuf,
+        /// Where the Python and JavaScript toolchains are installed on
+        /// first use (pinned versions, from PyPI and npm).
+        #[arg(long, default_value = "target/plugin-toolchains", env = "STAGECOACH_TOOLCHAINS")]
+        toolchains: PathBuf,
+        /// Only plugins in this language (with the default directories).
+        #[arg(long, value_enum)]
+        language: Option<PluginLanguage>,
+    },
+    /// Run plugins' native tests: `cargo test`, pytest, or node's test
+    /// runner (TypeScript through tsx), with the SDK on the path.
+    Test {
+        /// Plugin directories (or an SDK's: plugin-sdk/python, plugin-sdk/js).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where the Python and JavaScript toolchains are installed.
+        #[arg(long, default_value = "target/plugin-toolchains", env = "STAGECOACH_TOOLCHAINS")]
+        toolchains: PathBuf,
     },
     /// Compile one component for the daemon's cache: what the daemon runs
     /// to compile a plugin outside its own process.
@@ -465,18 +484,32 @@ pub enum PluginCmd {
         /// Which export to call [default: the first the plugin provides].
         #[arg(long, value_enum)]
         call: Option<crate::plugin_build::Call>,
-        /// Fuel limit.
-        #[arg(long, default_value_t = 10_000_000)]
-        fuel: u64,
-        /// Memory limit, MiB.
-        #[arg(long, default_value_t = 32)]
-        memory_mib: u32,
-        /// Wall-clock limit, ms.
-        #[arg(long, default_value_t = 50)]
-        timeout_ms: u64,
+        /// Fuel limit [default: the daemon's for the plugin's runtime].
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Memory limit, MiB [default: as the daemon's].
+        #[arg(long)]
+        memory_mib: Option<u32>,
+        /// Wall-clock limit, ms [default: as the daemon's].
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Where compiled plugins are cached (an interpreter's compiles once).
+        #[arg(long, default_value = "target/plugin-toolchains/compiled")]
+        cache: PathBuf,
     },
     /// List the daemon's loaded plugins with calls, failures and mean time.
     List,
+}
+
+/// A plugin's language, for `plugins build --language`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PluginLanguage {
+    /// Rust crates.
+    Rust,
+    /// Python packages.
+    Python,
+    /// TypeScript and JavaScript packages.
+    Js,
 }
 
 /// `stagecoach prospect …`

@@ -52,7 +52,10 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         | Command::Lint { .. }
         | Command::Test { .. }
         | Command::Plugins(
-            PluginCmd::Build { .. } | PluginCmd::Run { .. } | PluginCmd::CompileWorker { .. },
+            PluginCmd::Build { .. }
+            | PluginCmd::Test { .. }
+            | PluginCmd::Run { .. }
+            | PluginCmd::CompileWorker { .. },
         ) => {
             unreachable!("not a client command")
         }
@@ -596,30 +599,77 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             dirs,
             out,
             target_dir,
+            toolchains,
+            language,
         } => {
-            let dirs = if dirs.is_empty() {
-                let mut found: Vec<PathBuf> = std::fs::read_dir("plugins")
-                    .context("cannot list `plugins/`; pass the plugin crate directories")?
+            use crate::toolchain::Language;
+            let wanted = |l: Language| match language {
+                None => true,
+                Some(args::PluginLanguage::Rust) => l == Language::Rust,
+                Some(args::PluginLanguage::Python) => l == Language::Python,
+                Some(args::PluginLanguage::Js) => l == Language::Js,
+            };
+            let dirs: Vec<(PathBuf, Language)> = if dirs.is_empty() {
+                let mut found: Vec<(PathBuf, Language)> = std::fs::read_dir("plugins")
+                    .context("cannot list `plugins/`; pass the plugin directories")?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.join("Cargo.toml").exists())
+                    .filter_map(|p| Language::of(&p).ok().map(|l| (p, l)))
+                    .filter(|(_, l)| wanted(*l))
                     .collect();
-                found.sort();
+                found.sort_by(|a, b| a.0.cmp(&b.0));
                 found
             } else {
-                dirs.clone()
+                dirs.iter()
+                    .map(|d| Language::of(d).map(|l| (d.clone(), l)))
+                    .collect::<Result<_, String>>()
+                    .map_err(anyhow::Error::msg)?
             };
             if dirs.is_empty() {
                 bail!(
-                    "no plugin crates found\nhint: pass the crate directories, or put them under ./plugins"
+                    "no plugins found\nhint: pass the plugin directories, or put them under ./plugins"
                 );
             }
-            let built = crate::plugin_build::build_crates(&dirs, out, target_dir)
+            let tc = crate::toolchain::Toolchains::new(toolchains).map_err(anyhow::Error::msg)?;
+            let crates: Vec<PathBuf> = dirs
+                .iter()
+                .filter(|(_, l)| *l == Language::Rust)
+                .map(|(d, _)| d.clone())
+                .collect();
+            let mut built = if crates.is_empty() {
+                Vec::new()
+            } else {
+                crate::plugin_build::build_crates(&crates, out, target_dir)
+                    .map_err(anyhow::Error::msg)?
+            };
+            for (dir, language) in &dirs {
+                let file = match language {
+                    Language::Rust => continue,
+                    Language::Python => crate::toolchain::build_python(dir, out, &tc),
+                    Language::Js => crate::toolchain::build_js(dir, out, &tc),
+                }
                 .map_err(anyhow::Error::msg)?;
+                built.push(file);
+            }
             for file in &built {
                 let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
                 println!("built {} ({} KiB)", file.display(), size / 1024);
             }
             Ok(())
+        }
+        PluginCmd::Test { dirs, toolchains } => {
+            let tc = crate::toolchain::Toolchains::new(toolchains).map_err(anyhow::Error::msg)?;
+            let mut failed = Vec::new();
+            for dir in dirs {
+                if let Err(e) = crate::toolchain::test(dir, &tc) {
+                    eprintln!("error: {e}");
+                    failed.push(dir.display().to_string());
+                }
+            }
+            if failed.is_empty() {
+                Ok(())
+            } else {
+                bail!("tests failed in {}", failed.join(", "))
+            }
         }
         PluginCmd::Run {
             file,
@@ -628,14 +678,14 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             fuel,
             memory_mib,
             timeout_ms,
+            cache,
         } => {
-            let limits = stagecoach_plugin_host::Limits {
+            let set = crate::plugin_build::SetLimits {
                 fuel: *fuel,
                 memory_mib: *memory_mib,
                 timeout_ms: *timeout_ms,
-                ..Default::default()
             };
-            let r = crate::plugin_build::run_fixture(file, input, *call, limits)
+            let r = crate::plugin_build::run_fixture(file, input, *call, set, cache)
                 .map_err(anyhow::Error::msg)?;
             if as_json {
                 println!("{}", serde_json::to_string_pretty(&r)?);

@@ -80,14 +80,52 @@ pub struct PluginDecl {
     pub name: String,
     /// The component file, relative to `process.toml`'s directory.
     pub path: String,
-    /// Limits per call.
+    /// Limits per call (compiled plugins' defaults where the file is
+    /// silent: see [`PluginDecl::limits_for`]).
     pub limits: Limits,
+    /// Which of fuel, memory and time the file sets itself.
+    #[serde(skip)]
+    pub set: SetLimits,
     /// Default config, under each criterion's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<(String, FieldValue)>,
     /// Where the entry is in the file (line, column).
     #[serde(skip)]
     pub at: (usize, usize),
+}
+
+/// Which per-call limits a `[[plugins]]` entry sets itself; the others
+/// follow the plugin's runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetLimits {
+    /// `fuel`.
+    pub fuel: bool,
+    /// `memory_mib`.
+    pub memory_mib: bool,
+    /// `timeout_ms`.
+    pub timeout_ms: bool,
+}
+
+impl PluginDecl {
+    /// The limits for this plugin on `runtime`: what the file sets, and
+    /// the runtime's defaults for the rest.
+    pub fn limits_for(&self, runtime: crate::api::results::Runtime) -> Limits {
+        let defaults = runtime.default_limits();
+        Limits {
+            fuel: if self.set.fuel { self.limits.fuel } else { defaults.fuel },
+            memory_mib: if self.set.memory_mib {
+                self.limits.memory_mib
+            } else {
+                defaults.memory_mib
+            },
+            timeout_ms: if self.set.timeout_ms {
+                self.limits.timeout_ms
+            } else {
+                defaults.timeout_ms
+            },
+            ..self.limits.clone()
+        }
+    }
 }
 
 /// A declared activity kind.

@@ -1044,6 +1044,59 @@ impl Default for Limits {
     }
 }
 
+/// What runs a plugin's code: compiled to WebAssembly (Rust, C), or an
+/// interpreter inside the component. `stagecoach plugins build` records it
+/// in the component (a `stagecoach:runtime` custom section); a component
+/// without one counts as compiled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// Compiled to WebAssembly.
+    #[default]
+    Compiled,
+    /// CPython (componentize-py).
+    Python,
+    /// QuickJS (componentize-qjs).
+    Quickjs,
+}
+
+impl Runtime {
+    /// The runtime a `stagecoach:runtime` section names.
+    pub fn from_section(data: &[u8]) -> Runtime {
+        match data {
+            b"python" => Runtime::Python,
+            b"quickjs" => Runtime::Quickjs,
+            _ => Runtime::Compiled,
+        }
+    }
+
+    /// Fuel, memory and time per call for plugins on this runtime, where
+    /// `process.toml` does not set them. An interpreter converts the whole
+    /// input into its own objects before the plugin's code runs and
+    /// interprets every step after. Measured on BANT over 300 activities
+    /// (`stagecoach plugins run`): Rust 0.26M fuel, CPython 35M (and a
+    /// 13 MiB heap), QuickJS 73M, each ~25 ms; the defaults leave room for
+    /// the largest input the host sends (`max_input_kib`).
+    pub fn default_limits(self) -> Limits {
+        let compiled = Limits::default();
+        match self {
+            Runtime::Compiled => compiled,
+            Runtime::Python => Limits {
+                fuel: 400_000_000,
+                memory_mib: 128,
+                timeout_ms: 1_000,
+                ..compiled
+            },
+            Runtime::Quickjs => Limits {
+                fuel: 400_000_000,
+                memory_mib: 64,
+                timeout_ms: 500,
+                ..compiled
+            },
+        }
+    }
+}
+
 /// What a plugin can do, from its own `describe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -1067,6 +1120,9 @@ pub struct PluginInfo {
     pub hash: String,
     /// The plugin interface version it speaks.
     pub interface: String,
+    /// What runs its code; interpreted plugins get larger default limits.
+    #[serde(default)]
+    pub runtime: Runtime,
     /// What it says it does.
     pub description: String,
     /// What it provides.

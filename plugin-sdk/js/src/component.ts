@@ -1,0 +1,260 @@
+/**
+ * The glue between the WIT interface, as componentize-qjs presents it, and
+ * the SDK's views. Bundled only into a built component (by the entry module
+ * `stagecoach plugins build` writes), never run natively.
+ *
+ * Besides converting: `console.log` and friends go to the daemon's log
+ * (QuickJS has no console), an exception becomes a readable failure reason
+ * instead of a trap, and UTF-8 byte offsets become string indexes without
+ * `TextEncoder` (QuickJS has none).
+ */
+
+import * as host from "stagecoach:plugin/host@0.3.0";
+import type * as wit from "stagecoach:plugin/types@0.3.0";
+
+import {
+  Activity,
+  capabilities,
+  Config,
+  Input,
+  Level,
+  MetricInput,
+  Plugin,
+  PluginError,
+  Prospect,
+  ProspectSummary,
+  setLogSink,
+  Value,
+} from "./index";
+
+// The host keeps at most this much of one line.
+const MAX_LINE = 4096;
+
+function hostLog(level: Level, message: string): void {
+  let n = 0;
+  for (const ch of message) {
+    const c = ch.codePointAt(0)!;
+    const bytes =
+      c < 0x80
+        ? [c]
+        : c < 0x800
+          ? [0xc0 | (c >> 6), 0x80 | (c & 63)]
+          : c < 0x10000
+            ? [0xe0 | (c >> 12), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63)]
+            : [0xf0 | (c >> 18), 0x80 | ((c >> 12) & 63), 0x80 | ((c >> 6) & 63), 0x80 | (c & 63)];
+    if (n + bytes.length > MAX_LINE) break;
+    for (const b of bytes) host.logByte(b);
+    n += bytes.length;
+  }
+  host.logEnd(level);
+}
+
+setLogSink(hostLog);
+
+function show(x: unknown): string {
+  if (typeof x === "string") return x;
+  if (x instanceof Error) return `${x.name}: ${x.message}`;
+  try {
+    return JSON.stringify(x) ?? String(x);
+  } catch {
+    return String(x);
+  }
+}
+
+const line =
+  (level: Level) =>
+  (...args: unknown[]): void =>
+    hostLog(level, args.map(show).join(" "));
+
+(globalThis as { console?: unknown }).console = {
+  log: line("info"),
+  info: line("info"),
+  debug: line("debug"),
+  warn: line("warn"),
+  error: line("error"),
+};
+
+/** The input's text, read by UTF-8 byte offsets. */
+class Pool {
+  // For each non-ASCII character: where it starts in bytes and in UTF-16
+  // units, and its length in each. Empty for ASCII text.
+  private bytePos: number[] = [];
+  private unitPos: number[] = [];
+  private byteLen: number[] = [];
+  private unitLen: number[] = [];
+
+  constructor(
+    private text: string,
+    private entries: wit.Entry[],
+  ) {
+    // The regular expression engine finds the non-ASCII characters; only
+    // those cost a step of this loop.
+    const re = /[^\x00-\x7f]/gu;
+    let extra = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      const c = m[0].codePointAt(0)!;
+      const bytes = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+      this.bytePos.push(m.index + extra);
+      this.unitPos.push(m.index);
+      this.byteLen.push(bytes);
+      this.unitLen.push(m[0].length);
+      extra += bytes - m[0].length;
+    }
+  }
+
+  /** The string index of byte offset `b` (a character boundary). */
+  private index(b: number): number {
+    let lo = 0;
+    let hi = this.bytePos.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.bytePos[mid] < b) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === 0) return b;
+    const k = lo - 1;
+    return this.unitPos[k] + this.unitLen[k] + (b - this.bytePos[k] - this.byteLen[k]);
+  }
+
+  get(s: wit.Span): string {
+    if (this.bytePos.length === 0) return this.text.slice(s.start, s.start + s.len);
+    return this.text.slice(this.index(s.start), this.index(s.start + s.len));
+  }
+
+  opt(s: wit.Span | undefined | null): string | undefined {
+    return s == null ? undefined : this.get(s);
+  }
+
+  run(r: wit.Range): Array<[string, Value]> {
+    const out: Array<[string, Value]> = [];
+    for (let i = r.start; i < r.start + r.len; i++) {
+      const e = this.entries[i];
+      const v = e.value;
+      out.push([this.get(e.name), v.tag === "text" ? this.get(v.val) : v.val]);
+    }
+    return out;
+  }
+}
+
+// componentize-qjs passes 64-bit integers as numbers, jco's types say
+// bigint: accept both.
+const n = (x: number | bigint): number => Number(x);
+const optN = (x: number | bigint | undefined | null): number | undefined =>
+  x == null ? undefined : Number(x);
+
+function input(raw: wit.Input): Input {
+  const pool = new Pool(raw.text, raw.entries);
+  const p = raw.prospect;
+  const prospect = new Prospect(pool.get(p.stage), {
+    id: n(p.id),
+    name: pool.get(p.name),
+    company: pool.opt(p.company),
+    owner: pool.opt(p.owner),
+    status: p.status,
+    createdAt: n(p.createdAt),
+    stageEnteredAt: n(p.stageEnteredAt),
+    activitiesTruncated: p.activitiesTruncated,
+  });
+  prospect.fields_ = pool.run(p.fields);
+  // Activities become views only when the plugin asks for them.
+  prospect.activities_ = undefined;
+  prospect.load_ = () =>
+    p.activities.map((a) => new Activity(pool.get(a.kind), a.actor, n(a.at), pool.run(a.data)));
+  return new Input(prospect, n(raw.now), Config.of_(pool.run(raw.config)));
+}
+
+function metricInput(raw: wit.MetricInput): MetricInput {
+  const pool = new Pool(raw.text, raw.entries);
+  const prospects = raw.prospects.map((p) => {
+    const s = new ProspectSummary(n(p.id), pool.get(p.stage), {
+      owner: pool.opt(p.owner),
+      status: p.status,
+      createdAt: n(p.createdAt),
+      closedAt: optN(p.closedAt),
+      stageProbability: p.stageProbability ?? undefined,
+    });
+    s.fields_ = pool.run(p.fields);
+    return s;
+  });
+  const transitions = raw.transitions.map((t) => ({
+    prospect: n(t.prospect),
+    from: pool.opt(t.from),
+    to: pool.get(t.to),
+    at: n(t.at),
+    kind: pool.get(t.kind),
+  }));
+  return new MetricInput(n(raw.now), Config.of_(pool.run(raw.config)), prospects, transitions);
+}
+
+/** An exception as a failure reason a plugin author can act on. */
+function reason(e: unknown): string {
+  if (e instanceof PluginError) return e.message;
+  if (e instanceof Error) return e.message ? `${e.name}: ${e.message}` : e.name;
+  return `threw ${show(e)}`;
+}
+
+function call<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    // A thrown string is the interface's error result.
+    throw reason(e);
+  }
+}
+
+function expect(ok: boolean, what: string): void {
+  if (!ok) throw new PluginError(what);
+}
+
+/** The interface's `plugin` export, implemented by `plugin`. */
+export function exportPlugin(plugin: Plugin) {
+  const missing = (what: string) => () => {
+    throw new PluginError(`\`${plugin.name}\` does not provide ${what}`);
+  };
+  const evaluate = plugin.evaluate?.bind(plugin) ?? missing("an exit criterion");
+  const checklist = plugin.checklist?.bind(plugin) ?? missing("a checklist");
+  const metric = plugin.metric?.bind(plugin) ?? missing("a metric");
+  return {
+    describe(): wit.Info {
+      return {
+        name: plugin.name,
+        description: plugin.description ?? "",
+        provides: capabilities(plugin),
+        readsActivities: plugin.readsActivities ?? true,
+      };
+    },
+    evaluate(raw: wit.Input): wit.Verdict {
+      return call(() => {
+        const v = evaluate(input(raw));
+        expect(
+          typeof v === "object" && v !== null && typeof v.met === "boolean",
+          "`evaluate` must return { met, reason }",
+        );
+        return { met: v.met, reason: String(v.reason) };
+      });
+    },
+    checklist(raw: wit.Input): wit.ChecklistItem[] {
+      return call(() => {
+        const items = checklist(input(raw));
+        expect(Array.isArray(items), "`checklist` must return an array of items");
+        return items.map((i) => ({
+          id: String(i.id),
+          label: String(i.label),
+          done: Boolean(i.done),
+          evidence: String(i.evidence),
+        }));
+      });
+    },
+    metric(raw: wit.MetricInput): wit.MetricValue[] {
+      return call(() => {
+        const values = metric(metricInput(raw));
+        expect(Array.isArray(values), "`metric` must return an array of values");
+        return values.map((v) => ({
+          name: String(v.name),
+          label: String(v.label),
+          value: Number(v.value),
+        }));
+      });
+    },
+  };
+}

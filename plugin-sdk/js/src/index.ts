@@ -1,0 +1,624 @@
+/**
+ * Write Stagecoach plugins in TypeScript or JavaScript: exit criteria,
+ * methodology checklists and metrics.
+ *
+ * A plugin is the default export of its entry module, made with
+ * {@link definePlugin}: a name, a description, and `evaluate` (an exit
+ * criterion), `checklist` (a methodology checklist) or `metric` (a metric).
+ * `stagecoach plugins build DIR` bundles it into a WebAssembly component on
+ * QuickJS; the same code runs natively under `node --test`, with inputs
+ * built by {@link Prospect}, {@link Config} and {@link MetricInput}.
+ *
+ * The views mirror the Rust SDK name for name (in camelCase), and
+ * {@link num} formats numbers as it does, so a rule ported from Rust gives
+ * byte-identical reasons.
+ */
+
+/** The plugin interface version this SDK builds against. */
+export const INTERFACE_VERSION = "0.3.0";
+
+const DAY_MS = 86_400_000;
+
+/** A field, config or data value: text, a number or a yes/no answer. */
+export type Value = string | number | boolean;
+
+/** What a plugin provides. */
+export type Capability = "criterion" | "checklist" | "metric";
+
+/** Who performed an activity. */
+export type Actor = "prospect" | "rep";
+
+/** Where a prospect is. */
+export type Status = "open" | "won" | "lost";
+
+/** Log levels for {@link log}. */
+export type Level = "debug" | "info" | "warn" | "error";
+
+/**
+ * Throw it to fail a call with exactly this message (the Rust SDK's
+ * `Err(String)`). Any other exception fails the call too, reported as its
+ * name and message.
+ */
+export class PluginError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PluginError";
+  }
+}
+
+// --- numbers ---------------------------------------------------------------
+
+/**
+ * A number as people write it, and as the Rust SDK's `Num` writes it: `120`,
+ * not `120.0`; `0.25` stays; never an exponent (`1e-7` is `0.0000001`).
+ */
+export function num(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "inf";
+  if (n === -Infinity) return "-inf";
+  if (Number.isInteger(n) && Math.abs(n) < 1e15) return String(n === 0 ? 0 : n);
+  return positional(String(n));
+}
+
+/** JavaScript's shortest round-trip digits without an exponent. */
+function positional(shortest: string): string {
+  const e = shortest.indexOf("e");
+  if (e < 0) return shortest;
+  let mantissa = shortest.slice(0, e);
+  const exponent = Number(shortest.slice(e + 1));
+  let sign = "";
+  if (mantissa.startsWith("-")) {
+    sign = "-";
+    mantissa = mantissa.slice(1);
+  }
+  const dot = mantissa.indexOf(".");
+  const digits = dot < 0 ? mantissa : mantissa.slice(0, dot) + mantissa.slice(dot + 1);
+  // Where the decimal point goes, counted from the start of `digits`.
+  const point = (dot < 0 ? mantissa.length : dot) + exponent;
+  if (point <= 0) return sign + "0." + "0".repeat(-point) + digits;
+  if (point >= digits.length) return sign + digits + "0".repeat(point - digits.length);
+  return sign + digits.slice(0, point) + "." + digits.slice(point);
+}
+
+/**
+ * Numeric text as the Rust SDK reads it (`str::parse::<f64>` on the trimmed
+ * text): `Number("")` is 0 and `Number("0x10")` is 16 in JavaScript; in
+ * Rust neither is a number.
+ */
+function parseNumber(text: string): number | undefined {
+  const t = text.trim();
+  if (!/^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|infinity|nan)$/i.test(t)) {
+    return undefined;
+  }
+  const lower = t.toLowerCase().replace(/^\+/, "");
+  if (lower === "inf" || lower === "infinity") return Infinity;
+  if (lower === "-inf" || lower === "-infinity") return -Infinity;
+  if (lower === "nan" || lower === "-nan") return NaN;
+  return Number(t);
+}
+
+function asNumber(v: Value | undefined): number | undefined {
+  if (typeof v === "number") return v;
+  if (typeof v === "string") return parseNumber(v);
+  return undefined;
+}
+
+type Entries = Array<[string, Value]>;
+
+function entriesOf(values?: Record<string, Value>): Entries {
+  return Object.entries(values ?? {}).map(([k, v]) => {
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+      throw new TypeError(`\`${k}\`: a value is text, a number or a boolean`);
+    }
+    return [k, v];
+  });
+}
+
+function lookup(entries: Entries, name: string): Value | undefined {
+  for (const [k, v] of entries) if (k === name) return v;
+  return undefined;
+}
+
+// --- logging ---------------------------------------------------------------
+
+let sink: ((level: Level, message: string) => void) | undefined;
+
+/** @internal Where {@link log} writes inside a component. */
+export function setLogSink(f: (level: Level, message: string) => void): void {
+  sink = f;
+}
+
+/**
+ * Writes a line to the daemon's log (to stderr when run natively).
+ * `console.log` inside a built plugin goes there too.
+ */
+export function log(level: Level, message: string): void {
+  if (sink) sink(level, message);
+  else console.error(`[${level}] ${message}`);
+}
+
+// --- inputs ----------------------------------------------------------------
+
+/** One entry of a prospect's activity log. */
+export class Activity {
+  /** @internal */
+  data_: Entries;
+  constructor(
+    /** What happened (`replied`, `demo_attended`, ...). */
+    public kind: string,
+    /** Who did it. */
+    public actor: Actor = "prospect",
+    /** When, in UTC milliseconds. */
+    public at: number = 0,
+    data?: Record<string, Value> | Entries,
+  ) {
+    this.data_ = Array.isArray(data) ? data : entriesOf(data);
+  }
+
+  /** A datum of the activity by name. */
+  datum(name: string): Value | undefined {
+    return lookup(this.data_, name);
+  }
+
+  /** The activity's data in order. */
+  data(): Entries {
+    return [...this.data_];
+  }
+}
+
+/** What a test prospect may set; everything but the stage is optional. */
+export interface ProspectInit {
+  id?: number;
+  name?: string;
+  company?: string;
+  owner?: string;
+  status?: Status;
+  createdAt?: number;
+  stageEnteredAt?: number;
+  fields?: Record<string, Value>;
+  activities?: Activity[];
+  activitiesTruncated?: boolean;
+}
+
+/**
+ * The prospect being evaluated. Build one for tests with
+ * `new Prospect("research", { fields: { employees: 120 } })` and the `with*`
+ * methods; inside the daemon the SDK builds it from the host's input.
+ */
+export class Prospect {
+  id: number;
+  name: string;
+  company?: string;
+  owner?: string;
+  /** The current stage id. */
+  stage: string;
+  status: Status;
+  createdAt: number;
+  /** When the prospect entered its current stage (UTC ms). */
+  stageEnteredAt: number;
+  /** True when older activities were left out to respect the input limit. */
+  activitiesTruncated: boolean;
+  /** @internal */
+  fields_: Entries;
+  /** @internal */
+  activities_: Activity[] | undefined;
+  /** @internal Makes the activity views on first use, inside the daemon. */
+  load_?: () => Activity[];
+
+  constructor(stage: string, init: ProspectInit = {}) {
+    this.stage = stage;
+    this.id = init.id ?? 0;
+    this.name = init.name ?? "";
+    this.company = init.company;
+    this.owner = init.owner;
+    this.status = init.status ?? "open";
+    this.createdAt = init.createdAt ?? 0;
+    this.stageEnteredAt = init.stageEnteredAt ?? 0;
+    this.activitiesTruncated = init.activitiesTruncated ?? false;
+    this.fields_ = entriesOf(init.fields);
+    this.activities_ = [...(init.activities ?? [])];
+  }
+
+  /** Adds a field (for tests); returns the prospect. */
+  withField(name: string, value: Value): this {
+    this.fields_.push([name, value]);
+    return this;
+  }
+
+  /** Adds an activity (for tests); returns the prospect. */
+  withActivity(kind: string, actor: Actor, at: number, data?: Record<string, Value>): this {
+    this.activities().push(new Activity(kind, actor, at, data));
+    return this;
+  }
+
+  /** Adds an activity by the prospect (for tests). */
+  withAction(kind: string, at: number): this {
+    return this.withActivity(kind, "prospect", at);
+  }
+
+  /** Sets when the prospect entered its stage (for tests). */
+  enteredStageAt(at: number): this {
+    this.stageEnteredAt = at;
+    return this;
+  }
+
+  /** The prospect's fields in order. */
+  fields(): Entries {
+    return [...this.fields_];
+  }
+
+  /** A field by name. */
+  field(name: string): Value | undefined {
+    return lookup(this.fields_, name);
+  }
+
+  /** A field as a number (numeric text counts). */
+  number(name: string): number | undefined {
+    return asNumber(this.field(name));
+  }
+
+  /** A field as text (`undefined` for numbers and yes/no fields). */
+  text(name: string): string | undefined {
+    const v = this.field(name);
+    return typeof v === "string" ? v : undefined;
+  }
+
+  /** True when a yes/no field is yes. */
+  yes(name: string): boolean {
+    return this.field(name) === true;
+  }
+
+  /** True when a field has a non-empty value. */
+  hasField(name: string): boolean {
+    const v = this.field(name);
+    if (typeof v === "string") return v.trim() !== "";
+    return v !== undefined;
+  }
+
+  /** The most recent activities, oldest first. */
+  activities(): Activity[] {
+    if (this.activities_ === undefined) this.activities_ = this.load_ ? this.load_() : [];
+    return this.activities_;
+  }
+
+  /** Activities of `kind` by anyone. */
+  activitiesOf(kind: string): Activity[] {
+    return this.activities().filter((a) => a.kind === kind);
+  }
+
+  /** True when the prospect itself did `kind` at least once. */
+  did(kind: string): boolean {
+    return this.activities().some((a) => a.kind === kind && a.actor === "prospect");
+  }
+
+  /** True when anyone recorded `kind` at least once. */
+  hasActivity(kind: string): boolean {
+    return this.activities().some((a) => a.kind === kind);
+  }
+
+  /** How many `kind` activities (by anyone). */
+  count(kind: string): number {
+    let n = 0;
+    for (const a of this.activities()) if (a.kind === kind) n++;
+    return n;
+  }
+
+  /** How many `kind` activities since the prospect entered its stage. */
+  countSinceStageEntry(kind: string): number {
+    let n = 0;
+    for (const a of this.activities()) if (a.kind === kind && a.at >= this.stageEnteredAt) n++;
+    return n;
+  }
+
+  /** The latest `kind` activity (the last of equals, as in Rust). */
+  last(kind: string): Activity | undefined {
+    let best: Activity | undefined;
+    for (const a of this.activities()) {
+      if (a.kind === kind && (best === undefined || a.at >= best.at)) best = a;
+    }
+    return best;
+  }
+
+  /** Days in the current stage as of `now`. */
+  daysInStage(now: number): number {
+    return (now - this.stageEnteredAt) / DAY_MS;
+  }
+}
+
+/**
+ * A plugin's configuration: the `config` table of its criterion (or of its
+ * `[[plugins]]` entry) in `process.toml`. For tests:
+ * `new Config({ min_employees: 50 })`.
+ */
+export class Config {
+  /** @internal */
+  entries_: Entries;
+
+  constructor(entries?: Record<string, Value>) {
+    this.entries_ = entriesOf(entries);
+  }
+
+  /** @internal */
+  static of_(entries: Entries): Config {
+    const c = new Config();
+    c.entries_ = entries;
+    return c;
+  }
+
+  /** Entries in file order. */
+  entries(): Entries {
+    return [...this.entries_];
+  }
+
+  /** An entry by name. */
+  get(name: string): Value | undefined {
+    return lookup(this.entries_, name);
+  }
+
+  /** A number entry (text is not read as a number here, as in Rust). */
+  number(name: string): number | undefined {
+    const v = this.get(name);
+    return typeof v === "number" ? v : undefined;
+  }
+
+  /** A text entry. */
+  text(name: string): string | undefined {
+    const v = this.get(name);
+    return typeof v === "string" ? v : undefined;
+  }
+
+  /** A yes/no entry. */
+  boolean(name: string): boolean | undefined {
+    const v = this.get(name);
+    return typeof v === "boolean" ? v : undefined;
+  }
+
+  /**
+   * A comma-separated text entry as trimmed items (`"saas, fintech"`); empty
+   * when the entry is missing or not text.
+   */
+  items(name: string): string[] {
+    return (this.text(name) ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "");
+  }
+
+  /** The Rust SDK's name for {@link items}. */
+  list(name: string): string[] {
+    return this.items(name);
+  }
+}
+
+/** What an exit criterion or checklist is evaluated on. */
+export class Input {
+  constructor(
+    public prospect: Prospect,
+    /** The evaluation time (UTC ms), from the host: plugins have no clock. */
+    public now: number = 0,
+    public config: Config = new Config(),
+  ) {}
+}
+
+// --- answers ---------------------------------------------------------------
+
+/** An exit criterion's answer. */
+export interface Verdict {
+  met: boolean;
+  /** Why, in words a sales rep understands. */
+  reason: string;
+}
+
+/** Met, because `reason`. */
+export function met(reason: string): Verdict {
+  return { met: true, reason };
+}
+
+/** Unmet, because `reason`. */
+export function unmet(reason: string): Verdict {
+  return { met: false, reason };
+}
+
+/** One methodology checklist item. */
+export interface ChecklistItem {
+  /** Stable id (`metrics`, `economic-buyer`). */
+  id: string;
+  /** What the item asks ("Economic buyer identified"). */
+  label: string;
+  done: boolean;
+  /** What shows it is done, or what is missing. */
+  evidence: string;
+}
+
+/** Checklist item builders, as in the Rust SDK. */
+export const item = {
+  /** An item. */
+  of(id: string, label: string, done: boolean, evidence: string): ChecklistItem {
+    return { id, label, done, evidence };
+  },
+
+  /** Done when the prospect did `kind`; the evidence says when, or what is missing. */
+  prospectDid(id: string, label: string, p: Prospect, kind: string): ChecklistItem {
+    let last: Activity | undefined;
+    for (const a of p.activities()) {
+      if (a.kind === kind && a.actor === "prospect" && (last === undefined || a.at >= last.at)) {
+        last = a;
+      }
+    }
+    return last !== undefined
+      ? { id, label, done: true, evidence: `\`${kind}\` recorded (at ${last.at} ms)` }
+      : { id, label, done: false, evidence: `no \`${kind}\` by the prospect yet` };
+  },
+
+  /** Done when anyone recorded `kind`. */
+  recorded(id: string, label: string, p: Prospect, kind: string): ChecklistItem {
+    const last = p.last(kind);
+    return last !== undefined
+      ? { id, label, done: true, evidence: `\`${kind}\` recorded (at ${last.at} ms)` }
+      : { id, label, done: false, evidence: `no \`${kind}\` recorded yet` };
+  },
+
+  /** Done when the field has a value (yes/no fields: when yes). */
+  field(id: string, label: string, p: Prospect, name: string): ChecklistItem {
+    const v = p.field(name);
+    if (v === true) return { id, label, done: true, evidence: `\`${name}\` is yes` };
+    if (v === false) return { id, label, done: false, evidence: `\`${name}\` is no` };
+    if (typeof v === "string" && v.trim() !== "") {
+      return { id, label, done: true, evidence: `\`${name}\`: ${v}` };
+    }
+    if (typeof v === "number") return { id, label, done: true, evidence: `\`${name}\`: ${num(v)}` };
+    return { id, label, done: false, evidence: `\`${name}\` is not set` };
+  },
+
+  /** Done when either item is done (`a`'s id and label). */
+  either(a: ChecklistItem, b: ChecklistItem): ChecklistItem {
+    if (a.done) return a;
+    if (b.done) return { id: a.id, label: a.label, done: true, evidence: b.evidence };
+    return a;
+  },
+};
+
+// --- metrics ---------------------------------------------------------------
+
+/** A prospect as a metric plugin sees it. */
+export class ProspectSummary {
+  owner?: string;
+  status: Status;
+  createdAt: number;
+  closedAt?: number;
+  /** The stage's win probability from `process.toml`, if set. */
+  stageProbability?: number;
+  /** @internal */
+  fields_: Entries;
+
+  constructor(
+    public id: number,
+    public stage: string,
+    init: {
+      owner?: string;
+      status?: Status;
+      createdAt?: number;
+      closedAt?: number;
+      stageProbability?: number;
+      fields?: Record<string, Value>;
+    } = {},
+  ) {
+    this.owner = init.owner;
+    this.status = init.status ?? "open";
+    this.createdAt = init.createdAt ?? 0;
+    this.closedAt = init.closedAt;
+    this.stageProbability = init.stageProbability;
+    this.fields_ = entriesOf(init.fields);
+  }
+
+  /** The prospect's fields in order. */
+  fields(): Entries {
+    return [...this.fields_];
+  }
+
+  /** A field by name. */
+  field(name: string): Value | undefined {
+    return lookup(this.fields_, name);
+  }
+
+  /** A field as a number (numeric text counts). */
+  number(name: string): number | undefined {
+    return asNumber(this.field(name));
+  }
+}
+
+/** A stage change. */
+export interface Transition {
+  prospect: number;
+  from?: string;
+  to: string;
+  at: number;
+  /** `created`, `advanced`, `forced`, `won`, `lost`, ... */
+  kind: string;
+}
+
+/** What a metric plugin folds over. */
+export class MetricInput {
+  constructor(
+    public now: number = 0,
+    public config: Config = new Config(),
+    /** @internal */
+    public prospects_: ProspectSummary[] = [],
+    /** @internal */
+    public transitions_: Transition[] = [],
+  ) {}
+
+  /** Adds a prospect (for tests). */
+  withProspect(p: ProspectSummary): this {
+    this.prospects_.push(p);
+    return this;
+  }
+
+  /** Adds a transition (for tests). */
+  withTransition(t: Transition): this {
+    this.transitions_.push(t);
+    return this;
+  }
+
+  prospects(): ProspectSummary[] {
+    return this.prospects_;
+  }
+
+  transitions(): Transition[] {
+    return this.transitions_;
+  }
+}
+
+/** One named result of a metric plugin. */
+export interface MetricValue {
+  /** What the number is (`forecast`). */
+  name: string;
+  /** Which slice it is for (`owner=maria`), empty for the total. */
+  label: string;
+  value: number;
+}
+
+// --- the plugin ------------------------------------------------------------
+
+/** A plugin: what {@link definePlugin} takes and returns. */
+export interface Plugin {
+  /** The plugin's name, as `process.toml` refers to it. */
+  name: string;
+  /** One sentence on what it checks or computes. */
+  description: string;
+  /** What it provides [default: the functions it has]. */
+  provides?: Capability[];
+  /**
+   * Whether `evaluate` and `checklist` read the activity log. Say `false`
+   * when they read only fields and config: the daemon then leaves the log
+   * out, and each call is much cheaper.
+   */
+  readsActivities?: boolean;
+  /** An exit criterion: is it met for this prospect? */
+  evaluate?(input: Input): Verdict;
+  /** A methodology checklist: each item done or not, with evidence. */
+  checklist?(input: Input): ChecklistItem[];
+  /** A metric: named values folded from prospects and transitions. */
+  metric?(input: MetricInput): MetricValue[];
+}
+
+/** Checks a plugin's shape and returns it: the entry module's default export. */
+export function definePlugin<P extends Plugin>(plugin: P): P {
+  if (typeof plugin.name !== "string" || plugin.name === "") {
+    throw new TypeError("a plugin needs a `name` (how process.toml refers to it)");
+  }
+  if (!plugin.evaluate && !plugin.checklist && !plugin.metric) {
+    throw new TypeError(`\`${plugin.name}\` provides nothing: give it evaluate, checklist or metric`);
+  }
+  return plugin;
+}
+
+/** What a plugin provides: `provides`, or the functions it has. */
+export function capabilities(plugin: Plugin): Capability[] {
+  if (plugin.provides) return [...plugin.provides];
+  const found: Capability[] = [];
+  if (plugin.evaluate) found.push("criterion");
+  if (plugin.checklist) found.push("checklist");
+  if (plugin.metric) found.push("metric");
+  return found;
+}

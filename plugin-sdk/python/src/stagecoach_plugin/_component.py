@@ -1,0 +1,270 @@
+"""The glue between the bindings componentize-py generates for the WIT
+interface and the SDK's views. Imported only inside a built component
+(by the entry module ``stagecoach plugins build`` writes), never natively.
+
+What it does besides converting: ``print()`` and ``sys.stderr`` go to the
+daemon's log (stub WASI would trap on them), and an exception becomes a
+readable failure reason (its type, message and the plugin's line that
+raised it) instead of a bare ``unreachable`` trap.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import host
+from wit_world.imports import types as t
+
+import stagecoach_plugin as sdk
+
+_LEVELS = {
+    sdk.Level.DEBUG: host.Level.DEBUG,
+    sdk.Level.INFO: host.Level.INFO,
+    sdk.Level.WARN: host.Level.WARN,
+    sdk.Level.ERROR: host.Level.ERROR,
+}
+
+# The host keeps at most this much of one line.
+_MAX_LINE = 4096
+
+
+def _host_log(level: sdk.Level, message: str) -> None:
+    for b in message.encode("utf-8", "replace")[:_MAX_LINE]:
+        host.log_byte(b)
+    host.log_end(_LEVELS[level])
+
+
+sdk._sink = _host_log
+
+
+class _LogWriter:
+    """A text stream whose lines go to the daemon's log."""
+
+    def __init__(self, level: sdk.Level):
+        self.level = level
+        self.pending = ""
+
+    def write(self, s: str) -> int:
+        self.pending += s
+        while "\n" in self.pending:
+            line, self.pending = self.pending.split("\n", 1)
+            _host_log(self.level, line)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def end_call(self) -> None:
+        if self.pending:
+            _host_log(self.level, self.pending)
+            self.pending = ""
+
+    def isatty(self) -> bool:
+        return False
+
+
+_stdout = _LogWriter(sdk.Level.INFO)
+_stderr = _LogWriter(sdk.Level.WARN)
+sys.stdout = _stdout
+sys.stderr = _stderr
+
+
+class _Pool:
+    """The input's text and entries; spans are UTF-8 byte offsets."""
+
+    __slots__ = ("text", "raw", "entries")
+
+    def __init__(self, text: str, entries: list):
+        self.text = text
+        # ASCII text: byte offsets are string indexes, no copy needed.
+        self.raw = None if text.isascii() else text.encode()
+        self.entries = entries
+
+    def get(self, span: t.Span) -> str:
+        if self.raw is None:
+            return self.text[span.start : span.start + span.len]
+        return self.raw[span.start : span.start + span.len].decode()
+
+    def opt(self, span):
+        return None if span is None else self.get(span)
+
+    def run(self, r: t.Range) -> list:
+        out = []
+        for e in self.entries[r.start : r.start + r.len]:
+            v = e.value
+            out.append(
+                (self.get(e.name), self.get(v.value) if isinstance(v, t.Value_Text) else v.value)
+            )
+        return out
+
+
+_STATUS = {t.Status.OPEN: "open", t.Status.WON: "won", t.Status.LOST: "lost"}
+
+
+def _activities(pool: _Pool, raw: list) -> list:
+    out = []
+    for a in raw:
+        act = sdk.Activity.__new__(sdk.Activity)
+        act.kind = pool.get(a.kind)
+        act.actor = sdk.Actor.PROSPECT if a.actor == t.Actor.PROSPECT else sdk.Actor.REP
+        act.at = a.at
+        act._data = pool.run(a.data)
+        out.append(act)
+    return out
+
+
+def _input(raw: t.Input) -> sdk.Input:
+    pool = _Pool(raw.text, raw.entries)
+    p = raw.prospect
+    prospect = sdk.Prospect(
+        pool.get(p.stage),
+        id=p.id,
+        name=pool.get(p.name),
+        company=pool.opt(p.company),
+        owner=pool.opt(p.owner),
+        status=_STATUS[p.status],
+        created_at=p.created_at,
+        stage_entered_at=p.stage_entered_at,
+        activities_truncated=p.activities_truncated,
+    )
+    prospect._fields = pool.run(p.fields)
+    # Activities are turned into views only when the plugin asks for them.
+    prospect._activities = None
+    prospect._load = lambda: _activities(pool, p.activities)
+    return sdk.Input(prospect, raw.now, sdk.Config._of(pool.run(raw.config)))
+
+
+def _metric_input(raw: t.MetricInput) -> sdk.MetricInput:
+    pool = _Pool(raw.text, raw.entries)
+    prospects = []
+    for p in raw.prospects:
+        s = sdk.ProspectSummary(
+            p.id,
+            pool.get(p.stage),
+            owner=pool.opt(p.owner),
+            status=_STATUS[p.status],
+            created_at=p.created_at,
+            closed_at=p.closed_at,
+            stage_probability=p.stage_probability,
+        )
+        s._fields = pool.run(p.fields)
+        prospects.append(s)
+    transitions = [
+        sdk.Transition(x.prospect, pool.opt(x.from_), pool.get(x.to), x.at, pool.get(x.kind))
+        for x in raw.transitions
+    ]
+    return sdk.MetricInput(raw.now, sdk.Config._of(pool.run(raw.config)), prospects, transitions)
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as a failure reason a plugin author can act on."""
+    if isinstance(e, sdk.PluginError):
+        return str(e)
+    where = ""
+    frames = [
+        f
+        for f in traceback.extract_tb(e.__traceback__)
+        if os.path.basename(os.path.dirname(f.filename)) != "stagecoach_plugin"
+    ]
+    if frames:
+        f = frames[-1]
+        where = f" ({os.path.basename(f.filename)}, line {f.lineno}, in {f.name})"
+    message = str(e)
+    return f"{type(e).__name__}: {message}{where}" if message else f"{type(e).__name__}{where}"
+
+
+def _call(fn, check):
+    try:
+        out = fn()
+        return check(out)
+    except Err:
+        raise
+    except Exception as e:  # noqa: BLE001 - every failure becomes a reason
+        raise Err(_reason(e)) from None
+    finally:
+        _stdout.end_call()
+        _stderr.end_call()
+
+
+def _verdict(v) -> t.Verdict:
+    if not isinstance(v, sdk.Verdict):
+        raise sdk.PluginError(f"`evaluate` returned {type(v).__name__}, not a Verdict")
+    return t.Verdict(v.met, v.reason)
+
+
+def _items(items) -> list:
+    out = []
+    for i in items:
+        if not isinstance(i, sdk.ChecklistItem):
+            raise sdk.PluginError(f"`checklist` returned {type(i).__name__}, not a ChecklistItem")
+        out.append(t.ChecklistItem(i.id, i.label, i.done, i.evidence))
+    return out
+
+
+def _values(values) -> list:
+    out = []
+    for v in values:
+        if not isinstance(v, sdk.MetricValue):
+            raise sdk.PluginError(f"`metric` returned {type(v).__name__}, not a MetricValue")
+        out.append(t.MetricValue(v.name, v.label, v.value))
+    return out
+
+
+_CAPS = {
+    sdk.Capability.CRITERION: t.Capability.CRITERION,
+    sdk.Capability.CHECKLIST: t.Capability.CHECKLIST,
+    sdk.Capability.METRIC: t.Capability.METRIC,
+}
+
+
+def find_plugin(module) -> type:
+    """The one :class:`stagecoach_plugin.Plugin` subclass ``module`` defines."""
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type)
+        and issubclass(v, sdk.Plugin)
+        and v is not sdk.Plugin
+        and v.__module__ == module.__name__
+    ]
+    if len(found) != 1:
+        names = ", ".join(c.__name__ for c in found) or "none"
+        raise TypeError(
+            f"`{module.__name__}` must define exactly one subclass of stagecoach_plugin.Plugin "
+            f"(found {names})"
+        )
+    cls = found[0]
+    if not cls.name:
+        raise TypeError(f"`{cls.__name__}` needs a `name` (how process.toml refers to it)")
+    return cls
+
+
+def export(module) -> type:
+    """The class componentize-py exports: the interface's ``Plugin``,
+    implemented by the plugin ``module`` defines."""
+    cls = find_plugin(module)
+    plugin = cls()
+
+    class Plugin(exports.Plugin):
+        def describe(self) -> t.Info:
+            return t.Info(
+                cls.name,
+                cls.description,
+                [_CAPS[c] for c in cls.capabilities()],
+                cls.reads_activities,
+            )
+
+        def evaluate(self, input: t.Input) -> t.Verdict:
+            return _call(lambda: plugin.evaluate(_input(input)), _verdict)
+
+        def checklist(self, input: t.Input) -> list:
+            return _call(lambda: plugin.checklist(_input(input)), _items)
+
+        def metric(self, input: t.MetricInput) -> list:
+            return _call(lambda: plugin.metric(_metric_input(input)), _values)
+
+    return Plugin

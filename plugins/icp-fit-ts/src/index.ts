@@ -1,0 +1,62 @@
+/**
+ * `icp-fit` in TypeScript: an exit criterion scoring the prospect against
+ * the ideal customer profile given in its config (the same rule, and the
+ * same reasons byte for byte, as the Rust plugin in plugins/icp-fit).
+ *
+ * Config (every check is optional; only configured checks count):
+ * - `min_employees`: the `employees` field is at least this;
+ * - `min_budget`: the `budget` field is at least this;
+ * - `industries`: the `industry` field is one of these (comma-separated);
+ * - `countries`: the `country` field is one of these (comma-separated);
+ * - `min_score`: the share of checks that must pass, 0-1 (default 1).
+ */
+
+import { definePlugin, num, PluginError } from "stagecoach-plugin";
+
+/** Rust's `eq_ignore_ascii_case`: only ASCII letters fold (`É` ≠ `é`). */
+function sameAsciiCase(a: string, b: string): boolean {
+  const fold = (s: string) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return fold(a) === fold(b);
+}
+
+export default definePlugin({
+  name: "icp-fit",
+  description: "Scores the prospect's fields against the ideal customer profile in its config.",
+  readsActivities: false,
+
+  evaluate({ prospect: p, config: c }) {
+    const passed: string[] = [];
+    const failed: string[] = [];
+    for (const [config, field] of [
+      ["min_employees", "employees"],
+      ["min_budget", "budget"],
+    ]) {
+      const min = c.number(config);
+      if (min === undefined) continue;
+      const value = p.number(field);
+      if (value === undefined) failed.push(`\`${field}\` not set`);
+      else if (value >= min) passed.push(`${field} ${num(value)} ≥ ${num(min)}`);
+      else failed.push(`${field} ${num(value)} < ${num(min)}`);
+    }
+    for (const [config, field] of [
+      ["industries", "industry"],
+      ["countries", "country"],
+    ]) {
+      const allowed = c.items(config);
+      if (allowed.length === 0) continue;
+      const value = p.text(field);
+      if (value === undefined) failed.push(`\`${field}\` not set`);
+      else if (allowed.some((a) => sameAsciiCase(a, value))) passed.push(`${field} ${value}`);
+      else failed.push(`${field} ${value} not in ${allowed.join(", ")}`);
+    }
+    const total = passed.length + failed.length;
+    if (total === 0) {
+      throw new PluginError(
+        "icp-fit has no checks configured; set `min_employees`, `min_budget`, `industries` or `countries`",
+      );
+    }
+    const minScore = c.number("min_score") ?? 1;
+    const reason = `ICP score ${passed.length}/${total} (${[...passed, ...failed].join("; ")})`;
+    return { met: passed.length / total + 1e-9 >= minScore, reason };
+  },
+});
