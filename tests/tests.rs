@@ -11,6 +11,7 @@ mod durability;
 mod habits;
 mod history;
 mod iterate;
+mod languages;
 mod lifecycle;
 mod live;
 mod metrics;

@@ -94,6 +94,38 @@ pub fn build_crates(
     Ok(built)
 }
 
+/// Compiles each built plugin into the daemon's compiled-plugin cache at
+/// `cache` (by content hash, as the daemon looks it up), and checks that it
+/// loads and describes itself.
+pub fn precompile(files: &[PathBuf], cache: &Path) -> Result<(), String> {
+    let host = PluginHost::new(Some(cache.to_path_buf()))?;
+    for file in files {
+        let bytes =
+            std::fs::read(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
+        let name = file
+            .file_stem()
+            .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
+        let limits = stagecoach_plugin_host::runtime_of(&bytes).default_limits();
+        let started = std::time::Instant::now();
+        let plugin = host
+            .load(&name, file, &bytes, limits)
+            .map_err(|e| e.to_string())?;
+        let took = started.elapsed();
+        if took.as_secs_f64() > 1.0 {
+            println!(
+                "compiled {name} ({}) into {} in {:.1} s",
+                serde_json::to_value(plugin.runtime)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                cache.display(),
+                took.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// A prospect in a `plugin run` fixture: only `stage` is required.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

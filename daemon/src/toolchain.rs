@@ -56,9 +56,18 @@ impl Language {
 
 /// The SDK and WIT files this binary carries, by path under the SDK root.
 const SDK_FILES: &[(&str, &str)] = &[
-    ("wit/host.wit", include_str!("../../plugin-sdk/wit/host.wit")),
-    ("wit/plugin.wit", include_str!("../../plugin-sdk/wit/plugin.wit")),
-    ("wit/types.wit", include_str!("../../plugin-sdk/wit/types.wit")),
+    (
+        "wit/host.wit",
+        include_str!("../../plugin-sdk/wit/host.wit"),
+    ),
+    (
+        "wit/plugin.wit",
+        include_str!("../../plugin-sdk/wit/plugin.wit"),
+    ),
+    (
+        "wit/types.wit",
+        include_str!("../../plugin-sdk/wit/types.wit"),
+    ),
     (
         "python/stagecoach_plugin/__init__.py",
         include_str!("../../plugin-sdk/python/src/stagecoach_plugin/__init__.py"),
@@ -67,9 +76,18 @@ const SDK_FILES: &[(&str, &str)] = &[
         "python/stagecoach_plugin/_component.py",
         include_str!("../../plugin-sdk/python/src/stagecoach_plugin/_component.py"),
     ),
-    ("js/package.json", include_str!("../../plugin-sdk/js/package.json")),
-    ("js/src/index.ts", include_str!("../../plugin-sdk/js/src/index.ts")),
-    ("js/src/component.ts", include_str!("../../plugin-sdk/js/src/component.ts")),
+    (
+        "js/package.json",
+        include_str!("../../plugin-sdk/js/package.json"),
+    ),
+    (
+        "js/src/index.ts",
+        include_str!("../../plugin-sdk/js/src/index.ts"),
+    ),
+    (
+        "js/src/component.ts",
+        include_str!("../../plugin-sdk/js/src/component.ts"),
+    ),
     (
         "js/wit-types/stagecoach-plugin.d.ts",
         include_str!("../../plugin-sdk/js/wit-types/stagecoach-plugin.d.ts"),
@@ -172,7 +190,9 @@ impl Toolchains {
         );
         let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
         run(
-            Command::new(&python).args(["-m", "venv", "--clear"]).arg(&dir),
+            Command::new(&python)
+                .args(["-m", "venv", "--clear"])
+                .arg(&dir),
             "creating a Python virtual environment",
             "Python plugins need python3 with venv (Debian: apt install python3-venv); \
              set PYTHON to use another interpreter",
@@ -238,13 +258,90 @@ impl Toolchains {
     }
 }
 
+/// What a build of the plugin in `dir` depends on: its files (not
+/// `node_modules`, caches or dot-directories), the SDK and the toolchain's
+/// versions. componentize-py's output differs from run to run (its snapshot
+/// holds build-time randomness), and each new output means compiling it
+/// again in the daemon (~30 s for CPython): an unchanged plugin is not
+/// rebuilt.
+fn fingerprint(dir: &Path, sdk: &Path, toolchain: &[&str]) -> Result<String, String> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let path = e.path();
+            let kind = e.file_type().map_err(|e| e.to_string())?;
+            if name.starts_with('.') || name == "node_modules" || name == "__pycache__" {
+                continue;
+            }
+            if kind.is_dir() {
+                walk(&path, files)?;
+            } else if kind.is_file() {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut h = blake3::Hasher::new();
+    h.update(sdk.to_string_lossy().as_bytes());
+    for t in toolchain {
+        h.update(t.as_bytes());
+    }
+    for f in files {
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update(&[0]);
+        let bytes = std::fs::read(&f).map_err(|e| format!("cannot read `{}`: {e}", f.display()))?;
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(h.finalize().to_hex()[..24].to_string())
+}
+
+impl Toolchains {
+    /// The component built before from the same inputs, written to `out`.
+    fn reuse(&self, inputs: &str, name: &str, out: &Path) -> Result<Option<PathBuf>, String> {
+        let cached = self
+            .root
+            .join("built")
+            .join(format!("{name}-{inputs}.wasm"));
+        let Ok(bytes) = std::fs::read(&cached) else {
+            return Ok(None);
+        };
+        let dest = out.join(format!("{name}.wasm"));
+        if std::fs::read(&dest).is_ok_and(|b| b == bytes) {
+            return Ok(Some(dest));
+        }
+        std::fs::create_dir_all(out)
+            .map_err(|e| format!("cannot create `{}`: {e}", out.display()))?;
+        let tmp = dest.with_extension("wasm.tmp");
+        std::fs::write(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &dest))
+            .map_err(|e| format!("cannot write `{}`: {e}", dest.display()))?;
+        Ok(Some(dest))
+    }
+
+    /// Keeps a build for [`Toolchains::reuse`] (best effort).
+    fn remember(&self, inputs: &str, built: &Path) {
+        let dir = self.root.join("built");
+        let name = built.file_stem().unwrap_or_default().to_string_lossy();
+        let _ = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::copy(built, dir.join(format!("{name}-{inputs}.wasm"))));
+    }
+}
+
 /// `[project] name` and the module to build (`[tool.stagecoach] module`,
 /// or the name with `-` as `_`).
 fn python_manifest(dir: &Path) -> Result<(String, String), String> {
     let path = dir.join("pyproject.toml");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let doc: toml::Table = toml::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
+    let doc: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("`{}`: {e}", path.display()))?;
     let name = doc
         .get("project")
         .and_then(|p| p.get("name"))
@@ -333,8 +430,8 @@ const ALLOWED_IMPORTS: &[&str] = &[
 
 /// What a component imports beyond the Stagecoach interface.
 pub fn foreign_imports(component: &[u8]) -> Result<Vec<String>, String> {
-    let decoded = wit_component::decode(component)
-        .map_err(|e| format!("not a readable component: {e:#}"))?;
+    let decoded =
+        wit_component::decode(component).map_err(|e| format!("not a readable component: {e:#}"))?;
     let world = match &decoded {
         wit_component::DecodedWasm::Component(_, world) => *world,
         wit_component::DecodedWasm::WitPackage(..) => {
@@ -390,6 +487,10 @@ pub fn build_python(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, 
     let dir = absolute(dir)?;
     let (name, module) = python_manifest(&dir)?;
     let sdk = tc.sdk()?;
+    let inputs = fingerprint(&dir, &sdk, PYTHON_PACKAGES)?;
+    if let Some(dest) = tc.reuse(&inputs, &name, out)? {
+        return Ok(dest);
+    }
     let bin = tc.python()?;
     let scratch = tc.scratch()?;
     let entry = scratch.path().join("entry");
@@ -410,7 +511,12 @@ pub fn build_python(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, 
         Command::new(bin.join("componentize-py"))
             .arg("-d")
             .arg(sdk.join("wit"))
-            .args(["-w", "stagecoach-plugin", "componentize", "stagecoach_entry"])
+            .args([
+                "-w",
+                "stagecoach-plugin",
+                "componentize",
+                "stagecoach_entry",
+            ])
             .arg("-p")
             .arg(&entry)
             .arg("-p")
@@ -433,14 +539,16 @@ pub fn build_python(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, 
          directory are bundled)",
     )?;
     let bytes = std::fs::read(&wasm).map_err(|e| format!("`{}`: {e}", wasm.display()))?;
-    finish(
+    let dest = finish(
         bytes,
         "python",
         &name,
         out,
         "a Python plugin reaches the outside world only through the SDK; \
          remove the import that needs it",
-    )
+    )?;
+    tc.remember(&inputs, &dest);
+    Ok(dest)
 }
 
 /// Builds the TypeScript/JavaScript plugin in `dir` into
@@ -449,6 +557,10 @@ pub fn build_js(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, Stri
     let dir = absolute(dir)?;
     let (name, main) = js_manifest(&dir)?;
     let sdk = tc.sdk()?;
+    let inputs = fingerprint(&dir, &sdk, NPM_PACKAGES)?;
+    if let Some(dest) = tc.reuse(&inputs, &name, out)? {
+        return Ok(dest);
+    }
     let modules = tc.js()?;
     let scratch = tc.scratch()?;
     let entry = scratch.path().join("entry.ts");
@@ -501,13 +613,15 @@ pub fn build_js(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, Stri
         "the plugin's module runs once at build time: the JavaScript error above is in it",
     )?;
     let bytes = std::fs::read(&wasm).map_err(|e| format!("`{}`: {e}", wasm.display()))?;
-    finish(
+    let dest = finish(
         bytes,
         "quickjs",
         &name,
         out,
         "a JavaScript plugin reaches the outside world only through the SDK",
-    )
+    )?;
+    tc.remember(&inputs, &dest);
+    Ok(dest)
 }
 
 /// Runs the native tests of the plugin in `dir`: `cargo test`, pytest, or
@@ -558,7 +672,10 @@ pub fn test(dir: &Path, tc: &Toolchains) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("the tests of `{}` failed ({status})", dir.display()))
+        Err(format!(
+            "the tests of `{}` failed ({status})",
+            dir.display()
+        ))
     }
 }
 

@@ -56,6 +56,8 @@ pub fn plugins_dir() -> &'static Path {
             .arg(&out)
             .arg("--target-dir")
             .arg(root.join("target/plugin-build"))
+            .arg("--compile-cache")
+            .arg(root.join("target/test-plugin-cache"))
             .args(&dirs)
             .current_dir(&root)
             .output()
@@ -63,6 +65,46 @@ pub fn plugins_dir() -> &'static Path {
         assert!(
             output.status.success(),
             "building the plugins failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out
+    })
+}
+
+/// The plugins written in Python and TypeScript (`plugins/*-py`,
+/// `plugins/*-ts`) and the hostile fixtures in both languages, built once
+/// per test run with `stagecoach plugins build` into the same directory as
+/// [`plugins_dir`], and compiled into the daemons' cache ahead of time.
+/// The toolchains are installed into `target/plugin-toolchains` the first
+/// time (pip and npm, pinned).
+pub fn polyglot_plugins_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = repo_root();
+        let out = root.join("target/test-plugins");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("pyproject.toml").exists() || p.join("package.json").exists())
+            .collect();
+        dirs.sort();
+        dirs.push(root.join("tests/fixtures/hostile-py"));
+        dirs.push(root.join("tests/fixtures/hostile-ts"));
+        let output = Command::new(bin())
+            .args(["plugins", "build", "--out"])
+            .arg(&out)
+            .arg("--toolchains")
+            .arg(root.join("target/plugin-toolchains"))
+            .arg("--compile-cache")
+            .arg(root.join("target/test-plugin-cache"))
+            .args(&dirs)
+            .current_dir(&root)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "building the Python and TypeScript plugins failed:\n{}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );

@@ -601,6 +601,8 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             target_dir,
             toolchains,
             language,
+            compile_cache,
+            no_precompile,
         } => {
             use crate::toolchain::Language;
             let wanted = |l: Language| match language {
@@ -653,6 +655,12 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             for file in &built {
                 let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
                 println!("built {} ({} KiB)", file.display(), size / 1024);
+            }
+            if !no_precompile {
+                let cache = compile_cache
+                    .clone()
+                    .unwrap_or_else(|| default_data_dir().join("plugin-cache"));
+                crate::plugin_build::precompile(&built, &cache).map_err(anyhow::Error::msg)?;
             }
             Ok(())
         }

@@ -112,7 +112,11 @@ impl PluginDecl {
     pub fn limits_for(&self, runtime: crate::api::results::Runtime) -> Limits {
         let defaults = runtime.default_limits();
         Limits {
-            fuel: if self.set.fuel { self.limits.fuel } else { defaults.fuel },
+            fuel: if self.set.fuel {
+                self.limits.fuel
+            } else {
+                defaults.fuel
+            },
             memory_mib: if self.set.memory_mib {
                 self.limits.memory_mib
             } else {

@@ -165,10 +165,13 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, sdk.PluginError):
         return str(e)
     where = ""
+    # Without looking source lines up: that reads files, and a plugin has
+    # no filesystem (the stubbed call would trap).
+    summary = traceback.StackSummary.extract(
+        traceback.walk_tb(e.__traceback__), lookup_lines=False
+    )
     frames = [
-        f
-        for f in traceback.extract_tb(e.__traceback__)
-        if os.path.basename(os.path.dirname(f.filename)) != "stagecoach_plugin"
+        f for f in summary if os.path.basename(os.path.dirname(f.filename)) != "stagecoach_plugin"
     ]
     if frames:
         f = frames[-1]

@@ -1,0 +1,306 @@
+//! Plugins written in Python and TypeScript, in the real daemon: the same
+//! rules give the same answers as the Rust plugins, byte for byte; they get
+//! their runtime's limits; and hostile ones are contained like Rust ones.
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn built(name: &str) -> String {
+    if name.ends_with("-py") || name.ends_with("-ts") {
+        polyglot_plugins_dir()
+            .join(format!("{name}.wasm"))
+            .display()
+            .to_string()
+    } else {
+        plugins_dir()
+            .join(format!("{name}.wasm"))
+            .display()
+            .to_string()
+    }
+}
+
+const LANGUAGES: [&str; 3] = ["rust", "py", "ts"];
+
+/// The file a plugin in `language` was built to.
+fn file(plugin: &str, language: &str) -> String {
+    if language == "rust" {
+        built(plugin)
+    } else {
+        built(&format!("{plugin}-{language}"))
+    }
+}
+
+/// icp-fit and bant in each language, under their language's name; a stage
+/// whose exit asks all three icp-fits (and an activity that never comes, so
+/// every verdict stays in view), one with no config, and one with the three
+/// BANT checklists.
+fn three_language_process() -> String {
+    let mut plugins = String::new();
+    for l in LANGUAGES {
+        plugins.push_str(&format!(
+            "[[plugins]]\nname = \"icp-{l}\"\npath = \"{}\"\n\n[[plugins]]\nname = \"bant-{l}\"\npath = \"{}\"\n\n",
+            file("icp-fit", l),
+            file("bant", l)
+        ));
+    }
+    let config = "{ min_employees = 50, min_budget = 0.00000005, industries = \"SaaS, fintech, énergie, 日本語 🚀\", countries = \"deutschland, türkiye, Österreich\", min_score = 0.5 }";
+    let criteria = |config: &str| {
+        LANGUAGES
+            .iter()
+            .map(|l| format!("  {{ question = \"ICP ({l})?\", plugin = \"icp-{l}\"{config} }},\n"))
+            .collect::<String>()
+    };
+    format!(
+        "[process]\nname = \"three languages\"\n\n{plugins}\
+         [[stages]]\nid = \"fit\"\nname = \"Fit\"\nexit = [\n{}  {{ question = \"Never\", activity = \"never\" }},\n]\n\n\
+         [[stages]]\nid = \"empty\"\nname = \"Empty config\"\nexit = [\n{}  {{ question = \"Never\", activity = \"never\" }},\n]\n\n\
+         [[stages]]\nid = \"bant\"\nname = \"BANT\"\nchecklists = [\"bant-rust\", \"bant-py\", \"bant-ts\"]\n\
+         exit = [{{ question = \"Never\", activity = \"never\" }}]\n",
+        criteria(&format!(", config = {config}")),
+        criteria(""),
+    )
+}
+
+/// The verdicts of the three icp-fits, in language order.
+fn icp_verdicts(p: &Value) -> Vec<(bool, String)> {
+    let verdicts = p["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 4, "{p}");
+    verdicts[..3]
+        .iter()
+        .zip(LANGUAGES)
+        .map(|(v, l)| {
+            // A failure names the plugin; the rest must be the same.
+            let reason = v["reason"]
+                .as_str()
+                .unwrap()
+                .replace(&format!("icp-{l}"), "PLUGIN");
+            (v["met"].as_bool().unwrap(), reason)
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_rules_in_rust_python_and_typescript_give_the_same_answers() {
+    let d = Daemon::start_with(&three_language_process());
+    let mut c = d.client();
+    let cases = [
+        (
+            json!({ "employees": 120, "industry": "SaaS", "country": "Deutschland" }),
+            "ICP score 3/4 (employees 120 ≥ 50; industry SaaS; country Deutschland; `budget` not set)",
+        ),
+        (
+            json!({ "employees": " 75 ", "industry": "ÉNERGIE", "country": "Türkiye" }),
+            "ICP score 2/4 (employees 75 ≥ 50; country Türkiye; `budget` not set; industry ÉNERGIE not in SaaS, fintech, énergie, 日本語 🚀)",
+        ),
+        (
+            json!({ "employees": 12.5, "budget": 0.30000000000000004, "industry": "retail" }),
+            "ICP score 1/4 (budget 0.30000000000000004 ≥ 0.00000005; employees 12.5 < 50; industry retail not in SaaS, fintech, énergie, 日本語 🚀; `country` not set)",
+        ),
+        (
+            json!({ "employees": "inf", "budget": 1e-7, "industry": "日本語 🚀", "country": "ÖSTERREICH" }),
+            "ICP score 4/4 (employees inf ≥ 50; budget 0.0000001 ≥ 0.00000005; industry 日本語 🚀; country ÖSTERREICH)",
+        ),
+        (
+            json!({ "employees": 2.5e16, "budget": 1e21, "industry": 42 }),
+            "ICP score 2/4 (employees 25000000000000000 ≥ 50; budget 1000000000000000000000 ≥ 0.00000005; `industry` not set; `country` not set)",
+        ),
+        (
+            json!({ "employees": "1_000", "budget": true, "industry": "" }),
+            "ICP score 0/4 (`employees` not set; `budget` not set; industry  not in SaaS, fintech, énergie, 日本語 🚀; `country` not set)",
+        ),
+        (
+            json!({}),
+            "ICP score 0/4 (`employees` not set; `budget` not set; `industry` not set; `country` not set)",
+        ),
+    ];
+    for (i, (fields, rust_reason)) in cases.iter().enumerate() {
+        let id = create(
+            &mut c,
+            &format!("Zoë {i}"),
+            json!({ "stage": "fit", "fields": fields }),
+        );
+        let p = c.ok("prospect.get", json!({ "id": id }));
+        let v = icp_verdicts(&p);
+        assert_eq!(v[0].1, *rust_reason, "the Rust plugin on {fields}");
+        assert_eq!(v[1], v[0], "Python against Rust on {fields}");
+        assert_eq!(v[2], v[0], "TypeScript against Rust on {fields}");
+    }
+
+    // An empty config is the same error in every language.
+    let id = create(&mut c, "No config", json!({ "stage": "empty" }));
+    let v = icp_verdicts(&c.ok("prospect.get", json!({ "id": id })));
+    assert!(!v[0].0);
+    assert!(v[0].1.contains("icp-fit has no checks configured"), "{v:?}");
+    assert_eq!(v[1], v[0]);
+    assert_eq!(v[2], v[0]);
+
+    // Checklists: fields, actions by the prospect and by the rep, ties in
+    // time, yes/no fields, non-ASCII evidence.
+    let checklist_cases = [
+        (json!({}), vec![]),
+        (
+            json!({ "budget": 0, "decision_maker": false, "timeline": "  ", "close_date": "fin de T3 — 2026" }),
+            vec![
+                ("rep", "requirements_shared", "2026-01-01T00:00:01Z"),
+                ("prospect", "decision_maker_met", "2026-01-01T00:00:02Z"),
+                ("prospect", "decision_maker_met", "2026-01-01T00:00:02Z"),
+            ],
+        ),
+        (
+            json!({ "budget": "20 000 €", "decision_maker": true, "need": "Ersatz für Excel" }),
+            vec![("prospect", "requirements_shared", "2026-01-01T00:00:05Z")],
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (i, (fields, activities)) in checklist_cases.iter().enumerate() {
+        let id = create(
+            &mut c,
+            &format!("Ødegård {i}"),
+            json!({ "stage": "bant", "fields": fields, "at": "2026-01-01T00:00:00Z" }),
+        );
+        for (actor, kind, at) in activities {
+            c.ok(
+                "activity.record",
+                json!({ "prospect": id, "kind": kind, "actor": actor, "at": at }),
+            );
+        }
+        ids.push(id);
+        let p = c.ok("prospect.get", json!({ "id": id }));
+        let lists = p["checklists"].as_array().unwrap();
+        assert_eq!(lists.len(), 3, "{p}");
+        assert_eq!(lists[0]["items"].as_array().unwrap().len(), 4, "{p}");
+        assert_eq!(lists[1]["items"], lists[0]["items"], "Python's BANT: {p}");
+        assert_eq!(
+            lists[2]["items"], lists[0]["items"],
+            "TypeScript's BANT: {p}"
+        );
+        assert_eq!(lists[1]["done"], lists[0]["done"]);
+        assert_eq!(lists[2]["done"], lists[0]["done"]);
+    }
+    // What the checklists said is what BANT says: spot-check the second case.
+    let p = c.ok("prospect.get", json!({ "id": ids[1] }));
+    let items = &p["checklists"][1]["items"];
+    assert_eq!(items[0]["evidence"], "`budget`: 0");
+    assert_eq!(
+        items[1]["evidence"],
+        "`decision_maker_met` recorded (at 1767225602000 ms)"
+    );
+    assert_eq!(
+        items[2]["evidence"],
+        "no `requirements_shared` by the prospect yet"
+    );
+    assert_eq!(items[3]["evidence"], "`close_date`: fin de T3 — 2026");
+
+    // plugins.list says what runs each one, with its runtime's limits.
+    let list = c.ok("plugins.list", json!({}));
+    let by_name = |name: &str| {
+        list["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    for (name, runtime, fuel, memory) in [
+        ("icp-rust", "compiled", 10_000_000u64, 32),
+        ("icp-py", "python", 400_000_000, 128),
+        ("icp-ts", "quickjs", 400_000_000, 64),
+        ("bant-py", "python", 400_000_000, 128),
+        ("bant-ts", "quickjs", 400_000_000, 64),
+    ] {
+        let p = by_name(name);
+        assert_eq!(p["runtime"], runtime, "{p}");
+        assert_eq!(p["limits"]["fuel"], fuel, "{p}");
+        assert_eq!(p["limits"]["memory_mib"], memory, "{p}");
+        // Only the empty config fails, the same in every language.
+        let expected = if name.starts_with("icp") { 2 } else { 0 };
+        assert_eq!(p["failures"], expected, "{p}");
+    }
+}
+
+#[test]
+fn hostile_python_and_typescript_plugins_fail_closed_and_the_daemon_keeps_serving() {
+    let modes = [
+        ("loop", "fuel", "fuel"),
+        ("bomb", "MemoryError", "out of memory"),
+        (
+            "recurse",
+            "RecursionError: maximum recursion depth exceeded",
+            "stack overflow",
+        ),
+        (
+            "throw",
+            "ZeroDivisionError: division by zero (hostile.py, line",
+            "TypeError: cannot read property 'field' of undefined",
+        ),
+        (
+            "error",
+            "hostile plugin returned an error",
+            "hostile plugin returned an error",
+        ),
+        (
+            "wrong",
+            "`evaluate` returned str, not a Verdict",
+            "`evaluate` must return { met, reason }",
+        ),
+    ];
+    let mut text = String::from("[process]\nname = \"hostile languages\"\n\n");
+    for l in ["py", "ts"] {
+        // The runtime's fuel and memory; time enough that a loop always
+        // ends on fuel, however loaded the machine.
+        text.push_str(&format!(
+            "[[plugins]]\nname = \"hostile-{l}\"\npath = \"{}\"\ntimeout_ms = 20000\n\n",
+            built(&format!("hostile-{l}"))
+        ));
+    }
+    text.push_str(&format!(
+        "[[plugins]]\nname = \"icp-py\"\npath = \"{}\"\n\n[[stages]]\nid = \"good\"\nname = \"Good\"\nexit = [{{ question = \"ICP?\", plugin = \"icp-py\", config = {{ min_employees = 1 }} }}]\n",
+        built("icp-fit-py")
+    ));
+    for (mode, _, _) in modes.iter().chain(&[("print", "", "")]) {
+        for l in ["py", "ts"] {
+            text.push_str(&format!(
+                "\n[[stages]]\nid = \"{mode}-{l}\"\nname = \"{mode} {l}\"\nexit = [{{ question = \"Survives {mode}?\", plugin = \"hostile-{l}\", config = {{ mode = \"{mode}\" }} }}]\n"
+            ));
+        }
+    }
+    text.push_str("\n[[stages]]\nid = \"end\"\nname = \"End\"\n");
+    let d = Daemon::start_with(&text);
+    let mut c = d.client();
+    for (mode, py, ts) in modes {
+        for (l, why) in [("py", py), ("ts", ts)] {
+            let id = create(&mut c, mode, json!({ "stage": format!("{mode}-{l}") }));
+            let p = c.ok("prospect.get", json!({ "id": id }));
+            let v = &p["verdicts"][0];
+            assert_eq!(v["met"], false, "{mode} in {l} fails closed: {p}");
+            assert!(
+                v["reason"].as_str().unwrap().contains(why),
+                "{mode} in {l}: {v}"
+            );
+            // A good plugin still answers right after.
+            let good = create(
+                &mut c,
+                &format!("after {mode} {l}"),
+                json!({ "fields": { "employees": 5 } }),
+            );
+            let p = c.ok("prospect.get", json!({ "id": good }));
+            assert_eq!(p["transitions"][1]["from"], "good", "{p}");
+        }
+    }
+    // print() and console.log reach the daemon's log, and the call succeeds.
+    for l in ["py", "ts"] {
+        let id = create(&mut c, "printer", json!({ "stage": format!("print-{l}") }));
+        let p = c.ok("prospect.get", json!({ "id": id }));
+        assert_ne!(p["stage"], format!("print-{l}"), "printing is met: {p}");
+    }
+    let log = d.log_text();
+    assert!(log.contains("hello from print, café"), "{log}");
+    assert!(
+        log.contains("hello from console.log, café {\"n\":1}"),
+        "{log}"
+    );
+    assert!(log.contains("to stderr"), "{log}");
+    c.ok("daemon.status", json!({}));
+}
