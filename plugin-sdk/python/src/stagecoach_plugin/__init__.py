@@ -112,7 +112,8 @@ def _parse_number(text: str) -> Optional[float]:
     """Numeric text as the Rust SDK reads it (``str::parse::<f64>`` on the
     trimmed text): Python's ``float`` also takes ``1_000``, Rust does not."""
     t = text.strip()
-    if not t or "_" in t:
+    # Python's float also takes `1_000` and non-ASCII digits; Rust takes neither.
+    if not t or "_" in t or not t.isascii():
         return None
     try:
         return float(t)
@@ -320,7 +321,7 @@ class Prospect:
         return sum(1 for a in self.activities_of(kind) if a.at >= self.stage_entered_at)
 
     def last(self, kind: str) -> Optional[Activity]:
-        """The latest ``kind`` activity (the first of equals, as in Rust)."""
+        """The latest ``kind`` activity (the last of equals, as in Rust)."""
         best = None
         for a in self.activities_of(kind):
             if best is None or a.at >= best.at:

@@ -20,6 +20,7 @@ from wit_world.imports import host
 from wit_world.imports import types as t
 
 import stagecoach_plugin as sdk
+from stagecoach_plugin._pool import Pool
 
 _LEVELS = {
     sdk.Level.DEBUG: host.Level.DEBUG,
@@ -73,39 +74,14 @@ sys.stdout = _stdout
 sys.stderr = _stderr
 
 
-class _Pool:
-    """The input's text and entries; spans are UTF-8 byte offsets."""
-
-    __slots__ = ("text", "raw", "entries")
-
-    def __init__(self, text: str, entries: list):
-        self.text = text
-        # ASCII text: byte offsets are string indexes, no copy needed.
-        self.raw = None if text.isascii() else text.encode()
-        self.entries = entries
-
-    def get(self, span: t.Span) -> str:
-        if self.raw is None:
-            return self.text[span.start : span.start + span.len]
-        return self.raw[span.start : span.start + span.len].decode()
-
-    def opt(self, span):
-        return None if span is None else self.get(span)
-
-    def run(self, r: t.Range) -> list:
-        out = []
-        for e in self.entries[r.start : r.start + r.len]:
-            v = e.value
-            out.append(
-                (self.get(e.name), self.get(v.value) if isinstance(v, t.Value_Text) else v.value)
-            )
-        return out
-
-
 _STATUS = {t.Status.OPEN: "open", t.Status.WON: "won", t.Status.LOST: "lost"}
 
 
-def _activities(pool: _Pool, raw: list) -> list:
+def _is_text(v) -> bool:
+    return isinstance(v, t.Value_Text)
+
+
+def _activities(pool: Pool, raw: list) -> list:
     out = []
     for a in raw:
         act = sdk.Activity.__new__(sdk.Activity)
@@ -118,7 +94,7 @@ def _activities(pool: _Pool, raw: list) -> list:
 
 
 def _input(raw: t.Input) -> sdk.Input:
-    pool = _Pool(raw.text, raw.entries)
+    pool = Pool(raw.text, raw.entries, _is_text)
     p = raw.prospect
     prospect = sdk.Prospect(
         pool.get(p.stage),
@@ -139,7 +115,7 @@ def _input(raw: t.Input) -> sdk.Input:
 
 
 def _metric_input(raw: t.MetricInput) -> sdk.MetricInput:
-    pool = _Pool(raw.text, raw.entries)
+    pool = Pool(raw.text, raw.entries, _is_text)
     prospects = []
     for p in raw.prospects:
         s = sdk.ProspectSummary(

@@ -1,0 +1,179 @@
+"""The Python SDK natively: what a plugin author's tests rely on, and the
+parts that must match the Rust SDK exactly (numbers, numeric text,
+evidence texts, byte offsets)."""
+
+import math
+
+import pytest
+
+from stagecoach_plugin import (
+    Activity,
+    Actor,
+    Capability,
+    ChecklistItem,
+    Config,
+    Input,
+    MetricInput,
+    MetricValue,
+    Plugin,
+    PluginError,
+    Prospect,
+    ProspectSummary,
+    Verdict,
+    num,
+)
+from stagecoach_plugin._pool import Pool
+
+
+@pytest.mark.parametrize(
+    "n, text",
+    [
+        # What Rust's `Num` (its `Display` for f64) writes for each.
+        (120, "120"),
+        (120.0, "120"),
+        (0.25, "0.25"),
+        (12.5, "12.5"),
+        (-3, "-3"),
+        (-0.0, "0"),
+        (1e-7, "0.0000001"),
+        (-1.5e-10, "-0.00000000015"),
+        (1e15, "1000000000000000"),
+        (2.5e16, "25000000000000000"),
+        (1e21, "1000000000000000000000"),
+        (123456789012345.6, "123456789012345.6"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (math.nan, "NaN"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+    ],
+)
+def test_numbers_are_written_as_the_rust_sdk_writes_them(n, text):
+    assert num(n) == text
+
+
+def test_numeric_text_is_read_as_rust_reads_it():
+    p = Prospect("s", fields={"a": " 75 ", "b": "1_000", "c": "inf", "d": "", "e": "١٢", "f": "1e3", "g": True})
+    assert p.number("a") == 75
+    assert p.number("b") is None
+    assert p.number("c") == math.inf
+    assert p.number("d") is None
+    assert p.number("e") is None
+    assert p.number("f") == 1000
+    assert p.number("g") is None
+    assert p.text("a") == " 75 " and p.text("g") is None
+    assert p.yes("g") and not p.has_field("d") and p.has_field("a")
+
+
+def test_activity_views():
+    p = (
+        Prospect("research")
+        .entered_stage_at(100)
+        .with_action("replied", 50)
+        .with_activity("replied", Actor.REP, 150)
+        .with_action("replied", 200)
+        .with_activity("demo", Actor.PROSPECT, 200, {"minutes": 30, "by": "Zoë"})
+        .with_activity("demo", Actor.PROSPECT, 200, {"minutes": 45})
+    )
+    assert p.did("replied") and not p.did("call")
+    assert p.count("replied") == 3
+    assert p.count_since_stage_entry("replied") == 2
+    # The last of equally late ones, as Rust's max_by_key.
+    assert p.last("demo").datum("minutes") == 45
+    assert p.last("demo").data() == [("minutes", 45.0)]
+    assert p.days_in_stage(100 + 86_400_000 * 3) == 3
+    only_rep = Prospect("s").with_activity("replied", Actor.REP, 1)
+    assert only_rep.has_activity("replied") and not only_rep.did("replied")
+
+
+def test_config_reads_typed_entries():
+    c = Config({"min": 5, "list": " saas, ,fintech ", "on": True, "text": "5"})
+    assert c.number("min") == 5.0
+    assert c.number("text") is None  # as in Rust: config numbers are numbers
+    assert c.items("list") == ["saas", "fintech"] == c.list("list")
+    assert c.items("missing") == [] and c.items("min") == []
+    assert c.boolean("on") is True and c.boolean("min") is None
+    with pytest.raises(TypeError):
+        Config({"bad": [1, 2]})
+
+
+def test_checklist_items_say_what_the_rust_ones_say():
+    p = (
+        Prospect("s", fields={"budget": 0, "dm": False, "need": "  ", "date": "fin de T3"})
+        .with_action("met", 5)
+        .with_action("met", 5)
+        .with_activity("shared", Actor.REP, 7)
+    )
+    assert ChecklistItem.field("b", "B", p, "budget").evidence == "`budget`: 0"
+    assert ChecklistItem.field("d", "D", p, "dm").evidence == "`dm` is no"
+    assert not ChecklistItem.field("n", "N", p, "need").done
+    assert ChecklistItem.field("t", "T", p, "date").evidence == "`date`: fin de T3"
+    assert ChecklistItem.prospect_did("m", "M", p, "met").evidence == "`met` recorded (at 5 ms)"
+    assert ChecklistItem.prospect_did("s", "S", p, "shared").evidence == "no `shared` by the prospect yet"
+    assert ChecklistItem.recorded("s", "S", p, "shared").evidence == "`shared` recorded (at 7 ms)"
+    either = ChecklistItem.either(
+        ChecklistItem.field("x", "X", p, "missing"), ChecklistItem.prospect_did("y", "Y", p, "met")
+    )
+    assert (either.id, either.label, either.done) == ("x", "X", True)
+
+
+def test_spans_are_utf8_byte_offsets():
+    text = "Zoë 🚀 café" + "budget"
+    raw = text.encode()
+
+    class Span:
+        def __init__(self, s):
+            self.start = raw.index(s.encode())
+            self.len = len(s.encode())
+
+    class Text:
+        def __init__(self, s):
+            self.value = Span(s)
+
+    class Number:
+        def __init__(self, n):
+            self.value = n
+
+    class Entry:
+        def __init__(self, name, value):
+            self.name, self.value = Span(name), value
+
+    class Range:
+        start, len = 0, 2
+
+    entries = [Entry("café", Text("🚀")), Entry("budget", Number(5.0))]
+    pool = Pool(text, entries, lambda v: isinstance(v, Text))
+    assert pool.get(Span("Zoë")) == "Zoë"
+    assert pool.get(Span("🚀")) == "🚀"
+    assert pool.get(Span("café")) == "café"
+    assert pool.run(Range()) == [("café", "🚀"), ("budget", 5.0)]
+    ascii_pool = Pool("a budget", [], lambda v: False)
+    whole = Span("Zoë")
+    whole.start, whole.len = 2, 6
+    assert ascii_pool.raw is None and ascii_pool.get(whole) == "budget"
+
+
+def test_a_plugin_provides_what_it_implements():
+    class Both(Plugin):
+        name = "both"
+
+        def evaluate(self, input):
+            return Verdict(True, "ok")
+
+        def checklist(self, input):
+            return []
+
+    assert Both.capabilities() == (Capability.CRITERION, Capability.CHECKLIST)
+    with pytest.raises(PluginError, match="`both` does not provide a metric"):
+        Both().metric(MetricInput())
+
+    class Metric(Plugin):
+        name = "count"
+
+        def metric(self, input):
+            return [MetricValue("open", "", sum(1 for p in input.prospects() if p.status == "open"))]
+
+    m = MetricInput(prospects=[ProspectSummary(1, "s"), ProspectSummary(2, "s", status="won")])
+    assert Metric().metric(m) == [MetricValue("open", "", 1)]
+    assert Metric.capabilities() == (Capability.METRIC,)
+    assert Input(Prospect("s")).config.entries() == []
+    assert Activity("k").actor is Actor.PROSPECT
