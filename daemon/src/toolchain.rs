@@ -77,6 +77,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../plugin-sdk/python/src/stagecoach_plugin/_component.py"),
     ),
     (
+        "python/stagecoach_plugin/_pool.py",
+        include_str!("../../plugin-sdk/python/src/stagecoach_plugin/_pool.py"),
+    ),
+    (
         "js/package.json",
         include_str!("../../plugin-sdk/js/package.json"),
     ),
@@ -87,6 +91,10 @@ const SDK_FILES: &[(&str, &str)] = &[
     (
         "js/src/component.ts",
         include_str!("../../plugin-sdk/js/src/component.ts"),
+    ),
+    (
+        "js/src/pool.ts",
+        include_str!("../../plugin-sdk/js/src/pool.ts"),
     ),
     (
         "js/wit-types/stagecoach-plugin.d.ts",
@@ -696,5 +704,57 @@ fn collect_js_tests(dir: &Path, out: &mut Vec<PathBuf>) {
         {
             out.push(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every source file of the SDKs travels in the binary: one left out
+    /// would build plugins whose imports fail inside the daemon.
+    #[test]
+    fn the_binary_carries_every_sdk_source_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
+        for (dir, prefix, ext) in [
+            (
+                "python/src/stagecoach_plugin",
+                "python/stagecoach_plugin",
+                "py",
+            ),
+            ("js/src", "js/src", "ts"),
+            ("wit", "wit", "wit"),
+        ] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = e.unwrap().path();
+                if path.extension().is_some_and(|x| x == ext) {
+                    let name = format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy());
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    assert!(
+                        SDK_FILES.iter().any(|(p, t)| *p == name && *t == text),
+                        "`{name}` is not in SDK_FILES"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_directory_says_its_language() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        assert_eq!(Language::of(&root.join("plugins/bant")), Ok(Language::Rust));
+        assert_eq!(
+            Language::of(&root.join("plugins/bant-py")),
+            Ok(Language::Python)
+        );
+        assert_eq!(
+            Language::of(&root.join("plugins/bant-ts")),
+            Ok(Language::Js)
+        );
+        let err = Language::of(&root.join("docs")).unwrap_err();
+        assert!(
+            err.contains("no Cargo.toml, pyproject.toml or package.json"),
+            "{err}"
+        );
     }
 }
