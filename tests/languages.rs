@@ -194,6 +194,7 @@ fn the_same_rules_in_rust_python_and_typescript_give_the_same_answers() {
 
     // plugins.list says what runs each one, with its runtime's limits.
     let list = c.ok("plugins.list", json!({}));
+    let table = String::from_utf8(d.cli(&["plugins", "list"]).stdout).unwrap();
     let by_name = |name: &str| {
         list["plugins"]
             .as_array()
@@ -212,6 +213,13 @@ fn the_same_rules_in_rust_python_and_typescript_give_the_same_answers() {
     ] {
         let p = by_name(name);
         assert_eq!(p["runtime"], runtime, "{p}");
+        // The command line's table says the same.
+        let row = table
+            .lines()
+            .find(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from:\n{table}"));
+        assert!(row.contains(&format!(" {runtime} ")), "{row}");
+        assert!(row.contains(&format!(" {fuel} ")), "{row}");
         assert_eq!(p["limits"]["fuel"], fuel, "{p}");
         assert_eq!(p["limits"]["memory_mib"], memory, "{p}");
         // Only the empty config fails, the same in every language.

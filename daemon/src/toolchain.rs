@@ -267,24 +267,34 @@ impl Toolchains {
 }
 
 /// What a build of the plugin in `dir` depends on: its files (not
-/// `node_modules`, caches or dot-directories), the SDK and the toolchain's
-/// versions. componentize-py's output differs from run to run (its snapshot
+/// `node_modules`, `target`, caches, dot-directories, built components or
+/// `skip`: the output and toolchain directories), the SDK and the
+/// toolchain's versions. componentize-py's output differs from run to run (its snapshot
 /// holds build-time randomness), and each new output means compiling it
 /// again in the daemon (~30 s for CPython): an unchanged plugin is not
 /// rebuilt.
-fn fingerprint(dir: &Path, sdk: &Path, toolchain: &[&str]) -> Result<String, String> {
-    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), String> {
+fn fingerprint(
+    dir: &Path,
+    sdk: &Path,
+    toolchain: &[&str],
+    skip: &[&Path],
+) -> Result<String, String> {
+    fn walk(dir: &Path, skip: &[&Path], files: &mut Vec<PathBuf>) -> Result<(), String> {
         let entries =
             std::fs::read_dir(dir).map_err(|e| format!("cannot list `{}`: {e}", dir.display()))?;
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let path = e.path();
             let kind = e.file_type().map_err(|e| e.to_string())?;
-            if name.starts_with('.') || name == "node_modules" || name == "__pycache__" {
+            if name.starts_with('.')
+                || ["node_modules", "__pycache__", "target"].contains(&name.as_str())
+                || name.ends_with(".wasm")
+                || skip.contains(&path.as_path())
+            {
                 continue;
             }
             if kind.is_dir() {
-                walk(&path, files)?;
+                walk(&path, skip, files)?;
             } else if kind.is_file() {
                 files.push(path);
             }
@@ -292,7 +302,7 @@ fn fingerprint(dir: &Path, sdk: &Path, toolchain: &[&str]) -> Result<String, Str
         Ok(())
     }
     let mut files = Vec::new();
-    walk(dir, &mut files)?;
+    walk(dir, skip, &mut files)?;
     files.sort();
     let mut h = blake3::Hasher::new();
     h.update(sdk.to_string_lossy().as_bytes());
@@ -495,7 +505,8 @@ pub fn build_python(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, 
     let dir = absolute(dir)?;
     let (name, module) = python_manifest(&dir)?;
     let sdk = tc.sdk()?;
-    let inputs = fingerprint(&dir, &sdk, PYTHON_PACKAGES)?;
+    let out_dir = absolute(out)?;
+    let inputs = fingerprint(&dir, &sdk, PYTHON_PACKAGES, &[&out_dir, &tc.root])?;
     if let Some(dest) = tc.reuse(&inputs, &name, out)? {
         return Ok(dest);
     }
@@ -565,7 +576,8 @@ pub fn build_js(dir: &Path, out: &Path, tc: &Toolchains) -> Result<PathBuf, Stri
     let dir = absolute(dir)?;
     let (name, main) = js_manifest(&dir)?;
     let sdk = tc.sdk()?;
-    let inputs = fingerprint(&dir, &sdk, NPM_PACKAGES)?;
+    let out_dir = absolute(out)?;
+    let inputs = fingerprint(&dir, &sdk, NPM_PACKAGES, &[&out_dir, &tc.root])?;
     if let Some(dest) = tc.reuse(&inputs, &name, out)? {
         return Ok(dest);
     }
