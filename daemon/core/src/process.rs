@@ -359,7 +359,7 @@ fn validate(raw: RawFile, at: &Locator<'_>) -> Result<Process, InvalidProcess> {
         plugins.push(PluginDecl {
             name,
             path: rp.path,
-            set,
+            limits_set: set,
             limits: stagecoach_types::api::results::Limits {
                 fuel: rp.fuel.unwrap_or(defaults.fuel),
                 memory_mib: rp

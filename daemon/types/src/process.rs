@@ -83,9 +83,10 @@ pub struct PluginDecl {
     /// Limits per call (compiled plugins' defaults where the file is
     /// silent: see [`PluginDecl::limits_for`]).
     pub limits: Limits,
-    /// Which of fuel, memory and time the file sets itself.
-    #[serde(skip)]
-    pub set: SetLimits,
+    /// Which of fuel, memory and time the file sets itself (the others
+    /// follow the plugin's runtime).
+    #[serde(default, skip_serializing_if = "SetLimits::is_empty")]
+    pub limits_set: SetLimits,
     /// Default config, under each criterion's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<(String, FieldValue)>,
@@ -96,7 +97,8 @@ pub struct PluginDecl {
 
 /// Which per-call limits a `[[plugins]]` entry sets itself; the others
 /// follow the plugin's runtime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SetLimits {
     /// `fuel`.
     pub fuel: bool,
@@ -106,23 +108,30 @@ pub struct SetLimits {
     pub timeout_ms: bool,
 }
 
+impl SetLimits {
+    /// True when the file sets none of them.
+    pub fn is_empty(&self) -> bool {
+        !(self.fuel || self.memory_mib || self.timeout_ms)
+    }
+}
+
 impl PluginDecl {
     /// The limits for this plugin on `runtime`: what the file sets, and
     /// the runtime's defaults for the rest.
     pub fn limits_for(&self, runtime: crate::api::results::Runtime) -> Limits {
         let defaults = runtime.default_limits();
         Limits {
-            fuel: if self.set.fuel {
+            fuel: if self.limits_set.fuel {
                 self.limits.fuel
             } else {
                 defaults.fuel
             },
-            memory_mib: if self.set.memory_mib {
+            memory_mib: if self.limits_set.memory_mib {
                 self.limits.memory_mib
             } else {
                 defaults.memory_mib
             },
-            timeout_ms: if self.set.timeout_ms {
+            timeout_ms: if self.limits_set.timeout_ms {
                 self.limits.timeout_ms
             } else {
                 defaults.timeout_ms
