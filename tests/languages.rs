@@ -312,3 +312,41 @@ fn hostile_python_and_typescript_plugins_fail_closed_and_the_daemon_keeps_servin
     assert!(log.contains("to stderr"), "{log}");
     c.ok("daemon.status", json!({}));
 }
+
+#[test]
+fn interpreted_checklists_over_300_activities_pass_within_their_runtime_defaults() {
+    let d = Daemon::start_with(&three_language_process());
+    let mut c = d.client();
+    let id = create(
+        &mut c,
+        "Busy",
+        json!({ "stage": "bant", "fields": { "budget": 50000 }, "at": "2026-01-01T00:00:00Z" }),
+    );
+    let kinds = ["replied", "email_sent", "meeting_held", "requirements_shared"];
+    for i in 0..300 {
+        c.ok(
+            "activity.record",
+            json!({
+                "prospect": id,
+                "kind": kinds[i % kinds.len()],
+                "actor": if i % 3 == 0 { "rep" } else { "prospect" },
+                "at": format!("2026-01-{:02}T{:02}:00:00Z", 2 + i / 24, i % 24),
+                "data": { "note": format!("café {i}") },
+            }),
+        );
+    }
+    let p = c.ok("prospect.get", json!({ "id": id }));
+    let lists = p["checklists"].as_array().unwrap();
+    assert_eq!(lists.len(), 3, "{p}");
+    assert_eq!(
+        lists[0]["items"][2]["evidence"],
+        "`requirements_shared` recorded (at 1768388400000 ms)",
+        "the Rust BANT: {p}"
+    );
+    assert_eq!(lists[1]["items"], lists[0]["items"], "Python's BANT: {p}");
+    assert_eq!(lists[2]["items"], lists[0]["items"], "TypeScript's BANT: {p}");
+    let list = c.ok("plugins.list", json!({}));
+    for p in list["plugins"].as_array().unwrap() {
+        assert_eq!(p["failures"], 0, "within its runtime's defaults: {p}");
+    }
+}

@@ -23,6 +23,7 @@ pub fn bench_prospects(default: u64) -> u64 {
 /// The daemon binary benchmarked: this build's, or another build's given as
 /// `STAGECOACH_BENCH_BIN` (to compare two versions in one session,
 /// interleaving runs of each).
+#[allow(dead_code)] // not every benchmark starts a daemon
 pub fn daemon_binary() -> std::path::PathBuf {
     std::env::var_os("STAGECOACH_BENCH_BIN")
         .map(std::path::PathBuf::from)
@@ -40,6 +41,7 @@ pub struct BenchDaemon {
 impl BenchDaemon {
     /// Starts the daemon with `extra` serve flags and returns it with a
     /// connection once its socket answers.
+    #[allow(dead_code)] // not every benchmark starts a daemon
     pub fn start(dir: &Path, process: &str, extra: &[&str]) -> (BenchDaemon, UnixStream) {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("process.toml"), process).unwrap();
