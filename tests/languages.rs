@@ -322,7 +322,12 @@ fn interpreted_checklists_over_300_activities_pass_within_their_runtime_defaults
         "Busy",
         json!({ "stage": "bant", "fields": { "budget": 50000 }, "at": "2026-01-01T00:00:00Z" }),
     );
-    let kinds = ["replied", "email_sent", "meeting_held", "requirements_shared"];
+    let kinds = [
+        "replied",
+        "email_sent",
+        "meeting_held",
+        "requirements_shared",
+    ];
     for i in 0..300 {
         c.ok(
             "activity.record",
@@ -339,12 +344,14 @@ fn interpreted_checklists_over_300_activities_pass_within_their_runtime_defaults
     let lists = p["checklists"].as_array().unwrap();
     assert_eq!(lists.len(), 3, "{p}");
     assert_eq!(
-        lists[0]["items"][2]["evidence"],
-        "`requirements_shared` recorded (at 1768388400000 ms)",
+        lists[0]["items"][2]["evidence"], "`requirements_shared` recorded (at 1768388400000 ms)",
         "the Rust BANT: {p}"
     );
     assert_eq!(lists[1]["items"], lists[0]["items"], "Python's BANT: {p}");
-    assert_eq!(lists[2]["items"], lists[0]["items"], "TypeScript's BANT: {p}");
+    assert_eq!(
+        lists[2]["items"], lists[0]["items"],
+        "TypeScript's BANT: {p}"
+    );
     let list = c.ok("plugins.list", json!({}));
     for p in list["plugins"].as_array().unwrap() {
         assert_eq!(p["failures"], 0, "within its runtime's defaults: {p}");

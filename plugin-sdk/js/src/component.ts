@@ -97,7 +97,9 @@ function input(raw: wit.Input): Input {
   // Activities become views only when the plugin asks for them.
   prospect.activities_ = undefined;
   prospect.load_ = () =>
-    p.activities.map((a) => new Activity(pool.get(a.kind), a.actor, n(a.at), pool.run(a.data)));
+    p.activities.map(
+      (a) => new Activity(pool.get(a.kind), a.actor, n(a.at), () => pool.run(a.data)),
+    );
   return new Input(prospect, n(raw.now), Config.of_(pool.run(raw.config)));
 }
 

@@ -142,7 +142,9 @@ export function log(level: Level, message: string): void {
 /** One entry of a prospect's activity log. */
 export class Activity {
   /** @internal */
-  data_: Entries;
+  data_: Entries | undefined;
+  /** @internal Reads the data on first use, inside the daemon. */
+  load_?: () => Entries;
   constructor(
     /** What happened (`replied`, `demo_attended`, ...). */
     public kind: string,
@@ -150,19 +152,27 @@ export class Activity {
     public actor: Actor = "prospect",
     /** When, in UTC milliseconds. */
     public at: number = 0,
-    data?: Record<string, Value> | Entries,
+    data?: Record<string, Value> | Entries | (() => Entries),
   ) {
-    this.data_ = Array.isArray(data) ? data : entriesOf(data);
+    if (typeof data === "function") this.load_ = data;
+    else this.data_ = Array.isArray(data) ? data : entriesOf(data);
+  }
+
+  private entries_(): Entries {
+    // Inside the daemon an activity's data is read on first use: most
+    // rules never look at it.
+    if (this.data_ === undefined) this.data_ = this.load_ ? this.load_() : [];
+    return this.data_;
   }
 
   /** A datum of the activity by name. */
   datum(name: string): Value | undefined {
-    return lookup(this.data_, name);
+    return lookup(this.entries_(), name);
   }
 
   /** The activity's data in order. */
   data(): Entries {
-    return [...this.data_];
+    return [...this.entries_()];
   }
 }
 

@@ -171,7 +171,7 @@ def log(level: Level, message: str) -> None:
 class Activity:
     """One entry of a prospect's activity log."""
 
-    __slots__ = ("kind", "actor", "at", "_data")
+    __slots__ = ("kind", "actor", "at", "_data", "_raw")
 
     def __init__(
         self,
@@ -190,14 +190,24 @@ class Activity:
             self._data = [(k, _value(v)) for k, v in data.items()]
         else:
             self._data = list(data or [])
+        self._raw = None
+
+    def _entries(self) -> list[tuple[str, Value]]:
+        if self._data is None:
+            # Inside the daemon an activity's data is read on first use:
+            # most rules never look at it.
+            pool, run = self._raw
+            self._data = pool.run(run)
+            self._raw = None
+        return self._data
 
     def datum(self, name: str) -> Optional[Value]:
         """A datum of the activity by name."""
-        return _lookup(self._data, name)
+        return _lookup(self._entries(), name)
 
     def data(self) -> list[tuple[str, Value]]:
         """The activity's data in order."""
-        return list(self._data)
+        return list(self._entries())
 
     def __repr__(self) -> str:
         return f"Activity({self.kind!r}, {self.actor.value}, at={self.at})"

@@ -88,7 +88,8 @@ def _activities(pool: Pool, raw: list) -> list:
         act.kind = pool.get(a.kind)
         act.actor = sdk.Actor.PROSPECT if a.actor == t.Actor.PROSPECT else sdk.Actor.REP
         act.at = a.at
-        act._data = pool.run(a.data)
+        act._data = None
+        act._raw = (pool, a.data)
         out.append(act)
     return out
 
