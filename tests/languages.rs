@@ -357,3 +357,80 @@ fn interpreted_checklists_over_300_activities_pass_within_their_runtime_defaults
         assert_eq!(p["failures"], 0, "within its runtime's defaults: {p}");
     }
 }
+
+#[test]
+fn a_new_plugin_project_in_each_language_tests_builds_and_runs_outside_the_repository() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = dir.path().join("input.json");
+    std::fs::write(
+        &fixture,
+        r#"{ "config": { "min_employees": 100 }, "prospect": { "stage": "connect", "fields": { "employees": 120 } } }"#,
+    )
+    .unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .current_dir(dir.path())
+            .env(
+                "STAGECOACH_TOOLCHAINS",
+                root.join("target/plugin-toolchains"),
+            )
+            .env(
+                "STAGECOACH_PLUGIN_CACHE",
+                root.join("target/test-plugin-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    for lang in ["rust", "python", "ts"] {
+        let project = dir.path().join(lang);
+        let created = run(&[
+            &os("plugins"),
+            &os("new"),
+            &os("big-enough"),
+            &os("--lang"),
+            &os(lang),
+            &os("--dir"),
+            project.as_os_str(),
+        ]);
+        assert!(created.contains("stagecoach plugins build"), "{created}");
+        run(&[&os("plugins"), &os("test"), project.as_os_str()]);
+        let out = dir.path().join(format!("out-{lang}"));
+        let target = root.join("target/plugin-build");
+        run(&[
+            &os("plugins"),
+            &os("build"),
+            project.as_os_str(),
+            &os("--out"),
+            out.as_os_str(),
+            &os("--target-dir"),
+            target.as_os_str(),
+        ]);
+        let file = out.join("big-enough.wasm");
+        let answer: Value = serde_json::from_str(&run(&[
+            &os("--json"),
+            &os("plugins"),
+            &os("run"),
+            file.as_os_str(),
+            &os("--input"),
+            fixture.as_os_str(),
+            &os("--cache"),
+            root.join("target/test-plugin-cache").as_os_str(),
+        ]))
+        .unwrap();
+        assert_eq!(
+            answer["result"],
+            json!({ "met": true, "reason": "120 employees" }),
+            "{lang}: {answer}"
+        );
+    }
+}

@@ -30,4 +30,5 @@ pub mod demo;
 pub mod history;
 pub mod plugin_build;
 pub mod report;
+pub mod scaffold;
 pub mod toolchain;

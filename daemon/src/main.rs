@@ -161,7 +161,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Plugins(
-                cmd @ (PluginCmd::Build { .. } | PluginCmd::Test { .. } | PluginCmd::Run { .. }),
+                cmd @ (PluginCmd::Build { .. }
+                | PluginCmd::New { .. }
+                | PluginCmd::Test { .. }
+                | PluginCmd::Run { .. }),
             ) => {
                 init_logging(&cli, "warn");
                 plugin_local(cmd, cli.json)

@@ -462,6 +462,18 @@ pub enum PluginCmd {
         #[arg(long, conflicts_with = "compile_cache")]
         no_precompile: bool,
     },
+    /// Start a plugin project anywhere on disk (an exit criterion to edit),
+    /// with a native test; it builds with `plugins build`.
+    New {
+        /// The plugin's name (`big-enough`).
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::scaffold::Lang,
+        /// Where [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run plugins' native tests: `cargo test`, pytest, or node's test
     /// runner (TypeScript through tsx), with the SDK on the path.
     Test {

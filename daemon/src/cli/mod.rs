@@ -53,6 +53,7 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         | Command::Test { .. }
         | Command::Plugins(
             PluginCmd::Build { .. }
+            | PluginCmd::New { .. }
             | PluginCmd::Test { .. }
             | PluginCmd::Run { .. }
             | PluginCmd::CompileWorker { .. },
@@ -661,6 +662,16 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
                     .clone()
                     .unwrap_or_else(|| default_data_dir().join("plugin-cache"));
                 crate::plugin_build::precompile(&built, &cache).map_err(anyhow::Error::msg)?;
+            }
+            Ok(())
+        }
+        PluginCmd::New { name, lang, dir } => {
+            let dir = dir.clone().unwrap_or_else(|| PathBuf::from(name));
+            let next = crate::scaffold::new(name, *lang, &dir).map_err(anyhow::Error::msg)?;
+            println!("created {} in {}", name, dir.display());
+            println!("next:");
+            for line in next {
+                println!("  {line}");
             }
             Ok(())
         }
