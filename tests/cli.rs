@@ -5,7 +5,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, repo_root};
+use crate::support::{Daemon, bin, repo_root};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -301,4 +301,85 @@ fn the_python_example_client_works_against_the_daemon() {
         text.contains("[unmet] Did the prospect attend a connect call?"),
         "{text}"
     );
+}
+
+#[test]
+fn completions_parse_in_the_shell_and_the_manual_renders() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    // bash parses what it would source, and completes our commands.
+    let bash = run(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stagecoach.bash");
+    std::fs::write(&file, &bash).unwrap();
+    let parsed = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(parsed.success(), "bash -n refused the completions");
+    let bash = String::from_utf8(bash).unwrap();
+    for word in ["prospect", "metrics", "plugins", "--socket"] {
+        assert!(
+            bash.contains(word),
+            "{word} missing from the bash completions"
+        );
+    }
+    assert!(
+        String::from_utf8(run(&["completions", "zsh"]))
+            .unwrap()
+            .starts_with("#compdef stagecoach")
+    );
+    assert!(
+        String::from_utf8(run(&["completions", "fish"]))
+            .unwrap()
+            .contains("complete -c stagecoach")
+    );
+
+    // One page per command; groff renders each without a warning.
+    let pages = dir.path().join("man");
+    run(&["man", "--dir", pages.to_str().unwrap()]);
+    let mut names: Vec<String> = std::fs::read_dir(&pages)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for page in [
+        "stagecoach.1",
+        "stagecoach-serve.1",
+        "stagecoach-plugins-new.1",
+        "stagecoach-metrics-flow.1",
+    ] {
+        assert!(
+            names.iter().any(|n| n == page),
+            "{page} missing from {names:?}"
+        );
+    }
+    assert!(
+        String::from_utf8(run(&["man"]))
+            .unwrap()
+            .contains(".TH stagecoach 1")
+    );
+    for name in &names {
+        let out = std::process::Command::new("groff")
+            .args(["-K", "utf8", "-man", "-Tutf8", "-ww", "-z"])
+            .arg(pages.join(name))
+            .output()
+            .expect("groff (Debian: groff-base) renders man pages");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -173,6 +173,24 @@ fn main() -> ExitCode {
                 init_logging(&cli, "warn");
                 discover_local(args, cli.json)
             }
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(*shell, &mut cmd, "stagecoach", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man { dir } => {
+                let cmd = <Cli as clap::CommandFactory>::command();
+                match dir {
+                    Some(dir) => {
+                        std::fs::create_dir_all(dir)?;
+                        clap_mangen::generate_to(cmd, dir)?;
+                        println!("wrote the manual pages to {}", dir.display());
+                    }
+                    // The page lists every command with what it does.
+                    None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+                }
+                Ok(())
+            }
             Command::Lint { file, strict } => {
                 init_logging(&cli, "warn");
                 lint_file(file, *strict, cli.json)

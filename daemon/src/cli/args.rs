@@ -131,6 +131,20 @@ pub enum Command {
         #[arg(long, default_value = "report.html")]
         out: PathBuf,
     },
+    /// Print shell completions (`stagecoach completions bash > /etc/bash_completion.d/stagecoach`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff: `stagecoach man > stagecoach.1`), or
+    /// write one page per command into a directory.
+    Man {
+        /// Write `stagecoach.1` and a `stagecoach-COMMAND.1` for every
+        /// command here (for `/usr/share/man/man1`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Fill the daemon with a realistic demo history (through the normal
     /// write path, criteria enforced).
     Demo {

@@ -49,6 +49,8 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
     };
     let (method, params): (&str, Value) = match &cli.command {
         Command::Serve { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. }
         | Command::Lint { .. }
         | Command::Test { .. }
         | Command::Plugins(

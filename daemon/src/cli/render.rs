@@ -573,7 +573,9 @@ pub(crate) fn render(command: &Command, r: &Value) {
         | Command::Import(_)
         | Command::Export(_)
         | Command::Discover(_)
-        | Command::Report { .. } => {}
+        | Command::Report { .. }
+        | Command::Completions { .. }
+        | Command::Man { .. } => {}
     }
 }
 
