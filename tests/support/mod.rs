@@ -51,25 +51,34 @@ pub fn plugins_dir() -> &'static Path {
             .collect();
         dirs.sort();
         dirs.push(root.join("tests/fixtures/hostile"));
-        let output = Command::new(bin())
-            .args(["plugin", "build", "--out"])
-            .arg(&out)
-            .arg("--target-dir")
-            .arg(root.join("target/plugin-build"))
-            .arg("--compile-cache")
-            .arg(root.join("target/test-plugin-cache"))
-            .args(&dirs)
-            .current_dir(&root)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "building the plugins failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        build_plugins(&out, &dirs);
         out
     })
+}
+
+/// `stagecoach plugins build DIRS --out OUT`, with the test run's target,
+/// toolchain and compiled-plugin directories.
+fn build_plugins(out: &Path, dirs: &[PathBuf]) {
+    let root = repo_root();
+    let output = Command::new(bin())
+        .args(["plugins", "build", "--out"])
+        .arg(out)
+        .arg("--target-dir")
+        .arg(root.join("target/plugin-build"))
+        .arg("--toolchains")
+        .arg(root.join("target/plugin-toolchains"))
+        .arg("--compile-cache")
+        .arg(root.join("target/test-plugin-cache"))
+        .args(dirs)
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building {dirs:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The plugins written in Python and TypeScript (`plugins/*-py`,
@@ -91,23 +100,7 @@ pub fn polyglot_plugins_dir() -> &'static Path {
         dirs.sort();
         dirs.push(root.join("tests/fixtures/hostile-py"));
         dirs.push(root.join("tests/fixtures/hostile-ts"));
-        let output = Command::new(bin())
-            .args(["plugins", "build", "--out"])
-            .arg(&out)
-            .arg("--toolchains")
-            .arg(root.join("target/plugin-toolchains"))
-            .arg("--compile-cache")
-            .arg(root.join("target/test-plugin-cache"))
-            .args(&dirs)
-            .current_dir(&root)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "building the Python and TypeScript plugins failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        build_plugins(&out, &dirs);
         out
     })
 }

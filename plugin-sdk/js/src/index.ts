@@ -190,12 +190,33 @@ export interface ProspectInit {
   activitiesTruncated?: boolean;
 }
 
+/** A prospect's fields, for the views that have them. */
+abstract class HasFields {
+  /** @internal */
+  fields_: Entries = [];
+
+  /** The prospect's fields in order. */
+  fields(): Entries {
+    return [...this.fields_];
+  }
+
+  /** A field by name. */
+  field(name: string): Value | undefined {
+    return lookup(this.fields_, name);
+  }
+
+  /** A field as a number (numeric text counts). */
+  number(name: string): number | undefined {
+    return asNumber(this.field(name));
+  }
+}
+
 /**
  * The prospect being evaluated. Build one for tests with
  * `new Prospect("research", { fields: { employees: 120 } })` and the `with*`
  * methods; inside the daemon the SDK builds it from the host's input.
  */
-export class Prospect {
+export class Prospect extends HasFields {
   id: number;
   name: string;
   company?: string;
@@ -209,13 +230,12 @@ export class Prospect {
   /** True when older activities were left out to respect the input limit. */
   activitiesTruncated: boolean;
   /** @internal */
-  fields_: Entries;
-  /** @internal */
   activities_: Activity[] | undefined;
   /** @internal Makes the activity views on first use, inside the daemon. */
   load_?: () => Activity[];
 
   constructor(stage: string, init: ProspectInit = {}) {
+    super();
     this.stage = stage;
     this.id = init.id ?? 0;
     this.name = init.name ?? "";
@@ -252,20 +272,6 @@ export class Prospect {
     return this;
   }
 
-  /** The prospect's fields in order. */
-  fields(): Entries {
-    return [...this.fields_];
-  }
-
-  /** A field by name. */
-  field(name: string): Value | undefined {
-    return lookup(this.fields_, name);
-  }
-
-  /** A field as a number (numeric text counts). */
-  number(name: string): number | undefined {
-    return asNumber(this.field(name));
-  }
 
   /** A field as text (`undefined` for numbers and yes/no fields). */
   text(name: string): string | undefined {
@@ -491,15 +497,13 @@ export const item = {
 // --- metrics ---------------------------------------------------------------
 
 /** A prospect as a metric plugin sees it. */
-export class ProspectSummary {
+export class ProspectSummary extends HasFields {
   owner?: string;
   status: Status;
   createdAt: number;
   closedAt?: number;
   /** The stage's win probability from `process.toml`, if set. */
   stageProbability?: number;
-  /** @internal */
-  fields_: Entries;
 
   constructor(
     public id: number,
@@ -513,6 +517,7 @@ export class ProspectSummary {
       fields?: Record<string, Value>;
     } = {},
   ) {
+    super();
     this.owner = init.owner;
     this.status = init.status ?? "open";
     this.createdAt = init.createdAt ?? 0;
@@ -521,20 +526,6 @@ export class ProspectSummary {
     this.fields_ = entriesOf(init.fields);
   }
 
-  /** The prospect's fields in order. */
-  fields(): Entries {
-    return [...this.fields_];
-  }
-
-  /** A field by name. */
-  field(name: string): Value | undefined {
-    return lookup(this.fields_, name);
-  }
-
-  /** A field as a number (numeric text counts). */
-  number(name: string): number | undefined {
-    return asNumber(this.field(name));
-  }
 }
 
 /** A stage change. */

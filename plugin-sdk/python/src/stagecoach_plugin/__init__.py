@@ -213,7 +213,25 @@ class Activity:
         return f"Activity({self.kind!r}, {self.actor.value}, at={self.at})"
 
 
-class Prospect:
+class _Fields:
+    """A prospect's fields, for the views that have them."""
+
+    _fields: list[tuple[str, Value]]
+
+    def fields(self) -> list[tuple[str, Value]]:
+        """The prospect's fields in order."""
+        return list(self._fields)
+
+    def field(self, name: str) -> Optional[Value]:
+        """A field by name."""
+        return _lookup(self._fields, name)
+
+    def number(self, name: str) -> Optional[float]:
+        """A field as a number (numeric text counts)."""
+        return _number(self.field(name))
+
+
+class Prospect(_Fields):
     """The prospect being evaluated. Build one for tests with
     ``Prospect("research", fields={"employees": 120})`` and the ``with_*``
     methods; inside the daemon the SDK builds it from the host's input."""
@@ -273,17 +291,6 @@ class Prospect:
 
     # fields
 
-    def fields(self) -> list[tuple[str, Value]]:
-        """The prospect's fields in order."""
-        return list(self._fields)
-
-    def field(self, name: str) -> Optional[Value]:
-        """A field by name."""
-        return _lookup(self._fields, name)
-
-    def number(self, name: str) -> Optional[float]:
-        """A field as a number (numeric text counts)."""
-        return _number(self.field(name))
 
     def text(self, name: str) -> Optional[str]:
         """A field as text (``None`` for numbers and yes/no fields)."""
@@ -507,7 +514,7 @@ class ChecklistItem:
 # --- metrics -----------------------------------------------------------------
 
 
-class ProspectSummary:
+class ProspectSummary(_Fields):
     """A prospect as a metric plugin sees it."""
 
     def __init__(
@@ -532,17 +539,6 @@ class ProspectSummary:
         self.stage_probability = stage_probability
         self._fields = [(k, _value(v)) for k, v in (fields or {}).items()]
 
-    def fields(self) -> list[tuple[str, Value]]:
-        """The prospect's fields in order."""
-        return list(self._fields)
-
-    def field(self, name: str) -> Optional[Value]:
-        """A field by name."""
-        return _lookup(self._fields, name)
-
-    def number(self, name: str) -> Optional[float]:
-        """A field as a number (numeric text counts)."""
-        return _number(self.field(name))
 
 
 class Transition:
