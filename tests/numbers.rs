@@ -156,10 +156,16 @@ fn a_removed_stage_keeps_its_history_in_the_period_it_held_prospects() {
         );
     }
 
-    // A period after the migration has no research row: nothing was there.
+    // A period after the migration (which happened now, at the reload) has
+    // no research row: nothing was there.
+    let tomorrow = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+        .tomorrow()
+        .unwrap();
     let after = c.ok(
         "metrics.flow",
-        json!({ "from": "2026-12-02", "to": PERIOD.1 }),
+        json!({ "from": tomorrow.to_string(), "to": tomorrow.tomorrow().unwrap().to_string() }),
     );
     assert!(
         after["rows"]

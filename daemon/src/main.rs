@@ -29,12 +29,18 @@ fn init_logging(cli: &Cli, default_level: &str) {
     }
 }
 
-async fn shutdown_signal() {
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Installed now, not when the future is first polled (after start-up):
+    // a SIGTERM that arrives while the daemon starts must stop it cleanly,
+    // not kill it (a test saw "exited with signal 15" right after start).
     let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }
 
