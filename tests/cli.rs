@@ -383,3 +383,97 @@ fn completions_parse_in_the_shell_and_the_manual_renders() {
         );
     }
 }
+
+#[test]
+fn status_as_openmetrics_says_what_the_protocol_says() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    for name in ["Ada", "Grace \"the\" admiral"] {
+        let id = crate::support::create(&mut c, name, json!({}));
+        c.ok(
+            "activity.record",
+            json!({ "prospect": id, "kind": "replied", "actor": "prospect" }),
+        );
+    }
+    let text = ok(d.cli(&["status", "--format", "openmetrics"]));
+    let status = c.ok("daemon.status", json!({}));
+    let plugins = c.ok("plugins.list", json!({}));
+
+    // The exposition's shape: families declared once before their samples,
+    // counters sampled as `_total`, info as `_info`, and `# EOF` last.
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let mut families: std::collections::HashMap<String, String> = Default::default();
+    let mut samples: std::collections::HashMap<String, f64> = Default::default();
+    for line in text.lines().filter(|l| *l != "# EOF") {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                families.insert(name.into(), kind.into()).is_none(),
+                "{name} declared twice"
+            );
+            continue;
+        }
+        if let Some(rest) = line
+            .strip_prefix("# HELP ")
+            .or_else(|| line.strip_prefix("# UNIT "))
+        {
+            let name = rest.split(' ').next().unwrap();
+            assert!(families.contains_key(name), "{line} before its TYPE");
+            if line.starts_with("# UNIT ") {
+                assert!(name.ends_with("_seconds"), "{line}");
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        let name = series.split('{').next().unwrap();
+        let family = families
+            .iter()
+            .find(|(f, kind)| {
+                name == match kind.as_str() {
+                    "counter" => format!("{f}_total"),
+                    "info" => format!("{f}_info"),
+                    _ => f.to_string(),
+                }
+            })
+            .unwrap_or_else(|| panic!("{name} belongs to no family declared before it"));
+        assert!(!family.0.is_empty());
+        samples.insert(series.into(), value.parse().unwrap());
+    }
+    // The figures are the protocol's.
+    let writer = &status["writer"];
+    assert_eq!(
+        samples["stagecoach_writer_commits_total"],
+        writer["commits"].as_f64().unwrap()
+    );
+    assert_eq!(
+        samples["stagecoach_writer_requests_total"],
+        writer["requests"].as_f64().unwrap()
+    );
+    assert_eq!(
+        samples["stagecoach_process_version"],
+        status["process"]["version"].as_f64().unwrap()
+    );
+    assert_eq!(samples["stagecoach_prospects"], 2.0);
+    assert_eq!(samples["stagecoach_activities"], 2.0);
+    assert_eq!(samples["stagecoach_process_reload_error"], 0.0);
+    assert_eq!(samples["stagecoach_store_degraded"], 0.0);
+    for p in plugins["plugins"].as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        assert_eq!(
+            samples[&format!("stagecoach_plugin_calls_total{{plugin=\"{name}\"}}")],
+            p["calls"].as_f64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            samples[&format!("stagecoach_plugin_failures_total{{plugin=\"{name}\"}}")],
+            p["failures"].as_f64().unwrap()
+        );
+    }
+    let info = format!(
+        "stagecoach_process_info{{name=\"{}\",version=\"{}\",hash=\"{}\"}}",
+        status["process"]["name"].as_str().unwrap(),
+        status["process"]["version"],
+        status["process"]["hash"].as_str().unwrap()
+    );
+    assert_eq!(samples[&info], 1.0, "{text}");
+}

@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod demo;
 pub mod history;
+pub mod openmetrics;
 pub mod plugin_build;
 pub mod report;
 pub mod scaffold;

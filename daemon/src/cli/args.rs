@@ -103,7 +103,12 @@ pub enum Command {
         compile_memory_mib: u64,
     },
     /// Show what the daemon is running and how it is doing.
-    Status,
+    Status {
+        /// `text`, or `openmetrics` for scrapers and node_exporter's
+        /// textfile collector.
+        #[arg(long, value_enum, default_value = "text")]
+        format: StatusFormat,
+    },
     /// The process definition.
     #[command(subcommand)]
     Process(ProcessCmd),
@@ -542,6 +547,15 @@ pub enum PluginCmd {
     },
     /// List the daemon's loaded plugins with calls, failures and mean time.
     List,
+}
+
+/// `status --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// For people.
+    Text,
+    /// The OpenMetrics text format.
+    Openmetrics,
 }
 
 /// A plugin's language, for `plugins build --language`.

@@ -156,7 +156,19 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             return Ok(());
         }
         Command::Watch => return watch(client, cli.json).await,
-        Command::Status => typed::<methods::DaemonStatus>(params::NoParams {}),
+        Command::Status {
+            format: args::StatusFormat::Openmetrics,
+        } => {
+            let status = client
+                .request::<methods::DaemonStatus>(&params::NoParams {})
+                .await?;
+            let plugins = client
+                .request::<methods::PluginsList>(&params::NoParams {})
+                .await?;
+            print!("{}", crate::openmetrics::render(&status, &plugins));
+            return Ok(());
+        }
+        Command::Status { .. } => typed::<methods::DaemonStatus>(params::NoParams {}),
         Command::Process(ProcessCmd::Show { version, .. }) => {
             typed::<methods::ProcessGet>(params::ProcessGet { version: *version })
         }

@@ -60,7 +60,7 @@ fn render_moves(moves: &[Transition]) {
 
 pub(crate) fn render(command: &Command, r: &Value) {
     match command {
-        Command::Status => {
+        Command::Status { .. } => {
             let Some(r) = parsed::<DaemonStatus>(r) else {
                 return;
             };
