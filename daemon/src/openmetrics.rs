@@ -69,15 +69,23 @@ impl Out {
 /// The exposition for one daemon.
 pub fn render(status: &DaemonStatus, plugins: &Plugins) -> String {
     let mut o = Out(String::new());
-    o.family("stagecoach_build", "info", None, "The daemon's build.");
+    // Gauges named `_info` rather than the `info` type: node_exporter's
+    // textfile collector (Prometheus's text parser) knows no `info` type,
+    // and both formats read these.
+    o.family(
+        "stagecoach_build_info",
+        "gauge",
+        None,
+        "The daemon's build.",
+    );
     o.sample(
         "stagecoach_build_info",
         &[("version", &status.daemon_version)],
         1.0,
     );
     o.family(
-        "stagecoach_process",
-        "info",
+        "stagecoach_process_info",
+        "gauge",
         None,
         "The process in force (name, version, file hash).",
     );
