@@ -371,3 +371,64 @@ fn subscribers_receive_prospect_moved() {
     assert_eq!(moved["transition"]["to"], "connect");
     assert_eq!(moved["transition"]["kind"], "advanced");
 }
+
+/// The next notification that is not a watchdog ping (within 20 s).
+fn next_news(next: &mut impl FnMut() -> String) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = next();
+        if m != "WATCHDOG=1" {
+            return m;
+        }
+        assert!(std::time::Instant::now() < deadline, "only watchdog pings");
+    }
+}
+
+/// What a `Type=notify` systemd unit hears from the daemon, in order.
+#[test]
+fn systemd_hears_ready_watchdog_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let mut d = Daemon::prepare(&crate::support::default_process());
+    let notify = d.dir.path().join("notify.sock");
+    let listener = UnixDatagram::bind(&notify).unwrap();
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    d.env = vec![
+        ("NOTIFY_SOCKET".into(), notify.display().to_string()),
+        // WatchdogSec=0.4: a ping every 0.2 s.
+        ("WATCHDOG_USEC".into(), "400000".into()),
+    ];
+    d.spawn(&[]);
+    let mut buf = [0u8; 4096];
+    let mut next = || {
+        let n = listener.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).trim_end().to_string()
+    };
+    // Ready once the socket accepts (the daemon answered before `spawn`
+    // returned), with the version in force.
+    let first = next();
+    assert!(first.contains("READY=1"), "{first}");
+    assert!(
+        first.contains("STATUS=serving Default B2B process (version 1)"),
+        "{first}"
+    );
+    assert_eq!(next(), "WATCHDOG=1");
+    // A saved edit: reloading, then ready with the new version.
+    let text = std::fs::read_to_string(&d.process).unwrap().replacen(
+        "stall_after_days = 14",
+        "stall_after_days = 15",
+        1,
+    );
+    std::fs::write(&d.process, text).unwrap();
+    let reloading = next_news(&mut next);
+    assert!(reloading.starts_with("RELOADING=1"), "{reloading}");
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let ready = next_news(&mut next);
+    assert!(ready.contains("READY=1"), "{ready}");
+    assert!(ready.contains("(version 2)"), "{ready}");
+    // Stopping on SIGTERM.
+    d.stop();
+    let stopping = next_news(&mut next);
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
+}

@@ -112,6 +112,8 @@ pub struct Daemon {
     pub process: PathBuf,
     child: Option<Child>,
     log: PathBuf,
+    /// Extra environment for the daemon process (set before `spawn`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -144,6 +146,7 @@ impl Daemon {
             process,
             dir,
             child: None,
+            env: Vec::new(),
         }
     }
 
@@ -168,6 +171,7 @@ impl Daemon {
                 repo_root().join("target/test-plugin-cache"),
             )
             .env_remove("STAGECOACH_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         cmd

@@ -14,6 +14,7 @@ pub mod ahead;
 pub mod context;
 pub mod files;
 pub mod live;
+pub mod notify;
 pub mod rpc;
 pub mod server;
 pub mod watch;

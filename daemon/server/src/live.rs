@@ -58,9 +58,18 @@ pub fn whole_file_error(file: &str, message: String, hint: Option<String>) -> In
 /// Reads the process file and, if it changed and validates, makes it the
 /// next version. Publishes `process.reloaded` or `process.rejected`.
 pub async fn reload(ctx: &Arc<Ctx>) -> Reload {
+    crate::notify::reloading();
     let outcome = read_and_apply(ctx).await;
     publish(ctx, &outcome);
+    ready_again(ctx);
     outcome
+}
+
+/// Tells systemd the daemon is ready again, with whichever version is in
+/// force now (a refused edit leaves the previous one).
+fn ready_again(ctx: &Ctx) {
+    let active = ctx.process.read().expect("process").clone();
+    crate::notify::ready(&active.process.name, active.version);
 }
 
 /// Reads the file and applies it if it changed and validates; publishes nothing.
@@ -649,6 +658,7 @@ pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
             continue;
         }
         // A delete-and-recreate save can leave the file briefly missing.
+        crate::notify::reloading();
         if !Path::new(&path).exists() {
             tokio::time::sleep(DEBOUNCE * 4).await;
         }
@@ -663,6 +673,7 @@ pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
             }
         }
         publish(&ctx, &outcome);
+        ready_again(&ctx);
         // The new version may use other plugin files.
         let now_watched = watched_files(&ctx);
         if now_watched != files {

@@ -298,6 +298,22 @@ pub async fn run(
         tracker.spawn(crate::live::watch_process(ctx.clone(), token.clone()));
     }
     tracker.spawn(trim_memory(token.clone()));
+    {
+        let active = ctx.process.read().expect("process").clone();
+        crate::notify::ready(&active.process.name, active.version);
+    }
+    if let Some(every) = crate::notify::watchdog_interval() {
+        let token = token.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => crate::notify::watchdog(),
+                }
+            }
+        });
+    }
     // A descriptor kept in reserve: when the daemon runs out, it is given
     // up to accept the connection waiting, tell the client, and close it.
     let mut reserve = std::fs::File::open("/dev/null").ok();
@@ -324,6 +340,7 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down: finishing requests in flight");
+    crate::notify::stopping();
     drop(listener);
     token.cancel();
     tracker.close();
