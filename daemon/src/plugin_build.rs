@@ -277,7 +277,7 @@ pub enum FixtureResult {
 /// The limits `plugin run` was given; the rest are the daemon's defaults
 /// for the plugin's runtime.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SetLimits {
+pub struct RunLimits {
     /// Fuel per call.
     pub fuel: Option<u64>,
     /// Memory per call, MiB.
@@ -291,7 +291,7 @@ pub fn run_fixture(
     file: &Path,
     fixture: &Path,
     call: Option<Call>,
-    set: SetLimits,
+    set: RunLimits,
     cache: &Path,
 ) -> Result<FixtureRun, String> {
     let bytes =

@@ -321,16 +321,8 @@ mod tests {
     #[test]
     fn the_vendored_rust_sdk_is_the_sdk() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
-        for dir in ["src", "wit"] {
-            for e in std::fs::read_dir(root.join(dir)).unwrap() {
-                let path = e.unwrap().path();
-                let name = format!("{dir}/{}", path.file_name().unwrap().to_string_lossy());
-                let text = std::fs::read_to_string(&path).unwrap();
-                assert!(
-                    RUST_SDK.iter().any(|(p, t)| *p == name && *t == text),
-                    "`{name}` is not vendored"
-                );
-            }
+        for (dir, ext) in [("src", "rs"), ("wit", "wit")] {
+            crate::toolchain::tests::assert_carried(RUST_SDK, &root.join(dir), dir, ext);
         }
     }
 

@@ -720,8 +720,24 @@ fn collect_js_tests(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Asserts that every file ending in `ext` in `dir` is in `table`
+    /// under `prefix/NAME`, with the same text.
+    pub(crate) fn assert_carried(table: &[(&str, &str)], dir: &Path, prefix: &str, ext: &str) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_some_and(|x| x == ext) {
+                let name = format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy());
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(
+                    table.iter().any(|(p, t)| *p == name && *t == text),
+                    "`{name}` is not carried (or differs)"
+                );
+            }
+        }
+    }
 
     /// Every source file of the SDKs travels in the binary: one left out
     /// would build plugins whose imports fail inside the daemon.
@@ -737,17 +753,7 @@ mod tests {
             ("js/src", "js/src", "ts"),
             ("wit", "wit", "wit"),
         ] {
-            for e in std::fs::read_dir(root.join(dir)).unwrap() {
-                let path = e.unwrap().path();
-                if path.extension().is_some_and(|x| x == ext) {
-                    let name = format!("{prefix}/{}", path.file_name().unwrap().to_string_lossy());
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    assert!(
-                        SDK_FILES.iter().any(|(p, t)| *p == name && *t == text),
-                        "`{name}` is not in SDK_FILES"
-                    );
-                }
-            }
+            assert_carried(SDK_FILES, &root.join(dir), prefix, ext);
         }
     }
 

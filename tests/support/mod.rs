@@ -44,16 +44,22 @@ pub fn plugins_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let root = repo_root();
         let out = root.join("target/test-plugins");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("Cargo.toml").exists())
-            .collect();
-        dirs.sort();
+        let mut dirs = plugin_dirs(&["Cargo.toml"]);
         dirs.push(root.join("tests/fixtures/hostile"));
         build_plugins(&out, &dirs);
         out
     })
+}
+
+/// The directories under `plugins/` with one of these manifests, sorted.
+fn plugin_dirs(manifests: &[&str]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo_root().join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| manifests.iter().any(|m| p.join(m).exists()))
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 /// `stagecoach plugins build DIRS --out OUT`, with the test run's target,
@@ -92,12 +98,7 @@ pub fn polyglot_plugins_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let root = repo_root();
         let out = root.join("target/test-plugins");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.join("pyproject.toml").exists() || p.join("package.json").exists())
-            .collect();
-        dirs.sort();
+        let mut dirs = plugin_dirs(&["pyproject.toml", "package.json"]);
         dirs.push(root.join("tests/fixtures/hostile-py"));
         dirs.push(root.join("tests/fixtures/hostile-ts"));
         build_plugins(&out, &dirs);

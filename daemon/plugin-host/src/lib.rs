@@ -77,23 +77,27 @@ pub use stagecoach_types::api::results::{Capability, Limits, PluginInfo, Runtime
 pub const RUNTIME_SECTION: &str = "stagecoach:runtime";
 
 /// The runtime a component says it carries (compiled when it says none).
-/// Only the component's own top-level sections are read, not its modules.
+/// Only the component's own top-level sections are looked at, each skipped
+/// by its size: its modules (CPython is most of 18 MiB) are not parsed.
 pub fn runtime_of(bytes: &[u8]) -> Runtime {
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(wasmparser::Payload::Version { .. }) => depth += 1,
-            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
-            Ok(wasmparser::Payload::CustomSection(c))
-                if depth == 1 && c.name() == RUNTIME_SECTION =>
-            {
-                return Runtime::from_section(c.data());
+    fn scan(bytes: &[u8]) -> wasmparser::Result<Option<Runtime>> {
+        let mut r = wasmparser::BinaryReader::new(bytes, 0);
+        r.read_bytes(8)?; // magic and version
+        while !r.eof() {
+            let id = r.read_u8()?;
+            let size = r.read_var_u32()? as usize;
+            let body = r.read_bytes(size)?;
+            if id == 0 {
+                let mut custom = wasmparser::BinaryReader::new(body, 0);
+                if custom.read_string()? == RUNTIME_SECTION {
+                    let data = custom.read_bytes(custom.bytes_remaining())?;
+                    return Ok(Some(Runtime::from_section(data)));
+                }
             }
-            Ok(_) => {}
-            Err(_) => break,
         }
+        Ok(None)
     }
-    Runtime::Compiled
+    scan(bytes).ok().flatten().unwrap_or(Runtime::Compiled)
 }
 
 /// Why a plugin could not be loaded.

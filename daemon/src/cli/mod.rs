@@ -713,7 +713,7 @@ pub fn plugin_local(cmd: &PluginCmd, as_json: bool) -> Result<()> {
             timeout_ms,
             cache,
         } => {
-            let set = crate::plugin_build::SetLimits {
+            let set = crate::plugin_build::RunLimits {
                 fuel: *fuel,
                 memory_mib: *memory_mib,
                 timeout_ms: *timeout_ms,

@@ -1074,8 +1074,8 @@ impl Runtime {
     /// `process.toml` does not set them. An interpreter converts the whole
     /// input into its own objects before the plugin's code runs and
     /// interprets every step after. Measured on BANT over 300 activities
-    /// (`stagecoach plugins run`): Rust 0.26M fuel, CPython 35M (and a
-    /// 13 MiB heap), QuickJS 73M, each ~25 ms; the defaults leave room for
+    /// (`stagecoach plugins run`): Rust 0.26M fuel, CPython 28.5M (and a
+    /// 13 MiB heap), QuickJS 45.2M, each ~20 ms; the defaults leave room for
     /// the largest input the host sends (`max_input_kib`).
     pub fn default_limits(self) -> Limits {
         let compiled = Limits::default();
