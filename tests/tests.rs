@@ -3,6 +3,7 @@
 
 mod support;
 
+mod analytics;
 mod bounds;
 mod cli;
 mod client;

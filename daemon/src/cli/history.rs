@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -103,13 +103,15 @@ pub struct ImportArgs {
 /// `stagecoach export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// What to export.
+    /// What to export (with `--format parquet`, none: all three into the
+    /// `--out` directory; with `--format ocel`, none: the whole history).
     #[arg(value_enum)]
-    pub table: Table,
+    pub table: Option<Table>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     pub format: Format,
-    /// The file to write [default: stdout].
+    /// The file to write [default: stdout], or the directory for all three
+    /// Parquet files.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -345,20 +347,86 @@ fn print_summary(s: &Summary, seconds: f64) {
 
 /// Runs `stagecoach export`.
 pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
-    match &args.out {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("cannot write `{}`", path.display()))?;
-            let mut out = std::io::BufWriter::new(file);
-            let rows =
-                crate::history::export::run(client, args.table, args.format, &mut out).await?;
+    use crate::history::export::{run, run_parquet};
+    let file = |path: &Path| -> Result<std::io::BufWriter<std::fs::File>> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        }
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        Ok(std::io::BufWriter::new(f))
+    };
+    match (args.format, args.table, &args.out) {
+        (Format::Ocel, Some(t), _) => bail!(
+            "an OCEL log holds prospects, activities and transitions together: leave out `{}`",
+            t.to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        ),
+        (Format::Ocel, None, out) => {
+            let written = match out {
+                Some(path) => {
+                    let mut w = file(path)?;
+                    let written = crate::history::ocel::write(client, &mut w).await?;
+                    w.flush()?;
+                    written
+                }
+                None => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    crate::history::ocel::write(client, &mut w).await?
+                }
+            };
+            eprintln!(
+                "wrote an OCEL 2.0 log: {} prospects and {} owners as objects, {} activities and {} transitions as events{}",
+                written.prospects,
+                written.owners,
+                written.activities,
+                written.transitions,
+                out.as_ref()
+                    .map(|p| format!(", to {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
+        (Format::Parquet, None, None) => bail!(
+            "name the table to export, or give `--out DIR` for prospects, activities and transitions together"
+        ),
+        (Format::Parquet, None, Some(dir)) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            for t in [Table::Prospects, Table::Activities, Table::Transitions] {
+                let name = t.to_possible_value().expect("a table has a name");
+                let path = dir.join(format!("{}.parquet", name.get_name()));
+                let (rows, mut w) = run_parquet(client, t, file(&path)?).await?;
+                w.flush()?;
+                eprintln!("wrote {rows} rows to {}", path.display());
+            }
+        }
+        (Format::Parquet, Some(t), Some(path)) => {
+            let (rows, mut w) = run_parquet(client, t, file(path)?).await?;
+            w.flush()?;
+            eprintln!("wrote {rows} rows to {}", path.display());
+        }
+        (Format::Parquet, Some(t), None) => {
+            if std::io::stdout().is_terminal() {
+                bail!("Parquet is binary: give `--out FILE`, or redirect standard output");
+            }
+            let (_, mut w) =
+                run_parquet(client, t, std::io::BufWriter::new(std::io::stdout())).await?;
+            w.flush()?;
+        }
+        (_, None, _) => bail!(
+            "name the table to export: prospects, activities or transitions (all three at once: `--format parquet --out DIR`, or `--format ocel`)"
+        ),
+        (format, Some(t), Some(path)) => {
+            let mut out = file(path)?;
+            let rows = run(client, t, format, &mut out).await?;
             out.flush()?;
             eprintln!("wrote {rows} rows to {}", path.display());
         }
-        None => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            crate::history::export::run(client, args.table, args.format, &mut out).await?;
+        (format, Some(t), None) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            run(client, t, format, &mut out).await?;
         }
     }
     Ok(())

@@ -1,8 +1,10 @@
 //! `stagecoach export`: prospects, activities or transitions as CSV (for
-//! spreadsheets) or NDJSON (for BI tools), paged out of the daemon.
+//! spreadsheets), NDJSON or Parquet (for BI tools and SQL engines), paged
+//! out of the daemon; or the whole history as one OCEL 2.0 log ([`super::ocel`]).
 //!
 //! The CSV columns are the ones `stagecoach import` reads back, so an
-//! export imported into an empty daemon replays the same history.
+//! export imported into an empty daemon replays the same history; the
+//! Parquet files have the same columns, typed ([`super::parquet`]).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -15,6 +17,8 @@ use stagecoach_types::api::params::ExportWhat;
 use stagecoach_types::api::results::ExportRows;
 use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::{Activity, Fields, Prospect, Transition};
+
+use super::parquet::{ParquetRow, ParquetWriter};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -44,6 +48,14 @@ pub enum Format {
     Csv,
     /// One JSON object per line.
     Ndjson,
+    /// Apache Parquet, typed columns (times as UTC timestamps), for DuckDB,
+    /// Spark, Trino, ClickHouse, pandas; without a table, all three into
+    /// the `--out` directory.
+    Parquet,
+    /// The whole history as one OCEL 2.0 JSON object-centric event log
+    /// (prospects and owners as objects, activities and transitions as
+    /// events), for process mining (pm4py, Celonis, ProM); takes no table.
+    Ocel,
 }
 
 const PAGE: usize = 5000;
@@ -157,7 +169,7 @@ impl Row for Transition {
 }
 
 /// Calls `each` with every record of one kind, page by page.
-async fn pages<R: Row>(
+pub(super) async fn pages<R>(
     client: &mut Client,
     table: Table,
     pick: fn(ExportRows) -> Option<Vec<R>>,
@@ -189,7 +201,28 @@ async fn pages<R: Row>(
     }
 }
 
-/// Writes `table` to `out`; returns the number of rows.
+pub(super) fn pick_prospects(r: ExportRows) -> Option<Vec<Prospect>> {
+    match r {
+        ExportRows::Prospects(v) => Some(v),
+        _ => None,
+    }
+}
+
+pub(super) fn pick_activities(r: ExportRows) -> Option<Vec<Activity>> {
+    match r {
+        ExportRows::Activities(v) => Some(v),
+        _ => None,
+    }
+}
+
+pub(super) fn pick_transitions(r: ExportRows) -> Option<Vec<Transition>> {
+    match r {
+        ExportRows::Transitions(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// Writes `table` to `out` as CSV or NDJSON; returns the number of rows.
 pub async fn run(
     client: &mut Client,
     table: Table,
@@ -197,28 +230,39 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
     match table {
-        Table::Prospects => {
-            let pick = |r| match r {
-                ExportRows::Prospects(v) => Some(v),
-                _ => None,
-            };
-            write(client, table, pick, format, out).await
-        }
-        Table::Activities => {
-            let pick = |r| match r {
-                ExportRows::Activities(v) => Some(v),
-                _ => None,
-            };
-            write(client, table, pick, format, out).await
-        }
-        Table::Transitions => {
-            let pick = |r| match r {
-                ExportRows::Transitions(v) => Some(v),
-                _ => None,
-            };
-            write(client, table, pick, format, out).await
-        }
+        Table::Prospects => write(client, table, pick_prospects, format, out).await,
+        Table::Activities => write(client, table, pick_activities, format, out).await,
+        Table::Transitions => write(client, table, pick_transitions, format, out).await,
     }
+}
+
+/// Writes `table` to `out` as Parquet; returns the number of rows.
+pub async fn run_parquet<W: Write + Send>(
+    client: &mut Client,
+    table: Table,
+    out: W,
+) -> anyhow::Result<(u64, W)> {
+    match table {
+        Table::Prospects => write_parquet(client, table, pick_prospects, out).await,
+        Table::Activities => write_parquet(client, table, pick_activities, out).await,
+        Table::Transitions => write_parquet(client, table, pick_transitions, out).await,
+    }
+}
+
+async fn write_parquet<R: ParquetRow, W: Write + Send>(
+    client: &mut Client,
+    table: Table,
+    pick: fn(ExportRows) -> Option<Vec<R>>,
+    out: W,
+) -> anyhow::Result<(u64, W)> {
+    let mut rows = 0u64;
+    let mut w = ParquetWriter::<W, R>::new(out)?;
+    pages(client, table, pick, |row| {
+        rows += 1;
+        w.push(row)
+    })
+    .await?;
+    Ok((rows, w.finish()?))
 }
 
 async fn write<R: Row>(
@@ -229,6 +273,10 @@ async fn write<R: Row>(
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
     let mut rows = 0u64;
+    anyhow::ensure!(
+        matches!(format, Format::Csv | Format::Ndjson),
+        "{format:?} is written by its own writer"
+    );
     if format == Format::Ndjson {
         pages(client, table, pick, |row| {
             rows += 1;

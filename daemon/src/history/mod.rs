@@ -4,10 +4,13 @@
 //!
 //! - [`source`]: reading CSV exports (column mapping, dates, stages, row checks).
 //! - [`import`]: replaying what was read through the daemon, idempotently.
-//! - [`export`]: paging tables out as CSV or NDJSON.
+//! - [`export`]: paging tables out as CSV, NDJSON or Parquet ([`parquet`]),
+//!   or the whole history as an OCEL 2.0 log ([`ocel`]).
 
 pub mod export;
 pub mod import;
+pub mod ocel;
+pub mod parquet;
 pub mod source;
 
 use std::collections::HashMap;
