@@ -160,17 +160,35 @@ fn delta(now: Option<f64>, before: Option<f64>, kind: Delta, against: &str) -> S
     let (Some(n), Some(b)) = (now, before) else {
         return format!(r#"<div class="delta">no {against} figure</div>"#);
     };
+    // (the change in words, whether it is good news; None: no change worth a colour)
     let (text, up) = match kind {
         Delta::Ratio if b != 0.0 => {
             let change = (n - b) / b.abs() * 100.0;
-            (format!("{change:+.0}%"), change >= 0.0)
+            let text = if change.abs() < 10.0 {
+                format!("{change:+.1}%")
+            } else {
+                format!("{change:+.0}%")
+            };
+            (text, (change.abs() >= 0.05).then_some(change > 0.0))
         }
         Delta::Ratio => return format!(r#"<div class="delta">none in {against}</div>"#),
         Delta::Points => {
             let change = (n - b) * 100.0;
-            (format!("{change:+.1} pts"), change >= 0.0)
+            (
+                format!("{change:+.1} pts"),
+                (change.abs() >= 0.05).then_some(change > 0.0),
+            )
         }
-        Delta::Days => (format!("{:+.1} d", n - b), n <= b),
+        Delta::Days => (
+            format!("{:+.1} d", n - b),
+            ((n - b).abs() >= 0.05).then_some(n < b),
+        ),
+    };
+    let Some(up) = up else {
+        return format!(
+            r#"<div class="delta">unchanged vs {}</div>"#,
+            esc(against)
+        );
     };
     let class = if up { "good" } else { "bad" };
     format!(
@@ -274,18 +292,27 @@ fn conversion_bars(rows: &[(String, String, Option<f64>, String)]) -> String {
 /// Time in stage as box plots: quartiles as the box, the median as a line,
 /// the 90th percentile as a whisker.
 fn box_plots(rows: &[(String, String, &Durations)]) -> String {
-    let max = rows
+    let longest = rows
         .iter()
         .filter_map(|r| r.2.p90_days)
         .fold(1.0f64, f64::max);
+    // Ticks at round numbers of days (1, 2 or 5 times a power of ten), at
+    // most five steps to the axis's end.
+    let step = [1.0, 2.0, 5.0]
+        .iter()
+        .flat_map(|m| (0..6).map(move |e| m * 10f64.powi(e)))
+        .filter(|s| longest / s <= 5.0)
+        .fold(f64::INFINITY, f64::min);
+    let ticks = (longest / step).ceil().max(1.0);
+    let max = ticks * step;
     let h = rows.len() * 30 + 24;
     let (x0, span) = (190.0, 480.0);
     let x = |d: f64| x0 + d / max * span;
     let mut svg = format!(
-        r#"<svg viewBox="0 0 1000 {h}" class="chart" role="img" aria-label="Time in stage">"#
+        r#"<svg viewBox="0 0 1000 {h}" class="chart wide" role="img" aria-label="Time in stage">"#
     );
-    for t in 0..=4 {
-        let d = max * f64::from(t) / 4.0;
+    for t in 0..=(ticks as u32) {
+        let d = step * f64::from(t);
         let _ = write!(
             svg,
             r#"<line x1="{:.1}" y1="0" x2="{:.1}" y2="{}" class="grid"/><text x="{:.1}" y="{}" text-anchor="middle" class="axis">{d:.0} d</text>"#,
@@ -347,6 +374,14 @@ fn box_plots(rows: &[(String, String, &Durations)]) -> String {
     svg
 }
 
+/// `2026-07` as `Jul 2026`.
+fn short_month(month: &str) -> String {
+    format!("{month}-01")
+        .parse::<jiff::civil::Date>()
+        .map(|d| d.strftime("%b %Y").to_string())
+        .unwrap_or_else(|_| month.to_string())
+}
+
 /// Won value per month as bars, win rate as a line (0–100% on the right).
 fn trend_chart(months: &[(String, f64, Option<f64>)], currency: Option<&str>) -> String {
     let max = months.iter().map(|m| m.1).fold(1.0f64, f64::max);
@@ -354,7 +389,7 @@ fn trend_chart(months: &[(String, f64, Option<f64>)], currency: Option<&str>) ->
     let (x0, width, top, height) = (60.0, 880.0, 10.0, 150.0);
     let step = width / n as f64;
     let mut svg =
-        r#"<svg viewBox="0 0 1000 200" class="chart" role="img" aria-label="Trends">"#.to_string();
+        r#"<svg viewBox="0 0 1000 200" class="chart wide" role="img" aria-label="Trends">"#.to_string();
     let _ = write!(
         svg,
         r#"<text x="0" y="14" class="axis">{}</text><text x="0" y="{}" class="axis">0</text>"#,
@@ -379,7 +414,7 @@ fn trend_chart(months: &[(String, f64, Option<f64>)], currency: Option<&str>) ->
             top + height - bh,
             step * 0.7,
             bx + step * 0.35,
-            esc(&month[2..])
+            esc(&short_month(month))
         );
         if let Some(r) = rate {
             points.push(format!(
@@ -1142,7 +1177,7 @@ th{background:#f3f4f6;font-weight:600;font-size:12.5px}
 ul{margin:4px 0 8px 18px;padding:0}
 @media (max-width:900px){.two{grid-template-columns:1fr}}
 @page{size:A4;margin:12mm}
-@media print{body{padding:0;max-width:none;font-size:11px}.two{grid-template-columns:1fr 1fr}.card .figure{font-size:17px}section{margin-top:14px}}
+@media print{body{padding:0;max-width:none;font-size:11px}.two{grid-template-columns:1fr}.two .chart{max-width:480px}.wide .lbl{font-size:16px}.wide .num{font-size:15px}.wide .axis{font-size:13px}.card .figure{font-size:17px}section{margin-top:14px}}
 "#;
 
 #[cfg(test)]
