@@ -236,12 +236,105 @@ fn process_tests_pass_fail_with_expected_and_actual_and_guard_a_reload() {
     );
     assert!(err["line"].as_u64().unwrap() > 1);
     assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+    // The refused text never reached the file: it holds the version in force.
+    assert_eq!(
+        std::fs::read_to_string(&d.process).unwrap(),
+        default_process(),
+        "a refused edit left in the process file"
+    );
     // An edit the cases still pass goes in.
     let fine = default_process().replacen("stall_after_days = 30", "stall_after_days = 25", 1);
     assert_eq!(
         c.ok("process.reload", json!({ "text": fine }))["version"],
         2
     );
+}
+
+#[test]
+fn an_edit_over_the_socket_can_change_the_tests_with_the_process_and_the_demo_does() {
+    let mut d = Daemon::prepare(&default_process());
+    let tests_file = d.dir.path().join("process.test.toml");
+    let shipped = std::fs::read_to_string(repo_root().join("process.test.toml")).unwrap();
+    std::fs::write(&tests_file, &shipped).unwrap();
+    d.spawn(&[]);
+    let mut c = d.client();
+    // process.get carries the tests as they are.
+    assert_eq!(c.ok("process.get", json!({}))["tests"], shipped);
+    // Tests without a text are refused: they are checked against one.
+    let e = c.err("process.reload", json!({ "tests": shipped }));
+    assert_eq!(e["code"], -32602, "{e}");
+    // A text with tests that fail under it: refused, neither file touched.
+    let failing = shipped.replace(
+        "expect = { stage = \"close\", status = \"won\" }",
+        "expect = { stage = \"close\", status = \"lost\" }",
+    );
+    assert_ne!(failing, shipped);
+    let e = c.err(
+        "process.reload",
+        json!({ "text": broken(), "tests": failing }),
+    );
+    assert_eq!(e["code"], -32005, "{e}");
+    assert_eq!(std::fs::read_to_string(&tests_file).unwrap(), shipped);
+    assert_eq!(
+        std::fs::read_to_string(&d.process).unwrap(),
+        default_process()
+    );
+
+    // The demo's mid-way change contradicts a shipped case: it changes the
+    // case with the process, and both files say so afterwards.
+    let out = d.demo(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("the process changed (version 2)")
+            && text.contains("so does the test case that pinned the old rule"),
+        "{text}"
+    );
+    assert_eq!(c.ok("process.get", json!({}))["version"], 2);
+    let tests_now = std::fs::read_to_string(&tests_file).unwrap();
+    assert!(
+        !tests_now.contains("research waits for both"),
+        "{tests_now}"
+    );
+    assert!(tests_now.contains("research exits on the requirements alone"));
+    assert_eq!(c.ok("process.get", json!({}))["tests"], tests_now);
+    let out = std::process::Command::new(bin())
+        .arg("test")
+        .arg(&d.process)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("6 cases, 6 passed, 0 failed"), "{report}");
+
+    // Tests it cannot reconcile: the demo says why and writes the history
+    // under the version in force.
+    let mut d = Daemon::prepare(&default_process());
+    let pinned = shipped.replace(
+        "name = \"research waits for both the requirements and a demo date\"",
+        "name = \"our own rule: a demo date before present\"",
+    );
+    std::fs::write(d.dir.path().join("process.test.toml"), &pinned).unwrap();
+    d.spawn(&[]);
+    let out = d.demo(&[]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("no process change: the daemon refused the mid-way change")
+            && text.contains("our own rule: a demo date before present"),
+        "{text}"
+    );
+    let mut c = d.client();
+    assert_eq!(c.ok("process.get", json!({}))["version"], 1);
+    assert_eq!(
+        std::fs::read_to_string(&d.process).unwrap(),
+        default_process()
+    );
+    assert!(c.ok("daemon.status", json!({}))["counts"]["prospects"].as_u64() > Some(0));
 }
 
 /// The default process with two warn-mode criteria on `present`.

@@ -98,6 +98,9 @@ pub struct DemoSummary {
     pub process_change: Option<(u64, Millis)>,
     /// Why no process change was made, when none was.
     pub no_change: Option<String>,
+    /// The change rewrote a case of the process's tests that pinned the old
+    /// rule.
+    pub tests_changed: bool,
 }
 
 /// What to fill.
@@ -152,6 +155,31 @@ pub fn changed_process(text: &str) -> Option<String> {
     out.push_str(&text[exit..line_start]);
     out.push_str(&text[line_end..]);
     Some(out)
+}
+
+/// The default process's test case the mid-way change contradicts, and
+/// what it becomes: the demo changes the tests with the process, as sales
+/// ops would (the daemon refuses a process its own tests fail).
+const CASE_BEFORE: &str = r#"[[case]]
+name = "research waits for both the requirements and a demo date"
+activities = [{ kind = "replied" }, { kind = "meeting_held" }, { kind = "requirements_shared" }]
+expect = { stage = "research", met = ["Did the prospect share their requirements?"], unmet = ["Did the prospect accept a demo date?"] }
+"#;
+const CASE_AFTER: &str = r#"# Changed by `stagecoach demo` with the process: research exits on the shared
+# requirements alone; the demo date is set during Present.
+[[case]]
+name = "research exits on the requirements alone"
+activities = [{ kind = "replied" }, { kind = "meeting_held" }, { kind = "requirements_shared" }]
+expect = { stage = "present", unmet = ["Did the prospect attend the demo?"] }
+"#;
+
+/// The process's tests with the case the mid-way change contradicts
+/// rewritten; `None` when they do not have that case (the daemon then
+/// checks the change against them as they are).
+pub fn changed_tests(tests: &str) -> Option<String> {
+    tests
+        .contains(CASE_BEFORE)
+        .then(|| tests.replacen(CASE_BEFORE, CASE_AFTER, 1))
 }
 
 /// Fills the daemon behind `client` with `prospects` prospects created over
@@ -326,10 +354,38 @@ async fn change_process(
         );
         return Ok(());
     };
-    let r = client
-        .request::<methods::ProcessReload>(&params::ProcessReload { text: Some(text) })
-        .await?;
-    summary.process_change = Some((r.version, Millis(at)));
+    let tests = current.tests.as_deref().and_then(changed_tests);
+    let tests_changed = tests.is_some();
+    let reload = client
+        .request::<methods::ProcessReload>(&params::ProcessReload {
+            text: Some(text),
+            tests,
+        })
+        .await;
+    match reload {
+        Ok(r) => {
+            summary.process_change = Some((r.version, Millis(at)));
+            summary.tests_changed = tests_changed;
+        }
+        // The process's own tests (or a plugin) refused it: the history
+        // goes on under the version in force, and the summary says why.
+        Err(ClientError::Rpc(e)) if e.code == stagecoach_types::protocol::INVALID_PROCESS => {
+            let why = e
+                .data
+                .as_ref()
+                .and_then(|d| d.errors.as_ref())
+                .and_then(|errors| errors.first())
+                .map(|first| {
+                    format!(
+                        "{}:{}: {} {}",
+                        first.file, first.line, first.key, first.message
+                    )
+                })
+                .unwrap_or(e.message);
+            summary.no_change = Some(format!("the daemon refused the mid-way change ({why})"));
+        }
+        Err(e) => return Err(e),
+    }
     Ok(())
 }
 
@@ -357,5 +413,10 @@ mod tests {
         assert_eq!(others(&before), others(&after));
         // A process without that criterion is left alone.
         assert!(changed_process(&changed).is_none());
+        // The default process's tests have the case the change contradicts.
+        let tests = include_str!("../../process.test.toml");
+        let changed_tests = changed_tests(tests).expect("the default tests have the case");
+        assert!(!changed_tests.contains(CASE_BEFORE) && changed_tests.contains(CASE_AFTER));
+        assert!(super::changed_tests(&changed_tests).is_none());
     }
 }

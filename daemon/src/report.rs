@@ -185,10 +185,7 @@ fn delta(now: Option<f64>, before: Option<f64>, kind: Delta, against: &str) -> S
         ),
     };
     let Some(up) = up else {
-        return format!(
-            r#"<div class="delta">unchanged vs {}</div>"#,
-            esc(against)
-        );
+        return format!(r#"<div class="delta">unchanged vs {}</div>"#, esc(against));
     };
     let class = if up { "good" } else { "bad" };
     format!(
@@ -389,7 +386,8 @@ fn trend_chart(months: &[(String, f64, Option<f64>)], currency: Option<&str>) ->
     let (x0, width, top, height) = (60.0, 880.0, 10.0, 150.0);
     let step = width / n as f64;
     let mut svg =
-        r#"<svg viewBox="0 0 1000 200" class="chart wide" role="img" aria-label="Trends">"#.to_string();
+        r#"<svg viewBox="0 0 1000 200" class="chart wide" role="img" aria-label="Trends">"#
+            .to_string();
     let _ = write!(
         svg,
         r#"<text x="0" y="14" class="axis">{}</text><text x="0" y="{}" class="axis">0</text>"#,

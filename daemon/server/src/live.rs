@@ -94,39 +94,106 @@ async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
 
 /// Writes `text` to the process file (atomically: a temporary file renamed
 /// over it) and applies it, for clients that edit the process over the
-/// socket. An invalid text is refused to the caller before the file is
-/// touched. The watcher then sees the file unchanged.
-pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String) -> Reload {
+/// socket; with `tests`, the process's test file is checked against the
+/// text and written with it. A text that fails any check (parsing, its
+/// plugins, the tests) is refused to the caller before a file is touched;
+/// one the writer then refuses (a removed stage that holds prospects) puts
+/// the files back as they were. The watcher then sees them unchanged.
+pub async fn write_and_reload(ctx: &Arc<Ctx>, text: String, tests: Option<String>) -> Reload {
+    let outcome = write_checked(ctx, text, tests).await;
+    // A refused text is the caller's error only: the files and the
+    // version in force are as they were.
+    if let Reload::Applied(_) = outcome {
+        publish(ctx, &outcome);
+    }
+    outcome
+}
+
+async fn write_checked(ctx: &Arc<Ctx>, text: String, tests: Option<String>) -> Reload {
     let path = ctx.process_path.clone();
     let file = path.display().to_string();
-    if let Err(invalid) = parse_off_runtime(&text, &file).await {
-        // Only the caller hears of it: the file and the version in force
-        // are as they were.
-        return Reload::Rejected(invalid);
+    let _one_at_a_time = ctx.reload_lock.lock().await;
+    let current = ctx.active();
+    let tests_path = stagecoach_core::process_tests::tests_path(&path);
+    let unchanged_tests = match &tests {
+        None => true,
+        Some(t) => read_tests(&path).ok().flatten().as_deref() == Some(t.as_str()),
+    };
+    if content_hash(&text) == current.hash && unchanged_tests {
+        return Reload::Applied(ReloadResult::unchanged(current.version));
     }
-    let tmp = path.with_extension("toml.stagecoach-tmp");
-    let written = {
-        let (tmp, path, text) = (tmp.clone(), path.clone(), text.clone());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
+    let checked = match check_text(ctx, &file, &text, tests.clone(), &current).await {
+        Ok(c) => c,
+        Err(invalid) => return Reload::Rejected(invalid),
+    };
+    // What the files held, to put back if the writer refuses the version.
+    let before = {
+        let (path, tests_path) = (path.clone(), tests_path.clone());
+        tokio::task::spawn_blocking(move || {
+            (std::fs::read(&path).ok(), std::fs::read(&tests_path).ok())
         })
         .await
+        .unwrap_or((None, None))
     };
-    if let Err(e) = written.map_err(std::io::Error::other).and_then(|r| r) {
-        let _ = std::fs::remove_file(&tmp);
+    let mut writes = Vec::new();
+    if let Some(t) = &tests {
+        writes.push((tests_path.clone(), Some(t.clone().into_bytes())));
+    }
+    writes.push((path.clone(), Some(text.clone().into_bytes())));
+    if let Err(e) = write_files(writes).await {
         return Reload::Rejected(whole_file_error(
             &file,
             format!("cannot write the process file: {e}"),
             Some("the running version stays in force".into()),
         ));
     }
-    let outcome = apply_text(ctx, &file, text).await;
-    publish(ctx, &outcome);
+    if content_hash(&text) == current.hash {
+        // Only the tests changed: the version in force stays.
+        return Reload::Applied(ReloadResult::unchanged(current.version));
+    }
+    let outcome = commit(ctx, &file, text, checked, &current).await;
+    if let Reload::Rejected(_) = outcome {
+        let mut restore = vec![(path, before.0)];
+        if tests.is_some() {
+            restore.push((tests_path, before.1));
+        }
+        if let Err(e) = write_files(restore).await {
+            tracing::error!("could not restore the process file after a refused edit: {e}");
+        }
+    }
     outcome
+}
+
+/// Writes each file atomically (a temporary file beside it, synced, renamed
+/// over it); `None` removes it.
+async fn write_files(files: Vec<(PathBuf, Option<Vec<u8>>)>) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        for (path, bytes) in files {
+            let Some(bytes) = bytes else {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => continue,
+                }
+            };
+            let mut tmp = path.clone().into_os_string();
+            tmp.push(".stagecoach-tmp");
+            let tmp = PathBuf::from(tmp);
+            let written = (|| {
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            written?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Parses a process text on the blocking pool: a large one must not stall
@@ -173,12 +240,25 @@ async fn load_plugins_off_runtime(
     }
 }
 
-/// Runs the cases of the test file beside `process_path`, if there is one,
+/// The text of the test file beside `process_path` (`process.test.toml`),
+/// if there is one.
+pub fn read_tests(process_path: &Path) -> Result<Option<String>, String> {
+    let path = stagecoach_core::process_tests::tests_path(process_path);
+    match read_text(&path, 4 << 20) {
+        Ok(t) => Ok(Some(t)),
+        Err(_) if !path.exists() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs the cases of `tests`, or of the test file beside `process_path` if
+/// there is one,
 /// against `active` in a scratch store under `scratch_dir` (removed after):
 /// the file and every case's result, or why the file cannot be read.
 pub fn run_process_tests(
     active: &ActiveProcess,
     process_path: &Path,
+    tests: Option<String>,
     scratch_dir: &Path,
 ) -> Result<Option<(PathBuf, Vec<stagecoach_core::process_tests::CaseResult>)>, ProcessError> {
     use stagecoach_core::process_tests;
@@ -192,10 +272,12 @@ pub fn run_process_tests(
         message,
         hint: None,
     };
-    let text = match read_text(&path, 4 << 20) {
-        Ok(t) => t,
-        Err(_) if !path.exists() => return Ok(None),
-        Err(e) => return Err(whole(e)),
+    let text = match tests {
+        Some(t) => t,
+        None => match read_tests(process_path).map_err(whole)? {
+            Some(t) => t,
+            None => return Ok(None),
+        },
     };
     let (tests, lines) = process_tests::parse(&text).map_err(whole)?;
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -265,31 +347,47 @@ pub async fn prepare_draft(
 async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
     let _one_at_a_time = ctx.reload_lock.lock().await;
     let current = ctx.active();
-    let hash = content_hash(&text);
-    if hash == current.hash {
+    if content_hash(&text) == current.hash {
         return Reload::Applied(ReloadResult::unchanged(current.version));
     }
-    let process = match parse_off_runtime(&text, file).await {
-        Ok(p) => p,
-        Err(invalid) => return Reload::Rejected(invalid),
+    match check_text(ctx, file, &text, None, &current).await {
+        Ok(checked) => commit(ctx, file, text, checked, &current).await,
+        Err(invalid) => Reload::Rejected(invalid),
+    }
+}
+
+/// A text that passed every check before it becomes the next version: its
+/// parsed process and loaded plugins.
+struct Checked {
+    hash: String,
+    process: Process,
+    plugins: Arc<PluginSet>,
+}
+
+/// Every check a new process text must pass, without applying it: it
+/// parses, its plugins load, and the process's own tests (`tests`, or the
+/// file beside the process) pass under it.
+async fn check_text(
+    ctx: &Arc<Ctx>,
+    file: &str,
+    text: &str,
+    tests: Option<String>,
+    current: &Arc<ActiveProcess>,
+) -> Result<Checked, InvalidProcess> {
+    let hash = content_hash(text);
+    let process = parse_off_runtime(text, file).await?;
+    let plugins = Arc::new(load_plugins_off_runtime(ctx, &process, file, current).await?);
+    let candidate = ActiveProcess {
+        version: current.version + 1,
+        hash: hash.clone(),
+        text: String::new(),
+        loaded_at: ctx.clock.now(),
+        process: process.clone(),
+        plugins: plugins.clone(),
     };
-    let plugins = match load_plugins_off_runtime(ctx, &process, file, &current).await {
-        Ok(set) => set,
-        Err(invalid) => return Reload::Rejected(invalid),
-    };
-    let plugins = Arc::new(plugins);
-    // The process's own tests, when it has them, must pass first.
-    {
-        let candidate = ActiveProcess {
-            version: current.version + 1,
-            hash: hash.clone(),
-            text: String::new(),
-            loaded_at: ctx.clock.now(),
-            process: process.clone(),
-            plugins: plugins.clone(),
-        };
-        let (path, dir) = (ctx.process_path.clone(), ctx.data_dir.clone());
-        let ran = tokio::task::spawn_blocking(move || run_process_tests(&candidate, &path, &dir))
+    let (path, dir) = (ctx.process_path.clone(), ctx.data_dir.clone());
+    let ran =
+        tokio::task::spawn_blocking(move || run_process_tests(&candidate, &path, tests, &dir))
             .await
             .unwrap_or_else(|e| {
                 Err(ProcessError {
@@ -301,17 +399,37 @@ async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
                     hint: None,
                 })
             });
-        match ran {
-            Err(e) => return Reload::Rejected(InvalidProcess { errors: vec![e] }),
-            Ok(Some((path, results))) => {
-                let errors = failing_cases(&path, &results);
-                if !errors.is_empty() {
-                    return Reload::Rejected(InvalidProcess { errors });
-                }
+    match ran {
+        Err(e) => return Err(InvalidProcess { errors: vec![e] }),
+        Ok(Some((path, results))) => {
+            let errors = failing_cases(&path, &results);
+            if !errors.is_empty() {
+                return Err(InvalidProcess { errors });
             }
-            Ok(None) => {}
         }
+        Ok(None) => {}
     }
+    Ok(Checked {
+        hash,
+        process,
+        plugins,
+    })
+}
+
+/// Makes a checked text the next version (the writer may still refuse it:
+/// a removed stage that holds prospects).
+async fn commit(
+    ctx: &Arc<Ctx>,
+    file: &str,
+    text: String,
+    checked: Checked,
+    current: &Arc<ActiveProcess>,
+) -> Reload {
+    let Checked {
+        hash,
+        process,
+        plugins,
+    } = checked;
     let at = ctx.clock.now();
     let changes = stagecoach_core::diff::describe(&current.process, &process);
     let op = WriteOp::ApplyProcessVersion(Box::new(NewVersion {

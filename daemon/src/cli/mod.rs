@@ -138,8 +138,13 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
             );
             match (&s.process_change, &s.no_change) {
                 (Some((version, at)), _) => println!(
-                    "mid-way, on {}, the process changed (version {version}): research exits on the shared requirements alone; the process file now says so\ncompare: stagecoach metrics compare --a {}..{} --a-version {} --b {}..{} --b-version {version}",
+                    "mid-way, on {}, the process changed (version {version}): research exits on the shared requirements alone; the process file now says so{}\ncompare: stagecoach metrics compare --a {}..{} --a-version {} --b {}..{} --b-version {version}",
                     &at.to_string()[..10],
+                    if s.tests_changed {
+                        ", and so does the test case that pinned the old rule"
+                    } else {
+                        ""
+                    },
                     &options_start(&options).to_string()[..10],
                     &at.to_string()[..10],
                     version - 1,
@@ -470,7 +475,7 @@ pub fn test_file(
 ) -> Result<()> {
     let active = load_local(file, cli.data_dir().join("plugin-cache"))?;
     let scratch = std::env::temp_dir();
-    let ran = stagecoach_server::live::run_process_tests(&active, file, &scratch)
+    let ran = stagecoach_server::live::run_process_tests(&active, file, None, &scratch)
         .map_err(|e| anyhow::anyhow!("{}", render_process_error(&e)))?;
     let Some((path, results)) = ran else {
         bail!(
@@ -586,6 +591,7 @@ pub fn lint_file(file: &std::path::Path, strict: bool, as_json: bool) -> Result<
                 let ran = stagecoach_server::live::run_process_tests(
                     &active,
                     file,
+                    None,
                     &std::env::temp_dir(),
                 )
                 .map_err(|e| anyhow::anyhow!("{}", render_process_error(&e)))?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Ctx, ReadError, Reply, read, ready};
+use super::{Ctx, ReadError, Reply, read};
 use crate::live::Reload;
 use stagecoach_core::engine::{WriteOp, ahead};
 use stagecoach_core::process::{Process, content_hash};
@@ -21,16 +21,24 @@ pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
     let active = ctx.active();
     let last_error = ctx.last_process_error.lock().expect("error lock").clone();
     match p.version {
-        None => ready(Ok(json!(ProcessText {
-            version: active.version,
-            hash: active.hash.clone(),
-            loaded_at: active.loaded_at,
-            path: ctx.process_path.display().to_string(),
-            text: active.text.clone(),
-            current: true,
-            process: Some(active.process.clone()),
-            last_error,
-        }))),
+        None => {
+            let path = ctx.process_path.clone();
+            read(move || {
+                let tests = crate::live::read_tests(&path)
+                    .map_err(|e| ReadError::Rpc(RpcError::new(INTERNAL_ERROR, e)))?;
+                Ok(json!(ProcessText {
+                    version: active.version,
+                    hash: active.hash.clone(),
+                    loaded_at: active.loaded_at,
+                    path: path.display().to_string(),
+                    text: active.text.clone(),
+                    current: true,
+                    process: Some(active.process.clone()),
+                    last_error,
+                    tests,
+                }))
+            })
+        }
         Some(v) => {
             let ctx = ctx.clone();
             read(move || {
@@ -47,6 +55,7 @@ pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
                     text: found.text,
                     process: None,
                     last_error: None,
+                    tests: None,
                 }))
             })
         }
@@ -100,8 +109,13 @@ fn validation(ctx: &Ctx, p: ProcessValidate) -> Validation {
 pub(super) fn reload(ctx: &Arc<Ctx>, p: ProcessReload) -> Reply {
     let ctx = ctx.clone();
     Box::pin(async move {
+        if p.text.is_none() && p.tests.is_some() {
+            return Err(RpcError::params(
+                "`tests` goes with `text`: the tests are checked against that text and written with it",
+            ));
+        }
         let outcome = match p.text {
-            Some(text) => crate::live::write_and_reload(&ctx, text).await,
+            Some(text) => crate::live::write_and_reload(&ctx, text, p.tests).await,
             None => crate::live::reload(&ctx).await,
         };
         let result = match outcome {

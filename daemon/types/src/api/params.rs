@@ -49,6 +49,10 @@ pub struct ProcessReload {
     /// Write this text to the process file first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// With `text`: the process's tests to check it against, written
+    /// beside it (`process.test.toml`) together with it, both or neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<String>,
 }
 
 /// `process.reevaluate`.

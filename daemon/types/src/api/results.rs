@@ -636,6 +636,10 @@ pub struct ProcessText {
     /// version in force only; null otherwise).
     #[serde(default)]
     pub last_error: Option<crate::error::InvalidProcess>,
+    /// The process's tests (`process.test.toml` beside the file) as they
+    /// are now, if it has them (the version in force only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<String>,
 }
 
 /// One stored process version and when it was in force.
