@@ -269,11 +269,14 @@ fn an_edit_over_the_socket_can_change_the_tests_with_the_process_and_the_demo_do
         "expect = { stage = \"close\", status = \"lost\" }",
     );
     assert_ne!(failing, shipped);
-    let e = c.err(
-        "process.reload",
-        json!({ "text": broken(), "tests": failing }),
-    );
+    // (a text the shipped tests pass: the given tests are what refuse it)
+    let fine = default_process().replacen("stall_after_days = 30", "stall_after_days = 25", 1);
+    let e = c.err("process.reload", json!({ "text": fine, "tests": failing }));
     assert_eq!(e["code"], -32005, "{e}");
+    assert_eq!(
+        e["data"]["errors"][0]["key"], "case \"signing the contract wins the deal\"",
+        "{e}"
+    );
     assert_eq!(std::fs::read_to_string(&tests_file).unwrap(), shipped);
     assert_eq!(
         std::fs::read_to_string(&d.process).unwrap(),
@@ -302,6 +305,20 @@ fn an_edit_over_the_socket_can_change_the_tests_with_the_process_and_the_demo_do
     );
     assert!(tests_now.contains("research exits on the requirements alone"));
     assert_eq!(c.ok("process.get", json!({}))["tests"], tests_now);
+    // A text the writer refuses (it drops a stage that holds prospects)
+    // puts both files back as they were.
+    let text_now = std::fs::read_to_string(&d.process).unwrap();
+    let close = text_now
+        .find("[[stages]]\nid = \"close\"")
+        .expect("a close stage");
+    let e = c.err(
+        "process.reload",
+        json!({ "text": &text_now[..close], "tests": tests_now }),
+    );
+    assert_eq!(e["code"], -32005, "{e}");
+    assert!(e.to_string().contains("close"), "{e}");
+    assert_eq!(std::fs::read_to_string(&d.process).unwrap(), text_now);
+    assert_eq!(c.ok("process.get", json!({}))["version"], 2);
     let out = std::process::Command::new(bin())
         .arg("test")
         .arg(&d.process)

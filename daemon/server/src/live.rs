@@ -72,8 +72,11 @@ fn ready_again(ctx: &Ctx) {
     crate::notify::ready(&active.process.name, active.version);
 }
 
-/// Reads the file and applies it if it changed and validates; publishes nothing.
+/// Reads the file and applies it if it changed and validates; publishes
+/// nothing. The file is read under the reload lock, so an edit over the
+/// socket that is refused and put back is never read half-way.
 async fn read_and_apply(ctx: &Arc<Ctx>) -> Reload {
+    let _one_at_a_time = ctx.reload_lock.lock().await;
     let path = ctx.process_path.clone();
     let file = path.display().to_string();
     let read = {
@@ -115,25 +118,47 @@ async fn write_checked(ctx: &Arc<Ctx>, text: String, tests: Option<String>) -> R
     let _one_at_a_time = ctx.reload_lock.lock().await;
     let current = ctx.active();
     let tests_path = stagecoach_core::process_tests::tests_path(&path);
-    let unchanged_tests = match &tests {
-        None => true,
-        Some(t) => read_tests(&path).ok().flatten().as_deref() == Some(t.as_str()),
+    // What the files hold now (None: absent), to compare and to put back.
+    let before = {
+        let (path, max) = (path.clone(), ctx.max_process_file);
+        tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let process = match read_text(&path, max) {
+                Ok(t) => Some(t),
+                Err(_) if !path.exists() => None,
+                Err(e) => return Err(e),
+            };
+            Ok((process, read_tests(&path)?))
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()))
     };
-    if content_hash(&text) == current.hash && unchanged_tests {
+    let before = match before {
+        Ok(b) => b,
+        Err(e) => {
+            return Reload::Rejected(whole_file_error(
+                &file,
+                format!("cannot read the process files before writing them: {e}"),
+                Some("nothing was written; the running version stays in force".into()),
+            ));
+        }
+    };
+    let same_text = before.0.as_deref() == Some(text.as_str());
+    let same_tests = tests
+        .as_deref()
+        .is_none_or(|t| before.1.as_deref() == Some(t));
+    if content_hash(&text) == current.hash && same_text && same_tests {
         return Reload::Applied(ReloadResult::unchanged(current.version));
     }
     let checked = match check_text(ctx, &file, &text, tests.clone(), &current).await {
         Ok(c) => c,
         Err(invalid) => return Reload::Rejected(invalid),
     };
-    // What the files held, to put back if the writer refuses the version.
-    let before = {
-        let (path, tests_path) = (path.clone(), tests_path.clone());
-        tokio::task::spawn_blocking(move || {
-            (std::fs::read(&path).ok(), std::fs::read(&tests_path).ok())
-        })
-        .await
-        .unwrap_or((None, None))
+    let restore = |before: (Option<String>, Option<String>)| {
+        let mut files = vec![(path.clone(), before.0.map(String::into_bytes))];
+        if tests.is_some() {
+            files.push((tests_path.clone(), before.1.map(String::into_bytes)));
+        }
+        files
     };
     let mut writes = Vec::new();
     if let Some(t) = &tests {
@@ -141,6 +166,10 @@ async fn write_checked(ctx: &Arc<Ctx>, text: String, tests: Option<String>) -> R
     }
     writes.push((path.clone(), Some(text.clone().into_bytes())));
     if let Err(e) = write_files(writes).await {
+        // Both or neither: the tests may have been written already.
+        if let Err(e) = write_files(restore(before)).await {
+            tracing::error!("could not restore the process files after a failed write: {e}");
+        }
         return Reload::Rejected(whole_file_error(
             &file,
             format!("cannot write the process file: {e}"),
@@ -148,18 +177,14 @@ async fn write_checked(ctx: &Arc<Ctx>, text: String, tests: Option<String>) -> R
         ));
     }
     if content_hash(&text) == current.hash {
-        // Only the tests changed: the version in force stays.
+        // The version in force, written back (or only its tests changed).
         return Reload::Applied(ReloadResult::unchanged(current.version));
     }
     let outcome = commit(ctx, &file, text, checked, &current).await;
-    if let Reload::Rejected(_) = outcome {
-        let mut restore = vec![(path, before.0)];
-        if tests.is_some() {
-            restore.push((tests_path, before.1));
-        }
-        if let Err(e) = write_files(restore).await {
-            tracing::error!("could not restore the process file after a refused edit: {e}");
-        }
+    if let Reload::Rejected(_) = outcome
+        && let Err(e) = write_files(restore(before)).await
+    {
+        tracing::error!("could not restore the process files after a refused edit: {e}");
     }
     outcome
 }
@@ -344,8 +369,8 @@ pub async fn prepare_draft(
     })
 }
 
+/// Applies a text read from the file; the caller holds the reload lock.
 async fn apply_text(ctx: &Arc<Ctx>, file: &str, text: String) -> Reload {
-    let _one_at_a_time = ctx.reload_lock.lock().await;
     let current = ctx.active();
     if content_hash(&text) == current.hash {
         return Reload::Applied(ReloadResult::unchanged(current.version));

@@ -385,6 +385,10 @@ pub async fn write(client: &mut Client, out: &mut dyn Write) -> anyhow::Result<W
     items.first = true;
     pages(client, Table::Prospects, pick_prospects, |p: &Prospect| {
         written.prospects += 1;
+        // (an owner new since the first pass still gets its object)
+        if let Some(o) = &p.owner {
+            owners.intern(o);
+        }
         items.push(&prospect_object(p, &mut objects))
     })
     .await?;
