@@ -128,6 +128,29 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
         &d,
         &["--format", "parquet", "--out", files.to_str().unwrap()],
     );
+    // Each file written beside its name and renamed when complete: nothing
+    // else is left in the directory.
+    let mut names: Vec<String> = std::fs::read_dir(&files)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "activities.parquet",
+            "prospects.parquet",
+            "transitions.parquet"
+        ]
+    );
+    // A file name where a directory is meant is refused.
+    let out = d.cli(&["export", "--format", "parquet", "--out", "all.parquet"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("looks like a file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Two teams' exports side by side, as the organisation-wide recipe lays
     // them out (the same history twice: each team's figures are known).
     for team in ["north", "south"] {
@@ -272,6 +295,33 @@ fn the_ocel_export_loads_in_pm4py_with_the_history_s_events_objects_and_steps() 
     let log = dir.path().join("history.jsonocel");
     export(&d, &["--format", "ocel", "--out", log.to_str().unwrap()]);
     let mined = script("pm4py_ocel.py", dir.path(), &[&log]);
+    // Fields and activity data are prefixed, so no object or event has two
+    // attributes of one name; the amount field is there.
+    let raw: Value = serde_json::from_str(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    let items = raw["objects"].as_array().unwrap().iter();
+    for item in items.chain(raw["events"].as_array().unwrap()) {
+        let names: Vec<&str> = item["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{item}");
+    }
+    let amounts = raw["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            o["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["name"] == "field.amount")
+        })
+        .count();
+    assert!(amounts > 0, "no prospect has field.amount");
 
     let prospects = ndjson(&d, "prospects");
     let activities = ndjson(&d, "activities");

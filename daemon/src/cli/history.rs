@@ -348,14 +348,27 @@ fn print_summary(s: &Summary, seconds: f64) {
 /// Runs `stagecoach export`.
 pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
     use crate::history::export::{run, run_parquet};
-    let file = |path: &Path| -> Result<std::io::BufWriter<std::fs::File>> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        }
-        let f = std::fs::File::create(path)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    // Written beside the target and renamed over it once complete: an export
+    // that fails or is killed half-way leaves no partial file at `--out`.
+    type Out = std::io::BufWriter<tempfile::NamedTempFile>;
+    let file = |path: &Path| -> Result<Out> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let f = tempfile::Builder::new()
+            .prefix(".stagecoach-export-")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot write in `{}`", dir.display()))?;
         Ok(std::io::BufWriter::new(f))
+    };
+    let done = |w: Out, path: &Path| -> Result<()> {
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.persist(path)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        Ok(())
     };
     match (args.format, args.table, &args.out) {
         (Format::Ocel, Some(t), _) => bail!(
@@ -369,7 +382,7 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
                 Some(path) => {
                     let mut w = file(path)?;
                     let written = crate::history::ocel::write(client, &mut w).await?;
-                    w.flush()?;
+                    done(w, path)?;
                     written
                 }
                 None => {
@@ -391,20 +404,26 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
         (Format::Parquet, None, None) => bail!(
             "name the table to export, or give `--out DIR` for prospects, activities and transitions together"
         ),
+        (Format::Parquet, None, Some(dir)) if dir.extension().is_some_and(|e| e == "parquet") => {
+            bail!(
+                "`{}` looks like a file: name the table to export into it, or give a directory for all three",
+                dir.display()
+            )
+        }
         (Format::Parquet, None, Some(dir)) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create `{}`", dir.display()))?;
             for t in [Table::Prospects, Table::Activities, Table::Transitions] {
                 let name = t.to_possible_value().expect("a table has a name");
                 let path = dir.join(format!("{}.parquet", name.get_name()));
-                let (rows, mut w) = run_parquet(client, t, file(&path)?).await?;
-                w.flush()?;
+                let (rows, w) = run_parquet(client, t, file(&path)?).await?;
+                done(w, &path)?;
                 eprintln!("wrote {rows} rows to {}", path.display());
             }
         }
         (Format::Parquet, Some(t), Some(path)) => {
-            let (rows, mut w) = run_parquet(client, t, file(path)?).await?;
-            w.flush()?;
+            let (rows, w) = run_parquet(client, t, file(path)?).await?;
+            done(w, path)?;
             eprintln!("wrote {rows} rows to {}", path.display());
         }
         (Format::Parquet, Some(t), None) => {
@@ -421,7 +440,7 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
         (format, Some(t), Some(path)) => {
             let mut out = file(path)?;
             let rows = run(client, t, format, &mut out).await?;
-            out.flush()?;
+            done(out, path)?;
             eprintln!("wrote {rows} rows to {}", path.display());
         }
         (format, Some(t), None) => {

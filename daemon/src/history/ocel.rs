@@ -3,10 +3,10 @@
 //! as pm4py, Celonis or ProM.
 //!
 //! - Objects: every prospect (`prospect`, id `p<id>`: its name, company,
-//!   stage, status and fields as attributes, related to its owner as
+//!   stage, status and fields (`field.NAME`) as attributes, related to its owner as
 //!   `owned by`) and every owner (`owner`, id `owner:<name>`).
 //! - Events: every activity (its kind as the event type, `a<id>`: actor and
-//!   data as attributes) and every transition (`t<id>`: `entered <stage>`,
+//!   data (`data.KEY`) as attributes) and every transition (`t<id>`: `entered <stage>`,
 //!   or `won` / `lost`; from, to, kind, process version, reason, by and the
 //!   imported flag as attributes), each related to its prospect as
 //!   `prospect`.
@@ -176,8 +176,15 @@ fn prospect_object(p: &Prospect, types: &mut Types) -> Value {
         json!(p.status.as_str()),
         types,
     );
+    // Prefixed as the CSV export's columns are, so a field never shares a
+    // name with the attributes above.
     for (name, v) in &p.fields {
-        attr(name, p.created_at, field_value(v), types);
+        attr(
+            &format!("field.{name}"),
+            p.created_at,
+            field_value(v),
+            types,
+        );
     }
     let relationships: Vec<Value> = p
         .owner
@@ -272,8 +279,13 @@ impl Owners {
 }
 
 fn activity_event(a: &Activity, owners: &Owners, types: &mut Types) -> Value {
+    let keys: Vec<String> = a.data.keys().map(|k| format!("data.{k}")).collect();
     let mut attrs = vec![("actor", json!(a.actor.as_str()))];
-    attrs.extend(a.data.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    attrs.extend(
+        keys.iter()
+            .map(String::as_str)
+            .zip(a.data.values().cloned()),
+    );
     let owner = owners.at(a.prospect, a.at);
     event(
         format!("a{}", a.id),
