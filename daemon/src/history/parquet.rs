@@ -257,7 +257,7 @@ impl ParquetRow for Activity {
         row.text(&self.kind);
         row.text(self.actor.as_str());
         row.time(self.at);
-        row.json(&Value::Object(self.data.clone()));
+        row.json(&self.data);
     }
 }
 
