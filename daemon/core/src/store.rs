@@ -7,6 +7,7 @@
 //! values, maintained in the same transaction as the record they index.
 
 pub(crate) mod counters;
+pub(crate) mod media;
 pub(crate) mod wal;
 
 use std::borrow::Cow;
@@ -206,6 +207,8 @@ struct Inner {
     gate: RwLock<()>,
     path: PathBuf,
     cache_mib: usize,
+    /// Files, or a simulated disk in the durability tests.
+    media: Media,
     /// Free space below which writes are refused before they start.
     reserve: std::sync::atomic::AtomicU64,
 }
@@ -217,9 +220,20 @@ pub type ReadTxn = ReadTransaction;
 /// otherwise.
 pub const DEFAULT_MIN_FREE_MIB: u64 = 64;
 
-fn open_db(path: &Path, cache_mib: usize) -> Result<Database, StoreError> {
+/// Where the database and its log are kept.
+#[derive(Debug, Clone)]
+enum Media {
+    /// The file at the store's path and the log beside it.
+    Files,
+    /// A simulated disk that loses unsynced writes at a power cut.
+    #[cfg(test)]
+    Sim(Arc<media::sim::SimMedia>),
+}
+
+fn open_db(path: &Path, cache_mib: usize, media: &Media) -> Result<Database, StoreError> {
     let logged = std::sync::atomic::AtomicU64::new(0);
-    Ok(Database::builder()
+    let mut builder = Database::builder();
+    builder
         .set_cache_size(cache_mib << 20)
         .set_repair_callback(move |session| {
             // Once at the start, then every tenth.
@@ -230,8 +244,12 @@ fn open_db(path: &Path, cache_mib: usize) -> Result<Database, StoreError> {
                     "checking the database after an unclean shutdown"
                 );
             }
-        })
-        .create(path)?)
+        });
+    match media {
+        Media::Files => Ok(builder.create(path)?),
+        #[cfg(test)]
+        Media::Sim(m) => Ok(builder.create_with_backend(media::sim::Backend(m.db.clone()))?),
+    }
 }
 
 /// How much memory the database may use to cache pages unless told
@@ -253,7 +271,23 @@ impl Store {
     /// that after a crash the file needs no full check; the writes between
     /// those commits are made durable by the write-ahead log ([`wal`]).
     pub fn open_with(path: &Path, cache_mib: usize) -> Result<Store, StoreError> {
-        let db = open_db(path, cache_mib)?;
+        Store::open_on(path, cache_mib, Media::Files)
+    }
+
+    /// A store on a simulated disk (`media`), for the power-cut tests;
+    /// `dir` only names it.
+    #[cfg(test)]
+    pub(crate) fn open_sim(
+        dir: &Path,
+        media: Arc<media::sim::SimMedia>,
+    ) -> Result<Store, StoreError> {
+        let store = Store::open_on(&dir.join("sim.redb"), 16, Media::Sim(media))?;
+        store.set_min_free_mib(0);
+        Ok(store)
+    }
+
+    fn open_on(path: &Path, cache_mib: usize, media: Media) -> Result<Store, StoreError> {
+        let db = open_db(path, cache_mib, &media)?;
         let mut txn = db.begin_write()?;
         txn.set_quick_repair(true);
         {
@@ -299,9 +333,24 @@ impl Store {
                 gate: RwLock::new(()),
                 path: path.to_path_buf(),
                 cache_mib,
+                media,
                 reserve: std::sync::atomic::AtomicU64::new(DEFAULT_MIN_FREE_MIB << 20),
             }),
         })
+    }
+
+    /// Opens the write-ahead log (allocated to `size` bytes) and returns
+    /// the entries after `applied`.
+    pub(crate) fn open_log(
+        &self,
+        size: u64,
+        applied: u64,
+    ) -> std::io::Result<(wal::Wal, Vec<wal::Entry>)> {
+        match &self.inner.media {
+            Media::Files => wal::Wal::open(&self.log_path(), size, applied),
+            #[cfg(test)]
+            Media::Sim(m) => wal::Wal::open_on(Box::new(m.log.clone()), size, applied),
+        }
     }
 
     /// The write-ahead log next to the database file.
@@ -363,7 +412,7 @@ impl Store {
         *slot = None;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match open_db(&self.inner.path, self.inner.cache_mib) {
+            match open_db(&self.inner.path, self.inner.cache_mib, &self.inner.media) {
                 Ok(db) => {
                     *slot = Some(Arc::new(db));
                     return Ok(());

@@ -13,7 +13,6 @@ use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
-use serde_json::Value;
 
 use stagecoach_types::model::{Activity, Millis, Prospect, Transition};
 

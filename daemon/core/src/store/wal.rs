@@ -15,12 +15,12 @@
 //! entries of an earlier round that lie past the current end have lower
 //! sequence numbers, so the scan stops at them.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::Ids;
+use super::media::LogFile;
 
 const MAGIC: u32 = 0x5343_5731; // "SCW1"
 const HEADER: usize = 4 + 4 + 8 + 8;
@@ -35,7 +35,7 @@ pub(crate) struct Entry {
 
 /// The log file, open for appending.
 pub(crate) struct Wal {
-    file: File,
+    file: Box<dyn LogFile>,
     size: u64,
     offset: u64,
     next_seq: u64,
@@ -81,9 +81,18 @@ impl Wal {
             .truncate(false)
             .mode(0o600)
             .open(path)?;
-        let len = file.metadata()?.len();
+        Wal::open_on(Box::new(file), size, applied)
+    }
+
+    /// [`Wal::open`] on a log file already open (or simulated).
+    pub fn open_on(
+        file: Box<dyn LogFile>,
+        size: u64,
+        applied: u64,
+    ) -> io::Result<(Wal, Vec<Entry>)> {
+        let len = file.len()?;
         if len < size {
-            allocate(&file, size)?;
+            allocate(&*file, size)?;
             file.sync_all()?;
         }
         let size = len.max(size);
@@ -197,7 +206,7 @@ impl Wal {
 /// and written, so a sync of an entry writes only that data (blocks merely
 /// reserved by `fallocate` are converted on first write, a metadata change
 /// each sync would have to journal).
-fn allocate(file: &File, size: u64) -> io::Result<()> {
+fn allocate(file: &dyn LogFile, size: u64) -> io::Result<()> {
     let zeros = vec![0u8; 1 << 20];
     let mut at = 0;
     while at < size {
