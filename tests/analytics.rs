@@ -258,6 +258,25 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
         assert!(diff < 1e-6, "{month}: {} vs {amount}", o["won_amount"]);
     }
 
+    // Flow for every team at once: each team's rows are the history's.
+    for team in ["north", "south"] {
+        let rows: BTreeMap<(String, String), Vec<Value>> = sql["teams_flow"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r[0] == team)
+            .map(|r| {
+                let r = r.as_array().unwrap();
+                let key = (
+                    r[1].as_str().unwrap().to_string(),
+                    r[2].as_str().unwrap().to_string(),
+                );
+                (key, r[3..].to_vec())
+            })
+            .collect();
+        assert_eq!(rows, flow, "team {team}");
+    }
+
     // One daemon per team: the team column from the directory names.
     let teams = &sql["teams"]["rows"];
     for team in ["north", "south"] {

@@ -55,13 +55,13 @@ use stagecoach_types::protocol::{Event, RpcError};
 pub enum ClientError {
     /// Nothing answers on the socket.
     #[error(
-        "cannot connect to the daemon at `{path}`: {source}\nhint: start it with `stagecoach serve`, or pass `--socket` / set `STAGECOACH_SOCKET`"
+        "cannot connect to the daemon at `{path}`: {error}\nhint: start it with `stagecoach serve`, or pass `--socket` / set `STAGECOACH_SOCKET`"
     )]
     Connect {
         /// The socket path.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, not a source: printed once).
+        error: std::io::Error,
     },
     /// The connection broke.
     #[error("connection to the daemon failed: {0}")]
@@ -105,9 +105,9 @@ impl Client {
     pub async fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|error| ClientError::Connect {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         let (r, w) = stream.into_split();
         Ok(Client {

@@ -429,9 +429,14 @@ impl Drop for Bound {
     }
 }
 
+/// How long a connection accepted while starting is still answered once
+/// the daemon serves.
+const HANDOVER_GRACE: Duration = Duration::from_millis(500);
+
 /// Until `started` is cancelled, answers every request on `listener` with
-/// -32006 naming what the daemon is doing (`phase`); then closes those
-/// connections and hands the listener back.
+/// -32006 naming what the daemon is doing (`phase`); then hands the
+/// listener back, and closes those connections [`HANDOVER_GRACE`] later
+/// (what they send meanwhile is answered -32006 too).
 fn answer_while_starting(
     listener: UnixListener,
     phase: Arc<Mutex<String>>,
@@ -454,10 +459,24 @@ fn answer_while_starting(
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut lines = FramedRead::new(read, line_codec(max_line));
+                // Once the daemon serves, a connection accepted here is not
+                // dropped unanswered (its client would meet a broken pipe):
+                // what it sends within a moment is answered -32006 like the
+                // rest, then it is closed, and the client connects again.
+                let mut grace: Option<tokio::time::Instant> = None;
                 loop {
-                    let line = tokio::select! {
-                        _ = started.cancelled() => return,
-                        line = lines.next() => line,
+                    let line = match grace {
+                        None => tokio::select! {
+                            _ = started.cancelled() => {
+                                grace = Some(tokio::time::Instant::now() + HANDOVER_GRACE);
+                                continue;
+                            }
+                            line = lines.next() => line,
+                        },
+                        Some(until) => match tokio::time::timeout_at(until, lines.next()).await {
+                            Ok(line) => line,
+                            Err(_) => return,
+                        },
                     };
                     let id = match line {
                         None | Some(Err(AnyDelimiterCodecError::Io(_))) => return,

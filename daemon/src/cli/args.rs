@@ -177,7 +177,7 @@ pub enum Command {
     /// the exit criteria; nothing written unless every row resolves;
     /// idempotent by external id.
     Import(ImportArgs),
-    /// Export prospects, activities or transitions as CSV or NDJSON.
+    /// Export prospects, activities or transitions as CSV, NDJSON or Parquet, or the whole history as an OCEL 2.0 log.
     Export(ExportArgs),
     /// Learn the process from closed deals (the database, or CSV files with
     /// `--prospects` and `--activities`): steps, graph, paths, owners, and a

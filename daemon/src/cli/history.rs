@@ -352,6 +352,12 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
     // that fails or is killed half-way leaves no partial file at `--out`.
     type Out = std::io::BufWriter<tempfile::NamedTempFile>;
     let file = |path: &Path| -> Result<Out> {
+        if path.is_dir() {
+            bail!(
+                "`{}` is a directory: give a file name (with `--format parquet` and no table, all three files go into a directory)",
+                path.display()
+            );
+        }
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -366,8 +372,9 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
     };
     let done = |w: Out, path: &Path| -> Result<()> {
         let f = w.into_inner().map_err(|e| e.into_error())?;
+        // (the rename's own error already names the cause)
         f.persist(path)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot write `{}`: {}", path.display(), e.error))?;
         Ok(())
     };
     match (args.format, args.table, &args.out) {
