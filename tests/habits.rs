@@ -172,3 +172,31 @@ fn the_demo_refuses_a_daemon_that_holds_prospects_unless_told() {
     let status = c.ok("daemon.status", json!({}));
     assert_eq!(status["counts"]["prospects"], 301, "{status}");
 }
+
+#[test]
+fn an_empty_setting_counts_as_unset_and_export_says_where_json_is() {
+    let d = Daemon::start();
+    // `STAGECOACH_SOCKET= stagecoach status`: the default socket, not a
+    // complaint about a flag nobody typed.
+    let out = std::process::Command::new(bin())
+        .arg("status")
+        .env("STAGECOACH_SOCKET", "")
+        .env("XDG_DATA_HOME", d.dir.path().join("xdg"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot connect to the daemon at") && !err.contains("a value is required"),
+        "{err}"
+    );
+    // The cause is printed once.
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    let out = d.cli(&["--json", "export", "prospects"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--format ndjson"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -88,7 +88,24 @@ fn die_quietly_on_a_closed_pipe() {}
 /// Threads for blocking work (store reads, parsing, validation).
 const BLOCKING_THREADS: usize = 16;
 
+/// An empty `STAGECOACH_*` variable counts as unset, as `VAR= command`
+/// means in a shell (clap would refuse it: "a value is required for
+/// '--socket <SOCKET>'", naming a flag nobody typed).
+#[allow(unsafe_code)]
+fn ignore_empty_settings() {
+    let empty: Vec<_> = std::env::vars_os()
+        .filter(|(k, v)| k.to_string_lossy().starts_with("STAGECOACH_") && v.is_empty())
+        .map(|(k, _)| k)
+        .collect();
+    for k in empty {
+        // SAFETY: the first thing main does, before any thread exists, so
+        // nothing reads the environment while it changes.
+        unsafe { std::env::remove_var(k) };
+    }
+}
+
 fn main() -> ExitCode {
+    ignore_empty_settings();
     return_large_blocks_to_the_kernel();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. }) {

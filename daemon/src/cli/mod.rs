@@ -64,7 +64,14 @@ pub async fn run_client(cli: &Cli) -> Result<()> {
         }
         Command::Plugins(PluginCmd::List) => typed::<methods::PluginsList>(params::NoParams {}),
         Command::Import(args) => return history::import(&mut client, args, cli.json).await,
-        Command::Export(args) => return history::export(&mut client, args).await,
+        Command::Export(args) => {
+            if cli.json {
+                bail!(
+                    "export writes its own formats: `--format ndjson` for JSON lines (--json does not apply)"
+                );
+            }
+            return history::export(&mut client, args).await;
+        }
         Command::Discover(args) => {
             let found = client
                 .request::<methods::ProcessDiscover>(&history::discover_request(args))
