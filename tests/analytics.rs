@@ -140,6 +140,7 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
         [
             "activities.parquet",
             "prospects.parquet",
+            "stages.parquet",
             "transitions.parquet"
         ]
     );
@@ -179,6 +180,11 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
     assert_eq!(types["prospects"]["fields"], "JSON");
     assert_eq!(types["activities"]["data"], "JSON");
     assert_eq!(types["activities"]["id"], "BIGINT");
+    assert_eq!(types["stages"]["probability"], "DOUBLE");
+    assert_eq!(
+        types["stages"]["in_force_until"],
+        "TIMESTAMP WITH TIME ZONE"
+    );
 
     // Every record, once.
     let mut c = d.client();
@@ -276,6 +282,17 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
             .collect();
         assert_eq!(rows, flow, "team {team}");
     }
+
+    // The stages table weighs the open pipeline as metrics.outcomes does.
+    let now = c.ok(
+        "metrics.outcomes",
+        json!({"from": "2026-01-01", "to": "2026-02-01"}),
+    );
+    let row = &sql["weighted_pipeline"]["rows"][0];
+    let diff = (row[0].as_f64().unwrap() - now["weighted_pipeline"].as_f64().unwrap()).abs();
+    assert!(diff < 1e-6, "{row} vs {}", now["weighted_pipeline"]);
+    assert_eq!(row[1], counts["open_prospects"], "{counts}");
+    assert!(now["weighted_pipeline"].as_f64() > Some(0.0));
 
     // One daemon per team: the team column from the directory names.
     let teams = &sql["teams"]["rows"];

@@ -26,7 +26,7 @@ for block in re.findall(r"```sql\n(.*?)```", doc, re.S):
     }
 out["types"] = {
     table: {r[0]: r[1] for r in con.execute(f"DESCRIBE SELECT * FROM '{table}.parquet'").fetchall()}
-    for table in ["prospects", "activities", "transitions"]
+    for table in ["prospects", "activities", "transitions", "stages"]
 }
 out["counts"] = {
     table: con.execute(f"SELECT count(*) FROM '{table}.parquet'").fetchone()[0]

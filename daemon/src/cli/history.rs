@@ -420,7 +420,12 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
         (Format::Parquet, None, Some(dir)) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create `{}`", dir.display()))?;
-            for t in [Table::Prospects, Table::Activities, Table::Transitions] {
+            for t in [
+                Table::Prospects,
+                Table::Activities,
+                Table::Transitions,
+                Table::Stages,
+            ] {
                 let name = t.to_possible_value().expect("a table has a name");
                 let path = dir.join(format!("{}.parquet", name.get_name()));
                 let (rows, w) = run_parquet(client, t, file(&path)?).await?;

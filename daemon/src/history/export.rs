@@ -16,7 +16,7 @@ use stagecoach_client::Client;
 use stagecoach_types::api::params::ExportWhat;
 use stagecoach_types::api::results::ExportRows;
 use stagecoach_types::api::{methods, params};
-use stagecoach_types::model::{Activity, Fields, Prospect, Transition};
+use stagecoach_types::model::{Activity, Fields, Millis, Prospect, Transition};
 
 use super::parquet::{ParquetRow, ParquetWriter};
 
@@ -29,6 +29,9 @@ pub enum Table {
     Activities,
     /// Every stage transition.
     Transitions,
+    /// The stages of every process version: order, name, probability,
+    /// stall limit, former ids (to sort and weigh the other tables by).
+    Stages,
 }
 
 impl Table {
@@ -37,7 +40,99 @@ impl Table {
             Table::Prospects => ExportWhat::Prospects,
             Table::Activities => ExportWhat::Activities,
             Table::Transitions => ExportWhat::Transitions,
+            Table::Stages => unreachable!("stages come from the process versions, not export.page"),
         }
+    }
+}
+
+/// One stage of one process version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageRow {
+    /// The process version.
+    pub version: u64,
+    /// When that version came into force.
+    pub in_force_from: Millis,
+    /// When the next one did (none: in force now).
+    pub in_force_until: Option<Millis>,
+    /// 1 for the first stage.
+    pub position: u64,
+    /// The stage id the other tables carry.
+    pub id: String,
+    /// Its display name.
+    pub name: String,
+    /// Its win probability (weighted pipeline), if set.
+    pub probability: Option<f64>,
+    /// Days without activity before a prospect counts as stalled.
+    pub stall_after_days: Option<u32>,
+    /// Ids it had before a rename, comma-separated.
+    pub renamed_from: String,
+}
+
+/// The stages of every stored process version, read from their texts.
+/// A version whose text no longer parses (the rules grew stricter since)
+/// is left out with a warning.
+async fn stage_rows(client: &mut Client) -> anyhow::Result<Vec<StageRow>> {
+    let versions = client
+        .request::<methods::ProcessVersions>(&params::NoParams::default())
+        .await?;
+    let mut rows = Vec::new();
+    for w in versions.versions {
+        let text = client
+            .request::<methods::ProcessGet>(&params::ProcessGet {
+                version: Some(w.version),
+            })
+            .await?;
+        let process = match stagecoach_core::process::parse(&text.text, &text.path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!(
+                    "warning: process version {} no longer parses, its stages are left out: {e}",
+                    w.version
+                );
+                continue;
+            }
+        };
+        for (i, st) in process.stages.iter().enumerate() {
+            rows.push(StageRow {
+                version: w.version,
+                in_force_from: w.in_force_from,
+                in_force_until: w.in_force_until,
+                position: i as u64 + 1,
+                id: st.id.clone(),
+                name: st.name.clone(),
+                probability: st.probability,
+                stall_after_days: st.stall_after_days,
+                renamed_from: st.renamed_from.join(","),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+impl Row for StageRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "version",
+        "in_force_from",
+        "in_force_until",
+        "position",
+        "id",
+        "name",
+        "probability",
+        "stall_after_days",
+        "renamed_from",
+    ];
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.version.to_string(),
+            self.in_force_from.to_string(),
+            opt(&self.in_force_until),
+            self.position.to_string(),
+            self.id.clone(),
+            self.name.clone(),
+            opt(&self.probability),
+            opt(&self.stall_after_days),
+            self.renamed_from.clone(),
+        ]
     }
 }
 
@@ -233,6 +328,24 @@ pub async fn run(
         Table::Prospects => write(client, table, pick_prospects, format, out).await,
         Table::Activities => write(client, table, pick_activities, format, out).await,
         Table::Transitions => write(client, table, pick_transitions, format, out).await,
+        Table::Stages => {
+            let rows = stage_rows(client).await?;
+            if format == Format::Ndjson {
+                for r in &rows {
+                    serde_json::to_writer(&mut *out, r)?;
+                    writeln!(out)?;
+                }
+            } else {
+                let mut w = csv::Writer::from_writer(&mut *out);
+                w.write_record(StageRow::COLUMNS)?;
+                for r in &rows {
+                    w.write_record(Row::cells(r))?;
+                }
+                w.flush()?;
+            }
+            out.flush()?;
+            Ok(rows.len() as u64)
+        }
     }
 }
 
@@ -246,6 +359,14 @@ pub async fn run_parquet<W: Write + Send>(
         Table::Prospects => write_parquet(client, table, pick_prospects, out).await,
         Table::Activities => write_parquet(client, table, pick_activities, out).await,
         Table::Transitions => write_parquet(client, table, pick_transitions, out).await,
+        Table::Stages => {
+            let rows = stage_rows(client).await?;
+            let mut w = ParquetWriter::<W, StageRow>::new(out)?;
+            for r in &rows {
+                w.push(r)?;
+            }
+            Ok((rows.len() as u64, w.finish()?))
+        }
     }
 }
 

@@ -9,11 +9,12 @@ use std::io::Write;
 use std::sync::Arc;
 
 use parquet::basic::Compression;
-use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
+use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
+use super::export::StageRow;
 use stagecoach_types::model::{Activity, Millis, Prospect, Transition};
 
 /// Rows per row group: what an export holds in memory at once.
@@ -32,6 +33,7 @@ pub trait ParquetRow {
 /// definition levels of an optional column (1 present, 0 null).
 enum Column {
     Int64(Vec<i64>),
+    Double(Vec<f64>),
     Bool(Vec<bool>),
     Bytes(Vec<ByteArray>),
 }
@@ -83,6 +85,14 @@ impl RowCursor<'_> {
     pub fn opt_int(&mut self, v: Option<u64>) {
         self.push_i64(v.map(|v| v as i64));
     }
+    /// An optional floating-point column.
+    pub fn opt_double(&mut self, v: Option<f64>) {
+        match (self.column(v.is_some()), v) {
+            (Column::Double(values), Some(v)) => values.push(v),
+            (Column::Double(_), None) => {}
+            _ => unreachable!("the schema and the row disagree on a column's type"),
+        }
+    }
     /// A timestamp column (milliseconds since the epoch, UTC).
     pub fn time(&mut self, v: Millis) {
         self.push_i64(Some(v.0));
@@ -132,6 +142,7 @@ impl<W: Write + Send, R: ParquetRow> ParquetWriter<W, R> {
                 let info = f.get_basic_info();
                 let values = match f.get_physical_type() {
                     parquet::basic::Type::INT64 => Column::Int64(Vec::new()),
+                    parquet::basic::Type::DOUBLE => Column::Double(Vec::new()),
                     parquet::basic::Type::BOOLEAN => Column::Bool(Vec::new()),
                     parquet::basic::Type::BYTE_ARRAY => Column::Bytes(Vec::new()),
                     other => unreachable!("no column of type {other} in the export schemas"),
@@ -182,6 +193,10 @@ impl<W: Write + Send, R: ParquetRow> ParquetWriter<W, R> {
             match &mut c.values {
                 Column::Int64(v) => {
                     writer.typed::<Int64Type>().write_batch(v, levels, None)?;
+                    v.clear();
+                }
+                Column::Double(v) => {
+                    writer.typed::<DoubleType>().write_batch(v, levels, None)?;
                     v.clear();
                 }
                 Column::Bool(v) => {
@@ -286,5 +301,30 @@ impl ParquetRow for Transition {
         row.opt_text(self.by.as_deref());
         row.opt_int(self.activity);
         row.boolean(self.imported);
+    }
+}
+
+impl ParquetRow for StageRow {
+    const SCHEMA: &'static str = "message stage {
+        REQUIRED INT64 version;
+        REQUIRED INT64 in_force_from (TIMESTAMP(MILLIS, true));
+        OPTIONAL INT64 in_force_until (TIMESTAMP(MILLIS, true));
+        REQUIRED INT64 position;
+        REQUIRED BYTE_ARRAY id (STRING);
+        REQUIRED BYTE_ARRAY name (STRING);
+        OPTIONAL DOUBLE probability;
+        OPTIONAL INT64 stall_after_days;
+        OPTIONAL BYTE_ARRAY renamed_from (STRING);
+    }";
+    fn cells(&self, row: &mut RowCursor<'_>) {
+        row.int(self.version);
+        row.time(self.in_force_from);
+        row.opt_time(self.in_force_until);
+        row.int(self.position);
+        row.text(&self.id);
+        row.text(&self.name);
+        row.opt_double(self.probability);
+        row.opt_int(self.stall_after_days.map(u64::from));
+        row.opt_text(Some(&self.renamed_from));
     }
 }
