@@ -144,6 +144,20 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
             "transitions.parquet"
         ]
     );
+    // Its mode is a file the shell would create: 0666 less the umask (a
+    // temporary file's 0600 otherwise).
+    use std::os::unix::fs::PermissionsExt;
+    let umask = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+        .unwrap();
+    let mode = std::fs::metadata(files.join("prospects.parquet"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o666 & !umask, "{mode:o}, umask {umask:o}");
     // A file name where a directory is meant is refused.
     let out = d.cli(&["export", "--format", "parquet", "--out", "all.parquet"]);
     assert!(!out.status.success());

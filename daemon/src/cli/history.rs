@@ -364,7 +364,10 @@ pub async fn export(client: &mut Client, args: &ExportArgs) -> Result<()> {
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        // 0666 less the umask, as a file the shell creates (a temporary
+        // file is 0600 by default).
         let f = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .prefix(".stagecoach-export-")
             .tempfile_in(dir)
             .with_context(|| format!("cannot write in `{}`", dir.display()))?;
