@@ -245,6 +245,8 @@ fn the_duckdb_recipe_reproduces_flow_and_time_in_stage_for_every_stage_and_month
                 done["mean_days"].clone(),
                 done["median_days"].clone(),
                 done["p90_days"].clone(),
+                done["p25_days"].clone(),
+                done["p75_days"].clone(),
             ];
             match tis.get(&(stage.clone(), month.clone())) {
                 Some(recipe) => assert_eq!(recipe, &daemon, "time in {stage} in {month}"),
