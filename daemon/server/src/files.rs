@@ -69,6 +69,15 @@ pub fn read_text(path: &Path, max: u64) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|e| format!("`{}` is not UTF-8 text: {e}", path.display()))
 }
 
+/// [`read_text`], or `None` when there is no file at `path`.
+pub fn read_text_if_any(path: &Path, max: u64) -> Result<Option<String>, String> {
+    match read_text(path, max) {
+        Ok(t) => Ok(Some(t)),
+        Err(_) if !path.exists() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

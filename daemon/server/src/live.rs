@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::Ctx;
-use crate::files::{read_regular, read_text};
+use crate::files::{read_regular, read_text, read_text_if_any};
 use crate::watch::FileWatcher;
 use stagecoach_core::engine::{ActiveProcess, EngineError, Event, NewVersion, WriteOp};
 use stagecoach_core::process::{Check, InvalidProcess, Process, ProcessError, content_hash};
@@ -122,12 +122,7 @@ async fn write_checked(ctx: &Arc<Ctx>, text: String, tests: Option<String>) -> R
     let before = {
         let (path, max) = (path.clone(), ctx.max_process_file);
         tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let process = match read_text(&path, max) {
-                Ok(t) => Some(t),
-                Err(_) if !path.exists() => None,
-                Err(e) => return Err(e),
-            };
-            Ok((process, read_tests(&path)?))
+            Ok((read_text_if_any(&path, max)?, read_tests(&path)?))
         })
         .await
         .unwrap_or_else(|e| Err(e.to_string()))
@@ -268,12 +263,10 @@ async fn load_plugins_off_runtime(
 /// The text of the test file beside `process_path` (`process.test.toml`),
 /// if there is one.
 pub fn read_tests(process_path: &Path) -> Result<Option<String>, String> {
-    let path = stagecoach_core::process_tests::tests_path(process_path);
-    match read_text(&path, 4 << 20) {
-        Ok(t) => Ok(Some(t)),
-        Err(_) if !path.exists() => Ok(None),
-        Err(e) => Err(e),
-    }
+    read_text_if_any(
+        &stagecoach_core::process_tests::tests_path(process_path),
+        4 << 20,
+    )
 }
 
 /// Runs the cases of `tests`, or of the test file beside `process_path` if

@@ -317,6 +317,27 @@ pub(super) fn pick_transitions(r: ExportRows) -> Option<Vec<Transition>> {
     }
 }
 
+/// Where an export's rows come from: the daemon's pages, or rows at hand.
+enum Source<R> {
+    Pages(fn(ExportRows) -> Option<Vec<R>>),
+    Ready(Vec<R>),
+}
+
+impl<R> Source<R> {
+    /// Calls `each` with every row.
+    async fn each(
+        &self,
+        client: &mut Client,
+        table: Table,
+        each: impl FnMut(&R) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Source::Pages(pick) => pages(client, table, *pick, each).await,
+            Source::Ready(rows) => rows.iter().try_for_each(each),
+        }
+    }
+}
+
 /// Writes `table` to `out` as CSV or NDJSON; returns the number of rows.
 pub async fn run(
     client: &mut Client,
@@ -325,26 +346,16 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
     match table {
-        Table::Prospects => write(client, table, pick_prospects, format, out).await,
-        Table::Activities => write(client, table, pick_activities, format, out).await,
-        Table::Transitions => write(client, table, pick_transitions, format, out).await,
+        Table::Prospects => write(client, table, Source::Pages(pick_prospects), format, out).await,
+        Table::Activities => {
+            write(client, table, Source::Pages(pick_activities), format, out).await
+        }
+        Table::Transitions => {
+            write(client, table, Source::Pages(pick_transitions), format, out).await
+        }
         Table::Stages => {
-            let rows = stage_rows(client).await?;
-            if format == Format::Ndjson {
-                for r in &rows {
-                    serde_json::to_writer(&mut *out, r)?;
-                    writeln!(out)?;
-                }
-            } else {
-                let mut w = csv::Writer::from_writer(&mut *out);
-                w.write_record(StageRow::COLUMNS)?;
-                for r in &rows {
-                    w.write_record(Row::cells(r))?;
-                }
-                w.flush()?;
-            }
-            out.flush()?;
-            Ok(rows.len() as u64)
+            let rows = Source::Ready(stage_rows(client).await?);
+            write(client, table, rows, format, out).await
         }
     }
 }
@@ -356,16 +367,16 @@ pub async fn run_parquet<W: Write + Send>(
     out: W,
 ) -> anyhow::Result<(u64, W)> {
     match table {
-        Table::Prospects => write_parquet(client, table, pick_prospects, out).await,
-        Table::Activities => write_parquet(client, table, pick_activities, out).await,
-        Table::Transitions => write_parquet(client, table, pick_transitions, out).await,
+        Table::Prospects => write_parquet(client, table, Source::Pages(pick_prospects), out).await,
+        Table::Activities => {
+            write_parquet(client, table, Source::Pages(pick_activities), out).await
+        }
+        Table::Transitions => {
+            write_parquet(client, table, Source::Pages(pick_transitions), out).await
+        }
         Table::Stages => {
-            let rows = stage_rows(client).await?;
-            let mut w = ParquetWriter::<W, StageRow>::new(out)?;
-            for r in &rows {
-                w.push(r)?;
-            }
-            Ok((rows.len() as u64, w.finish()?))
+            let rows = Source::Ready(stage_rows(client).await?);
+            write_parquet(client, table, rows, out).await
         }
     }
 }
@@ -373,23 +384,24 @@ pub async fn run_parquet<W: Write + Send>(
 async fn write_parquet<R: ParquetRow, W: Write + Send>(
     client: &mut Client,
     table: Table,
-    pick: fn(ExportRows) -> Option<Vec<R>>,
+    source: Source<R>,
     out: W,
 ) -> anyhow::Result<(u64, W)> {
     let mut rows = 0u64;
     let mut w = ParquetWriter::<W, R>::new(out)?;
-    pages(client, table, pick, |row| {
-        rows += 1;
-        w.push(row)
-    })
-    .await?;
+    source
+        .each(client, table, |row| {
+            rows += 1;
+            w.push(row)
+        })
+        .await?;
     Ok((rows, w.finish()?))
 }
 
 async fn write<R: Row>(
     client: &mut Client,
     table: Table,
-    pick: fn(ExportRows) -> Option<Vec<R>>,
+    source: Source<R>,
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<u64> {
@@ -399,42 +411,45 @@ async fn write<R: Row>(
         "{format:?} is written by its own writer"
     );
     if format == Format::Ndjson {
-        pages(client, table, pick, |row| {
-            rows += 1;
-            serde_json::to_writer(&mut *out, row)?;
-            writeln!(out)?;
-            Ok(())
-        })
-        .await?;
+        source
+            .each(client, table, |row| {
+                rows += 1;
+                serde_json::to_writer(&mut *out, row)?;
+                writeln!(out)?;
+                Ok(())
+            })
+            .await?;
         out.flush()?;
         return Ok(rows);
     }
     // Prospects' fields become columns: a first pass finds their names.
     let mut fields = BTreeSet::new();
     if table == Table::Prospects {
-        pages(client, table, pick, |row| {
-            fields.extend(row.fields().into_iter().flat_map(|f| f.keys().cloned()));
-            Ok(())
-        })
-        .await?;
+        source
+            .each(client, table, |row| {
+                fields.extend(row.fields().into_iter().flat_map(|f| f.keys().cloned()));
+                Ok(())
+            })
+            .await?;
     }
     let mut w = csv::Writer::from_writer(out);
     let mut header: Vec<String> = R::COLUMNS.iter().map(|c| c.to_string()).collect();
     header.extend(fields.iter().map(|f| format!("field.{f}")));
     w.write_record(&header)?;
-    pages(client, table, pick, |row| {
-        rows += 1;
-        let mut record = row.cells();
-        let own = row.fields();
-        record.extend(
-            fields
-                .iter()
-                .map(|f| own.and_then(|o| o.get(f)).map(wire).unwrap_or_default()),
-        );
-        w.write_record(&record)?;
-        Ok(())
-    })
-    .await?;
+    source
+        .each(client, table, |row| {
+            rows += 1;
+            let mut record = row.cells();
+            let own = row.fields();
+            record.extend(
+                fields
+                    .iter()
+                    .map(|f| own.and_then(|o| o.get(f)).map(wire).unwrap_or_default()),
+            );
+            w.write_record(&record)?;
+            Ok(())
+        })
+        .await?;
     w.flush()?;
     Ok(rows)
 }
