@@ -6,6 +6,7 @@
 //! Run: `cargo bench -p stagecoach --bench metrics`
 //! (`STAGECOACH_BENCH_PROSPECTS`, default 1000000; 10 activities each).
 
+use std::io::Write as _;
 use std::time::Instant;
 
 mod common;
@@ -73,6 +74,10 @@ fn main() {
                 .prepare("INSERT INTO stays VALUES (?1, ?2, ?3, ?4, ?5)")
                 .unwrap();
             let mut entered: std::collections::HashMap<u64, i64> = std::collections::HashMap::new();
+            let mut csv = std::io::BufWriter::new(
+                std::fs::File::create(dir.path().join("stays.csv")).unwrap(),
+            );
+            writeln!(csv, "stage,exit_at,duration").unwrap();
             for tr in &transitions {
                 ins.execute(rusqlite::params![
                     tr.id as i64,
@@ -93,6 +98,7 @@ fn main() {
                         ""
                     ])
                     .unwrap();
+                    writeln!(csv, "{from},{},{}", tr.at.0, tr.at.0 - e).unwrap();
                 }
                 if !matches!(tr.kind, TransitionKind::Won | TransitionKind::Lost) {
                     entered.insert(tr.prospect, tr.at.0);
@@ -173,12 +179,7 @@ fn main() {
     let flow_all = median_ms(|| {
         std::hint::black_box(metrics::flow(&txn, &all, from, to, now, &filter).unwrap());
     });
-    let tis_ours = median_ms(|| {
-        std::hint::black_box(metrics::durations(
-            metrics::completed_stays(&txn, &stage, from, to, &filter).unwrap(),
-        ));
-    });
-    let tis_sql = median_ms(|| {
+    let sql_stays = || -> Vec<i64> {
         let mut stmt = sqlite
             .prepare_cached(
                 "SELECT duration FROM stays WHERE stage = ?1 AND exit_at >= ?2 AND exit_at < ?3",
@@ -189,7 +190,49 @@ fn main() {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        std::hint::black_box(metrics::durations(v));
+        v
+    };
+    let tis_sql_answer = metrics::durations(sql_stays());
+    let tis_answer = metrics::time_in_stage(&txn, &stage, from, to, &filter).unwrap();
+    assert_eq!(
+        tis_answer, tis_sql_answer,
+        "both engines agree on July's time in stage"
+    );
+    println!(
+        "July time in `present`: {} stays, mean {:?} d, median {:?} d, p90 {:?} d (both agree)",
+        tis_answer.count, tis_answer.mean_days, tis_answer.median_days, tis_answer.p90_days
+    );
+    let tis_ours = median_ms(|| {
+        std::hint::black_box(metrics::time_in_stage(&txn, &stage, from, to, &filter).unwrap());
+    });
+    let tis_every_stay = median_ms(|| {
+        std::hint::black_box(metrics::durations(
+            metrics::completed_stays(&txn, &stage, from, to, &filter).unwrap(),
+        ));
+    });
+    let owner_filter = Filter {
+        owner: Some("rep0".to_string()),
+    };
+    let tis_owner = median_ms(|| {
+        std::hint::black_box(
+            metrics::time_in_stage(&txn, &stage, from, to, &owner_filter).unwrap(),
+        );
+    });
+    assert_eq!(
+        metrics::time_in_stage(&txn, &stage, from, to, &owner_filter).unwrap(),
+        metrics::durations(
+            metrics::completed_stays(&txn, &stage, from, to, &owner_filter).unwrap()
+        ),
+        "one owner's summaries agree with the stays"
+    );
+    let tis_sql = median_ms(|| {
+        std::hint::black_box(metrics::durations(sql_stays()));
+    });
+    let year = (Millis(START), Millis(START + 365 * DAY));
+    let tis_year = median_ms(|| {
+        std::hint::black_box(
+            metrics::time_in_stage(&txn, &stage, year.0, year.1, &filter).unwrap(),
+        );
     });
     let conv_ours = median_ms(|| {
         for s in STAGES {
@@ -224,12 +267,31 @@ fn main() {
         "flow, all five stages, one month"
     );
     line("time in stage, one stage, one month", tis_ours, tis_sql);
+    println!(
+        "{:<44} {tis_every_stay:>8.3}ms   (the same answer read stay by stay: {:.0}x)",
+        "  … reading every stay instead",
+        tis_every_stay / tis_ours
+    );
+    println!("{:<44} {tis_owner:>8.3}ms", "  … one owner's");
+    println!(
+        "{:<44} {tis_year:>8.3}ms",
+        "  … over a year (365 day summaries)"
+    );
+    match duckdb_time_in_stage(&dir.path().join("stays.csv"), &stage, from, to) {
+        Ok((ms, count)) => {
+            assert_eq!(count, tis_answer.count, "DuckDB counts the same stays");
+            line("  DuckDB (rows sorted by stage and time)", tis_ours, ms);
+        }
+        Err(why) => println!("  DuckDB: skipped ({why})"),
+    }
     line(
         "direct conversion, all stages, one month",
         conv_ours,
         conv_sql,
     );
-    println!("targets: flow ≤ 5 ms and ≥ 50× SQLite");
+    println!(
+        "targets: flow ≤ 5 ms and ≥ 50× SQLite; time in stage ≤ 0.2 ms, ≥ 10× DuckDB, ≥ 200× SQLite"
+    );
 
     // The daemon on the same database: from start to answering, and memory.
     drop(txn);
@@ -243,6 +305,58 @@ fn main() {
     .unwrap();
     println!();
     startup(&daemon_dir, &active.text, from, to);
+}
+
+/// Time in stage in DuckDB (the analytics tests' virtual environment,
+/// `target/analytics-venv`, made by `cargo test --test analytics`): the
+/// same stays loaded sorted by (stage, exit time), two threads, the median
+/// of 15 runs of count, mean and four percentiles. Returns (ms, count).
+fn duckdb_time_in_stage(
+    csv: &std::path::Path,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+) -> Result<(f64, usize), String> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/analytics-venv/bin/python");
+    if !python.exists() {
+        return Err(format!(
+            "no {}; `cargo test --test analytics` makes it",
+            python.display()
+        ));
+    }
+    const SCRIPT: &str = r#"
+import sys, time, duckdb
+csv, stage, a, b = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+con = duckdb.connect()
+con.execute("SET threads = 2")
+con.execute("CREATE TABLE stays AS SELECT * FROM read_csv(?, header = true) ORDER BY stage, exit_at", [csv])
+q = ("SELECT count(*), avg(duration), quantile_disc(duration, [0.25, 0.5, 0.75, 0.9]) "
+     "FROM stays WHERE stage = ? AND exit_at >= ? AND exit_at < ?")
+times = []
+for _ in range(15):
+    t = time.perf_counter()
+    row = con.execute(q, [stage, a, b]).fetchone()
+    times.append((time.perf_counter() - t) * 1e3)
+print(sorted(times)[7], row[0])
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", SCRIPT])
+        .arg(csv)
+        .arg(stage)
+        .arg(from.0.to_string())
+        .arg(to.0.to_string())
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let ms = words.next().and_then(|w| w.parse().ok());
+    let count = words.next().and_then(|w| w.parse().ok());
+    ms.zip(count)
+        .ok_or_else(|| format!("unexpected output: {text}"))
 }
 
 /// Starts the daemon on the loaded database, one start after another, with
@@ -291,8 +405,14 @@ fn startup(dir: &std::path::Path, process: &str, from: Millis, to: Millis) {
             serde_json::json!({ "from": from.to_string(), "to": to.to_string() }),
         );
         let flow = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        call(
+            "metrics.time_in_stage",
+            serde_json::json!({ "from": from.to_string(), "to": to.to_string() }),
+        );
+        let tis = t.elapsed().as_secs_f64() * 1e3;
         println!(
-            "daemon start {run}: answering after {ready:.0} ms (counts {}); RSS {idle} MiB idle, {} MiB after a flow query over the socket ({flow:.1} ms), peak {} MiB",
+            "daemon start {run}: answering after {ready:.0} ms (counts {}); RSS {idle} MiB idle, {} MiB after a flow query over the socket ({flow:.1} ms) and time in stage, every stage ({tis:.1} ms), peak {} MiB",
             status["result"]["counts"],
             rss("VmRSS:"),
             rss("VmHWM:"),

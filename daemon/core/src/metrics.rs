@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::process::Process;
-use crate::store::{ProspectFilter, Snapshot, StoreError};
+use crate::store::{ProspectFilter, Snapshot, StoreError, stay_days};
 use stagecoach_types::api::results::{
     Conversion, Direct, DirectRow, LostReason, Outcomes, OwnerRow, Owners, PipelineRow, Reached,
     ReachedRow, RemovedStage, StageLabel, TrendMonth, TrendStage, Trends,
@@ -534,38 +534,117 @@ pub fn flow(
 
 pub use stagecoach_types::api::results::Durations;
 
-/// Summarises durations in milliseconds.
+/// Summarises durations in milliseconds, from the durations themselves.
 pub fn durations(mut ms: Vec<i64>) -> Durations {
     ms.sort_unstable();
-    let days = |m: i64| (m as f64 / Millis::DAY as f64 * 100.0).round() / 100.0;
     let pct = |p: f64| -> Option<f64> {
         if ms.is_empty() {
             return None;
         }
         let rank = (p * ms.len() as f64).ceil() as usize;
-        Some(days(ms[rank.clamp(1, ms.len()) - 1]))
+        Some(stay_days::days(ms[rank.clamp(1, ms.len()) - 1]))
     };
-    let bounds = [1, 2, 4, 7, 14, 30, 60, 90];
-    let mut histogram: Vec<(String, usize)> =
-        bounds.iter().map(|b| (format!("≤{b}d"), 0)).collect();
-    histogram.push(("more".into(), 0));
+    let mut histogram: Vec<(String, usize)> = stay_days::bin_labels().map(|l| (l, 0)).collect();
     for m in &ms {
-        let d = *m as f64 / Millis::DAY as f64;
-        let i = bounds
-            .iter()
-            .position(|b| d <= f64::from(*b))
-            .unwrap_or(bounds.len());
-        histogram[i].1 += 1;
+        histogram[stay_days::bin(*m)].1 += 1;
     }
     Durations {
         count: ms.len(),
-        mean_days: (!ms.is_empty()).then(|| days(ms.iter().sum::<i64>() / ms.len() as i64)),
+        mean_days: (!ms.is_empty())
+            .then(|| stay_days::days(ms.iter().sum::<i64>() / ms.len() as i64)),
         median_days: pct(0.5),
         p25_days: pct(0.25),
         p75_days: pct(0.75),
         p90_days: pct(0.9),
         histogram,
     }
+}
+
+/// Time in `stage` over the stays that ended in [from, to): what
+/// [`durations`] of [`completed_stays`] answers, read from the per-day
+/// summaries (O(days), not O(stays)). Only the parts of a day the period
+/// cuts are read stay by stay.
+pub fn time_in_stage(
+    txn: &ReadTransaction,
+    stage: &str,
+    from: Millis,
+    to: Millis,
+    filter: &Filter,
+) -> Result<Durations, StoreError> {
+    // Whole days: [d0, d1).
+    let d0 = day(from) + i64::from(from.0.rem_euclid(Millis::DAY) != 0);
+    let d1 = day(to);
+    if d0 >= d1 {
+        return Ok(durations(completed_stays(txn, stage, from, to, filter)?));
+    }
+    let mut edges: Vec<Vec<u8>> = Vec::new();
+    for (a, b) in [
+        (from, Millis(d0 * Millis::DAY)),
+        (Millis(d1 * Millis::DAY), to),
+    ] {
+        if a < b {
+            edges.push(stay_days::build(&mut completed_stays(
+                txn, stage, a, b, filter,
+            )?));
+        }
+    }
+    let mut guards = Vec::new();
+    for id in stage_ids(txn, stage)? {
+        match filter.owner.as_deref() {
+            None => {
+                let table = txn.open_table(stay_days::STAY_DAYS)?;
+                for entry in table.range((id.as_str(), d0)..(id.as_str(), d1))? {
+                    guards.push(entry?.1);
+                }
+            }
+            Some(owner) => {
+                let table = txn.open_table(stay_days::STAY_DAYS_BY_OWNER)?;
+                for entry in table.range((id.as_str(), owner, d0)..(id.as_str(), owner, d1))? {
+                    guards.push(entry?.1);
+                }
+            }
+        }
+    }
+    let views: Vec<stay_days::View> = guards
+        .iter()
+        .map(|g| stay_days::View(g.value()))
+        .chain(edges.iter().map(|e| stay_days::View(e)))
+        .collect();
+    Ok(stay_days::summarize(&views))
+}
+
+/// The ages at `now` of the stays open in `stage` (exactly `stage`, not
+/// the ids it was renamed from: open prospects carry its current id):
+/// what [`durations`] of `max(0, now − entered)` over its open prospects
+/// answers, from the per-entry-day summaries.
+pub fn open_ages(
+    txn: &ReadTransaction,
+    stage: &str,
+    now: Millis,
+    filter: &Filter,
+) -> Result<Durations, StoreError> {
+    let mut guards = Vec::new();
+    match filter.owner.as_deref() {
+        None => {
+            let table = txn.open_table(stay_days::OPEN_DAYS)?;
+            for entry in table.range((stage, i64::MIN)..=(stage, i64::MAX))? {
+                let (k, v) = entry?;
+                guards.push((k.value().1, v));
+            }
+        }
+        Some(owner) => {
+            let table = txn.open_table(stay_days::OPEN_DAYS_BY_OWNER)?;
+            for entry in table.range((stage, owner, i64::MIN)..=(stage, owner, i64::MAX))? {
+                let (k, v) = entry?;
+                guards.push((k.value().2, v));
+            }
+        }
+    }
+    let views: Vec<(i64, stay_days::View)> = guards
+        .iter()
+        .map(|(d, g)| (*d, stay_days::View(g.value())))
+        .collect();
+    Ok(stay_days::summarize_open(&views, now))
 }
 
 /// Completed stays in `stage` that ended in [from, to).
@@ -1590,6 +1669,35 @@ exit = [{ question = "Signed?", activity = "signed" }]
                     prop_assert_eq!((row.start, row.entered, row.exited, row.end), expected, "stage {} days {}..{}", row.stage, d0, d0 + len);
                     prop_assert!(row.start >= 0 && row.end >= 0);
                 }
+                // Open ages from the entry-day summaries equal the open
+                // prospects' own.
+                for owner in [None, Some(OWNERS[0]), Some(OWNERS[1])] {
+                    let filter = Filter { owner: owner.map(str::to_string) };
+                    for s in STAGES {
+                        let now = Millis(d0 * Millis::DAY + 7);
+                        let ages: Vec<i64> = store
+                            .prospects(&ProspectFilter { stage: Some(s.into()), owner: filter.owner.clone(), limit: usize::MAX, ..Default::default() })
+                            .unwrap()
+                            .iter()
+                            .map(|p| (now.0 - p.stage_entered_at.0).max(0))
+                            .collect();
+                        prop_assert_eq!(open_ages(&txn, s, now, &filter).unwrap(), durations(ages), "open in {} at {:?}, owner {:?}", s, now, owner);
+                    }
+                }
+                // Time in stage from the day summaries equals the stays' own
+                // answer: whole days, and periods that cut days.
+                for (a, b) in [(from, to), (Millis(from.0 + 3_600_001), Millis(to.0 + 3_600_001)), (Millis(from.0 + 1), Millis(from.0 + 7_200_000))] {
+                    for owner in [None, Some(OWNERS[0]), Some(OWNERS[1])] {
+                        let filter = Filter { owner: owner.map(str::to_string) };
+                        for s in STAGES {
+                            prop_assert_eq!(
+                                time_in_stage(&txn, s, a, b, &filter).unwrap(),
+                                durations(completed_stays(&txn, s, a, b, &filter).unwrap()),
+                                "stage {} {:?}..{:?} owner {:?}", s, a, b, owner
+                            );
+                        }
+                    }
+                }
                 for owner in OWNERS {
                     let filter = Filter { owner: Some(owner.into()) };
                     for row in flow(&txn, &stages, from, to, ms(100), &filter).unwrap() {
@@ -1601,13 +1709,32 @@ exit = [{ question = "Signed?", activity = "signed" }]
         }
     }
 
-    #[test]
-    fn a_schema_1_database_gets_its_counters_built_once() {
+    /// Every stage's time in stage over a few periods, whole days and not,
+    /// with and without an owner.
+    fn times_in_stage(txn: &ReadTransaction) -> Vec<Durations> {
+        let mut out = Vec::new();
+        for (from, to) in [(0, 40 * Millis::DAY), (3_600_001, 25 * Millis::DAY + 1)] {
+            for owner in [None, Some(OWNERS[0]), Some(OWNERS[1])] {
+                let filter = Filter {
+                    owner: owner.map(str::to_string),
+                };
+                for s in STAGES {
+                    out.push(time_in_stage(txn, s, Millis(from), Millis(to), &filter).unwrap());
+                    out.push(open_ages(txn, s, Millis(to), &filter).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    /// A database written by this build, then made to look like an older
+    /// schema by `downgrade`; opened again, it answers as before.
+    fn upgrades_to_the_same_answers(downgrade: impl FnOnce(&redb::WriteTransaction) -> u64) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.redb");
         let stages: Vec<String> = STAGES.iter().map(|s| s.to_string()).collect();
         let (from, to) = (Millis(0), Millis(40 * Millis::DAY));
-        let before = {
+        let (before, tis_before) = {
             let store = Store::open(&path).unwrap();
             let (events, _) = broadcast::channel(16);
             let (writer, thread) = Writer::start(
@@ -1647,22 +1774,18 @@ exit = [{ question = "Signed?", activity = "signed" }]
             drop(writer);
             thread.join().unwrap();
             let txn = store.read_txn().unwrap();
-            flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap()
+            (
+                flow(&txn, &stages, from, to, ms(100), &Filter::default()).unwrap(),
+                times_in_stage(&txn),
+            )
         };
-        // Make it look like schema 1: no counters, no kind index.
         {
             let db = redb::Database::open(&path).unwrap();
             let txn = db.begin_write().unwrap();
-            drop_tables(&txn).unwrap();
-            txn.delete_table(TableDefinition::<(u64, &str, u64), (i64, bool)>::new(
-                "activities_by_prospect_kind",
-            ))
-            .unwrap();
-            txn.delete_table(TableDefinition::<u64, i64>::new("version_first_transition"))
-                .unwrap();
+            let schema = downgrade(&txn);
             txn.open_table(TableDefinition::<&str, u64>::new("meta"))
                 .unwrap()
-                .insert("schema_version", 1)
+                .insert("schema_version", schema)
                 .unwrap();
             txn.commit().unwrap();
         }
@@ -1686,6 +1809,34 @@ exit = [{ question = "Signed?", activity = "signed" }]
                 flow_brute_force(&transitions, std::slice::from_ref(&row.stage), from, to)
             );
         }
+        // Schema 4: time in stage from the day summaries, as before.
+        let tis_after = times_in_stage(&txn);
+        assert_eq!(tis_before, tis_after);
+        assert!(tis_after.iter().any(|d| d.count > 0), "{tis_after:?}");
+    }
+
+    #[test]
+    fn a_schema_1_database_gets_its_counters_built_once() {
+        // Schema 1: no counters, no kind index.
+        upgrades_to_the_same_answers(|txn| {
+            drop_tables(txn).unwrap();
+            txn.delete_table(TableDefinition::<(u64, &str, u64), (i64, bool)>::new(
+                "activities_by_prospect_kind",
+            ))
+            .unwrap();
+            txn.delete_table(TableDefinition::<u64, i64>::new("version_first_transition"))
+                .unwrap();
+            1
+        });
+    }
+
+    #[test]
+    fn a_schema_3_database_gets_its_stays_summarised_once() {
+        upgrades_to_the_same_answers(|txn| {
+            txn.delete_table(stay_days::STAY_DAYS).unwrap();
+            txn.delete_table(stay_days::STAY_DAYS_BY_OWNER).unwrap();
+            3
+        });
     }
 
     #[test]

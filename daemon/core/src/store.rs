@@ -8,6 +8,7 @@
 
 pub(crate) mod counters;
 pub(crate) mod media;
+pub(crate) mod stay_days;
 pub(crate) mod wal;
 
 use std::borrow::Cow;
@@ -50,7 +51,7 @@ const VERSION_FIRST_AT: TableDefinition<u64, i64> =
 /// The on-disk layout version; bumped when a migration is needed.
 /// 1: before the activity-kind index and the metric counters; 2: with them;
 /// 3: with each process version's first transition.
-const SCHEMA_VERSION: u64 = 3;
+const SCHEMA_VERSION: u64 = 4;
 
 /// Errors from the store. Storage failures are not the client's fault: the
 /// protocol reports them as internal errors.
@@ -312,6 +313,13 @@ impl Store {
                 tracing::info!(
                     versions,
                     "database upgraded to schema 3: first transition of each process version found"
+                );
+            }
+            if matches!(found, Some(1..=3)) {
+                let days = upgrade_from_3(&txn)?;
+                tracing::info!(
+                    days,
+                    "database upgraded to schema 4: completed stays summarised per day"
                 );
             }
             txn.open_table(PROSPECTS)?;
@@ -907,6 +915,85 @@ fn upgrade_from_2(txn: &WriteTransaction) -> Result<usize, StoreError> {
         first.insert(*version, *at)?;
     }
     Ok(found.len())
+}
+
+/// Schema 3 databases kept completed stays one by one only, and open stays
+/// only in the prospects: summarise them per (stage, day) and per (stage,
+/// owner, day), once. The stays
+/// table is ordered by (stage, exit time), so each day's stays arrive
+/// together and each summary is written once.
+fn upgrade_from_3(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    use counters::{STAYS, day};
+    use stay_days::{OPEN_DAYS, OPEN_DAYS_BY_OWNER, STAY_DAYS, STAY_DAYS_BY_OWNER, build};
+    txn.delete_table(STAY_DAYS)?;
+    txn.delete_table(STAY_DAYS_BY_OWNER)?;
+    let mut all = txn.open_table(STAY_DAYS)?;
+    let mut by_owner = txn.open_table(STAY_DAYS_BY_OWNER)?;
+    let stays = txn.open_table(STAYS)?;
+    let mut written = 0;
+    let mut flush = |key: &(String, i64),
+                     every: &mut Vec<i64>,
+                     owners: &mut std::collections::BTreeMap<String, Vec<i64>>|
+     -> Result<(), StoreError> {
+        all.insert((key.0.as_str(), key.1), build(every).as_slice())?;
+        for (owner, ms) in owners.iter_mut() {
+            by_owner.insert(
+                (key.0.as_str(), owner.as_str(), key.1),
+                build(ms).as_slice(),
+            )?;
+        }
+        every.clear();
+        owners.clear();
+        written += 1;
+        Ok(())
+    };
+    let mut current: Option<(String, i64)> = None;
+    let mut every = Vec::new();
+    let mut owners: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for entry in stays.iter()? {
+        let (k, v) = entry?;
+        let (stage, at, _) = k.value();
+        let (ms, _, owner) = v.value();
+        let key = (stage, day(Millis(at)));
+        if current.as_ref().is_some_and(|c| (c.0.as_str(), c.1) != key) {
+            flush(current.as_ref().expect("some"), &mut every, &mut owners)?;
+        }
+        if current.as_ref().is_none_or(|c| (c.0.as_str(), c.1) != key) {
+            current = Some((stage.to_string(), key.1));
+        }
+        every.push(ms);
+        owners.entry(owner.to_string()).or_default().push(ms);
+    }
+    if let Some(c) = &current {
+        flush(c, &mut every, &mut owners)?;
+    }
+    // Open stays, from the prospects open now.
+    txn.delete_table(OPEN_DAYS)?;
+    txn.delete_table(OPEN_DAYS_BY_OWNER)?;
+    let mut open: std::collections::BTreeMap<(String, i64), Vec<u8>> = Default::default();
+    let mut open_by_owner: std::collections::BTreeMap<(String, String, i64), Vec<u8>> =
+        Default::default();
+    let prospects = txn.open_table(PROSPECTS)?;
+    for entry in prospects.iter()? {
+        let (k, v) = entry?;
+        let p: Prospect = decode(v.value(), "prospect", k.value())?;
+        if p.status == Status::Open {
+            let (at, d) = (p.stage_entered_at.0, day(p.stage_entered_at));
+            let owner = counters::owner_of(&p).to_string();
+            stay_days::add(open.entry((p.stage.clone(), d)).or_default(), at, at, None);
+            let blob = open_by_owner.entry((p.stage, owner, d)).or_default();
+            stay_days::add(blob, at, at, None);
+        }
+    }
+    let mut table = txn.open_table(OPEN_DAYS)?;
+    for ((stage, d), blob) in &open {
+        table.insert((stage.as_str(), *d), blob.as_slice())?;
+    }
+    let mut table = txn.open_table(OPEN_DAYS_BY_OWNER)?;
+    for ((stage, owner, d), blob) in &open_by_owner {
+        table.insert((stage.as_str(), owner.as_str(), *d), blob.as_slice())?;
+    }
+    Ok(written)
 }
 
 pub use stagecoach_types::api::results::Counts;

@@ -4,7 +4,8 @@
 //!   O(days + buckets), not O(prospects);
 //! - open prospects per (stage, owner), so the count at any instant is the
 //!   current count minus what happened since;
-//! - completed stays by stage and exit time (time in stage);
+//! - completed stays by stage and exit time, and summarised per exit day
+//!   (time in stage in O(days), [`super::stay_days`]);
 //! - entries by stage and time (cohorts for "reached" conversion);
 //! - outcomes by close time (win rate, cycle length);
 //! - stage aliases left by renames, so a renamed stage is the same stage.
@@ -14,6 +15,7 @@
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::StoreError;
+use super::stay_days::{self, OPEN_DAYS, OPEN_DAYS_BY_OWNER, STAY_DAYS, STAY_DAYS_BY_OWNER};
 use stagecoach_types::model::{Millis, Prospect, Status, Transition, TransitionKind};
 
 /// (stage, day, owner, kind) → count.
@@ -89,6 +91,10 @@ pub(crate) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(FLOW_ALL_BUCKET)?;
     txn.open_table(OPEN_COUNTS)?;
     txn.open_table(STAYS)?;
+    txn.open_table(STAY_DAYS)?;
+    txn.open_table(STAY_DAYS_BY_OWNER)?;
+    txn.open_table(OPEN_DAYS)?;
+    txn.open_table(OPEN_DAYS_BY_OWNER)?;
     txn.open_table(ENTRIES)?;
     txn.open_table(OUTCOMES)?;
     txn.open_table(ALIASES)?;
@@ -103,6 +109,10 @@ pub(crate) fn drop_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.delete_table(FLOW_ALL_BUCKET)?;
     txn.delete_table(OPEN_COUNTS)?;
     txn.delete_table(STAYS)?;
+    txn.delete_table(STAY_DAYS)?;
+    txn.delete_table(STAY_DAYS_BY_OWNER)?;
+    txn.delete_table(OPEN_DAYS)?;
+    txn.delete_table(OPEN_DAYS_BY_OWNER)?;
     txn.delete_table(ENTRIES)?;
     txn.delete_table(OUTCOMES)?;
     Ok(())
@@ -116,6 +126,10 @@ pub(crate) struct MetricTables<'txn> {
     flow_all_bucket: Table<'txn, (&'static str, i64, u8), u64>,
     open_counts: Table<'txn, (&'static str, &'static str), u64>,
     stays: Table<'txn, (&'static str, i64, u64), (i64, u8, &'static str)>,
+    stay_days: Table<'txn, (&'static str, i64), &'static [u8]>,
+    stay_days_by_owner: Table<'txn, (&'static str, &'static str, i64), &'static [u8]>,
+    open_days: Table<'txn, (&'static str, i64), &'static [u8]>,
+    open_days_by_owner: Table<'txn, (&'static str, &'static str, i64), &'static [u8]>,
     entries: Table<'txn, (&'static str, i64, u64), ()>,
     outcomes: Table<'txn, (i64, u64), (bool, i64, &'static str)>,
     aliases: Table<'txn, &'static str, &'static str>,
@@ -130,6 +144,10 @@ impl<'txn> MetricTables<'txn> {
             flow_all_bucket: txn.open_table(FLOW_ALL_BUCKET)?,
             open_counts: txn.open_table(OPEN_COUNTS)?,
             stays: txn.open_table(STAYS)?,
+            stay_days: txn.open_table(STAY_DAYS)?,
+            stay_days_by_owner: txn.open_table(STAY_DAYS_BY_OWNER)?,
+            open_days: txn.open_table(OPEN_DAYS)?,
+            open_days_by_owner: txn.open_table(OPEN_DAYS_BY_OWNER)?,
             entries: txn.open_table(ENTRIES)?,
             outcomes: txn.open_table(OUTCOMES)?,
             aliases: txn.open_table(ALIASES)?,
@@ -154,6 +172,68 @@ impl<'txn> MetricTables<'txn> {
             let n = self.flow_all_bucket.get(key)?.map_or(0, |v| v.value());
             self.flow_all_bucket.insert(key, n + 1)?;
         }
+        Ok(())
+    }
+
+    /// Adds a completed stay to its exit day's summaries.
+    fn add_stay(
+        &mut self,
+        stage: &str,
+        at: Millis,
+        owner: &str,
+        ms: i64,
+    ) -> Result<(), StoreError> {
+        let d = day(at);
+        let mut blob = self
+            .stay_days
+            .get((stage, d))?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        stay_days::add_stay(&mut blob, ms);
+        self.stay_days.insert((stage, d), blob.as_slice())?;
+        let mut blob = self
+            .stay_days_by_owner
+            .get((stage, owner, d))?
+            .map(|v| v.value().to_vec())
+            .unwrap_or_default();
+        stay_days::add_stay(&mut blob, ms);
+        self.stay_days_by_owner
+            .insert((stage, owner, d), blob.as_slice())?;
+        Ok(())
+    }
+
+    /// Adds an open stay (`add`) or takes it out, in its entry day's
+    /// summaries.
+    fn open_stay(
+        &mut self,
+        (stage, owner, entered): (&str, &str, Millis),
+        add: bool,
+    ) -> Result<(), StoreError> {
+        let d = day(entered);
+        let change = |blob: Option<Vec<u8>>| -> Option<Vec<u8>> {
+            let mut blob = blob.unwrap_or_default();
+            if add {
+                stay_days::add(&mut blob, entered.0, entered.0, None);
+            } else if !stay_days::remove(&mut blob, entered.0, entered.0) {
+                debug_assert!(false, "open stay {stage} {owner} {entered} not summarised");
+                tracing::warn!(stage, owner, %entered, "an open stay was missing from its summary");
+            }
+            (stay_days::View(&blob).count() > 0).then_some(blob)
+        };
+        let blob = self.open_days.get((stage, d))?.map(|v| v.value().to_vec());
+        match change(blob) {
+            Some(b) => self.open_days.insert((stage, d), b.as_slice())?,
+            None => self.open_days.remove((stage, d))?,
+        };
+        let key = (stage, owner, d);
+        let blob = self
+            .open_days_by_owner
+            .get(key)?
+            .map(|v| v.value().to_vec());
+        match change(blob) {
+            Some(b) => self.open_days_by_owner.insert(key, b.as_slice())?,
+            None => self.open_days_by_owner.remove(key)?,
+        };
         Ok(())
     }
 
@@ -204,6 +284,7 @@ impl<'txn> MetricTables<'txn> {
                     (from.as_str(), m.at.0, m.id),
                     (stay, exit_code(m.kind), owner),
                 )?;
+                self.add_stay(from, m.at, owner, stay)?;
             }
             match m.kind {
                 TransitionKind::Won | TransitionKind::Lost => {
@@ -220,6 +301,23 @@ impl<'txn> MetricTables<'txn> {
                 }
             }
             entered_at = Some(m.at);
+        }
+        // The open stay, where it changed: out of its old place, into the new.
+        let was = old
+            .filter(|o| o.status == Status::Open)
+            .map(|o| (o.stage.as_str(), owner_of(o), o.stage_entered_at));
+        let is = (new.status == Status::Open).then_some((
+            new.stage.as_str(),
+            owner,
+            new.stage_entered_at,
+        ));
+        if was != is {
+            if let Some(w) = was {
+                self.open_stay(w, false)?;
+            }
+            if let Some(i) = is {
+                self.open_stay(i, true)?;
+            }
         }
         let unchanged = old.is_some_and(|o| {
             o.status == new.status && o.stage == new.stage && owner_of(o) == owner

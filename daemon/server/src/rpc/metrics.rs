@@ -147,23 +147,12 @@ fn time_in_stage_of(
         id: stage, label, ..
     } in stages
     {
-        let completed =
-            metrics::durations(metrics::completed_stays(&txn, &stage, from, to, &filter)?);
-        let open: Vec<i64> = store
-            .prospects(&ProspectFilter {
-                stage: Some(stage.clone()),
-                owner: p.owner.clone(),
-                limit: MAX_SCAN,
-                ..Default::default()
-            })?
-            .iter()
-            .map(|x| (now.0 - x.stage_entered_at.0).max(0))
-            .collect();
+        let completed = metrics::time_in_stage(&txn, &stage, from, to, &filter)?;
         rows.push(TimeInStageRow {
+            open_ages: metrics::open_ages(&txn, &stage, now, &filter)?,
             stage,
             label,
             completed,
-            open_ages: metrics::durations(open),
         });
     }
     Ok(TimeInStage {
