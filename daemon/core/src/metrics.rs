@@ -583,7 +583,7 @@ pub fn time_in_stage(
         (Millis(d1 * Millis::DAY), to),
     ] {
         if a < b {
-            edges.push(stay_days::build(&mut completed_stays(
+            edges.push(stay_days::build(&completed_stays(
                 txn, stage, a, b, filter,
             )?));
         }

@@ -978,11 +978,11 @@ fn upgrade_from_3(txn: &WriteTransaction) -> Result<u64, StoreError> {
         let (k, v) = entry?;
         let p: Prospect = decode(v.value(), "prospect", k.value())?;
         if p.status == Status::Open {
-            let (at, d) = (p.stage_entered_at.0, day(p.stage_entered_at));
+            let (at, d) = (p.stage_entered_at, day(p.stage_entered_at));
             let owner = counters::owner_of(&p).to_string();
-            stay_days::add(open.entry((p.stage.clone(), d)).or_default(), at, at, None);
+            stay_days::add_open(open.entry((p.stage.clone(), d)).or_default(), at);
             let blob = open_by_owner.entry((p.stage, owner, d)).or_default();
-            stay_days::add(blob, at, at, None);
+            stay_days::add_open(blob, at);
         }
     }
     let mut table = txn.open_table(OPEN_DAYS)?;

@@ -213,8 +213,8 @@ impl<'txn> MetricTables<'txn> {
         let change = |blob: Option<Vec<u8>>| -> Option<Vec<u8>> {
             let mut blob = blob.unwrap_or_default();
             if add {
-                stay_days::add(&mut blob, entered.0, entered.0, None);
-            } else if !stay_days::remove(&mut blob, entered.0, entered.0) {
+                stay_days::add_open(&mut blob, entered);
+            } else if !stay_days::remove_open(&mut blob, entered) {
                 debug_assert!(false, "open stay {stage} {owner} {entered} not summarised");
                 tracing::warn!(stage, owner, %entered, "an open stay was missing from its summary");
             }

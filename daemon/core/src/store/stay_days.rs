@@ -5,9 +5,10 @@
 //! - **open stays** per (stage, entry day) and per (stage, owner, entry
 //!   day), keyed by the entry time in milliseconds.
 //!
-//! A summary is a sorted multiset: the sum of what it counts, the counts
-//! of the answer's histogram bins (completed stays only), and its keys as a
-//! sorted list of (key, count of entries up to and including it).
+//! A summary is the sum of what it counts, the counts of the answer's
+//! histogram bins (completed stays only), and its keys as a sorted list of
+//! `u32`: a completed stay's length in centi-days, an open stay's entry
+//! time as milliseconds into its day.
 //!
 //! Time in stage is answered in days rounded to two decimals, and that
 //! rounding is monotone, so the k-th smallest completed stay, rounded, is
@@ -16,12 +17,14 @@
 //! many stays round to at most v" by a binary search of its own list. An
 //! open stay's age is `now − entry`, so its order is the entries' order
 //! reversed, and the days themselves are ordered: the k-th entry is found
-//! by summing whole days' counts, then searching one day. Count and mean
-//! are exact sums, the mean the sum's integer division as over the stays
-//! themselves.
+//! by summing whole days' counts, then indexing one day's list. Count and
+//! mean are exact sums, the mean the sum's integer division as over the
+//! stays themselves.
 //!
 //! Layout (little-endian): sum `i128`, [`BINS`] × `u64` bin counts, then
-//! `n` × (`i64` key, `u64` entries up to and including it).
+//! the keys, `u32` each, in order. Four bytes a stay keeps each rewrite of
+//! a day's summary (on every transition that ends or begins a stay in it)
+//! a small copy: at a million prospects a busy day's summary is ~10 KiB.
 
 use redb::TableDefinition;
 
@@ -46,7 +49,7 @@ pub(crate) const OPEN_DAYS_BY_OWNER: TableDefinition<(&str, &str, i64), &[u8]> =
 pub const HISTOGRAM_BOUNDS: [u32; 8] = [1, 2, 4, 7, 14, 30, 60, 90];
 const BINS: usize = HISTOGRAM_BOUNDS.len() + 1;
 const HEADER: usize = 16 + 8 * BINS;
-const ENTRY: usize = 8 + 8;
+const KEY: usize = 4;
 
 /// A duration in days, rounded to two decimals, times 100: the figure the
 /// answer shows is `centi_days(ms) / 100`.
@@ -76,98 +79,88 @@ pub fn bin_labels() -> impl Iterator<Item = String> {
         .chain(std::iter::once("more".to_string()))
 }
 
-fn read_u64(blob: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(blob[at..at + 8].try_into().expect("8 bytes"))
+/// A completed stay's key. Stays are never negative, and accepted times
+/// span 1970 to 2200, so 230 years (8.4 million centi-days) fit.
+fn stay_key(ms: i64) -> u32 {
+    u32::try_from(centi_days(ms.max(0))).unwrap_or(u32::MAX)
 }
 
-/// Adds `delta` to the count at `at`.
-fn bump(blob: &mut [u8], at: usize, delta: i64) {
-    let v = read_u64(blob, at).wrapping_add_signed(delta);
-    blob[at..at + 8].copy_from_slice(&v.to_le_bytes());
+/// An open stay's key: milliseconds into its entry day.
+fn open_key(entered: Millis) -> u32 {
+    entered.0.rem_euclid(Millis::DAY) as u32
 }
 
-/// Adds `key` once to a summary (`blob` empty: a new one), with `value`
-/// added to its sum and `bin`'s count raised.
-pub(crate) fn add(blob: &mut Vec<u8>, key: i64, value: i64, bin: Option<usize>) {
+fn add_to_sum(blob: &mut [u8], value: i64) {
+    let sum = View(blob).sum() + i128::from(value);
+    blob[0..16].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Inserts `key` after the keys at most it.
+fn insert_key(blob: &mut Vec<u8>, key: u32) {
+    let at = HEADER + View(blob).partition(|k| k <= key) * KEY;
+    blob.splice(at..at, key.to_le_bytes());
+}
+
+/// Adds a completed stay of `ms` to a summary (`blob` empty: a new one).
+pub(crate) fn add_stay(blob: &mut Vec<u8>, ms: i64) {
     if blob.is_empty() {
         blob.resize(HEADER, 0);
     }
-    let sum = View(blob).sum() + i128::from(value);
-    blob[0..16].copy_from_slice(&sum.to_le_bytes());
-    if let Some(b) = bin {
-        let at = 16 + 8 * b;
-        bump(blob, at, 1);
-    }
-    let view = View(blob);
-    // The first entry whose key is ≥ key.
-    let at = view.partition(|k| k < key);
-    if at == view.len() || view.key(at) != key {
-        let before = if at == 0 { 0 } else { view.cum(at - 1) };
-        let offset = HEADER + at * ENTRY;
-        let mut entry = [0u8; ENTRY];
-        entry[0..8].copy_from_slice(&key.to_le_bytes());
-        entry[8..].copy_from_slice(&before.to_le_bytes());
-        blob.splice(offset..offset, entry);
-    }
-    // Every entry from the key on counts one more.
-    for i in at..View(blob).len() {
-        let c = HEADER + i * ENTRY + 8;
-        bump(blob, c, 1);
-    }
+    add_to_sum(blob, ms);
+    let at = 16 + 8 * bin(ms);
+    let n = u64::from_le_bytes(blob[at..at + 8].try_into().expect("8 bytes")) + 1;
+    blob[at..at + 8].copy_from_slice(&n.to_le_bytes());
+    insert_key(blob, stay_key(ms));
 }
 
-/// Takes `key` out of a summary once (with `value` out of its sum); false
-/// when the summary does not hold it. The summary left may be empty
-/// ([`View::count`] 0): the caller removes it.
-pub(crate) fn remove(blob: &mut Vec<u8>, key: i64, value: i64) -> bool {
+/// Adds an open stay that began at `entered` to its entry day's summary.
+pub(crate) fn add_open(blob: &mut Vec<u8>, entered: Millis) {
+    if blob.is_empty() {
+        blob.resize(HEADER, 0);
+    }
+    add_to_sum(blob, entered.0);
+    insert_key(blob, open_key(entered));
+}
+
+/// Takes an open stay that began at `entered` out of its entry day's
+/// summary; false when the summary does not hold it. The summary left may
+/// be empty ([`View::count`] 0): the caller removes it.
+pub(crate) fn remove_open(blob: &mut Vec<u8>, entered: Millis) -> bool {
+    let key = open_key(entered);
     let view = View(blob);
-    let at = view.partition(|k| k < key);
-    if at == view.len() || view.key(at) != key {
+    let i = view.partition(|k| k < key);
+    if i == view.len() || view.key(i) != key {
         return false;
     }
-    let before = if at == 0 { 0 } else { view.cum(at - 1) };
-    let last = view.cum(at) - before == 1;
-    let sum = view.sum() - i128::from(value);
-    blob[0..16].copy_from_slice(&sum.to_le_bytes());
-    for i in at..View(blob).len() {
-        let c = HEADER + i * ENTRY + 8;
-        bump(blob, c, -1);
-    }
-    if last {
-        let offset = HEADER + at * ENTRY;
-        blob.drain(offset..offset + ENTRY);
-    }
+    add_to_sum(blob, -entered.0);
+    let at = HEADER + i * KEY;
+    blob.drain(at..at + KEY);
     true
 }
 
 /// A summary of completed stays of `ms` (in any order); none, empty.
-pub(crate) fn build(ms: &mut [i64]) -> Vec<u8> {
+pub(crate) fn build(ms: &[i64]) -> Vec<u8> {
     if ms.is_empty() {
         return Vec::new();
     }
-    ms.sort_unstable();
     let mut blob = vec![0u8; HEADER];
+    let mut bins = [0u64; BINS];
+    let mut keys: Vec<u32> = Vec::with_capacity(ms.len());
     let mut sum = 0i128;
-    let mut count = 0u64;
-    for (i, m) in ms.iter().enumerate() {
+    for m in ms {
         sum += i128::from(*m);
-        let b = 16 + 8 * bin(*m);
-        bump(&mut blob, b, 1);
-        count += 1;
-        let k = centi_days(*m);
-        // One entry per key: written at the last stay with it.
-        if ms.get(i + 1).is_none_or(|next| centi_days(*next) != k) {
-            blob.extend_from_slice(&k.to_le_bytes());
-            blob.extend_from_slice(&count.to_le_bytes());
-        }
+        bins[bin(*m)] += 1;
+        keys.push(stay_key(*m));
     }
+    keys.sort_unstable();
     blob[0..16].copy_from_slice(&sum.to_le_bytes());
+    for (i, n) in bins.iter().enumerate() {
+        blob[16 + 8 * i..24 + 8 * i].copy_from_slice(&n.to_le_bytes());
+    }
+    for k in keys {
+        blob.extend_from_slice(&k.to_le_bytes());
+    }
     blob
-}
-
-/// Adds a completed stay of `ms` to a summary.
-pub(crate) fn add_stay(blob: &mut Vec<u8>, ms: i64) {
-    add(blob, centi_days(ms), ms, Some(bin(ms)));
 }
 
 /// A summary, read in place.
@@ -176,21 +169,15 @@ pub(crate) struct View<'a>(pub &'a [u8]);
 
 impl View<'_> {
     fn len(&self) -> usize {
-        self.0.len().saturating_sub(HEADER) / ENTRY
+        self.0.len().saturating_sub(HEADER) / KEY
     }
-    fn key(&self, i: usize) -> i64 {
-        let o = HEADER + i * ENTRY;
-        i64::from_le_bytes(self.0[o..o + 8].try_into().expect("8 bytes"))
+    fn key(&self, i: usize) -> u32 {
+        let o = HEADER + i * KEY;
+        u32::from_le_bytes(self.0[o..o + KEY].try_into().expect("4 bytes"))
     }
-    fn cum(&self, i: usize) -> u64 {
-        read_u64(self.0, HEADER + i * ENTRY + 8)
-    }
-    /// How many entries the summary counts.
+    /// How many the summary counts.
     pub(crate) fn count(&self) -> u64 {
-        match self.len() {
-            0 => 0,
-            n => self.cum(n - 1),
-        }
+        self.len() as u64
     }
     fn sum(&self) -> i128 {
         if self.0.len() < HEADER {
@@ -202,10 +189,10 @@ impl View<'_> {
         if self.0.len() < HEADER {
             return 0;
         }
-        read_u64(self.0, 16 + 8 * i)
+        u64::from_le_bytes(self.0[16 + 8 * i..24 + 8 * i].try_into().expect("8 bytes"))
     }
-    /// The number of entries for which `pred(key)` holds (a prefix).
-    fn partition(&self, pred: impl Fn(i64) -> bool) -> usize {
+    /// The number of keys for which `pred(key)` holds (a prefix).
+    fn partition(&self, pred: impl Fn(u32) -> bool) -> usize {
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -217,40 +204,9 @@ impl View<'_> {
         }
         lo
     }
-    /// Entries with a key of at most `v`.
-    fn at_most(&self, v: i64) -> u64 {
-        match self.partition(|k| k <= v) {
-            0 => 0,
-            n => self.cum(n - 1),
-        }
-    }
-    /// The key of the entry of rank `r` (0-based, in key order).
-    fn nth(&self, r: u64) -> i64 {
-        let (mut lo, mut hi) = (0, self.len() - 1);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.cum(mid) > r {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        self.key(lo)
-    }
-    /// Σ (now − key) over the keys at most `now`.
-    fn age_sum(&self, now: i64) -> i128 {
-        let mut sum = 0i128;
-        let mut before = 0;
-        for i in 0..self.len() {
-            let k = self.key(i);
-            if k > now {
-                break;
-            }
-            let c = self.cum(i);
-            sum += i128::from(now - k) * i128::from(c - before);
-            before = c;
-        }
-        sum
+    /// Keys of at most `v`.
+    fn at_most(&self, v: u32) -> u64 {
+        self.partition(|k| k <= v) as u64
     }
 }
 
@@ -278,7 +234,8 @@ fn answer(count: u64, mean_ms: i64, pct: [f64; 4], bins: impl Fn(usize) -> u64) 
     }
 }
 
-/// Time in stage over the completed stays of `summaries` (of any days), as [`crate::metrics::durations`] answers it from the stays.
+/// Time in stage over the completed stays of `summaries` (of any days),
+/// as [`crate::metrics::durations`] answers it from the stays.
 pub(crate) fn summarize(summaries: &[View<'_>]) -> Durations {
     let count: u64 = summaries.iter().map(View::count).sum();
     if count == 0 {
@@ -288,7 +245,7 @@ pub(crate) fn summarize(summaries: &[View<'_>]) -> Durations {
     let (lo, hi) = summaries
         .iter()
         .filter(|d| d.len() > 0)
-        .fold((i64::MAX, i64::MIN), |(lo, hi), d| {
+        .fold((u32::MAX, 0), |(lo, hi), d| {
             (lo.min(d.key(0)), hi.max(d.key(d.len() - 1)))
         });
     // The smallest centi-day with more than `rank` stays at or below it.
@@ -302,7 +259,7 @@ pub(crate) fn summarize(summaries: &[View<'_>]) -> Durations {
                 a = mid + 1;
             }
         }
-        a as f64 / 100.0
+        f64::from(a) / 100.0
     };
     answer(
         count,
@@ -321,22 +278,24 @@ pub(crate) fn summarize_open(summaries: &[(i64, View<'_>)], now: Millis) -> Dura
         return answer(0, 0, [0.0; 4], |_| 0);
     }
     let now_day = now.0.div_euclid(Millis::DAY);
-    // Entries before `now`'s day are all at most `now`; later ones count 0.
+    // Entries before `now`'s day are all before `now`; later ones age 0.
     let age_sum: i128 = summaries
         .iter()
         .map(|(day, d)| match day.cmp(&now_day) {
             std::cmp::Ordering::Less => i128::from(d.count()) * i128::from(now.0) - d.sum(),
-            std::cmp::Ordering::Equal => d.age_sum(now.0),
+            std::cmp::Ordering::Equal => (0..d.len())
+                .map(|i| i128::from((now.0 - (day * Millis::DAY + i64::from(d.key(i)))).max(0)))
+                .sum(),
             std::cmp::Ordering::Greater => 0,
         })
         .sum();
     // The entry of rank `r` in entry order.
     let nth = |r: u64| -> i64 {
         let mut before = 0;
-        for (_, d) in summaries {
+        for (day, d) in summaries {
             let n = d.count();
             if r < before + n {
-                return d.nth(r - before);
+                return day * Millis::DAY + i64::from(d.key((r - before) as usize));
             }
             before += n;
         }
@@ -352,7 +311,10 @@ pub(crate) fn summarize_open(summaries: &[(i64, View<'_>)], now: Millis) -> Dura
             .iter()
             .map(|(day, d)| match day.cmp(&t_day) {
                 std::cmp::Ordering::Less => d.count(),
-                std::cmp::Ordering::Equal => d.at_most(t - 1),
+                std::cmp::Ordering::Equal => {
+                    let offset = (t - t_day * Millis::DAY) as u32;
+                    d.partition(|k| k < offset) as u64
+                }
                 std::cmp::Ordering::Greater => 0,
             })
             .sum()
@@ -408,7 +370,7 @@ mod tests {
         ) {
             let all: Vec<i64> = days.iter().flatten().copied().collect();
             let added: Vec<Vec<u8>> = days.iter().map(|d| by_adding(d)).collect();
-            let built: Vec<Vec<u8>> = days.iter().map(|d| build(&mut d.clone())).collect();
+            let built: Vec<Vec<u8>> = days.iter().map(|d| build(d)).collect();
             prop_assert_eq!(&added, &built);
             let views: Vec<View> = added.iter().map(|b| View(b)).collect();
             prop_assert_eq!(summarize(&views), durations(all));
@@ -427,14 +389,14 @@ mod tests {
             let mut open = Vec::new();
             for (at, keep) in &entries {
                 let blob = blobs.entry(at.div_euclid(Millis::DAY)).or_default();
-                add(blob, *at, *at, None);
+                add_open(blob, Millis(*at));
                 if *keep {
                     open.push(*at);
                 } else {
-                    prop_assert!(remove(blob, *at, *at));
+                    prop_assert!(remove_open(blob, Millis(*at)));
                 }
             }
-            prop_assert!(!remove(&mut Vec::new(), 5, 5));
+            prop_assert!(!remove_open(&mut Vec::new(), Millis(5)));
             blobs.retain(|_, b| View(b).count() > 0);
             // A `now` exactly a bin's bound after an entry, sometimes.
             let now = Millis(entries[0].0 + shift).max(Millis(now));
