@@ -46,38 +46,21 @@ fn sqlite_baseline(dir: &Path, clients: usize, n: usize) -> Stats {
         )
         .unwrap();
     }
-    let start = Instant::now();
-    let latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|i| {
-                let path = path.clone();
-                s.spawn(move || {
-                    let c = rusqlite::Connection::open(&path).unwrap();
-                    c.execute_batch("PRAGMA synchronous=FULL;").unwrap();
-                    c.busy_timeout(Duration::from_secs(30)).unwrap();
-                    let mut stmt = c
+    concurrently(clients, n, |i| {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("PRAGMA synchronous=FULL;").unwrap();
+        c.busy_timeout(Duration::from_secs(30)).unwrap();
+        let mut stmt = c
                         .prepare("INSERT INTO activities(prospect, kind, actor, at, data) VALUES (?1, 'email_sent', 'rep', ?2, '{}')")
                         .unwrap();
-                    (0..n)
-                        .map(|k| {
-                            let t = Instant::now();
-                            stmt.execute(rusqlite::params![i as i64, k as i64]).unwrap();
-                            t.elapsed()
-                        })
-                        .collect::<Vec<_>>()
-                })
+        (0..n)
+            .map(|k| {
+                let t = Instant::now();
+                stmt.execute(rusqlite::params![i as i64, k as i64]).unwrap();
+                t.elapsed()
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
             .collect()
-    });
-    Stats {
-        ops: clients * n,
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    })
 }
 
 /// The benchmark's process: the default stages' first criteria, no plugins
@@ -101,29 +84,36 @@ fn record_params(prospect: u64, k: usize) -> Value {
 
 /// `clients` connections, each with `window` requests outstanding.
 fn daemon_run(socket: &Path, prospects: &[u64], clients: usize, n: usize, window: usize) -> Stats {
+    concurrently(clients, n, |i| {
+        let prospect = prospects[i % prospects.len()];
+        let mut c = Conn::new(socket);
+        let mut sent_at = std::collections::VecDeque::with_capacity(window);
+        let mut latencies = Vec::with_capacity(n);
+        let mut sent = 0;
+        while latencies.len() < n {
+            while sent < n && sent_at.len() < window {
+                sent_at.push_back(Instant::now());
+                c.send(sent, "activity.record", record_params(prospect, sent));
+                sent += 1;
+            }
+            c.recv();
+            // Answers to one connection arrive in commit order;
+            // all requests of a batch complete together.
+            latencies.push(sent_at.pop_front().unwrap().elapsed());
+        }
+        latencies
+    })
+}
+
+/// `clients` threads, each running `client(i)` and returning its requests'
+/// latencies, all at once.
+fn concurrently(clients: usize, n: usize, client: impl Fn(usize) -> Vec<Duration> + Sync) -> Stats {
     let start = Instant::now();
     let latencies: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|i| {
-                let prospect = prospects[i % prospects.len()];
-                s.spawn(move || {
-                    let mut c = Conn::new(socket);
-                    let mut sent_at = std::collections::VecDeque::with_capacity(window);
-                    let mut latencies = Vec::with_capacity(n);
-                    let mut sent = 0;
-                    while latencies.len() < n {
-                        while sent < n && sent_at.len() < window {
-                            sent_at.push_back(Instant::now());
-                            c.send(sent, "activity.record", record_params(prospect, sent));
-                            sent += 1;
-                        }
-                        c.recv();
-                        // Answers to one connection arrive in commit order;
-                        // all requests of a batch complete together.
-                        latencies.push(sent_at.pop_front().unwrap().elapsed());
-                    }
-                    latencies
-                })
+                let client = &client;
+                s.spawn(move || client(i))
             })
             .collect();
         handles
@@ -187,40 +177,27 @@ fn writer_alone(dir: &Path, clients: usize, n: usize) -> (Stats, String) {
         stats.apply_micros.load(Relaxed),
         stats.commit_micros.load(Relaxed),
     );
-    let start = Instant::now();
-    let latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = prospects
-            .iter()
-            .map(|&prospect| {
-                let (writer, active) = (writer.clone(), active.clone());
-                s.spawn(move || {
-                    (0..n)
-                        .map(|k| {
-                            let t = Instant::now();
-                            let op = WriteOp::RecordActivity(NewActivity {
-                                prospect,
-                                kind: "email_sent".into(),
-                                actor: Some(stagecoach_types::model::Actor::Rep),
-                                at: None,
-                                data: serde_json::from_value(json!({ "n": k })).unwrap(),
-                            });
-                            writer
-                                .submit(active.clone(), op)
-                                .blocking_recv()
-                                .unwrap()
-                                .unwrap();
-                            t.elapsed()
-                        })
-                        .collect::<Vec<_>>()
-                })
+    let run = concurrently(clients, n, |i| {
+        let prospect = prospects[i];
+        (0..n)
+            .map(|k| {
+                let t = Instant::now();
+                let op = WriteOp::RecordActivity(NewActivity {
+                    prospect,
+                    kind: "email_sent".into(),
+                    actor: Some(stagecoach_types::model::Actor::Rep),
+                    at: None,
+                    data: serde_json::from_value(json!({ "n": k })).unwrap(),
+                });
+                writer
+                    .submit(active.clone(), op)
+                    .blocking_recv()
+                    .unwrap()
+                    .unwrap();
+                t.elapsed()
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
             .collect()
     });
-    let elapsed = start.elapsed();
     let commits = (stats.commits.load(Relaxed) - before.0).max(1) as f64;
     let summary = format!(
         "mean batch {:.1} requests, apply {:.3} ms, commit (log sync + redb) {:.3} ms per batch",
@@ -230,14 +207,7 @@ fn writer_alone(dir: &Path, clients: usize, n: usize) -> (Stats, String) {
     );
     drop(writer);
     thread.join().unwrap();
-    (
-        Stats {
-            ops: clients * n,
-            elapsed,
-            latencies,
-        },
-        summary,
-    )
+    (run, summary)
 }
 
 /// CPU time (user + system) in seconds of process `pid` (`self`: this

@@ -589,17 +589,18 @@ pub fn time_in_stage(
         }
     }
     let mut guards = Vec::new();
+    let all = txn.open_table(stay_days::STAY_DAYS)?;
+    let by_owner = txn.open_table(stay_days::STAY_DAYS_BY_OWNER)?;
     for id in stage_ids(txn, stage)? {
+        let id = id.as_str();
         match filter.owner.as_deref() {
             None => {
-                let table = txn.open_table(stay_days::STAY_DAYS)?;
-                for entry in table.range((id.as_str(), d0)..(id.as_str(), d1))? {
+                for entry in all.range((id, d0)..(id, d1))? {
                     guards.push(entry?.1);
                 }
             }
             Some(owner) => {
-                let table = txn.open_table(stay_days::STAY_DAYS_BY_OWNER)?;
-                for entry in table.range((id.as_str(), owner, d0)..(id.as_str(), owner, d1))? {
+                for entry in by_owner.range((id, owner, d0)..(id, owner, d1))? {
                     guards.push(entry?.1);
                 }
             }

@@ -118,6 +118,25 @@ pub(crate) fn drop_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Rewrites the summary at `key` (empty when there is none) with `change`,
+/// which says whether anything is left to keep; if not, it is removed.
+fn rewrite<'k, K: redb::Key + 'static>(
+    table: &mut Table<'_, K, &'static [u8]>,
+    key: &K::SelfType<'k>,
+    change: impl Fn(&mut Vec<u8>) -> bool,
+) -> Result<(), StoreError> {
+    let mut blob = table
+        .get(key)?
+        .map(|v| v.value().to_vec())
+        .unwrap_or_default();
+    if change(&mut blob) {
+        table.insert(key, blob.as_slice())?;
+    } else {
+        table.remove(key)?;
+    }
+    Ok(())
+}
+
 /// The metric tables, open in the writer's transaction.
 pub(crate) struct MetricTables<'txn> {
     flow: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
@@ -184,22 +203,12 @@ impl<'txn> MetricTables<'txn> {
         ms: i64,
     ) -> Result<(), StoreError> {
         let d = day(at);
-        let mut blob = self
-            .stay_days
-            .get((stage, d))?
-            .map(|v| v.value().to_vec())
-            .unwrap_or_default();
-        stay_days::add_stay(&mut blob, ms);
-        self.stay_days.insert((stage, d), blob.as_slice())?;
-        let mut blob = self
-            .stay_days_by_owner
-            .get((stage, owner, d))?
-            .map(|v| v.value().to_vec())
-            .unwrap_or_default();
-        stay_days::add_stay(&mut blob, ms);
-        self.stay_days_by_owner
-            .insert((stage, owner, d), blob.as_slice())?;
-        Ok(())
+        let add = |blob: &mut Vec<u8>| {
+            stay_days::add_stay(blob, ms);
+            true
+        };
+        rewrite(&mut self.stay_days, &(stage, d), add)?;
+        rewrite(&mut self.stay_days_by_owner, &(stage, owner, d), add)
     }
 
     /// Adds an open stay (`add`) or takes it out, in its entry day's
@@ -210,31 +219,17 @@ impl<'txn> MetricTables<'txn> {
         add: bool,
     ) -> Result<(), StoreError> {
         let d = day(entered);
-        let change = |blob: Option<Vec<u8>>| -> Option<Vec<u8>> {
-            let mut blob = blob.unwrap_or_default();
+        let change = |blob: &mut Vec<u8>| {
             if add {
-                stay_days::add_open(&mut blob, entered);
-            } else if !stay_days::remove_open(&mut blob, entered) {
+                stay_days::add_open(blob, entered);
+            } else if !stay_days::remove_open(blob, entered) {
                 debug_assert!(false, "open stay {stage} {owner} {entered} not summarised");
                 tracing::warn!(stage, owner, %entered, "an open stay was missing from its summary");
             }
-            (stay_days::View(&blob).count() > 0).then_some(blob)
+            stay_days::View(blob).count() > 0
         };
-        let blob = self.open_days.get((stage, d))?.map(|v| v.value().to_vec());
-        match change(blob) {
-            Some(b) => self.open_days.insert((stage, d), b.as_slice())?,
-            None => self.open_days.remove((stage, d))?,
-        };
-        let key = (stage, owner, d);
-        let blob = self
-            .open_days_by_owner
-            .get(key)?
-            .map(|v| v.value().to_vec());
-        match change(blob) {
-            Some(b) => self.open_days_by_owner.insert(key, b.as_slice())?,
-            None => self.open_days_by_owner.remove(key)?,
-        };
-        Ok(())
+        rewrite(&mut self.open_days, &(stage, d), change)?;
+        rewrite(&mut self.open_days_by_owner, &(stage, owner, d), change)
     }
 
     fn add_open(&mut self, stage: &str, owner: &str, delta: i64) -> Result<(), StoreError> {
