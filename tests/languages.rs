@@ -434,3 +434,79 @@ fn a_new_plugin_project_in_each_language_tests_builds_and_runs_outside_the_repos
         );
     }
 }
+
+/// A daemon restarted on the process in force with a cold compile cache
+/// (emptied, or a new daemon build) serves at once: a large plugin (an
+/// interpreter's: QuickJS here, about 5 s to compile) compiles in the
+/// background, its criteria are unmet meanwhile and say why,
+/// `daemon.status` (and `stagecoach status`) name it, and when it is ready
+/// it is swapped in and the open prospects it held are evaluated again.
+#[test]
+fn a_daemon_serves_while_a_cold_interpreted_plugin_compiles() {
+    let text = format!(
+        "[process]\nname = \"cold\"\n\n[[plugins]]\nname = \"icp-ts\"\npath = \"{}\"\n\n\
+         [[stages]]\nid = \"fit\"\nname = \"Fit\"\n\
+         exit = [{{ question = \"ICP?\", plugin = \"icp-ts\", config = {{ min_employees = 50, industries = \"saas\" }} }}]\n\n\
+         [[stages]]\nid = \"next\"\nname = \"Next\"\nexit = [{{ question = \"Never\", activity = \"never\" }}]\n",
+        file("icp-fit", "ts")
+    );
+    // First start: the test run's warm cache, version 1 in force.
+    let mut d = Daemon::start_with(&text);
+    d.stop();
+    let cold = d.dir.path().join("cold-cache");
+    d.env
+        .push(("STAGECOACH_PLUGIN_CACHE".into(), cold.display().to_string()));
+    d.spawn(&[]);
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    let mut c = d.client();
+    let status = c.ok("daemon.status", json!({}));
+    let why = status["plugins_unavailable"]["icp-ts"]
+        .as_str()
+        .unwrap_or_else(|| panic!("icp-ts is still compiling: {status}"));
+    assert!(why.starts_with("is being compiled"), "{status}");
+    let shown = d.cli(&["status"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!("plugin `icp-ts` {why}")),
+        "the CLI shows what the protocol says:\n{shown}"
+    );
+    let id = create(
+        &mut c,
+        "ada",
+        json!({ "fields": { "employees": 120, "industry": "SaaS" } }),
+    );
+    let waiting = create(&mut c, "small", json!({ "fields": { "employees": 3 } }));
+    let p = c.ok("prospect.get", json!({ "id": id }));
+    assert_eq!(p["stage"], "fit", "{p}");
+    assert_eq!(p["verdicts"][0]["met"], false, "{p}");
+    assert_eq!(
+        p["verdicts"][0]["reason"],
+        format!("plugin `icp-ts` {why}"),
+        "{p}"
+    );
+    // Other requests are served meanwhile.
+    c.ok("process.get", json!({}));
+
+    let reloaded = events.wait_notification("plugins.reloaded");
+    assert_eq!(reloaded["changed"], 1, "{reloaded}");
+    let moved = events.wait_notification("prospect.moved");
+    assert_eq!(moved["prospect"]["id"], id, "{moved}");
+    let p = c.ok("prospect.get", json!({ "id": id }));
+    assert_eq!(p["stage"], "next", "evaluated again once ready: {p}");
+    let p = c.ok("prospect.get", json!({ "id": waiting }));
+    assert_eq!(p["stage"], "fit", "{p}");
+    assert!(
+        p["verdicts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("employees"),
+        "now the plugin's own reason: {p}"
+    );
+    let status = c.ok("daemon.status", json!({}));
+    assert!(status.get("plugins_unavailable").is_none(), "{status}");
+    assert!(
+        cold.read_dir().unwrap().next().is_some(),
+        "compiled into the cache"
+    );
+}

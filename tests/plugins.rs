@@ -245,6 +245,35 @@ fn hostile_plugins_fail_closed_and_the_daemon_keeps_serving() {
     c.ok("daemon.status", json!({}));
 }
 
+/// Instances are made ahead of the calls that use them (off the caller's
+/// thread), but each still serves one call: nothing a plugin keeps in its
+/// memory reaches the next prospect.
+#[test]
+fn every_call_gets_an_instance_no_call_has_used() {
+    let text = format!(
+        "[process]\nname = \"fresh\"\n\n[[plugins]]\nname = \"hostile\"\npath = \"{}\"\n\n[[stages]]\nid = \"remember\"\nname = \"Remember\"\nexit = [{{ question = \"Fresh?\", plugin = \"hostile\", config = {{ mode = \"remember\" }} }}]\n",
+        plugin("hostile")
+    );
+    let d = Daemon::start_with(&text);
+    let mut c = d.client();
+    let id = create(&mut c, "ada", json!({}));
+    for i in 0..20 {
+        // A different input each time, so no answer is reused.
+        c.ok("prospect.update", json!({ "id": id, "fields": { "n": i } }));
+        let other = create(&mut c, &format!("p{i}"), json!({ "fields": { "n": i } }));
+        for id in [id, other] {
+            let p = c.ok("prospect.get", json!({ "id": id }));
+            let reason = p["verdicts"][0]["reason"].as_str().unwrap();
+            assert!(
+                reason.ends_with("call 1 of this instance"),
+                "round {i}: {p}"
+            );
+        }
+    }
+    let stats = plugin_stats(&mut c, "hostile");
+    assert!(stats["calls"].as_u64().unwrap() >= 40, "{stats}");
+}
+
 #[test]
 fn bad_plugin_builds_are_refused_with_the_plugins_line() {
     let d = Daemon::start_with(&plugin_process(""));

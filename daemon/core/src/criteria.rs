@@ -145,7 +145,7 @@ fn run_checklist(
     let plugin = plugins
         .set
         .get(name)
-        .ok_or_else(|| format!("plugin `{name}` is not loaded"))?;
+        .ok_or_else(|| plugins.set.missing_reason(name))?;
     let config = plugins.config(name, &[]);
     let input = CallInput {
         prospect,
@@ -219,7 +219,7 @@ fn evaluate(
             None => (false, format!("`{field}` not answered yet")),
         },
         Check::Plugin { plugin, config } => match plugins.set.get(plugin) {
-            None => (false, format!("plugin `{plugin}` is not loaded")),
+            None => (false, plugins.set.missing_reason(plugin)),
             Some(loaded) => {
                 let config = plugins.config(plugin, config);
                 let input = CallInput {

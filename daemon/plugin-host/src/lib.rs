@@ -18,7 +18,7 @@ mod input;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -400,6 +400,59 @@ pub struct PluginHost {
     counters: Mutex<HashMap<String, Arc<Counters>>>,
     failures: Mutex<Option<FailureHook>>,
     worker: Mutex<Option<CompileWorker>>,
+    /// Work done between calls, off the caller's thread (see [`Ahead`]).
+    ahead: Mutex<std::sync::mpsc::SyncSender<Ahead>>,
+    /// Spare instances alive, all plugins together (at most [`MAX_SPARES`]).
+    spares: Arc<AtomicU64>,
+    /// Whether calls use instances made ahead (on unless a benchmark
+    /// compares without them).
+    ahead_on: AtomicBool,
+}
+
+/// Spare instances the host keeps at most, so that however many plugins a
+/// process declares, most of the pooling allocator's instance slots stay
+/// free for calls.
+const MAX_SPARES: u64 = 32;
+
+/// A plugin whose instances take at least this long to make gets them made
+/// ahead of its calls.
+const AHEAD_WORTH: Duration = Duration::from_micros(50);
+
+/// What the host's `stagecoach-ahead` thread does between calls, so that a
+/// call pays for neither: make a plugin's next fresh instance before it is
+/// needed, and release a used one (the pooling allocator resets its memory
+/// then).
+enum Ahead {
+    /// Make a spare instance for this plugin, if it is still loaded and has none.
+    Prepare(Weak<LoadedPlugin>),
+    /// Drop a used store.
+    Release(Box<Store<HostState>>),
+}
+
+/// Jobs waiting for the ahead thread at most. When it falls behind, calls
+/// release their own stores and make their own instances, so the pooling
+/// allocator's slots held by stores waiting to be released stay bounded.
+const AHEAD_QUEUE: usize = 64;
+
+/// The thread that does the [`Ahead`] jobs, in order, until the host is dropped.
+fn start_ahead_thread() -> Result<std::sync::mpsc::SyncSender<Ahead>, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Ahead>(AHEAD_QUEUE);
+    std::thread::Builder::new()
+        .name("stagecoach-ahead".into())
+        .spawn(move || {
+            for job in rx {
+                match job {
+                    Ahead::Prepare(plugin) => {
+                        if let Some(plugin) = plugin.upgrade() {
+                            plugin.prepare_spare();
+                        }
+                    }
+                    Ahead::Release(store) => drop(store),
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the plugin host's ahead thread: {e}"))?;
+    Ok(tx)
 }
 
 /// How plugins are compiled: the same in the daemon and in a compile worker
@@ -534,7 +587,17 @@ impl PluginHost {
             counters: Mutex::new(HashMap::new()),
             failures: Mutex::new(None),
             worker: Mutex::new(None),
+            ahead: Mutex::new(start_ahead_thread()?),
+            spares: Arc::new(AtomicU64::new(0)),
+            ahead_on: AtomicBool::new(true),
         }))
+    }
+
+    /// Whether calls use instances made ahead of them (on by default): off,
+    /// every call makes its own instance and releases it itself, which is
+    /// what the `languages` benchmark compares against.
+    pub fn make_instances_ahead(&self, on: bool) {
+        self.ahead_on.store(on, Ordering::Relaxed);
     }
 
     /// Compiles plugins that are not cached yet in a separate process,
@@ -557,13 +620,25 @@ impl PluginHost {
             .clone()
     }
 
-    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, Refusal> {
-        let cached = self.cache_dir.as_ref().map(|dir| {
+    /// Where the compiled form of the component with BLAKE3 `hash` is cached.
+    fn cached_path(&self, hash: &str) -> Option<PathBuf> {
+        self.cache_dir.as_ref().map(|dir| {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
             self.engine.precompile_compatibility_hash().hash(&mut h);
             dir.join(format!("{hash}-{:016x}.cwasm", h.finish()))
-        });
+        })
+    }
+
+    /// Whether loading `bytes` would have to compile them (nothing in the
+    /// cache): what a daemon starting up asks before it waits for a plugin.
+    pub fn needs_compiling(&self, bytes: &[u8]) -> bool {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        self.cached_path(&hash).is_none_or(|p| !p.is_file())
+    }
+
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, Refusal> {
+        let cached = self.cached_path(hash);
         if let Some(path) = &cached
             && path.exists()
         {
@@ -717,6 +792,10 @@ impl PluginHost {
             provides: Vec::new(),
             reads_activities: true,
             runtime: runtime_of(bytes),
+            spare: Mutex::new(SpareState::None),
+            spare_ready: std::sync::Condvar::new(),
+            ahead: AtomicBool::new(false),
+            me: Weak::new(),
         };
         let (info, _) = plugin
             .call(|store, instance| {
@@ -738,7 +817,40 @@ impl PluginHost {
                 wit::Capability::Metric => Capability::Metric,
             })
             .collect();
-        Ok(Arc::new(plugin))
+        // Making instances ahead pays where making one costs more than
+        // handing it over between threads: an interpreter's (CPython's
+        // start functions, about 1 ms; QuickJS's, 0.15 ms), not a Rust
+        // plugin's few µs (measured, `cargo bench --bench languages`: back
+        // to back, a Rust call took twice as long waiting for its instance
+        // from the other thread). The fastest of three decides.
+        let made = (0..3)
+            .map(|_| {
+                let started = Instant::now();
+                let mut store = plugin.new_store();
+                plugin.arm_deadline(&mut store);
+                let made = plugin.pre.instance_pre().instantiate(&mut store);
+                (started.elapsed(), made.map(|instance| (store, instance)))
+            })
+            .min_by_key(|(took, _)| *took);
+        let spare = match made {
+            Some((took, Ok((store, instance)))) if took >= AHEAD_WORTH => {
+                SpareCount::take(&self.spares).map(|counted| Spare {
+                    store,
+                    instance,
+                    _counted: counted,
+                })
+            }
+            _ => None,
+        };
+        plugin.ahead.store(spare.is_some(), Ordering::Relaxed);
+        if let Some(spare) = spare {
+            *plugin.spare.get_mut().expect("spare") = SpareState::Ready(spare);
+        }
+        let plugin = Arc::new_cyclic(|me| LoadedPlugin {
+            me: me.clone(),
+            ..plugin
+        });
+        Ok(plugin)
     }
 }
 
@@ -968,6 +1080,57 @@ pub struct LoadedPlugin {
     host: Arc<PluginHost>,
     counters: Arc<Counters>,
     memo: Memo,
+    /// A fresh instance made ahead of the call that will use it: every call
+    /// still gets an instance nobody has used, but does not wait for it to
+    /// be made (for an interpreter, most of a call: CPython's start-up
+    /// functions, its memory's pages). At most one; made again after each call.
+    spare: Mutex<SpareState>,
+    /// Signalled when a spare being made is ready (or could not be made).
+    spare_ready: std::sync::Condvar,
+    /// False once making a spare failed: calls then instantiate as they go,
+    /// and report the failure as their own.
+    ahead: AtomicBool,
+    /// This plugin, for the jobs it hands the ahead thread.
+    me: Weak<LoadedPlugin>,
+}
+
+/// Where a plugin's spare instance is.
+enum SpareState {
+    /// None, and none being made.
+    None,
+    /// Being made on the ahead thread: a call waits for it rather than
+    /// make a second one beside it.
+    Making,
+    /// Ready for the next call.
+    Ready(Spare),
+}
+
+/// A store and the instance made in it, not yet called.
+struct Spare {
+    store: Store<HostState>,
+    instance: Instance,
+    /// Counts it among the host's spares while it lives.
+    _counted: SpareCount,
+}
+
+/// One of the host's [`MAX_SPARES`], given back when dropped.
+struct SpareCount(Arc<AtomicU64>);
+
+impl SpareCount {
+    fn take(spares: &Arc<AtomicU64>) -> Option<SpareCount> {
+        spares
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_SPARES).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SpareCount(spares.clone()))
+    }
+}
+
+impl Drop for SpareCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -1016,20 +1179,29 @@ impl LoadedPlugin {
             kind,
             message,
         };
-        let mut store = self.new_store();
-        let ticks = self
-            .limits
-            .timeout_ms
-            .div_ceil(EPOCH_TICK.as_millis() as u64)
-            .max(1)
-            + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let outcome = self
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .and_then(|instance| f(&mut store, &instance));
+        let ahead =
+            self.host.ahead_on.load(Ordering::Relaxed) && self.ahead.load(Ordering::Relaxed);
+        let spare = if ahead { self.take_spare() } else { None };
+        let (mut store, instance) = match spare {
+            Some(Spare {
+                mut store,
+                instance,
+                ..
+            }) => {
+                // The call's own limits, from now: making the instance
+                // spent some of the first tank and deadline.
+                store.set_fuel(self.limits.fuel).expect("fuel is enabled");
+                self.arm_deadline(&mut store);
+                (store, Ok(instance))
+            }
+            None => {
+                let mut store = self.new_store();
+                self.arm_deadline(&mut store);
+                let instance = self.pre.instance_pre().instantiate(&mut store);
+                (store, instance)
+            }
+        };
+        let outcome = instance.and_then(|instance| f(&mut store, &instance));
         let fuel_used = self.limits.fuel - store.get_fuel().unwrap_or(0);
         let stats = CallStats {
             fuel_used,
@@ -1077,10 +1249,99 @@ impl LoadedPlugin {
         self.counters
             .nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if ahead {
+            self.ask_ahead(Ahead::Release(Box::new(store)));
+            self.ask_ahead(Ahead::Prepare(self.me.clone()));
+        } else {
+            drop(store);
+        }
         match result {
             Ok(r) => Ok((r, stats)),
             Err(failure) => Err(self.failed(failure)),
         }
+    }
+
+    /// Arms a store's wall-clock deadline: the plugin's `timeout_ms` from now.
+    fn arm_deadline(&self, store: &mut Store<HostState>) {
+        let ticks = self
+            .limits
+            .timeout_ms
+            .div_ceil(EPOCH_TICK.as_millis() as u64)
+            .max(1)
+            + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+    }
+
+    /// Hands a job to the host's ahead thread. When its queue is full, a
+    /// store is released here and no spare is made (the next call makes
+    /// its own instance).
+    fn ask_ahead(&self, job: Ahead) {
+        let sent = self.host.ahead.lock().expect("ahead").try_send(job);
+        match sent {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job))
+            | Err(std::sync::mpsc::TrySendError::Disconnected(job)) => drop(job),
+        }
+    }
+
+    /// The spare instance, waiting for it if it is being made; none if there
+    /// is none (the call makes its own).
+    fn take_spare(&self) -> Option<Spare> {
+        let mut state = self.spare.lock().expect("spare");
+        while matches!(*state, SpareState::Making) {
+            state = self.spare_ready.wait(state).expect("spare");
+        }
+        match std::mem::replace(&mut *state, SpareState::None) {
+            SpareState::Ready(spare) => Some(spare),
+            _ => None,
+        }
+    }
+
+    /// Makes the spare instance, within the plugin's limits (a component's
+    /// start functions run now). If that fails, calls go back to making
+    /// their own, so the failure is reported by the call that meets it.
+    fn prepare_spare(&self) {
+        let counted = {
+            let mut state = self.spare.lock().expect("spare");
+            if !matches!(*state, SpareState::None) {
+                return;
+            }
+            let Some(counted) = SpareCount::take(&self.host.spares) else {
+                return; // enough spares for now; the call makes its own
+            };
+            *state = SpareState::Making;
+            counted
+        };
+        // Should making it panic, calls must not wait for it forever.
+        struct Unmark<'a>(&'a LoadedPlugin);
+        impl Drop for Unmark<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut state = self.0.spare.lock().unwrap_or_else(|e| e.into_inner());
+                    *state = SpareState::None;
+                    self.0.ahead.store(false, Ordering::Relaxed);
+                    self.0.spare_ready.notify_all();
+                }
+            }
+        }
+        let _unmark = Unmark(self);
+        let mut store = self.new_store();
+        self.arm_deadline(&mut store);
+        let made = self.pre.instance_pre().instantiate(&mut store);
+        let mut state = self.spare.lock().expect("spare");
+        *state = match made {
+            Ok(instance) => SpareState::Ready(Spare {
+                store,
+                instance,
+                _counted: counted,
+            }),
+            Err(_) => {
+                self.ahead.store(false, Ordering::Relaxed);
+                SpareState::None
+            }
+        };
+        self.spare_ready.notify_all();
     }
 
     /// Counts, logs and pushes a failure.
@@ -1348,6 +1609,10 @@ pub use stagecoach_types::api::results::MetricValue;
 pub struct PluginSet {
     /// Loaded plugins.
     pub plugins: HashMap<String, Arc<LoadedPlugin>>,
+    /// Plugins the process declares that are not loaded yet, and why (being
+    /// compiled in the background at start-up, or that load's failure):
+    /// their criteria are unmet with this reason until they are.
+    pub unavailable: std::collections::BTreeMap<String, String>,
 }
 
 impl PluginSet {
@@ -1355,4 +1620,20 @@ impl PluginSet {
     pub fn get(&self, name: &str) -> Option<&Arc<LoadedPlugin>> {
         self.plugins.get(name)
     }
+
+    /// Why a plugin the process declares is not loaded, if it is not.
+    pub fn unavailable(&self, name: &str) -> Option<&str> {
+        self.unavailable.get(name).map(String::as_str)
+    }
+
+    /// The reason a criterion of an unloaded plugin is unmet.
+    pub fn missing_reason(&self, name: &str) -> String {
+        match self.unavailable(name) {
+            Some(why) => format!("plugin `{name}` {why}"),
+            None => format!("plugin `{name}` is not loaded"),
+        }
+    }
 }
+
+/// Why a plugin compiled in the background at start-up is not there yet.
+pub const BEING_COMPILED: &str = "is being compiled (the first start with this build); prospects are evaluated again as soon as it is ready";

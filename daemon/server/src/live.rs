@@ -247,7 +247,7 @@ async fn load_plugins_off_runtime(
     let process = process.clone();
     let previous = current.plugins.clone();
     match tokio::task::spawn_blocking(move || {
-        load_plugin_set(&host, &process, &path, Some(&previous))
+        load_plugin_set(&host, &process, &path, Some(&previous), Loading::Now)
     })
     .await
     {
@@ -562,6 +562,24 @@ fn publish(ctx: &Arc<Ctx>, outcome: &Reload) {
     let _ = ctx.events.send(event);
 }
 
+/// Components at least this large that are not compiled yet are left to
+/// compile in the background when the daemon starts ([`Loading::Start`]):
+/// an interpreter's (CPython's 18 MiB takes 25–30 s to compile, QuickJS's
+/// 1.7 MiB about 5 s), where a Rust plugin of 100 KiB takes a fraction of a
+/// second and is waited for.
+pub const COMPILE_IN_BACKGROUND_BYTES: usize = 1 << 20;
+
+/// How [`load_plugin_set`] treats a plugin it would have to compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loading {
+    /// Compile it now: the set is complete when it is returned.
+    Now,
+    /// The daemon is starting: leave a large one
+    /// ([`COMPILE_IN_BACKGROUND_BYTES`]) [`unavailable`](PluginSet::unavailable),
+    /// to be loaded by [`reload_plugins`] while the daemon serves.
+    Start,
+}
+
 /// Loads every plugin `process` declares (paths relative to the process
 /// file), reusing the ones in `previous` whose file and limits are unchanged.
 /// A plugin that fails to load makes the whole set fail, pointing at its
@@ -571,6 +589,7 @@ pub fn load_plugin_set(
     process: &Process,
     process_path: &Path,
     previous: Option<&PluginSet>,
+    loading: Loading,
 ) -> Result<PluginSet, InvalidProcess> {
     let file = process_path.display().to_string();
     let mut set = PluginSet::default();
@@ -602,6 +621,17 @@ pub fn load_plugin_set(
             && old.limits == limits
         {
             set.plugins.insert(decl.name.clone(), old.clone());
+            continue;
+        }
+        if loading == Loading::Start
+            && bytes.len() >= COMPILE_IN_BACKGROUND_BYTES
+            && host.needs_compiling(&bytes)
+        {
+            tracing::info!(plugin = %decl.name, bytes = bytes.len(), "not compiled yet: compiling it in the background while the daemon serves");
+            set.unavailable.insert(
+                decl.name.clone(),
+                stagecoach_plugin_host::BEING_COMPILED.to_string(),
+            );
             continue;
         }
         match host.load(&decl.name, &path, &bytes, limits) {
@@ -686,8 +716,12 @@ pub fn plugin_path(process_path: &Path, path: &str) -> PathBuf {
     }
 }
 
-/// Re-reads changed plugin files. A plugin that no longer loads keeps its
-/// previous build running; the failure is logged and pushed as `plugin.failed`.
+/// Re-reads changed plugin files, and loads the ones not loaded yet (left
+/// to compile in the background at start-up). A plugin that no longer
+/// loads keeps its previous build running; the failure is logged and
+/// pushed as `plugin.failed`. When a plugin that was not loaded becomes
+/// available, open prospects are evaluated again (their criteria were
+/// unmet for want of it).
 pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     let current = ctx.active();
     let host = ctx.plugin_host.clone();
@@ -697,6 +731,7 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
         let mut set = (*snapshot.plugins).clone();
         let mut failures = Vec::new();
         let mut changed = 0;
+        let mut arrived = 0;
         for decl in &snapshot.process.plugins {
             let file = plugin_path(&path, &decl.path);
             let bytes = match read_regular(&file, u64::from(decl.limits.max_file_mib) << 20) {
@@ -714,15 +749,25 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
             match host.load(&decl.name, &file, &bytes, limits) {
                 Ok(p) => {
                     set.plugins.insert(decl.name.clone(), p);
+                    if set.unavailable.remove(&decl.name).is_some() {
+                        arrived += 1;
+                    }
                     changed += 1;
                 }
-                Err(e) => failures.push((decl.name.clone(), e.message, e.hint)),
+                Err(e) => {
+                    if set.unavailable.contains_key(&decl.name) {
+                        set.unavailable
+                            .insert(decl.name.clone(), format!("did not load: {}", e.message));
+                        changed += 1;
+                    }
+                    failures.push((decl.name.clone(), e.message, e.hint))
+                }
             }
         }
-        (set, changed, failures)
+        (set, changed, arrived, failures)
     })
     .await;
-    let Ok((set, changed, failures)) = outcome else {
+    let Ok((set, changed, arrived, failures)) = outcome else {
         return;
     };
     for (plugin, message, hint) in failures {
@@ -737,24 +782,37 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
     if changed == 0 {
         return;
     }
-    let mut guard = ctx.process.write().expect("process lock");
-    if guard.version != current.version {
-        return; // a process reload raced us; it loaded plugins itself
+    {
+        let mut guard = ctx.process.write().expect("process lock");
+        if guard.version != current.version {
+            return; // a process reload raced us; it loaded plugins itself
+        }
+        *guard = Arc::new(ActiveProcess {
+            version: current.version,
+            hash: current.hash.clone(),
+            text: current.text.clone(),
+            loaded_at: current.loaded_at,
+            process: current.process.clone(),
+            plugins: Arc::new(set),
+        });
     }
-    *guard = Arc::new(ActiveProcess {
-        version: current.version,
-        hash: current.hash.clone(),
-        text: current.text.clone(),
-        loaded_at: current.loaded_at,
-        process: current.process.clone(),
-        plugins: Arc::new(set),
-    });
-    drop(guard);
     tracing::info!(changed, "plugins reloaded");
     let _ = ctx.events.send(Event::PluginsReloaded {
         version: current.version,
         changed: changed as u64,
     });
+    if arrived > 0 {
+        match crate::rpc::reevaluate_open(ctx, ctx.clock.now()).await {
+            Ok(r) => tracing::info!(
+                evaluated = r.evaluated,
+                moved = r.moved,
+                "plugins ready: open prospects evaluated again"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e.message, "plugins ready, but evaluating open prospects again failed")
+            }
+        }
+    }
 }
 
 fn watched_files(ctx: &Ctx) -> Vec<PathBuf> {
@@ -772,17 +830,37 @@ fn watched_files(ctx: &Ctx) -> Vec<PathBuf> {
 
 /// Watches the process file and its plugins until `stop` is cancelled,
 /// reloading on every change.
-pub async fn watch_process(ctx: Arc<Ctx>, stop: CancellationToken) {
+///
+/// The watch starts when this is called, not when the future is first
+/// polled: a daemon watches its file before it serves its first request, so
+/// a save made right after it answers is never missed.
+pub fn watch_process(
+    ctx: Arc<Ctx>,
+    stop: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send {
     let path = ctx.process_path.clone();
-    let mut files = watched_files(&ctx);
-    let mut watcher = match FileWatcher::new(&files) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot watch the process file; edits need `stagecoach process reload`");
-            return;
+    let files = watched_files(&ctx);
+    let watcher = FileWatcher::new(&files);
+    if watcher.is_ok() {
+        tracing::info!(path = %path.display(), plugins = files.len() - 1, "watching the process file and its plugins");
+    }
+    async move {
+        match watcher {
+            Ok(watcher) => watch_loop(ctx, stop, path, files, watcher).await,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the process file; edits need `stagecoach process reload`");
+            }
         }
-    };
-    tracing::info!(path = %path.display(), plugins = files.len() - 1, "watching the process file and its plugins");
+    }
+}
+
+async fn watch_loop(
+    ctx: Arc<Ctx>,
+    stop: CancellationToken,
+    path: PathBuf,
+    mut files: Vec<PathBuf>,
+    mut watcher: FileWatcher,
+) {
     loop {
         let changed = tokio::select! {
             _ = stop.cancelled() => return,

@@ -24,7 +24,7 @@ use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::live::{load_plugin_set, whole_file_error};
+use crate::live::{Loading, load_plugin_set, whole_file_error};
 use crate::rpc::{Ctx, dispatch};
 use stagecoach_core::clock::Clock;
 use stagecoach_core::engine::{ActiveProcess, Event, NewVersion, WriteOp};
@@ -298,6 +298,13 @@ pub async fn run(
         tracker.spawn(crate::live::watch_process(ctx.clone(), token.clone()));
     }
     tracker.spawn(trim_memory(token.clone()));
+    if !ctx.active().plugins.unavailable.is_empty() {
+        // Large plugins not compiled yet: the daemon serves meanwhile
+        // (their criteria unmet, saying why), then swaps them in and
+        // evaluates open prospects again.
+        let ctx = ctx.clone();
+        tokio::spawn(async move { crate::live::reload_plugins(&ctx).await });
+    }
     {
         let active = ctx.process.read().expect("process").clone();
         crate::notify::ready(&active.process.name, active.version);
@@ -557,16 +564,17 @@ async fn load_initial_process(
         Some(v) => {
             let process =
                 stagecoach_core::process::parse(&v.text, &v.path).map_err(ServeError::Process)?;
-            let plugins = match load_plugin_set(host, &process, &config.process_path, None) {
-                Ok(set) => set,
-                Err(e) => {
-                    tracing::error!(
-                        version = v.number,
-                        "plugins of the stored process version do not load:\n{e}"
-                    );
-                    Default::default()
-                }
-            };
+            let plugins =
+                match load_plugin_set(host, &process, &config.process_path, None, Loading::Start) {
+                    Ok(set) => set,
+                    Err(e) => {
+                        tracing::error!(
+                            version = v.number,
+                            "plugins of the stored process version do not load:\n{e}"
+                        );
+                        Default::default()
+                    }
+                };
             Some(ActiveProcess {
                 version: v.number,
                 hash: v.hash.clone(),
@@ -587,7 +595,19 @@ async fn load_initial_process(
             }
             Err(message) => Err(whole_file_error(&file_name, message, None)),
             Ok(text) => stagecoach_core::process::parse(&text, &file_name).and_then(|process| {
-                let plugins = load_plugin_set(host, &process, &config.process_path, None)?;
+                // Only a version already in force may start with plugins
+                // still compiling (a restart after the compile cache was
+                // emptied, or with a new daemon build): a new edit's
+                // plugins must load before it replaces a good version.
+                let restart = previous
+                    .as_ref()
+                    .is_some_and(|p| p.hash == content_hash(&text));
+                let loading = if restart {
+                    Loading::Start
+                } else {
+                    Loading::Now
+                };
+                let plugins = load_plugin_set(host, &process, &config.process_path, None, loading)?;
                 Ok((text, process, plugins))
             }),
         };

@@ -461,8 +461,14 @@ fn load_local(
         )
     })?;
     let host = stagecoach_plugin_host::PluginHost::new(Some(cache)).map_err(anyhow::Error::msg)?;
-    let plugins = stagecoach_server::live::load_plugin_set(&host, &process, file, None)
-        .map_err(|invalid| anyhow::anyhow!("{invalid}"))?;
+    let plugins = stagecoach_server::live::load_plugin_set(
+        &host,
+        &process,
+        file,
+        None,
+        stagecoach_server::live::Loading::Now,
+    )
+    .map_err(|invalid| anyhow::anyhow!("{invalid}"))?;
     Ok(stagecoach_core::engine::ActiveProcess {
         version: 0,
         hash: stagecoach_core::process::content_hash(&text),

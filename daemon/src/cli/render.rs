@@ -97,6 +97,9 @@ pub(crate) fn render(command: &Command, r: &Value) {
             if let Some(reason) = &r.store.reason {
                 println!("store degraded: {reason}");
             }
+            for (plugin, why) in &r.plugins_unavailable {
+                println!("plugin `{plugin}` {why}");
+            }
             println!(
                 "connections {}  commits {}  writes {}",
                 r.connections, r.writer.commits, r.writer.requests

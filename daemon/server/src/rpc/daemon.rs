@@ -55,6 +55,7 @@ pub(super) fn status(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
                 reason: degraded.map(|(_, reason)| reason),
             },
             simulation: super::simulate::progress(),
+            plugins_unavailable: active.plugins.unavailable.clone(),
         }))
     })
 }

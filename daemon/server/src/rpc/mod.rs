@@ -26,6 +26,7 @@ use stagecoach_types::protocol::{ErrorData, INTERNAL_ERROR, METHOD_NOT_FOUND, Rp
 pub(crate) use stagecoach_types::api::params::NoParams;
 
 pub use crate::context::{Ctx, Reply};
+pub use process::reevaluate_open;
 
 /// Runs a blocking read on the blocking pool.
 fn read<F>(f: F) -> Reply

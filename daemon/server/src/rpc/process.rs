@@ -15,6 +15,7 @@ use stagecoach_types::api::params::{
 use stagecoach_types::api::results::{
     Diff, ProcessText, Reevaluated, Validation, VersionWindow, Versions,
 };
+use stagecoach_types::model::Millis;
 use stagecoach_types::protocol::{ErrorData, INTERNAL_ERROR, INVALID_PROCESS, RpcError};
 
 pub(super) fn get(ctx: &Arc<Ctx>, p: ProcessGet) -> Reply {
@@ -161,58 +162,66 @@ pub(super) fn reevaluate(ctx: &Arc<Ctx>, p: ProcessReevaluate) -> Reply {
         if let Some(g) = &gate.0 {
             g.wait_submitted().await;
         }
-        let store = ctx.store.clone();
-        let open = tokio::task::spawn_blocking(move || open_prospects(&store))
-            .await
-            .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("read task failed: {e}")))?
-            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
-        let batches = open.len().div_ceil(REEVALUATE_BATCH);
-        let mut total = Reevaluated {
-            evaluated: 0,
-            moved: 0,
-            transitions: 0,
-            process_version: ctx.active().version,
-        };
-        let chunks: Vec<Vec<_>> = open.chunks(REEVALUATE_BATCH).map(<[_]>::to_vec).collect();
-        // Later batches are evaluated ahead while the writer applies this one.
-        let ahead_of = |i: usize| {
-            chunks
-                .get(i)
-                .map(|c| tokio::spawn(evaluate_batch_ahead(ctx.clone(), c.clone(), at)))
-        };
-        // Two batches in flight, so the plugin threads never wait for the writer.
-        let mut next: std::collections::VecDeque<_> = (0..2).filter_map(ahead_of).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            if let Some(ahead) = next.pop_front() {
-                let _ = ahead.await;
-            }
-            next.extend(ahead_of(i + 2));
-            let ids: Vec<_> = chunk.iter().map(|p| p.id).collect();
-            let op = WriteOp::Reevaluate { at, ids: Some(ids) };
-            let answer = ctx.submit(op).await?;
-            let r: Reevaluated = serde_json::from_value(answer)
-                .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
-            total.evaluated += r.evaluated;
-            total.moved += r.moved;
-            total.transitions += r.transitions;
-            total.process_version = r.process_version;
-            tracing::info!(
-                batch = i + 1,
-                batches,
-                evaluated = total.evaluated,
-                moved = total.moved,
-                "re-evaluating open prospects"
-            );
-            let _ = ctx
-                .events
-                .send(stagecoach_core::engine::Event::Reevaluating {
-                    done: total.evaluated,
-                    total: open.len() as u64,
-                    moved: total.moved,
-                });
-        }
-        Ok(json!(total))
+        reevaluate_open(&ctx, at).await.map(|total| json!(total))
     })
+}
+
+/// Evaluates every open prospect again as of `at`, in batches of
+/// [`REEVALUATE_BATCH`] (other clients' writes go between them), pushing
+/// `process.reevaluating` after each: `process.reevaluate`, and what the
+/// daemon does when a plugin it was waiting for becomes ready.
+pub async fn reevaluate_open(ctx: &Arc<Ctx>, at: Millis) -> Result<Reevaluated, RpcError> {
+    let store = ctx.store.clone();
+    let open = tokio::task::spawn_blocking(move || open_prospects(&store))
+        .await
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("read task failed: {e}")))?
+        .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+    let batches = open.len().div_ceil(REEVALUATE_BATCH);
+    let mut total = Reevaluated {
+        evaluated: 0,
+        moved: 0,
+        transitions: 0,
+        process_version: ctx.active().version,
+    };
+    let chunks: Vec<Vec<_>> = open.chunks(REEVALUATE_BATCH).map(<[_]>::to_vec).collect();
+    // Later batches are evaluated ahead while the writer applies this one.
+    let ahead_of = |i: usize| {
+        chunks
+            .get(i)
+            .map(|c| tokio::spawn(evaluate_batch_ahead(ctx.clone(), c.clone(), at)))
+    };
+    // Two batches in flight, so the plugin threads never wait for the writer.
+    let mut next: std::collections::VecDeque<_> = (0..2).filter_map(ahead_of).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        if let Some(ahead) = next.pop_front() {
+            let _ = ahead.await;
+        }
+        next.extend(ahead_of(i + 2));
+        let ids: Vec<_> = chunk.iter().map(|p| p.id).collect();
+        let op = WriteOp::Reevaluate { at, ids: Some(ids) };
+        let answer = ctx.submit(op).await?;
+        let r: Reevaluated = serde_json::from_value(answer)
+            .map_err(|e| RpcError::new(INTERNAL_ERROR, e.to_string()))?;
+        total.evaluated += r.evaluated;
+        total.moved += r.moved;
+        total.transitions += r.transitions;
+        total.process_version = r.process_version;
+        tracing::info!(
+            batch = i + 1,
+            batches,
+            evaluated = total.evaluated,
+            moved = total.moved,
+            "re-evaluating open prospects"
+        );
+        let _ = ctx
+            .events
+            .send(stagecoach_core::engine::Event::Reevaluating {
+                done: total.evaluated,
+                total: open.len() as u64,
+                moved: total.moved,
+            });
+    }
+    Ok(total)
 }
 
 /// Every open prospect, as a snapshot has them.

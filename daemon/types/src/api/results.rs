@@ -801,6 +801,12 @@ pub struct DaemonStatus {
     /// A `process.simulate` running now: prospects replayed of all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulation: Option<(u64, u64)>,
+    /// Plugins the process declares that are not loaded, and why: being
+    /// compiled in the background after a start with a cold cache (their
+    /// criteria are unmet meanwhile, and open prospects are evaluated again
+    /// when they are ready), or that load's failure. Absent when all are.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub plugins_unavailable: std::collections::BTreeMap<String, String>,
 }
 
 /// How the store is doing, in `daemon.status`.
