@@ -374,18 +374,20 @@ fn run_batch(
         Err(e) => {
             tracing::error!(error = %e, requests = batch.len(), "write batch failed; nothing was written");
             stats.set_degraded(now, Some(e.to_string()));
+            if e.poisons() || matches!(e, StoreError::Reopening) {
+                // redb refuses everything after an I/O error: open it again
+                // now, so that reads go on and the next write can succeed —
+                // before the clients hear of the failure, so that a read
+                // they send next never meets the refusing handle.
+                if let Err(e) = heal(state) {
+                    tracing::error!(error = %e, "cannot reopen the database yet; trying again with the next write");
+                }
+            }
             for job in batch.drain(..) {
                 let _ = job.reply.send(Err(WriteError::Storage {
                     kind: e.kind(),
                     message: e.to_string(),
                 }));
-            }
-            if e.poisons() || matches!(e, StoreError::Reopening) {
-                // redb refuses everything after an I/O error: open it again
-                // now, so that reads go on and the next write can succeed.
-                if let Err(e) = heal(state) {
-                    tracing::error!(error = %e, "cannot reopen the database yet; trying again with the next write");
-                }
             }
         }
     }
