@@ -510,3 +510,44 @@ fn a_daemon_serves_while_a_cold_interpreted_plugin_compiles() {
         "compiled into the cache"
     );
 }
+
+/// A plugin compiled in the background is checked against the uses the
+/// process makes of it, as at any load: a build replaced while the daemon
+/// was down by one that no longer provides a checklist is not swapped in.
+#[test]
+fn a_plugin_compiled_in_the_background_is_checked_against_its_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("bant.wasm");
+    std::fs::copy(file("bant", "ts"), &plugin).unwrap();
+    let text = format!(
+        "[process]\nname = \"swapped\"\n\n[[plugins]]\nname = \"bant-ts\"\npath = \"{}\"\n\n\
+         [[stages]]\nid = \"qualify\"\nname = \"Qualify\"\nexit = [{{ question = \"BANT?\", checklist = \"bant-ts\" }}]\n",
+        plugin.display()
+    );
+    let mut d = Daemon::start_with(&text);
+    d.stop();
+    // Rebuilt while the daemon was down: now an exit criterion, not a checklist.
+    std::fs::copy(file("icp-fit", "ts"), &plugin).unwrap();
+    let cold = d.dir.path().join("cold-cache");
+    d.env
+        .push(("STAGECOACH_PLUGIN_CACHE".into(), cold.display().to_string()));
+    d.spawn(&[]);
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    let failed = events.wait_notification("plugin.failed");
+    assert_eq!(failed["plugin"], "bant-ts", "{failed}");
+    let mut c = d.client();
+    let status = c.ok("daemon.status", json!({}));
+    let why = status["plugins_unavailable"]["bant-ts"].as_str().unwrap();
+    assert!(why.contains("does not provide a checklist"), "{status}");
+    let id = create(&mut c, "ada", json!({}));
+    let p = c.ok("prospect.get", json!({ "id": id }));
+    assert_eq!(p["stage"], "qualify", "{p}");
+    assert!(
+        p["verdicts"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not provide a checklist"),
+        "{p}"
+    );
+}

@@ -646,7 +646,23 @@ pub fn load_plugin_set(
             }
         }
     }
-    // Each use must match what the plugin provides.
+    errors.extend(misused(process, &set, &file, None));
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(InvalidProcess { errors })
+    }
+}
+
+/// Where `process` uses a loaded plugin for what it does not provide (a
+/// checklist as an exit criterion, …), for every plugin or `only` one.
+fn misused(
+    process: &Process,
+    set: &PluginSet,
+    file: &str,
+    only: Option<&str>,
+) -> Vec<ProcessError> {
+    let mut errors = Vec::new();
     for (i, stage) in process.stages.iter().enumerate() {
         let uses = stage
             .exit
@@ -677,10 +693,11 @@ pub fn load_plugin_set(
             }));
         for (key, name, needed, (line, column)) in uses {
             if let Some(p) = set.get(name)
+                && only.is_none_or(|o| o == name.as_str())
                 && !p.provides.contains(&needed)
             {
                 errors.push(ProcessError {
-                    file: file.clone(),
+                    file: file.to_string(),
                     line,
                     column,
                     key,
@@ -697,11 +714,7 @@ pub fn load_plugin_set(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(set)
-    } else {
-        Err(InvalidProcess { errors })
-    }
+    errors
 }
 
 /// A plugin path from `process.toml`, relative to the file's directory.
@@ -749,7 +762,20 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
             match host.load(&decl.name, &file, &bytes, limits) {
                 Ok(p) => {
                     set.plugins.insert(decl.name.clone(), p);
-                    if set.unavailable.remove(&decl.name).is_some() {
+                    if set.unavailable.contains_key(&decl.name) {
+                        // Loaded in the background: the uses the process
+                        // makes of it are checked now.
+                        let name = path.display().to_string();
+                        let wrong = misused(&snapshot.process, &set, &name, Some(&decl.name));
+                        if let Some(e) = wrong.first() {
+                            set.plugins.remove(&decl.name);
+                            let why = format!("cannot be used as the process does: {}", e.message);
+                            set.unavailable.insert(decl.name.clone(), why.clone());
+                            failures.push((decl.name.clone(), why, e.hint.clone()));
+                            changed += 1;
+                            continue;
+                        }
+                        set.unavailable.remove(&decl.name);
                         arrived += 1;
                     }
                     changed += 1;
