@@ -435,6 +435,24 @@ fn a_new_plugin_project_in_each_language_tests_builds_and_runs_outside_the_repos
     }
 }
 
+/// Starts a stopped daemon again with an empty compile cache (what a new
+/// daemon build or an emptied cache means): the cache's directory, and a
+/// client subscribed to events.
+fn restart_with_cold_cache(d: &mut Daemon) -> (std::path::PathBuf, Client) {
+    let cold = d.dir.path().join("cold-cache");
+    d.env
+        .push(("STAGECOACH_PLUGIN_CACHE".into(), cold.display().to_string()));
+    d.spawn(&[]);
+    let mut events = d.client();
+    events.ok("events.subscribe", json!({}));
+    (cold, events)
+}
+
+/// The reason of a prospect's first exit criterion, from `prospect.get`.
+fn first_reason(p: &Value) -> &str {
+    p["verdicts"][0]["reason"].as_str().unwrap()
+}
+
 /// A daemon restarted on the process in force with a cold compile cache
 /// (emptied, or a new daemon build) serves at once: a large plugin (an
 /// interpreter's: QuickJS here, about 5 s to compile) compiles in the
@@ -453,12 +471,7 @@ fn a_daemon_serves_while_a_cold_interpreted_plugin_compiles() {
     // First start: the test run's warm cache, version 1 in force.
     let mut d = Daemon::start_with(&text);
     d.stop();
-    let cold = d.dir.path().join("cold-cache");
-    d.env
-        .push(("STAGECOACH_PLUGIN_CACHE".into(), cold.display().to_string()));
-    d.spawn(&[]);
-    let mut events = d.client();
-    events.ok("events.subscribe", json!({}));
+    let (cold, mut events) = restart_with_cold_cache(&mut d);
     let mut c = d.client();
     let status = c.ok("daemon.status", json!({}));
     let why = status["plugins_unavailable"]["icp-ts"]
@@ -497,10 +510,7 @@ fn a_daemon_serves_while_a_cold_interpreted_plugin_compiles() {
     let p = c.ok("prospect.get", json!({ "id": waiting }));
     assert_eq!(p["stage"], "fit", "{p}");
     assert!(
-        p["verdicts"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("employees"),
+        first_reason(&p).contains("employees"),
         "now the plugin's own reason: {p}"
     );
     let status = c.ok("daemon.status", json!({}));
@@ -528,12 +538,7 @@ fn a_plugin_compiled_in_the_background_is_checked_against_its_uses() {
     d.stop();
     // Rebuilt while the daemon was down: now an exit criterion, not a checklist.
     std::fs::copy(file("icp-fit", "ts"), &plugin).unwrap();
-    let cold = d.dir.path().join("cold-cache");
-    d.env
-        .push(("STAGECOACH_PLUGIN_CACHE".into(), cold.display().to_string()));
-    d.spawn(&[]);
-    let mut events = d.client();
-    events.ok("events.subscribe", json!({}));
+    let (_, mut events) = restart_with_cold_cache(&mut d);
     let failed = events.wait_notification("plugin.failed");
     assert_eq!(failed["plugin"], "bant-ts", "{failed}");
     let mut c = d.client();
@@ -544,10 +549,7 @@ fn a_plugin_compiled_in_the_background_is_checked_against_its_uses() {
     let p = c.ok("prospect.get", json!({ "id": id }));
     assert_eq!(p["stage"], "qualify", "{p}");
     assert!(
-        p["verdicts"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("does not provide a checklist"),
+        first_reason(&p).contains("does not provide a checklist"),
         "{p}"
     );
 }
