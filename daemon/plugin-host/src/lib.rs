@@ -630,11 +630,11 @@ impl PluginHost {
         })
     }
 
-    /// Whether loading `bytes` would have to compile them (nothing in the
-    /// cache): what a daemon starting up asks before it waits for a plugin.
-    pub fn needs_compiling(&self, bytes: &[u8]) -> bool {
-        let hash = blake3::hash(bytes).to_hex().to_string();
-        self.cached_path(&hash).is_none_or(|p| !p.is_file())
+    /// Whether loading the component with BLAKE3 `hash` (hex) would have to
+    /// compile it (nothing in the cache): what a daemon starting up asks
+    /// before it waits for a plugin.
+    pub fn needs_compiling(&self, hash: &str) -> bool {
+        self.cached_path(hash).is_none_or(|p| !p.is_file())
     }
 
     fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, Refusal> {
@@ -1087,8 +1087,9 @@ pub struct LoadedPlugin {
     spare: Mutex<SpareState>,
     /// Signalled when a spare being made is ready (or could not be made).
     spare_ready: std::sync::Condvar,
-    /// False once making a spare failed: calls then instantiate as they go,
-    /// and report the failure as their own.
+    /// Whether calls use spares: set at load for plugins whose instances
+    /// are slow to make ([`AHEAD_WORTH`]), cleared if making one fails (calls
+    /// then instantiate as they go, and report the failure as their own).
     ahead: AtomicBool,
     /// This plugin, for the jobs it hands the ahead thread.
     me: Weak<LoadedPlugin>,

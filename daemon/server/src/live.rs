@@ -625,7 +625,7 @@ pub fn load_plugin_set(
         }
         if loading == Loading::Start
             && bytes.len() >= COMPILE_IN_BACKGROUND_BYTES
-            && host.needs_compiling(&bytes)
+            && host.needs_compiling(&hash)
         {
             tracing::info!(plugin = %decl.name, bytes = bytes.len(), "not compiled yet: compiling it in the background while the daemon serves");
             set.unavailable.insert(
