@@ -7,6 +7,7 @@
 //! values, maintained in the same transaction as the record they index.
 
 pub(crate) mod counters;
+pub(crate) mod lazy;
 pub(crate) mod media;
 pub(crate) mod stay_days;
 pub(crate) mod wal;
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
 };
 use serde::de::DeserializeOwned;
@@ -435,6 +436,17 @@ impl Store {
         }
     }
 
+    /// Closes the database until the next [`Store::reopen`]: reads fail
+    /// meanwhile (after a reopen whose log could not be applied, they would
+    /// miss acknowledged writes).
+    pub(crate) fn close(&self) {
+        *self
+            .inner
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
     /// Begins a write transaction: non-durable and without the allocator
     /// state, unless the writer makes it a checkpoint.
     pub(crate) fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
@@ -846,7 +858,7 @@ fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
     let prospects = txn.open_table(PROSPECTS)?;
     let by_prospect = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
     let transitions = txn.open_table(TRANSITIONS)?;
-    let mut metrics = counters::MetricTables::open(txn)?;
+    let mut metrics = counters::MetricTables::open(txn);
     let mut count = 0;
     for entry in prospects.iter()? {
         let (k, v) = entry?;
@@ -1042,17 +1054,17 @@ fn facts_in(
 /// The write side: every table open in one write transaction. Built once
 /// per batch by the writer; dropped before commit.
 pub(crate) struct Tables<'txn> {
-    meta: Table<'txn, &'static str, u64>,
-    prospects: Table<'txn, u64, &'static [u8]>,
-    external_ids: Table<'txn, &'static str, u64>,
-    open_by_stage: Table<'txn, (&'static str, u64), ()>,
-    by_owner: Table<'txn, (&'static str, u64), ()>,
-    activities: Table<'txn, (u64, u64), &'static [u8]>,
-    activity_kinds: Table<'txn, (u64, &'static str, u64), (i64, bool)>,
-    transitions: Table<'txn, u64, &'static [u8]>,
-    transitions_by_prospect: Table<'txn, (u64, u64), ()>,
-    process_versions: Table<'txn, u64, &'static [u8]>,
-    version_first_at: Table<'txn, u64, i64>,
+    meta: lazy::Lazy<'txn, &'static str, u64>,
+    prospects: lazy::Lazy<'txn, u64, &'static [u8]>,
+    external_ids: lazy::Lazy<'txn, &'static str, u64>,
+    open_by_stage: lazy::Lazy<'txn, (&'static str, u64), ()>,
+    by_owner: lazy::Lazy<'txn, (&'static str, u64), ()>,
+    activities: lazy::Lazy<'txn, (u64, u64), &'static [u8]>,
+    activity_kinds: lazy::Lazy<'txn, (u64, &'static str, u64), (i64, bool)>,
+    transitions: lazy::Lazy<'txn, u64, &'static [u8]>,
+    transitions_by_prospect: lazy::Lazy<'txn, (u64, u64), ()>,
+    process_versions: lazy::Lazy<'txn, u64, &'static [u8]>,
+    version_first_at: lazy::Lazy<'txn, u64, i64>,
     metrics: counters::MetricTables<'txn>,
     pub ids: Ids,
     /// Every change made through these tables, for the write-ahead log:
@@ -1088,18 +1100,18 @@ enum Change<'a> {
 impl<'txn> Tables<'txn> {
     pub fn open(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
         Ok(Tables {
-            meta: txn.open_table(META)?,
-            prospects: txn.open_table(PROSPECTS)?,
-            external_ids: txn.open_table(EXTERNAL_IDS)?,
-            open_by_stage: txn.open_table(OPEN_BY_STAGE)?,
-            by_owner: txn.open_table(BY_OWNER)?,
-            activities: txn.open_table(ACTIVITIES)?,
-            activity_kinds: txn.open_table(ACTIVITY_KINDS)?,
-            transitions: txn.open_table(TRANSITIONS)?,
-            transitions_by_prospect: txn.open_table(TRANSITIONS_BY_PROSPECT)?,
-            process_versions: txn.open_table(PROCESS_VERSIONS)?,
-            version_first_at: txn.open_table(VERSION_FIRST_AT)?,
-            metrics: counters::MetricTables::open(txn)?,
+            meta: lazy::Lazy::new(txn, META),
+            prospects: lazy::Lazy::new(txn, PROSPECTS),
+            external_ids: lazy::Lazy::new(txn, EXTERNAL_IDS),
+            open_by_stage: lazy::Lazy::new(txn, OPEN_BY_STAGE),
+            by_owner: lazy::Lazy::new(txn, BY_OWNER),
+            activities: lazy::Lazy::new(txn, ACTIVITIES),
+            activity_kinds: lazy::Lazy::new(txn, ACTIVITY_KINDS),
+            transitions: lazy::Lazy::new(txn, TRANSITIONS),
+            transitions_by_prospect: lazy::Lazy::new(txn, TRANSITIONS_BY_PROSPECT),
+            process_versions: lazy::Lazy::new(txn, PROCESS_VERSIONS),
+            version_first_at: lazy::Lazy::new(txn, VERSION_FIRST_AT),
+            metrics: counters::MetricTables::open(txn),
             ids,
             log: Vec::new(),
         })
@@ -1120,7 +1132,7 @@ impl<'txn> Tables<'txn> {
 
     /// Records which write-ahead log entry the tables now hold.
     pub fn set_log_applied(&mut self, seq: u64) -> Result<(), StoreError> {
-        self.meta.insert("wal_seq", seq)?;
+        self.meta.write()?.insert("wal_seq", seq)?;
         Ok(())
     }
 
@@ -1182,16 +1194,24 @@ impl<'txn> Tables<'txn> {
 
     /// Saves the id counters; called once per batch before commit.
     pub fn save_ids(&mut self) -> Result<(), StoreError> {
-        self.meta.insert("next_prospect", self.ids.prospect)?;
-        self.meta.insert("next_activity", self.ids.activity)?;
-        self.meta.insert("next_transition", self.ids.transition)?;
         self.meta
+            .write()?
+            .insert("next_prospect", self.ids.prospect)?;
+        self.meta
+            .write()?
+            .insert("next_activity", self.ids.activity)?;
+        self.meta
+            .write()?
+            .insert("next_transition", self.ids.transition)?;
+        self.meta
+            .write()?
             .insert("next_process_version", self.ids.process_version)?;
         Ok(())
     }
 
     pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
         self.prospects
+            .read()?
             .get(id)?
             .map(|v| decode(v.value(), "prospect", id))
             .transpose()
@@ -1201,7 +1221,11 @@ impl<'txn> Tables<'txn> {
         &self,
         external_id: &str,
     ) -> Result<Option<ProspectId>, StoreError> {
-        Ok(self.external_ids.get(external_id)?.map(|v| v.value()))
+        Ok(self
+            .external_ids
+            .read()?
+            .get(external_id)?
+            .map(|v| v.value()))
     }
 
     /// Writes `new`, keeping every index in step with `old` (the stored
@@ -1219,29 +1243,33 @@ impl<'txn> Tables<'txn> {
         if let Some(old) = old {
             if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage)
             {
-                self.open_by_stage.remove((old.stage.as_str(), id))?;
+                self.open_by_stage
+                    .write()?
+                    .remove((old.stage.as_str(), id))?;
             }
             if let Some(owner) = &old.owner
                 && new.owner.as_ref() != Some(owner)
             {
-                self.by_owner.remove((owner.as_str(), id))?;
+                self.by_owner.write()?.remove((owner.as_str(), id))?;
             }
         }
         let was_open_here = old.is_some_and(|o| o.status == Status::Open && o.stage == new.stage);
         if new.status == Status::Open && !was_open_here {
-            self.open_by_stage.insert((new.stage.as_str(), id), ())?;
+            self.open_by_stage
+                .write()?
+                .insert((new.stage.as_str(), id), ())?;
         }
         if let Some(owner) = &new.owner
             && old.and_then(|o| o.owner.as_ref()) != Some(owner)
         {
-            self.by_owner.insert((owner.as_str(), id), ())?;
+            self.by_owner.write()?.insert((owner.as_str(), id), ())?;
         }
         if old.is_none()
             && let Some(ext) = &new.external_id
         {
-            self.external_ids.insert(ext.as_str(), id)?;
+            self.external_ids.write()?.insert(ext.as_str(), id)?;
         }
-        self.prospects.insert(id, encode(new).as_slice())?;
+        self.prospects.write()?.insert(id, encode(new).as_slice())?;
         Ok(())
     }
 
@@ -1251,21 +1279,21 @@ impl<'txn> Tables<'txn> {
         prospect: ProspectId,
         kinds: &[&str],
     ) -> Result<ActivityFacts, StoreError> {
-        facts_in(&self.activity_kinds, prospect, kinds)
+        facts_in(self.activity_kinds.read()?, prospect, kinds)
     }
 
     /// A prospect's activities in recording order.
     pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
-        activities_in(&self.activities, prospect)
+        activities_in(self.activities.read()?, prospect)
     }
 
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
         self.logged(Change::Activity(Cow::Borrowed(activity)));
-        self.activities.insert(
+        self.activities.write()?.insert(
             (activity.prospect, activity.id),
             encode(activity).as_slice(),
         )?;
-        self.activity_kinds.insert(
+        self.activity_kinds.write()?.insert(
             (activity.prospect, activity.kind.as_str(), activity.id),
             (activity.at.0, activity.actor == Actor::Prospect),
         )?;
@@ -1274,15 +1302,21 @@ impl<'txn> Tables<'txn> {
 
     pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {
         self.logged(Change::Transition(Cow::Borrowed(t)));
-        self.transitions.insert(t.id, encode(t).as_slice())?;
+        self.transitions
+            .write()?
+            .insert(t.id, encode(t).as_slice())?;
         self.transitions_by_prospect
+            .write()?
             .insert((t.prospect, t.id), ())?;
         let first = self
             .version_first_at
+            .read()?
             .get(t.process_version)?
             .map(|v| v.value());
         if first.is_none_or(|f| t.at.0 < f) {
-            self.version_first_at.insert(t.process_version, t.at.0)?;
+            self.version_first_at
+                .write()?
+                .insert(t.process_version, t.at.0)?;
         }
         Ok(())
     }
@@ -1290,7 +1324,11 @@ impl<'txn> Tables<'txn> {
     /// Ids of the open prospects in `stage`.
     pub fn open_in_stage(&self, stage: &str) -> Result<Vec<ProspectId>, StoreError> {
         let mut ids = Vec::new();
-        for entry in self.open_by_stage.range((stage, 0)..=(stage, u64::MAX))? {
+        for entry in self
+            .open_by_stage
+            .read()?
+            .range((stage, 0)..=(stage, u64::MAX))?
+        {
             ids.push(entry?.0.value().1);
         }
         Ok(ids)
@@ -1302,9 +1340,10 @@ impl<'txn> Tables<'txn> {
         let mut stages: Vec<String> = Vec::new();
         loop {
             let next = match stages.last() {
-                None => self.open_by_stage.first()?,
+                None => self.open_by_stage.read()?.first()?,
                 Some(last) => self
                     .open_by_stage
+                    .read()?
                     .range((last.as_str(), u64::MAX)..)?
                     .find(|e| {
                         e.as_ref()
@@ -1322,6 +1361,7 @@ impl<'txn> Tables<'txn> {
     pub fn insert_process_version(&mut self, v: &ProcessVersion) -> Result<(), StoreError> {
         self.logged(Change::Version(Cow::Borrowed(v)));
         self.process_versions
+            .write()?
             .insert(v.number, encode(v).as_slice())?;
         Ok(())
     }

@@ -7,8 +7,9 @@
 //! they were submitted.
 //!
 //! Durable means in the write-ahead log ([`crate::store::wal`]): the batch's
-//! changes are appended and synced there, then committed to redb without a
-//! sync. Every [`CHECKPOINT_BYTES`] of log the commit is durable in redb
+//! changes are appended and synced there, its requests are answered, and
+//! then it is committed to redb without a sync; reads wait for that commit,
+//! so an answered write is always visible to the reads that follow it. Every [`CHECKPOINT_BYTES`] of log the commit is durable in redb
 //! itself and saves its allocator state, so that a start after a crash
 //! loads that state instead of checking the whole file, then applies the
 //! log written since. After redb fails on I/O (a full disk) the writer opens
@@ -236,18 +237,32 @@ fn checkpoint(store: &Store, wal: &mut Wal, ids: crate::store::Ids) -> Result<()
     Ok(())
 }
 
-/// Applies every job in one write transaction and makes it durable.
-fn apply_batch(
-    store: &Store,
-    wal: &mut Wal,
+/// A batch applied in its write transaction, not yet durable.
+struct Applied<'s> {
+    txn: redb::WriteTransaction,
+    results: Vec<Result<Answer, EngineError>>,
+    events: Vec<Event>,
+    ids: crate::store::Ids,
+    /// What the batch did to the tables, for the log; empty when every
+    /// request was refused.
+    changes: Vec<u8>,
+    /// Committed durable in redb itself instead of through the log.
+    is_checkpoint: bool,
+    started: std::time::Instant,
+    store: &'s Store,
+}
+
+/// Applies every job in one write transaction.
+fn apply_batch<'s>(
+    store: &'s Store,
+    wal: &Wal,
     ids: crate::store::Ids,
     batch: &[Job],
     now: stagecoach_types::model::Millis,
-    stats: &WriterStats,
-) -> Result<Committed, StoreError> {
+) -> Result<Applied<'s>, StoreError> {
     let started = std::time::Instant::now();
     store.check_space()?;
-    let mut txn = store.begin_write()?;
+    let txn = store.begin_write()?;
     let mut results = Vec::with_capacity(batch.len());
     let mut events = Vec::new();
     let (ids, changes, is_checkpoint) = {
@@ -275,7 +290,67 @@ fn apply_batch(
         tables.set_log_applied(applied)?;
         (tables.ids, changes, is_checkpoint)
     };
-    let applied = std::time::Instant::now();
+    Ok(Applied {
+        txn,
+        results,
+        events,
+        ids,
+        changes,
+        is_checkpoint,
+        started,
+        store,
+    })
+}
+
+/// What became of a batch.
+enum Outcome {
+    /// Durable and visible: its requests are answered with their results.
+    Committed(Committed),
+    /// Durable in the log and already answered (see [`commit`]), but redb
+    /// failed to commit it: the database must be opened again and the log
+    /// applied before anything is read or written.
+    AnsweredButNotCommitted(StoreError, Committed),
+}
+
+/// Makes an applied batch durable. A batch that goes to the log is
+/// answered (`answer`) as soon as its entry is synced, before redb commits
+/// it: the entry is what makes it durable, and a start after a crash
+/// applies it again. Until the commit is done, reads wait
+/// ([`Store::hold_reads`]), so that a client that has its answer and reads
+/// next always sees its write. Returns `Err` with nothing answered and
+/// nothing written when the batch could not be made durable.
+fn commit(
+    state: &mut State,
+    applied: Applied<'_>,
+    stats: &WriterStats,
+    answer: impl FnOnce(&mut Vec<Result<Answer, EngineError>>),
+) -> Result<Outcome, StoreError> {
+    let Applied {
+        mut txn,
+        mut results,
+        events,
+        ids,
+        changes,
+        is_checkpoint,
+        started,
+        store,
+    } = applied;
+    let wal = state
+        .wal
+        .as_mut()
+        .expect("a batch is applied only on an open log");
+    let applied_at = std::time::Instant::now();
+    let timed = |stats: &WriterStats| {
+        stats.apply_micros.fetch_add(
+            (applied_at - started).as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        stats.commit_micros.fetch_add(
+            applied_at.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    };
+    let mut failed = None;
     if is_checkpoint {
         txn.set_quick_repair(true);
         txn.commit()?;
@@ -286,41 +361,82 @@ fn apply_batch(
         txn.commit()?;
     } else {
         // On failure the transaction is dropped: nothing was written.
-        let at = wal.append(&ids, &changes).map_err(log_error(store))?;
+        wal.append(&ids, &changes).map_err(log_error(store))?;
         txn.set_durability(redb::Durability::None)?;
+        let reads_wait = store.hold_reads();
+        answer(&mut results);
         if let Err(e) = txn.commit() {
-            // Refused to its clients, so never to be applied.
-            if let Err(undo) = wal.undo(at) {
-                tracing::error!(error = %undo, "cannot take back a log entry whose commit failed");
+            let e = StoreError::from(e);
+            tracing::error!(error = %e, "commit failed after its log entry was synced; opening the database again to apply the log");
+            // Still holding reads: none may see the database without the
+            // writes just answered.
+            if let Err(again) = heal_holding(state, &reads_wait) {
+                tracing::error!(error = %again, "cannot reopen the database yet; reads fail until it can");
             }
-            return Err(e.into());
+            failed = Some(e);
         }
     }
-    stats.apply_micros.fetch_add(
-        (applied - started).as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    stats.commit_micros.fetch_add(
-        applied.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    Ok(Committed {
+    timed(stats);
+    let committed = Committed {
         results,
         events,
         ids,
+    };
+    Ok(match failed {
+        None => Outcome::Committed(committed),
+        Some(e) => Outcome::AnsweredButNotCommitted(e, committed),
     })
 }
 
 /// After redb failed on I/O: opens the file again and applies the log.
 fn heal(state: &mut State) -> Result<(), StoreError> {
+    let store = state.store.clone();
+    let reads_wait = store.hold_reads();
+    heal_holding(state, &reads_wait)
+}
+
+/// [`heal`], with reads already held. When the log cannot be applied, the
+/// database stays closed: reads fail rather than miss acknowledged writes.
+fn heal_holding(
+    state: &mut State,
+    _reads_wait: &std::sync::RwLockWriteGuard<'_, ()>,
+) -> Result<(), StoreError> {
     state.wal = None;
     let store = state.store.clone();
-    let _reads_wait = store.hold_reads();
     store.reopen()?;
-    state.wal = Some(recover(&store)?);
+    match recover(&store) {
+        Ok(wal) => state.wal = Some(wal),
+        Err(e) => {
+            store.close();
+            return Err(e);
+        }
+    }
     state.ids = store.next_ids()?;
     tracing::info!("database reopened after a storage failure; writes go on");
     Ok(())
+}
+
+/// Sends each job its result.
+fn answer(batch: &mut Vec<Job>, results: &mut Vec<Result<Answer, EngineError>>) {
+    for (job, result) in batch.drain(..).zip(results.drain(..)) {
+        let _ = job.reply.send(result.map_err(WriteError::Refused));
+    }
+}
+
+fn publish(events: &broadcast::Sender<Event>, published: Vec<Event>) {
+    for event in published {
+        if let Event::ProspectMoved { transition: t, .. } = &event {
+            tracing::info!(
+                prospect = t.prospect,
+                from = t.from.as_deref().unwrap_or_default(),
+                to = %t.to,
+                kind = t.kind.as_str(),
+                "prospect moved"
+            );
+        }
+        // No subscribers is fine.
+        let _ = events.send(event);
+    }
 }
 
 fn run_batch(
@@ -336,16 +452,19 @@ fn run_batch(
     } else {
         Ok(())
     };
+    let requests = batch.len() as u64;
     let outcome = healed.and_then(|()| {
-        let wal = state.wal.as_mut().expect("open once healed");
-        apply_batch(&state.store, wal, state.ids, batch, now, stats)
+        let store = state.store.clone();
+        let wal = state.wal.as_ref().expect("open once healed");
+        let applied = apply_batch(&store, wal, state.ids, batch, now)?;
+        commit(state, applied, stats, |results| answer(batch, results))
     });
     match outcome {
-        Ok(Committed {
-            results,
+        Ok(Outcome::Committed(Committed {
+            mut results,
             events: published,
             ids: new_ids,
-        }) => {
+        })) => {
             state.ids = new_ids;
             stats.set_degraded(now, None);
             stats
@@ -353,23 +472,16 @@ fn run_batch(
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             stats
                 .requests
-                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            for (job, result) in batch.drain(..).zip(results) {
-                let _ = job.reply.send(result.map_err(WriteError::Refused));
-            }
-            for event in published {
-                if let Event::ProspectMoved { transition: t, .. } = &event {
-                    tracing::info!(
-                        prospect = t.prospect,
-                        from = t.from.as_deref().unwrap_or_default(),
-                        to = %t.to,
-                        kind = t.kind.as_str(),
-                        "prospect moved"
-                    );
-                }
-                // No subscribers is fine.
-                let _ = events.send(event);
-            }
+                .fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
+            // Answered already when the batch went to the log.
+            answer(batch, &mut results);
+            publish(events, published);
+        }
+        Ok(Outcome::AnsweredButNotCommitted(e, committed)) => {
+            // The writes are durable and answered; once the log is applied
+            // (done, unless the reopen failed) they are visible too.
+            stats.set_degraded(now, Some(e.to_string()));
+            publish(events, committed.events);
         }
         Err(e) => {
             tracing::error!(error = %e, requests = batch.len(), "write batch failed; nothing was written");
@@ -571,5 +683,84 @@ mod power_cut {
             "power cuts: {} acknowledged prospects survived 30 cuts ({cuts_in_start} during start-up, {rounds_with_writes} while writing)",
             acked.len()
         );
+    }
+
+    /// redb failing to commit a batch whose log entry is synced (and so
+    /// already answered): the write stays, reads never see the database
+    /// without it, and once the disk takes writes again it is there, after
+    /// a power cut too.
+    #[test]
+    fn a_commit_that_fails_after_the_log_keeps_the_answered_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let media = Arc::new(SimMedia::default());
+        let active = process();
+        let store = Store::open_sim(dir.path(), media.clone()).unwrap();
+        let (events, _) = broadcast::channel(16);
+        let (writer, thread) = Writer::start(
+            store.clone(),
+            Clock::fixed(Millis(START + Millis::DAY)),
+            events,
+            Arc::new(WriterStats::default()),
+        )
+        .unwrap();
+        let write = |op| writer.submit(active.clone(), op).blocking_recv().unwrap();
+        // Larger than the simulated database's page cache (16 MiB), so
+        // that redb writes during the commit (a small non-durable commit
+        // stays in its cache) — and smaller than the log.
+        let notes = "n".repeat(18 << 20);
+        let activity = |prospect| {
+            WriteOp::RecordActivity(NewActivity {
+                prospect,
+                kind: "email_sent".into(),
+                actor: None,
+                at: Some(Millis(START + 1)),
+                data: serde_json::from_value(serde_json::json!({ "notes": notes })).unwrap(),
+            })
+        };
+        let id = match write(WriteOp::CreateProspect(NewProspect {
+            name: "p".into(),
+            company: None,
+            owner: None,
+            fields: Default::default(),
+            stage: None,
+            external_id: None,
+            at: Some(Millis(START)),
+        })) {
+            Ok(Answer::Prospect(p)) => p.prospect.id,
+            other => panic!("{other:?}"),
+        };
+        // The database's disk refuses writes from the moment the log is
+        // synced: redb fails in the commit, after the answer.
+        media.log.on_next_sync_refuse_writes_of(&media.db);
+        let answered = write(activity(id));
+        assert!(answered.is_ok(), "{answered:?}");
+        // Meanwhile a read has the write or fails; it never misses it.
+        if let Ok(stored) = store.activities(id) {
+            assert_eq!(stored.len(), 1);
+        }
+        // The disk takes writes again: the next write reopens the
+        // database, applies the log and goes on.
+        media.db.refuse_writes(false);
+        let next = write(activity(id));
+        assert!(next.is_ok(), "{next:?}");
+        assert_eq!(store.activities(id).unwrap().len(), 2);
+        drop(writer);
+        thread.join().unwrap();
+        drop(store);
+        // And both survive a power cut.
+        media.cut(&mut || false);
+        media.restart();
+        let store = Store::open_sim(dir.path(), media.clone()).unwrap();
+        let (events, _) = broadcast::channel(16);
+        let (writer, thread) = Writer::start(
+            store.clone(),
+            Clock::fixed(Millis(START)),
+            events,
+            Arc::new(WriterStats::default()),
+        )
+        .unwrap();
+        drop(writer);
+        thread.join().unwrap();
+        assert_eq!(store.activities(id).unwrap().len(), 2);
     }
 }

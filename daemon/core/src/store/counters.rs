@@ -15,6 +15,7 @@
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use super::StoreError;
+use super::lazy::Lazy;
 use super::stay_days::{self, OPEN_DAYS, OPEN_DAYS_BY_OWNER, STAY_DAYS, STAY_DAYS_BY_OWNER};
 use stagecoach_types::model::{Millis, Prospect, Status, Transition, TransitionKind};
 
@@ -139,57 +140,61 @@ fn rewrite<'k, K: redb::Key + 'static>(
 
 /// The metric tables, open in the writer's transaction.
 pub(crate) struct MetricTables<'txn> {
-    flow: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
-    flow_all: Table<'txn, (&'static str, i64, u8), u64>,
-    flow_bucket: Table<'txn, (&'static str, i64, &'static str, u8), u64>,
-    flow_all_bucket: Table<'txn, (&'static str, i64, u8), u64>,
-    open_counts: Table<'txn, (&'static str, &'static str), u64>,
-    stays: Table<'txn, (&'static str, i64, u64), (i64, u8, &'static str)>,
-    stay_days: Table<'txn, (&'static str, i64), &'static [u8]>,
-    stay_days_by_owner: Table<'txn, (&'static str, &'static str, i64), &'static [u8]>,
-    open_days: Table<'txn, (&'static str, i64), &'static [u8]>,
-    open_days_by_owner: Table<'txn, (&'static str, &'static str, i64), &'static [u8]>,
-    entries: Table<'txn, (&'static str, i64, u64), ()>,
-    outcomes: Table<'txn, (i64, u64), (bool, i64, &'static str)>,
-    aliases: Table<'txn, &'static str, &'static str>,
+    flow: Lazy<'txn, (&'static str, i64, &'static str, u8), u64>,
+    flow_all: Lazy<'txn, (&'static str, i64, u8), u64>,
+    flow_bucket: Lazy<'txn, (&'static str, i64, &'static str, u8), u64>,
+    flow_all_bucket: Lazy<'txn, (&'static str, i64, u8), u64>,
+    open_counts: Lazy<'txn, (&'static str, &'static str), u64>,
+    stays: Lazy<'txn, (&'static str, i64, u64), (i64, u8, &'static str)>,
+    stay_days: Lazy<'txn, (&'static str, i64), &'static [u8]>,
+    stay_days_by_owner: Lazy<'txn, (&'static str, &'static str, i64), &'static [u8]>,
+    open_days: Lazy<'txn, (&'static str, i64), &'static [u8]>,
+    open_days_by_owner: Lazy<'txn, (&'static str, &'static str, i64), &'static [u8]>,
+    entries: Lazy<'txn, (&'static str, i64, u64), ()>,
+    outcomes: Lazy<'txn, (i64, u64), (bool, i64, &'static str)>,
+    aliases: Lazy<'txn, &'static str, &'static str>,
 }
 
 impl<'txn> MetricTables<'txn> {
-    pub fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
-        Ok(MetricTables {
-            flow: txn.open_table(FLOW)?,
-            flow_all: txn.open_table(FLOW_ALL)?,
-            flow_bucket: txn.open_table(FLOW_BUCKET)?,
-            flow_all_bucket: txn.open_table(FLOW_ALL_BUCKET)?,
-            open_counts: txn.open_table(OPEN_COUNTS)?,
-            stays: txn.open_table(STAYS)?,
-            stay_days: txn.open_table(STAY_DAYS)?,
-            stay_days_by_owner: txn.open_table(STAY_DAYS_BY_OWNER)?,
-            open_days: txn.open_table(OPEN_DAYS)?,
-            open_days_by_owner: txn.open_table(OPEN_DAYS_BY_OWNER)?,
-            entries: txn.open_table(ENTRIES)?,
-            outcomes: txn.open_table(OUTCOMES)?,
-            aliases: txn.open_table(ALIASES)?,
-        })
+    pub fn open(txn: &'txn WriteTransaction) -> Self {
+        MetricTables {
+            flow: Lazy::new(txn, FLOW),
+            flow_all: Lazy::new(txn, FLOW_ALL),
+            flow_bucket: Lazy::new(txn, FLOW_BUCKET),
+            flow_all_bucket: Lazy::new(txn, FLOW_ALL_BUCKET),
+            open_counts: Lazy::new(txn, OPEN_COUNTS),
+            stays: Lazy::new(txn, STAYS),
+            stay_days: Lazy::new(txn, STAY_DAYS),
+            stay_days_by_owner: Lazy::new(txn, STAY_DAYS_BY_OWNER),
+            open_days: Lazy::new(txn, OPEN_DAYS),
+            open_days_by_owner: Lazy::new(txn, OPEN_DAYS_BY_OWNER),
+            entries: Lazy::new(txn, ENTRIES),
+            outcomes: Lazy::new(txn, OUTCOMES),
+            aliases: Lazy::new(txn, ALIASES),
+        }
     }
 
     fn bump(&mut self, stage: &str, at: Millis, owner: &str, kind: u8) -> Result<(), StoreError> {
         let d = day(at);
         let b = d >> BUCKET_SHIFT;
         let key = (stage, d, owner, kind);
-        let n = self.flow.get(key)?.map_or(0, |v| v.value());
-        self.flow.insert(key, n + 1)?;
+        let n = self.flow.read()?.get(key)?.map_or(0, |v| v.value());
+        self.flow.write()?.insert(key, n + 1)?;
         let key = (stage, b, owner, kind);
-        let n = self.flow_bucket.get(key)?.map_or(0, |v| v.value());
-        self.flow_bucket.insert(key, n + 1)?;
+        let n = self.flow_bucket.read()?.get(key)?.map_or(0, |v| v.value());
+        self.flow_bucket.write()?.insert(key, n + 1)?;
         // Reassignments cancel out across owners: the all-owner tables skip them.
         if kind != REASSIGNED_IN && kind != REASSIGNED_OUT {
             let key = (stage, d, kind);
-            let n = self.flow_all.get(key)?.map_or(0, |v| v.value());
-            self.flow_all.insert(key, n + 1)?;
+            let n = self.flow_all.read()?.get(key)?.map_or(0, |v| v.value());
+            self.flow_all.write()?.insert(key, n + 1)?;
             let key = (stage, b, kind);
-            let n = self.flow_all_bucket.get(key)?.map_or(0, |v| v.value());
-            self.flow_all_bucket.insert(key, n + 1)?;
+            let n = self
+                .flow_all_bucket
+                .read()?
+                .get(key)?
+                .map_or(0, |v| v.value());
+            self.flow_all_bucket.write()?.insert(key, n + 1)?;
         }
         Ok(())
     }
@@ -207,8 +212,8 @@ impl<'txn> MetricTables<'txn> {
             stay_days::add_stay(blob, ms);
             true
         };
-        rewrite(&mut self.stay_days, &(stage, d), add)?;
-        rewrite(&mut self.stay_days_by_owner, &(stage, owner, d), add)
+        rewrite(self.stay_days.write()?, &(stage, d), add)?;
+        rewrite(self.stay_days_by_owner.write()?, &(stage, owner, d), add)
     }
 
     /// Adds an open stay (`add`) or takes it out, in its entry day's
@@ -228,20 +233,21 @@ impl<'txn> MetricTables<'txn> {
             }
             stay_days::View(blob).count() > 0
         };
-        rewrite(&mut self.open_days, &(stage, d), change)?;
-        rewrite(&mut self.open_days_by_owner, &(stage, owner, d), change)
+        rewrite(self.open_days.write()?, &(stage, d), change)?;
+        rewrite(self.open_days_by_owner.write()?, &(stage, owner, d), change)
     }
 
     fn add_open(&mut self, stage: &str, owner: &str, delta: i64) -> Result<(), StoreError> {
         let n = self
             .open_counts
+            .read()?
             .get((stage, owner))?
             .map_or(0, |v| v.value()) as i64
             + delta;
         if n <= 0 {
-            self.open_counts.remove((stage, owner))?;
+            self.open_counts.write()?.remove((stage, owner))?;
         } else {
-            self.open_counts.insert((stage, owner), n as u64)?;
+            self.open_counts.write()?.insert((stage, owner), n as u64)?;
         }
         Ok(())
     }
@@ -275,7 +281,7 @@ impl<'txn> MetricTables<'txn> {
             if let Some(from) = &m.from {
                 self.bump(from, m.at, owner, exit_code(m.kind))?;
                 let stay = entered_at.map_or(0, |e| (m.at.0 - e.0).max(0));
-                self.stays.insert(
+                self.stays.write()?.insert(
                     (from.as_str(), m.at.0, m.id),
                     (stay, exit_code(m.kind), owner),
                 )?;
@@ -284,7 +290,7 @@ impl<'txn> MetricTables<'txn> {
             match m.kind {
                 TransitionKind::Won | TransitionKind::Lost => {
                     let cycle = (m.at.0 - new.created_at.0).max(0);
-                    self.outcomes.insert(
+                    self.outcomes.write()?.insert(
                         (m.at.0, m.prospect),
                         (m.kind == TransitionKind::Won, cycle, owner),
                     )?;
@@ -292,6 +298,7 @@ impl<'txn> MetricTables<'txn> {
                 _ => {
                     self.bump(&m.to, m.at, owner, ENTERED)?;
                     self.entries
+                        .write()?
                         .insert((m.to.as_str(), m.at.0, m.prospect), ())?;
                 }
             }
@@ -331,7 +338,7 @@ impl<'txn> MetricTables<'txn> {
 
     /// Remembers that stage `old` is now called `new`.
     pub fn alias(&mut self, old: &str, new: &str) -> Result<(), StoreError> {
-        self.aliases.insert(old, new)?;
+        self.aliases.write()?.insert(old, new)?;
         Ok(())
     }
 }

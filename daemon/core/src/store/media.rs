@@ -58,6 +58,10 @@ pub(crate) mod sim {
         dirty: Vec<(usize, usize)>,
         /// The power is off: every operation fails until the restart.
         off: bool,
+        /// Writes fail (as on a full disk) while this is set.
+        refuse_writes: bool,
+        /// A disk that starts refusing writes when this one next syncs.
+        refuse_on_sync: Option<Arc<SimDisk>>,
     }
 
     /// One simulated file.
@@ -94,6 +98,9 @@ pub(crate) mod sim {
 
         fn write(&self, at: u64, data: &[u8]) -> io::Result<()> {
             self.with(|s| {
+                if s.refuse_writes {
+                    return Err(io::Error::from(io::ErrorKind::StorageFull));
+                }
                 let at = at as usize;
                 let end = at + data.len();
                 if end > s.volatile.len() {
@@ -113,6 +120,9 @@ pub(crate) mod sim {
         }
 
         fn sync(&self) -> io::Result<()> {
+            if let Some(other) = self.0.lock().unwrap().refuse_on_sync.take() {
+                other.refuse_writes(true);
+            }
             self.with(|s| {
                 let len = s.volatile.len();
                 s.durable.resize(len, 0);
@@ -145,6 +155,16 @@ pub(crate) mod sim {
                 }
             }
             s.off = true;
+        }
+
+        /// From now on writes fail as on a full disk (`true`), or succeed.
+        pub fn refuse_writes(&self, refuse: bool) {
+            self.0.lock().unwrap().refuse_writes = refuse;
+        }
+
+        /// `other` starts refusing writes the next time this disk syncs.
+        pub fn on_next_sync_refuse_writes_of(&self, other: &Arc<SimDisk>) {
+            self.0.lock().unwrap().refuse_on_sync = Some(other.clone());
         }
 
         /// The power comes back: only what was synced is there.

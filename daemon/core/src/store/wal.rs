@@ -165,8 +165,7 @@ impl Wal {
         self.offset + (HEADER + 32 + changes) as u64 <= self.size
     }
 
-    /// Appends an entry and syncs it; returns where it starts (for
-    /// [`Wal::undo`]).
+    /// Appends an entry and syncs it; returns where it starts.
     pub fn append(&mut self, ids: &Ids, changes: &[u8]) -> io::Result<u64> {
         let seq = self.next_seq;
         let mut buf = Vec::with_capacity(HEADER + 32 + changes.len());
@@ -184,16 +183,6 @@ impl Wal {
         self.offset += buf.len() as u64;
         self.next_seq += 1;
         Ok(at)
-    }
-
-    /// Takes back the entry appended at `at` (its commit failed, so its
-    /// writes were refused): it must never be applied.
-    pub fn undo(&mut self, at: u64) -> io::Result<()> {
-        self.file.write_all_at(&[0u8; HEADER], at)?;
-        self.file.sync_data()?;
-        self.offset = at;
-        self.next_seq -= 1;
-        Ok(())
     }
 
     /// After a checkpoint: the next entry goes at the start again.
@@ -249,8 +238,6 @@ mod tests {
         // first round's: the scan stops at the old entry that follows.
         wal.reset();
         wal.append(&ids(6), &[6; 10]).unwrap();
-        let at = wal.append(&ids(7), &[7; 10]).unwrap();
-        wal.undo(at).unwrap();
         wal.append(&ids(7), &[8; 10]).unwrap();
         drop(wal);
         let (_, entries) = Wal::open(&path, 4096, 5).unwrap();
