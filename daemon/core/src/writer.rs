@@ -542,6 +542,32 @@ mod power_cut {
         }
     }
 
+    /// The store on `media` with its writer started (the log applied),
+    /// its clock at `now`.
+    fn started(
+        dir: &std::path::Path,
+        media: &Arc<SimMedia>,
+        now: i64,
+    ) -> Result<(Store, Writer, JoinHandle<()>), StoreError> {
+        let store = Store::open_sim(dir, media.clone())?;
+        let (events, _) = broadcast::channel(16);
+        let (writer, thread) = Writer::start(
+            store.clone(),
+            Clock::fixed(Millis(now)),
+            events,
+            Arc::new(WriterStats::default()),
+        )?;
+        Ok((store, writer, thread))
+    }
+
+    /// The store after a start, which applies the log; its writer stopped.
+    fn after_start(dir: &std::path::Path, media: &Arc<SimMedia>) -> Store {
+        let (store, writer, thread) = started(dir, media, START).unwrap();
+        drop(writer);
+        thread.join().unwrap();
+        store
+    }
+
     #[test]
     fn every_acknowledged_write_survives_a_power_cut_at_any_moment() {
         let dir = tempfile::tempdir().unwrap();
@@ -565,14 +591,7 @@ mod power_cut {
                     media.cut(&mut || torn && seed.below(2) == 0);
                 })
             };
-            let started = Store::open_sim(dir.path(), media.clone()).and_then(|store| {
-                let (events, _) = broadcast::channel(16);
-                let (writer, thread) = Writer::start(
-                    store.clone(),
-                    Clock::fixed(Millis(START + 100 * Millis::DAY)),
-                    events,
-                    Arc::new(WriterStats::default()),
-                )?;
+            let started = started(dir.path(), &media, START + 100 * Millis::DAY).and_then(|(store, writer, thread)| {
                 // Once the log is applied (the daemon serves nothing
                 // before), everything acknowledged before is there.
                 // Everything acknowledged before is there.
@@ -656,17 +675,7 @@ mod power_cut {
         }
         // The last cut's survivors, checked once more (after the log is
         // applied, as every start does).
-        let store = Store::open_sim(dir.path(), media.clone()).unwrap();
-        let (events, _) = broadcast::channel(16);
-        let (writer, thread) = Writer::start(
-            store.clone(),
-            Clock::fixed(Millis(START)),
-            events,
-            Arc::new(WriterStats::default()),
-        )
-        .unwrap();
-        drop(writer);
-        thread.join().unwrap();
+        let store = after_start(dir.path(), &media);
         for (id, name, activities) in &acked {
             let p = store.prospect(*id).unwrap().expect("acknowledged prospect");
             assert_eq!(&p.name, name);
@@ -694,15 +703,7 @@ mod power_cut {
         let dir = tempfile::tempdir().unwrap();
         let media = Arc::new(SimMedia::default());
         let active = process();
-        let store = Store::open_sim(dir.path(), media.clone()).unwrap();
-        let (events, _) = broadcast::channel(16);
-        let (writer, thread) = Writer::start(
-            store.clone(),
-            Clock::fixed(Millis(START + Millis::DAY)),
-            events,
-            Arc::new(WriterStats::default()),
-        )
-        .unwrap();
+        let (store, writer, thread) = started(dir.path(), &media, START + Millis::DAY).unwrap();
         let write = |op| writer.submit(active.clone(), op).blocking_recv().unwrap();
         // Larger than the simulated database's page cache (16 MiB), so
         // that redb writes during the commit (a small non-durable commit
@@ -750,17 +751,7 @@ mod power_cut {
         // And both survive a power cut.
         media.cut(&mut || false);
         media.restart();
-        let store = Store::open_sim(dir.path(), media.clone()).unwrap();
-        let (events, _) = broadcast::channel(16);
-        let (writer, thread) = Writer::start(
-            store.clone(),
-            Clock::fixed(Millis(START)),
-            events,
-            Arc::new(WriterStats::default()),
-        )
-        .unwrap();
-        drop(writer);
-        thread.join().unwrap();
+        let store = after_start(dir.path(), &media);
         assert_eq!(store.activities(id).unwrap().len(), 2);
     }
 }
