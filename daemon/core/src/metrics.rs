@@ -1622,7 +1622,20 @@ exit = [{ question = "Signed?", activity = "signed" }]
             let (writer, thread) = Writer::start(store.clone(), Clock::fixed(ms(100)), events, Arc::new(WriterStats::default())).unwrap();
             let active = process();
             let mut ids: Vec<u64> = Vec::new();
+            // Runs of creations are submitted without waiting, so that the
+            // writer takes several in one batch (as an import does).
+            let mut created = Vec::new();
+            let take = |created: &mut Vec<tokio::sync::oneshot::Receiver<crate::writer::WriteResult>>, ids: &mut Vec<u64>| {
+                for rx in created.drain(..) {
+                    if let Ok(crate::engine::Answer::Prospect(p)) = rx.blocking_recv().unwrap() {
+                        ids.push(p.prospect.id);
+                    }
+                }
+            };
             for op in ops {
+                if !matches!(op, Op::Create { .. }) {
+                    take(&mut created, &mut ids);
+                }
                 let write = match op {
                     Op::Create { stage, day, owner } => WriteOp::CreateProspect(NewProspect {
                         name: "p".into(), company: None, owner: Some(OWNERS[owner].into()), fields: Default::default(),
@@ -1648,6 +1661,10 @@ exit = [{ question = "Signed?", activity = "signed" }]
                     }),
                     _ => continue,
                 };
+                if matches!(write, WriteOp::CreateProspect(_)) {
+                    created.push(writer.submit(active.clone(), write));
+                    continue;
+                }
                 let result = writer.submit(active.clone(), write).blocking_recv().unwrap();
                 if let Ok(crate::engine::Answer::Prospect(p)) = result
                     && p.moves.first().is_some_and(|m| m.kind == TransitionKind::Created)
@@ -1655,6 +1672,7 @@ exit = [{ question = "Signed?", activity = "signed" }]
                     ids.push(p.prospect.id);
                 }
             }
+            take(&mut created, &mut ids);
             drop(writer);
             thread.join().unwrap();
 

@@ -189,7 +189,7 @@ pub fn run(
                     }
                 }
             }
-            t.save_ids()?;
+            t.finish()?;
             t.take_log();
             id
         };

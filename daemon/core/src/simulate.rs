@@ -152,7 +152,7 @@ pub fn replay(
                 // A scratch store keeps no log: nothing replays it.
                 tables.take_log();
             }
-            tables.save_ids()?;
+            tables.finish()?;
             tables.take_log();
         }
         txn.set_durability(redb::Durability::None)?;

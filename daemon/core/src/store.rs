@@ -873,6 +873,7 @@ fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
         metrics.record(None, &p, &moves, p.created_at)?;
         count += 1;
     }
+    metrics.flush()?;
     Ok(count)
 }
 
@@ -1192,8 +1193,10 @@ impl<'txn> Tables<'txn> {
         self.metrics.alias(old, new)
     }
 
-    /// Saves the id counters; called once per batch before commit.
-    pub fn save_ids(&mut self) -> Result<(), StoreError> {
+    /// Ends a batch: writes the flow counts it gathered and the id
+    /// counters; called once per batch before commit.
+    pub fn finish(&mut self) -> Result<(), StoreError> {
+        self.metrics.flush()?;
         self.meta
             .write()?
             .insert("next_prospect", self.ids.prospect)?;

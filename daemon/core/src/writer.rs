@@ -215,7 +215,7 @@ fn replay(store: &Store) -> Result<(Wal, usize), StoreError> {
                 tables.replay(&entry.changes)?;
                 tables.ids = entry.ids;
             }
-            tables.save_ids()?;
+            tables.finish()?;
             tables.set_log_applied(last)?;
         }
         txn.set_durability(redb::Durability::None)?;
@@ -276,7 +276,7 @@ fn apply_batch<'s>(
                 Err(e) => results.push(Err(e)),
             }
         }
-        tables.save_ids()?;
+        tables.finish()?;
         let changes = tables.take_log();
         let is_checkpoint =
             !changes.is_empty() && (!wal.fits(changes.len()) || wal.used() >= CHECKPOINT_BYTES);
