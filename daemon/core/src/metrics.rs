@@ -1556,6 +1556,14 @@ mod tests {
                 day,
                 owner
             }),
+            // Creations on a few days only: one batch then bumps the same
+            // counter several times (the writer gathers them per batch).
+            (
+                0..3usize,
+                prop::sample::select(vec![5i64, 6, 40]),
+                0..2usize
+            )
+                .prop_map(|(stage, day, owner)| Op::Create { stage, day, owner }),
             (0..20usize, 0..3usize, 0..60i64).prop_map(|(prospect, to, day)| Op::Move {
                 prospect,
                 to,
