@@ -307,8 +307,9 @@ enum Outcome {
     /// Durable and visible: its requests are answered with their results.
     Committed(Committed),
     /// Durable in the log and already answered (see [`commit`]), but redb
-    /// failed to commit it: the database must be opened again and the log
-    /// applied before anything is read or written.
+    /// failed to commit it. The database has been opened again with the
+    /// log applied, or, if that failed, stays closed (reads fail) until the
+    /// next batch reopens it.
     AnsweredButNotCommitted(StoreError, Committed),
 }
 
