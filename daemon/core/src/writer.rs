@@ -361,9 +361,9 @@ fn commit(
         txn.set_durability(redb::Durability::None)?;
         txn.commit()?;
     } else {
+        txn.set_durability(redb::Durability::None)?;
         // On failure the transaction is dropped: nothing was written.
         wal.append(&ids, &changes).map_err(log_error(store))?;
-        txn.set_durability(redb::Durability::None)?;
         let reads_wait = store.hold_reads();
         answer(&mut results);
         if let Err(e) = txn.commit() {
@@ -405,14 +405,18 @@ fn heal_holding(
     state.wal = None;
     let store = state.store.clone();
     store.reopen()?;
-    match recover(&store) {
-        Ok(wal) => state.wal = Some(wal),
+    // The ids first: the log is open again only with the ids it continues.
+    let reopened = recover(&store).and_then(|wal| Ok((wal, store.next_ids()?)));
+    match reopened {
+        Ok((wal, ids)) => {
+            state.ids = ids;
+            state.wal = Some(wal);
+        }
         Err(e) => {
             store.close();
             return Err(e);
         }
     }
-    state.ids = store.next_ids()?;
     tracing::info!("database reopened after a storage failure; writes go on");
     Ok(())
 }

@@ -62,6 +62,8 @@ pub(crate) mod sim {
         refuse_writes: bool,
         /// A disk that starts refusing writes when this one next syncs.
         refuse_on_sync: Option<Arc<SimDisk>>,
+        /// The next sync fails, having written nothing.
+        fail_next_sync: bool,
     }
 
     /// One simulated file.
@@ -124,6 +126,9 @@ pub(crate) mod sim {
                 other.refuse_writes(true);
             }
             self.with(|s| {
+                if std::mem::take(&mut s.fail_next_sync) {
+                    return Err(io::Error::other("the sync failed"));
+                }
                 let len = s.volatile.len();
                 s.durable.resize(len, 0);
                 for (a, b) in std::mem::take(&mut s.dirty) {
@@ -140,7 +145,7 @@ pub(crate) mod sim {
         /// The power goes off: every later operation fails. Of the writes
         /// not yet synced, those `keep` picks reached the disk anyway (a
         /// disk may have written any of them, in any order).
-        fn cut(&self, keep: &mut dyn FnMut() -> bool) {
+        pub fn cut(&self, keep: &mut dyn FnMut() -> bool) {
             let mut guard = self.0.lock().unwrap();
             let s = &mut *guard;
             for (a, b) in std::mem::take(&mut s.dirty) {
@@ -162,13 +167,18 @@ pub(crate) mod sim {
             self.0.lock().unwrap().refuse_writes = refuse;
         }
 
+        /// The next sync fails (its writes stay unsynced).
+        pub fn fail_next_sync(&self) {
+            self.0.lock().unwrap().fail_next_sync = true;
+        }
+
         /// `other` starts refusing writes the next time this disk syncs.
         pub fn on_next_sync_refuse_writes_of(&self, other: &Arc<SimDisk>) {
             self.0.lock().unwrap().refuse_on_sync = Some(other.clone());
         }
 
         /// The power comes back: only what was synced is there.
-        fn restart(&self) {
+        pub fn restart(&self) {
             let mut s = self.0.lock().unwrap();
             s.volatile = s.durable.clone();
             s.dirty.clear();
