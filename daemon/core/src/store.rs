@@ -1197,18 +1197,11 @@ impl<'txn> Tables<'txn> {
     /// counters; called once per batch before commit.
     pub fn finish(&mut self) -> Result<(), StoreError> {
         self.metrics.flush()?;
-        self.meta
-            .write()?
-            .insert("next_prospect", self.ids.prospect)?;
-        self.meta
-            .write()?
-            .insert("next_activity", self.ids.activity)?;
-        self.meta
-            .write()?
-            .insert("next_transition", self.ids.transition)?;
-        self.meta
-            .write()?
-            .insert("next_process_version", self.ids.process_version)?;
+        let meta = self.meta.write()?;
+        meta.insert("next_prospect", self.ids.prospect)?;
+        meta.insert("next_activity", self.ids.activity)?;
+        meta.insert("next_transition", self.ids.transition)?;
+        meta.insert("next_process_version", self.ids.process_version)?;
         Ok(())
     }
 

@@ -147,10 +147,9 @@ impl Writer {
     }
 }
 
-/// What a committed batch produced: one result per job, the events to
-/// publish, and the id counters after it.
+/// What a batch produced besides its answers: the events to publish and
+/// the id counters after it.
 struct Committed {
-    results: Vec<Result<Answer, EngineError>>,
     events: Vec<Event>,
     ids: crate::store::Ids,
 }
@@ -240,9 +239,9 @@ fn checkpoint(store: &Store, wal: &mut Wal, ids: crate::store::Ids) -> Result<()
 /// A batch applied in its write transaction, not yet durable.
 struct Applied<'s> {
     txn: redb::WriteTransaction,
+    /// One per job, in order.
     results: Vec<Result<Answer, EngineError>>,
-    events: Vec<Event>,
-    ids: crate::store::Ids,
+    committed: Committed,
     /// What the batch did to the tables, for the log; empty when every
     /// request was refused.
     changes: Vec<u8>,
@@ -293,8 +292,7 @@ fn apply_batch<'s>(
     Ok(Applied {
         txn,
         results,
-        events,
-        ids,
+        committed: Committed { events, ids },
         changes,
         is_checkpoint,
         started,
@@ -304,7 +302,7 @@ fn apply_batch<'s>(
 
 /// What became of a batch.
 enum Outcome {
-    /// Durable and visible: its requests are answered with their results.
+    /// Durable, visible and answered.
     Committed(Committed),
     /// Durable in the log and already answered (see [`commit`]), but redb
     /// failed to commit it. The database has been opened again with the
@@ -313,9 +311,9 @@ enum Outcome {
     AnsweredButNotCommitted(StoreError, Committed),
 }
 
-/// Makes an applied batch durable. A batch that goes to the log is
-/// answered (`answer`) as soon as its entry is synced, before redb commits
-/// it: the entry is what makes it durable, and a start after a crash
+/// Makes an applied batch durable and answers it (`answer`). A batch that
+/// goes to the log is answered as soon as its entry is synced, before redb
+/// commits it: the entry is what makes it durable, and a start after a crash
 /// applies it again. Until the commit is done, reads wait
 /// ([`Store::hold_reads`]), so that a client that has its answer and reads
 /// next always sees its write. Returns `Err` with nothing answered and
@@ -329,8 +327,7 @@ fn commit(
     let Applied {
         mut txn,
         mut results,
-        events,
-        ids,
+        committed,
         changes,
         is_checkpoint,
         started,
@@ -341,29 +338,23 @@ fn commit(
         .as_mut()
         .expect("a batch is applied only on an open log");
     let applied_at = std::time::Instant::now();
-    let timed = |stats: &WriterStats| {
-        stats.apply_micros.fetch_add(
-            (applied_at - started).as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        stats.commit_micros.fetch_add(
-            applied_at.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-    };
     let mut failed = None;
-    if is_checkpoint {
-        txn.set_quick_repair(true);
-        txn.commit()?;
-        wal.reset();
-    } else if changes.is_empty() {
-        // Nothing changed (every request refused): nothing to make durable.
-        txn.set_durability(redb::Durability::None)?;
-        txn.commit()?;
+    if is_checkpoint || changes.is_empty() {
+        if is_checkpoint {
+            txn.set_quick_repair(true);
+            txn.commit()?;
+            wal.reset();
+        } else {
+            // Nothing changed (every request refused): nothing to make durable.
+            txn.set_durability(redb::Durability::None)?;
+            txn.commit()?;
+        }
+        answer(&mut results);
     } else {
         txn.set_durability(redb::Durability::None)?;
         // On failure the transaction is dropped: nothing was written.
-        wal.append(&ids, &changes).map_err(log_error(store))?;
+        wal.append(&committed.ids, &changes)
+            .map_err(log_error(store))?;
         let reads_wait = store.hold_reads();
         answer(&mut results);
         if let Err(e) = txn.commit() {
@@ -377,12 +368,14 @@ fn commit(
             failed = Some(e);
         }
     }
-    timed(stats);
-    let committed = Committed {
-        results,
-        events,
-        ids,
-    };
+    stats.apply_micros.fetch_add(
+        (applied_at - started).as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    stats.commit_micros.fetch_add(
+        applied_at.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     Ok(match failed {
         None => Outcome::Committed(committed),
         Some(e) => Outcome::AnsweredButNotCommitted(e, committed),
@@ -466,7 +459,6 @@ fn run_batch(
     });
     match outcome {
         Ok(Outcome::Committed(Committed {
-            mut results,
             events: published,
             ids: new_ids,
         })) => {
@@ -478,8 +470,6 @@ fn run_batch(
             stats
                 .requests
                 .fetch_add(requests, std::sync::atomic::Ordering::Relaxed);
-            // Answered already when the batch went to the log.
-            answer(batch, &mut results);
             publish(events, published);
         }
         Ok(Outcome::AnsweredButNotCommitted(e, committed)) => {
