@@ -155,18 +155,22 @@ pub(crate) struct MetricTables<'txn> {
     entries: Lazy<'txn, (&'static str, i64, u64), ()>,
     outcomes: Lazy<'txn, (i64, u64), (bool, i64, &'static str)>,
     aliases: Lazy<'txn, &'static str, &'static str>,
-    /// Flow counts not yet written: see [`FlowDeltas`].
-    deltas: FlowDeltas,
+    /// Counts and summaries not yet written: see [`Deltas`].
+    deltas: Deltas,
 }
 
-/// The flow counts a batch adds, gathered in memory and written once at
-/// its end ([`MetricTables::flush`]), in key order. Reading and rewriting
-/// four counters in redb at every move was 18 % of the writer's time in an
-/// import (perf); gathered, the bumps are 2 % and the flush 12 % (the bucket
-/// and all-owner counters repeat within a batch; the per-day ones less so).
-/// Nothing reads these counters inside the writer's transaction.
+/// What a batch adds to the counters and day summaries, gathered in memory
+/// and written once at its end ([`MetricTables::flush`]), in key order.
+/// Reading and rewriting four counters in redb at every move was 18 % of
+/// the writer's time in an import (perf); gathered, the bumps are 2 % and
+/// the flush 12 % (the bucket and all-owner counters repeat within a
+/// batch; the per-day ones less so). A day's stay summary is a sorted list
+/// that grows with the prospects (~10 KiB on a busy day at a million):
+/// rewritten once per batch instead of once per move, the copies stop
+/// growing with the batch. Nothing reads these inside the writer's
+/// transaction.
 #[derive(Default)]
-struct FlowDeltas {
+struct Deltas {
     /// Stage and owner names, by the number the keys below use.
     names: Vec<String>,
     numbers: HashMap<String, u32>,
@@ -177,9 +181,19 @@ struct FlowDeltas {
     /// Without the owner (reassignments left out).
     all_by_day: HashMap<(u32, i64, u8), u64>,
     all_by_bucket: HashMap<(u32, i64, u8), u64>,
+    /// (stage, owner) → change in open prospects.
+    open_counts: HashMap<(u32, u32), i64>,
+    /// (stage, exit day) → lengths of the stays that ended then, ms.
+    stays: HashMap<(u32, i64), Vec<i64>>,
+    /// (stage, owner, exit day) → the same, per owner.
+    stays_by_owner: HashMap<(u32, u32, i64), Vec<i64>>,
+    /// (stage, entry day) → open stays in (+1) and out (−1), by entry time.
+    open: HashMap<(u32, i64), Vec<(Millis, i64)>>,
+    /// (stage, owner, entry day) → the same, per owner.
+    open_by_owner: HashMap<(u32, u32, i64), Vec<(Millis, i64)>>,
 }
 
-impl FlowDeltas {
+impl Deltas {
     fn number(&mut self, name: &str) -> u32 {
         if let Some(&n) = self.numbers.get(name) {
             return n;
@@ -191,14 +205,14 @@ impl FlowDeltas {
     }
 
     /// `map`'s entries with their names, in the order redb keeps the keys.
-    fn sorted<'a, K: Copy, T: Ord + 'a>(
+    fn sorted<'a, K: Copy, V, T: Ord + 'a>(
         &'a self,
-        map: &HashMap<K, u64>,
+        map: &'a HashMap<K, V>,
         named: impl Fn(&'a [String], K) -> T,
-    ) -> Vec<(T, u64)> {
-        let mut out: Vec<(T, u64)> = map
+    ) -> Vec<(T, &'a V)> {
+        let mut out: Vec<(T, &V)> = map
             .iter()
-            .map(|(k, n)| (named(&self.names, *k), *n))
+            .map(|(k, v)| (named(&self.names, *k), v))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         out
@@ -213,6 +227,45 @@ fn with_owner(names: &[String], (s, d, o, k): (u32, i64, u32, u8)) -> (&str, i64
 /// A gathered (stage, day, kind) key with its stage's name.
 fn without_owner(names: &[String], (s, d, k): (u32, i64, u8)) -> (&str, i64, u8) {
     (&names[s as usize], d, k)
+}
+
+/// A gathered (stage, owner) key with its names.
+fn stage_owner(names: &[String], (s, o): (u32, u32)) -> (&str, &str) {
+    (&names[s as usize], &names[o as usize])
+}
+
+/// A gathered (stage, day) key with its stage's name.
+fn stage_day(names: &[String], (s, d): (u32, i64)) -> (&str, i64) {
+    (&names[s as usize], d)
+}
+
+/// A gathered (stage, owner, day) key with its names.
+fn stage_owner_day(names: &[String], (s, o, d): (u32, u32, i64)) -> (&str, &str, i64) {
+    (&names[s as usize], &names[o as usize], d)
+}
+
+/// A day's open stays in and out, sorted by entry time and netted.
+fn netted(changes: &[(Millis, i64)]) -> Vec<(Millis, i64)> {
+    let mut sorted = changes.to_vec();
+    sorted.sort_unstable_by_key(|c| c.0);
+    let mut out: Vec<(Millis, i64)> = Vec::with_capacity(sorted.len());
+    for (at, n) in sorted {
+        match out.last_mut() {
+            Some(last) if last.0 == at => last.1 += n,
+            _ => out.push((at, n)),
+        }
+    }
+    out
+}
+
+/// Applies a day's open stays in and out to its summary.
+fn change_open(blob: &mut Vec<u8>, changes: &[(Millis, i64)]) -> bool {
+    let missing = stay_days::change_open(blob, changes);
+    if missing > 0 {
+        debug_assert!(false, "{missing} open stay(s) not summarised");
+        tracing::warn!(missing, "open stays were missing from their summary");
+    }
+    stay_days::View(blob).count() > 0
 }
 
 impl<'txn> MetricTables<'txn> {
@@ -231,18 +284,21 @@ impl<'txn> MetricTables<'txn> {
             entries: Lazy::new(txn, ENTRIES),
             outcomes: Lazy::new(txn, OUTCOMES),
             aliases: Lazy::new(txn, ALIASES),
-            deltas: FlowDeltas::default(),
+            deltas: Deltas::default(),
         }
     }
 
-    /// Writes the flow counts gathered since the last flush; called once
-    /// per batch before commit (through `Tables::finish`).
+    /// Writes the counts and summaries gathered since the last flush;
+    /// called once per batch before commit (through `Tables::finish`).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         let deltas = std::mem::take(&mut self.deltas);
         for (table, map) in [
             (&mut self.flow, &deltas.by_day),
             (&mut self.flow_bucket, &deltas.by_bucket),
         ] {
+            if map.is_empty() {
+                continue;
+            }
             let table = table.write()?;
             for (key, add) in deltas.sorted(map, with_owner) {
                 let n = table.get(key)?.map_or(0, |v| v.value());
@@ -253,10 +309,56 @@ impl<'txn> MetricTables<'txn> {
             (&mut self.flow_all, &deltas.all_by_day),
             (&mut self.flow_all_bucket, &deltas.all_by_bucket),
         ] {
+            if map.is_empty() {
+                continue;
+            }
             let table = table.write()?;
             for (key, add) in deltas.sorted(map, without_owner) {
                 let n = table.get(key)?.map_or(0, |v| v.value());
                 table.insert(key, n + add)?;
+            }
+        }
+        if !deltas.open_counts.is_empty() {
+            let table = self.open_counts.write()?;
+            for (key, delta) in deltas.sorted(&deltas.open_counts, stage_owner) {
+                let n = table.get(key)?.map_or(0, |v| v.value()) as i64 + delta;
+                if n <= 0 {
+                    table.remove(key)?;
+                } else {
+                    table.insert(key, n as u64)?;
+                }
+            }
+        }
+        if !deltas.stays.is_empty() {
+            let table = self.stay_days.write()?;
+            for (key, ms) in deltas.sorted(&deltas.stays, stage_day) {
+                rewrite(table, &key, |blob| {
+                    stay_days::add_stays(blob, ms);
+                    true
+                })?;
+            }
+        }
+        if !deltas.stays_by_owner.is_empty() {
+            let table = self.stay_days_by_owner.write()?;
+            for (key, ms) in deltas.sorted(&deltas.stays_by_owner, stage_owner_day) {
+                rewrite(table, &key, |blob| {
+                    stay_days::add_stays(blob, ms);
+                    true
+                })?;
+            }
+        }
+        if !deltas.open.is_empty() {
+            let table = self.open_days.write()?;
+            for (key, changes) in deltas.sorted(&deltas.open, stage_day) {
+                let changes = netted(changes);
+                rewrite(table, &key, |blob| change_open(blob, &changes))?;
+            }
+        }
+        if !deltas.open_by_owner.is_empty() {
+            let table = self.open_days_by_owner.write()?;
+            for (key, changes) in deltas.sorted(&deltas.open_by_owner, stage_owner_day) {
+                let changes = netted(changes);
+                rewrite(table, &key, |blob| change_open(blob, &changes))?;
             }
         }
         Ok(())
@@ -277,56 +379,33 @@ impl<'txn> MetricTables<'txn> {
     }
 
     /// Adds a completed stay to its exit day's summaries.
-    fn add_stay(
-        &mut self,
-        stage: &str,
-        at: Millis,
-        owner: &str,
-        ms: i64,
-    ) -> Result<(), StoreError> {
+    fn add_stay(&mut self, stage: &str, at: Millis, owner: &str, ms: i64) {
         let d = day(at);
-        let add = |blob: &mut Vec<u8>| {
-            stay_days::add_stay(blob, ms);
-            true
-        };
-        rewrite(self.stay_days.write()?, &(stage, d), add)?;
-        rewrite(self.stay_days_by_owner.write()?, &(stage, owner, d), add)
+        let deltas = &mut self.deltas;
+        let (s, o) = (deltas.number(stage), deltas.number(owner));
+        deltas.stays.entry((s, d)).or_default().push(ms);
+        deltas.stays_by_owner.entry((s, o, d)).or_default().push(ms);
     }
 
     /// Adds an open stay (`add`) or takes it out, in its entry day's
     /// summaries.
-    fn open_stay(
-        &mut self,
-        (stage, owner, entered): (&str, &str, Millis),
-        add: bool,
-    ) -> Result<(), StoreError> {
+    fn open_stay(&mut self, (stage, owner, entered): (&str, &str, Millis), add: bool) {
         let d = day(entered);
-        let change = |blob: &mut Vec<u8>| {
-            if add {
-                stay_days::add_open(blob, entered);
-            } else if !stay_days::remove_open(blob, entered) {
-                debug_assert!(false, "open stay {stage} {owner} {entered} not summarised");
-                tracing::warn!(stage, owner, %entered, "an open stay was missing from its summary");
-            }
-            stay_days::View(blob).count() > 0
-        };
-        rewrite(self.open_days.write()?, &(stage, d), change)?;
-        rewrite(self.open_days_by_owner.write()?, &(stage, owner, d), change)
+        let deltas = &mut self.deltas;
+        let (s, o) = (deltas.number(stage), deltas.number(owner));
+        let n = if add { 1 } else { -1 };
+        deltas.open.entry((s, d)).or_default().push((entered, n));
+        deltas
+            .open_by_owner
+            .entry((s, o, d))
+            .or_default()
+            .push((entered, n));
     }
 
-    fn add_open(&mut self, stage: &str, owner: &str, delta: i64) -> Result<(), StoreError> {
-        let n = self
-            .open_counts
-            .read()?
-            .get((stage, owner))?
-            .map_or(0, |v| v.value()) as i64
-            + delta;
-        if n <= 0 {
-            self.open_counts.write()?.remove((stage, owner))?;
-        } else {
-            self.open_counts.write()?.insert((stage, owner), n as u64)?;
-        }
-        Ok(())
+    fn add_open(&mut self, stage: &str, owner: &str, delta: i64) {
+        let deltas = &mut self.deltas;
+        let (s, o) = (deltas.number(stage), deltas.number(owner));
+        *deltas.open_counts.entry((s, o)).or_default() += delta;
     }
 
     /// Records a prospect's change: `moves` in order, from `old` (none for a
@@ -362,7 +441,7 @@ impl<'txn> MetricTables<'txn> {
                     (from.as_str(), m.at.0, m.id),
                     (stay, exit_code(m.kind), owner),
                 )?;
-                self.add_stay(from, m.at, owner, stay)?;
+                self.add_stay(from, m.at, owner, stay);
             }
             match m.kind {
                 TransitionKind::Won | TransitionKind::Lost => {
@@ -392,10 +471,10 @@ impl<'txn> MetricTables<'txn> {
         ));
         if was != is {
             if let Some(w) = was {
-                self.open_stay(w, false)?;
+                self.open_stay(w, false);
             }
             if let Some(i) = is {
-                self.open_stay(i, true)?;
+                self.open_stay(i, true);
             }
         }
         let unchanged = old.is_some_and(|o| {
@@ -405,10 +484,10 @@ impl<'txn> MetricTables<'txn> {
             return Ok(()); // the common case: an activity that moved nothing
         }
         if let Some(o) = old.filter(|o| o.status == Status::Open) {
-            self.add_open(&o.stage, owner_of(o), -1)?;
+            self.add_open(&o.stage, owner_of(o), -1);
         }
         if new.status == Status::Open {
-            self.add_open(&new.stage, owner, 1)?;
+            self.add_open(&new.stage, owner, 1);
         }
         Ok(())
     }

@@ -101,8 +101,10 @@ fn insert_key(blob: &mut Vec<u8>, key: u32) {
     blob.splice(at..at, key.to_le_bytes());
 }
 
-/// Adds a completed stay of `ms` to a summary (`blob` empty: a new one).
-pub(crate) fn add_stay(blob: &mut Vec<u8>, ms: i64) {
+/// Adds a completed stay of `ms` to a summary (`blob` empty: a new one):
+/// the reference [`add_stays`] is tested against.
+#[cfg(test)]
+fn add_stay(blob: &mut Vec<u8>, ms: i64) {
     if blob.is_empty() {
         blob.resize(HEADER, 0);
     }
@@ -124,8 +126,10 @@ pub(crate) fn add_open(blob: &mut Vec<u8>, entered: Millis) {
 
 /// Takes an open stay that began at `entered` out of its entry day's
 /// summary; false when the summary does not hold it. The summary left may
-/// be empty ([`View::count`] 0): the caller removes it.
-pub(crate) fn remove_open(blob: &mut Vec<u8>, entered: Millis) -> bool {
+/// be empty ([`View::count`] 0): the caller removes it. The reference
+/// [`change_open`] is tested against.
+#[cfg(test)]
+fn remove_open(blob: &mut Vec<u8>, entered: Millis) -> bool {
     let key = open_key(entered);
     let view = View(blob);
     let i = view.partition(|k| k < key);
@@ -136,6 +140,96 @@ pub(crate) fn remove_open(blob: &mut Vec<u8>, entered: Millis) -> bool {
     let at = HEADER + i * KEY;
     blob.drain(at..at + KEY);
     true
+}
+
+/// Adds completed stays of `ms` (in any order) to a summary at once: the
+/// summary adding them one by one makes, in one pass over its keys (a
+/// batch's stays of one day, [`super::counters`]).
+pub(crate) fn add_stays(blob: &mut Vec<u8>, ms: &[i64]) {
+    if ms.is_empty() {
+        return;
+    }
+    if blob.is_empty() {
+        blob.resize(HEADER, 0);
+    }
+    let mut sum = View(blob).sum();
+    let mut keys: Vec<u32> = Vec::with_capacity(ms.len());
+    for m in ms {
+        sum += i128::from(*m);
+        let at = 16 + 8 * bin(*m);
+        let n = u64::from_le_bytes(blob[at..at + 8].try_into().expect("8 bytes")) + 1;
+        blob[at..at + 8].copy_from_slice(&n.to_le_bytes());
+        keys.push(stay_key(*m));
+    }
+    blob[0..16].copy_from_slice(&sum.to_le_bytes());
+    keys.sort_unstable();
+    let old = keys_of(blob);
+    blob.truncate(HEADER);
+    blob.reserve((old.len() + keys.len()) * KEY);
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < keys.len() {
+        let k = if j == keys.len() || (i < old.len() && old[i] <= keys[j]) {
+            i += 1;
+            old[i - 1]
+        } else {
+            j += 1;
+            keys[j - 1]
+        };
+        blob.extend_from_slice(&k.to_le_bytes());
+    }
+}
+
+/// A summary's keys, in order.
+fn keys_of(blob: &[u8]) -> Vec<u32> {
+    let view = View(blob);
+    (0..view.len()).map(|i| view.key(i)).collect()
+}
+
+/// Applies a batch's changes to an open-stay summary at once: `changes`,
+/// sorted by entry time, says for each entry time how many open stays that
+/// began then come in (positive) or go out (negative). The summary adding
+/// and taking them out one by one makes; returns how many were to go out
+/// and were not there (each is left out, as [`remove_open`] does).
+pub(crate) fn change_open(blob: &mut Vec<u8>, changes: &[(Millis, i64)]) -> u64 {
+    if changes.iter().all(|(_, n)| *n == 0) {
+        return 0;
+    }
+    if blob.is_empty() {
+        blob.resize(HEADER, 0);
+    }
+    let mut sum = View(blob).sum();
+    let old = keys_of(blob);
+    blob.truncate(HEADER);
+    blob.reserve((old.len() + changes.len()) * KEY);
+    let mut missing = 0;
+    let mut i = 0;
+    for &(entered, n) in changes {
+        let key = open_key(entered);
+        while i < old.len() && old[i] < key {
+            blob.extend_from_slice(&old[i].to_le_bytes());
+            i += 1;
+        }
+        if n >= 0 {
+            for _ in 0..n {
+                blob.extend_from_slice(&key.to_le_bytes());
+            }
+            sum += i128::from(entered.0) * i128::from(n);
+        } else {
+            for _ in 0..n.unsigned_abs() {
+                if i < old.len() && old[i] == key {
+                    i += 1;
+                    sum -= i128::from(entered.0);
+                } else {
+                    missing += 1;
+                }
+            }
+        }
+    }
+    for k in &old[i..] {
+        blob.extend_from_slice(&k.to_le_bytes());
+    }
+    blob[0..16].copy_from_slice(&sum.to_le_bytes());
+    missing
 }
 
 /// A summary of completed stays of `ms` (in any order); none, empty.
@@ -403,6 +497,59 @@ mod tests {
             let views: Vec<(i64, View)> = blobs.iter().map(|(d, b)| (*d, View(b))).collect();
             let ages: Vec<i64> = open.iter().map(|e| (now.0 - e).max(0)).collect();
             prop_assert_eq!(summarize_open(&views, now), durations(ages));
+        }
+    }
+
+    proptest! {
+        /// A batch's stays added at once make the summary adding them one
+        /// by one makes, onto any summary.
+        #[test]
+        fn stays_added_at_once_are_stays_added_one_by_one(
+            before in proptest::collection::vec(duration(), 0..30),
+            batch in proptest::collection::vec(duration(), 0..30),
+        ) {
+            let mut at_once = by_adding(&before);
+            add_stays(&mut at_once, &batch);
+            let all: Vec<i64> = before.iter().chain(&batch).copied().collect();
+            prop_assert_eq!(at_once, by_adding(&all));
+        }
+
+        /// A batch's open stays in and out of one day's summary, applied at
+        /// once, make the summary applying them one by one makes; a stay
+        /// taken out that is not there is counted and left out.
+        #[test]
+        fn open_changes_at_once_are_changes_one_by_one(
+            before in proptest::collection::vec(0..Millis::DAY / 1000, 0..20),
+            batch in proptest::collection::vec((0..Millis::DAY / 1000, -2..=2i64), 0..30),
+        ) {
+            // Few distinct times (seconds into day 3), so changes collide.
+            let at = |s: i64| Millis(3 * Millis::DAY + s % 40 * 1000);
+            let mut one_by_one = Vec::new();
+            for s in &before {
+                add_open(&mut one_by_one, at(*s));
+            }
+            let mut at_once = one_by_one.clone();
+            let mut net: BTreeMap<i64, i64> = BTreeMap::new();
+            let mut missing = 0;
+            for (s, n) in &batch {
+                *net.entry(at(*s).0).or_default() += n;
+            }
+            for (t, n) in &net {
+                for _ in 0..n.unsigned_abs() {
+                    if *n > 0 {
+                        add_open(&mut one_by_one, Millis(*t));
+                    } else if !remove_open(&mut one_by_one, Millis(*t)) {
+                        missing += 1;
+                    }
+                }
+            }
+            let changes: Vec<(Millis, i64)> = net.iter().map(|(t, n)| (Millis(*t), *n)).collect();
+            prop_assert_eq!(change_open(&mut at_once, &changes), missing);
+            if one_by_one.is_empty() {
+                prop_assert_eq!(View(&at_once).count(), 0);
+            } else {
+                prop_assert_eq!(at_once, one_by_one);
+            }
         }
     }
 
