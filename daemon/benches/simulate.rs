@@ -80,7 +80,14 @@ fn main() {
         let scratch = Store::open_with(&path, 64).unwrap();
         let before = rss_kib() as f64 / 1024.0;
         let (replay, secs, peak) = measured(|| {
-            stagecoach_core::simulate::replay(&live, &scratch, &draft, &mut |_, _| {}).unwrap()
+            stagecoach_core::simulate::replay(
+                &live,
+                &scratch,
+                &draft,
+                stagecoach_types::model::Millis(START + 400 * history::DAY),
+                &mut |_, _| {},
+            )
+            .unwrap()
         });
         println!(
             "simulate (round {round}): {} prospects, {} activities replayed under the draft in {secs:.1} s ({:.0} prospects/s, {:.2}× the baseline's time); peak RSS {peak:.0} MiB (from {before:.0}); scratch file {:.0} MiB",

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use stagecoach_types::api::params::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
-use stagecoach_types::model::{FIELDS_UPDATED, Status, TransitionKind};
+use stagecoach_types::model::{FIELDS_UPDATED, Millis, ProspectId, Status, TransitionKind};
 use stagecoach_types::process::Process;
 
 use crate::engine::{ActiveProcess, Answer};
@@ -39,6 +39,23 @@ pub struct Replay {
     /// Prospects with a field changed after creation by a record that does
     /// not say what it replaced (it starts absent in the replay).
     pub fields_unknown: u64,
+    /// Where each prospect of the history ends up under the draft, in the
+    /// history's id order.
+    pub places: Vec<Place>,
+    /// Per stage of the draft, per exit criterion: how long each open
+    /// prospect it holds now (unmet, not warn-mode) has been in the stage, ms.
+    pub held: Vec<Vec<Vec<i64>>>,
+}
+
+/// Where one prospect of the history ends up under the draft.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Place {
+    /// The prospect, by its id in the history.
+    pub prospect: ProspectId,
+    /// Its stage, by index in the draft (while open: the stage it is in).
+    pub stage: usize,
+    /// Open, won or lost.
+    pub status: Status,
 }
 
 /// The draft's stage for a stage id of the history: the same id, the stage
@@ -111,21 +128,32 @@ pub fn fields_at(
 }
 
 /// Prospects per scratch write transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 4096;
 
 /// Replays every prospect of `live` into the empty `scratch` store under
-/// `draft`, calling `progress(done, total)` after each batch.
+/// `draft`, calling `progress(done, total)` after each batch. The scratch
+/// store gets the prospects, their moves and the metrics that follow, not
+/// the activities ([`Tables::open_scratch`]); the criteria are evaluated
+/// as of `now` for where each open prospect ends up ([`Replay::held`]).
 pub fn replay(
     live: &Store,
     scratch: &Store,
     draft: &ActiveProcess,
+    now: Millis,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Replay, StoreError> {
     let snap = live.snapshot()?;
     let renames = crate::metrics::Renames::read(snap.txn())?;
     let total = live.counts()?.prospects;
-    let mut out = Replay::default();
     let process = &draft.process;
+    let mut out = Replay {
+        held: process
+            .stages
+            .iter()
+            .map(|s| vec![Vec::new(); s.exit.len()])
+            .collect(),
+        ..Replay::default()
+    };
     let mut after = None;
     loop {
         let page = snap.prospects(&ProspectFilter {
@@ -139,21 +167,29 @@ pub fn replay(
         live.check_space()?;
         let mut txn = scratch.begin_write()?;
         {
-            let mut tables = Tables::open(&txn, scratch.next_ids()?)?;
+            let mut tables = Tables::open_scratch(&txn, scratch.next_ids()?)?;
             for p in &page {
                 let op = replay_op(&snap, process, &renames, p, &mut out)?;
                 if let Ok((Answer::Imported(i), _)) =
                     crate::engine::import::apply(&mut tables, draft, &op)?
-                    && i.unearned.is_some()
                 {
-                    out.unearned_wins += 1;
+                    if i.unearned.is_some() {
+                        out.unearned_wins += 1;
+                    }
+                    let stage = process.stage_index(&i.stage).unwrap_or(0);
+                    out.places.push(Place {
+                        prospect: p.id,
+                        stage,
+                        status: i.status,
+                    });
+                    if i.status == Status::Open {
+                        hold(&tables, draft, i.id, stage, now, &mut out.held)?;
+                    }
+                    tables.take_activities(i.id);
                 }
                 out.prospects += 1;
-                // A scratch store keeps no log: nothing replays it.
-                tables.take_log();
             }
             tables.finish()?;
-            tables.take_log();
         }
         txn.set_durability(redb::Durability::None)?;
         txn.commit()?;
@@ -163,6 +199,29 @@ pub fn replay(
     let txn = scratch.begin_write()?;
     txn.commit()?;
     Ok(out)
+}
+
+/// Counts what holds an open prospect of the scratch store in its stage
+/// (index `stage` of the draft) as of `now`.
+fn hold(
+    tables: &Tables<'_>,
+    draft: &ActiveProcess,
+    id: ProspectId,
+    stage: usize,
+    now: Millis,
+    held: &mut [Vec<Vec<i64>>],
+) -> Result<(), StoreError> {
+    let Some(p) = tables.prospect(id)? else {
+        return Ok(());
+    };
+    let e = crate::engine::evaluate(tables, draft, &p, &draft.process.stages[stage], now, false)?;
+    for (v, h) in e.verdicts.iter().zip(&mut held[stage]) {
+        // A warn-mode criterion holds nobody.
+        if !v.met && !v.warn {
+            h.push((now.0 - p.stage_entered_at.0).max(0));
+        }
+    }
+    Ok(())
 }
 
 /// One live prospect as an import into the scratch store.

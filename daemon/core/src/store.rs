@@ -13,6 +13,7 @@ pub(crate) mod stay_days;
 pub(crate) mod wal;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -1071,6 +1072,9 @@ pub(crate) struct Tables<'txn> {
     /// Every change made through these tables, for the write-ahead log:
     /// each one length-prefixed MessagePack ([`Change`]).
     log: Vec<u8>,
+    /// A scratch store's tables ([`Tables::open_scratch`]): the activities
+    /// of the prospects being written, held here instead of in the tables.
+    scratch: Option<HashMap<ProspectId, Vec<Activity>>>,
 }
 
 /// One change to the tables, as the write-ahead log keeps it: the calls
@@ -1115,10 +1119,34 @@ impl<'txn> Tables<'txn> {
             metrics: counters::MetricTables::open(txn),
             ids,
             log: Vec::new(),
+            scratch: None,
         })
     }
 
+    /// Tables of a scratch store that only a replay reads, written without
+    /// a change log (nothing replays it) and without the activities: those
+    /// are the history's own, unchanged by a draft. A prospect's activities
+    /// are held in memory while it is written, so the criteria read them as
+    /// from the tables, until [`Tables::take_activities`].
+    pub fn open_scratch(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
+        let mut t = Self::open(txn, ids)?;
+        t.scratch = Some(HashMap::new());
+        Ok(t)
+    }
+
+    /// A scratch store's activities of `prospect`, in recording order, no
+    /// longer held (see [`Tables::open_scratch`]); none for other tables.
+    pub fn take_activities(&mut self, prospect: ProspectId) -> Vec<Activity> {
+        self.scratch
+            .as_mut()
+            .and_then(|held| held.remove(&prospect))
+            .unwrap_or_default()
+    }
+
     fn logged(&mut self, change: Change<'_>) {
+        if self.scratch.is_some() {
+            return;
+        }
         let at = self.log.len();
         self.log.extend_from_slice(&[0; 4]);
         rmp_serde::encode::write_named(&mut self.log, &change).expect("changes always encode");
@@ -1275,15 +1303,35 @@ impl<'txn> Tables<'txn> {
         prospect: ProspectId,
         kinds: &[&str],
     ) -> Result<ActivityFacts, StoreError> {
+        if let Some(held) = &self.scratch {
+            // As the (prospect, kind) index answers: by kind, in id order.
+            let mut facts = ActivityFacts::default();
+            let all = held.get(&prospect).map_or(&[][..], Vec::as_slice);
+            for kind in kinds {
+                for a in all.iter().filter(|a| a.kind == *kind) {
+                    facts.add(kind, a.at, a.actor);
+                }
+            }
+            return Ok(facts);
+        }
         facts_in(self.activity_kinds.read()?, prospect, kinds)
     }
 
     /// A prospect's activities in recording order.
     pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
+        if let Some(held) = &self.scratch {
+            return Ok(held.get(&prospect).cloned().unwrap_or_default());
+        }
         activities_in(self.activities.read()?, prospect)
     }
 
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
+        if let Some(held) = &mut self.scratch {
+            held.entry(activity.prospect)
+                .or_default()
+                .push(activity.clone());
+            return Ok(());
+        }
         self.logged(Change::Activity(Cow::Borrowed(activity)));
         self.activities.write()?.insert(
             (activity.prospect, activity.id),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::{Ctx, ReadError, Reply};
-use stagecoach_core::engine::{self, ActiveProcess};
+use stagecoach_core::engine::ActiveProcess;
 use stagecoach_core::metrics;
 use stagecoach_core::simulate::{self, map_stage};
 use stagecoach_core::store::{ProspectFilter, Store};
@@ -128,7 +128,7 @@ fn run(
     let scratch_file = Scratch(path.clone());
     let scratch = Store::open_with(&path, 64)?;
     let _progress = Progress;
-    let replay = simulate::replay(&ctx.store, &scratch, draft, &mut |done, total| {
+    let replay = simulate::replay(&ctx.store, &scratch, draft, now, &mut |done, total| {
         use std::sync::atomic::Ordering::Relaxed;
         DONE.store(done, Relaxed);
         TOTAL.store(total.max(1), Relaxed);
@@ -143,15 +143,16 @@ fn run(
     let actual = super::metrics::measure(&ctx.store, &live, &period, now)?;
     let simulated = super::metrics::measure(&scratch, draft, &period, now)?;
 
-    // Where every prospect stands, here and under the draft.
+    // Where every prospect stands, here and under the draft (the replay's
+    // places are in the history's id order, as the pages are).
     let live_snap = ctx.store.snapshot()?;
-    let sim_snap = scratch.snapshot()?;
     let mut actual_open: BTreeMap<String, u64> = BTreeMap::new();
     let mut sim_open: BTreeMap<String, u64> = BTreeMap::new();
     let mut changes: BTreeMap<String, u64> = BTreeMap::new();
     let mut moved = Vec::new();
     let mut moved_total = 0u64;
     let index = |stage: &str| draft.process.stage_index(stage);
+    let mut places = replay.places.iter().peekable();
     let mut after = None;
     loop {
         let page = live_snap.prospects(&ProspectFilter {
@@ -162,12 +163,11 @@ fn run(
         let Some(last) = page.last() else { break };
         after = Some(last.id);
         for a in page {
-            let Some(s) = sim_snap.prospect_by_external_id(&format!("stagecoach:{}", a.id))? else {
+            while places.next_if(|s| s.prospect < a.id).is_some() {}
+            let Some(s) = places.next_if(|s| s.prospect == a.id) else {
                 continue;
             };
-            let Some(s) = sim_snap.prospect(s)? else {
-                continue;
-            };
+            let s_stage = &draft.process.stages[s.stage].id;
             let mapped = map_stage(&draft.process, &a.stage);
             if a.status == Status::Open {
                 // Under the draft's id when the draft renames the stage.
@@ -175,12 +175,12 @@ fn run(
                 *actual_open.entry(stage).or_default() += 1;
             }
             if s.status == Status::Open {
-                *sim_open.entry(s.stage.clone()).or_default() += 1;
+                *sim_open.entry(s_stage.clone()).or_default() += 1;
             }
             let change = match (a.status, s.status) {
-                (Status::Open, Status::Open) if mapped.as_deref() == Some(s.stage.as_str()) => None,
+                (Status::Open, Status::Open) if mapped.as_deref() == Some(s_stage.as_str()) => None,
                 (Status::Open, Status::Open) => {
-                    Some(match (mapped.as_deref().and_then(index), index(&s.stage)) {
+                    Some(match (mapped.as_deref().and_then(index), Some(s.stage)) {
                         (Some(i), Some(j)) if j < i => "held back",
                         (Some(_), Some(_)) => "further",
                         _ => "elsewhere",
@@ -200,7 +200,7 @@ fn run(
                     name: a.name.clone(),
                     actual_stage: a.stage.clone(),
                     actual_status: a.status,
-                    simulated_stage: s.stage.clone(),
+                    simulated_stage: s_stage.clone(),
                     simulated_status: s.status,
                     change: change.to_string(),
                 });
@@ -234,25 +234,7 @@ fn run(
 
     // Who each of the draft's criteria holds now.
     let mut criteria = Vec::new();
-    for stage in &draft.process.stages {
-        let open = sim_snap.prospects(&ProspectFilter {
-            stage: Some(stage.id.clone()),
-            limit: metrics::MAX_SCAN,
-            ..Default::default()
-        })?;
-        let mut held: Vec<Vec<i64>> = vec![Vec::new(); stage.exit.len()];
-        for p in &open {
-            let e = engine::evaluate(&sim_snap, draft, p, stage, now, false)?;
-            for (i, v) in e.verdicts.iter().enumerate() {
-                // A warn-mode criterion holds nobody.
-                if !v.met
-                    && !v.warn
-                    && let Some(h) = held.get_mut(i)
-                {
-                    h.push((now.0 - p.stage_entered_at.0).max(0));
-                }
-            }
-        }
+    for (stage, held) in draft.process.stages.iter().zip(replay.held) {
         for (c, h) in stage.exit.iter().zip(held) {
             criteria.push(SimulatedCriterion {
                 stage: stage.id.clone(),
@@ -280,7 +262,6 @@ fn run(
             replay.fields_unknown
         ));
     }
-    drop(sim_snap);
     drop(scratch);
     drop(scratch_file);
     Ok(Simulation {
