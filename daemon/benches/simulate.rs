@@ -4,7 +4,8 @@
 //! measured in the same run, with the process's peak memory during each.
 //!
 //! Run: `cargo bench -p stagecoach --bench simulate`
-//! (`STAGECOACH_BENCH_PROSPECTS`, default 100000; 10 activities each).
+//! (`STAGECOACH_BENCH_PROSPECTS`, default 100000; 10 activities each;
+//! `STAGECOACH_BENCH_SCRATCH_MIB`, the scratch store's page cache).
 
 use std::time::Instant;
 
@@ -75,9 +76,15 @@ fn main() {
         )
     });
     assert_ne!(draft.text, history::process().text, "the draft differs");
+    // The scratch store's page cache: the daemon's, unless the bench is told.
+    let cache_mib = std::env::var("STAGECOACH_BENCH_SCRATCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(stagecoach_core::simulate::SCRATCH_CACHE_MIB);
+    println!("scratch store page cache: {cache_mib} MiB");
     for round in 1..=2 {
         let path = dir.path().join(format!("scratch-{round}.redb"));
-        let scratch = Store::open_with(&path, 64).unwrap();
+        let scratch = Store::open_with(&path, cache_mib).unwrap();
         let before = rss_kib() as f64 / 1024.0;
         let (replay, secs, peak) = measured(|| {
             stagecoach_core::simulate::replay(

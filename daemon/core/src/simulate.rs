@@ -127,6 +127,9 @@ pub fn fields_at(
     (fields, unknown)
 }
 
+/// The scratch store's page cache, MiB (the live store's is its own).
+pub const SCRATCH_CACHE_MIB: usize = 64;
+
 /// Prospects per scratch write transaction.
 const BATCH: usize = 4096;
 
@@ -142,8 +145,6 @@ pub fn replay(
     now: Millis,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Replay, StoreError> {
-    let snap = live.snapshot()?;
-    let renames = crate::metrics::Renames::read(snap.txn())?;
     let total = live.counts()?.prospects;
     let process = &draft.process;
     let mut out = Replay {
@@ -154,6 +155,73 @@ pub fn replay(
             .collect(),
         ..Replay::default()
     };
+    // Reading the history and building each prospect's import runs on a
+    // second thread, a batch ahead of the one writing the scratch store.
+    std::thread::scope(|s| -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Read, StoreError>>(1);
+        s.spawn(move || {
+            if let Err(e) = read_history(live, process, &tx) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        for batch in rx {
+            let batch = batch?;
+            out.absorb(batch.counts);
+            // The scratch copy shares the database's disk: keep its reserve.
+            live.check_space()?;
+            let mut txn = scratch.begin_write()?;
+            {
+                let mut tables = Tables::open_scratch(&txn, scratch.next_ids()?)?;
+                for (id, op) in &batch.ops {
+                    if let Ok((Answer::Imported(i), _)) =
+                        crate::engine::import::apply(&mut tables, draft, op)?
+                    {
+                        if i.unearned.is_some() {
+                            out.unearned_wins += 1;
+                        }
+                        let stage = process.stage_index(&i.stage).unwrap_or(0);
+                        out.places.push(Place {
+                            prospect: *id,
+                            stage,
+                            status: i.status,
+                        });
+                        if i.status == Status::Open {
+                            hold(&tables, draft, i.id, stage, now, &mut out.held)?;
+                        }
+                        tables.take_activities(i.id);
+                    }
+                    out.prospects += 1;
+                }
+                tables.finish()?;
+            }
+            txn.set_durability(redb::Durability::None)?;
+            txn.commit()?;
+            progress(out.prospects, total);
+        }
+        Ok(())
+    })?;
+    // One durable commit so the scratch file is whole for the reads after.
+    let txn = scratch.begin_write()?;
+    txn.commit()?;
+    Ok(out)
+}
+
+/// One batch of the history, read and turned into imports: each live
+/// prospect's id and its import, and what the reading counted.
+struct Read {
+    ops: Vec<(ProspectId, ImportProspect)>,
+    counts: Replay,
+}
+
+/// Reads `live`'s prospects in batches and sends each as imports under
+/// `draft`, until the history ends or the receiver is gone.
+fn read_history(
+    live: &Store,
+    draft: &Process,
+    tx: &std::sync::mpsc::SyncSender<Result<Read, StoreError>>,
+) -> Result<(), StoreError> {
+    let snap = live.snapshot()?;
+    let renames = crate::metrics::Renames::read(snap.txn())?;
     let mut after = None;
     loop {
         let page = snap.prospects(&ProspectFilter {
@@ -161,44 +229,34 @@ pub fn replay(
             limit: BATCH,
             ..Default::default()
         })?;
-        let Some(last) = page.last() else { break };
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
         after = Some(last.id);
-        // The scratch copy shares the database's disk: keep its reserve.
-        live.check_space()?;
-        let mut txn = scratch.begin_write()?;
-        {
-            let mut tables = Tables::open_scratch(&txn, scratch.next_ids()?)?;
-            for p in &page {
-                let op = replay_op(&snap, process, &renames, p, &mut out)?;
-                if let Ok((Answer::Imported(i), _)) =
-                    crate::engine::import::apply(&mut tables, draft, &op)?
-                {
-                    if i.unearned.is_some() {
-                        out.unearned_wins += 1;
-                    }
-                    let stage = process.stage_index(&i.stage).unwrap_or(0);
-                    out.places.push(Place {
-                        prospect: p.id,
-                        stage,
-                        status: i.status,
-                    });
-                    if i.status == Status::Open {
-                        hold(&tables, draft, i.id, stage, now, &mut out.held)?;
-                    }
-                    tables.take_activities(i.id);
-                }
-                out.prospects += 1;
-            }
-            tables.finish()?;
+        let mut counts = Replay::default();
+        let ops = page
+            .iter()
+            .map(|p| Ok((p.id, replay_op(&snap, draft, &renames, p, &mut counts)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if tx.send(Ok(Read { ops, counts })).is_err() {
+            return Ok(());
         }
-        txn.set_durability(redb::Durability::None)?;
-        txn.commit()?;
-        progress(out.prospects, total);
     }
-    // One durable commit so the scratch file is whole for the reads after.
-    let txn = scratch.begin_write()?;
-    txn.commit()?;
-    Ok(out)
+}
+
+impl Replay {
+    /// Adds the counts a reading batch made ([`read_history`]).
+    fn absorb(&mut self, part: Replay) {
+        self.activities += part.activities;
+        self.forced_moves += part.forced_moves;
+        self.fields_unknown += part.fields_unknown;
+        for (k, n) in part.unmapped_stages {
+            *self.unmapped_stages.entry(k).or_default() += n;
+        }
+        for (k, n) in part.undeclared_kinds {
+            *self.undeclared_kinds.entry(k).or_default() += n;
+        }
+    }
 }
 
 /// Counts what holds an open prospect of the scratch store in its stage

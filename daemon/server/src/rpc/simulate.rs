@@ -126,7 +126,7 @@ fn run(
         .join(format!("simulate-{}.redb", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let scratch_file = Scratch(path.clone());
-    let scratch = Store::open_with(&path, 64)?;
+    let scratch = Store::open_with(&path, stagecoach_core::simulate::SCRATCH_CACHE_MIB)?;
     let _progress = Progress;
     let replay = simulate::replay(&ctx.store, &scratch, draft, now, &mut |done, total| {
         use std::sync::atomic::Ordering::Relaxed;
