@@ -107,5 +107,4 @@ fn main() {
         drop(scratch);
         let _ = std::fs::remove_file(&path);
     }
-    let _ = START;
 }

@@ -158,7 +158,7 @@ pub fn replay(
     // Reading the history and building each prospect's import runs on a
     // second thread, a batch ahead of the one writing the scratch store.
     std::thread::scope(|s| -> Result<(), StoreError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Read, StoreError>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<ReadBatch, StoreError>>(1);
         s.spawn(move || {
             if let Err(e) = read_history(live, process, &tx) {
                 let _ = tx.send(Err(e));
@@ -188,7 +188,7 @@ pub fn replay(
                         if i.status == Status::Open {
                             hold(&tables, draft, i.id, stage, now, &mut out.held)?;
                         }
-                        tables.take_activities(i.id);
+                        tables.release_activities(i.id);
                     }
                     out.prospects += 1;
                 }
@@ -208,7 +208,7 @@ pub fn replay(
 
 /// One batch of the history, read and turned into imports: each live
 /// prospect's id and its import, and what the reading counted.
-struct Read {
+struct ReadBatch {
     ops: Vec<(ProspectId, ImportProspect)>,
     counts: Replay,
 }
@@ -218,7 +218,7 @@ struct Read {
 fn read_history(
     live: &Store,
     draft: &Process,
-    tx: &std::sync::mpsc::SyncSender<Result<Read, StoreError>>,
+    tx: &std::sync::mpsc::SyncSender<Result<ReadBatch, StoreError>>,
 ) -> Result<(), StoreError> {
     let snap = live.snapshot()?;
     let renames = crate::metrics::Renames::read(snap.txn())?;
@@ -238,7 +238,7 @@ fn read_history(
             .iter()
             .map(|p| Ok((p.id, replay_op(&snap, draft, &renames, p, &mut counts)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        if tx.send(Ok(Read { ops, counts })).is_err() {
+        if tx.send(Ok(ReadBatch { ops, counts })).is_err() {
             return Ok(());
         }
     }

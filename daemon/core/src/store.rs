@@ -1127,20 +1127,19 @@ impl<'txn> Tables<'txn> {
     /// a change log (nothing replays it) and without the activities: those
     /// are the history's own, unchanged by a draft. A prospect's activities
     /// are held in memory while it is written, so the criteria read them as
-    /// from the tables, until [`Tables::take_activities`].
+    /// from the tables, until [`Tables::release_activities`].
     pub fn open_scratch(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
         let mut t = Self::open(txn, ids)?;
         t.scratch = Some(HashMap::new());
         Ok(t)
     }
 
-    /// A scratch store's activities of `prospect`, in recording order, no
-    /// longer held (see [`Tables::open_scratch`]); none for other tables.
-    pub fn take_activities(&mut self, prospect: ProspectId) -> Vec<Activity> {
-        self.scratch
-            .as_mut()
-            .and_then(|held| held.remove(&prospect))
-            .unwrap_or_default()
+    /// Stops holding a scratch store's activities of `prospect` (see
+    /// [`Tables::open_scratch`]); nothing for other tables.
+    pub fn release_activities(&mut self, prospect: ProspectId) {
+        if let Some(held) = &mut self.scratch {
+            held.remove(&prospect);
+        }
     }
 
     fn logged(&mut self, change: Change<'_>) {

@@ -179,13 +179,11 @@ fn run(
             }
             let change = match (a.status, s.status) {
                 (Status::Open, Status::Open) if mapped.as_deref() == Some(s_stage.as_str()) => None,
-                (Status::Open, Status::Open) => {
-                    Some(match (mapped.as_deref().and_then(index), Some(s.stage)) {
-                        (Some(i), Some(j)) if j < i => "held back",
-                        (Some(_), Some(_)) => "further",
-                        _ => "elsewhere",
-                    })
-                }
+                (Status::Open, Status::Open) => Some(match mapped.as_deref().and_then(index) {
+                    Some(i) if s.stage < i => "held back",
+                    Some(_) => "further",
+                    None => "elsewhere",
+                }),
                 (Status::Open, _) => Some("closed"),
                 (_, Status::Open) => Some("reopened"),
                 (x, y) if x == y => None,
