@@ -130,8 +130,13 @@ pub fn fields_at(
 /// The scratch store's page cache, MiB (the live store's is its own).
 pub const SCRATCH_CACHE_MIB: usize = 64;
 
-/// Prospects per scratch write transaction.
+/// Prospects per batch the reading thread sends.
 const BATCH: usize = 4096;
+
+/// Batches between two writes of the gathered counters and day summaries
+/// (each write rewrites every day summary the batches touched; the memory
+/// they take until then is bounded by this many batches' moves).
+const FLUSH_EVERY: usize = 16;
 
 /// Replays every prospect of `live` into the empty `scratch` store under
 /// `draft`, calling `progress(done, total)` after each batch. The scratch
@@ -164,14 +169,21 @@ pub fn replay(
                 let _ = tx.send(Err(e));
             }
         });
-        for batch in rx {
-            let batch = batch?;
-            out.absorb(batch.counts);
-            // The scratch copy shares the database's disk: keep its reserve.
-            live.check_space()?;
-            let mut txn = scratch.begin_write()?;
-            {
-                let mut tables = Tables::open_scratch(&txn, scratch.next_ids()?)?;
+        // One write transaction for the whole replay: nothing reads the
+        // scratch store before it ends, and a commit per batch would copy
+        // every B-tree page it touched again (a non-durable commit cannot
+        // free pages, so the file grew by each batch's copies).
+        // The tables stay open across batches, so the counters and day
+        // summaries they gather are written every FLUSH_EVERY batches, not
+        // after each.
+        let txn = scratch.begin_write()?;
+        {
+            let mut tables = Tables::open_scratch(&txn, scratch.next_ids()?)?;
+            for (n, batch) in rx.into_iter().enumerate() {
+                let batch = batch?;
+                out.absorb(batch.counts);
+                // The scratch copy shares the database's disk: keep its reserve.
+                live.check_space()?;
                 for (id, op) in &batch.ops {
                     if let Ok((Answer::Imported(i), _)) =
                         crate::engine::import::apply(&mut tables, draft, op)?
@@ -192,17 +204,17 @@ pub fn replay(
                     }
                     out.prospects += 1;
                 }
-                tables.finish()?;
+                if (n + 1) % FLUSH_EVERY == 0 {
+                    tables.finish()?;
+                }
+                progress(out.prospects, total);
             }
-            txn.set_durability(redb::Durability::None)?;
-            txn.commit()?;
-            progress(out.prospects, total);
+            tables.finish()?;
         }
+        // Durable, so the scratch file is whole for the reads after.
+        txn.commit()?;
         Ok(())
     })?;
-    // One durable commit so the scratch file is whole for the reads after.
-    let txn = scratch.begin_write()?;
-    txn.commit()?;
     Ok(out)
 }
 
