@@ -136,7 +136,7 @@ const BATCH: usize = 4096;
 /// Batches between two writes of the gathered counters and day summaries
 /// (each write rewrites every day summary the batches touched; the memory
 /// they take until then is bounded by this many batches' moves).
-const FLUSH_EVERY: usize = 16;
+const FLUSH_EVERY: usize = 4;
 
 /// Replays every prospect of `live` into the empty `scratch` store under
 /// `draft`, calling `progress(done, total)` after each batch. The scratch
