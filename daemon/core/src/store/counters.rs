@@ -159,6 +159,14 @@ pub(crate) struct MetricTables<'txn> {
     deltas: Deltas,
 }
 
+/// A completed stay's row, stage and owner by number or by name:
+/// ((stage, exit at, transition), (ms, exit kind, owner)).
+type StayRow<N> = ((N, i64, u64), (i64, u8, N));
+
+/// An outcome's row, owner by number or by name:
+/// ((closed at, prospect), (won, cycle ms, owner)).
+type OutcomeRow<N> = ((i64, u64), (bool, i64, N));
+
 /// What a batch adds to the counters and day summaries, gathered in memory
 /// and written once at its end ([`MetricTables::flush`]), in key order.
 /// Reading and rewriting four counters in redb at every move was 18 % of
@@ -196,11 +204,11 @@ struct Deltas {
     /// rows land all over their B-trees: inserted one by one they were
     /// 23 % of a replay's writer (perf); sorted at the flush, neighbouring
     /// rows share their pages.
-    stay_rows: Vec<((u32, i64, u64), (i64, u8, u32))>,
+    stay_rows: Vec<StayRow<u32>>,
     /// Entries' rows: (stage, entry at, prospect).
     entry_rows: Vec<(u32, i64, u64)>,
     /// Outcomes' rows: (closed at, prospect) → (won, cycle ms, owner).
-    outcome_rows: Vec<((i64, u64), (bool, i64, u32))>,
+    outcome_rows: Vec<OutcomeRow<u32>>,
 }
 
 impl Deltas {
@@ -229,7 +237,7 @@ impl Deltas {
     }
 
     /// The stays' rows with their names, in key order.
-    fn stay_rows(&self) -> Vec<((&str, i64, u64), (i64, u8, &str))> {
+    fn stay_rows(&self) -> Vec<StayRow<&str>> {
         let name = |n: u32| self.names[n as usize].as_str();
         let mut out: Vec<_> = self
             .stay_rows
@@ -252,7 +260,7 @@ impl Deltas {
     }
 
     /// The outcomes' rows with their owners' names, in key order.
-    fn outcome_rows(&self) -> Vec<((i64, u64), (bool, i64, &str))> {
+    fn outcome_rows(&self) -> Vec<OutcomeRow<&str>> {
         let mut out: Vec<_> = self
             .outcome_rows
             .iter()
