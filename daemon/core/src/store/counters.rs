@@ -167,8 +167,9 @@ type StayRow<N> = ((N, i64, u64), (i64, u8, N));
 /// ((closed at, prospect), (won, cycle ms, owner)).
 type OutcomeRow<N> = ((i64, u64), (bool, i64, N));
 
-/// What a batch adds to the counters and day summaries, gathered in memory
-/// and written once at its end ([`MetricTables::flush`]), in key order.
+/// What a batch adds to the counters, day summaries and time-keyed rows,
+/// gathered in memory and written once at its end ([`MetricTables::flush`]),
+/// in key order.
 /// Reading and rewriting four counters in redb at every move was 18 % of
 /// the writer's time in an import (perf); gathered, the bumps are 2 % and
 /// the flush 12 % (the bucket and all-owner counters repeat within a
@@ -236,39 +237,32 @@ impl Deltas {
         out
     }
 
-    /// The stays' rows with their names, in key order.
-    fn stay_rows(&self) -> Vec<StayRow<&str>> {
-        let name = |n: u32| self.names[n as usize].as_str();
-        let mut out: Vec<_> = self
-            .stay_rows
-            .iter()
-            .map(|&((s, at, id), (ms, kind, o))| ((name(s), at, id), (ms, kind, name(o))))
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
-    /// The entries' rows with their stages' names, in key order.
-    fn entry_rows(&self) -> Vec<(&str, i64, u64)> {
-        let mut out: Vec<_> = self
-            .entry_rows
-            .iter()
-            .map(|&(s, at, p)| (self.names[s as usize].as_str(), at, p))
-            .collect();
+    /// `rows` with their names, in the order redb keeps the keys (each
+    /// row's key comes first, and the keys are unique).
+    fn sorted_rows<'a, R: Copy, T: Ord + 'a>(
+        &'a self,
+        rows: &[R],
+        named: impl Fn(&'a [String], R) -> T,
+    ) -> Vec<T> {
+        let mut out: Vec<T> = rows.iter().map(|r| named(&self.names, *r)).collect();
         out.sort_unstable();
         out
     }
+}
 
-    /// The outcomes' rows with their owners' names, in key order.
-    fn outcome_rows(&self) -> Vec<OutcomeRow<&str>> {
-        let mut out: Vec<_> = self
-            .outcome_rows
-            .iter()
-            .map(|&(k, (won, cycle, o))| (k, (won, cycle, self.names[o as usize].as_str())))
-            .collect();
-        out.sort_unstable_by_key(|r| r.0);
-        out
-    }
+/// A gathered stay's row with its names.
+fn stay_row(names: &[String], ((s, at, id), (ms, kind, o)): StayRow<u32>) -> StayRow<&str> {
+    ((&names[s as usize], at, id), (ms, kind, &names[o as usize]))
+}
+
+/// A gathered entry's row with its stage's name.
+fn entry_row(names: &[String], (s, at, p): (u32, i64, u64)) -> (&str, i64, u64) {
+    (&names[s as usize], at, p)
+}
+
+/// A gathered outcome's row with its owner's name.
+fn outcome_row(names: &[String], (k, (won, cycle, o)): OutcomeRow<u32>) -> OutcomeRow<&str> {
+    (k, (won, cycle, &names[o as usize]))
 }
 
 /// A gathered (stage, day, owner, kind) key with its names.
@@ -340,8 +334,9 @@ impl<'txn> MetricTables<'txn> {
         }
     }
 
-    /// Writes the counts and summaries gathered since the last flush;
-    /// called once per batch before commit (through `Tables::finish`).
+    /// Writes the counts, summaries and rows gathered since the last flush;
+    /// called once per batch before commit (through `Tables::finish`; a
+    /// replay's scratch store, every few batches of one transaction).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         let deltas = std::mem::take(&mut self.deltas);
         for (table, map) in [
@@ -415,19 +410,19 @@ impl<'txn> MetricTables<'txn> {
         }
         if !deltas.stay_rows.is_empty() {
             let table = self.stays.write()?;
-            for (key, value) in deltas.stay_rows() {
+            for (key, value) in deltas.sorted_rows(&deltas.stay_rows, stay_row) {
                 table.insert(key, value)?;
             }
         }
         if !deltas.entry_rows.is_empty() {
             let table = self.entries.write()?;
-            for key in deltas.entry_rows() {
+            for key in deltas.sorted_rows(&deltas.entry_rows, entry_row) {
                 table.insert(key, ())?;
             }
         }
         if !deltas.outcome_rows.is_empty() {
             let table = self.outcomes.write()?;
-            for (key, value) in deltas.outcome_rows() {
+            for (key, value) in deltas.sorted_rows(&deltas.outcome_rows, outcome_row) {
                 table.insert(key, value)?;
             }
         }
@@ -448,11 +443,15 @@ impl<'txn> MetricTables<'txn> {
         }
     }
 
-    /// Adds a completed stay to its exit day's summaries.
-    fn add_stay(&mut self, stage: &str, at: Millis, owner: &str, ms: i64) {
-        let d = day(at);
+    /// Adds a completed stay in `stage`, ended by `exit`: its row, and its
+    /// exit day's summaries.
+    fn add_stay(&mut self, stage: &str, exit: &Transition, owner: &str, ms: i64) {
+        let d = day(exit.at);
         let deltas = &mut self.deltas;
         let (s, o) = (deltas.number(stage), deltas.number(owner));
+        deltas
+            .stay_rows
+            .push(((s, exit.at.0, exit.id), (ms, exit_code(exit.kind), o)));
         deltas.stays.entry((s, d)).or_default().push(ms);
         deltas.stays_by_owner.entry((s, o, d)).or_default().push(ms);
     }
@@ -507,11 +506,7 @@ impl<'txn> MetricTables<'txn> {
             if let Some(from) = &m.from {
                 self.bump(from, m.at, owner, exit_code(m.kind));
                 let stay = entered_at.map_or(0, |e| (m.at.0 - e.0).max(0));
-                let (s, o) = (self.deltas.number(from), self.deltas.number(owner));
-                self.deltas
-                    .stay_rows
-                    .push(((s, m.at.0, m.id), (stay, exit_code(m.kind), o)));
-                self.add_stay(from, m.at, owner, stay);
+                self.add_stay(from, m, owner, stay);
             }
             match m.kind {
                 TransitionKind::Won | TransitionKind::Lost => {
