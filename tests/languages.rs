@@ -204,21 +204,26 @@ fn the_same_rules_in_rust_python_and_typescript_give_the_same_answers() {
             .cloned()
             .unwrap()
     };
-    for (name, runtime, fuel, memory) in [
-        ("icp-rust", "compiled", 10_000_000u64, 32),
-        ("icp-py", "python", 400_000_000, 128),
-        ("icp-ts", "quickjs", 400_000_000, 64),
-        ("bant-py", "python", 400_000_000, 128),
-        ("bant-ts", "quickjs", 400_000_000, 64),
+    // The Rust plugins speak interface 0.3.0 (records), the Python and
+    // TypeScript ones 0.4.0 (packed): one daemon runs both, and the answers
+    // above are the same.
+    for (name, runtime, interface, fuel, memory) in [
+        ("icp-rust", "compiled", "0.3.0", 10_000_000u64, 32),
+        ("icp-py", "python", "0.4.0", 400_000_000, 128),
+        ("icp-ts", "quickjs", "0.4.0", 400_000_000, 64),
+        ("bant-py", "python", "0.4.0", 400_000_000, 128),
+        ("bant-ts", "quickjs", "0.4.0", 400_000_000, 64),
     ] {
         let p = by_name(name);
         assert_eq!(p["runtime"], runtime, "{p}");
+        assert_eq!(p["interface"], interface, "{p}");
         // The command line's table says the same.
         let row = table
             .lines()
             .find(|l| l.contains(&format!(" {name} ")))
             .unwrap_or_else(|| panic!("{name} missing from:\n{table}"));
         assert!(row.contains(&format!(" {runtime} ")), "{row}");
+        assert!(row.contains(&format!(" {interface} ")), "{row}");
         assert!(row.contains(&format!(" {fuel} ")), "{row}");
         assert_eq!(p["limits"]["fuel"], fuel, "{p}");
         assert_eq!(p["limits"]["memory_mib"], memory, "{p}");

@@ -300,7 +300,7 @@ fn bad_plugin_builds_are_refused_with_the_plugins_line() {
         ),
         (
             wat.join("wrong-version.wat").display().to_string(),
-            "built for plugin interface 0.1.0, but this daemon speaks 0.3.0",
+            "built for plugin interface 0.1.0, but this daemon runs 0.4.0 and 0.3.0",
         ),
         (
             d.dir.path().join("missing.wasm").display().to_string(),

@@ -18,16 +18,16 @@ const RUST_SDK: &[(&str, &str)] = &[
         include_str!("../../plugin-sdk/src/types.rs"),
     ),
     (
-        "wit/host.wit",
-        include_str!("../../plugin-sdk/wit/host.wit"),
+        "wit-0.3.0/host.wit",
+        include_str!("../../plugin-sdk/wit-0.3.0/host.wit"),
     ),
     (
-        "wit/plugin.wit",
-        include_str!("../../plugin-sdk/wit/plugin.wit"),
+        "wit-0.3.0/plugin.wit",
+        include_str!("../../plugin-sdk/wit-0.3.0/plugin.wit"),
     ),
     (
-        "wit/types.wit",
-        include_str!("../../plugin-sdk/wit/types.wit"),
+        "wit-0.3.0/types.wit",
+        include_str!("../../plugin-sdk/wit-0.3.0/types.wit"),
     ),
 ];
 
@@ -321,8 +321,8 @@ mod tests {
     #[test]
     fn the_vendored_rust_sdk_is_the_sdk() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-sdk");
-        for (dir, ext) in [("src", "rs"), ("wit", "wit")] {
-            crate::toolchain::tests::assert_carried(RUST_SDK, &root.join(dir), dir, ext);
+        for (dir, prefix, ext) in [("src", "src", "rs"), ("wit-0.3.0", "wit-0.3.0", "wit")] {
+            crate::toolchain::tests::assert_carried(RUST_SDK, &root.join(dir), prefix, ext);
         }
     }
 

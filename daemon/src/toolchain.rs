@@ -440,8 +440,11 @@ pub fn link_js_sdk(dir: &Path, sdk: &Path) -> Result<(), String> {
     std::os::unix::fs::symlink(&target, &link).map_err(|e| format!("`{}`: {e}", link.display()))
 }
 
-/// The interfaces a component may import: ours, nothing else.
+/// The interfaces a component may import: ours (at a version the daemon
+/// runs), nothing else.
 const ALLOWED_IMPORTS: &[&str] = &[
+    "stagecoach:plugin/host@0.4.0",
+    "stagecoach:plugin/types@0.4.0",
     "stagecoach:plugin/host@0.3.0",
     "stagecoach:plugin/types@0.3.0",
 ];

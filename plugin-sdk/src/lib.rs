@@ -32,9 +32,10 @@
 //! with `stagecoach plugins build DIR`, which compiles it for
 //! `wasm32-unknown-unknown` and wraps it as a component.
 //!
-//! The interface is versioned (the WIT package `stagecoach:plugin@0.3.0`,
-//! see [`INTERFACE_VERSION`]); the daemon refuses plugins built for an
-//! incompatible version.
+//! The interface is versioned. This SDK builds for `stagecoach:plugin@0.3.0`
+//! (`plugin-sdk/wit-0.3.0/`, see [`INTERFACE_VERSION`]), whose records it
+//! reads in place; the daemon runs 0.3.0 and 0.4.0 plugins (0.4.0 packs the
+//! input into bytes for interpreted languages' SDKs) and refuses others.
 
 //! ## Memory
 //!
@@ -149,7 +150,7 @@ pub fn log(level: Level, message: &str) {
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit-0.3.0",
         world: "stagecoach-plugin",
         pub_export_macro: true,
         export_macro_name: "export_stagecoach_plugin",

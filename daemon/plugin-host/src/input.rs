@@ -5,13 +5,18 @@
 //! it with spans (see `types.wit`): the canonical ABI copies each string
 //! and list into the plugin with a call to its allocator, so an input is a
 //! handful of copies instead of one per name, stage and field.
+//!
+//! Interface 0.4.0 sends the same records packed into bytes, in the layout
+//! `plugin-sdk/wit/types.wit` documents: [`Packer`] writes them from the
+//! 0.3.0 records, so both versions see the same input by construction.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use stagecoach_types::model::{Activity, Actor, FieldValue, Millis, Prospect, Status, Transition};
 
-use super::bindings::stagecoach::plugin::types as wit;
+use super::bindings::v0_3::stagecoach::plugin::types as wit;
+use super::bindings::v0_4::stagecoach::plugin::types as packed;
 
 /// The inputs of an exit criterion or checklist call.
 #[derive(Debug, Clone)]
@@ -228,6 +233,8 @@ struct WitInput {
     truncated: bool,
     now: i64,
     config: wit::Range,
+    /// The packed form's buffer (interface 0.4.0).
+    packed: Vec<u8>,
 }
 
 impl CallInput<'_> {
@@ -248,18 +255,45 @@ impl CallInput<'_> {
         with_activities: bool,
         f: impl FnOnce(wit::Input<'_>) -> R,
     ) -> R {
+        self.with_scratch(max_input_kib, with_activities, |wit| wit.with(f))
+    }
+
+    /// Calls `f` with the input packed as interface 0.4.0 sends it.
+    pub(super) fn with_packed<R>(
+        &self,
+        max_input_kib: u32,
+        with_activities: bool,
+        f: impl FnOnce(packed::Input<'_>) -> R,
+    ) -> R {
+        self.with_scratch(max_input_kib, with_activities, |wit| {
+            wit.pack();
+            f(packed::Input {
+                text: &wit.text,
+                packed: &wit.packed,
+            })
+        })
+    }
+
+    /// Calls `f` with this input's records, built in buffers this thread
+    /// keeps from call to call.
+    fn with_scratch<R>(
+        &self,
+        max_input_kib: u32,
+        with_activities: bool,
+        f: impl FnOnce(&mut WitInput) -> R,
+    ) -> R {
         thread_local! {
             static SCRATCH: RefCell<WitInput> = RefCell::new(WitInput::default());
         }
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut wit) => {
                 wit.fill(self, max_input_kib, with_activities);
-                let result = wit.with(f);
+                let result = f(&mut wit);
                 wit.trim();
                 result
             }
             // Only if `f` itself builds an input on this thread.
-            Err(_) => self.to_wit(max_input_kib, with_activities).with(f),
+            Err(_) => f(&mut self.to_wit(max_input_kib, with_activities)),
         })
     }
 }
@@ -284,6 +318,7 @@ impl Default for WitInput {
             truncated: false,
             now: 0,
             config: empty,
+            packed: Vec::new(),
         }
     }
 }
@@ -364,6 +399,132 @@ impl WitInput {
         if self.activities.capacity() * size_of::<wit::Activity>() > KEEP_BYTES {
             self.activities = Vec::new();
         }
+        if self.packed.capacity() > KEEP_BYTES {
+            self.packed = Vec::new();
+        }
+    }
+
+    /// Writes the packed form (interface 0.4.0) into `self.packed`.
+    fn pack(&mut self) {
+        let entries_at = INPUT_HEADER;
+        let activities_at = entries_at + ENTRY * self.entries.len();
+        let mut p = Packer(std::mem::take(&mut self.packed));
+        p.0.clear();
+        p.0.reserve(activities_at + ACTIVITY * self.activities.len());
+        p.u64(self.id);
+        p.i64(self.now);
+        p.i64(self.created_at);
+        p.i64(self.stage_entered_at);
+        p.span(self.name);
+        p.span(self.stage);
+        p.opt_span(self.company);
+        p.opt_span(self.owner);
+        p.range(self.fields);
+        p.range(self.config);
+        p.table(entries_at, self.entries.len());
+        p.table(activities_at, self.activities.len());
+        p.u8(status_code(self.status));
+        p.u8(u8::from(self.truncated));
+        p.pad(6);
+        debug_assert_eq!(p.0.len(), entries_at);
+        p.entries(&self.entries);
+        for a in &self.activities {
+            p.span(a.kind);
+            p.i64(a.at);
+            p.range(a.data);
+            p.u8(match a.actor {
+                wit::Actor::Prospect => 0,
+                wit::Actor::Rep => 1,
+            });
+            p.pad(7);
+        }
+        debug_assert_eq!(p.0.len(), activities_at + ACTIVITY * self.activities.len());
+        self.packed = p.0;
+    }
+}
+
+/// Sizes in the packed layout (`plugin-sdk/wit/types.wit`), in bytes.
+const INPUT_HEADER: usize = 104;
+const METRIC_HEADER: usize = 48;
+const ENTRY: usize = 24;
+const ACTIVITY: usize = 32;
+const PROSPECT_SUMMARY: usize = 64;
+const TRANSITION: usize = 40;
+
+/// An absent optional span's `start`.
+const NO_SPAN: u32 = u32::MAX;
+
+fn status_code(s: wit::Status) -> u8 {
+    match s {
+        wit::Status::Open => 0,
+        wit::Status::Won => 1,
+        wit::Status::Lost => 2,
+    }
+}
+
+/// Writes the packed layout, little-endian.
+struct Packer(Vec<u8>);
+
+impl Packer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn pad(&mut self, n: usize) {
+        self.0.resize(self.0.len() + n, 0);
+    }
+    fn span(&mut self, s: wit::Span) {
+        self.u32(s.start);
+        self.u32(s.len);
+    }
+    fn opt_span(&mut self, s: Option<wit::Span>) {
+        self.span(s.unwrap_or(wit::Span {
+            start: NO_SPAN,
+            len: 0,
+        }));
+    }
+    fn range(&mut self, r: wit::Range) {
+        self.u32(r.start);
+        self.u32(r.len);
+    }
+    /// A table's byte offset and count, in a header.
+    fn table(&mut self, at: usize, count: usize) {
+        self.u32(at as u32);
+        self.u32(count as u32);
+    }
+    fn entries(&mut self, entries: &[wit::Entry]) {
+        for e in entries {
+            self.span(e.name);
+            match e.value {
+                wit::Value::Text(s) => {
+                    self.u8(0);
+                    self.pad(7);
+                    self.span(s);
+                }
+                wit::Value::Number(n) => {
+                    self.u8(1);
+                    self.pad(7);
+                    self.f64(n);
+                }
+                wit::Value::Boolean(b) => {
+                    self.u8(2);
+                    self.pad(7);
+                    self.u8(u8::from(b));
+                    self.pad(7);
+                }
+            }
+        }
     }
 }
 
@@ -406,8 +567,8 @@ pub struct MetricData {
 }
 
 impl MetricData {
-    /// Calls `f` with the interface's metric input.
-    pub(super) fn with<R>(&self, f: impl FnOnce(wit::MetricInput<'_>) -> R) -> R {
+    /// The interface's records for this data.
+    fn records(&self) -> WitMetric<'_> {
         let mut text = Text::interned();
         let config = text.entries(self.config.iter().map(|(k, v)| (k, v)));
         let prospects: Vec<wit::ProspectSummary> = self
@@ -438,14 +599,84 @@ impl MetricData {
                 kind: text.span(t.kind.as_str()),
             })
             .collect();
-        f(wit::MetricInput {
-            text: &text.text,
-            entries: &text.entries,
+        WitMetric {
+            text,
             now: self.now.0,
             config,
-            prospects: &prospects,
-            transitions: &transitions,
+            prospects,
+            transitions,
+        }
+    }
+
+    /// Calls `f` with the interface's metric input.
+    pub(super) fn with<R>(&self, f: impl FnOnce(wit::MetricInput<'_>) -> R) -> R {
+        let m = self.records();
+        f(wit::MetricInput {
+            text: &m.text.text,
+            entries: &m.text.entries,
+            now: m.now,
+            config: m.config,
+            prospects: &m.prospects,
+            transitions: &m.transitions,
         })
+    }
+
+    /// Calls `f` with the metric input packed as interface 0.4.0 sends it.
+    pub(super) fn with_packed<R>(&self, f: impl FnOnce(packed::MetricInput<'_>) -> R) -> R {
+        let m = self.records();
+        let bytes = m.pack();
+        f(packed::MetricInput {
+            text: &m.text.text,
+            packed: &bytes,
+        })
+    }
+}
+
+/// A metric call's records (see [`MetricData::records`]).
+struct WitMetric<'a> {
+    text: Text<'a>,
+    now: i64,
+    config: wit::Range,
+    prospects: Vec<wit::ProspectSummary>,
+    transitions: Vec<wit::Transition>,
+}
+
+impl WitMetric<'_> {
+    /// The packed form (interface 0.4.0).
+    fn pack(&self) -> Vec<u8> {
+        let entries_at = METRIC_HEADER;
+        let prospects_at = entries_at + ENTRY * self.text.entries.len();
+        let transitions_at = prospects_at + PROSPECT_SUMMARY * self.prospects.len();
+        let end = transitions_at + TRANSITION * self.transitions.len();
+        let mut p = Packer(Vec::with_capacity(end));
+        p.i64(self.now);
+        p.range(self.config);
+        p.table(entries_at, self.text.entries.len());
+        p.table(prospects_at, self.prospects.len());
+        p.table(transitions_at, self.transitions.len());
+        p.pad(8);
+        p.entries(&self.text.entries);
+        for s in &self.prospects {
+            p.u64(s.id);
+            p.i64(s.created_at);
+            p.i64(s.closed_at.unwrap_or(0));
+            p.f64(s.stage_probability.unwrap_or(0.0));
+            p.span(s.stage);
+            p.opt_span(s.owner);
+            p.range(s.fields);
+            p.u8(status_code(s.status));
+            p.u8(u8::from(s.closed_at.is_some()) | (u8::from(s.stage_probability.is_some()) << 1));
+            p.pad(6);
+        }
+        for t in &self.transitions {
+            p.u64(t.prospect);
+            p.i64(t.at);
+            p.opt_span(t.from);
+            p.span(t.to);
+            p.span(t.kind);
+        }
+        debug_assert_eq!(p.0.len(), end);
+        p.0
     }
 }
 
@@ -675,5 +906,369 @@ mod tests {
             assert_eq!(at(i.text, p.owner.unwrap()), "rep2");
             assert_eq!((p.fields.start, p.fields.len), (41, 1));
         });
+    }
+
+    /// Reads the packed layout at fixed offsets, as `types.wit` documents it.
+    struct Reader<'a>(&'a [u8]);
+
+    impl Reader<'_> {
+        fn u8(&self, at: usize) -> u8 {
+            self.0[at]
+        }
+        fn u32(&self, at: usize) -> u32 {
+            u32::from_le_bytes(self.0[at..at + 4].try_into().unwrap())
+        }
+        fn u64(&self, at: usize) -> u64 {
+            u64::from_le_bytes(self.0[at..at + 8].try_into().unwrap())
+        }
+        fn i64(&self, at: usize) -> i64 {
+            self.u64(at) as i64
+        }
+        fn f64(&self, at: usize) -> f64 {
+            f64::from_bits(self.u64(at))
+        }
+        /// The text of the span at `at`, none for an absent one.
+        fn span<'t>(&self, text: &'t str, at: usize) -> Option<&'t str> {
+            let (start, len) = (self.u32(at), self.u32(at + 4));
+            (start != u32::MAX).then(|| &text[start as usize..(start + len) as usize])
+        }
+        /// Entry `i`'s name and value (as text).
+        fn entry(&self, text: &str, i: u32) -> (String, String) {
+            let at = self.u32(80) as usize + 24 * i as usize;
+            let name = self.span(text, at).unwrap().to_string();
+            let value = match self.u8(at + 8) {
+                0 => self.span(text, at + 16).unwrap().to_string(),
+                1 => format!("{}", self.f64(at + 16)),
+                2 => format!("{}", self.u8(at + 16) == 1),
+                t => panic!("tag {t}"),
+            };
+            (name, value)
+        }
+    }
+
+    #[test]
+    fn the_packed_input_is_laid_out_as_the_interface_documents() {
+        let mut p = prospect();
+        p.id = 7;
+        p.name = "Zoë Ångström".into();
+        p.owner = Some("maría".into());
+        p.status = Status::Won;
+        p.created_at = Millis(-5);
+        p.stage_entered_at = Millis(1_700_000_000_000);
+        p.fields
+            .insert("employees".into(), FieldValue::Number(120.5));
+        p.fields.insert("signed".into(), FieldValue::Bool(true));
+        let mut log = activities(2);
+        log[1].actor = Actor::Rep;
+        log[1].kind = "démo".into();
+        let config = [("industries".to_string(), FieldValue::Text("saas, ☃".into()))];
+        let input = CallInput {
+            prospect: &p,
+            activities: &log,
+            now: Millis(99),
+            config: &config,
+        };
+        input.with_packed(64, true, |i| {
+            let r = Reader(i.packed);
+            let text = i.text;
+            assert_eq!(r.u64(0), 7);
+            assert_eq!(r.i64(8), 99);
+            assert_eq!(r.i64(16), -5);
+            assert_eq!(r.i64(24), 1_700_000_000_000);
+            assert_eq!(r.span(text, 32), Some("Zoë Ångström"));
+            assert_eq!(r.span(text, 40), Some("connect"));
+            assert_eq!(r.span(text, 48), None);
+            assert_eq!(r.span(text, 56), Some("maría"));
+            // Fields in the prospect's order, then the config.
+            let (fields, n) = (r.u32(64), r.u32(68));
+            let named: Vec<_> = (fields..fields + n).map(|e| r.entry(text, e)).collect();
+            let expected: Vec<(String, String)> = p
+                .fields
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        FieldValue::Text(t) => t.clone(),
+                        FieldValue::Number(n) => format!("{n}"),
+                        FieldValue::Bool(b) => format!("{b}"),
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            assert_eq!(named, expected);
+            assert_eq!(r.u32(76), 1);
+            assert_eq!(
+                r.entry(text, r.u32(72)),
+                ("industries".into(), "saas, ☃".into())
+            );
+            assert_eq!(r.u32(80), 104, "entries follow the header");
+            let entries = r.u32(84);
+            assert_eq!(entries as usize, p.fields.len() + 1 + 2 * 2);
+            let (acts, count) = (r.u32(88) as usize, r.u32(92));
+            assert_eq!(acts, 104 + 24 * entries as usize);
+            assert_eq!(count, 2);
+            assert_eq!((r.u8(96), r.u8(97)), (1, 0), "won, not truncated");
+            assert_eq!(i.packed.len(), acts + 32 * 2);
+            let second = acts + 32;
+            assert_eq!(r.span(text, second), Some("démo"));
+            assert_eq!(r.i64(second + 8), 1);
+            assert_eq!(r.u8(second + 24), 1, "the rep's");
+            let data = r.u32(second + 16);
+            assert_eq!(r.u32(second + 20), 2);
+            assert_eq!(r.entry(text, data + 1), ("score".into(), "3".into()));
+        });
+        // A plugin that does not read activities: none, and told so.
+        input.with_packed(64, false, |i| {
+            let r = Reader(i.packed);
+            assert_eq!((r.u32(92), r.u8(97)), (0, 1));
+        });
+    }
+
+    #[test]
+    fn the_packed_metric_input_is_laid_out_as_the_interface_documents() {
+        let mut won = prospect();
+        won.id = 3;
+        won.status = Status::Won;
+        won.closed_at = Some(Millis(50));
+        won.owner = Some("rep1".into());
+        let data = MetricData {
+            now: Millis(77),
+            config: vec![("horizon".into(), FieldValue::Number(30.0))],
+            prospects: vec![(prospect(), None), (won, Some(0.25))],
+            transitions: vec![Transition {
+                id: 1,
+                prospect: 3,
+                from: None,
+                to: "connect".into(),
+                at: Millis(10),
+                process_version: 1,
+                kind: stagecoach_types::model::TransitionKind::Created,
+                verdicts: Vec::new(),
+                reason: None,
+                by: None,
+                activity: None,
+                imported: false,
+            }],
+        };
+        data.with_packed(|i| {
+            let r = Reader(i.packed);
+            let text = i.text;
+            assert_eq!(r.i64(0), 77);
+            let (entries_at, entries) = (r.u32(16) as usize, r.u32(20) as usize);
+            assert_eq!(entries_at, 48);
+            assert_eq!(entries, 3, "the config and each prospect's one field");
+            let (prospects, n) = (r.u32(24) as usize, r.u32(28));
+            assert_eq!((prospects, n), (48 + 24 * entries, 2));
+            let second = prospects + 64;
+            assert_eq!(r.u64(second), 3);
+            assert_eq!(r.i64(second + 16), 50);
+            assert_eq!(r.f64(second + 24), 0.25);
+            assert_eq!(r.span(text, second + 32), Some("connect"));
+            assert_eq!(r.span(text, second + 40), Some("rep1"));
+            assert_eq!((r.u8(second + 56), r.u8(second + 57)), (1, 0b11));
+            assert_eq!((r.u8(prospects + 56), r.u8(prospects + 57)), (0, 0));
+            assert_eq!(r.span(text, prospects + 40), None);
+            let (transitions, t) = (r.u32(32) as usize, r.u32(36));
+            assert_eq!((transitions, t), (prospects + 2 * 64, 1));
+            assert_eq!(r.u64(transitions), 3);
+            assert_eq!(r.i64(transitions + 8), 10);
+            assert_eq!(r.span(text, transitions + 16), None);
+            assert_eq!(r.span(text, transitions + 24), Some("connect"));
+            assert_eq!(r.span(text, transitions + 32), Some("created"));
+            assert_eq!(i.packed.len(), transitions + 40);
+        });
+    }
+
+    /// A value as the fixtures write it.
+    fn json_value(v: &FieldValue) -> serde_json::Value {
+        match v {
+            FieldValue::Text(t) => t.clone().into(),
+            FieldValue::Number(n) => (*n).into(),
+            FieldValue::Bool(b) => (*b).into(),
+        }
+    }
+
+    fn json_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a String, &'a FieldValue)>,
+    ) -> serde_json::Value {
+        entries
+            .into_iter()
+            .map(|(k, v)| serde_json::json!([k, json_value(v)]))
+            .collect()
+    }
+
+    /// Compares `bytes` with the fixture file `name` in
+    /// `plugin-sdk/testdata/`, or writes it when `STAGECOACH_BLESS` is set.
+    fn fixture(name: &str, bytes: &[u8]) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../plugin-sdk/testdata")
+            .join(name);
+        if std::env::var_os("STAGECOACH_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let kept = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            kept == bytes,
+            "`{}` differs from what the host sends now: if the layout changed on purpose, \
+             run this test with STAGECOACH_BLESS=1 and check the SDKs' tests",
+            path.display()
+        );
+    }
+
+    /// The Python and TypeScript SDKs' tests decode these files and check
+    /// the views against the `.json`: the host's writer and each SDK's
+    /// reader are held to the same bytes.
+    #[test]
+    fn the_sdks_fixtures_are_what_the_host_sends() {
+        let mut p = prospect();
+        p.id = 4_503_599_627_370_497; // 2^52 + 1: both halves of the u64 matter
+        p.name = "Zoë Ångström 🚀".into();
+        p.company = Some("Café Ltd".into());
+        p.status = Status::Open;
+        p.created_at = Millis(1_700_000_000_123);
+        p.stage_entered_at = Millis(1_700_086_400_000);
+        p.fields
+            .insert("employees".into(), FieldValue::Number(120.0));
+        p.fields.insert("score".into(), FieldValue::Number(-0.25));
+        p.fields
+            .insert("decision_maker".into(), FieldValue::Bool(false));
+        let mut log = activities(3);
+        log[0].kind = "demo_attended".into();
+        log[1].actor = Actor::Rep;
+        log[1].kind = "démo_envoyée".into();
+        log[1].data = serde_json::json!({ "ok": true, "who": "ça va", "list": [1] })
+            .as_object()
+            .cloned()
+            .unwrap();
+        log[2].at = Millis(1_700_090_000_000);
+        log[2].data = serde_json::Map::new();
+        for a in &mut log[..1] {
+            a.data = serde_json::json!({ "minutes": 45 })
+                .as_object()
+                .cloned()
+                .unwrap();
+        }
+        let config = [
+            (
+                "industries".to_string(),
+                FieldValue::Text("saas, fintech, ☃".into()),
+            ),
+            ("min_employees".to_string(), FieldValue::Number(50.0)),
+        ];
+        let input = CallInput {
+            prospect: &p,
+            activities: &log,
+            now: Millis(1_700_100_000_000),
+            config: &config,
+        };
+        let scalar = |d: &serde_json::Map<String, serde_json::Value>| -> serde_json::Value {
+            d.iter()
+                .filter(|(_, v)| v.is_string() || v.is_boolean() || v.is_number())
+                .map(|(k, v)| match v {
+                    serde_json::Value::Number(n) => serde_json::json!([k, n.as_f64()]),
+                    v => serde_json::json!([k, v]),
+                })
+                .collect()
+        };
+        let expected = serde_json::json!({
+            "prospect": {
+                "id": p.id.to_string(),
+                "name": p.name,
+                "company": p.company,
+                "owner": p.owner,
+                "stage": p.stage,
+                "status": "open",
+                "created_at": p.created_at.0,
+                "stage_entered_at": p.stage_entered_at.0,
+                "activities_truncated": false,
+                "fields": json_entries(&p.fields),
+                "activities": log.iter().map(|a| serde_json::json!({
+                    "kind": a.kind,
+                    "actor": if a.actor == Actor::Prospect { "prospect" } else { "rep" },
+                    "at": a.at.0,
+                    "data": scalar(&a.data),
+                })).collect::<Vec<_>>(),
+            },
+            "now": input.now.0,
+            "config": json_entries(config.iter().map(|(k, v)| (k, v))),
+        });
+        input.with_packed(64, true, |i| {
+            fixture("input.bin", i.packed);
+            fixture("input.txt", i.text.as_bytes());
+        });
+        fixture(
+            "input.json",
+            serde_json::to_string_pretty(&expected).unwrap().as_bytes(),
+        );
+
+        let mut closed = p.clone();
+        closed.id = 9;
+        closed.status = Status::Lost;
+        closed.closed_at = Some(Millis(1_700_200_000_000));
+        closed.owner = Some("maría".into());
+        let data = MetricData {
+            now: Millis(1_700_300_000_000),
+            config: vec![("horizon_days".into(), FieldValue::Number(30.0))],
+            prospects: vec![(p.clone(), Some(0.4)), (closed.clone(), None)],
+            transitions: [
+                (
+                    None,
+                    "connect",
+                    1,
+                    stagecoach_types::model::TransitionKind::Created,
+                ),
+                (
+                    Some("connect"),
+                    "lost",
+                    2,
+                    stagecoach_types::model::TransitionKind::Lost,
+                ),
+            ]
+            .into_iter()
+            .map(|(from, to, at, kind)| Transition {
+                id: at,
+                prospect: 9,
+                from: from.map(str::to_string),
+                to: to.into(),
+                at: Millis(at as i64),
+                process_version: 1,
+                kind,
+                verdicts: Vec::new(),
+                reason: None,
+                by: None,
+                activity: None,
+                imported: false,
+            })
+            .collect(),
+        };
+        let expected = serde_json::json!({
+            "now": data.now.0,
+            "config": json_entries(data.config.iter().map(|(k, v)| (k, v))),
+            "prospects": data.prospects.iter().map(|(p, probability)| serde_json::json!({
+                "id": p.id.to_string(),
+                "stage": p.stage,
+                "owner": p.owner,
+                "status": p.status.as_str(),
+                "created_at": p.created_at.0,
+                "closed_at": p.closed_at.map(|m| m.0),
+                "stage_probability": probability,
+                "fields": json_entries(&p.fields),
+            })).collect::<Vec<_>>(),
+            "transitions": data.transitions.iter().map(|t| serde_json::json!({
+                "prospect": t.prospect.to_string(),
+                "from": t.from,
+                "to": t.to,
+                "at": t.at.0,
+                "kind": t.kind.as_str(),
+            })).collect::<Vec<_>>(),
+        });
+        data.with_packed(|i| {
+            fixture("metric.bin", i.packed);
+            fixture("metric.txt", i.text.as_bytes());
+        });
+        fixture(
+            "metric.json",
+            serde_json::to_string_pretty(&expected).unwrap().as_bytes(),
+        );
     }
 }

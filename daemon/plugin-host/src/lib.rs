@@ -1,8 +1,10 @@
 //! The plugin host: sandboxed WebAssembly components (wasmtime, component
 //! model) for exit criteria, methodology checklists and metrics.
 //!
-//! - The interface is `plugin-sdk/wit/`, read by both the SDK and
-//!   [`bindings`] here. Plugins import only `host.log`; no WASI.
+//! - The interface is `plugin-sdk/wit/` (0.4.0, packed inputs), read by
+//!   the Python and TypeScript SDKs and [`bindings`] here; plugins built for
+//!   0.3.0 (`plugin-sdk/wit-0.3.0/`, records: the Rust SDK) run unchanged.
+//!   Plugins import only `host.log`; no WASI.
 //! - Each plugin is compiled once per content hash and cached on disk
 //!   (`DATA_DIR/plugin-cache/`), pre-instantiated with the
 //!   pooling allocator, and every call gets a fresh store and instance
@@ -23,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Func, HasSelf, Instance, Lift, Linker,
-    Lower, TypedFunc,
+    Component, ComponentExportIndex, ComponentNamedList, Func, HasSelf, Instance, InstancePre,
+    Lift, Linker, Lower, TypedFunc,
 };
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
@@ -33,29 +35,85 @@ use wasmtime::{
 
 pub use input::{CallInput, MetricData};
 
-/// Generated from `plugin-sdk/wit/` (documented there).
+/// Generated from the WIT of each interface version the daemon runs
+/// (documented there).
 #[allow(missing_docs)]
 pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../plugin-sdk/wit",
-        world: "stagecoach-plugin",
-        // Inputs borrow the daemon's records (see `input`).
-        ownership: Borrowing {
-            duplicate_if_necessary: false
-        },
-        // `log-byte` traps a call that logs more than its `max_log_kib`.
-        imports: { default: trappable },
-    });
+    /// 0.4.0, `plugin-sdk/wit/`: inputs packed into bytes.
+    pub mod v0_4 {
+        wasmtime::component::bindgen!({
+            path: "../../plugin-sdk/wit",
+            world: "stagecoach-plugin",
+            // Inputs borrow the daemon's buffers (see `input`).
+            ownership: Borrowing {
+                duplicate_if_necessary: false
+            },
+            // `log-byte` traps a call that logs more than its `max_log_kib`.
+            imports: { default: trappable },
+        });
+    }
+    /// 0.3.0, `plugin-sdk/wit-0.3.0/`: inputs as records.
+    pub mod v0_3 {
+        wasmtime::component::bindgen!({
+            path: "../../plugin-sdk/wit-0.3.0",
+            world: "stagecoach-plugin",
+            ownership: Borrowing {
+                duplicate_if_necessary: false
+            },
+            imports: { default: trappable },
+        });
+    }
 }
 
-use bindings::StagecoachPluginPre;
-use bindings::stagecoach::plugin::host::Level;
-use bindings::stagecoach::plugin::types as wit;
+use bindings::v0_3::stagecoach::plugin::host::Level;
+use bindings::v0_3::stagecoach::plugin::types as wit;
+use bindings::v0_4::stagecoach::plugin::types as wit4;
 
-/// The interface version this daemon speaks.
-pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.3.0";
+/// The newest interface this daemon speaks: what `plugins build` builds
+/// Python and TypeScript plugins for.
+pub const INTERFACE: &str = "stagecoach:plugin/plugin@0.4.0";
 /// Its version number.
-pub const INTERFACE_VERSION: &str = "0.3.0";
+pub const INTERFACE_VERSION: &str = "0.4.0";
+
+/// An interface version the daemon runs plugins of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// Inputs packed into bytes (the Python and TypeScript SDKs).
+    V0_4,
+    /// Inputs as records (the Rust SDK). Kept working, not refused, so a
+    /// plugin built last season runs unchanged.
+    V0_3,
+}
+
+impl Interface {
+    /// Every version the daemon runs, newest first.
+    pub const ALL: [Interface; 2] = [Interface::V0_4, Interface::V0_3];
+
+    /// The version number (`0.4.0`).
+    pub fn version(self) -> &'static str {
+        match self {
+            Interface::V0_4 => "0.4.0",
+            Interface::V0_3 => "0.3.0",
+        }
+    }
+
+    /// The name of the exported interface.
+    fn export(self) -> &'static str {
+        match self {
+            Interface::V0_4 => INTERFACE,
+            Interface::V0_3 => "stagecoach:plugin/plugin@0.3.0",
+        }
+    }
+
+    /// The versions, for messages: `0.4.0 and 0.3.0`.
+    fn all_versions() -> String {
+        Interface::ALL
+            .iter()
+            .map(|i| i.version())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+}
 
 /// Linear memories one plugin may have (a Rust, C or JS component has one;
 /// interpreters linked from several modules a few): no plugin can take the
@@ -336,7 +394,7 @@ impl ResourceLimiter for HostState {
     }
 }
 
-impl bindings::stagecoach::plugin::host::Host for HostState {
+impl bindings::v0_3::stagecoach::plugin::host::Host for HostState {
     fn log_byte(&mut self, b: u8) -> wasmtime::Result<()> {
         if self.log_budget == 0 {
             self.log_over = true;
@@ -386,7 +444,29 @@ impl bindings::stagecoach::plugin::host::Host for HostState {
     }
 }
 
-impl bindings::stagecoach::plugin::types::Host for HostState {}
+impl bindings::v0_3::stagecoach::plugin::types::Host for HostState {}
+
+impl bindings::v0_4::stagecoach::plugin::host::Host for HostState {
+    fn log_byte(&mut self, b: u8) -> wasmtime::Result<()> {
+        bindings::v0_3::stagecoach::plugin::host::Host::log_byte(self, b)
+    }
+
+    fn log_end(
+        &mut self,
+        level: bindings::v0_4::stagecoach::plugin::host::Level,
+    ) -> wasmtime::Result<()> {
+        use bindings::v0_4::stagecoach::plugin::host::Level as L;
+        let level = match level {
+            L::Debug => Level::Debug,
+            L::Info => Level::Info,
+            L::Warn => Level::Warn,
+            L::Error => Level::Error,
+        };
+        bindings::v0_3::stagecoach::plugin::host::Host::log_end(self, level)
+    }
+}
+
+impl bindings::v0_4::stagecoach::plugin::types::Host for HostState {}
 
 /// Called with every plugin failure.
 type FailureHook = Box<dyn Fn(&PluginFailure) + Send + Sync>;
@@ -557,10 +637,16 @@ impl PluginHost {
         let engine =
             Engine::new(&config).map_err(|e| format!("cannot start the plugin engine: {e}"))?;
         let mut linker = Linker::new(&engine);
-        bindings::StagecoachPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        bindings::v0_4::StagecoachPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
             &mut linker,
             |s| s,
         )
+        .and_then(|()| {
+            bindings::v0_3::StagecoachPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+                &mut linker,
+                |s| s,
+            )
+        })
         .map_err(|e| format!("cannot link the host interface: {e}"))?;
         if let Some(dir) = &cache_dir {
             let _ = std::fs::create_dir_all(dir);
@@ -770,20 +856,24 @@ impl PluginHost {
         let hash = blake3::hash(bytes).to_hex().to_string();
         let component = self.compile(bytes, &hash).map_err(err)?;
         check_resources(&component, &limits).map_err(err)?;
-        check_interface(&self.engine, &component).map_err(err)?;
+        let interface = check_interface(&self.engine, &component).map_err(err)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| err(format!("cannot be linked: {e:#}").into()))?;
-        let pre = StagecoachPluginPre::new(pre)
-            .map_err(|e| err(format!("does not match the plugin interface: {e:#}").into()))?;
-        let exports = Exports::find(&component).map_err(|e| err(e.into()))?;
+        let matches = match interface {
+            Interface::V0_4 => bindings::v0_4::StagecoachPluginPre::new(pre.clone()).map(drop),
+            Interface::V0_3 => bindings::v0_3::StagecoachPluginPre::new(pre.clone()).map(drop),
+        };
+        matches.map_err(|e| err(format!("does not match the plugin interface: {e:#}").into()))?;
+        let exports = Exports::find(&component, interface).map_err(|e| err(e.into()))?;
         let mut plugin = LoadedPlugin {
             name: name.to_string(),
             path: path.to_path_buf(),
             hash,
             limits,
             pre,
+            interface,
             exports,
             host: self.clone(),
             counters: self.counters(name),
@@ -800,23 +890,12 @@ impl PluginHost {
         let (info, _) = plugin
             .call(|store, instance| {
                 plugin.exports.check(store, instance)?;
-                bindings::StagecoachPlugin::new(&mut *store, instance)?
-                    .stagecoach_plugin_plugin()
-                    .call_describe(store)
-                    .map(Ok)
+                plugin.exports.describe(store, instance).map(Ok)
             })
             .map_err(|f| err(format!("`describe` failed: {}", f.message).into()))?;
         plugin.description = info.description;
         plugin.reads_activities = info.reads_activities;
-        plugin.provides = info
-            .provides
-            .into_iter()
-            .map(|c| match c {
-                wit::Capability::Criterion => Capability::Criterion,
-                wit::Capability::Checklist => Capability::Checklist,
-                wit::Capability::Metric => Capability::Metric,
-            })
-            .collect();
+        plugin.provides = info.provides;
         // Making instances ahead pays where making one costs more than
         // handing it over between threads: an interpreter's (CPython's
         // start functions, about 1 ms; QuickJS's, 0.15 ms), not a Rust
@@ -828,7 +907,7 @@ impl PluginHost {
                 let started = Instant::now();
                 let mut store = plugin.new_store();
                 plugin.arm_deadline(&mut store);
-                let made = plugin.pre.instance_pre().instantiate(&mut store);
+                let made = plugin.pre.instantiate(&mut store);
                 (started.elapsed(), made.map(|instance| (store, instance)))
             })
             .min_by_key(|(took, _)| *took);
@@ -907,9 +986,9 @@ fn check_resources(component: &Component, limits: &Limits) -> Result<(), Refusal
     Ok(())
 }
 
-/// Checks that the component exports our interface at a compatible version
-/// and imports nothing but the host interface.
-fn check_interface(engine: &Engine, component: &Component) -> Result<(), Refusal> {
+/// Checks that the component exports our interface at a version the daemon
+/// runs and imports nothing but the host interface; says which version.
+fn check_interface(engine: &Engine, component: &Component) -> Result<Interface, Refusal> {
     let ty = component.component_type();
     let foreign: Vec<String> = ty
         .imports(engine)
@@ -930,60 +1009,86 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<(), Refusal
         ));
     }
     let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-    if !exports.iter().any(|e| e == INTERFACE) {
-        if let Some(other) = exports
-            .iter()
-            .find(|e| e.starts_with("stagecoach:plugin/plugin@"))
-        {
-            let version = other.rsplit('@').next().unwrap_or("?");
-            return Err(Refusal::hinted(
-                format!(
-                    "built for plugin interface {version}, but this daemon speaks {INTERFACE_VERSION}"
-                ),
-                "rebuild the plugin against the matching stagecoach-plugin-sdk",
-            ));
-        }
+    if let Some(interface) = Interface::ALL
+        .into_iter()
+        .find(|i| exports.iter().any(|e| e == i.export()))
+    {
+        return Ok(interface);
+    }
+    if let Some(other) = exports
+        .iter()
+        .find(|e| e.starts_with("stagecoach:plugin/plugin@"))
+    {
+        let version = other.rsplit('@').next().unwrap_or("?");
         return Err(Refusal::hinted(
             format!(
-                "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})",
-                if exports.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    exports.join(", ")
-                }
+                "built for plugin interface {version}, but this daemon runs {}",
+                Interface::all_versions()
             ),
-            "implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
+            "rebuild the plugin with this stagecoach (`stagecoach plugins build DIR`)",
         ));
     }
-    Ok(())
+    Err(Refusal::hinted(
+        format!(
+            "does not export the Stagecoach plugin interface `{INTERFACE}` (exports: {})",
+            if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            }
+        ),
+        "implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
+    ))
 }
 
-/// The interface's exported functions, as the host calls them.
-type EvaluateFn<'a> = TypedFunc<(wit::Input<'a>,), (Result<wit::Verdict, String>,)>;
-type ChecklistFn<'a> = TypedFunc<(wit::Input<'a>,), (Result<Vec<wit::ChecklistItem>, String>,)>;
-type MetricFn<'a> = TypedFunc<(wit::MetricInput<'a>,), (Result<Vec<wit::MetricValue>, String>,)>;
+/// What a plugin says of itself, whatever its interface version.
+struct Described {
+    description: String,
+    provides: Vec<Capability>,
+    reads_activities: bool,
+}
 
 /// Where the interface's functions are in a component, found once at load
 /// (by name lookups that every instantiation through the generated
 /// bindings would repeat, with a type check of all four functions).
 #[derive(Clone)]
 struct Exports {
+    interface: Interface,
+    describe: ComponentExportIndex,
     evaluate: ComponentExportIndex,
     checklist: ComponentExportIndex,
     metric: ComponentExportIndex,
 }
 
+/// The exported functions' types, per interface version.
+type Evaluate3<'a> = (wit::Input<'a>,);
+type Evaluate4<'a> = (wit4::Input<'a>,);
+type Metric3<'a> = (wit::MetricInput<'a>,);
+type Metric4<'a> = (wit4::MetricInput<'a>,);
+type VerdictOut3 = (Result<wit::Verdict, String>,);
+type VerdictOut4 = (Result<wit4::Verdict, String>,);
+type ItemsOut3 = (Result<Vec<wit::ChecklistItem>, String>,);
+type ItemsOut4 = (Result<Vec<wit4::ChecklistItem>, String>,);
+type ValuesOut3 = (Result<Vec<wit::MetricValue>, String>,);
+type ValuesOut4 = (Result<Vec<wit4::MetricValue>, String>,);
+
+/// A call's answer: the plugin's own error, or its result.
+type Answered<T> = wasmtime::Result<Result<T, String>>;
+
 impl Exports {
-    fn find(component: &Component) -> Result<Exports, String> {
-        let interface = component
-            .get_export_index(None, INTERFACE)
-            .ok_or_else(|| format!("does not export `{INTERFACE}`"))?;
-        let func = |name: &str| {
+    fn find(component: &Component, interface: Interface) -> Result<Exports, String> {
+        let name = interface.export();
+        let index = component
+            .get_export_index(None, name)
+            .ok_or_else(|| format!("does not export `{name}`"))?;
+        let func = |f: &str| {
             component
-                .get_export_index(Some(&interface), name)
-                .ok_or_else(|| format!("does not export `{INTERFACE}#{name}`"))
+                .get_export_index(Some(&index), f)
+                .ok_or_else(|| format!("does not export `{name}#{f}`"))
         };
         Ok(Exports {
+            interface,
+            describe: func("describe")?,
             evaluate: func("evaluate")?,
             checklist: func("checklist")?,
             metric: func("metric")?,
@@ -1001,16 +1106,22 @@ impl Exports {
             .ok_or_else(|| wasmtime::format_err!("the instance lacks an exported function"))
     }
 
-    /// Type-checks the three functions against the host's types, once at
-    /// load, in the first instance: a plugin with other signatures is
-    /// refused then, not at its first call.
+    /// Type-checks the functions against the host's types, once at load,
+    /// in the first instance: a plugin with other signatures is refused
+    /// then, not at its first call.
     fn check(&self, store: &mut Store<HostState>, instance: &Instance) -> wasmtime::Result<()> {
-        Self::get(store, instance, &self.evaluate)?
-            .typed::<(wit::Input<'_>,), (Result<wit::Verdict, String>,)>(&*store)?;
-        Self::get(store, instance, &self.checklist)?
-            .typed::<(wit::Input<'_>,), (Result<Vec<wit::ChecklistItem>, String>,)>(&*store)?;
-        Self::get(store, instance, &self.metric)?
-            .typed::<(wit::MetricInput<'_>,), (Result<Vec<wit::MetricValue>, String>,)>(&*store)?;
+        match self.interface {
+            Interface::V0_4 => {
+                self.typed::<Evaluate4<'_>, VerdictOut4>(store, instance, &self.evaluate)?;
+                self.typed::<Evaluate4<'_>, ItemsOut4>(store, instance, &self.checklist)?;
+                self.typed::<Metric4<'_>, ValuesOut4>(store, instance, &self.metric)?;
+            }
+            Interface::V0_3 => {
+                self.typed::<Evaluate3<'_>, VerdictOut3>(store, instance, &self.evaluate)?;
+                self.typed::<Evaluate3<'_>, ItemsOut3>(store, instance, &self.checklist)?;
+                self.typed::<Metric3<'_>, ValuesOut3>(store, instance, &self.metric)?;
+            }
+        }
         Ok(())
     }
 
@@ -1021,6 +1132,7 @@ impl Exports {
     /// plugins benchmark: under 1 %, far inside this machine's noise, so
     /// the host calls plugins without `unsafe`.
     fn typed<P, R>(
+        &self,
         store: &mut Store<HostState>,
         instance: &Instance,
         index: &ComponentExportIndex,
@@ -1032,28 +1144,161 @@ impl Exports {
         Self::get(store, instance, index)?.typed::<P, R>(&*store)
     }
 
-    fn evaluate<'a>(
+    fn describe(
         &self,
         store: &mut Store<HostState>,
         instance: &Instance,
-    ) -> wasmtime::Result<EvaluateFn<'a>> {
-        Self::typed(store, instance, &self.evaluate)
+    ) -> wasmtime::Result<Described> {
+        fn caps<C>(provides: Vec<C>, f: impl Fn(C) -> Capability) -> Vec<Capability> {
+            provides.into_iter().map(f).collect()
+        }
+        Ok(match self.interface {
+            Interface::V0_4 => {
+                let (info,) = self
+                    .typed::<(), (wit4::Info,)>(store, instance, &self.describe)?
+                    .call(&mut *store, ())?;
+                Described {
+                    description: info.description,
+                    reads_activities: info.reads_activities,
+                    provides: caps(info.provides, |c| match c {
+                        wit4::Capability::Criterion => Capability::Criterion,
+                        wit4::Capability::Checklist => Capability::Checklist,
+                        wit4::Capability::Metric => Capability::Metric,
+                    }),
+                }
+            }
+            Interface::V0_3 => {
+                let (info,) = self
+                    .typed::<(), (wit::Info,)>(store, instance, &self.describe)?
+                    .call(&mut *store, ())?;
+                Described {
+                    description: info.description,
+                    reads_activities: info.reads_activities,
+                    provides: caps(info.provides, |c| match c {
+                        wit::Capability::Criterion => Capability::Criterion,
+                        wit::Capability::Checklist => Capability::Checklist,
+                        wit::Capability::Metric => Capability::Metric,
+                    }),
+                }
+            }
+        })
     }
 
-    fn checklist<'a>(
+    /// Calls `evaluate` with `input` in the form of the plugin's version:
+    /// whether it is met, and why.
+    fn evaluate(
         &self,
         store: &mut Store<HostState>,
         instance: &Instance,
-    ) -> wasmtime::Result<ChecklistFn<'a>> {
-        Self::typed(store, instance, &self.checklist)
+        input: &CallInput,
+        max_input_kib: u32,
+        reads_activities: bool,
+    ) -> Answered<(bool, String)> {
+        let index = &self.evaluate;
+        Ok(match self.interface {
+            Interface::V0_4 => {
+                let f = self.typed::<Evaluate4<'_>, VerdictOut4>(store, instance, index)?;
+                input
+                    .with_packed(max_input_kib, reads_activities, |i| f.call(store, (i,)))?
+                    .0
+                    .map(|v| (v.met, v.reason))
+            }
+            Interface::V0_3 => {
+                let f = self.typed::<Evaluate3<'_>, VerdictOut3>(store, instance, index)?;
+                input
+                    .with_wit(max_input_kib, reads_activities, |i| f.call(store, (i,)))?
+                    .0
+                    .map(|v| (v.met, v.reason))
+            }
+        })
     }
 
-    fn metric<'a>(
+    /// Calls `checklist` with `input` in the form of the plugin's version.
+    fn checklist(
         &self,
         store: &mut Store<HostState>,
         instance: &Instance,
-    ) -> wasmtime::Result<MetricFn<'a>> {
-        Self::typed(store, instance, &self.metric)
+        input: &CallInput,
+        max_input_kib: u32,
+        reads_activities: bool,
+    ) -> Answered<Vec<ChecklistItem>> {
+        let index = &self.checklist;
+        Ok(match self.interface {
+            Interface::V0_4 => {
+                let f = self.typed::<Evaluate4<'_>, ItemsOut4>(store, instance, index)?;
+                let items = input
+                    .with_packed(max_input_kib, reads_activities, |i| f.call(store, (i,)))?
+                    .0;
+                items.map(|items| {
+                    items
+                        .into_iter()
+                        .map(|i| ChecklistItem {
+                            id: i.id,
+                            label: i.label,
+                            done: i.done,
+                            evidence: i.evidence,
+                        })
+                        .collect()
+                })
+            }
+            Interface::V0_3 => {
+                let f = self.typed::<Evaluate3<'_>, ItemsOut3>(store, instance, index)?;
+                let items = input
+                    .with_wit(max_input_kib, reads_activities, |i| f.call(store, (i,)))?
+                    .0;
+                items.map(|items| {
+                    items
+                        .into_iter()
+                        .map(|i| ChecklistItem {
+                            id: i.id,
+                            label: i.label,
+                            done: i.done,
+                            evidence: i.evidence,
+                        })
+                        .collect()
+                })
+            }
+        })
+    }
+
+    /// Calls `metric` with `data` in the form of the plugin's version.
+    fn metric(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        data: &MetricData,
+    ) -> Answered<Vec<MetricValue>> {
+        let index = &self.metric;
+        Ok(match self.interface {
+            Interface::V0_4 => {
+                let f = self.typed::<Metric4<'_>, ValuesOut4>(store, instance, index)?;
+                let values = data.with_packed(|i| f.call(store, (i,)))?.0;
+                values.map(|values| {
+                    values
+                        .into_iter()
+                        .map(|v| MetricValue {
+                            name: v.name,
+                            label: v.label,
+                            value: v.value,
+                        })
+                        .collect()
+                })
+            }
+            Interface::V0_3 => {
+                let f = self.typed::<Metric3<'_>, ValuesOut3>(store, instance, index)?;
+                let values = data.with(|i| f.call(store, (i,)))?.0;
+                values.map(|values| {
+                    values
+                        .into_iter()
+                        .map(|v| MetricValue {
+                            name: v.name,
+                            label: v.label,
+                            value: v.value,
+                        })
+                        .collect()
+                })
+            }
+        })
     }
 }
 
@@ -1075,7 +1320,9 @@ pub struct LoadedPlugin {
     pub reads_activities: bool,
     /// What runs its code.
     pub runtime: Runtime,
-    pre: StagecoachPluginPre<HostState>,
+    pre: InstancePre<HostState>,
+    /// The interface version it was built for.
+    pub interface: Interface,
     exports: Exports,
     host: Arc<PluginHost>,
     counters: Arc<Counters>,
@@ -1198,7 +1445,7 @@ impl LoadedPlugin {
             None => {
                 let mut store = self.new_store();
                 self.arm_deadline(&mut store);
-                let instance = self.pre.instance_pre().instantiate(&mut store);
+                let instance = self.pre.instantiate(&mut store);
                 (store, instance)
             }
         };
@@ -1329,7 +1576,7 @@ impl LoadedPlugin {
         let _unmark = Unmark(self);
         let mut store = self.new_store();
         self.arm_deadline(&mut store);
-        let made = self.pre.instance_pre().instantiate(&mut store);
+        let made = self.pre.instantiate(&mut store);
         let mut state = self.spare.lock().expect("spare");
         *state = match made {
             Ok(instance) => SpareState::Ready(Spare {
@@ -1426,23 +1673,26 @@ impl LoadedPlugin {
             };
             return Ok((verdict, self.reused()));
         }
-        let (v, stats) = self.call(|store, instance| {
-            let f = self.exports.evaluate(store, instance)?;
-            input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
-                f.call(store, (input,)).map(|(r,)| r)
-            })
+        let ((met, reason), stats) = self.call(|store, instance| {
+            self.exports.evaluate(
+                store,
+                instance,
+                input,
+                self.limits.max_input_kib,
+                self.reads_activities,
+            )
         })?;
-        self.check_output("evaluate", None, [("reason", v.reason.as_str())])?;
+        self.check_output("evaluate", None, [("reason", reason.as_str())])?;
         self.memo.put(
             key,
             CallKind::Evaluate,
-            Answer::Verdict(v.met, v.reason.clone()),
+            Answer::Verdict(met, reason.clone()),
         );
         Ok((
             stagecoach_types::model::Verdict {
                 question: String::new(),
-                met: v.met,
-                reason: v.reason,
+                met,
+                reason,
                 warn: false,
             },
             stats,
@@ -1459,10 +1709,13 @@ impl LoadedPlugin {
             return Ok((items, self.reused()));
         }
         let (items, stats) = self.call(|store, instance| {
-            let f = self.exports.checklist(store, instance)?;
-            input.with_wit(self.limits.max_input_kib, self.reads_activities, |input| {
-                f.call(store, (input,)).map(|(r,)| r)
-            })
+            self.exports.checklist(
+                store,
+                instance,
+                input,
+                self.limits.max_input_kib,
+                self.reads_activities,
+            )
         })?;
         self.check_output(
             "checklist",
@@ -1475,15 +1728,6 @@ impl LoadedPlugin {
                 ]
             }),
         )?;
-        let items: Vec<ChecklistItem> = items
-            .into_iter()
-            .map(|i| ChecklistItem {
-                id: i.id,
-                label: i.label,
-                done: i.done,
-                evidence: i.evidence,
-            })
-            .collect();
         self.memo
             .put(key, CallKind::Checklist, Answer::Items(items.clone()));
         Ok((items, stats))
@@ -1494,10 +1738,8 @@ impl LoadedPlugin {
         &self,
         data: &MetricData,
     ) -> Result<(Vec<MetricValue>, CallStats), PluginFailure> {
-        let (values, stats) = self.call(|store, instance| {
-            let f = self.exports.metric(store, instance)?;
-            data.with(|input| f.call(store, (input,)).map(|(r,)| r))
-        })?;
+        let (values, stats) =
+            self.call(|store, instance| self.exports.metric(store, instance, data))?;
         self.check_output(
             "metric",
             Some(values.len()),
@@ -1505,17 +1747,7 @@ impl LoadedPlugin {
                 .iter()
                 .flat_map(|v| [("name", v.name.as_str()), ("label", v.label.as_str())]),
         )?;
-        Ok((
-            values
-                .into_iter()
-                .map(|v| MetricValue {
-                    name: v.name,
-                    label: v.label,
-                    value: v.value,
-                })
-                .collect(),
-            stats,
-        ))
+        Ok((values, stats))
     }
 
     /// A reusable instance for repeated calls (benchmarks): the same store
@@ -1525,7 +1757,6 @@ impl LoadedPlugin {
         store.set_epoch_deadline(u64::MAX / 2);
         let instance = self
             .pre
-            .instance_pre()
             .instantiate(&mut store)
             .map_err(|e| PluginFailure {
                 plugin: self.name.clone(),
@@ -1556,7 +1787,7 @@ impl LoadedPlugin {
             name: self.name.clone(),
             path: self.path.display().to_string(),
             hash: self.hash.clone(),
-            interface: INTERFACE_VERSION.to_string(),
+            interface: self.interface.version().to_string(),
             runtime: self.runtime,
             description: self.description.clone(),
             provides: self.provides.clone(),
@@ -1588,14 +1819,15 @@ impl Reusable {
     /// Runs the exit criterion on this instance.
     pub fn evaluate(&mut self, input: &CallInput) -> Result<bool, String> {
         self.store.set_fuel(self.fuel).map_err(|e| e.to_string())?;
-        let store = &mut self.store;
-        match input.with_wit(self.max_input_kib, self.reads_activities, |input| {
-            self.exports
-                .evaluate(store, &self.instance)?
-                .call(store, (input,))
-        }) {
-            Ok((Ok(v),)) => Ok(v.met),
-            Ok((Err(e),)) => Err(e),
+        match self.exports.evaluate(
+            &mut self.store,
+            &self.instance,
+            input,
+            self.max_input_kib,
+            self.reads_activities,
+        ) {
+            Ok(Ok((met, _))) => Ok(met),
+            Ok(Err(e)) => Err(e),
             Err(e) => Err(format!("{e:#}")),
         }
     }

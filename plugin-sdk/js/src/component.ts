@@ -9,23 +9,11 @@
  * `TextEncoder` (QuickJS has none).
  */
 
-import * as host from "stagecoach:plugin/host@0.3.0";
-import type * as wit from "stagecoach:plugin/types@0.3.0";
+import * as host from "stagecoach:plugin/host@0.4.0";
+import type * as wit from "stagecoach:plugin/types@0.4.0";
 
-import {
-  Activity,
-  capabilities,
-  Config,
-  Input,
-  Level,
-  MetricInput,
-  Plugin,
-  PluginError,
-  Prospect,
-  ProspectSummary,
-  setLogSink,
-} from "./index";
-import { Pool } from "./pool";
+import { capabilities, Level, Plugin, PluginError, setLogSink } from "./index";
+import { decodeInput, decodeMetricInput } from "./pool";
 
 // The host keeps at most this much of one line.
 const MAX_LINE = 4096;
@@ -74,58 +62,6 @@ const line =
   error: line("error"),
 };
 
-// componentize-qjs passes 64-bit integers as numbers, jco's types say
-// bigint: accept both.
-const n = (x: number | bigint): number => Number(x);
-const optN = (x: number | bigint | undefined | null): number | undefined =>
-  x == null ? undefined : Number(x);
-
-function input(raw: wit.Input): Input {
-  const pool = new Pool(raw.text, raw.entries);
-  const p = raw.prospect;
-  const prospect = new Prospect(pool.get(p.stage), {
-    id: n(p.id),
-    name: pool.get(p.name),
-    company: pool.opt(p.company),
-    owner: pool.opt(p.owner),
-    status: p.status,
-    createdAt: n(p.createdAt),
-    stageEnteredAt: n(p.stageEnteredAt),
-    activitiesTruncated: p.activitiesTruncated,
-  });
-  prospect.fields_ = pool.run(p.fields);
-  // Activities become views only when the plugin asks for them.
-  prospect.activities_ = undefined;
-  prospect.load_ = () =>
-    p.activities.map(
-      (a) => new Activity(pool.get(a.kind), a.actor, n(a.at), () => pool.run(a.data)),
-    );
-  return new Input(prospect, n(raw.now), Config.of_(pool.run(raw.config)));
-}
-
-function metricInput(raw: wit.MetricInput): MetricInput {
-  const pool = new Pool(raw.text, raw.entries);
-  const prospects = raw.prospects.map((p) => {
-    const s = new ProspectSummary(n(p.id), pool.get(p.stage), {
-      owner: pool.opt(p.owner),
-      status: p.status,
-      createdAt: n(p.createdAt),
-      closedAt: optN(p.closedAt),
-      stageProbability: p.stageProbability ?? undefined,
-    });
-    s.fields_ = pool.run(p.fields);
-    return s;
-  });
-  const transitions = raw.transitions.map((t) => ({
-    prospect: n(t.prospect),
-    from: pool.opt(t.from),
-    to: pool.get(t.to),
-    at: n(t.at),
-    kind: pool.get(t.kind),
-  }));
-  return new MetricInput(n(raw.now), Config.of_(pool.run(raw.config)), prospects, transitions);
-}
-
 /** An exception as a failure reason a plugin author can act on. */
 function reason(e: unknown): string {
   if (e instanceof PluginError) return e.message;
@@ -165,7 +101,7 @@ export function exportPlugin(plugin: Plugin) {
     },
     evaluate(raw: wit.Input): wit.Verdict {
       return call(() => {
-        const v = evaluate(input(raw));
+        const v = evaluate(decodeInput(raw.text, raw.packed));
         expect(
           typeof v === "object" && v !== null && typeof v.met === "boolean",
           "`evaluate` must return { met, reason }",
@@ -175,7 +111,7 @@ export function exportPlugin(plugin: Plugin) {
     },
     checklist(raw: wit.Input): wit.ChecklistItem[] {
       return call(() => {
-        const items = checklist(input(raw));
+        const items = checklist(decodeInput(raw.text, raw.packed));
         expect(Array.isArray(items), "`checklist` must return an array of items");
         return items.map((i) => ({
           id: String(i.id),
@@ -187,7 +123,7 @@ export function exportPlugin(plugin: Plugin) {
     },
     metric(raw: wit.MetricInput): wit.MetricValue[] {
       return call(() => {
-        const values = metric(metricInput(raw));
+        const values = metric(decodeMetricInput(raw.text, raw.packed));
         expect(Array.isArray(values), "`metric` must return an array of values");
         return values.map((v) => ({
           name: String(v.name),

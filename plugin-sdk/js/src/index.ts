@@ -15,7 +15,7 @@
  */
 
 /** The plugin interface version this SDK builds against. */
-export const INTERFACE_VERSION = "0.3.0";
+export const INTERFACE_VERSION = "0.4.0";
 
 const DAY_MS = 86_400_000;
 

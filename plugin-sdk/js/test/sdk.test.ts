@@ -3,6 +3,7 @@
 // evidence texts, UTF-8 byte offsets without TextEncoder).
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import {
@@ -16,7 +17,7 @@ import {
   Prospect,
   ProspectSummary,
 } from "../src/index.ts";
-import { Pool } from "../src/pool.ts";
+import { decodeInput, decodeMetricInput, NO_SPAN, Pool } from "../src/pool.ts";
 
 test("numbers are written as the Rust SDK writes them", () => {
   const cases: Array<[number, string]> = [
@@ -100,17 +101,71 @@ test("checklist items say what the Rust ones say", () => {
 test("spans are UTF-8 byte offsets", () => {
   const text = "Zoë 🚀 café budget";
   const bytes = Buffer.from(text);
-  const span = (s: string) => ({ start: bytes.indexOf(Buffer.from(s)), len: Buffer.byteLength(s) });
-  const pool = new Pool(text, [
-    { name: span("café"), value: { tag: "text", val: span("🚀") } },
-    { name: span("budget"), value: { tag: "number", val: 5 } },
-  ]);
-  for (const s of ["Zoë", "🚀", "café", "budget", " "]) assert.equal(pool.get(span(s)), s);
-  assert.deepEqual(pool.run({ start: 0, len: 2 }), [
-    ["café", "🚀"],
-    ["budget", 5],
-  ]);
-  assert.equal(new Pool("a budget", []).get({ start: 2, len: 6 }), "budget");
+  const pool = new Pool(text);
+  for (const s of ["Zoë", "🚀", "café", "budget", " "]) {
+    assert.equal(pool.get(bytes.indexOf(Buffer.from(s)), Buffer.byteLength(s)), s);
+  }
+  assert.equal(pool.opt(NO_SPAN, 0), undefined);
+  assert.equal(new Pool("a budget").get(2, 6), "budget");
+});
+
+// What the daemon sends, written by the plugin host's own test: the host's
+// writer and this reader are held to the same bytes.
+function fixture(name: string): [string, Uint8Array, any] {
+  const dir = new URL("../../testdata/", import.meta.url);
+  const text = readFileSync(new URL(`${name}.txt`, dir), "utf8");
+  const packed = new Uint8Array(readFileSync(new URL(`${name}.bin`, dir)));
+  return [text, packed, JSON.parse(readFileSync(new URL(`${name}.json`, dir), "utf8"))];
+}
+
+test("the packed input reads as the host wrote it", () => {
+  const [text, packed, want] = fixture("input");
+  const i = decodeInput(text, packed);
+  const p = i.prospect;
+  const w = want.prospect;
+  assert.deepEqual(
+    [p.id, p.name, p.company, p.owner, p.stage, p.status],
+    [Number(w.id), w.name, w.company ?? undefined, w.owner ?? undefined, w.stage, w.status],
+  );
+  assert.deepEqual(
+    [p.createdAt, p.stageEnteredAt, p.activitiesTruncated],
+    [w.created_at, w.stage_entered_at, w.activities_truncated],
+  );
+  assert.deepEqual(p.fields(), w.fields);
+  assert.deepEqual(
+    p.activities().map((a) => [a.kind, a.actor, a.at, a.data()]),
+    w.activities.map((a: any) => [a.kind, a.actor, a.at, a.data]),
+  );
+  assert.deepEqual([i.now, i.config.entries()], [want.now, want.config]);
+  // The views over it answer as over a prospect built natively.
+  assert.equal(p.number("employees"), 120);
+  assert.equal(p.yes("decision_maker"), false);
+  assert.ok(p.did("demo_attended") && !p.did("démo_envoyée") && p.hasActivity("démo_envoyée"));
+  assert.equal(p.activities()[1].datum("who"), "ça va");
+  assert.deepEqual(i.config.items("industries"), ["saas", "fintech", "☃"]);
+});
+
+test("the packed metric input reads as the host wrote it", () => {
+  const [text, packed, want] = fixture("metric");
+  const m = decodeMetricInput(text, packed);
+  assert.deepEqual([m.now, m.config.entries()], [want.now, want.config]);
+  assert.deepEqual(
+    m.prospects().map((p) => [p.id, p.stage, p.owner, p.status, p.createdAt, p.closedAt, p.stageProbability, p.fields()]),
+    want.prospects.map((p: any) => [
+      Number(p.id),
+      p.stage,
+      p.owner ?? undefined,
+      p.status,
+      p.created_at,
+      p.closed_at ?? undefined,
+      p.stage_probability ?? undefined,
+      p.fields,
+    ]),
+  );
+  assert.deepEqual(
+    m.transitions().map((t) => [t.prospect, t.from, t.to, t.at, t.kind]),
+    want.transitions.map((t: any) => [Number(t.prospect), t.from ?? undefined, t.to, t.at, t.kind]),
+  );
 });
 
 test("a plugin provides what it has", () => {

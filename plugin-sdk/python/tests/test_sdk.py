@@ -2,7 +2,9 @@
 parts that must match the Rust SDK exactly (numbers, numeric text,
 evidence texts, byte offsets)."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +24,7 @@ from stagecoach_plugin import (
     Verdict,
     num,
 )
-from stagecoach_plugin._pool import Pool
+from stagecoach_plugin._pool import Pool, decode_input, decode_metric_input
 
 
 @pytest.mark.parametrize(
@@ -116,40 +118,93 @@ def test_checklist_items_say_what_the_rust_ones_say():
     assert (either.id, either.label, either.done) == ("x", "X", True)
 
 
+def _fixture(name):
+    """What the daemon sends (written by the plugin host's own test, so the
+    host's writer and this reader are held to the same bytes)."""
+    d = Path(__file__).resolve().parents[2] / "testdata"
+    text = (d / f"{name}.txt").read_bytes().decode("utf-8")
+    return text, (d / f"{name}.bin").read_bytes(), json.loads((d / f"{name}.json").read_bytes())
+
+
+def _pairs(entries):
+    return [tuple(e) for e in entries]
+
+
+def test_the_packed_input_reads_as_the_host_wrote_it():
+    text, packed, want = _fixture("input")
+    i = decode_input(text, packed)
+    p, w = i.prospect, want["prospect"]
+    assert (p.id, p.name, p.company, p.owner, p.stage, p.status) == (
+        int(w["id"]),
+        w["name"],
+        w["company"],
+        w["owner"],
+        w["stage"],
+        w["status"],
+    )
+    assert (p.created_at, p.stage_entered_at, p.activities_truncated) == (
+        w["created_at"],
+        w["stage_entered_at"],
+        w["activities_truncated"],
+    )
+    assert p.fields() == _pairs(w["fields"])
+    assert [(a.kind, a.actor.value, a.at, a.data()) for a in p.activities()] == [
+        (a["kind"], a["actor"], a["at"], _pairs(a["data"])) for a in w["activities"]
+    ]
+    assert (i.now, i.config.entries()) == (want["now"], _pairs(want["config"]))
+    # The views over it answer as over a prospect built natively.
+    assert p.number("employees") == 120.0 and p.yes("decision_maker") is False
+    assert p.did("demo_attended") and not p.did("démo_envoyée")
+    assert p.has_activity("démo_envoyée")
+    assert p.activities()[1].datum("who") == "ça va"
+    assert i.config.items("industries") == ["saas", "fintech", "☃"]
+
+
+def test_the_packed_metric_input_reads_as_the_host_wrote_it():
+    text, packed, want = _fixture("metric")
+    m = decode_metric_input(text, packed)
+    assert (m.now, m.config.entries()) == (want["now"], _pairs(want["config"]))
+    got = [
+        (
+            p.id,
+            p.stage,
+            p.owner,
+            p.status,
+            p.created_at,
+            p.closed_at,
+            p.stage_probability,
+            p.fields(),
+        )
+        for p in m.prospects()
+    ]
+    assert got == [
+        (
+            int(p["id"]),
+            p["stage"],
+            p["owner"],
+            p["status"],
+            p["created_at"],
+            p["closed_at"],
+            p["stage_probability"],
+            _pairs(p["fields"]),
+        )
+        for p in want["prospects"]
+    ]
+    assert [(t.prospect, t.from_, t.to, t.at, t.kind) for t in m.transitions()] == [
+        (int(t["prospect"]), t["from"], t["to"], t["at"], t["kind"]) for t in want["transitions"]
+    ]
+
+
 def test_spans_are_utf8_byte_offsets():
-    text = "Zoë 🚀 café" + "budget"
+    text = "Zoë 🚀 café budget"
+    pool = Pool(text, b"", 0)
     raw = text.encode()
-
-    class Span:
-        def __init__(self, s):
-            self.start = raw.index(s.encode())
-            self.len = len(s.encode())
-
-    class Text:
-        def __init__(self, s):
-            self.value = Span(s)
-
-    class Number:
-        def __init__(self, n):
-            self.value = n
-
-    class Entry:
-        def __init__(self, name, value):
-            self.name, self.value = Span(name), value
-
-    class Range:
-        start, len = 0, 2
-
-    entries = [Entry("café", Text("🚀")), Entry("budget", Number(5.0))]
-    pool = Pool(text, entries, lambda v: isinstance(v, Text))
-    assert pool.get(Span("Zoë")) == "Zoë"
-    assert pool.get(Span("🚀")) == "🚀"
-    assert pool.get(Span("café")) == "café"
-    assert pool.run(Range()) == [("café", "🚀"), ("budget", 5.0)]
-    ascii_pool = Pool("a budget", [], lambda v: False)
-    whole = Span("Zoë")
-    whole.start, whole.len = 2, 6
-    assert ascii_pool.raw is None and ascii_pool.get(whole) == "budget"
+    for s in ["Zoë", "🚀", "café", "budget", " "]:
+        b = s.encode()
+        assert pool.get(raw.index(b), len(b)) == s
+    assert pool.opt(0xFFFF_FFFF, 0) is None
+    ascii_pool = Pool("a budget", b"", 0)
+    assert ascii_pool.raw is None and ascii_pool.get(2, 6) == "budget"
 
 
 def test_a_plugin_provides_what_it_implements():

@@ -1,4 +1,4 @@
-declare module 'stagecoach:plugin/host@0.3.0' {
+declare module 'stagecoach:plugin/host@0.4.0' {
   /**
    * Appends one byte of UTF-8 to the line being logged.
    */

@@ -1,5 +1,5 @@
 /// <reference path="./stagecoach-plugin-types.d.ts" />
-declare module 'stagecoach:plugin/plugin@0.3.0' {
+declare module 'stagecoach:plugin/plugin@0.4.0' {
   /**
    * Describes the plugin.
    */
@@ -16,10 +16,10 @@ declare module 'stagecoach:plugin/plugin@0.3.0' {
    * A metric: fold over prospects and transitions into named values.
    */
   export function metric(input: MetricInput): Array<MetricValue>;
-  export type Info = import('stagecoach:plugin/types@0.3.0').Info;
-  export type Input = import('stagecoach:plugin/types@0.3.0').Input;
-  export type Verdict = import('stagecoach:plugin/types@0.3.0').Verdict;
-  export type ChecklistItem = import('stagecoach:plugin/types@0.3.0').ChecklistItem;
-  export type MetricInput = import('stagecoach:plugin/types@0.3.0').MetricInput;
-  export type MetricValue = import('stagecoach:plugin/types@0.3.0').MetricValue;
+  export type Info = import('stagecoach:plugin/types@0.4.0').Info;
+  export type Input = import('stagecoach:plugin/types@0.4.0').Input;
+  export type Verdict = import('stagecoach:plugin/types@0.4.0').Verdict;
+  export type ChecklistItem = import('stagecoach:plugin/types@0.4.0').ChecklistItem;
+  export type MetricInput = import('stagecoach:plugin/types@0.4.0').MetricInput;
+  export type MetricValue = import('stagecoach:plugin/types@0.4.0').MetricValue;
 }

@@ -1,131 +1,16 @@
-declare module 'stagecoach:plugin/types@0.3.0' {
-  /**
-   * A piece of the input's `text`: `len` bytes starting at byte `start`.
-   */
-  export interface Span {
-    start: number,
-    len: number,
-  }
-  /**
-   * A run of the input's `entries`: `len` of them from index `start`.
-   */
-  export interface Range {
-    start: number,
-    len: number,
-  }
-  /**
-   * A field value or config value: text, a number or a yes/no answer.
-   */
-  export type Value = ValueText | ValueNumber | ValueBoolean;
-  export interface ValueText {
-    tag: 'text',
-    val: Span,
-  }
-  export interface ValueNumber {
-    tag: 'number',
-    val: number,
-  }
-  export interface ValueBoolean {
-    tag: 'boolean',
-    val: boolean,
-  }
-  /**
-   * A named value (a prospect field, a config entry, an activity datum).
-   */
-  export interface Entry {
-    name: Span,
-    value: Value,
-  }
-  /**
-   * Where a prospect is.
-   * # Variants
-   * 
-   * ## `"open"`
-   * 
-   * ## `"won"`
-   * 
-   * ## `"lost"`
-   */
-  export type Status = 'open' | 'won' | 'lost';
-  /**
-   * Who performed an activity.
-   * # Variants
-   * 
-   * ## `"prospect"`
-   * 
-   * ## `"rep"`
-   */
-  export type Actor = 'prospect' | 'rep';
-  /**
-   * One entry of the prospect's activity log.
-   */
-  export interface Activity {
-    /**
-     * What happened (`replied`, `demo_attended`, ...).
-     */
-    kind: Span,
-    /**
-     * Who did it.
-     */
-    actor: Actor,
-    /**
-     * When, in UTC milliseconds.
-     */
-    at: bigint,
-    /**
-     * The activity's scalar data.
-     */
-    data: Range,
-  }
-  /**
-   * The prospect being evaluated.
-   */
-  export interface Prospect {
-    id: bigint,
-    name: Span,
-    company?: Span,
-    owner?: Span,
-    /**
-     * The current stage id.
-     */
-    stage: Span,
-    status: Status,
-    createdAt: bigint,
-    /**
-     * When the prospect entered its current stage.
-     */
-    stageEnteredAt: bigint,
-    fields: Range,
-    /**
-     * The most recent activities, oldest first (bounded by the host).
-     */
-    activities: Array<Activity>,
-    /**
-     * True when older activities were left out to respect the input limit.
-     */
-    activitiesTruncated: boolean,
-  }
+declare module 'stagecoach:plugin/types@0.4.0' {
   /**
    * Everything an exit criterion or checklist is evaluated on.
    */
   export interface Input {
     /**
-     * The text every `span` of this input points into.
+     * The text every span of this input points into.
      */
     text: string,
     /**
-     * The entries every `range` of this input points into.
+     * The prospect, its activities, `now` and the config (see above).
      */
-    entries: Array<Entry>,
-    prospect: Prospect,
-    /**
-     * The evaluation time, given by the host.
-     */
-    now: bigint,
-    /**
-     * The criterion's or plugin's `config` table from `process.toml`.
-     */
-    config: Range,
+    packed: Uint8Array,
   }
   /**
    * An exit criterion's answer.
@@ -156,53 +41,17 @@ declare module 'stagecoach:plugin/types@0.3.0' {
     evidence: string,
   }
   /**
-   * A prospect as a metric plugin sees it.
-   */
-  export interface ProspectSummary {
-    id: bigint,
-    owner?: Span,
-    stage: Span,
-    status: Status,
-    createdAt: bigint,
-    closedAt?: bigint,
-    /**
-     * The stage's win probability from `process.toml`, if set.
-     */
-    stageProbability?: number,
-    /**
-     * The prospect's fields.
-     */
-    fields: Range,
-  }
-  /**
-   * A stage change, for metric plugins.
-   */
-  export interface Transition {
-    prospect: bigint,
-    from?: Span,
-    to: Span,
-    at: bigint,
-    /**
-     * `created`, `advanced`, `forced`, `won`, `lost`, ...
-     */
-    kind: Span,
-  }
-  /**
    * What a metric plugin folds over.
    */
   export interface MetricInput {
     /**
-     * The text every `span` of this input points into.
+     * The text every span of this input points into.
      */
     text: string,
     /**
-     * The entries every `range` of this input points into.
+     * The prospects, transitions, `now` and the config (see above).
      */
-    entries: Array<Entry>,
-    now: bigint,
-    config: Range,
-    prospects: Array<ProspectSummary>,
-    transitions: Array<Transition>,
+    packed: Uint8Array,
   }
   /**
    * One named result of a metric plugin.

@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: The plugin interface version this SDK builds against.
-INTERFACE_VERSION = "0.3.0"
+INTERFACE_VERSION = "0.4.0"
 
 DAY_MS = 86_400_000.0
 
@@ -196,8 +196,8 @@ class Activity:
         if self._data is None:
             # Inside the daemon an activity's data is read on first use:
             # most rules never look at it.
-            pool, run = self._raw
-            self._data = pool.run(run)
+            pool, start, count = self._raw
+            self._data = pool.run(start, count)
             self._raw = None
         return self._data
 

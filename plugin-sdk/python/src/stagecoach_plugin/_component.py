@@ -21,7 +21,7 @@ from wit_world.imports import host
 from wit_world.imports import types as t
 
 import stagecoach_plugin as sdk
-from stagecoach_plugin._pool import Pool
+from stagecoach_plugin._pool import decode_input, decode_metric_input
 
 _LEVELS = {
     sdk.Level.DEBUG: host.Level.DEBUG,
@@ -75,67 +75,12 @@ sys.stdout = _stdout
 sys.stderr = _stderr
 
 
-_STATUS = {t.Status.OPEN: "open", t.Status.WON: "won", t.Status.LOST: "lost"}
-
-
-def _is_text(v) -> bool:
-    return isinstance(v, t.Value_Text)
-
-
-def _activities(pool: Pool, raw: list) -> list:
-    out = []
-    for a in raw:
-        act = sdk.Activity.__new__(sdk.Activity)
-        act.kind = pool.get(a.kind)
-        act.actor = sdk.Actor.PROSPECT if a.actor == t.Actor.PROSPECT else sdk.Actor.REP
-        act.at = a.at
-        act._data = None
-        act._raw = (pool, a.data)
-        out.append(act)
-    return out
-
-
 def _input(raw: t.Input) -> sdk.Input:
-    pool = Pool(raw.text, raw.entries, _is_text)
-    p = raw.prospect
-    prospect = sdk.Prospect(
-        pool.get(p.stage),
-        id=p.id,
-        name=pool.get(p.name),
-        company=pool.opt(p.company),
-        owner=pool.opt(p.owner),
-        status=_STATUS[p.status],
-        created_at=p.created_at,
-        stage_entered_at=p.stage_entered_at,
-        activities_truncated=p.activities_truncated,
-    )
-    prospect._fields = pool.run(p.fields)
-    # Activities are turned into views only when the plugin asks for them.
-    prospect._activities = None
-    prospect._load = lambda: _activities(pool, p.activities)
-    return sdk.Input(prospect, raw.now, sdk.Config._of(pool.run(raw.config)))
+    return decode_input(raw.text, raw.packed)
 
 
 def _metric_input(raw: t.MetricInput) -> sdk.MetricInput:
-    pool = Pool(raw.text, raw.entries, _is_text)
-    prospects = []
-    for p in raw.prospects:
-        s = sdk.ProspectSummary(
-            p.id,
-            pool.get(p.stage),
-            owner=pool.opt(p.owner),
-            status=_STATUS[p.status],
-            created_at=p.created_at,
-            closed_at=p.closed_at,
-            stage_probability=p.stage_probability,
-        )
-        s._fields = pool.run(p.fields)
-        prospects.append(s)
-    transitions = [
-        sdk.Transition(x.prospect, pool.opt(x.from_), pool.get(x.to), x.at, pool.get(x.kind))
-        for x in raw.transitions
-    ]
-    return sdk.MetricInput(raw.now, sdk.Config._of(pool.run(raw.config)), prospects, transitions)
+    return decode_metric_input(raw.text, raw.packed)
 
 
 def _reason(e: BaseException) -> str:
