@@ -406,11 +406,34 @@ impl WitInput {
 
     /// Writes the packed form (interface 0.4.0) into `self.packed`.
     fn pack(&mut self) {
+        // The activities' distinct kinds, in order of first appearance:
+        // each activity names its kind by index, so an interpreter compares
+        // numbers instead of making a string per activity.
+        let mut kinds: Vec<wit::Span> = Vec::new();
+        let mut kind_ids: Vec<u32> = Vec::with_capacity(self.activities.len());
+        {
+            let mut seen: HashMap<&str, u32> = HashMap::new();
+            for a in &self.activities {
+                let text = &self.text[a.kind.start as usize..(a.kind.start + a.kind.len) as usize];
+                let id = *seen.entry(text).or_insert_with(|| {
+                    kinds.push(a.kind);
+                    (kinds.len() - 1) as u32
+                });
+                kind_ids.push(id);
+            }
+        }
+        let n = self.activities.len();
         let entries_at = INPUT_HEADER;
-        let activities_at = entries_at + ENTRY * self.entries.len();
+        let kinds_at = entries_at + ENTRY * self.entries.len();
+        let kind_at = kinds_at + 8 * kinds.len();
+        let at_at = align8(kind_at + 4 * n);
+        let actor_at = at_at + 8 * n;
+        let data_start_at = align8(actor_at + n);
+        let data_len_at = data_start_at + 4 * n;
+        let end = align8(data_len_at + 4 * n);
         let mut p = Packer(std::mem::take(&mut self.packed));
         p.0.clear();
-        p.0.reserve(activities_at + ACTIVITY * self.activities.len());
+        p.0.reserve(end);
         p.u64(self.id);
         p.i64(self.now);
         p.i64(self.created_at);
@@ -422,37 +445,70 @@ impl WitInput {
         p.range(self.fields);
         p.range(self.config);
         p.table(entries_at, self.entries.len());
-        p.table(activities_at, self.activities.len());
+        p.u32(n as u32);
+        p.u32(kinds_at as u32);
+        p.u32(kinds.len() as u32);
+        p.u32(kind_at as u32);
+        p.u32(at_at as u32);
+        p.u32(actor_at as u32);
+        p.u32(data_start_at as u32);
+        p.u32(data_len_at as u32);
         p.u8(status_code(self.status));
         p.u8(u8::from(self.truncated));
-        p.pad(6);
+        p.u8(text_flags(&self.text));
+        p.pad(5);
         debug_assert_eq!(p.0.len(), entries_at);
         p.entries(&self.entries);
+        for k in &kinds {
+            p.span(*k);
+        }
+        for id in &kind_ids {
+            p.u32(*id);
+        }
+        p.align8();
         for a in &self.activities {
-            p.span(a.kind);
             p.i64(a.at);
-            p.range(a.data);
+        }
+        for a in &self.activities {
             p.u8(match a.actor {
                 wit::Actor::Prospect => 0,
                 wit::Actor::Rep => 1,
             });
-            p.pad(7);
         }
-        debug_assert_eq!(p.0.len(), activities_at + ACTIVITY * self.activities.len());
+        p.align8();
+        for a in &self.activities {
+            p.u32(a.data.start);
+        }
+        for a in &self.activities {
+            p.u32(a.data.len);
+        }
+        p.align8();
+        debug_assert_eq!(p.0.len(), end);
         self.packed = p.0;
     }
 }
 
+/// `n` rounded up to a multiple of 8.
+fn align8(n: usize) -> usize {
+    n.next_multiple_of(8)
+}
+
 /// Sizes in the packed layout (`plugin-sdk/wit/types.wit`), in bytes.
-const INPUT_HEADER: usize = 104;
+const INPUT_HEADER: usize = 128;
 const METRIC_HEADER: usize = 48;
 const ENTRY: usize = 24;
-const ACTIVITY: usize = 32;
 const PROSPECT_SUMMARY: usize = 64;
 const TRANSITION: usize = 40;
 
 /// An absent optional span's `start`.
 const NO_SPAN: u32 = u32::MAX;
+
+/// The header's text flags: bit 0, the text is all ASCII, so a reader can
+/// use byte offsets as string indexes without looking at the text (an
+/// interpreter scanning it costs more than the host's vectorised check).
+fn text_flags(text: &str) -> u8 {
+    u8::from(text.is_ascii())
+}
 
 fn status_code(s: wit::Status) -> u8 {
     match s {
@@ -483,6 +539,10 @@ impl Packer {
     }
     fn pad(&mut self, n: usize) {
         self.0.resize(self.0.len() + n, 0);
+    }
+    /// Pads to the next multiple of 8 bytes.
+    fn align8(&mut self) {
+        self.0.resize(align8(self.0.len()), 0);
     }
     fn span(&mut self, s: wit::Span) {
         self.u32(s.start);
@@ -654,7 +714,8 @@ impl WitMetric<'_> {
         p.table(entries_at, self.text.entries.len());
         p.table(prospects_at, self.prospects.len());
         p.table(transitions_at, self.transitions.len());
-        p.pad(8);
+        p.u8(text_flags(&self.text.text));
+        p.pad(7);
         p.entries(&self.text.entries);
         for s in &self.prospects {
             p.u64(s.id);
@@ -1000,27 +1061,51 @@ mod tests {
                 r.entry(text, r.u32(72)),
                 ("industries".into(), "saas, ☃".into())
             );
-            assert_eq!(r.u32(80), 104, "entries follow the header");
+            assert_eq!(r.u32(80), 128, "entries follow the header");
             let entries = r.u32(84);
             assert_eq!(entries as usize, p.fields.len() + 1 + 2 * 2);
-            let (acts, count) = (r.u32(88) as usize, r.u32(92));
-            assert_eq!(acts, 104 + 24 * entries as usize);
-            assert_eq!(count, 2);
-            assert_eq!((r.u8(96), r.u8(97)), (1, 0), "won, not truncated");
-            assert_eq!(i.packed.len(), acts + 32 * 2);
-            let second = acts + 32;
-            assert_eq!(r.span(text, second), Some("démo"));
-            assert_eq!(r.i64(second + 8), 1);
-            assert_eq!(r.u8(second + 24), 1, "the rep's");
-            let data = r.u32(second + 16);
-            assert_eq!(r.u32(second + 20), 2);
+            assert_eq!(r.u32(88), 2, "two activities");
+            // Their distinct kinds, as spans, after the entries.
+            let (kinds_at, kinds) = (r.u32(92) as usize, r.u32(96));
+            assert_eq!(kinds_at, 128 + 24 * entries as usize);
+            assert_eq!(kinds, 2);
+            assert_eq!(r.span(text, kinds_at), Some("replied"));
+            assert_eq!(r.span(text, kinds_at + 8), Some("démo"));
+            // One column per field of an activity, each aligned to 8.
+            let [kind, at, actor, data_start, data_len] =
+                [100, 104, 108, 112, 116].map(|o| r.u32(o) as usize);
+            assert_eq!(kind, kinds_at + 16);
+            for column in [kind, at, actor, data_start, data_len] {
+                assert_eq!(column % 8, 0, "{column}");
+            }
+            assert_eq!((r.u32(kind), r.u32(kind + 4)), (0, 1));
+            assert_eq!((r.i64(at), r.i64(at + 8)), (0, 1));
+            assert_eq!(
+                (r.u8(actor), r.u8(actor + 1)),
+                (0, 1),
+                "the second is the rep's"
+            );
+            let data = r.u32(data_start + 4);
+            assert_eq!(r.u32(data_len + 4), 2);
             assert_eq!(r.entry(text, data + 1), ("score".into(), "3".into()));
+            assert_eq!(i.packed.len(), data_len + 8);
+            assert_eq!((r.u8(120), r.u8(121)), (1, 0), "won, not truncated");
+            assert_eq!(r.u8(122), 0, "the text is not all ASCII");
         });
         // A plugin that does not read activities: none, and told so.
         input.with_packed(64, false, |i| {
             let r = Reader(i.packed);
-            assert_eq!((r.u32(92), r.u8(97)), (0, 1));
+            assert_eq!((r.u32(88), r.u8(121)), (0, 1));
         });
+        // All-ASCII text is flagged.
+        let plain = prospect();
+        let input = CallInput {
+            prospect: &plain,
+            activities: &[],
+            now: Millis(0),
+            config: &[],
+        };
+        input.with_packed(64, true, |i| assert_eq!(Reader(i.packed).u8(122), 1));
     }
 
     #[test]
@@ -1053,6 +1138,7 @@ mod tests {
             let r = Reader(i.packed);
             let text = i.text;
             assert_eq!(r.i64(0), 77);
+            assert_eq!(r.u8(40), 1, "all-ASCII text");
             let (entries_at, entries) = (r.u32(16) as usize, r.u32(20) as usize);
             assert_eq!(entries_at, 48);
             assert_eq!(entries, 3, "the config and each prospect's one field");

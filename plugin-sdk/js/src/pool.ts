@@ -13,7 +13,9 @@ import {
   MetricInput,
   Prospect,
   ProspectSummary,
+  type ActivityColumns,
   type Actor,
+  type PackedActivities,
   type Status,
   type Transition,
   type Value,
@@ -23,35 +25,51 @@ import {
 export const NO_SPAN = 0xffffffff;
 
 const ENTRY = 24;
-const ACTIVITY = 32;
 const PROSPECT = 64;
 const TRANSITION = 40;
 const STATUS: Status[] = ["open", "won", "lost"];
 const TWO_32 = 4294967296;
 
-/** Little-endian reads of the packed bytes. */
+/**
+ * Reads of the packed bytes through typed-array views (the layout is
+ * little-endian, as wasm is, and every field is aligned to its size): an
+ * index into a typed array is one interpreter step, where a `DataView`
+ * call costs QuickJS a builtin call each.
+ */
 export class Bytes {
-  private view: DataView;
+  /** @internal The bytes. */
+  b: Uint8Array;
+  /** @internal The same bytes as 32-bit words. */
+  w: Uint32Array;
+  private f: Float64Array | undefined;
   constructor(bytes: Uint8Array | ArrayLike<number>) {
-    const b = bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    let b = bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
+    // Views need an aligned start; the host's bytes always have one.
+    if (b.byteOffset % 8 !== 0) b = b.slice();
+    this.b = b;
+    this.w = new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
   }
   u8(at: number): number {
-    return this.view.getUint8(at);
+    return this.b[at];
   }
   u32(at: number): number {
-    return this.view.getUint32(at, true);
+    return this.w[at >> 2];
   }
   /** A u64 as a number (exact below 2^53). */
   u64(at: number): number {
-    return this.view.getUint32(at, true) + this.view.getUint32(at + 4, true) * TWO_32;
+    const k = at >> 2;
+    return this.w[k] + this.w[k + 1] * TWO_32;
   }
   /** An s64 as a number (exact within ±2^53). */
   i64(at: number): number {
-    return this.view.getUint32(at, true) + this.view.getInt32(at + 4, true) * TWO_32;
+    const k = at >> 2;
+    return this.w[k] + (this.w[k + 1] | 0) * TWO_32;
   }
   f64(at: number): number {
-    return this.view.getFloat64(at, true);
+    if (this.f === undefined) {
+      this.f = new Float64Array(this.b.buffer, this.b.byteOffset, this.b.byteLength >> 3);
+    }
+    return this.f[at >> 3];
   }
 }
 
@@ -69,7 +87,10 @@ export class Pool {
     /** @internal */
     public bytes: Bytes = new Bytes(new Uint8Array(0)),
     private entriesAt = 0,
+    /** The host says the text is all ASCII: byte offsets are indexes. */
+    ascii = false,
   ) {
+    if (ascii) return;
     // The regular expression engine finds the non-ASCII characters; only
     // those cost a step of this loop.
     const re = /[^\x00-\x7f]/gu;
@@ -112,24 +133,83 @@ export class Pool {
 
   /** The span at byte `at` of the packed bytes. */
   span(at: number): string {
-    return this.get(this.bytes.u32(at), this.bytes.u32(at + 4));
+    const w = this.bytes.w;
+    const k = at >> 2;
+    return this.get(w[k], w[k + 1]);
   }
 
   /** The optional span at byte `at` of the packed bytes. */
   optSpan(at: number): string | undefined {
-    return this.opt(this.bytes.u32(at), this.bytes.u32(at + 4));
+    const w = this.bytes.w;
+    const k = at >> 2;
+    return this.opt(w[k], w[k + 1]);
   }
 
   /** Entries `start` .. `start + count` as [name, value] pairs. */
   run(start: number, count: number): Array<[string, Value]> {
-    const b = this.bytes;
-    const out: Array<[string, Value]> = [];
+    const bytes = this.bytes;
+    const { b, w } = bytes;
+    const out: Array<[string, Value]> = new Array(count);
     let at = this.entriesAt + ENTRY * start;
     for (let i = 0; i < count; i++, at += ENTRY) {
-      const tag = b.u8(at + 8);
-      const value = tag === 0 ? this.span(at + 16) : tag === 1 ? b.f64(at + 16) : b.u8(at + 16) !== 0;
-      out.push([this.span(at), value]);
+      const k = at >> 2;
+      const tag = b[at + 8];
+      const value =
+        tag === 0 ? this.get(w[k + 4], w[k + 5]) : tag === 1 ? bytes.f64(at + 16) : b[at + 16] !== 0;
+      out[i] = [this.get(w[k], w[k + 1]), value];
     }
+    return out;
+  }
+}
+
+/**
+ * A prospect's activities as the host packs them, one column per field:
+ * typed-array views over the bytes, no object per activity until the plugin
+ * asks for one.
+ */
+class Packed implements PackedActivities {
+  private cols: ActivityColumns | undefined;
+  constructor(
+    private pool: Pool,
+    private n: number,
+    /** The header's offset of the kinds table; the column offsets follow it. */
+    private header: number,
+  ) {}
+
+  columns(): ActivityColumns {
+    if (this.cols === undefined) {
+      const { b, w } = this.pool.bytes;
+      const h = this.header >> 2;
+      const table = w[h] >> 2;
+      const kinds: string[] = new Array(w[h + 1]);
+      for (let i = 0; i < kinds.length; i++) kinds[i] = this.pool.get(w[table + 2 * i], w[table + 2 * i + 1]);
+      const kind = w[h + 2] >> 2;
+      const at = w[h + 3] >> 2;
+      const actor = w[h + 4];
+      this.cols = {
+        n: this.n,
+        kinds,
+        kind: w.subarray(kind, kind + this.n),
+        actor: b.subarray(actor, actor + this.n),
+        at: (i) => w[at + 2 * i] + (w[at + 2 * i + 1] | 0) * TWO_32,
+      };
+    }
+    return this.cols;
+  }
+
+  activity(i: number): Activity {
+    const c = this.columns();
+    const w = this.pool.bytes.w;
+    const h = this.header >> 2;
+    const start = w[(w[h + 5] >> 2) + i];
+    const count = w[(w[h + 6] >> 2) + i];
+    const actor: Actor = c.actor[i] === 0 ? "prospect" : "rep";
+    return new Activity(c.kinds[c.kind[i]], actor, c.at(i), () => this.pool.run(start, count));
+  }
+
+  all(): Activity[] {
+    const out: Activity[] = new Array(this.n);
+    for (let i = 0; i < this.n; i++) out[i] = this.activity(i);
     return out;
   }
 }
@@ -137,39 +217,28 @@ export class Pool {
 /** An exit criterion's or checklist's input, from the host's text and packed bytes. */
 export function decodeInput(text: string, packed: Uint8Array | ArrayLike<number>): Input {
   const b = new Bytes(packed);
-  const pool = new Pool(text, b, b.u32(80));
+  const pool = new Pool(text, b, b.u32(80), (b.u8(122) & 1) !== 0);
   const prospect = new Prospect(pool.span(40), {
     id: b.u64(0),
     name: pool.span(32),
     company: pool.optSpan(48),
     owner: pool.optSpan(56),
-    status: STATUS[b.u8(96)],
+    status: STATUS[b.u8(120)],
     createdAt: b.i64(16),
     stageEnteredAt: b.i64(24),
-    activitiesTruncated: b.u8(97) !== 0,
+    activitiesTruncated: b.u8(121) !== 0,
   });
   prospect.fields_ = pool.run(b.u32(64), b.u32(68));
-  // Activities are read, and become views, only when the plugin asks.
+  // Activities are read only when the plugin asks, from the host's columns.
   prospect.activities_ = undefined;
-  const at = b.u32(88);
-  const count = b.u32(92);
-  prospect.load_ = () => {
-    const out: Activity[] = [];
-    for (let i = 0, a = at; i < count; i++, a += ACTIVITY) {
-      const data = b.u32(a + 16);
-      const n = b.u32(a + 20);
-      const actor: Actor = b.u8(a + 24) === 0 ? "prospect" : "rep";
-      out.push(new Activity(pool.span(a), actor, b.i64(a + 8), () => pool.run(data, n)));
-    }
-    return out;
-  };
+  prospect.packed_ = new Packed(pool, b.u32(88), 92);
   return new Input(prospect, b.i64(8), Config.of_(pool.run(b.u32(72), b.u32(76))));
 }
 
 /** A metric's input, from the host's text and packed bytes. */
 export function decodeMetricInput(text: string, packed: Uint8Array | ArrayLike<number>): MetricInput {
   const b = new Bytes(packed);
-  const pool = new Pool(text, b, b.u32(16));
+  const pool = new Pool(text, b, b.u32(16), (b.u8(40) & 1) !== 0);
   const prospects: ProspectSummary[] = [];
   for (let i = 0, at = b.u32(24); i < b.u32(28); i++, at += PROSPECT) {
     const flags = b.u8(at + 57);

@@ -107,6 +107,8 @@ test("spans are UTF-8 byte offsets", () => {
   }
   assert.equal(pool.opt(NO_SPAN, 0), undefined);
   assert.equal(new Pool("a budget").get(2, 6), "budget");
+  // Text the host says is ASCII is not scanned.
+  assert.equal(new Pool("a budget", undefined, 0, true).get(2, 6), "budget");
 });
 
 // What the daemon sends, written by the plugin host's own test: the host's
@@ -120,6 +122,26 @@ function fixture(name: string): [string, Uint8Array, any] {
 
 test("the packed input reads as the host wrote it", () => {
   const [text, packed, want] = fixture("input");
+  // The questions about activities, answered from the host's columns
+  // (before any activity object is made), as from the objects.
+  for (const fresh of [true, false]) {
+    const q = decodeInput(text, packed).prospect;
+    if (!fresh) q.activities();
+    for (const kind of ["demo_attended", "démo_envoyée", "replied", "missing"]) {
+      const mine = want.prospect.activities.filter((a: any) => a.kind === kind);
+      assert.equal(q.count(kind), mine.length);
+      assert.equal(q.hasActivity(kind), mine.length > 0);
+      assert.equal(q.did(kind), mine.some((a: any) => a.actor === "prospect"));
+      assert.deepEqual(q.activitiesOf(kind).map((a) => a.at), mine.map((a: any) => a.at));
+      assert.equal(q.last(kind)?.at, mine.length ? mine[mine.length - 1].at : undefined);
+      assert.equal(
+        q.countSinceStageEntry(kind),
+        mine.filter((a: any) => a.at >= q.stageEnteredAt).length,
+      );
+    }
+    assert.equal(item.prospectDid("d", "D", q, "demo_attended").evidence, "`demo_attended` recorded (at 0 ms)");
+    assert.equal(item.prospectDid("e", "E", q, "démo_envoyée").done, false);
+  }
   const i = decodeInput(text, packed);
   const p = i.prospect;
   const w = want.prospect;

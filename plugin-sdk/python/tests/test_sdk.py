@@ -132,6 +132,27 @@ def _pairs(entries):
 
 def test_the_packed_input_reads_as_the_host_wrote_it():
     text, packed, want = _fixture("input")
+    # The questions about activities, answered from the host's columns
+    # (before any activity object is made), as from the objects.
+    for fresh in (True, False):
+        q = decode_input(text, packed).prospect
+        if not fresh:
+            q.activities()
+        acts = want["prospect"]["activities"]
+        for kind in ["demo_attended", "démo_envoyée", "replied", "missing"]:
+            mine = [a for a in acts if a["kind"] == kind]
+            assert q.count(kind) == len(mine)
+            assert q.has_activity(kind) == bool(mine)
+            assert q.did(kind) == any(a["actor"] == "prospect" for a in mine)
+            assert [a.at for a in q.activities_of(kind)] == [a["at"] for a in mine]
+            last = q.last(kind)
+            assert (last.at if last else None) == (mine[-1]["at"] if mine else None)
+            assert q.count_since_stage_entry(kind) == sum(
+                1 for a in mine if a["at"] >= q.stage_entered_at
+            )
+        item = ChecklistItem.prospect_did("d", "D", q, "demo_attended")
+        assert item.evidence == "`demo_attended` recorded (at 0 ms)"
+        assert not ChecklistItem.prospect_did("e", "E", q, "démo_envoyée").done
     i = decode_input(text, packed)
     p, w = i.prospect, want["prospect"]
     assert (p.id, p.name, p.company, p.owner, p.stage, p.status) == (

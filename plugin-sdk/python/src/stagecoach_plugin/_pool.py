@@ -14,11 +14,9 @@ NO_SPAN = 0xFFFF_FFFF
 
 #: The header of an exit criterion's or checklist's input (its reserved
 #: bytes left out).
-INPUT_HEADER = struct.Struct("<QqqqIIIIIIIIIIIIIIIIBB")
+INPUT_HEADER = struct.Struct("<Qqqq" + "I" * 22 + "BB")
 #: The header of a metric's input.
 METRIC_HEADER = struct.Struct("<qIIIIIIII")
-#: An activity: kind, at, data, actor.
-ACTIVITY = struct.Struct("<IIqIIB7x")
 #: A metric input's prospect.
 PROSPECT = struct.Struct("<QqqdIIIIIIBB6x")
 #: A metric input's transition.
@@ -26,6 +24,7 @@ TRANSITION = struct.Struct("<QqIIIIII")
 
 _ENTRY_HEAD = struct.Struct("<IIB")
 _SPAN = struct.Struct("<II")
+_U32 = struct.Struct("<I")
 _F64 = struct.Struct("<d")
 _ENTRY = 24
 
@@ -72,22 +71,51 @@ class Pool:
 _STATUS = ("open", "won", "lost")
 
 
-def _activities(pool: Pool, at: int, count: int) -> list:
-    out = []
-    prospect, rep = sdk.Actor.PROSPECT, sdk.Actor.REP
-    new = sdk.Activity.__new__
-    cls = sdk.Activity
-    get = pool.get
-    rows = memoryview(pool.packed)[at : at + ACTIVITY.size * count]
-    for ks, kl, when, ds, dn, actor in ACTIVITY.iter_unpack(rows):
-        act = new(cls)
-        act.kind = get(ks, kl)
-        act.actor = prospect if actor == 0 else rep
-        act.at = when
+class Activities:
+    """A prospect's activities as the host packs them: one column per field
+    (see ``plugin-sdk/wit/types.wit``), read with ``memoryview`` casts, so
+    no Python object is made per activity until the plugin asks for one."""
+
+    __slots__ = ("pool", "n", "header", "_columns")
+
+    def __init__(self, pool: Pool, n: int, header: tuple):
+        self.pool = pool
+        self.n = n
+        # (kinds table, its count, kind, at, actor, data start, data count)
+        self.header = header
+        self._columns = None
+
+    def columns(self) -> tuple:
+        """(kinds, kind index per activity, actor per activity, time per
+        activity), as ``Prospect._columns`` answers."""
+        if self._columns is None:
+            pool, n = self.pool, self.n
+            table, table_n, kind, at, actor = self.header[:5]
+            mv = memoryview(pool.packed)
+            get = pool.get
+            kinds = [get(s, l) for s, l in _SPAN.iter_unpack(mv[table : table + 8 * table_n])]
+            self._columns = (
+                kinds,
+                mv[kind : kind + 4 * n].cast("I").tolist(),
+                mv[actor : actor + n].tolist(),
+                mv[at : at + 8 * n].cast("q").tolist(),
+            )
+        return self._columns
+
+    def activity(self, i: int) -> "sdk.Activity":
+        kinds, ids, actors, ats = self.columns()
+        start_col, count_col = self.header[5:]
+        b = self.pool.packed
+        act = sdk.Activity.__new__(sdk.Activity)
+        act.kind = kinds[ids[i]]
+        act.actor = sdk.Actor.PROSPECT if actors[i] == 0 else sdk.Actor.REP
+        act.at = ats[i]
         act._data = None
-        act._raw = (pool, ds, dn)
-        out.append(act)
-    return out
+        act._raw = (self.pool, _U32.unpack_from(b, start_col + 4 * i)[0], _U32.unpack_from(b, count_col + 4 * i)[0])
+        return act
+
+    def all(self) -> list:
+        return [self.activity(i) for i in range(self.n)]
 
 
 def decode_input(text: str, b: bytes) -> sdk.Input:
@@ -112,8 +140,8 @@ def decode_input(text: str, b: bytes) -> sdk.Input:
         config_n,
         entries_at,
         _entries,
-        activities_at,
         activities_n,
+        *columns,
         status,
         truncated,
     ) = INPUT_HEADER.unpack_from(b, 0)
@@ -130,9 +158,9 @@ def decode_input(text: str, b: bytes) -> sdk.Input:
         activities_truncated=truncated != 0,
     )
     prospect._fields = pool.run(fields_s, fields_n)
-    # Activities are read, and turned into views, only when the plugin asks.
+    # Activities are read only when the plugin asks, from the host's columns.
     prospect._activities = None
-    prospect._load = lambda: _activities(pool, activities_at, activities_n)
+    prospect._packed = Activities(pool, activities_n, tuple(columns))
     return sdk.Input(prospect, now, sdk.Config._of(pool.run(config_s, config_n)))
 
 
