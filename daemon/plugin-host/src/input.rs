@@ -457,6 +457,8 @@ impl WitInput {
         p.u8(u8::from(self.truncated));
         p.u8(text_flags(&self.text));
         p.pad(5);
+        p.u32(end as u32);
+        p.u32(0); // the map's count, set below
         debug_assert_eq!(p.0.len(), entries_at);
         p.entries(&self.entries);
         for k in &kinds {
@@ -484,6 +486,8 @@ impl WitInput {
         }
         p.align8();
         debug_assert_eq!(p.0.len(), end);
+        let mapped = p.utf16_map(&self.text);
+        p.set_u32(132, mapped);
         self.packed = p.0;
     }
 }
@@ -494,8 +498,8 @@ fn align8(n: usize) -> usize {
 }
 
 /// Sizes in the packed layout (`plugin-sdk/wit/types.wit`), in bytes.
-const INPUT_HEADER: usize = 128;
-const METRIC_HEADER: usize = 48;
+const INPUT_HEADER: usize = 136;
+const METRIC_HEADER: usize = 56;
 const ENTRY: usize = 24;
 const PROSPECT_SUMMARY: usize = 64;
 const TRANSITION: usize = 40;
@@ -539,6 +543,30 @@ impl Packer {
     }
     fn pad(&mut self, n: usize) {
         self.0.resize(self.0.len() + n, 0);
+    }
+    /// Overwrites the u32 at byte `at`.
+    fn set_u32(&mut self, at: usize, v: u32) {
+        self.0[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    /// Writes, for each non-ASCII character of `text`, the byte offset and
+    /// the UTF-16 index where it ends; returns how many. A reader whose
+    /// strings are UTF-16 (JavaScript) turns a byte offset into an index by
+    /// a binary search here instead of scanning the text.
+    fn utf16_map(&mut self, text: &str) -> u32 {
+        if text.is_ascii() {
+            return 0;
+        }
+        let mut units = 0u32;
+        let mut n = 0;
+        for (i, c) in text.char_indices() {
+            units += c.len_utf16() as u32;
+            if !c.is_ascii() {
+                self.u32((i + c.len_utf8()) as u32);
+                self.u32(units);
+                n += 1;
+            }
+        }
+        n
     }
     /// Pads to the next multiple of 8 bytes.
     fn align8(&mut self) {
@@ -716,6 +744,8 @@ impl WitMetric<'_> {
         p.table(transitions_at, self.transitions.len());
         p.u8(text_flags(&self.text.text));
         p.pad(7);
+        p.u32(end as u32);
+        p.u32(0); // the map's count, set below
         p.entries(&self.text.entries);
         for s in &self.prospects {
             p.u64(s.id);
@@ -737,6 +767,8 @@ impl WitMetric<'_> {
             p.span(t.kind);
         }
         debug_assert_eq!(p.0.len(), end);
+        let mapped = p.utf16_map(&self.text.text);
+        p.set_u32(52, mapped);
         p.0
     }
 }
@@ -1061,13 +1093,13 @@ mod tests {
                 r.entry(text, r.u32(72)),
                 ("industries".into(), "saas, ☃".into())
             );
-            assert_eq!(r.u32(80), 128, "entries follow the header");
+            assert_eq!(r.u32(80), 136, "entries follow the header");
             let entries = r.u32(84);
             assert_eq!(entries as usize, p.fields.len() + 1 + 2 * 2);
             assert_eq!(r.u32(88), 2, "two activities");
             // Their distinct kinds, as spans, after the entries.
             let (kinds_at, kinds) = (r.u32(92) as usize, r.u32(96));
-            assert_eq!(kinds_at, 128 + 24 * entries as usize);
+            assert_eq!(kinds_at, 136 + 24 * entries as usize);
             assert_eq!(kinds, 2);
             assert_eq!(r.span(text, kinds_at), Some("replied"));
             assert_eq!(r.span(text, kinds_at + 8), Some("démo"));
@@ -1088,7 +1120,25 @@ mod tests {
             let data = r.u32(data_start + 4);
             assert_eq!(r.u32(data_len + 4), 2);
             assert_eq!(r.entry(text, data + 1), ("score".into(), "3".into()));
-            assert_eq!(i.packed.len(), data_len + 8);
+            // Where each non-ASCII character ends, in bytes and in UTF-16
+            // units, after the columns.
+            let (map, mapped) = (r.u32(128) as usize, r.u32(132) as usize);
+            assert_eq!(map, data_len + 8);
+            let expected: Vec<(u32, u32)> = {
+                let mut units = 0;
+                text.char_indices()
+                    .filter_map(|(b, c)| {
+                        units += c.len_utf16() as u32;
+                        (!c.is_ascii()).then_some(((b + c.len_utf8()) as u32, units))
+                    })
+                    .collect()
+            };
+            let got: Vec<(u32, u32)> = (0..mapped)
+                .map(|k| (r.u32(map + 8 * k), r.u32(map + 8 * k + 4)))
+                .collect();
+            assert_eq!(got, expected);
+            assert!(mapped >= 5, "ë, Å, ö, é, ☃ at least");
+            assert_eq!(i.packed.len(), map + 8 * mapped);
             assert_eq!((r.u8(120), r.u8(121)), (1, 0), "won, not truncated");
             assert_eq!(r.u8(122), 0, "the text is not all ASCII");
         });
@@ -1140,10 +1190,11 @@ mod tests {
             assert_eq!(r.i64(0), 77);
             assert_eq!(r.u8(40), 1, "all-ASCII text");
             let (entries_at, entries) = (r.u32(16) as usize, r.u32(20) as usize);
-            assert_eq!(entries_at, 48);
+            assert_eq!(entries_at, 56);
+            assert_eq!(r.u32(52), 0, "no map for ASCII text");
             assert_eq!(entries, 3, "the config and each prospect's one field");
             let (prospects, n) = (r.u32(24) as usize, r.u32(28));
-            assert_eq!((prospects, n), (48 + 24 * entries, 2));
+            assert_eq!((prospects, n), (56 + 24 * entries, 2));
             let second = prospects + 64;
             assert_eq!(r.u64(second), 3);
             assert_eq!(r.i64(second + 16), 50);
@@ -1161,6 +1212,11 @@ mod tests {
             assert_eq!(r.span(text, transitions + 24), Some("connect"));
             assert_eq!(r.span(text, transitions + 32), Some("created"));
             assert_eq!(i.packed.len(), transitions + 40);
+            assert_eq!(
+                r.u32(48) as usize,
+                transitions + 40,
+                "where the map would be"
+            );
         });
     }
 

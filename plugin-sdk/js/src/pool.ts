@@ -75,12 +75,12 @@ export class Bytes {
 
 /** The input's text, read by UTF-8 byte offsets, and its packed entries. */
 export class Pool {
-  // For each non-ASCII character: where it starts in bytes and in UTF-16
-  // units, and its length in each. Empty for ASCII text.
-  private bytePos: number[] = [];
-  private unitPos: number[] = [];
-  private byteLen: number[] = [];
-  private unitLen: number[] = [];
+  /**
+   * For each non-ASCII character, where it ends: in bytes, then in UTF-16
+   * units (pairs). The host sends it; text without it is scanned once.
+   */
+  private map: ArrayLike<number>;
+  private ascii: boolean;
 
   constructor(
     private text: string,
@@ -89,40 +89,49 @@ export class Pool {
     private entriesAt = 0,
     /** The host says the text is all ASCII: byte offsets are indexes. */
     ascii = false,
+    /** The host's map of non-ASCII characters: its byte offset and count. */
+    map?: [number, number],
   ) {
-    if (ascii) return;
-    // The regular expression engine finds the non-ASCII characters; only
-    // those cost a step of this loop.
-    const re = /[^\x00-\x7f]/gu;
-    let extra = 0;
-    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      const c = m[0].codePointAt(0)!;
-      const bytes = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-      this.bytePos.push(m.index + extra);
-      this.unitPos.push(m.index);
-      this.byteLen.push(bytes);
-      this.unitLen.push(m[0].length);
-      extra += bytes - m[0].length;
+    this.ascii = ascii;
+    if (ascii) {
+      this.map = [];
+    } else if (map !== undefined) {
+      const at = map[0] >> 2;
+      this.map = this.bytes.w.subarray(at, at + 2 * map[1]);
+    } else {
+      // The regular expression engine finds the non-ASCII characters; only
+      // those cost a step of this loop.
+      const ends: number[] = [];
+      const re = /[^\x00-\x7f]/gu;
+      let extra = 0;
+      for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+        const c = m[0].codePointAt(0)!;
+        extra += (c < 0x800 ? 2 : c < 0x10000 ? 3 : 4) - m[0].length;
+        ends.push(m.index + m[0].length + extra, m.index + m[0].length);
+      }
+      this.map = ends;
+      this.ascii = ends.length === 0;
     }
   }
 
   /** The string index of byte offset `b` (a character boundary). */
   private index(b: number): number {
+    const map = this.map;
     let lo = 0;
-    let hi = this.bytePos.length;
+    let hi = map.length >> 1;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (this.bytePos[mid] < b) lo = mid + 1;
+      if (map[2 * mid] <= b) lo = mid + 1;
       else hi = mid;
     }
     if (lo === 0) return b;
-    const k = lo - 1;
-    return this.unitPos[k] + this.unitLen[k] + (b - this.bytePos[k] - this.byteLen[k]);
+    const k = 2 * (lo - 1);
+    return map[k + 1] + (b - map[k]);
   }
 
   /** `len` bytes of the text from byte `start`. */
   get(start: number, len: number): string {
-    if (this.bytePos.length === 0) return this.text.slice(start, start + len);
+    if (this.ascii) return this.text.slice(start, start + len);
     return this.text.slice(this.index(start), this.index(start + len));
   }
 
@@ -217,7 +226,7 @@ class Packed implements PackedActivities {
 /** An exit criterion's or checklist's input, from the host's text and packed bytes. */
 export function decodeInput(text: string, packed: Uint8Array | ArrayLike<number>): Input {
   const b = new Bytes(packed);
-  const pool = new Pool(text, b, b.u32(80), (b.u8(122) & 1) !== 0);
+  const pool = new Pool(text, b, b.u32(80), (b.u8(122) & 1) !== 0, [b.u32(128), b.u32(132)]);
   const prospect = new Prospect(pool.span(40), {
     id: b.u64(0),
     name: pool.span(32),
@@ -238,7 +247,7 @@ export function decodeInput(text: string, packed: Uint8Array | ArrayLike<number>
 /** A metric's input, from the host's text and packed bytes. */
 export function decodeMetricInput(text: string, packed: Uint8Array | ArrayLike<number>): MetricInput {
   const b = new Bytes(packed);
-  const pool = new Pool(text, b, b.u32(16), (b.u8(40) & 1) !== 0);
+  const pool = new Pool(text, b, b.u32(16), (b.u8(40) & 1) !== 0, [b.u32(48), b.u32(52)]);
   const prospects: ProspectSummary[] = [];
   for (let i = 0, at = b.u32(24); i < b.u32(28); i++, at += PROSPECT) {
     const flags = b.u8(at + 57);
