@@ -15,6 +15,21 @@ import type * as wit from "stagecoach:plugin/types@0.4.0";
 import { capabilities, Level, Plugin, PluginError, setLogSink } from "./index";
 import { decodeInput, decodeMetricInput } from "./pool";
 
+// QuickJS makes some of its built-in objects (`Math` among them) the first
+// time a script touches them. This module runs once, when the component is
+// built, and every call starts from the memory it leaves: touching them
+// here makes them part of that memory instead of work for every call (a
+// call's first `Math.abs` cost about 57k fuel, measured with `stagecoach
+// plugins run`).
+for (const name of [
+  "Math", "JSON", "Number", "String", "Array", "Object", "RegExp", "Map", "Set", "WeakMap",
+  "WeakSet", "Symbol", "Reflect", "Date", "BigInt", "Boolean", "Error", "TypeError",
+  "RangeError", "ArrayBuffer", "DataView", "Uint8Array", "Uint32Array", "Int32Array",
+  "Float64Array", "Intl",
+]) {
+  void (globalThis as Record<string, unknown>)[name];
+}
+
 // The host keeps at most this much of one line.
 const MAX_LINE = 4096;
 

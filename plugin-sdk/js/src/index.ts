@@ -449,7 +449,7 @@ export class Config {
 
   /** @internal */
   static of_(entries: Entries): Config {
-    const c = new Config();
+    const c = Object.create(Config.prototype) as Config;
     c.entries_ = entries;
     return c;
   }
