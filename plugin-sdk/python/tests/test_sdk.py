@@ -24,7 +24,7 @@ from stagecoach_plugin import (
     Verdict,
     num,
 )
-from stagecoach_plugin._pool import Pool, decode_input, decode_metric_input
+from stagecoach_plugin._pool import Pool, decode_input, decode_metric_input, pack_input
 
 
 @pytest.mark.parametrize(
@@ -179,6 +179,26 @@ def test_the_packed_input_reads_as_the_host_wrote_it():
     assert p.has_activity("démo_envoyée")
     assert p.activities()[1].datum("who") == "ça va"
     assert i.config.items("industries") == ["saas", "fintech", "☃"]
+
+
+def test_the_sdk_packs_an_input_byte_for_byte_as_the_host_does():
+    text, packed, want = _fixture("input")
+    w = want["prospect"]
+    p = Prospect(
+        w["stage"],
+        id=int(w["id"]),
+        name=w["name"],
+        company=w["company"],
+        owner=w["owner"],
+        status=w["status"],
+        created_at=w["created_at"],
+        stage_entered_at=w["stage_entered_at"],
+    )
+    p._fields = _pairs(w["fields"])
+    for a in w["activities"]:
+        p.with_activity(a["kind"], Actor(a["actor"]), a["at"], dict(a["data"]))
+    config = Config(dict(want["config"]))
+    assert pack_input(p, want["now"], config) == (text, packed)
 
 
 def test_the_packed_metric_input_reads_as_the_host_wrote_it():

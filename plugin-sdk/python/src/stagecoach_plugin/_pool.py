@@ -22,7 +22,8 @@ PROSPECT = struct.Struct("<QqqdIIIIIIBB6x")
 #: A metric input's transition.
 TRANSITION = struct.Struct("<QqIIIIII")
 
-_ENTRY_HEAD = struct.Struct("<IIB")
+#: An entry: name span, tag, and the value's 8 bytes as two u32.
+_ENTRY_ROW = struct.Struct("<IIB7xII")
 _SPAN = struct.Struct("<II")
 _U32 = struct.Struct("<I")
 _F64 = struct.Struct("<d")
@@ -52,18 +53,35 @@ class Pool:
 
     def run(self, start: int, count: int) -> list:
         """Entries ``start`` .. ``start + count`` as (name, value) pairs."""
-        out = []
+        if count == 0:
+            return []
         b = self.packed
         at = self.entries_at + _ENTRY * start
-        for _ in range(count):
-            ns, nl, tag = _ENTRY_HEAD.unpack_from(b, at)
+        # One C call reads every row; the loop only picks the value.
+        rows = _ENTRY_ROW.iter_unpack(memoryview(b)[at : at + _ENTRY * count])
+        out = []
+        if self.raw is None:
+            # ASCII text: slices without a call per piece of text.
+            text = self.text
+            for ns, nl, tag, vs, vl in rows:
+                if tag == 0:
+                    value = text[vs : vs + vl]
+                elif tag == 1:
+                    value = _F64.unpack_from(b, at + 16)[0]
+                else:
+                    value = vs != 0
+                out.append((text[ns : ns + nl], value))
+                at += _ENTRY
+            return out
+        get = self.get
+        for ns, nl, tag, vs, vl in rows:
             if tag == 0:
-                value = self.get(*_SPAN.unpack_from(b, at + 16))
+                value = get(vs, vl)
             elif tag == 1:
                 value = _F64.unpack_from(b, at + 16)[0]
             else:
-                value = b[at + 16] != 0
-            out.append((self.get(ns, nl), value))
+                value = vs != 0
+            out.append((get(ns, nl), value))
             at += _ENTRY
         return out
 
@@ -146,22 +164,30 @@ def decode_input(text: str, b: bytes) -> sdk.Input:
         truncated,
     ) = INPUT_HEADER.unpack_from(b, 0)
     pool = Pool(text, b, entries_at)
-    prospect = sdk.Prospect(
-        pool.get(stage_s, stage_n),
+    get = pool.get
+    # Made without the test builders' constructor: every call and default
+    # costs CPython fuel on every call.
+    prospect = object.__new__(sdk.Prospect)
+    prospect.__dict__.update(
         id=pid,
-        name=pool.get(name_s, name_n),
-        company=pool.opt(company_s, company_n),
-        owner=pool.opt(owner_s, owner_n),
+        name=get(name_s, name_n),
+        company=None if company_s == NO_SPAN else get(company_s, company_n),
+        owner=None if owner_s == NO_SPAN else get(owner_s, owner_n),
+        stage=get(stage_s, stage_n),
         status=_STATUS[status],
         created_at=created_at,
         stage_entered_at=stage_entered_at,
         activities_truncated=truncated != 0,
+        _fields=pool.run(fields_s, fields_n),
+        # Activities are read only when the plugin asks, from the host's columns.
+        _activities=None,
+        _packed=Activities(pool, activities_n, tuple(columns)),
     )
-    prospect._fields = pool.run(fields_s, fields_n)
-    # Activities are read only when the plugin asks, from the host's columns.
-    prospect._activities = None
-    prospect._packed = Activities(pool, activities_n, tuple(columns))
-    return sdk.Input(prospect, now, sdk.Config._of(pool.run(config_s, config_n)))
+    config = object.__new__(sdk.Config)
+    config._entries = pool.run(config_s, config_n)
+    i = object.__new__(sdk.Input)
+    i.prospect, i.now, i.config = prospect, now, config
+    return i
 
 
 def decode_metric_input(text: str, b: bytes) -> sdk.MetricInput:
@@ -195,3 +221,106 @@ def decode_metric_input(text: str, b: bytes) -> sdk.MetricInput:
     return sdk.MetricInput(
         now, sdk.Config._of(pool.run(config_s, config_n)), prospects, transitions
     )
+
+
+def pack_input(
+    prospect: "sdk.Prospect", now: int = 0, config: "sdk.Config | None" = None
+) -> tuple[str, bytes]:
+    """``prospect``, ``now`` and ``config`` as the host sends them: the
+    input's text and packed bytes, byte for byte what the daemon writes
+    (the SDK's tests compare the two). Used to run a plugin once when its
+    component is built, and by tests."""
+    text: list[str] = []
+    size = [0]
+
+    def span(s: str) -> tuple[int, int]:
+        start = size[0]
+        n = len(s.encode())
+        text.append(s)
+        size[0] += n
+        return start, n
+
+    entries: list[bytes] = []
+
+    def run(pairs, value_first: bool = False) -> tuple[int, int]:
+        # The host writes an activity datum's text value before its name.
+        start = len(entries)
+        for name, value in pairs:
+            if not value_first:
+                ns, nl = span(name)
+            if isinstance(value, bool):
+                tail = struct.pack("<B7xB7x", 2, int(value))
+            elif isinstance(value, (int, float)):
+                tail = struct.pack("<B7xd", 1, float(value))
+            else:
+                tail = struct.pack("<B7xII", 0, *span(value))
+            if value_first:
+                ns, nl = span(name)
+            entries.append(struct.pack("<II", ns, nl) + tail)
+        return start, len(entries) - start
+
+    def opt(s):
+        return (NO_SPAN, 0) if s is None else span(s)
+
+    p = prospect
+    name = span(p.name)
+    company = opt(p.company)
+    owner = opt(p.owner)
+    stage = span(p.stage)
+    fields = run(p.fields())
+    conf = run((config or sdk.Config()).entries())
+    acts = [] if p._activities is None else p._activities
+    kinds: list[str] = []
+    kind_spans: list[tuple[int, int]] = []
+    ids, data = [], []
+    for a in acts:
+        s = span(a.kind)
+        if a.kind not in kinds:
+            kinds.append(a.kind)
+            kind_spans.append(s)
+        ids.append(kinds.index(a.kind))
+        data.append(run(a.data(), value_first=True))
+    n = len(acts)
+
+    def align(x: int) -> int:
+        return (x + 7) // 8 * 8
+
+    entries_at = 136
+    kinds_at = entries_at + 24 * len(entries)
+    kind_at = kinds_at + 8 * len(kinds)
+    at_at = align(kind_at + 4 * n)
+    actor_at = at_at + 8 * n
+    start_at = align(actor_at + n)
+    count_at = start_at + 4 * n
+    map_at = align(count_at + 4 * n)
+    full = "".join(text)
+    units = 0
+    pairs = []
+    at = 0
+    for c in full:
+        at += len(c.encode())
+        units += 2 if ord(c) > 0xFFFF else 1
+        if ord(c) > 0x7F:
+            pairs.append(struct.pack("<II", at, units))
+    out = bytearray()
+    out += struct.pack("<Qqqq", p.id, now, p.created_at, p.stage_entered_at)
+    out += struct.pack("<" + "I" * 12, *name, *stage, *company, *owner, *fields, *conf)
+    out += struct.pack("<II", entries_at, len(entries))
+    out += struct.pack(
+        "<" + "I" * 8, n, kinds_at, len(kinds), kind_at, at_at, actor_at, start_at, count_at
+    )
+    status = ("open", "won", "lost").index(p.status)
+    truncated = 1 if p.activities_truncated else 0
+    out += struct.pack("<BBB5xII", status, truncated, int(full.isascii()), map_at, len(pairs))
+    out += b"".join(entries)
+    out += b"".join(struct.pack("<II", *s) for s in kind_spans)
+    out += struct.pack(f"<{n}I", *ids)
+    out += bytes(at_at - len(out))
+    out += struct.pack(f"<{n}q", *(a.at for a in acts))
+    out += bytes(0 if a.actor is sdk.Actor.PROSPECT else 1 for a in acts)
+    out += bytes(start_at - len(out))
+    out += struct.pack(f"<{n}I", *(d[0] for d in data))
+    out += struct.pack(f"<{n}I", *(d[1] for d in data))
+    out += bytes(map_at - len(out))
+    out += b"".join(pairs)
+    return full, bytes(out)
