@@ -429,7 +429,7 @@ impl WitInput {
         let at_at = align8(kind_at + 4 * n);
         let actor_at = at_at + 8 * n;
         let data_start_at = align8(actor_at + n);
-        let data_len_at = data_start_at + 4 * n;
+        let data_len_at = align8(data_start_at + 4 * n);
         let end = align8(data_len_at + 4 * n);
         let mut p = Packer(std::mem::take(&mut self.packed));
         p.0.clear();
@@ -481,6 +481,7 @@ impl WitInput {
         for a in &self.activities {
             p.u32(a.data.start);
         }
+        p.align8();
         for a in &self.activities {
             p.u32(a.data.len);
         }
@@ -1335,6 +1336,11 @@ mod tests {
             "config": json_entries(config.iter().map(|(k, v)| (k, v))),
         });
         input.with_packed(64, true, |i| {
+            // Three activities: an odd count, so every column's alignment counts.
+            let r = Reader(i.packed);
+            for o in [100, 104, 108, 112, 116, 128] {
+                assert_eq!(r.u32(o) % 8, 0, "the column at header offset {o}");
+            }
             fixture("input.bin", i.packed);
             fixture("input.txt", i.text.as_bytes());
         });

@@ -1037,7 +1037,7 @@ fn check_interface(engine: &Engine, component: &Component) -> Result<Interface, 
                 exports.join(", ")
             }
         ),
-        "implement `Plugin` and call `register_plugin!` from stagecoach-plugin-sdk",
+        "write it with one of the SDKs (Rust, Python, TypeScript) and build it with `stagecoach plugins build DIR`",
     ))
 }
 
@@ -1071,6 +1071,36 @@ type ItemsOut3 = (Result<Vec<wit::ChecklistItem>, String>,);
 type ItemsOut4 = (Result<Vec<wit4::ChecklistItem>, String>,);
 type ValuesOut3 = (Result<Vec<wit::MetricValue>, String>,);
 type ValuesOut4 = (Result<Vec<wit4::MetricValue>, String>,);
+
+/// Either interface version's checklist items as the host's (the versions'
+/// generated types are distinct but have the same fields).
+macro_rules! host_items {
+    ($items:expr) => {
+        $items
+            .into_iter()
+            .map(|i| ChecklistItem {
+                id: i.id,
+                label: i.label,
+                done: i.done,
+                evidence: i.evidence,
+            })
+            .collect()
+    };
+}
+
+/// Either version's metric values as the host's.
+macro_rules! host_values {
+    ($values:expr) => {
+        $values
+            .into_iter()
+            .map(|v| MetricValue {
+                name: v.name,
+                label: v.label,
+                value: v.value,
+            })
+            .collect()
+    };
+}
 
 /// A call's answer: the plugin's own error, or its result.
 type Answered<T> = wasmtime::Result<Result<T, String>>;
@@ -1229,34 +1259,14 @@ impl Exports {
                 let items = input
                     .with_packed(max_input_kib, reads_activities, |i| f.call(store, (i,)))?
                     .0;
-                items.map(|items| {
-                    items
-                        .into_iter()
-                        .map(|i| ChecklistItem {
-                            id: i.id,
-                            label: i.label,
-                            done: i.done,
-                            evidence: i.evidence,
-                        })
-                        .collect()
-                })
+                items.map(|items| host_items!(items))
             }
             Interface::V0_3 => {
                 let f = self.typed::<Evaluate3<'_>, ItemsOut3>(store, instance, index)?;
                 let items = input
                     .with_wit(max_input_kib, reads_activities, |i| f.call(store, (i,)))?
                     .0;
-                items.map(|items| {
-                    items
-                        .into_iter()
-                        .map(|i| ChecklistItem {
-                            id: i.id,
-                            label: i.label,
-                            done: i.done,
-                            evidence: i.evidence,
-                        })
-                        .collect()
-                })
+                items.map(|items| host_items!(items))
             }
         })
     }
@@ -1273,30 +1283,12 @@ impl Exports {
             Interface::V0_4 => {
                 let f = self.typed::<Metric4<'_>, ValuesOut4>(store, instance, index)?;
                 let values = data.with_packed(|i| f.call(store, (i,)))?.0;
-                values.map(|values| {
-                    values
-                        .into_iter()
-                        .map(|v| MetricValue {
-                            name: v.name,
-                            label: v.label,
-                            value: v.value,
-                        })
-                        .collect()
-                })
+                values.map(|values| host_values!(values))
             }
             Interface::V0_3 => {
                 let f = self.typed::<Metric3<'_>, ValuesOut3>(store, instance, index)?;
                 let values = data.with(|i| f.call(store, (i,)))?.0;
-                values.map(|values| {
-                    values
-                        .into_iter()
-                        .map(|v| MetricValue {
-                            name: v.name,
-                            label: v.label,
-                            value: v.value,
-                        })
-                        .collect()
-                })
+                values.map(|values| host_values!(values))
             }
         })
     }

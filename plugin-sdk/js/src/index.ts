@@ -162,6 +162,7 @@ export interface ActivityColumns {
 
 /** @internal Where a prospect's activities come from inside the daemon. */
 export interface PackedActivities {
+  readonly n: number;
   columns(): ActivityColumns;
   activity(i: number): Activity;
   all(): Activity[];
@@ -334,7 +335,12 @@ export class Prospect extends HasFields {
 
   /** @internal */
   columns_(): ActivityColumns {
-    if (this.activities_ === undefined && this.packed_) return this.packed_.columns();
+    // The host's columns, also once the objects are made (unless a test
+    // builder has added to them since).
+    const packed = this.packed_;
+    if (packed && (this.activities_ === undefined || this.activities_.length === packed.n)) {
+      return packed.columns();
+    }
     const all = this.activities();
     const kinds: string[] = [];
     const kind: number[] = [];

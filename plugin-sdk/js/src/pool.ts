@@ -197,7 +197,7 @@ class Packed implements PackedActivities {
   private cols: ActivityColumns | undefined;
   constructor(
     private pool: Pool,
-    private n: number,
+    readonly n: number,
     /** The header's offset of the kinds table; the column offsets follow it. */
     private header: number,
   ) {}

@@ -329,8 +329,13 @@ class Prospect(_Fields):
     def _columns(self) -> tuple[list[str], list[int], list[int], list[int]]:
         """(kinds, kind index per activity, actor per activity (0 the
         prospect, 1 the rep), time per activity)."""
-        if self._activities is None:
-            return self._packed.columns()
+        packed = self._packed
+        # The host's columns, also once the objects are made (unless a test
+        # builder has added to them since).
+        if packed is not None and (
+            self._activities is None or len(self._activities) == packed.n
+        ):
+            return packed.columns()
         kinds: list[str] = []
         seen: dict[str, int] = {}
         ids = []

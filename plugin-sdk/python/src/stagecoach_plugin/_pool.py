@@ -269,7 +269,7 @@ def pack_input(
     stage = span(p.stage)
     fields = run(p.fields())
     conf = run((config or sdk.Config()).entries())
-    acts = [] if p._activities is None else p._activities
+    acts = p.activities()
     kinds: list[str] = []
     kind_spans: list[tuple[int, int]] = []
     ids, data = [], []
@@ -291,7 +291,7 @@ def pack_input(
     at_at = align(kind_at + 4 * n)
     actor_at = at_at + 8 * n
     start_at = align(actor_at + n)
-    count_at = start_at + 4 * n
+    count_at = align(start_at + 4 * n)
     map_at = align(count_at + 4 * n)
     full = "".join(text)
     units = 0
@@ -320,6 +320,7 @@ def pack_input(
     out += bytes(0 if a.actor is sdk.Actor.PROSPECT else 1 for a in acts)
     out += bytes(start_at - len(out))
     out += struct.pack(f"<{n}I", *(d[0] for d in data))
+    out += bytes(count_at - len(out))
     out += struct.pack(f"<{n}I", *(d[1] for d in data))
     out += bytes(map_at - len(out))
     out += b"".join(pairs)
