@@ -455,7 +455,13 @@ fn run_batch(
         let store = state.store.clone();
         let wal = state.wal.as_ref().expect("open once healed");
         let applied = apply_batch(&store, wal, state.ids, batch, now)?;
-        commit(state, applied, stats, |results| answer(batch, results))
+        commit(state, applied, stats, |results| {
+            // Healthy again before anyone hears of the write: a client that
+            // asks `daemon.status` right after its answer must not be told
+            // of the failure this write has just outlived.
+            stats.set_degraded(now, None);
+            answer(batch, results)
+        })
     });
     match outcome {
         Ok(Outcome::Committed(Committed {
@@ -463,7 +469,6 @@ fn run_batch(
             ids: new_ids,
         })) => {
             state.ids = new_ids;
-            stats.set_degraded(now, None);
             stats
                 .commits
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
