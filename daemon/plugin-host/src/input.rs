@@ -1291,6 +1291,22 @@ mod tests {
                 .cloned()
                 .unwrap();
         }
+        // A time before 1970, and a second `demo_attended` at the same time
+        // as the first: the latest of equals is the later one.
+        log[0].at = Millis(-5_000);
+        let mut again = log[0].clone();
+        again.id = 3;
+        again.data = serde_json::json!({ "minutes": 30 })
+            .as_object()
+            .cloned()
+            .unwrap();
+        log.push(again);
+        let mut sent = log[2].clone();
+        sent.id = 4;
+        sent.kind = "email_sent".into();
+        sent.actor = Actor::Rep;
+        sent.at = Millis(1_700_095_000_000);
+        log.push(sent);
         let config = [
             (
                 "industries".to_string(),
@@ -1336,7 +1352,7 @@ mod tests {
             "config": json_entries(config.iter().map(|(k, v)| (k, v))),
         });
         input.with_packed(64, true, |i| {
-            // Three activities: an odd count, so every column's alignment counts.
+            // Five activities: an odd count, so every column's alignment counts.
             let r = Reader(i.packed);
             for o in [100, 104, 108, 112, 116, 128] {
                 assert_eq!(r.u32(o) % 8, 0, "the column at header offset {o}");

@@ -127,19 +127,21 @@ test("the packed input reads as the host wrote it", () => {
   for (const fresh of [true, false]) {
     const q = decodeInput(text, packed).prospect;
     if (!fresh) q.activities();
-    for (const kind of ["demo_attended", "démo_envoyée", "replied", "missing"]) {
+    for (const kind of ["demo_attended", "démo_envoyée", "replied", "email_sent", "missing"]) {
       const mine = want.prospect.activities.filter((a: any) => a.kind === kind);
       assert.equal(q.count(kind), mine.length);
       assert.equal(q.hasActivity(kind), mine.length > 0);
       assert.equal(q.did(kind), mine.some((a: any) => a.actor === "prospect"));
       assert.deepEqual(q.activitiesOf(kind).map((a) => a.at), mine.map((a: any) => a.at));
       assert.equal(q.last(kind)?.at, mine.length ? mine[mine.length - 1].at : undefined);
+      // The latest of equals is the later one.
+      assert.deepEqual(q.last(kind)?.data(), mine.length ? mine[mine.length - 1].data : undefined);
       assert.equal(
         q.countSinceStageEntry(kind),
         mine.filter((a: any) => a.at >= q.stageEnteredAt).length,
       );
     }
-    assert.equal(item.prospectDid("d", "D", q, "demo_attended").evidence, "`demo_attended` recorded (at 0 ms)");
+    assert.equal(item.prospectDid("d", "D", q, "demo_attended").evidence, "`demo_attended` recorded (at -5000 ms)");
     assert.equal(item.prospectDid("e", "E", q, "démo_envoyée").done, false);
   }
   const i = decodeInput(text, packed);

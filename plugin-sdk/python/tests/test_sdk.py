@@ -139,7 +139,7 @@ def test_the_packed_input_reads_as_the_host_wrote_it():
         if not fresh:
             q.activities()
         acts = want["prospect"]["activities"]
-        for kind in ["demo_attended", "démo_envoyée", "replied", "missing"]:
+        for kind in ["demo_attended", "démo_envoyée", "replied", "email_sent", "missing"]:
             mine = [a for a in acts if a["kind"] == kind]
             assert q.count(kind) == len(mine)
             assert q.has_activity(kind) == bool(mine)
@@ -147,11 +147,13 @@ def test_the_packed_input_reads_as_the_host_wrote_it():
             assert [a.at for a in q.activities_of(kind)] == [a["at"] for a in mine]
             last = q.last(kind)
             assert (last.at if last else None) == (mine[-1]["at"] if mine else None)
+            # The latest of equals is the later one.
+            assert (last.data() if last else None) == (_pairs(mine[-1]["data"]) if mine else None)
             assert q.count_since_stage_entry(kind) == sum(
                 1 for a in mine if a["at"] >= q.stage_entered_at
             )
         item = ChecklistItem.prospect_did("d", "D", q, "demo_attended")
-        assert item.evidence == "`demo_attended` recorded (at 0 ms)"
+        assert item.evidence == "`demo_attended` recorded (at -5000 ms)"
         assert not ChecklistItem.prospect_did("e", "E", q, "démo_envoyée").done
     i = decode_input(text, packed)
     p, w = i.prospect, want["prospect"]
