@@ -455,7 +455,7 @@ impl WitInput {
         p.u32(data_len_at as u32);
         p.u8(status_code(self.status));
         p.u8(u8::from(self.truncated));
-        p.u8(text_flags(&self.text));
+        p.u8(0); // the text flags, set below
         p.pad(5);
         p.u32(end as u32);
         p.u32(0); // the map's count, set below
@@ -487,8 +487,7 @@ impl WitInput {
         }
         p.align8();
         debug_assert_eq!(p.0.len(), end);
-        let mapped = p.utf16_map(&self.text);
-        p.set_u32(132, mapped);
+        p.utf16_map(&self.text, 122, 132);
         self.packed = p.0;
     }
 }
@@ -507,13 +506,6 @@ const TRANSITION: usize = 40;
 
 /// An absent optional span's `start`.
 const NO_SPAN: u32 = u32::MAX;
-
-/// The header's text flags: bit 0, the text is all ASCII, so a reader can
-/// use byte offsets as string indexes without looking at the text (an
-/// interpreter scanning it costs more than the host's vectorised check).
-fn text_flags(text: &str) -> u8 {
-    u8::from(text.is_ascii())
-}
 
 fn status_code(s: wit::Status) -> u8 {
     match s {
@@ -545,29 +537,28 @@ impl Packer {
     fn pad(&mut self, n: usize) {
         self.0.resize(self.0.len() + n, 0);
     }
-    /// Overwrites the u32 at byte `at`.
-    fn set_u32(&mut self, at: usize, v: u32) {
-        self.0[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    }
     /// Writes, for each non-ASCII character of `text`, the byte offset and
-    /// the UTF-16 index where it ends; returns how many. A reader whose
-    /// strings are UTF-16 (JavaScript) turns a byte offset into an index by
-    /// a binary search here instead of scanning the text.
-    fn utf16_map(&mut self, text: &str) -> u32 {
-        if text.is_ascii() {
-            return 0;
-        }
-        let mut units = 0u32;
-        let mut n = 0;
-        for (i, c) in text.char_indices() {
-            units += c.len_utf16() as u32;
-            if !c.is_ascii() {
-                self.u32((i + c.len_utf8()) as u32);
-                self.u32(units);
-                n += 1;
+    /// the UTF-16 index where it ends, then sets the header's map count (a
+    /// u32 at `count_at`) and text flags (a byte at `flags_at`: bit 0, the
+    /// text is all ASCII, so a reader uses byte offsets as string indexes
+    /// without looking at the text). A reader whose strings are UTF-16
+    /// (JavaScript) turns a byte offset into an index by a binary search
+    /// here instead of scanning the text.
+    fn utf16_map(&mut self, text: &str, flags_at: usize, count_at: usize) {
+        let mut n = 0u32;
+        if !text.is_ascii() {
+            let mut units = 0u32;
+            for (i, c) in text.char_indices() {
+                units += c.len_utf16() as u32;
+                if !c.is_ascii() {
+                    self.u32((i + c.len_utf8()) as u32);
+                    self.u32(units);
+                    n += 1;
+                }
             }
         }
-        n
+        self.0[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+        self.0[flags_at] = u8::from(n == 0);
     }
     /// Pads to the next multiple of 8 bytes.
     fn align8(&mut self) {
@@ -743,7 +734,7 @@ impl WitMetric<'_> {
         p.table(entries_at, self.text.entries.len());
         p.table(prospects_at, self.prospects.len());
         p.table(transitions_at, self.transitions.len());
-        p.u8(text_flags(&self.text.text));
+        p.u8(0); // the text flags, set below
         p.pad(7);
         p.u32(end as u32);
         p.u32(0); // the map's count, set below
@@ -768,8 +759,7 @@ impl WitMetric<'_> {
             p.span(t.kind);
         }
         debug_assert_eq!(p.0.len(), end);
-        let mapped = p.utf16_map(&self.text.text);
-        p.set_u32(52, mapped);
+        p.utf16_map(&self.text.text, 40, 52);
         p.0
     }
 }
@@ -777,7 +767,7 @@ impl WitMetric<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use stagecoach_types::model::Status;
+    use stagecoach_types::model::{Status, TransitionKind};
 
     fn prospect() -> Prospect {
         Prospect {
@@ -794,6 +784,29 @@ mod tests {
             last_activity_at: Millis(0),
             closed_at: None,
             owner_since: None,
+        }
+    }
+
+    fn transition(
+        prospect: u64,
+        from: Option<&str>,
+        to: &str,
+        at: i64,
+        kind: TransitionKind,
+    ) -> Transition {
+        Transition {
+            id: at as u64,
+            prospect,
+            from: from.map(str::to_string),
+            to: to.into(),
+            at: Millis(at),
+            process_version: 1,
+            kind,
+            verdicts: Vec::new(),
+            reason: None,
+            by: None,
+            activity: None,
+            imported: false,
         }
     }
 
@@ -1170,20 +1183,7 @@ mod tests {
             now: Millis(77),
             config: vec![("horizon".into(), FieldValue::Number(30.0))],
             prospects: vec![(prospect(), None), (won, Some(0.25))],
-            transitions: vec![Transition {
-                id: 1,
-                prospect: 3,
-                from: None,
-                to: "connect".into(),
-                at: Millis(10),
-                process_version: 1,
-                kind: stagecoach_types::model::TransitionKind::Created,
-                verdicts: Vec::new(),
-                reason: None,
-                by: None,
-                activity: None,
-                imported: false,
-            }],
+            transitions: vec![transition(3, None, "connect", 10, TransitionKind::Created)],
         };
         data.with_packed(|i| {
             let r = Reader(i.packed);
@@ -1375,34 +1375,11 @@ mod tests {
             config: vec![("horizon_days".into(), FieldValue::Number(30.0))],
             prospects: vec![(p.clone(), Some(0.4)), (closed.clone(), None)],
             transitions: [
-                (
-                    None,
-                    "connect",
-                    1,
-                    stagecoach_types::model::TransitionKind::Created,
-                ),
-                (
-                    Some("connect"),
-                    "lost",
-                    2,
-                    stagecoach_types::model::TransitionKind::Lost,
-                ),
+                (None, "connect", 1, TransitionKind::Created),
+                (Some("connect"), "lost", 2, TransitionKind::Lost),
             ]
             .into_iter()
-            .map(|(from, to, at, kind)| Transition {
-                id: at,
-                prospect: 9,
-                from: from.map(str::to_string),
-                to: to.into(),
-                at: Millis(at as i64),
-                process_version: 1,
-                kind,
-                verdicts: Vec::new(),
-                reason: None,
-                by: None,
-                activity: None,
-                imported: false,
-            })
+            .map(|(from, to, at, kind)| transition(9, from, to, at, kind))
             .collect(),
         };
         let expected = serde_json::json!({

@@ -160,29 +160,20 @@ export class Pool {
     const bytes = this.bytes;
     const { b, w } = bytes;
     const out: Array<[string, Value]> = new Array(count);
+    // ASCII text (the common case) is sliced here, without a call per piece.
+    const { ascii, text } = this;
     let at = this.entriesAt + ENTRY * start;
-    if (this.ascii) {
-      // The common case, without a call per piece of text.
-      const text = this.text;
-      for (let i = 0; i < count; i++, at += ENTRY) {
-        const k = at >> 2;
-        const tag = b[at + 8];
-        const value =
-          tag === 0
-            ? text.slice(w[k + 4], w[k + 4] + w[k + 5])
-            : tag === 1
-              ? bytes.f64(at + 16)
-              : b[at + 16] !== 0;
-        out[i] = [text.slice(w[k], w[k] + w[k + 1]), value];
-      }
-      return out;
-    }
     for (let i = 0; i < count; i++, at += ENTRY) {
       const k = at >> 2;
       const tag = b[at + 8];
-      const value =
-        tag === 0 ? this.get(w[k + 4], w[k + 5]) : tag === 1 ? bytes.f64(at + 16) : b[at + 16] !== 0;
-      out[i] = [this.get(w[k], w[k + 1]), value];
+      let value: Value;
+      if (tag === 0) {
+        const s = w[k + 4];
+        value = ascii ? text.slice(s, s + w[k + 5]) : this.get(s, w[k + 5]);
+      } else {
+        value = tag === 1 ? bytes.f64(at + 16) : b[at + 16] !== 0;
+      }
+      out[i] = [ascii ? text.slice(w[k], w[k] + w[k + 1]) : this.get(w[k], w[k + 1]), value];
     }
     return out;
   }

@@ -59,29 +59,20 @@ class Pool:
         at = self.entries_at + _ENTRY * start
         # One C call reads every row; the loop only picks the value.
         rows = _ENTRY_ROW.iter_unpack(memoryview(b)[at : at + _ENTRY * count])
+        # Slices of the text (ASCII) or of its UTF-8 bytes, without a call
+        # per piece of text.
+        ascii = self.raw is None
+        src = self.text if ascii else self.raw
         out = []
-        if self.raw is None:
-            # ASCII text: slices without a call per piece of text.
-            text = self.text
-            for ns, nl, tag, vs, vl in rows:
-                if tag == 0:
-                    value = text[vs : vs + vl]
-                elif tag == 1:
-                    value = _F64.unpack_from(b, at + 16)[0]
-                else:
-                    value = vs != 0
-                out.append((text[ns : ns + nl], value))
-                at += _ENTRY
-            return out
-        get = self.get
         for ns, nl, tag, vs, vl in rows:
             if tag == 0:
-                value = get(vs, vl)
+                value = src[vs : vs + vl] if ascii else src[vs : vs + vl].decode()
             elif tag == 1:
                 value = _F64.unpack_from(b, at + 16)[0]
             else:
                 value = vs != 0
-            out.append((get(ns, nl), value))
+            name = src[ns : ns + nl] if ascii else src[ns : ns + nl].decode()
+            out.append((name, value))
             at += _ENTRY
         return out
 
