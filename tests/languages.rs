@@ -272,7 +272,10 @@ fn hostile_python_and_typescript_plugins_fail_closed_and_the_daemon_keeps_servin
         "[[plugins]]\nname = \"icp-py\"\npath = \"{}\"\n\n[[stages]]\nid = \"good\"\nname = \"Good\"\nexit = [{{ question = \"ICP?\", plugin = \"icp-py\", config = {{ min_employees = 1 }} }}]\n",
         built("icp-fit-py")
     ));
-    for (mode, _, _) in modes.iter().chain(&[("print", "", "")]) {
+    for (mode, _, _) in modes
+        .iter()
+        .chain(&[("print", "", ""), ("remember", "", "")])
+    {
         for l in ["py", "ts"] {
             text.push_str(&format!(
                 "\n[[stages]]\nid = \"{mode}-{l}\"\nname = \"{mode} {l}\"\nexit = [{{ question = \"Survives {mode}?\", plugin = \"hostile-{l}\", config = {{ mode = \"{mode}\" }} }}]\n"
@@ -307,6 +310,23 @@ fn hostile_python_and_typescript_plugins_fail_closed_and_the_daemon_keeps_servin
         let id = create(&mut c, "printer", json!({ "stage": format!("print-{l}") }));
         let p = c.ok("prospect.get", json!({ "id": id }));
         assert_ne!(p["stage"], format!("print-{l}"), "printing is met: {p}");
+    }
+    // Every call starts from the plugin's initial memory: a module global
+    // counting calls says 1 each time, however many calls came before and
+    // whatever they left in the heap.
+    for round in 0..4 {
+        for l in ["py", "ts"] {
+            let id = create(
+                &mut c,
+                &format!("remember {round}"),
+                json!({ "stage": format!("remember-{l}") }),
+            );
+            let p = c.ok("prospect.get", json!({ "id": id }));
+            assert_eq!(
+                p["verdicts"][0]["reason"], "call 1 of 20000",
+                "round {round} in {l}: {p}"
+            );
+        }
     }
     let log = d.log_text();
     assert!(log.contains("hello from print, café"), "{log}");

@@ -471,10 +471,65 @@ impl bindings::v0_4::stagecoach::plugin::types::Host for HostState {}
 /// Called with every plugin failure.
 type FailureHook = Box<dyn Fn(&PluginFailure) + Send + Sync>;
 
-/// The wasmtime engine, linker and compile cache shared by every plugin.
-pub struct PluginHost {
+/// How a fresh instance's linear memory gets its initial contents.
+///
+/// Measured (`cargo bench --bench languages`, 4 December): a CPython
+/// plugin writes to pages all over its heap (13 MiB for `icp-fit-py`) in every call
+/// (reference counts), far more separate runs of pages than wasmtime's
+/// reset restores one by one (32), so with copy-on-write images every
+/// fresh call took ~250 copy-on-write page faults, each with a TLB
+/// shootdown on the other core: 1.2-1.3 ms of a 1.3 ms icp-fit call. With
+/// private memory kept resident, the ahead thread copies the data segments
+/// in while it makes the instance and the call runs on resident pages
+/// (0.41 ms). QuickJS and Rust plugins write few pages; for them private
+/// memory only made instances slower to make (QuickJS back to back: 0.22
+/// -> 0.42 ms), so they keep copy-on-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemoryInit {
+    /// Mapped from the module's image; pages are copied when written.
+    CopyOnWrite,
+    /// Copied in at instantiation into memory the pool keeps resident.
+    Private,
+}
+
+impl MemoryInit {
+    fn of(runtime: Runtime) -> MemoryInit {
+        match runtime {
+            Runtime::Python => MemoryInit::Private,
+            Runtime::Compiled | Runtime::Quickjs => MemoryInit::CopyOnWrite,
+        }
+    }
+}
+
+/// Bytes of each linear memory a pool slot keeps resident between
+/// instances (the rest is returned to the kernel on reset).
+///
+/// Copy-on-write: a plugin's 128 KiB stack, its data and the SDK's 64 KiB
+/// arena. Private: CPython's whole heap after its build-time warm-up (13
+/// MiB for `icp-fit-py`) with room to grow. The private pool reuses its
+/// slots least recently used first (`max_unused_warm_slots(0)`), so the
+/// slots ever used, and the memory they keep, are bounded by how many
+/// Python instances exist at once (one spare per plugin and one per call
+/// in flight): about 20 MiB resident each.
+fn keep_resident(init: MemoryInit) -> usize {
+    match init {
+        MemoryInit::CopyOnWrite => 256 << 10,
+        MemoryInit::Private => 24 << 20,
+    }
+}
+
+/// An engine and the host interface linked into it.
+struct Kit {
     engine: Engine,
     linker: Linker<HostState>,
+}
+
+/// The wasmtime engines, linkers and compile cache shared by every plugin.
+pub struct PluginHost {
+    /// For plugins whose memory starts copy-on-write (most).
+    cow: Kit,
+    /// For plugins whose memory is private ([`MemoryInit::Private`]).
+    private: Kit,
     cache_dir: Option<PathBuf>,
     stop_ticker: Arc<AtomicBool>,
     counters: Mutex<HashMap<String, Arc<Counters>>>,
@@ -537,9 +592,10 @@ fn start_ahead_thread() -> Result<std::sync::mpsc::SyncSender<Ahead>, String> {
 
 /// How plugins are compiled: the same in the daemon and in a compile worker
 /// (so a worker's artifact loads in the daemon).
-fn compile_config() -> Config {
+fn compile_config(init: MemoryInit) -> Config {
     let mut config = Config::new();
     config
+        .memory_init_cow(init == MemoryInit::CopyOnWrite)
         .consume_fuel(true)
         .epoch_interruption(true)
         .wasm_component_model(true)
@@ -585,7 +641,8 @@ pub fn compile_worker(input: &Path, output: &Path, max_memory_mib: u64) -> Resul
     .map_err(|e| format!("cannot limit the compiler's memory: {e}"))?;
     let bytes =
         std::fs::read(input).map_err(|e| format!("cannot read `{}`: {e}", input.display()))?;
-    let engine = Engine::new(&compile_config()).map_err(|e| format!("{e:#}"))?;
+    let init = MemoryInit::of(runtime_of(&bytes));
+    let engine = Engine::new(&compile_config(init)).map_err(|e| format!("{e:#}"))?;
     let component = Component::new(&engine, &bytes).map_err(|e| format!("{INVALID_MARK}{e:#}"))?;
     let serialized = component.serialize().map_err(|e| format!("{e:#}"))?;
     write_framed(output, &serialized)
@@ -602,16 +659,9 @@ fn write_framed(path: &Path, serialized: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-impl Drop for PluginHost {
-    fn drop(&mut self) {
-        self.stop_ticker.store(true, Ordering::Relaxed);
-    }
-}
-
-impl PluginHost {
-    /// A host caching compiled plugins in `cache_dir` (none: compile every load).
-    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<PluginHost>, String> {
-        let mut config = compile_config();
+impl Kit {
+    fn new(init: MemoryInit) -> Result<Kit, String> {
+        let mut config = compile_config(init);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(256)
             .total_core_instances(512)
@@ -625,14 +675,17 @@ impl PluginHost {
             // is on the hot path. Measured (`cargo bench --bench plugins`):
             // releasing pages with madvise and re-faulting them, and the TLB
             // shootdowns that go with it, were most of a fresh call. Instead
-            // keep the first 256 KiB of each memory (a plugin's 128 KiB
-            // stack, its data and the SDK's 64 KiB arena) and 64 KiB of each
-            // table resident, and let
-            // the kernel's PAGEMAP_SCAN say which pages were written, so a
-            // reset restores only those.
-            .linear_memory_keep_resident(256 << 10)
+            // keep the first part of each memory ([`keep_resident`]) and 64
+            // KiB of each table resident, and let the kernel's PAGEMAP_SCAN
+            // say which pages were written, so a reset restores only those.
+            .linear_memory_keep_resident(keep_resident(init))
             .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);
+        if init == MemoryInit::Private {
+            // Reuse the least recently used slot rather than a cold one, so
+            // the resident memory is bounded by the instances alive at once.
+            pool.max_unused_warm_slots(0);
+        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine =
             Engine::new(&config).map_err(|e| format!("cannot start the plugin engine: {e}"))?;
@@ -648,26 +701,43 @@ impl PluginHost {
             )
         })
         .map_err(|e| format!("cannot link the host interface: {e}"))?;
+        Ok(Kit { engine, linker })
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PluginHost {
+    /// A host caching compiled plugins in `cache_dir` (none: compile every load).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<PluginHost>, String> {
+        let cow = Kit::new(MemoryInit::CopyOnWrite)?;
+        let private = Kit::new(MemoryInit::Private)?;
         if let Some(dir) = &cache_dir {
             let _ = std::fs::create_dir_all(dir);
         }
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
-            let engine = engine.clone();
+            let engines = [cow.engine.clone(), private.engine.clone()];
             let stop = stop_ticker.clone();
             std::thread::Builder::new()
                 .name("stagecoach-epoch".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
+                        for engine in &engines {
+                            engine.increment_epoch();
+                        }
                     }
                 })
                 .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
         }
         Ok(Arc::new(PluginHost {
-            engine,
-            linker,
+            cow,
+            private,
             cache_dir,
             stop_ticker,
             counters: Mutex::new(HashMap::new()),
@@ -706,29 +776,42 @@ impl PluginHost {
             .clone()
     }
 
-    /// Where the compiled form of the component with BLAKE3 `hash` is cached.
-    fn cached_path(&self, hash: &str) -> Option<PathBuf> {
+    fn kit(&self, init: MemoryInit) -> &Kit {
+        match init {
+            MemoryInit::CopyOnWrite => &self.cow,
+            MemoryInit::Private => &self.private,
+        }
+    }
+
+    /// Where the compiled form of the component with BLAKE3 `hash` is
+    /// cached, compiled for memory initialised as `init`.
+    fn cached_path(&self, hash: &str, init: MemoryInit) -> Option<PathBuf> {
         self.cache_dir.as_ref().map(|dir| {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            self.engine.precompile_compatibility_hash().hash(&mut h);
+            self.kit(init)
+                .engine
+                .precompile_compatibility_hash()
+                .hash(&mut h);
             dir.join(format!("{hash}-{:016x}.cwasm", h.finish()))
         })
     }
 
-    /// Whether loading the component with BLAKE3 `hash` (hex) would have to
-    /// compile it (nothing in the cache): what a daemon starting up asks
-    /// before it waits for a plugin.
-    pub fn needs_compiling(&self, hash: &str) -> bool {
-        self.cached_path(hash).is_none_or(|p| !p.is_file())
+    /// Whether loading the component with BLAKE3 `hash` (hex), carrying
+    /// `runtime`, would have to compile it (nothing in the cache): what a
+    /// daemon starting up asks before it waits for a plugin.
+    pub fn needs_compiling(&self, hash: &str, runtime: Runtime) -> bool {
+        self.cached_path(hash, MemoryInit::of(runtime))
+            .is_none_or(|p| !p.is_file())
     }
 
-    fn compile(&self, bytes: &[u8], hash: &str) -> Result<Component, Refusal> {
-        let cached = self.cached_path(hash);
+    fn compile(&self, bytes: &[u8], hash: &str, init: MemoryInit) -> Result<Component, Refusal> {
+        let engine = &self.kit(init).engine;
+        let cached = self.cached_path(hash, init);
         if let Some(path) = &cached
             && path.exists()
         {
-            match load_cached(&self.engine, path) {
+            match load_cached(engine, path) {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "discarding unusable compiled plugin");
@@ -738,9 +821,9 @@ impl PluginHost {
         }
         let worker = self.worker.lock().expect("compile worker").clone();
         if let (Some(worker), Some(path)) = (worker, &cached) {
-            return self.compile_outside(&worker, bytes, path);
+            return self.compile_outside(&worker, bytes, path, engine);
         }
-        let component = Component::new(&self.engine, bytes)
+        let component = Component::new(engine, bytes)
             .map_err(|e| refusal_for_invalid(bytes, &format!("{e:#}")))?;
         if let Some(path) = &cached
             && let Ok(serialized) = component.serialize()
@@ -757,6 +840,7 @@ impl PluginHost {
         worker: &CompileWorker,
         bytes: &[u8],
         path: &Path,
+        engine: &Engine,
     ) -> Result<Component, Refusal> {
         let input = path.with_extension(format!("{}.wasm", std::process::id()));
         std::fs::write(&input, bytes)
@@ -829,7 +913,7 @@ impl PluginHost {
                 "raise `--compile-memory-mib` if this really is a plugin",
             ));
         }
-        load_cached(&self.engine, path)
+        load_cached(engine, path)
             .map_err(|e| Refusal::from(format!("cannot load the compiled plugin: {e}")))
     }
 
@@ -854,10 +938,14 @@ impl PluginHost {
             ))));
         }
         let hash = blake3::hash(bytes).to_hex().to_string();
-        let component = self.compile(bytes, &hash).map_err(err)?;
+        let runtime = runtime_of(bytes);
+        let kit = self.kit(MemoryInit::of(runtime));
+        let component = self
+            .compile(bytes, &hash, MemoryInit::of(runtime))
+            .map_err(err)?;
         check_resources(&component, &limits).map_err(err)?;
-        let interface = check_interface(&self.engine, &component).map_err(err)?;
-        let pre = self
+        let interface = check_interface(&kit.engine, &component).map_err(err)?;
+        let pre = kit
             .linker
             .instantiate_pre(&component)
             .map_err(|e| err(format!("cannot be linked: {e:#}").into()))?;
@@ -881,7 +969,7 @@ impl PluginHost {
             description: String::new(),
             provides: Vec::new(),
             reads_activities: true,
-            runtime: runtime_of(bytes),
+            runtime,
             spare: Mutex::new(SpareState::None),
             spare_ready: std::sync::Condvar::new(),
             ahead: AtomicBool::new(false),
@@ -1386,7 +1474,7 @@ impl LoadedPlugin {
     /// A store with this plugin's memory limit and a full tank of fuel.
     fn new_store(&self) -> Store<HostState> {
         let mut store = Store::new(
-            &self.host.engine,
+            self.pre.engine(),
             HostState {
                 plugin: self.name.clone(),
                 last_error: None,

@@ -615,7 +615,8 @@ pub fn load_plugin_set(
             }
         };
         let hash = blake3::hash(&bytes).to_hex().to_string();
-        let limits = decl.limits_for(stagecoach_plugin_host::runtime_of(&bytes));
+        let runtime = stagecoach_plugin_host::runtime_of(&bytes);
+        let limits = decl.limits_for(runtime);
         if let Some(old) = previous.and_then(|p| p.get(&decl.name))
             && old.hash == hash
             && old.limits == limits
@@ -625,7 +626,7 @@ pub fn load_plugin_set(
         }
         if loading == Loading::Start
             && bytes.len() >= COMPILE_IN_BACKGROUND_BYTES
-            && host.needs_compiling(&hash)
+            && host.needs_compiling(&hash, runtime)
         {
             tracing::info!(plugin = %decl.name, bytes = bytes.len(), "not compiled yet: compiling it in the background while the daemon serves");
             set.unavailable.insert(
@@ -758,7 +759,8 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
             if set.get(&decl.name).is_some_and(|p| p.hash == hash) {
                 continue;
             }
-            let limits = decl.limits_for(stagecoach_plugin_host::runtime_of(&bytes));
+            let runtime = stagecoach_plugin_host::runtime_of(&bytes);
+            let limits = decl.limits_for(runtime);
             match host.load(&decl.name, &file, &bytes, limits) {
                 Ok(p) => {
                     set.plugins.insert(decl.name.clone(), p);

@@ -105,6 +105,15 @@ function asNumber(v: Value | undefined): number | undefined {
 
 type Entries = Array<[string, Value]>;
 
+/**
+ * @internal Entries as the host packed them, inside the daemon: read by
+ * name where they are, made into pairs only when all are asked for.
+ */
+export interface PackedEntries {
+  find(name: string): Value | undefined;
+  all(): Entries;
+}
+
 function entriesOf(values?: Record<string, Value>): Entries {
   return Object.entries(values ?? {}).map(([k, v]) => {
     if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
@@ -221,22 +230,32 @@ export interface ProspectInit {
 
 /** A prospect's fields, for the views that have them. */
 abstract class HasFields {
-  /** @internal */
-  fields_: Entries = [];
+  /** @internal The fields, once made (always, outside the daemon). */
+  fields_: Entries | undefined = [];
+  /** @internal Inside the daemon: the host's packed fields, until made. */
+  packedFields_: PackedEntries | undefined = undefined;
+
+  /** @internal The fields as pairs, made from the packed ones on first use. */
+  protected own_(): Entries {
+    if (this.fields_ === undefined) this.fields_ = this.packedFields_ ? this.packedFields_.all() : [];
+    return this.fields_;
+  }
 
   /** The prospect's fields in order. */
   fields(): Entries {
-    return [...this.fields_];
+    return [...this.own_()];
   }
 
   /** A field by name. */
   field(name: string): Value | undefined {
-    return lookup(this.fields_, name);
+    if (this.fields_ === undefined && this.packedFields_ !== undefined) return this.packedFields_.find(name);
+    return lookup(this.own_(), name);
   }
 
   /** A field as a number (numeric text counts). */
   number(name: string): number | undefined {
-    return asNumber(this.field(name));
+    const v = this.field(name);
+    return typeof v === "number" ? v : asNumber(v);
   }
 }
 
@@ -281,7 +300,7 @@ export class Prospect extends HasFields {
 
   /** Adds a field (for tests); returns the prospect. */
   withField(name: string, value: Value): this {
-    this.fields_.push([name, value]);
+    this.own_().push([name, value]);
     return this;
   }
 
@@ -446,39 +465,42 @@ export class Prospect extends HasFields {
  * `new Config({ min_employees: 50 })`.
  */
 export class Config {
-  /** @internal */
+  /** @internal Outside the daemon, the entries. */
   entries_: Entries;
+  /** @internal Inside the daemon, the host's packed entries instead. */
+  packed_: PackedEntries | undefined;
 
   constructor(entries?: Record<string, Value>) {
     this.entries_ = entries ? entriesOf(entries) : [];
+    this.packed_ = undefined;
   }
 
-  /** @internal */
-  static of_(entries: Entries): Config {
+  /** @internal The host's entries (made without the constructor). */
+  static of_(packed: PackedEntries): Config {
     const c = Object.create(Config.prototype) as Config;
-    c.entries_ = entries;
+    c.packed_ = packed;
     return c;
   }
 
   /** Entries in file order. */
   entries(): Entries {
-    return [...this.entries_];
+    return this.packed_ !== undefined ? this.packed_.all() : [...this.entries_];
   }
 
   /** An entry by name. */
   get(name: string): Value | undefined {
-    return lookup(this.entries_, name);
+    return this.packed_ !== undefined ? this.packed_.find(name) : lookup(this.entries_, name);
   }
 
   /** A number entry (text is not read as a number here, as in Rust). */
   number(name: string): number | undefined {
-    const v = this.get(name);
+    const v = this.packed_ !== undefined ? this.packed_.find(name) : lookup(this.entries_, name);
     return typeof v === "number" ? v : undefined;
   }
 
   /** A text entry. */
   text(name: string): string | undefined {
-    const v = this.get(name);
+    const v = this.packed_ !== undefined ? this.packed_.find(name) : lookup(this.entries_, name);
     return typeof v === "string" ? v : undefined;
   }
 

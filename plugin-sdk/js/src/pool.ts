@@ -16,6 +16,7 @@ import {
   type ActivityColumns,
   type Actor,
   type PackedActivities,
+  type PackedEntries,
   type Status,
   type Transition,
   type Value,
@@ -37,11 +38,13 @@ const TWO_32 = 4294967296;
  * call costs QuickJS a builtin call each.
  */
 export class Bytes {
+  // `declare`d, these fields are set by assignment only: an ES2022 class
+  // field is defined on every new object, one more step each (QuickJS).
   /** @internal The bytes. */
-  b: Uint8Array;
+  declare b: Uint8Array;
   /** @internal The same bytes as 32-bit words. */
-  w: Uint32Array;
-  private f: Float64Array | undefined;
+  declare w: Uint32Array;
+  private declare f: Float64Array | undefined;
   constructor(bytes: Uint8Array | ArrayLike<number>) {
     let b = bytes instanceof Uint8Array ? bytes : Uint8Array.from(bytes);
     // Views need an aligned start; the host's bytes always have one.
@@ -79,14 +82,17 @@ export class Pool {
    * For each non-ASCII character, where it ends: in bytes, then in UTF-16
    * units (pairs). The host sends it; text without it is scanned once.
    */
-  private map: ArrayLike<number>;
-  private ascii: boolean;
+  private declare map: ArrayLike<number>;
+  /** @internal The text is all ASCII: byte offsets are string indexes. */
+  declare ascii: boolean;
 
   constructor(
-    private text: string,
+    /** @internal */
+    public text: string,
     /** @internal */
     public bytes: Bytes = new Bytes(new Uint8Array(0)),
-    private entriesAt = 0,
+    /** @internal Where the entries start in the bytes. */
+    public entriesAt = 0,
     /** The host says the text is all ASCII: byte offsets are indexes. */
     ascii = false,
     /** The host's map of non-ASCII characters: its byte offset and count. */
@@ -116,8 +122,10 @@ export class Pool {
   }
 
   /** The string index of byte offset `b` (a character boundary). */
-  private index(b: number): number {
+  index(b: number): number {
     const map = this.map;
+    // Before the first non-ASCII character (where names usually are).
+    if (map.length === 0 || b < map[0]) return b;
     let lo = 0;
     let hi = map.length >> 1;
     while (lo < hi) {
@@ -155,27 +163,74 @@ export class Pool {
     return this.opt(w[k], w[k + 1]);
   }
 
+  /** The value of the entry at byte `at` of the packed bytes. */
+  value(at: number): Value {
+    const bytes = this.bytes;
+    const tag = bytes.b[at + 8];
+    if (tag === 0) {
+      const k = at >> 2;
+      return this.get(bytes.w[k + 4], bytes.w[k + 5]);
+    }
+    return tag === 1 ? bytes.f64(at + 16) : bytes.b[at + 16] !== 0;
+  }
+
   /** Entries `start` .. `start + count` as [name, value] pairs. */
   run(start: number, count: number): Array<[string, Value]> {
-    const bytes = this.bytes;
-    const { b, w } = bytes;
+    const w = this.bytes.w;
     const out: Array<[string, Value]> = new Array(count);
-    // ASCII text (the common case) is sliced here, without a call per piece.
-    const { ascii, text } = this;
     let at = this.entriesAt + ENTRY * start;
     for (let i = 0; i < count; i++, at += ENTRY) {
       const k = at >> 2;
-      const tag = b[at + 8];
-      let value: Value;
-      if (tag === 0) {
-        const s = w[k + 4];
-        value = ascii ? text.slice(s, s + w[k + 5]) : this.get(s, w[k + 5]);
-      } else {
-        value = tag === 1 ? bytes.f64(at + 16) : b[at + 16] !== 0;
-      }
-      out[i] = [ascii ? text.slice(w[k], w[k] + w[k + 1]) : this.get(w[k], w[k + 1]), value];
+      out[i] = [this.get(w[k], w[k + 1]), this.value(at)];
     }
     return out;
+  }
+
+  /** Entries `start` .. `start + count`, read by name where they are. */
+  entries(start: number, count: number): PackedEntries {
+    return new Run(this, start, count);
+  }
+}
+
+/** A run of the host's packed entries (fields, config, an activity's data). */
+class Run implements PackedEntries {
+  constructor(
+    private pool: Pool,
+    private start: number,
+    private count: number,
+  ) {}
+
+  /**
+   * The value of the first entry named `name`: names of another length are
+   * passed over without a string made for them (making every entry's pair
+   * cost QuickJS ~12k fuel each), in one loop per case without a call per
+   * entry (a call is the dearest step in QuickJS).
+   */
+  find(name: string): Value | undefined {
+    const pool = this.pool;
+    const { text } = pool;
+    const w = pool.bytes.w;
+    const n = name.length;
+    let at = pool.entriesAt + ENTRY * this.start;
+    if (pool.ascii) {
+      for (let i = 0; i < this.count; i++, at += ENTRY) {
+        const k = at >> 2;
+        if (w[k + 1] === n && text.startsWith(name, w[k])) return pool.value(at);
+      }
+      return undefined;
+    }
+    for (let i = 0; i < this.count; i++, at += ENTRY) {
+      const k = at >> 2;
+      // UTF-8 is never shorter than UTF-16.
+      if (w[k + 1] < n) continue;
+      const s = pool.index(w[k]);
+      if (pool.index(w[k] + w[k + 1]) - s === n && text.startsWith(name, s)) return pool.value(at);
+    }
+    return undefined;
+  }
+
+  all(): Array<[string, Value]> {
+    return this.pool.run(this.start, this.count);
   }
 }
 
@@ -185,7 +240,7 @@ export class Pool {
  * asks for one.
  */
 class Packed implements PackedActivities {
-  private cols: ActivityColumns | undefined;
+  private declare cols: ActivityColumns | undefined;
   constructor(
     private pool: Pool,
     readonly n: number,
@@ -231,28 +286,56 @@ class Packed implements PackedActivities {
   }
 }
 
+/**
+ * The prospect's own values read from the host's bytes when a plugin asks
+ * for them, not all made up front (a property set costs QuickJS ~1.2k fuel
+ * and a span ~4k; most rules read one or two of them): getters on a
+ * prototype the daemon's prospects share. Assigning one makes it an
+ * ordinary property, as on a prospect a test builds.
+ */
+const PACKED_PROSPECT: Prospect = Object.create(Prospect.prototype);
+{
+  type Packed = Prospect & { pool_: Pool };
+  const read: Record<string, (p: Pool, b: Bytes) => unknown> = {
+    id: (_, b) => b.u64(0),
+    name: (p) => p.span(32),
+    company: (p) => p.optSpan(48),
+    owner: (p) => p.optSpan(56),
+    stage: (p) => p.span(40),
+    status: (_, b) => STATUS[b.u8(120)],
+    createdAt: (_, b) => b.i64(16),
+    stageEnteredAt: (_, b) => b.i64(24),
+    activitiesTruncated: (_, b) => b.u8(121) !== 0,
+  };
+  for (const key of Object.keys(read)) {
+    const f = read[key];
+    Object.defineProperty(PACKED_PROSPECT, key, {
+      enumerable: true,
+      get(this: Packed) {
+        return f(this.pool_, this.pool_.bytes);
+      },
+      set(this: Packed, value: unknown) {
+        Object.defineProperty(this, key, { value, writable: true, enumerable: true, configurable: true });
+      },
+    });
+  }
+}
+
 /** An exit criterion's or checklist's input, from the host's text and packed bytes. */
 export function decodeInput(text: string, packed: Uint8Array | ArrayLike<number>): Input {
   const b = new Bytes(packed);
   const pool = new Pool(text, b, b.u32(80), (b.u8(122) & 1) !== 0, b.u32(128), b.u32(132));
   // Made without its constructor, which is the test builders' (every
   // object and default costs QuickJS fuel on every call).
-  const prospect = Object.create(Prospect.prototype) as Prospect;
-  prospect.id = b.u64(0);
-  prospect.name = pool.span(32);
-  prospect.company = pool.optSpan(48);
-  prospect.owner = pool.optSpan(56);
-  prospect.stage = pool.span(40);
-  prospect.status = STATUS[b.u8(120)];
-  prospect.createdAt = b.i64(16);
-  prospect.stageEnteredAt = b.i64(24);
-  prospect.activitiesTruncated = b.u8(121) !== 0;
-  prospect.fields_ = pool.run(b.u32(64), b.u32(68));
+  const prospect = Object.create(PACKED_PROSPECT) as Prospect & { pool_: Pool };
+  prospect.pool_ = pool;
+  prospect.fields_ = undefined;
+  prospect.packedFields_ = pool.entries(b.u32(64), b.u32(68));
   // Activities are read only when the plugin asks, from the host's columns.
   prospect.activities_ = undefined;
   const n = b.u32(88);
   prospect.packed_ = n > 0 ? new Packed(pool, n, 92) : undefined;
-  return new Input(prospect, b.i64(8), Config.of_(pool.run(b.u32(72), b.u32(76))));
+  return new Input(prospect, b.i64(8), Config.of_(pool.entries(b.u32(72), b.u32(76))));
 }
 
 /** A metric's input, from the host's text and packed bytes. */
@@ -269,7 +352,8 @@ export function decodeMetricInput(text: string, packed: Uint8Array | ArrayLike<n
       closedAt: flags & 1 ? b.i64(at + 16) : undefined,
       stageProbability: flags & 2 ? b.f64(at + 24) : undefined,
     });
-    s.fields_ = pool.run(b.u32(at + 48), b.u32(at + 52));
+    s.fields_ = undefined;
+    s.packedFields_ = pool.entries(b.u32(at + 48), b.u32(at + 52));
     prospects.push(s);
   }
   const transitions: Transition[] = [];
@@ -282,5 +366,5 @@ export function decodeMetricInput(text: string, packed: Uint8Array | ArrayLike<n
       kind: pool.span(at + 32),
     });
   }
-  return new MetricInput(b.i64(0), Config.of_(pool.run(b.u32(8), b.u32(12))), prospects, transitions);
+  return new MetricInput(b.i64(0), Config.of_(pool.entries(b.u32(8), b.u32(12))), prospects, transitions);
 }
