@@ -335,6 +335,12 @@ fn hostile_python_and_typescript_plugins_fail_closed_and_the_daemon_keeps_servin
         "{log}"
     );
     assert!(log.contains("to stderr"), "{log}");
+    // A prospect logged shows its values, read from the host's bytes.
+    assert!(
+        log.contains("prospect {\"id\":")
+            && log.contains("\"stage\":\"print-ts\",\"status\":\"open\""),
+        "{log}"
+    );
     c.ok("daemon.status", json!({}));
 }
 

@@ -298,6 +298,26 @@ export class Prospect extends HasFields {
     this.activities_ = init.activities ? [...init.activities] : [];
   }
 
+  /**
+   * What `JSON.stringify` and `console.log` show: the prospect's values,
+   * its fields and how many activities it has, not the SDK's internals
+   * (inside the daemon most values are read from the host's bytes on use).
+   */
+  toJSON(): Record<string, unknown> {
+    return {
+      id: this.id,
+      name: this.name,
+      company: this.company,
+      owner: this.owner,
+      stage: this.stage,
+      status: this.status,
+      createdAt: this.createdAt,
+      stageEnteredAt: this.stageEnteredAt,
+      fields: Object.fromEntries(this.fields()),
+      activities: this.packed_ !== undefined && this.activities_ === undefined ? this.packed_.n : this.activities().length,
+    };
+  }
+
   /** Adds a field (for tests); returns the prospect. */
   withField(name: string, value: Value): this {
     this.own_().push([name, value]);

@@ -167,6 +167,29 @@ test("the packed input reads as the host wrote it", () => {
   assert.ok(p.did("demo_attended") && !p.did("démo_envoyée") && p.hasActivity("démo_envoyée"));
   assert.equal(p.activities()[1].datum("who"), "ça va");
   assert.deepEqual(i.config.items("industries"), ["saas", "fintech", "☃"]);
+  // Every entry found by its name where it lies, as in the pairs; a name
+  // that is a prefix of one, or absent, finds nothing.
+  const fresh = decodeInput(text, packed);
+  for (const [name, value] of w.fields) assert.deepEqual(fresh.prospect.field(name), value, name);
+  for (const [name, value] of want.config) assert.deepEqual(fresh.config.get(name), value, name);
+  assert.equal(fresh.prospect.field("employee"), undefined);
+  assert.equal(fresh.config.get("nope"), undefined);
+  // It shows as a prospect built natively does, and its values can be set.
+  const native = new Prospect(w.stage, {
+    id: Number(w.id),
+    name: w.name,
+    company: w.company ?? undefined,
+    owner: w.owner ?? undefined,
+    status: w.status,
+    createdAt: w.created_at,
+    stageEnteredAt: w.stage_entered_at,
+    fields: Object.fromEntries(w.fields),
+    activities: fresh.prospect.activities(),
+  });
+  assert.deepEqual(JSON.parse(JSON.stringify(decodeInput(text, packed).prospect)), JSON.parse(JSON.stringify(native)));
+  fresh.prospect.stage = "elsewhere";
+  assert.equal(fresh.prospect.stage, "elsewhere");
+  assert.equal(decodeInput(text, packed).prospect.stage, w.stage);
 });
 
 test("the packed metric input reads as the host wrote it", () => {
