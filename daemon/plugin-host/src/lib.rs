@@ -474,9 +474,9 @@ type FailureHook = Box<dyn Fn(&PluginFailure) + Send + Sync>;
 /// How a fresh instance's linear memory gets its initial contents.
 ///
 /// Measured (`cargo bench --bench languages`, 4 December): a CPython
-/// plugin writes to pages all over its heap (13 MiB for `icp-fit-py`) in every call
-/// (reference counts), far more separate runs of pages than wasmtime's
-/// reset restores one by one (32), so with copy-on-write images every
+/// plugin writes to pages all over its heap (13 MiB for `icp-fit-py`) in
+/// every call (reference counts), far more separate runs of pages than
+/// wasmtime's reset restores one by one (32), so with copy-on-write images every
 /// fresh call took ~250 copy-on-write page faults, each with a TLB
 /// shootdown on the other core: 1.2-1.3 ms of a 1.3 ms icp-fit call. With
 /// private memory kept resident, the ahead thread copies the data segments
@@ -510,7 +510,7 @@ impl MemoryInit {
 /// slots least recently used first (`max_unused_warm_slots(0)`), so the
 /// slots ever used, and the memory they keep, are bounded by how many
 /// Python instances exist at once (one spare per plugin and one per call
-/// in flight): about 20 MiB resident each.
+/// in flight): up to 24 MiB resident each (13 MiB for `icp-fit-py`).
 fn keep_resident(init: MemoryInit) -> usize {
     match init {
         MemoryInit::CopyOnWrite => 256 << 10,
@@ -939,10 +939,9 @@ impl PluginHost {
         }
         let hash = blake3::hash(bytes).to_hex().to_string();
         let runtime = runtime_of(bytes);
-        let kit = self.kit(MemoryInit::of(runtime));
-        let component = self
-            .compile(bytes, &hash, MemoryInit::of(runtime))
-            .map_err(err)?;
+        let init = MemoryInit::of(runtime);
+        let kit = self.kit(init);
+        let component = self.compile(bytes, &hash, init).map_err(err)?;
         check_resources(&component, &limits).map_err(err)?;
         let interface = check_interface(&kit.engine, &component).map_err(err)?;
         let pre = kit

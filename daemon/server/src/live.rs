@@ -759,8 +759,7 @@ pub async fn reload_plugins(ctx: &Arc<Ctx>) {
             if set.get(&decl.name).is_some_and(|p| p.hash == hash) {
                 continue;
             }
-            let runtime = stagecoach_plugin_host::runtime_of(&bytes);
-            let limits = decl.limits_for(runtime);
+            let limits = decl.limits_for(stagecoach_plugin_host::runtime_of(&bytes));
             match host.load(&decl.name, &file, &bytes, limits) {
                 Ok(p) => {
                     set.plugins.insert(decl.name.clone(), p);

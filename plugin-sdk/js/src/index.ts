@@ -514,13 +514,13 @@ export class Config {
 
   /** A number entry (text is not read as a number here, as in Rust). */
   number(name: string): number | undefined {
-    const v = this.packed_ !== undefined ? this.packed_.find(name) : lookup(this.entries_, name);
+    const v = this.get(name);
     return typeof v === "number" ? v : undefined;
   }
 
   /** A text entry. */
   text(name: string): string | undefined {
-    const v = this.packed_ !== undefined ? this.packed_.find(name) : lookup(this.entries_, name);
+    const v = this.get(name);
     return typeof v === "string" ? v : undefined;
   }
 
