@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo bench -p stagecoach --bench simulate`
 //! (`STAGECOACH_BENCH_PROSPECTS`, default 100000; 10 activities each;
-//! `STAGECOACH_BENCH_SCRATCH_MIB`, the scratch store's page cache).
+//! `STAGECOACH_BENCH_SCRATCH_MIB`, the scratch store's page cache;
+//! `STAGECOACH_BENCH_LIVE=PATH`, keep the loaded history there and reuse it).
 
 use std::time::Instant;
 
@@ -60,13 +61,28 @@ fn main() {
     );
     println!("machine: {}", common::machine());
 
-    let live = Store::open(&dir.path().join("live.redb")).unwrap();
-    let before = rss_kib() as f64 / 1024.0;
-    let ((activities, _), load, load_peak) = measured(|| history::load(&live, n));
-    println!(
-        "baseline: {n} prospects and {activities} activities written through the live write path (writer, criteria, counters, write-ahead log) in {load:.1} s ({:.0} prospects/s); peak RSS {load_peak:.0} MiB (from {before:.0})",
-        n as f64 / load
-    );
+    // While working on the replay, STAGECOACH_BENCH_LIVE=PATH keeps the
+    // loaded history there and reuses it on later runs: those print no
+    // baseline (figures worth quoting come from a run that loads).
+    let kept = std::env::var_os("STAGECOACH_BENCH_LIVE").map(std::path::PathBuf::from);
+    let reused = kept.as_ref().is_some_and(|p| p.exists());
+    let live_path = kept.unwrap_or_else(|| dir.path().join("live.redb"));
+    let live = Store::open(&live_path).unwrap();
+    let load = if reused {
+        println!(
+            "baseline: not measured (history reused from {}: STAGECOACH_BENCH_LIVE)",
+            live_path.display()
+        );
+        f64::NAN
+    } else {
+        let before = rss_kib() as f64 / 1024.0;
+        let ((activities, _), load, load_peak) = measured(|| history::load(&live, n));
+        println!(
+            "baseline: {n} prospects and {activities} activities written through the live write path (writer, criteria, counters, write-ahead log) in {load:.1} s ({:.0} prospects/s); peak RSS {load_peak:.0} MiB (from {before:.0})",
+            n as f64 / load
+        );
+        load
+    };
     // The draft: research also needs the proposal request.
     let draft = history::draft(|t| {
         t.replacen(

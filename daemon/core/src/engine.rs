@@ -844,7 +844,12 @@ fn written(
         at: step.as_of,
         process_version: active.version,
         kind: step.kind,
-        verdicts: step.verdicts,
+        // A replay's scratch store keeps no verdicts: nothing reads them.
+        verdicts: if t.is_scratch() {
+            Vec::new()
+        } else {
+            step.verdicts
+        },
         reason: None,
         by: None,
         activity: cause,

@@ -133,11 +133,17 @@ pub const SCRATCH_CACHE_MIB: usize = 64;
 /// Prospects per batch the reading thread sends.
 const BATCH: usize = 4096;
 
-/// Batches between two writes of the gathered counters, day summaries and
-/// metric rows (each write rewrites every day summary the batches touched;
-/// the memory they take until then is bounded by this many batches' moves:
-/// 220 MiB peak at 100k prospects with 4, 385 MiB with 16, no faster).
-const FLUSH_EVERY: usize = 4;
+/// Most memory the gathered metric rows (completed stays, stage entries,
+/// outcomes: ~40, 24 and 32 bytes each) may take before they are written,
+/// bytes. They are keyed by time, so a write spreads over the whole of
+/// their B-trees; written every few batches, those trees outgrew the page
+/// cache at ~500k prospects and every write read and wrote most of their
+/// pages again (at 1M, 13 % of the replay in perf, with the page cache's
+/// reads and writes beside it). Gathered up to this budget, a history of
+/// up to ~1.5M prospects writes them once, in key order, at the end. The
+/// counters and day summaries are held until the end whatever the size
+/// ([`Tables::flush_rows`]): they are as large as the finished tables.
+const ROWS_BUDGET: usize = 256 << 20;
 
 /// Replays every prospect of `live` into the empty `scratch` store under
 /// `draft`, calling `progress(done, total)` after each batch. The scratch
@@ -175,11 +181,12 @@ pub fn replay(
         // every B-tree page it touched again (a non-durable commit cannot
         // free pages, so the file grew by each batch's copies).
         // The tables stay open across batches, so what they gather is
-        // written every FLUSH_EVERY batches, not after each.
+        // written once, at the end (the metric rows sooner if they exceed
+        // ROWS_BUDGET).
         let txn = scratch.begin_write()?;
         {
             let mut tables = Tables::open_scratch(&txn, scratch.next_ids()?)?;
-            for (n, batch) in rx.into_iter().enumerate() {
+            for batch in rx {
                 let batch = batch?;
                 out.absorb(batch.counts);
                 // The scratch copy shares the database's disk: keep its reserve.
@@ -204,8 +211,8 @@ pub fn replay(
                     }
                     out.prospects += 1;
                 }
-                if (n + 1) % FLUSH_EVERY == 0 {
-                    tables.finish()?;
+                if tables.rows_bytes() > ROWS_BUDGET {
+                    tables.flush_rows()?;
                 }
                 progress(out.prospects, total);
             }

@@ -1134,6 +1134,25 @@ impl<'txn> Tables<'txn> {
         Ok(t)
     }
 
+    /// Whether these are a scratch store's tables ([`Tables::open_scratch`]):
+    /// nothing reads the verdicts of its transitions, listens to its events
+    /// or looks its prospects up by external id.
+    pub fn is_scratch(&self) -> bool {
+        self.scratch.is_some()
+    }
+
+    /// Writes the time-keyed metric rows gathered so far, keeping the
+    /// counters and day summaries for [`Tables::finish`]: what a replay
+    /// does every few batches of its one transaction.
+    pub fn flush_rows(&mut self) -> Result<(), StoreError> {
+        self.metrics.flush_rows()
+    }
+
+    /// Memory the metric rows gathered since the last write take, bytes.
+    pub fn rows_bytes(&self) -> usize {
+        self.metrics.rows_bytes()
+    }
+
     /// Stops holding a scratch store's activities of `prospect` (see
     /// [`Tables::open_scratch`]); nothing for other tables.
     pub fn release_activities(&mut self, prospect: ProspectId) {
@@ -1244,6 +1263,10 @@ impl<'txn> Tables<'txn> {
         &self,
         external_id: &str,
     ) -> Result<Option<ProspectId>, StoreError> {
+        if self.scratch.is_some() {
+            // A replay writes each prospect once, and keeps no external ids.
+            return Ok(None);
+        }
         Ok(self
             .external_ids
             .read()?
@@ -1288,6 +1311,7 @@ impl<'txn> Tables<'txn> {
             self.by_owner.write()?.insert((owner.as_str(), id), ())?;
         }
         if old.is_none()
+            && self.scratch.is_none()
             && let Some(ext) = &new.external_id
         {
             self.external_ids.write()?.insert(ext.as_str(), id)?;

@@ -302,7 +302,12 @@ pub(crate) fn apply(
         &moves[segment.saved..],
         at,
     )?;
-    let events = moved_events(&prospect, &moves);
+    // Nobody listens to a replay's scratch store.
+    let events = if t.is_scratch() {
+        Vec::new()
+    } else {
+        moved_events(&prospect, &moves)
+    };
     let new_moves = moves
         .iter()
         .filter(|m| m.kind != TransitionKind::Created)
