@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::criteria::{ActivityFacts, activity_kinds, all_met, evaluate_stage, needs_activities};
+use crate::criteria::{
+    ActivityFacts, activity_kinds, all_met, evaluate_stage_with, needs_activities,
+};
 use crate::process::{AdvanceMode, Process};
 use crate::store::{ActivitySource, StoreError, Tables};
 use stagecoach_types::model::{
@@ -85,7 +87,14 @@ pub fn evaluate(
     if all_activities || needs_activities(stage, &active.plugin_context()) {
         facts.activities = source.activities(prospect.id)?;
     }
-    let verdicts = evaluate_stage(stage, prospect, &facts, as_of, active.plugin_context());
+    let verdicts = evaluate_stage_with(
+        stage,
+        prospect,
+        &facts,
+        as_of,
+        active.plugin_context(),
+        source.reasons(),
+    );
     Ok(Evaluation {
         as_of,
         verdicts,

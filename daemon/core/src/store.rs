@@ -13,7 +13,6 @@ pub(crate) mod stay_days;
 pub(crate) mod wal;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -809,6 +808,11 @@ pub trait ActivitySource {
     ) -> Result<ActivityFacts, StoreError>;
     /// Every activity, in recording order.
     fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError>;
+    /// Whether verdicts read through this source need their reasons (a
+    /// replay's scratch store keeps none).
+    fn reasons(&self) -> bool {
+        true
+    }
 }
 
 impl ActivitySource for Snapshot {
@@ -834,6 +838,9 @@ impl ActivitySource for Tables<'_> {
     }
     fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
         Tables::activities(self, prospect)
+    }
+    fn reasons(&self) -> bool {
+        !self.is_scratch()
     }
 }
 
@@ -1074,7 +1081,7 @@ pub(crate) struct Tables<'txn> {
     log: Vec<u8>,
     /// A scratch store's tables ([`Tables::open_scratch`]): the activities
     /// of the prospects being written, held here instead of in the tables.
-    scratch: Option<HashMap<ProspectId, Vec<Activity>>>,
+    scratch: Option<rustc_hash::FxHashMap<ProspectId, Vec<Activity>>>,
 }
 
 /// One change to the tables, as the write-ahead log keeps it: the calls
@@ -1130,7 +1137,7 @@ impl<'txn> Tables<'txn> {
     /// from the tables, until [`Tables::release_activities`].
     pub fn open_scratch(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
         let mut t = Self::open(txn, ids)?;
-        t.scratch = Some(HashMap::new());
+        t.scratch = Some(Default::default());
         Ok(t)
     }
 

@@ -497,10 +497,13 @@ impl ActivityFacts {
 
     /// Adds one activity.
     pub fn add(&mut self, kind: &str, at: Millis, actor: Actor) {
-        self.by_kind
-            .entry(kind.to_string())
-            .or_default()
-            .push((at, actor));
+        // Looked up before it is made: most adds find their kind.
+        match self.by_kind.get_mut(kind) {
+            Some(list) => list.push((at, actor)),
+            None => {
+                self.by_kind.insert(kind.to_string(), vec![(at, actor)]);
+            }
+        }
     }
 
     /// When each activity of `kind` happened and who did it, in the order added.

@@ -12,7 +12,7 @@
 //!
 //! The queries over them are in [`crate::metrics`].
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
@@ -237,16 +237,16 @@ impl Deltas {
         out
     }
 
-    /// `rows` with their names, in the order redb keeps the keys (each
-    /// row's key comes first, and the keys are unique).
-    fn sorted_rows<'a, R: Copy, T: Ord + 'a>(
-        &'a self,
-        rows: &[R],
-        named: impl Fn(&'a [String], R) -> T,
-    ) -> Vec<T> {
-        let mut out: Vec<T> = rows.iter().map(|r| named(&self.names, *r)).collect();
-        out.sort_unstable();
-        out
+    /// Each name's place in the names' sorted order, by its number: keys
+    /// ordered by these ranks are in the order redb keeps the named keys.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.names.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut rank = vec![0; order.len()];
+        for (r, n) in order.into_iter().enumerate() {
+            rank[n as usize] = r as u32;
+        }
+        rank
     }
 }
 
@@ -431,27 +431,35 @@ impl<'txn> MetricTables<'txn> {
     /// history (at 1M prospects, ~40 MiB of summaries rewritten ~60 times).
     pub fn flush_rows(&mut self) -> Result<(), StoreError> {
         let d = &mut self.deltas;
-        let rows = (
+        let (mut stays, mut entries, mut outcomes) = (
             std::mem::take(&mut d.stay_rows),
             std::mem::take(&mut d.entry_rows),
             std::mem::take(&mut d.outcome_rows),
         );
-        let d = &self.deltas;
-        if !rows.0.is_empty() {
+        // Sorted in place by the names' ranks, which order the rows as
+        // redb orders the named keys (no named copy of millions of rows).
+        let rank = d.ranks();
+        stays.sort_unstable_by_key(|&((s, at, id), _)| (rank[s as usize], at, id));
+        entries.sort_unstable_by_key(|&(s, at, p)| (rank[s as usize], at, p));
+        outcomes.sort_unstable_by_key(|&(key, _)| key);
+        let names = &self.deltas.names;
+        if !stays.is_empty() {
             let table = self.stays.write()?;
-            for (key, value) in d.sorted_rows(&rows.0, stay_row) {
+            for row in stays {
+                let (key, value) = stay_row(names, row);
                 table.insert(key, value)?;
             }
         }
-        if !rows.1.is_empty() {
+        if !entries.is_empty() {
             let table = self.entries.write()?;
-            for key in d.sorted_rows(&rows.1, entry_row) {
-                table.insert(key, ())?;
+            for row in entries {
+                table.insert(entry_row(names, row), ())?;
             }
         }
-        if !rows.2.is_empty() {
+        if !outcomes.is_empty() {
             let table = self.outcomes.write()?;
-            for (key, value) in d.sorted_rows(&rows.2, outcome_row) {
+            for row in outcomes {
+                let (key, value) = outcome_row(names, row);
                 table.insert(key, value)?;
             }
         }
