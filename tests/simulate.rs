@@ -321,3 +321,74 @@ fn a_rename_the_file_no_longer_mentions_still_maps_the_history() {
         "{qualify}"
     );
 }
+
+/// The process in force, simulated over its own history, projects exactly
+/// the figures it has: the replay's scratch store (counters and day
+/// summaries written once at its end, the time-keyed rows in key order,
+/// none of the live store's indexes) answers flow, time in stage,
+/// conversion and outcomes as the live store, kept move by move, does.
+#[test]
+fn the_process_in_force_simulated_projects_exactly_what_happened() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let path = [
+        "replied",
+        "meeting_held",
+        "requirements_shared",
+        "demo_scheduled",
+        "demo_attended",
+        "proposal_requested",
+        "contract_signed",
+    ];
+    let owners = ["maria", "lee", "sam"];
+    for i in 0..40u32 {
+        let created = 1 + i % 9;
+        let id = create(
+            &mut c,
+            &format!("Deal {i}"),
+            json!({ "at": at(created), "owner": owners[i as usize % 3], "fields": { "amount": 1000 + i * 250 } }),
+        );
+        // Deal i gets i % 8 steps along the path, a day apart, with the
+        // rep's emails in between that move nothing.
+        let steps = (i % 8) as usize;
+        for (j, kind) in path.iter().take(steps).enumerate() {
+            let day = created + 1 + j as u32 * 2;
+            c.ok(
+                "activity.record",
+                json!({ "prospect": id, "kind": "email_sent", "actor": "rep", "at": at(day) }),
+            );
+            c.ok(
+                "activity.record",
+                json!({ "prospect": id, "kind": kind, "actor": "prospect", "at": at(day + 1) }),
+            );
+        }
+        let now = c.ok("prospect.get", json!({ "id": id }));
+        let open = now["status"] == "open";
+        if open && i % 5 == 1 {
+            c.ok(
+                "prospect.close",
+                json!({ "id": id, "outcome": "lost", "reason": if i % 2 == 0 { "budget" } else { "timing" }, "at": at(25) }),
+            );
+        } else if open && i % 7 == 3 && now["stage"] != "prospect" {
+            c.ok(
+                "prospect.move",
+                json!({ "id": id, "to": "prospect", "reason": "went quiet", "at": at(26) }),
+            );
+        }
+    }
+    let r = c.ok(
+        "process.simulate",
+        json!({ "text": default_process(), "from": "2026-10-01", "to": "2026-11-01" }),
+    );
+    assert_eq!(r["replayed"]["prospects"], 40, "{r:#}");
+    assert_eq!(r["moved_total"], 0, "{r:#}");
+    let won = r["actual"]["outcomes"]["won"].as_u64().unwrap();
+    let lost = r["actual"]["outcomes"]["lost"].as_u64().unwrap();
+    assert!(won > 0 && lost > 0, "the history closes deals both ways");
+    for shape in ["flow", "time_in_stage", "conversion", "outcomes"] {
+        assert_eq!(
+            r["simulated"][shape], r["actual"][shape],
+            "{shape}: the replay under the same process differs"
+        );
+    }
+}

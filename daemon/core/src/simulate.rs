@@ -378,6 +378,7 @@ fn replay_op(
                 at: t.at,
                 reason: t.reason.clone(),
                 whole_day: false,
+                imported: Some(t.imported),
             }),
     };
     let declared = &draft.activities;

@@ -1134,7 +1134,12 @@ impl<'txn> Tables<'txn> {
     /// a change log (nothing replays it) and without the activities: those
     /// are the history's own, unchanged by a draft. A prospect's activities
     /// are held in memory while it is written, so the criteria read them as
-    /// from the tables, until [`Tables::release_activities`].
+    /// from the tables, until [`Tables::release_activities`]. Nor does it
+    /// keep the indexes that nothing reads there: open prospects by stage,
+    /// prospects by owner, external ids, each process version's first
+    /// transition (`process.simulate` measures flow, time in stage,
+    /// conversion and outcomes over all owners, which read none of them),
+    /// nor its transitions' verdicts.
     pub fn open_scratch(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
         let mut t = Self::open(txn, ids)?;
         t.scratch = Some(Default::default());
@@ -1293,6 +1298,10 @@ impl<'txn> Tables<'txn> {
             new: Cow::Borrowed(new),
         });
         let id = new.id;
+        if self.scratch.is_some() {
+            self.prospects.write()?.insert(id, encode(new).as_slice())?;
+            return Ok(());
+        }
         if let Some(old) = old {
             if old.status == Status::Open && (new.status != Status::Open || old.stage != new.stage)
             {
@@ -1318,7 +1327,6 @@ impl<'txn> Tables<'txn> {
             self.by_owner.write()?.insert((owner.as_str(), id), ())?;
         }
         if old.is_none()
-            && self.scratch.is_none()
             && let Some(ext) = &new.external_id
         {
             self.external_ids.write()?.insert(ext.as_str(), id)?;
@@ -1355,6 +1363,18 @@ impl<'txn> Tables<'txn> {
         activities_in(self.activities.read()?, prospect)
     }
 
+    /// [`Tables::insert_activity`], taking the activity: a scratch store
+    /// holds it as it is instead of a copy.
+    pub fn add_activity(&mut self, activity: Activity) -> Result<(), StoreError> {
+        match &mut self.scratch {
+            Some(held) => {
+                held.entry(activity.prospect).or_default().push(activity);
+                Ok(())
+            }
+            None => self.insert_activity(&activity),
+        }
+    }
+
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
         if let Some(held) = &mut self.scratch {
             held.entry(activity.prospect)
@@ -1382,6 +1402,9 @@ impl<'txn> Tables<'txn> {
         self.transitions_by_prospect
             .write()?
             .insert((t.prospect, t.id), ())?;
+        if self.scratch.is_some() {
+            return Ok(());
+        }
         let first = self
             .version_first_at
             .read()?

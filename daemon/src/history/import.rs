@@ -666,6 +666,7 @@ fn deal(p: &ProspectRow, trust: bool) -> ImportProspect {
         status: if o.won { Status::Won } else { Status::Lost },
         at: o.at.expect("undated outcomes are rejected"),
         whole_day: o.whole_day,
+        imported: None,
         reason: if o.won {
             None
         } else {

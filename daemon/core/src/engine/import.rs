@@ -409,7 +409,7 @@ fn insert(
     });
     let id = t.ids.activity;
     t.ids.activity += 1;
-    t.insert_activity(&Activity {
+    t.add_activity(Activity {
         id,
         prospect: prospect.id,
         kind: a.kind.clone(),
@@ -490,8 +490,9 @@ fn close(
                     .unwrap_or_else(|| "lost in the source system".into()),
             ),
             by: None,
-            // The source closed it, not a person under this process.
-            imported: true,
+            // The source closed it, not a person under this process
+            // (unless a replay says a person here did).
+            imported: o.imported.unwrap_or(true),
         };
         return Ok((dated_move(t, active, prospect, &m), None));
     }

@@ -586,4 +586,10 @@ pub struct ImportOutcome {
     /// activities of that day are replayed before the close.
     #[serde(default)]
     pub whole_day: bool,
+    /// For a loss: whether its transition is marked imported (by default
+    /// it is: the source closed it, not a person under this process). A
+    /// replay of the stored history passes the recorded flag, so a loss a
+    /// person recorded here is not counted as imported under a draft.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<bool>,
 }
