@@ -98,19 +98,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(stagecoach_core::simulate::SCRATCH_CACHE_MIB);
     println!("scratch store page cache: {cache_mib} MiB");
+    let now = stagecoach_types::model::Millis(START + 400 * history::DAY);
     for round in 1..=2 {
         let path = dir.path().join(format!("scratch-{round}.redb"));
         let scratch = Store::open_with(&path, cache_mib).unwrap();
         let before = rss_kib() as f64 / 1024.0;
         let (replay, secs, peak) = measured(|| {
-            stagecoach_core::simulate::replay(
-                &live,
-                &scratch,
-                &draft,
-                stagecoach_types::model::Millis(START + 400 * history::DAY),
-                &mut |_, _| {},
-            )
-            .unwrap()
+            stagecoach_core::simulate::replay(&live, &scratch, &draft, now, &mut |_, _| {}).unwrap()
         });
         println!(
             "simulate (round {round}): {} prospects, {} activities replayed under the draft in {secs:.1} s ({:.0} prospects/s, {:.2}× the baseline's time); peak RSS {peak:.0} MiB (from {before:.0}); scratch file {:.0} MiB",
@@ -119,6 +113,21 @@ fn main() {
             replay.prospects as f64 / secs,
             secs / load,
             std::fs::metadata(&path).map_or(0, |m| m.len()) as f64 / (1 << 20) as f64
+        );
+        // What process.simulate reads of the replay next: the figures of
+        // its default period (the 90 days before now) from the scratch store.
+        let period = stagecoach_types::api::params::Period {
+            from: stagecoach_types::model::Millis(now.0 - 90 * history::DAY),
+            to: now,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let measured = stagecoach_server::rpc::measure(&scratch, &draft, &period, now).unwrap();
+        println!(
+            "  then measured from the scratch store (flow, time in stage, conversion, outcomes of the 90 days before now: {} won, {} lost) in {:.1} s",
+            measured.outcomes.won,
+            measured.outcomes.lost,
+            t.elapsed().as_secs_f64()
         );
         drop(scratch);
         let _ = std::fs::remove_file(&path);

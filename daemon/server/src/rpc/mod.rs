@@ -44,6 +44,18 @@ where
     })
 }
 
+/// The figures `process.simulate` measures of one period of `store` under
+/// `active` (flow, time in stage, conversion, outcomes), as it answers
+/// them: for the simulate benchmark, which times them on the scratch store.
+pub fn measure(
+    store: &stagecoach_core::store::Store,
+    active: &stagecoach_core::engine::ActiveProcess,
+    period: &stagecoach_types::api::params::Period,
+    now: stagecoach_types::model::Millis,
+) -> Result<stagecoach_types::api::results::Measured, RpcError> {
+    metrics::measure(store, active, period, now).map_err(RpcError::from)
+}
+
 /// A read that failed: either the client's fault or the store's.
 enum ReadError {
     Rpc(RpcError),
