@@ -42,6 +42,8 @@ pub struct Replay {
     /// Where each prospect of the history ends up under the draft, in the
     /// history's id order.
     pub places: Vec<Place>,
+    /// The history's stage ids, by the number [`Place::was_stage`] gives.
+    pub history_stages: Vec<String>,
     /// Per stage of the draft, per exit criterion: how long each open
     /// prospect it holds now (unmet, not warn-mode) has been in the stage, ms.
     pub held: Vec<Vec<Vec<i64>>>,
@@ -56,6 +58,11 @@ pub struct Place {
     pub stage: usize,
     /// Open, won or lost.
     pub status: Status,
+    /// Its stage in the history as the replay read it, by number in
+    /// [`Replay::history_stages`] (while open: the stage it is in).
+    pub was_stage: u32,
+    /// Its status in the history as the replay read it.
+    pub was_status: Status,
 }
 
 /// The draft's stage for a stage id of the history: the same id, the stage
@@ -195,10 +202,11 @@ pub fn replay(
                 out.absorb(batch.counts);
                 // The scratch copy shares the database's disk: keep its reserve.
                 live.check_space()?;
-                for (id, op) in &batch.ops {
+                for (id, (was_stage, was_status), op) in &batch.ops {
                     if let Ok((Answer::Imported(i), _)) =
                         crate::engine::import::apply(&mut tables, draft, op)?
                     {
+                        let was_stage = out.stage_number(was_stage);
                         if i.unearned.is_some() {
                             out.unearned_wins += 1;
                         }
@@ -207,6 +215,8 @@ pub fn replay(
                             prospect: *id,
                             stage,
                             status: i.status,
+                            was_stage,
+                            was_status: *was_status,
                         });
                         if i.status == Status::Open {
                             hold(&tables, draft, i.id, stage, now, &mut out.held)?;
@@ -229,9 +239,10 @@ pub fn replay(
 }
 
 /// One batch of the history, read and turned into imports: each live
-/// prospect's id and its import, and what the reading counted.
+/// prospect's id, where it stands there, and its import; and what the
+/// reading counted.
 struct ReadBatch {
-    ops: Vec<(ProspectId, ImportProspect)>,
+    ops: Vec<(ProspectId, (String, Status), ImportProspect)>,
     counts: Replay,
 }
 
@@ -258,7 +269,10 @@ fn read_history(
         let mut counts = Replay::default();
         let ops = page
             .iter()
-            .map(|p| Ok((p.id, replay_op(&snap, draft, &renames, p, &mut counts)?)))
+            .map(|p| {
+                let op = replay_op(&snap, draft, &renames, p, &mut counts)?;
+                Ok((p.id, (p.stage.clone(), p.status), op))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         if tx.send(Ok(ReadBatch { ops, counts })).is_err() {
             return Ok(());
@@ -267,6 +281,17 @@ fn read_history(
 }
 
 impl Replay {
+    /// The number of a stage id of the history in [`Replay::history_stages`].
+    fn stage_number(&mut self, id: &str) -> u32 {
+        match self.history_stages.iter().position(|s| s == id) {
+            Some(n) => n as u32,
+            None => {
+                self.history_stages.push(id.to_string());
+                (self.history_stages.len() - 1) as u32
+            }
+        }
+    }
+
     /// Adds the counts a reading batch made ([`read_history`]).
     fn absorb(&mut self, part: Replay) {
         self.activities += part.activities;

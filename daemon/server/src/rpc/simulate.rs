@@ -11,7 +11,7 @@ use super::{Ctx, ReadError, Reply};
 use stagecoach_core::engine::ActiveProcess;
 use stagecoach_core::metrics;
 use stagecoach_core::simulate::{self, map_stage};
-use stagecoach_core::store::{ProspectFilter, Store};
+use stagecoach_core::store::Store;
 use stagecoach_types::api::params::{Period, ProcessSimulate};
 use stagecoach_types::api::results::{
     Replayed, SimulatedCriterion, SimulatedProspect, SimulatedStage, Simulation,
@@ -128,23 +128,34 @@ fn run(
     let scratch_file = Scratch(path.clone());
     let scratch = Store::open_with(&path, stagecoach_core::simulate::SCRATCH_CACHE_MIB)?;
     let _progress = Progress;
-    let replay = simulate::replay(&ctx.store, &scratch, draft, now, &mut |done, total| {
-        use std::sync::atomic::Ordering::Relaxed;
-        DONE.store(done, Relaxed);
-        TOTAL.store(total.max(1), Relaxed);
-    })?;
     let live = ctx.active();
-
     let period = Period {
         from,
         to,
         ..Default::default()
     };
-    let actual = super::metrics::measure(&ctx.store, &live, &period, now)?;
+    // The actual figures are read while the replay runs: its reading
+    // thread leaves half a core idle (the writing one is the bound).
+    let (replay, actual) = std::thread::scope(|s| {
+        let actual = s.spawn(|| super::metrics::measure(&ctx.store, &live, &period, now));
+        let replay = simulate::replay(&ctx.store, &scratch, draft, now, &mut |done, total| {
+            use std::sync::atomic::Ordering::Relaxed;
+            DONE.store(done, Relaxed);
+            TOTAL.store(total.max(1), Relaxed);
+        });
+        let actual = actual.join().unwrap_or_else(|_| {
+            Err(ReadError::Rpc(RpcError::new(
+                INTERNAL_ERROR,
+                "measuring the actual figures failed",
+            )))
+        });
+        (replay, actual)
+    });
+    let (replay, actual) = (replay?, actual?);
     let simulated = super::metrics::measure(&scratch, draft, &period, now)?;
 
-    // Where every prospect stands, here and under the draft (the replay's
-    // places are in the history's id order, as the pages are).
+    // Where every prospect stands, here and under the draft, as the
+    // replay read the history (no second pass over every prospect).
     let live_snap = ctx.store.snapshot()?;
     let mut actual_open: BTreeMap<String, u64> = BTreeMap::new();
     let mut sim_open: BTreeMap<String, u64> = BTreeMap::new();
@@ -152,57 +163,46 @@ fn run(
     let mut moved = Vec::new();
     let mut moved_total = 0u64;
     let index = |stage: &str| draft.process.stage_index(stage);
-    let mut places = replay.places.iter().peekable();
-    let mut after = None;
-    loop {
-        let page = live_snap.prospects(&ProspectFilter {
-            after,
-            limit: 2000,
-            ..Default::default()
-        })?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for a in page {
-            while places.next_if(|s| s.prospect < a.id).is_some() {}
-            let Some(s) = places.next_if(|s| s.prospect == a.id) else {
-                continue;
-            };
-            let s_stage = &draft.process.stages[s.stage].id;
-            let mapped = map_stage(&draft.process, &a.stage);
-            if a.status == Status::Open {
-                // Under the draft's id when the draft renames the stage.
-                let stage = mapped.clone().unwrap_or_else(|| a.stage.clone());
-                *actual_open.entry(stage).or_default() += 1;
-            }
-            if s.status == Status::Open {
-                *sim_open.entry(s_stage.clone()).or_default() += 1;
-            }
-            let change = match (a.status, s.status) {
-                (Status::Open, Status::Open) if mapped.as_deref() == Some(s_stage.as_str()) => None,
-                (Status::Open, Status::Open) => Some(match mapped.as_deref().and_then(index) {
-                    Some(i) if s.stage < i => "held back",
-                    Some(_) => "further",
-                    None => "elsewhere",
-                }),
-                (Status::Open, _) => Some("closed"),
-                (_, Status::Open) => Some("reopened"),
-                (x, y) if x == y => None,
-                _ => Some("elsewhere"),
-            };
-            let Some(change) = change else { continue };
-            *changes.entry(change.to_string()).or_default() += 1;
-            moved_total += 1;
-            if moved.len() < limit {
-                moved.push(SimulatedProspect {
-                    id: a.id,
-                    name: a.name.clone(),
-                    actual_stage: a.stage.clone(),
-                    actual_status: a.status,
-                    simulated_stage: s_stage.clone(),
-                    simulated_status: s.status,
-                    change: change.to_string(),
-                });
-            }
+    for s in &replay.places {
+        let a_stage = &replay.history_stages[s.was_stage as usize];
+        let s_stage = &draft.process.stages[s.stage].id;
+        let mapped = map_stage(&draft.process, a_stage);
+        if s.was_status == Status::Open {
+            // Under the draft's id when the draft renames the stage.
+            let stage = mapped.clone().unwrap_or_else(|| a_stage.clone());
+            *actual_open.entry(stage).or_default() += 1;
+        }
+        if s.status == Status::Open {
+            *sim_open.entry(s_stage.clone()).or_default() += 1;
+        }
+        let change = match (s.was_status, s.status) {
+            (Status::Open, Status::Open) if mapped.as_deref() == Some(s_stage.as_str()) => None,
+            (Status::Open, Status::Open) => Some(match mapped.as_deref().and_then(index) {
+                Some(i) if s.stage < i => "held back",
+                Some(_) => "further",
+                None => "elsewhere",
+            }),
+            (Status::Open, _) => Some("closed"),
+            (_, Status::Open) => Some("reopened"),
+            (x, y) if x == y => None,
+            _ => Some("elsewhere"),
+        };
+        let Some(change) = change else { continue };
+        *changes.entry(change.to_string()).or_default() += 1;
+        moved_total += 1;
+        if moved.len() < limit {
+            moved.push(SimulatedProspect {
+                id: s.prospect,
+                name: live_snap
+                    .prospect(s.prospect)?
+                    .map(|p| p.name)
+                    .unwrap_or_default(),
+                actual_stage: a_stage.clone(),
+                actual_status: s.was_status,
+                simulated_stage: s_stage.clone(),
+                simulated_status: s.status,
+                change: change.to_string(),
+            });
         }
     }
     if replay.unearned_wins > 0 {
