@@ -392,3 +392,34 @@ fn the_process_in_force_simulated_projects_exactly_what_happened() {
         );
     }
 }
+
+/// A daemon killed while simulating leaves its scratch store behind (up to
+/// ~1 GiB per million prospects); the next start removes it, and only it.
+#[test]
+fn a_scratch_store_left_by_a_killed_daemon_is_removed_at_the_next_start() {
+    let mut d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    d.kill9();
+    let data = d.data_dir();
+    let left = ["simulate-4242.redb", "process-tests-4242-0.redb"];
+    let kept = ["simulate-notes.txt", "my-simulate-1.redb"];
+    for name in left.iter().chain(&kept) {
+        std::fs::write(data.join(name), b"left behind").unwrap();
+    }
+    d.spawn(&[]);
+    let mut c = d.client();
+    assert_eq!(c.ok("prospect.get", json!({ "id": id }))["name"], "Ada");
+    for name in left {
+        assert!(!data.join(name).exists(), "{name} is still there");
+    }
+    for name in kept {
+        assert!(data.join(name).exists(), "{name} was removed");
+    }
+    assert!(
+        d.log_text()
+            .contains("removed a scratch store a stopped daemon left behind"),
+        "{}",
+        d.log_text()
+    );
+}

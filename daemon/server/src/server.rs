@@ -161,6 +161,38 @@ fn io_err<'a>(
     }
 }
 
+/// Removes the scratch stores a daemon killed mid-run left in its data
+/// directory (`simulate-PID.redb`, up to ~1 GiB per million prospects, and
+/// `process-tests-PID-N.redb`): each run removes its own when it ends,
+/// unless the process dies first. Called once the database is open: redb
+/// locks it, so no other daemon is using this directory.
+fn remove_stale_scratch(data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let scratch = name.ends_with(".redb")
+            && (name.starts_with("simulate-") || name.starts_with("process-tests-"));
+        if !scratch {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(
+                file = %path.display(),
+                "removed a scratch store a stopped daemon left behind"
+            ),
+            Err(e) => tracing::warn!(
+                file = %path.display(),
+                error = %e,
+                "could not remove a scratch store a stopped daemon left behind"
+            ),
+        }
+    }
+}
+
 /// The database file inside a data directory.
 pub fn database_path(data_dir: &Path) -> PathBuf {
     data_dir.join("stagecoach.redb")
@@ -212,6 +244,7 @@ pub async fn run(
             })??
     };
     store.set_min_free_mib(config.min_free_mib);
+    remove_stale_scratch(&config.data_dir);
     *phase.lock().expect("phase") = "applying the write-ahead log".into();
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());
