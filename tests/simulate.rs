@@ -394,7 +394,8 @@ fn the_process_in_force_simulated_projects_exactly_what_happened() {
 }
 
 /// A daemon killed while simulating leaves its scratch store behind (up to
-/// ~1 GiB per million prospects); the next start removes it, and only it.
+/// ~1 GiB per million prospects); the next start removes it, and only
+/// files of exactly that name whose process is gone.
 #[test]
 fn a_scratch_store_left_by_a_killed_daemon_is_removed_at_the_next_start() {
     let mut d = Daemon::start();
@@ -402,8 +403,21 @@ fn a_scratch_store_left_by_a_killed_daemon_is_removed_at_the_next_start() {
     let id = create(&mut c, "Ada", json!({}));
     d.kill9();
     let data = d.data_dir();
-    let left = ["simulate-4242.redb", "process-tests-4242-0.redb"];
-    let kept = ["simulate-notes.txt", "my-simulate-1.redb"];
+    // 4194305: above the largest process id Linux gives (PID_MAX_LIMIT).
+    let left = [
+        "simulate-4194305.redb",
+        "simulate-4194305-3.redb",
+        "process-tests-4194305-0.redb",
+    ];
+    // A running process's (this test's), and names that are not ours.
+    let live = format!("simulate-{}-0.redb", std::process::id());
+    let kept = [
+        live.as_str(),
+        "simulate-notes.txt",
+        "my-simulate-1.redb",
+        "simulate-4194305-x.redb",
+        "process-tests-4194305.redb",
+    ];
     for name in left.iter().chain(&kept) {
         std::fs::write(data.join(name), b"left behind").unwrap();
     }

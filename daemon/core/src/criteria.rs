@@ -85,7 +85,8 @@ pub fn evaluate_stage(
 }
 
 /// [`evaluate_stage`], with the reasons of activity criteria left empty
-/// unless `reasons`: a replay's scratch store keeps no verdicts, and
+/// unless `reasons`: a replay's scratch store keeps no verdicts of the
+/// moves its criteria make, and
 /// writing "`replied` by the prospect recorded 1× (latest …)" after every
 /// replayed activity was a tenth of the replay (perf, at 1M prospects).
 pub fn evaluate_stage_with(

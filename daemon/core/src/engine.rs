@@ -853,7 +853,8 @@ fn written(
         at: step.as_of,
         process_version: active.version,
         kind: step.kind,
-        // A replay's scratch store keeps no verdicts: nothing reads them.
+        // A replay's scratch store keeps no verdicts of the moves its
+        // criteria make: nothing reads them.
         verdicts: if t.is_scratch() {
             Vec::new()
         } else {

@@ -1139,7 +1139,7 @@ impl<'txn> Tables<'txn> {
     /// prospects by owner, external ids, each process version's first
     /// transition (`process.simulate` measures flow, time in stage,
     /// conversion and outcomes over all owners, which read none of them),
-    /// nor its transitions' verdicts.
+    /// nor the verdicts of the moves its criteria make.
     pub fn open_scratch(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
         let mut t = Self::open(txn, ids)?;
         t.scratch = Some(Default::default());
@@ -1158,6 +1158,12 @@ impl<'txn> Tables<'txn> {
     /// does every few batches of its one transaction.
     pub fn flush_rows(&mut self) -> Result<(), StoreError> {
         self.metrics.flush_rows()
+    }
+
+    /// Memory all the metric changes gathered since the last write take,
+    /// bytes (rows, counters, day summaries).
+    pub fn gathered_bytes(&self) -> usize {
+        self.metrics.gathered_bytes()
     }
 
     /// Memory the metric rows gathered since the last write take, bytes.

@@ -162,20 +162,27 @@ fn io_err<'a>(
 }
 
 /// Removes the scratch stores a daemon killed mid-run left in its data
-/// directory (`simulate-PID.redb`, up to ~1 GiB per million prospects, and
-/// `process-tests-PID-N.redb`): each run removes its own when it ends,
-/// unless the process dies first. Called once the database is open: redb
-/// locks it, so no other daemon is using this directory.
+/// directory (`simulate-PID-N.redb`, up to ~1 GiB per million prospects,
+/// and `process-tests-PID-N.redb`): each run removes its own when it ends,
+/// unless the process dies first. Only files of exactly those names whose
+/// process is gone: a data directory shared with `stagecoach test` (which
+/// puts its scratch stores in the temporary directory) keeps a running
+/// one's.
 fn remove_stale_scratch(data_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(data_dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let scratch = name.ends_with(".redb")
-            && (name.starts_with("simulate-") || name.starts_with("process-tests-"));
-        if !scratch {
+        let Some(pid) = name.to_str().and_then(scratch_owner) else {
+            continue;
+        };
+        // A live process (or one not ours to signal) keeps its file; only
+        // "no such process" frees it.
+        let gone = rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
+            rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+        });
+        if !gone {
             continue;
         }
         let path = entry.path();
@@ -191,6 +198,28 @@ fn remove_stale_scratch(data_dir: &Path) {
             ),
         }
     }
+}
+
+/// The process id in a scratch store's name: `simulate-PID.redb` (before
+/// runs were numbered), `simulate-PID-N.redb` or `process-tests-PID-N.redb`.
+fn scratch_owner(name: &str) -> Option<i32> {
+    let stem = name.strip_suffix(".redb")?;
+    let (rest, numbered) = match stem.strip_prefix("simulate-") {
+        Some(rest) => (rest, false),
+        None => (stem.strip_prefix("process-tests-")?, true),
+    };
+    let (pid, run) = match rest.split_once('-') {
+        Some((pid, run)) => (pid, Some(run)),
+        None if !numbered => (rest, None),
+        None => return None,
+    };
+    if run.is_some_and(|r| r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
 }
 
 /// The database file inside a data directory.

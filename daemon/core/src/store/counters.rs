@@ -210,6 +210,8 @@ struct Deltas {
     entry_rows: Vec<(u32, i64, u64)>,
     /// Outcomes' rows: (closed at, prospect) → (won, cycle ms, owner).
     outcome_rows: Vec<OutcomeRow<u32>>,
+    /// Stay lengths and open stays' changes gathered in the lists above.
+    listed: usize,
 }
 
 impl Deltas {
@@ -336,7 +338,8 @@ impl<'txn> MetricTables<'txn> {
 
     /// Writes the counts, summaries and rows gathered since the last flush;
     /// called once per batch before commit (through `Tables::finish`; a
-    /// replay's scratch store, every few batches of one transaction).
+    /// replay's scratch store, at its end or when what it gathered passes
+    /// its budget).
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.flush_rows()?;
         let deltas = std::mem::take(&mut self.deltas);
@@ -410,6 +413,22 @@ impl<'txn> MetricTables<'txn> {
             }
         }
         Ok(())
+    }
+
+    /// Memory everything gathered since the last flush takes, bytes
+    /// (roughly: the maps' entries at 48 bytes, the listed values at 16).
+    pub fn gathered_bytes(&self) -> usize {
+        let d = &self.deltas;
+        let entries = d.by_day.len()
+            + d.by_bucket.len()
+            + d.all_by_day.len()
+            + d.all_by_bucket.len()
+            + d.open_counts.len()
+            + d.stays.len()
+            + d.stays_by_owner.len()
+            + d.open.len()
+            + d.open_by_owner.len();
+        self.rows_bytes() + entries * 48 + d.listed * 16
     }
 
     /// Memory the time-keyed rows gathered since the last flush take, bytes.
@@ -491,6 +510,7 @@ impl<'txn> MetricTables<'txn> {
             .push(((s, exit.at.0, exit.id), (ms, exit_code(exit.kind), o)));
         deltas.stays.entry((s, d)).or_default().push(ms);
         deltas.stays_by_owner.entry((s, o, d)).or_default().push(ms);
+        deltas.listed += 2;
     }
 
     /// Adds an open stay (`add`) or takes it out, in its entry day's
@@ -501,6 +521,7 @@ impl<'txn> MetricTables<'txn> {
         let (s, o) = (deltas.number(stage), deltas.number(owner));
         let n = if add { 1 } else { -1 };
         deltas.open.entry((s, d)).or_default().push((entered, n));
+        deltas.listed += 2;
         deltas
             .open_by_owner
             .entry((s, o, d))

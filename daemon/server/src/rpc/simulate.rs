@@ -121,9 +121,13 @@ fn run(
     limit: usize,
 ) -> Result<Simulation, ReadError> {
     let started = std::time::Instant::now();
-    let path = ctx
-        .data_dir
-        .join(format!("simulate-{}.redb", std::process::id()));
+    // Numbered: the last run's file may still be closing (below).
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let path = ctx.data_dir.join(format!(
+        "simulate-{}-{}.redb",
+        std::process::id(),
+        RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let _ = std::fs::remove_file(&path);
     let scratch_file = Scratch(path.clone());
     let scratch = Store::open_with(&path, stagecoach_core::simulate::SCRATCH_CACHE_MIB)?;
@@ -260,8 +264,14 @@ fn run(
             replay.fields_unknown
         ));
     }
-    drop(scratch);
-    drop(scratch_file);
+    // Closing the scratch store makes its one commit durable (redb syncs a
+    // pending non-durable commit at close: ~1 GiB at 1M prospects), so it
+    // is closed, and its file removed, on a thread of its own: the answer
+    // does not wait for a sync of a file about to be deleted.
+    std::thread::spawn(move || {
+        drop(scratch);
+        drop(scratch_file);
+    });
     Ok(Simulation {
         from: actual.flow.from,
         to: actual.flow.to,
