@@ -121,7 +121,7 @@ fn run(
     limit: usize,
 ) -> Result<Simulation, ReadError> {
     let started = std::time::Instant::now();
-    // Numbered: the last run's file may still be closing (below).
+    // Numbered per run: no run ever opens a file another one left.
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = ctx.data_dir.join(format!(
         "simulate-{}-{}.redb",
@@ -265,13 +265,13 @@ fn run(
         ));
     }
     // Closing the scratch store makes its one commit durable (redb syncs a
-    // pending non-durable commit at close: ~1 GiB at 1M prospects), so it
-    // is closed, and its file removed, on a thread of its own: the answer
-    // does not wait for a sync of a file about to be deleted.
-    std::thread::spawn(move || {
-        drop(scratch);
-        drop(scratch_file);
-    });
+    // pending non-durable commit at close: ~1 GiB at 1M prospects), so its
+    // file is removed now (the space is freed when the store closes, or
+    // when the process ends) and it is closed on a thread of its own: the
+    // answer does not wait for a sync of a deleted file, and a daemon
+    // stopped meanwhile leaves nothing behind.
+    drop(scratch_file);
+    std::thread::spawn(move || drop(scratch));
     Ok(Simulation {
         from: actual.flow.from,
         to: actual.flow.to,
