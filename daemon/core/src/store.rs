@@ -1382,11 +1382,8 @@ impl<'txn> Tables<'txn> {
     }
 
     pub fn insert_activity(&mut self, activity: &Activity) -> Result<(), StoreError> {
-        if let Some(held) = &mut self.scratch {
-            held.entry(activity.prospect)
-                .or_default()
-                .push(activity.clone());
-            return Ok(());
+        if self.scratch.is_some() {
+            return self.add_activity(activity.clone());
         }
         self.logged(Change::Activity(Cow::Borrowed(activity)));
         self.activities.write()?.insert(

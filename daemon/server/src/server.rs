@@ -213,10 +213,8 @@ fn scratch_owner(name: &str) -> Option<i32> {
         None if !numbered => (rest, None),
         None => return None,
     };
-    if run.is_some_and(|r| r.is_empty() || !r.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !number(pid) || run.is_some_and(|r| !number(r)) {
         return None;
     }
     pid.parse().ok()
@@ -264,16 +262,21 @@ pub async fn run(
     let db_path = database_path(&config.data_dir);
     let store = {
         let (path, cache) = (db_path.clone(), config.cache_mib);
-        tokio::task::spawn_blocking(move || Store::open_with(&path, cache))
-            .await
-            .map_err(|e| ServeError::Io {
-                what: "cannot open the database",
-                path: db_path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })??
+        let data_dir = config.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let store = Store::open_with(&path, cache)?;
+            // Once the database is ours: no other daemon uses this directory.
+            remove_stale_scratch(&data_dir);
+            Ok::<_, StoreError>(store)
+        })
+        .await
+        .map_err(|e| ServeError::Io {
+            what: "cannot open the database",
+            path: db_path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })??
     };
     store.set_min_free_mib(config.min_free_mib);
-    remove_stale_scratch(&config.data_dir);
     *phase.lock().expect("phase") = "applying the write-ahead log".into();
     let (events, _) = broadcast::channel::<Event>(4096);
     let writer_stats = Arc::new(WriterStats::default());

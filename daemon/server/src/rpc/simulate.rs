@@ -47,6 +47,9 @@ impl Drop for Progress {
     }
 }
 
+/// The last simulation's scratch store, closing on a thread of its own.
+static CLOSING: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
+
 /// Prospects listed in `moved` unless the request says.
 const DEFAULT_LIMIT: usize = 200;
 
@@ -121,6 +124,15 @@ fn run(
     limit: usize,
 ) -> Result<Simulation, ReadError> {
     let started = std::time::Instant::now();
+    // The last run's scratch store may still be closing (below): one at a
+    // time, so back-to-back simulations never hold more than one.
+    if let Some(closing) = CLOSING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        let _ = closing.join();
+    }
     // Numbered per run: no run ever opens a file another one left.
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let path = ctx.data_dir.join(format!(
@@ -271,7 +283,10 @@ fn run(
     // answer does not wait for a sync of a deleted file, and a daemon
     // stopped meanwhile leaves nothing behind.
     drop(scratch_file);
-    std::thread::spawn(move || drop(scratch));
+    *CLOSING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some(std::thread::spawn(move || drop(scratch)));
     Ok(Simulation {
         from: actual.flow.from,
         to: actual.flow.to,
