@@ -11,7 +11,7 @@ use std::process::Output;
 
 use serde_json::{Value, json};
 
-use crate::support::{Daemon, bin, figures, repo_root};
+use crate::support::{Daemon, bin, default_process, figures, repo_root};
 
 fn fixture(path: &str) -> PathBuf {
     repo_root().join("tests/fixtures/crm").join(path)
@@ -631,4 +631,41 @@ fn activities_with_only_deal_names_are_matched_by_name_and_the_summary_says_so()
         "{}",
         text(&plain)
     );
+}
+
+/// Outcomes are facts under a draft too: each CRM's export, imported as its
+/// vendor lays it out, then simulated under the process in force, projects
+/// the source's won and lost deals, their cycles and lost reasons, and
+/// every imported loss still counted as imported.
+#[test]
+fn a_simulation_over_each_crm_history_keeps_the_sources_outcomes() {
+    let truth = truth();
+    for vendor in ["hubspot", "salesforce", "pipedrive"] {
+        let t = &truth[vendor];
+        let d = Daemon::start();
+        let o = import(&d, &files(vendor), &[]);
+        assert!(o.status.success(), "{vendor}: {}", text(&o));
+        let r = d.client().ok(
+            "process.simulate",
+            json!({ "text": default_process(), "from": "2015-01-01", "to": "2035-01-01" }),
+        );
+        assert_eq!(r["replayed"]["prospects"], t["deals"], "{vendor}: {r:#}");
+        let (actual, simulated) = (&r["actual"]["outcomes"], &r["simulated"]["outcomes"]);
+        assert_eq!(
+            (simulated["won"].clone(), simulated["lost"].clone()),
+            (t["won"].clone(), t["lost"].clone()),
+            "{vendor}"
+        );
+        for key in [
+            "won",
+            "lost",
+            "win_rate",
+            "cycle",
+            "lost_cycle",
+            "lost_reasons",
+            "lost_imported",
+        ] {
+            assert_eq!(simulated[key], actual[key], "{vendor}: {key}");
+        }
+    }
 }
