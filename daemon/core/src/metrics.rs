@@ -825,16 +825,17 @@ pub fn summarize_outcomes(
     let mut won_amounts = Vec::new();
     let mut lost_amount = 0.0;
     let mut reasons: BTreeMap<Option<String>, (u64, f64)> = BTreeMap::new();
+    let records = snap.records()?;
     for c in &closed {
-        let Some(x) = snap.prospect(c.id)? else {
+        let Some(x) = records.head(c.id, Some(&amount_field))? else {
             continue;
         };
-        let a = amount(&x, &amount_field);
+        let a = x.number;
         if c.won {
             won_amounts.extend(a);
         } else {
             lost_amount += a.unwrap_or(0.0);
-            let reason = snap
+            let reason = records
                 .transitions(c.id)?
                 .into_iter()
                 .rev()
@@ -856,12 +857,7 @@ pub fn summarize_outcomes(
     lost_reasons.sort_by(|a, b| b.count.cmp(&a.count).then(b.amount.total_cmp(&a.amount)));
     // `+ 0.0`: an empty sum is -0.0, which prints as such.
     let won_amount: f64 = won_amounts.iter().sum::<f64>() + 0.0;
-    let open = snap.prospects(&ProspectFilter {
-        owner: owner.clone(),
-        status: Some(Status::Open),
-        limit: MAX_SCAN,
-        ..Default::default()
-    })?;
+    let open = snap.open_heads(owner.as_deref(), Some(&amount_field), MAX_SCAN)?;
     let mut pipeline: Vec<PipelineRow> = process
         .stages
         .iter()
@@ -890,7 +886,7 @@ pub fn summarize_outcomes(
             }
         };
         let row = &mut pipeline[i];
-        let a = amount(x, &amount_field).unwrap_or(0.0);
+        let a = x.number.unwrap_or(0.0);
         row.open += 1;
         row.amount += a;
         row.weighted += a * row.probability.unwrap_or(0.0);
@@ -1135,8 +1131,9 @@ pub fn conversion(
     // Reached: the cohort that entered the first stage in the period.
     let mut reached: BTreeMap<String, u64> = BTreeMap::new();
     let mut won = 0;
+    let records = snap.records()?;
     for id in cohort(txn, first, from, to)? {
-        let Some(prospect) = snap.prospect(id)? else {
+        let Some(prospect) = records.head(id, None)? else {
             continue;
         };
         if owner
@@ -1145,7 +1142,7 @@ pub fn conversion(
         {
             continue;
         }
-        let seen: BTreeSet<String> = snap.transitions(id)?.into_iter().map(|t| t.to).collect();
+        let seen = records.targets(id)?;
         for (stage, ids) in &known {
             if ids.iter().any(|n| seen.contains(n)) {
                 *reached.entry(stage.clone()).or_default() += 1;

@@ -264,6 +264,7 @@ fn read_history(
     tx: &std::sync::mpsc::SyncSender<Result<ReadBatch, StoreError>>,
 ) -> Result<(), StoreError> {
     let snap = live.snapshot()?;
+    let records = snap.records()?;
     let renames = crate::metrics::Renames::read(snap.txn())?;
     let mut after = None;
     loop {
@@ -280,7 +281,7 @@ fn read_history(
         let ops = page
             .iter()
             .map(|p| {
-                let op = replay_op(&snap, draft, &renames, p, &mut counts)?;
+                let op = replay_op(&records, draft, &renames, p, &mut counts)?;
                 Ok((p.id, (p.stage.clone(), p.status), op))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -341,7 +342,7 @@ fn hold(
 
 /// One live prospect as an import into the scratch store.
 fn replay_op(
-    snap: &crate::store::Snapshot,
+    snap: &crate::store::Records,
     draft: &Process,
     renames: &crate::metrics::Renames,
     p: &stagecoach_types::model::Prospect,

@@ -20,7 +20,7 @@ use stagecoach_types::api::results::{
     Outcomes, RowSignificance, Stalled, StalledProspect, TimeInStage, TimeInStageRow,
 };
 use stagecoach_types::model::Millis;
-use stagecoach_types::protocol::RpcError;
+use stagecoach_types::protocol::{INTERNAL_ERROR, RpcError};
 
 /// Most prospects a metrics query reads one by one (stalled, open ages).
 use metrics::MAX_SCAN;
@@ -221,10 +221,24 @@ pub(super) fn measure(
 ) -> Result<Measured, ReadError> {
     let txn = store.read_txn()?;
     let (flow, _) = flow_of(store, &txn, active, p, now)?;
+    // Conversion and outcomes each walk many prospects' records; the
+    // replay's scratch store is measured after it, on an idle machine.
+    let (conversion, outcomes) = std::thread::scope(|s| {
+        let outcomes =
+            s.spawn(|| outcomes_of(store, active, (flow.from, flow.to), p.owner.clone(), None));
+        let conversion = conversion_of(store, active, p, now);
+        let outcomes = outcomes.join().unwrap_or_else(|_| {
+            Err(ReadError::Rpc(RpcError::new(
+                INTERNAL_ERROR,
+                "measuring the outcomes failed",
+            )))
+        });
+        (conversion, outcomes)
+    });
     Ok(Measured {
         time_in_stage: time_in_stage_of(store, active, p, now)?,
-        conversion: conversion_of(store, active, p, now)?,
-        outcomes: outcomes_of(store, active, (flow.from, flow.to), p.owner.clone(), None)?,
+        conversion: conversion?,
+        outcomes: outcomes?,
         flow,
     })
 }
