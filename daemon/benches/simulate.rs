@@ -10,6 +10,11 @@
 
 use std::time::Instant;
 
+/// The daemon's allocator (daemon/src/main.rs), so that the replay is timed
+/// as `process.simulate` runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // Shared with the other benchmarks; this one starts no daemon.
 #[allow(dead_code)]
 mod common;
