@@ -6,7 +6,10 @@
 //! Run: `cargo bench -p stagecoach --bench simulate`
 //! (`STAGECOACH_BENCH_PROSPECTS`, default 100000; 10 activities each;
 //! `STAGECOACH_BENCH_SCRATCH_MIB`, the scratch store's page cache;
-//! `STAGECOACH_BENCH_LIVE=PATH`, keep the loaded history there and reuse it).
+//! `STAGECOACH_BENCH_LIVE=PATH`, keep the loaded history there and reuse it,
+//! with the process and the draft beside it: with PATH = `DIR/data/stagecoach.redb`,
+//! `scripts/bench-simulate-daemon DIR BINARY...` times the whole method
+//! through daemons of each build, interleaved).
 
 use std::time::Instant;
 
@@ -97,6 +100,15 @@ fn main() {
         )
     });
     assert_ne!(draft.text, history::process().text, "the draft differs");
+    // Beside a kept history, the process it was written under and the
+    // draft: what `scripts/bench-simulate-daemon` serves and simulates.
+    if let Some(dir) = std::env::var_os("STAGECOACH_BENCH_LIVE")
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+    {
+        std::fs::write(dir.join("process.toml"), &history::process().text).unwrap();
+        std::fs::write(dir.join("draft.toml"), &draft.text).unwrap();
+    }
     // The scratch store's page cache: the daemon's, unless the bench is told.
     let cache_mib = std::env::var("STAGECOACH_BENCH_SCRATCH_MIB")
         .ok()

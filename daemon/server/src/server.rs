@@ -1128,7 +1128,11 @@ static TRIMS_WANTED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::
 const TRIM_EVERY: Duration = Duration::from_secs(6);
 
 /// Hands freed heap back to the system when a connection that held a lot
-/// has gone, off the runtime's threads.
+/// has gone, off the runtime's threads. This is glibc's heap: the
+/// `stagecoach` binary allocates with mimalloc, which returns freed memory
+/// by itself (at once, as the binary sets it up), so there it only
+/// concerns what C code took from glibc; a server built into another
+/// program on the system allocator gets the whole of it.
 async fn trim_memory(token: CancellationToken) {
     let mut tick = tokio::time::interval(TRIM_EVERY);
     loop {
