@@ -22,6 +22,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The daemon's allocator (daemon/src/main.rs), so that calls are timed as
+/// the daemon makes them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 use common::{build_plugin, root};
 use stagecoach_plugin_host::{CallInput, LoadedPlugin, PluginHost, runtime_of};
