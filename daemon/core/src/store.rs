@@ -984,6 +984,15 @@ impl Records {
 
     /// A prospect's transitions, oldest first.
     pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
+        self.transitions_as(prospect)
+    }
+
+    /// A prospect's transitions, oldest first, each decoded as `T` (the
+    /// whole record or the part of it a query reads).
+    fn transitions_as<T: DeserializeOwned>(
+        &self,
+        prospect: ProspectId,
+    ) -> Result<Vec<T>, StoreError> {
         let mut out = Vec::new();
         for entry in self
             .by_prospect
@@ -1004,17 +1013,11 @@ impl Records {
 
     /// The stage each of a prospect's transitions went to, oldest first.
     pub fn targets(&self, prospect: ProspectId) -> Result<Vec<String>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self
-            .by_prospect
-            .range((prospect, 0)..=(prospect, u64::MAX))?
-        {
-            let id = entry?.0.value().1;
-            if let Some(v) = self.transitions.get(id)? {
-                out.push(decode::<TransitionTo>(v.value(), "transition", id)?.to);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .transitions_as::<TransitionTo>(prospect)?
+            .into_iter()
+            .map(|t| t.to)
+            .collect())
     }
 }
 
