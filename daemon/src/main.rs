@@ -28,8 +28,12 @@ static ALLOCATOR: Allocator = Allocator;
 
 struct Allocator;
 
-/// Set for the compile worker, before anything allocates.
-static SYSTEM_ALLOCATOR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Set for the compile worker, before anything allocates. Elsewhere than
+/// on glibc's Linux, where that choice and mimalloc's options cannot be
+/// made before the first allocation (`TUNE_ALLOCATOR`), the system's
+/// allocator serves throughout.
+static SYSTEM_ALLOCATOR: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(!cfg!(all(target_os = "linux", target_env = "gnu")));
 
 impl Allocator {
     fn system() -> bool {
