@@ -1797,3 +1797,85 @@ mod error_tests {
         assert!(rpc.hint().unwrap().contains("free space"), "{data:?}");
     }
 }
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use stagecoach_types::model::{FieldValue, TransitionKind};
+
+    fn prospect(id: u64, owner: Option<&str>, fields: &[(&str, FieldValue)]) -> Prospect {
+        Prospect {
+            id,
+            external_id: Some(format!("crm:{id}")),
+            name: "Zoë Ngata".into(),
+            company: Some("Ōtaki Ltd".into()),
+            owner: owner.map(str::to_string),
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            stage: "research".into(),
+            status: Status::Lost,
+            created_at: Millis(1_000),
+            stage_entered_at: Millis(2_000),
+            last_activity_at: Millis(3_000),
+            closed_at: Some(Millis(4_000)),
+            owner_since: None,
+        }
+    }
+
+    /// What a metric over many prospects reads of a stored record (its
+    /// head, a move's target) is what the whole record says.
+    #[test]
+    fn a_prospects_head_and_its_moves_targets_match_the_whole_records() {
+        let cases = [
+            prospect(
+                1,
+                Some("maria"),
+                &[
+                    ("amount", FieldValue::Number(12_500.5)),
+                    ("industry", FieldValue::Text("SaaS".into())),
+                    ("signed", FieldValue::Bool(true)),
+                ],
+            ),
+            // The amount as text is no number, as `FieldValue::as_number` says.
+            prospect(2, None, &[("amount", FieldValue::Text("12500".into()))]),
+            prospect(3, Some("ōwner"), &[]),
+        ];
+        for p in &cases {
+            let bytes = encode(p);
+            let whole: Prospect = decode(&bytes, "prospect", p.id).unwrap();
+            for field in [Some("amount"), Some("missing"), None] {
+                let head = head_of(&bytes, p.id, field).unwrap();
+                assert_eq!(
+                    head,
+                    ProspectHead {
+                        id: p.id,
+                        stage: whole.stage.clone(),
+                        status: whole.status,
+                        owner: whole.owner.clone(),
+                        number: field
+                            .and_then(|f| whole.fields.get(f))
+                            .and_then(FieldValue::as_number),
+                    }
+                );
+            }
+        }
+        let t = Transition {
+            id: 9,
+            prospect: 1,
+            from: Some("present".into()),
+            to: "close".into(),
+            at: Millis(5_000),
+            process_version: 2,
+            kind: TransitionKind::Forced,
+            verdicts: Vec::new(),
+            reason: Some("the buyer asked".into()),
+            by: Some("maria".into()),
+            activity: None,
+            imported: true,
+        };
+        let to: TransitionTo = decode(&encode(&t), "transition", t.id).unwrap();
+        assert_eq!(to.to, "close");
+    }
+}
