@@ -65,6 +65,14 @@ fn import(d: &Daemon, args: &[String], extra: &[&str]) -> Output {
     d.cli(&all)
 }
 
+/// A daemon with `vendor`'s export imported as it comes, and the import's output.
+fn imported(vendor: &str) -> (Daemon, Output) {
+    let d = Daemon::start();
+    let o = import(&d, &files(vendor), &[]);
+    assert!(o.status.success(), "{vendor}: {}", text(&o));
+    (d, o)
+}
+
 fn summary(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(o)))
 }
@@ -148,9 +156,7 @@ fn each_crm_export_comes_in_whole_and_true_on_the_first_try() {
     let truth = truth();
     for vendor in ["hubspot", "salesforce", "pipedrive"] {
         let t = &truth[vendor];
-        let d = Daemon::start();
-        let o = import(&d, &files(vendor), &[]);
-        assert!(o.status.success(), "{vendor}: {}", text(&o));
+        let (d, o) = imported(vendor);
         let s = summary(&o);
         assert_eq!(s["prospects"]["imported"], t["deals"], "{vendor}: {s}");
         assert_eq!(
@@ -642,9 +648,7 @@ fn a_simulation_over_each_crm_history_keeps_the_sources_outcomes() {
     let truth = truth();
     for vendor in ["hubspot", "salesforce", "pipedrive"] {
         let t = &truth[vendor];
-        let d = Daemon::start();
-        let o = import(&d, &files(vendor), &[]);
-        assert!(o.status.success(), "{vendor}: {}", text(&o));
+        let (d, _) = imported(vendor);
         let r = d.client().ok(
             "process.simulate",
             json!({ "text": default_process(), "from": "2015-01-01", "to": "2035-01-01" }),

@@ -839,16 +839,11 @@ impl Snapshot {
     /// A prospect's transitions, oldest first.
     pub fn transitions(&self, prospect: ProspectId) -> Result<Vec<Transition>, StoreError> {
         let txn = &self.0;
-        let index = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
-        let table = txn.open_table(TRANSITIONS)?;
-        let mut out = Vec::new();
-        for entry in index.range((prospect, 0)..=(prospect, u64::MAX))? {
-            let id = entry?.0.value().1;
-            if let Some(v) = table.get(id)? {
-                out.push(decode(v.value(), "transition", id)?);
-            }
-        }
-        Ok(out)
+        transitions_in(
+            &txn.open_table(TRANSITIONS_BY_PROSPECT)?,
+            &txn.open_table(TRANSITIONS)?,
+            prospect,
+        )
     }
 }
 
@@ -962,14 +957,6 @@ struct TransitionTo {
 }
 
 impl Records {
-    /// One prospect, whole.
-    pub fn prospect(&self, id: ProspectId) -> Result<Option<Prospect>, StoreError> {
-        self.prospects
-            .get(id)?
-            .map(|v| decode(v.value(), "prospect", id))
-            .transpose()
-    }
-
     /// One prospect's stage, status, owner and the number in `field`.
     pub fn head(
         &self,
@@ -993,17 +980,7 @@ impl Records {
         &self,
         prospect: ProspectId,
     ) -> Result<Vec<T>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self
-            .by_prospect
-            .range((prospect, 0)..=(prospect, u64::MAX))?
-        {
-            let id = entry?.0.value().1;
-            if let Some(v) = self.transitions.get(id)? {
-                out.push(decode(v.value(), "transition", id)?);
-            }
-        }
-        Ok(out)
+        transitions_in(&self.by_prospect, &self.transitions, prospect)
     }
 
     /// A prospect's activities in the order they were recorded.
@@ -1261,6 +1238,22 @@ pub(crate) struct Ids {
     pub activity: u64,
     pub transition: u64,
     pub process_version: u64,
+}
+
+/// A prospect's transitions, oldest first, each decoded as `T`.
+fn transitions_in<T: DeserializeOwned>(
+    index: &impl ReadableTable<(u64, u64), ()>,
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    prospect: ProspectId,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for entry in index.range((prospect, 0)..=(prospect, u64::MAX))? {
+        let id = entry?.0.value().1;
+        if let Some(v) = table.get(id)? {
+            out.push(decode(v.value(), "transition", id)?);
+        }
+    }
+    Ok(out)
 }
 
 fn activities_in(

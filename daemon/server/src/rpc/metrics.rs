@@ -20,7 +20,7 @@ use stagecoach_types::api::results::{
     Outcomes, RowSignificance, Stalled, StalledProspect, TimeInStage, TimeInStageRow,
 };
 use stagecoach_types::model::Millis;
-use stagecoach_types::protocol::{INTERNAL_ERROR, RpcError};
+use stagecoach_types::protocol::RpcError;
 
 /// Most prospects a metrics query reads one by one (stalled, open ages).
 use metrics::MAX_SCAN;
@@ -227,13 +227,7 @@ pub(super) fn measure(
         let outcomes =
             s.spawn(|| outcomes_of(store, active, (flow.from, flow.to), p.owner.clone(), None));
         let conversion = conversion_of(store, active, p, now);
-        let outcomes = outcomes.join().unwrap_or_else(|_| {
-            Err(ReadError::Rpc(RpcError::new(
-                INTERNAL_ERROR,
-                "measuring the outcomes failed",
-            )))
-        });
-        (conversion, outcomes)
+        (conversion, super::joined(outcomes, "the outcomes"))
     });
     Ok(Measured {
         time_in_stage: time_in_stage_of(store, active, p, now)?,

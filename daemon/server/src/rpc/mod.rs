@@ -56,6 +56,20 @@ pub fn measure(
     metrics::measure(store, active, period, now).map_err(RpcError::from)
 }
 
+/// The answer of a measuring thread; a thread that panicked is an
+/// internal error saying what failed.
+fn joined<T>(
+    thread: std::thread::ScopedJoinHandle<'_, Result<T, ReadError>>,
+    what: &str,
+) -> Result<T, ReadError> {
+    thread.join().unwrap_or_else(|_| {
+        Err(ReadError::Rpc(RpcError::new(
+            INTERNAL_ERROR,
+            format!("measuring {what} failed"),
+        )))
+    })
+}
+
 /// A read that failed: either the client's fault or the store's.
 enum ReadError {
     Rpc(RpcError),

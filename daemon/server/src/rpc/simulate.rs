@@ -159,13 +159,7 @@ fn run(
             DONE.store(done, Relaxed);
             TOTAL.store(total.max(1), Relaxed);
         });
-        let actual = actual.join().unwrap_or_else(|_| {
-            Err(ReadError::Rpc(RpcError::new(
-                INTERNAL_ERROR,
-                "measuring the actual figures failed",
-            )))
-        });
-        (replay, actual)
+        (replay, super::joined(actual, "the actual figures"))
     });
     let (replay, actual) = (replay?, actual?);
     let simulated = super::metrics::measure(&scratch, draft, &period, now)?;
