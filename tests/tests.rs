@@ -20,4 +20,5 @@ mod numbers;
 mod plugins;
 mod protocol;
 mod sandbox;
+mod sessions;
 mod simulate;

@@ -255,6 +255,7 @@ fn main() -> ExitCode {
                 process,
                 idle_timeout,
                 max_connections,
+                import_idle_secs,
                 max_line,
                 max_batch,
                 max_queued_mib,
@@ -278,6 +279,7 @@ fn main() -> ExitCode {
                         max_connections: *max_connections,
                         max_batch: *max_batch as usize,
                         max_queued: (*max_queued_mib as usize) << 20,
+                        import_idle: Duration::from_secs(*import_idle_secs),
                         ..Limits::default()
                     },
                     clock: Clock::system(),

@@ -448,5 +448,6 @@ fn replay_op(
         trust_source_stage: false,
         forced_moves,
         created_in,
+        session: None,
     })
 }

@@ -1314,6 +1314,9 @@ pub(crate) struct Tables<'txn> {
     /// A scratch store's tables ([`Tables::open_scratch`]): the activities
     /// of the prospects being written, held here instead of in the tables.
     scratch: Option<rustc_hash::FxHashMap<ProspectId, Vec<Activity>>>,
+    /// Written without a change log: an import session's tables
+    /// ([`Tables::open_unlogged`]), committed durable in redb itself.
+    unlogged: bool,
 }
 
 /// One change to the tables, as the write-ahead log keeps it: the calls
@@ -1360,7 +1363,18 @@ impl<'txn> Tables<'txn> {
             log: Vec::new(),
             buf: Vec::new(),
             scratch: None,
+            unlogged: false,
         })
+    }
+
+    /// Tables whose changes are not kept for the write-ahead log: for a
+    /// transaction that is committed durable in redb itself (an import
+    /// session, which may be far larger than the log), so that nothing
+    /// needs to replay it.
+    pub fn open_unlogged(txn: &'txn WriteTransaction, ids: Ids) -> Result<Self, StoreError> {
+        let mut t = Self::open(txn, ids)?;
+        t.unlogged = true;
+        Ok(t)
     }
 
     /// Tables of a scratch store that only a replay reads, written without
@@ -1413,7 +1427,7 @@ impl<'txn> Tables<'txn> {
     }
 
     fn logged(&mut self, change: Change<'_>) {
-        if self.scratch.is_some() {
+        if self.scratch.is_some() || self.unlogged {
             return;
         }
         let at = self.log.len();

@@ -26,6 +26,8 @@ use crate::engine::{ActiveProcess, Answer, EngineError, Event, WriteOp, apply};
 use crate::store::wal::Wal;
 use crate::store::{Store, StoreError, Tables};
 
+pub mod session;
+
 /// Upper bound on requests per transaction: keeps a batch's latency bounded
 /// under a flood while still sharing each fsync widely.
 const MAX_BATCH: usize = 4096;
@@ -48,11 +50,18 @@ struct Job {
     reply: oneshot::Sender<WriteResult>,
 }
 
+/// What the writer's queue carries: a write, or an import session that
+/// holds the writer until it is committed or given up.
+enum Work {
+    Job(Job),
+    Session(session::Session),
+}
+
 /// A handle to submit writes. Cloning is cheap; when every handle is
 /// dropped the writer finishes its queue and stops.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Job>,
+    tx: mpsc::UnboundedSender<Work>,
 }
 
 /// Statistics the writer keeps for `daemon.status`.
@@ -94,7 +103,7 @@ impl Writer {
     ) -> Result<(Writer, JoinHandle<()>), StoreError> {
         let wal = recover(&store)?;
         let ids = store.next_ids()?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
         let handle = std::thread::Builder::new()
             .name("stagecoach-writer".into())
             .spawn(move || {
@@ -105,14 +114,25 @@ impl Writer {
                 };
                 let mut batch = Vec::new();
                 while let Some(first) = rx.blocking_recv() {
-                    batch.push(first);
-                    while batch.len() < MAX_BATCH {
+                    // Writes queued before a session are committed before it.
+                    let mut session = None;
+                    match first {
+                        Work::Job(job) => batch.push(job),
+                        Work::Session(s) => session = Some(s),
+                    }
+                    while session.is_none() && batch.len() < MAX_BATCH {
                         match rx.try_recv() {
-                            Ok(job) => batch.push(job),
+                            Ok(Work::Job(job)) => batch.push(job),
+                            Ok(Work::Session(s)) => session = Some(s),
                             Err(_) => break,
                         }
                     }
-                    run_batch(&mut state, &clock, &mut batch, &events, &stats);
+                    if !batch.is_empty() {
+                        run_batch(&mut state, &clock, &mut batch, &events, &stats);
+                    }
+                    if let Some(session) = session {
+                        session::run(&mut state, &clock, session, &events, &stats);
+                    }
                 }
                 // Stopping: one durable commit, so the next start applies nothing.
                 if let Some(wal) = state.wal.as_mut()
@@ -133,10 +153,25 @@ impl Writer {
         op: WriteOp,
     ) -> oneshot::Receiver<WriteResult> {
         let (reply, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = self.tx.send(Job { process, op, reply }) {
+        if let Err(mpsc::error::SendError(Work::Job(job))) =
+            self.tx.send(Work::Job(Job { process, op, reply }))
+        {
             let _ = job.reply.send(Err(WriteError::ShuttingDown));
         }
         rx
+    }
+
+    /// Starts an import session ([`session`]): the imports sent through
+    /// the handle are applied in one transaction, committed durable when
+    /// the handle commits, and given up (nothing written) when it aborts,
+    /// is dropped, or sends nothing for `idle`. Other writes wait while it
+    /// runs; reads go on.
+    pub fn import_session(&self, idle: std::time::Duration) -> session::ImportSession {
+        let (handle, session) = session::ImportSession::new(idle);
+        // A writer that has stopped drops the session: its handle's
+        // requests are answered `ShuttingDown`.
+        let _ = self.tx.send(Work::Session(session));
+        handle
     }
 
     /// Submits and waits.

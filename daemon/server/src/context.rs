@@ -55,6 +55,12 @@ pub struct Ctx {
     /// Held while a process text is compared with the version in force and
     /// applied, so the watcher and `process.reload` never both apply one edit.
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// The import session open now, with its number (one at a time).
+    pub import: Mutex<Option<(u64, Arc<stagecoach_core::writer::session::ImportSession>)>>,
+    /// The last import session's number.
+    pub import_sessions: std::sync::atomic::AtomicU64,
+    /// Time without a request after which an import session is given up.
+    pub import_idle: std::time::Duration,
 }
 
 impl Ctx {
@@ -67,10 +73,20 @@ impl Ctx {
     /// A connection's writes reach the writer in the order they arrived
     /// (see [`WriteGate`]).
     pub(crate) fn write(self: &Arc<Self>, op: WriteOp) -> Reply {
+        self.in_order(move |ctx| ctx.submit(op))
+    }
+
+    /// Runs `submit` (which hands something to the writer) once the
+    /// connection's earlier writes have been handed to it, so that the
+    /// writer sees a connection's writes in the order they arrived.
+    pub(crate) fn in_order(
+        self: &Arc<Self>,
+        submit: impl FnOnce(&Arc<Ctx>) -> Reply + Send + 'static,
+    ) -> Reply {
         match GATE.take() {
-            None => self.submit(op),
+            None => submit(self),
             Some(gate) if gate.submitted_before() => {
-                let reply = self.submit(op);
+                let reply = submit(self);
                 gate.open();
                 reply
             }
@@ -78,7 +94,7 @@ impl Ctx {
                 let ctx = self.clone();
                 Box::pin(async move {
                     gate.wait_submitted().await;
-                    let reply = ctx.submit(op);
+                    let reply = submit(&ctx);
                     gate.open();
                     reply.await
                 })
@@ -160,18 +176,24 @@ impl Ctx {
 
     /// Hands `op` to the writer now, outside any connection's order.
     pub(crate) fn submit(&self, op: WriteOp) -> Reply {
-        let rx = self.writer.submit(self.active(), op);
-        Box::pin(async move {
-            match rx.await {
-                Ok(result) => result
-                    .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
-                    .map_err(RpcError::from),
-                Err(_) => Err(RpcError::from(
-                    stagecoach_core::writer::WriteError::ShuttingDown,
-                )),
-            }
-        })
+        answered(self.writer.submit(self.active(), op))
     }
+}
+
+/// The reply to a write handed to the writer: its answer once it comes.
+pub(crate) fn answered<T: serde::Serialize + Send + 'static>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, stagecoach_core::writer::WriteError>>,
+) -> Reply {
+    Box::pin(async move {
+        match rx.await {
+            Ok(result) => result
+                .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
+                .map_err(RpcError::from),
+            Err(_) => Err(RpcError::from(
+                stagecoach_core::writer::WriteError::ShuttingDown,
+            )),
+        }
+    })
 }
 
 /// Where one write of a connection stands among the connection's writes:

@@ -19,4 +19,7 @@ pub mod rpc;
 pub mod server;
 pub mod watch;
 
-pub use server::{DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUED_MIB, Limits, ServeConfig, ServeError, run};
+pub use server::{
+    DEFAULT_IMPORT_IDLE_SECS, DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUED_MIB, Limits, ServeConfig,
+    ServeError, run,
+};

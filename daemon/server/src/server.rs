@@ -52,6 +52,10 @@ pub struct Limits {
     /// the daemon reads no more requests until the client reads; a
     /// notification that does not fit disconnects the client.
     pub max_queued: usize,
+    /// An import session (`import.begin`) sent nothing for this long is
+    /// given up, nothing of it written: while one is open, other writes
+    /// wait, so a client that vanishes mid-import must not hold them long.
+    pub import_idle: Duration,
 }
 
 impl Default for Limits {
@@ -63,10 +67,13 @@ impl Default for Limits {
             max_in_flight: 1024,
             max_batch: DEFAULT_MAX_BATCH,
             max_queued: DEFAULT_MAX_QUEUED_MIB << 20,
+            import_idle: Duration::from_secs(DEFAULT_IMPORT_IDLE_SECS),
         }
     }
 }
 
+/// Seconds an import session may go without a request unless told otherwise.
+pub const DEFAULT_IMPORT_IDLE_SECS: u64 = 30;
 /// Requests in one batch unless told otherwise.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
 /// MiB one connection may hold unless told otherwise.
@@ -355,6 +362,9 @@ pub async fn run(
         data_dir: config.data_dir.clone(),
         connections: Default::default(),
         reload_lock: tokio::sync::Mutex::new(()),
+        import: Mutex::new(None),
+        import_sessions: Default::default(),
+        import_idle: config.limits.import_idle,
     });
 
     let token = CancellationToken::new();
@@ -1079,6 +1089,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
         );
     }
     let dropped = session.dropped.load(Ordering::Relaxed);
+    let import_begun = session.import_begun.clone();
     // The session's sender too: the output task ends once every answer
     // already started has been handed to it.
     drop(session);
@@ -1088,6 +1099,7 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
         conn_token.cancel();
         drop(out);
         release_memory(&held);
+        crate::rpc::give_up_import(&ctx, import_begun.load(Ordering::Relaxed));
         return;
     }
     // Answer everything already started before closing, but do not let a
@@ -1109,6 +1121,9 @@ async fn connection(ctx: Arc<Ctx>, stream: UnixStream, token: CancellationToken,
     }
     conn_token.cancel();
     release_memory(&held);
+    // After its requests are answered: an `import.commit` in flight ends
+    // the session first.
+    crate::rpc::give_up_import(&ctx, import_begun.load(Ordering::Relaxed));
 }
 
 /// After a connection that held a MiB or more, asks for the freed
@@ -1186,6 +1201,10 @@ struct Session {
     /// The highest write number handed to the writer: writes reach it in
     /// the order they arrived.
     writes_submitted: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The import session this connection began last (0: none): given up
+    /// when the connection closes, if still open, so that a client gone
+    /// mid-import does not hold the other writes until its idle time.
+    import_begun: Arc<AtomicU64>,
 }
 
 impl Session {
@@ -1199,6 +1218,7 @@ impl Session {
             writes_started: 0,
             writes_done: Arc::new(tokio::sync::watch::channel(0).0),
             writes_submitted: Arc::new(tokio::sync::watch::channel(0).0),
+            import_begun: Arc::default(),
         }
     }
 }
@@ -1264,8 +1284,16 @@ fn start(
         })
     };
     let rejected = session.rejected.clone();
+    let begun = (method
+        == <stagecoach_types::api::methods::ImportBegin as stagecoach_types::api::Method>::NAME)
+        .then(|| session.import_begun.clone());
     Box::pin(async move {
         let result = reply.await;
+        if let (Some(begun), Ok(answer)) = (begun, &result)
+            && let Some(number) = answer.get("session").and_then(Value::as_u64)
+        {
+            begun.store(number, Ordering::Relaxed);
+        }
         let micros = started.elapsed().as_micros() as u64;
         match &result {
             Ok(_) => tracing::debug!(%method, micros, "ok"),

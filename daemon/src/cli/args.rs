@@ -56,6 +56,10 @@ pub enum Command {
         /// Refuse connections beyond this many.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Give up an import session (nothing of it written) after this
+        /// many seconds without a request; other writes wait while one is open.
+        #[arg(long, default_value_t = stagecoach_server::DEFAULT_IMPORT_IDLE_SECS)]
+        import_idle_secs: u64,
         /// Longest request line, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_line: usize,

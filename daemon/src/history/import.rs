@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use anyhow::Context as _;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -31,7 +32,7 @@ use stagecoach_types::api::results::Imported;
 use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::FIELDS_UPDATED;
 use stagecoach_types::model::{Actor, Millis, Status, TransitionKind};
-use stagecoach_types::protocol::{INTERNAL_ERROR, RpcError};
+use stagecoach_types::protocol::{INTERNAL_ERROR, METHOD_NOT_FOUND, RpcError};
 
 /// What to import and how.
 #[derive(Debug, Clone)]
@@ -80,7 +81,7 @@ pub struct Difference {
 }
 
 /// What an import did.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Clone, Serialize)]
 pub struct Summary {
     /// Nothing was written: a dry run.
     pub dry_run: bool,
@@ -322,6 +323,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
                     trust_source_stage: false,
                     forced_moves: Vec::new(),
                     created_in: None,
+                    session: None,
                 },
                 rows: 0,
             });
@@ -471,6 +473,14 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
+    // One session: the daemon writes every deal in one transaction, all
+    // or nothing, when it is committed (a daemon without sessions writes
+    // each batch as it comes).
+    let session = begin(client).await?;
+    for plan in &mut plans {
+        plan.op.session = session;
+    }
+    let before = summary.clone();
     // Requests are lines of at most LINE_BUDGET bytes: a batch closes when
     // the next deal would not fit, and a deal too large for one request is
     // sent in pieces (its activities in time order, its moves and outcome
@@ -504,7 +514,42 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     out.send(&mut summary, &plans, &prospects, files, &bar)
         .await?;
     bar.finish_and_clear();
+    let Some(session) = session else {
+        return Ok(summary);
+    };
+    let refused_here = summary.rejected.len() > before.rejected.len();
+    if refused_here && !options.skip_bad_rows {
+        // The daemon refused deals: nothing is written, every refusal is
+        // listed, as for rows refused while reading.
+        client
+            .request::<methods::ImportAbort>(&params::ImportSessionId { session })
+            .await?;
+        let mut refused = before;
+        for r in &summary.rejected[refused.rejected.len()..] {
+            count(&mut refused, r.kind).rejected += 1;
+        }
+        refused.rejected = summary.rejected;
+        refused.refused = true;
+        return Ok(refused);
+    }
+    client
+        .request::<methods::ImportCommit>(&params::ImportSessionId { session })
+        .await
+        .context("the import was not written: committing it failed")?;
     Ok(summary)
+}
+
+/// Starts an import session; `None` from a daemon that has none (older
+/// than `import.begin`).
+async fn begin(client: &mut Client) -> anyhow::Result<Option<u64>> {
+    match client
+        .request::<methods::ImportBegin>(&params::NoParams {})
+        .await
+    {
+        Ok(s) => Ok(Some(s.session)),
+        Err(stagecoach_client::ClientError::Rpc(e)) if e.code == METHOD_NOT_FOUND => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a rejection is only a consequence of its deal's.
@@ -705,6 +750,7 @@ fn deal(p: &ProspectRow, trust: bool) -> ImportProspect {
         trust_source_stage: trust,
         forced_moves: Vec::new(),
         created_in: None,
+        session: None,
     }
 }
 

@@ -102,6 +102,10 @@ pub enum WriteError {
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
     ShuttingDown,
+    /// The import session this request belongs to has ended (committed,
+    /// given up, or idle too long); nothing more can be added to it.
+    #[error("the import session has ended: {0}")]
+    SessionEnded(String),
 }
 
 fn orphan_message(stages: &[(String, usize)]) -> String {

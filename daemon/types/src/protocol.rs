@@ -232,6 +232,12 @@ impl From<WriteError> for RpcError {
                     ..ErrorData::default()
                 }),
             WriteError::ShuttingDown => RpcError::new(UNAVAILABLE, e.to_string()),
+            WriteError::SessionEnded(_) => RpcError::params(e.to_string()).with_data(ErrorData {
+                hint: Some(
+                    "nothing of the session was written unless its `import.commit` was answered; run the import again".into(),
+                ),
+                ..ErrorData::default()
+            }),
         }
     }
 }

@@ -8,6 +8,7 @@
 mod activity;
 mod daemon;
 mod history;
+mod import;
 mod metrics;
 mod plugins;
 mod process;
@@ -26,6 +27,7 @@ use stagecoach_types::protocol::{ErrorData, INTERNAL_ERROR, METHOD_NOT_FOUND, Rp
 pub(crate) use stagecoach_types::api::params::NoParams;
 
 pub use crate::context::{Ctx, Reply};
+pub use import::give_up_import;
 pub use process::reevaluate_open;
 
 /// Runs a blocking read on the blocking pool.
@@ -188,7 +190,10 @@ pub static METHODS: &[Method] = &[
     method!(m::ProspectMove, prospect::force_move, write),
     method!(m::ProspectClose, prospect::close, write),
     method!(m::ProspectLookup, history::lookup),
-    method!(m::ProspectImport, prospect::import, write),
+    method!(m::ProspectImport, import::import, write),
+    method!(m::ImportBegin, import::begin, write),
+    method!(m::ImportCommit, import::commit, write),
+    method!(m::ImportAbort, import::abort, write),
     method!(m::ActivityRecord, activity::record, write),
     method!(m::ActivityList, activity::list),
     method!(m::PluginsList, plugins::list),

@@ -6,7 +6,6 @@ use serde_json::json;
 
 use super::{Ctx, ReadError, Reply, read, ready};
 use stagecoach_core::criteria::{all_met, stage_checklists};
-use stagecoach_core::engine::import::ImportProspect;
 use stagecoach_core::engine::{self, NewProspect, ProspectUpdate, WriteOp};
 use stagecoach_core::store::ProspectFilter;
 use stagecoach_types::api::params::{
@@ -22,10 +21,6 @@ const MAX_LIMIT: usize = 10_000;
 
 pub(super) fn create(ctx: &Arc<Ctx>, p: NewProspect) -> Reply {
     ctx.write(WriteOp::CreateProspect(p))
-}
-
-pub(super) fn import(ctx: &Arc<Ctx>, p: ImportProspect) -> Reply {
-    ctx.write(WriteOp::Import(Box::new(p)))
 }
 
 pub(super) fn update(ctx: &Arc<Ctx>, p: ProspectUpdate) -> Reply {

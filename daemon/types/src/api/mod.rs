@@ -85,6 +85,12 @@ pub mod methods {
         ProspectLookup = "prospect.lookup" (p::ProspectLookup) -> r::Lookup;
         /// One deal with its history from another system.
         ProspectImport = "prospect.import" (p::ImportProspect) -> r::Imported;
+        /// Starts an import session: many `prospect.import`s, one commit.
+        ImportBegin = "import.begin" (p::NoParams) -> r::ImportSession;
+        /// Writes an import session's imports, durable, all at once.
+        ImportCommit = "import.commit" (p::ImportSessionId) -> r::ImportEnded;
+        /// Gives an import session up: none of its imports is written.
+        ImportAbort = "import.abort" (p::ImportSessionId) -> r::ImportEnded;
         /// Records what happened.
         ActivityRecord = "activity.record" (p::NewActivity) -> r::Recorded;
         /// A prospect's activities.

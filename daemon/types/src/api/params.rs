@@ -524,6 +524,19 @@ pub struct ImportProspect {
     /// first stage when absent); never on the wire.
     #[serde(skip)]
     pub created_in: Option<String>,
+    /// The import session (`import.begin`) to apply it in: written with
+    /// the session's `import.commit`, or not at all. Without it, it is
+    /// written on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<u64>,
+}
+
+/// `import.commit` and `import.abort`: which session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSessionId {
+    /// As `import.begin` answered it.
+    pub session: u64,
 }
 
 /// One activity of an imported prospect.

@@ -963,6 +963,26 @@ pub struct LookupEntry {
     pub transitions: Option<Vec<(String, crate::model::Millis)>>,
 }
 
+/// `import.begin`: a session for one import's `prospect.import` calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportSession {
+    /// Its number, for `prospect.import`'s `session`.
+    pub session: u64,
+    /// Seconds without a request after which it is given up.
+    pub idle_secs: u64,
+}
+
+/// `import.commit` and `import.abort`: how the session ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportEnded {
+    /// The session.
+    pub session: u64,
+    /// Whether its imports are written (durable) or none of them is.
+    pub committed: bool,
+    /// Imports written (refused ones not counted); 0 when not committed.
+    pub imports: u64,
+}
+
 /// `prospect.lookup`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lookup {

@@ -1,0 +1,291 @@
+//! Import sessions: one import, however large, as one transaction.
+//!
+//! `stagecoach import` brings in a team's history, up to millions of deals.
+//! As ordinary writes, every batch of deals would be its own commit: its
+//! changes encoded for the write-ahead log, the metric rows and day
+//! summaries it touches rewritten, the pages it dirties written again by
+//! the next batch. An import session applies every deal it is sent in one
+//! write transaction instead:
+//! - the metric counters, rows and day summaries are gathered across the
+//!   whole import and written once, in key order (sooner only past a
+//!   memory budget);
+//! - nothing goes to the write-ahead log: the commit is durable in redb
+//!   itself, as a checkpoint is, so a start after a crash has nothing of
+//!   it to apply;
+//! - it is all or nothing. A session given up (aborted, its handle
+//!   dropped, nothing sent for its idle time, the daemon killed) leaves
+//!   the database as it was.
+//!
+//! Each import is answered once applied, as it will be committed: refused
+//! or written. Only the commit's answer says it is durable. While a session
+//! runs the writer serves nothing else, so other writes wait for it; reads
+//! go on, and see the import when it commits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self as std_mpsc, RecvTimeoutError};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot};
+
+use super::{State, WriteError, WriteResult, WriterStats, heal, publish};
+use crate::clock::Clock;
+use crate::engine::import::ImportProspect;
+use crate::engine::{ActiveProcess, Event, WriteOp, apply};
+use crate::store::{StoreError, Tables};
+
+/// Time-keyed metric rows gathered before they are written within the
+/// session's transaction (as a replay does): bounds the writer's memory.
+const ROWS_BUDGET: usize = 256 << 20;
+/// Everything gathered (rows, counters, day summaries) before all of it is
+/// written within the transaction.
+const GATHERED_BUDGET: usize = 512 << 20;
+/// Notifications held until the commit; past it, subscribers are told how
+/// many they missed (`events.lagged`), as when they read too slowly: the
+/// daemon's notification queue holds no more than this at once anyway.
+const HELD_EVENTS: usize = 4096;
+
+enum Msg {
+    Import {
+        process: Arc<ActiveProcess>,
+        op: Box<ImportProspect>,
+        reply: oneshot::Sender<WriteResult>,
+    },
+    Commit(oneshot::Sender<Result<u64, WriteError>>),
+    Abort,
+}
+
+/// The client's side of an import session (see the module's notes).
+/// Dropping it gives the session up.
+pub struct ImportSession {
+    tx: std_mpsc::Sender<Msg>,
+    ended: Arc<AtomicBool>,
+}
+
+/// The writer's side: what [`run`] serves.
+pub(super) struct Session {
+    rx: std_mpsc::Receiver<Msg>,
+    idle: Duration,
+    ended: Arc<AtomicBool>,
+}
+
+fn ended(why: &str) -> WriteError {
+    WriteError::SessionEnded(why.to_string())
+}
+
+impl ImportSession {
+    pub(super) fn new(idle: Duration) -> (ImportSession, Session) {
+        let (tx, rx) = std_mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        (
+            ImportSession {
+                tx,
+                ended: ended.clone(),
+            },
+            Session { rx, idle, ended },
+        )
+    }
+
+    /// Whether the session has ended (committed or given up).
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    /// Applies one import in the session; resolves once applied (not yet
+    /// durable: that is the commit's).
+    pub fn import(
+        &self,
+        process: Arc<ActiveProcess>,
+        op: Box<ImportProspect>,
+    ) -> oneshot::Receiver<WriteResult> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(std_mpsc::SendError(Msg::Import { reply, .. })) =
+            self.tx.send(Msg::Import { process, op, reply })
+        {
+            let _ = reply.send(Err(ended("it is no longer open")));
+        }
+        rx
+    }
+
+    /// Commits everything applied; resolves to how many imports were
+    /// written, once durable.
+    pub fn commit(&self) -> oneshot::Receiver<Result<u64, WriteError>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(std_mpsc::SendError(Msg::Commit(reply))) = self.tx.send(Msg::Commit(reply)) {
+            let _ = reply.send(Err(ended("it is no longer open")));
+        }
+        rx
+    }
+
+    /// Gives the session up: nothing of it is written.
+    pub fn abort(&self) {
+        let _ = self.tx.send(Msg::Abort);
+    }
+}
+
+/// Serves one session on the writer thread, then answers whatever is still
+/// queued for it.
+pub(super) fn run(
+    state: &mut State,
+    clock: &Clock,
+    session: Session,
+    events: &broadcast::Sender<Event>,
+    stats: &WriterStats,
+) {
+    let why = match serve(state, clock, &session, events, stats) {
+        Ok(why) => why,
+        Err(e) => {
+            let now = clock.now();
+            tracing::error!(error = %e, "import session failed; nothing of it was written");
+            stats.set_degraded(now, Some(e.to_string()));
+            if (e.poisons() || matches!(e, StoreError::Reopening))
+                && let Err(e) = heal(state)
+            {
+                tracing::error!(error = %e, "cannot reopen the database yet; trying again with the next write");
+            }
+            format!("storage failure, nothing of it was written: {e}")
+        }
+    };
+    session.ended.store(true, Ordering::Release);
+    while let Ok(msg) = session.rx.try_recv() {
+        match msg {
+            Msg::Import { reply, .. } => {
+                let _ = reply.send(Err(ended(&why)));
+            }
+            Msg::Commit(reply) => {
+                let _ = reply.send(Err(ended(&why)));
+            }
+            Msg::Abort => {}
+        }
+    }
+}
+
+/// The session's transaction: returns why it ended (for requests that
+/// arrive after), or the storage failure that ended it.
+fn serve(
+    state: &mut State,
+    clock: &Clock,
+    session: &Session,
+    events: &broadcast::Sender<Event>,
+    stats: &WriterStats,
+) -> Result<String, StoreError> {
+    if state.wal.is_none() {
+        heal(state)?;
+    }
+    let store = state.store.clone();
+    store.check_space()?;
+    let mut txn = store.begin_write()?;
+    let mut tables = Tables::open_unlogged(&txn, state.ids)?;
+    let started = std::time::Instant::now();
+    let mut held: Vec<Event> = Vec::new();
+    let mut missed = 0u64;
+    let mut applied = 0u64;
+    let result = loop {
+        let msg = match session.rx.recv_timeout(session.idle) {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Timeout) => {
+                tracing::warn!(
+                    idle_secs = session.idle.as_secs_f64(),
+                    applied,
+                    "import session given up: nothing was sent to it for its idle time; nothing of it was written"
+                );
+                return Ok(format!(
+                    "nothing was sent to it for {} s, so it was given up and nothing of it was written",
+                    session.idle.as_secs()
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                tracing::info!(applied, "import session dropped; nothing of it was written");
+                return Ok("it was given up; nothing of it was written".into());
+            }
+        };
+        match msg {
+            Msg::Abort => {
+                tracing::info!(applied, "import session aborted; nothing of it was written");
+                return Ok("it was aborted; nothing of it was written".into());
+            }
+            Msg::Import { process, op, reply } => {
+                let op = WriteOp::Import(op);
+                let result = match apply(&mut tables, &process, &op, clock.now()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = reply.send(Err(WriteError::Storage {
+                            kind: e.kind(),
+                            message: e.to_string(),
+                        }));
+                        return Err(e);
+                    }
+                };
+                let _ = reply.send(match result {
+                    Ok((answer, evs)) => {
+                        applied += 1;
+                        for e in evs {
+                            if held.len() < HELD_EVENTS {
+                                held.push(e);
+                            } else {
+                                missed += 1;
+                            }
+                        }
+                        Ok(answer)
+                    }
+                    Err(e) => Err(WriteError::Refused(e)),
+                });
+                if tables.gathered_bytes() > GATHERED_BUDGET {
+                    tables.finish()?;
+                } else if tables.rows_bytes() > ROWS_BUDGET {
+                    tables.flush_rows()?;
+                }
+            }
+            Msg::Commit(reply) => break reply,
+        }
+    };
+    let reply = result;
+    tables.finish()?;
+    let wal = state
+        .wal
+        .as_mut()
+        .expect("a session runs only on an open log");
+    // Durable in redb itself, with what the log held before it: the log
+    // starts over, as after a checkpoint.
+    tables.set_log_applied(wal.next_seq() - 1)?;
+    let ids = tables.ids;
+    drop(tables);
+    txn.set_quick_repair(true);
+    let applied_at = std::time::Instant::now();
+    if let Err(e) = txn.commit() {
+        let e = StoreError::from(e);
+        let _ = reply.send(Err(WriteError::Storage {
+            kind: e.kind(),
+            message: e.to_string(),
+        }));
+        return Err(e);
+    }
+    wal.reset();
+    state.ids = ids;
+    stats.set_degraded(clock.now(), None);
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.requests.fetch_add(applied, Ordering::Relaxed);
+    stats
+        .apply_micros
+        .fetch_add((applied_at - started).as_micros() as u64, Ordering::Relaxed);
+    stats
+        .commit_micros
+        .fetch_add(applied_at.elapsed().as_micros() as u64, Ordering::Relaxed);
+    tracing::info!(
+        imports = applied,
+        seconds = started.elapsed().as_secs_f64(),
+        "import session committed"
+    );
+    let _ = reply.send(Ok(applied));
+    publish(events, held);
+    if missed > 0 {
+        publish(
+            events,
+            vec![Event::EventsLagged {
+                missed,
+                hint: "an import moved more prospects than notifications are held for; read the prospects again (`prospect.list`)".into(),
+            }],
+        );
+    }
+    Ok("it was committed".into())
+}

@@ -1,0 +1,121 @@
+//! `import.*`: import sessions, in which many `prospect.import`s are
+//! written together, all or nothing (see
+//! [`stagecoach_core::writer::session`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::{Ctx, NoParams, Reply, ready};
+use crate::context::answered;
+use stagecoach_core::engine::WriteOp;
+use stagecoach_core::engine::import::ImportProspect;
+use stagecoach_core::writer::session::ImportSession;
+use stagecoach_types::api::params::ImportSessionId;
+use stagecoach_types::api::results::{self, ImportEnded};
+use stagecoach_types::protocol::{ErrorData, RpcError, UNAVAILABLE};
+
+pub(super) fn begin(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
+    ctx.in_order(|ctx| {
+        let mut slot = ctx.import.lock().expect("import slot");
+        if let Some((open, session)) = slot.as_ref()
+            && !session.has_ended()
+        {
+            return ready(Err(RpcError::new(
+                UNAVAILABLE,
+                format!("import session {open} is still open: one import runs at a time"),
+            )
+            .with_data(ErrorData {
+                hint: Some(format!(
+                    "wait for it to finish; a session sent nothing for {} s is given up",
+                    ctx.import_idle.as_secs()
+                )),
+                ..ErrorData::default()
+            })));
+        }
+        let number = ctx.import_sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let session = ctx.writer.import_session(ctx.import_idle);
+        *slot = Some((number, Arc::new(session)));
+        ready(Ok(serde_json::to_value(results::ImportSession {
+            session: number,
+            idle_secs: ctx.import_idle.as_secs(),
+        })
+        .expect("answers serialize")))
+    })
+}
+
+/// The open session numbered `number`.
+fn open(ctx: &Ctx, number: u64) -> Result<Arc<ImportSession>, RpcError> {
+    let slot = ctx.import.lock().expect("import slot");
+    match slot.as_ref() {
+        Some((n, s)) if *n == number && !s.has_ended() => Ok(s.clone()),
+        _ => Err(RpcError::params(format!(
+            "no open import session {number}: it has ended (committed, aborted, or given up after {} s without a request) or never began; nothing more can be added to it",
+            ctx.import_idle.as_secs()
+        ))),
+    }
+}
+
+/// `prospect.import`: in its session when it names one, else on its own.
+pub(super) fn import(ctx: &Arc<Ctx>, p: ImportProspect) -> Reply {
+    let Some(number) = p.session else {
+        return ctx.write(WriteOp::Import(Box::new(p)));
+    };
+    match open(ctx, number) {
+        Ok(session) => ctx.in_order(move |ctx| answered(session.import(ctx.active(), Box::new(p)))),
+        Err(e) => ready(Err(e)),
+    }
+}
+
+pub(super) fn commit(ctx: &Arc<Ctx>, p: ImportSessionId) -> Reply {
+    match open(ctx, p.session) {
+        Ok(session) => ctx.in_order(move |_| {
+            let rx = session.commit();
+            Box::pin(async move {
+                let imports = match rx.await {
+                    Ok(Ok(n)) => n,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(_) => {
+                        return Err(stagecoach_core::writer::WriteError::ShuttingDown.into());
+                    }
+                };
+                Ok(serde_json::to_value(ImportEnded {
+                    session: p.session,
+                    committed: true,
+                    imports,
+                })
+                .expect("answers serialize"))
+            })
+        }),
+        Err(e) => ready(Err(e)),
+    }
+}
+
+pub(super) fn abort(ctx: &Arc<Ctx>, p: ImportSessionId) -> Reply {
+    match open(ctx, p.session) {
+        Ok(session) => ctx.in_order(move |_| {
+            session.abort();
+            ready(Ok(serde_json::to_value(ImportEnded {
+                session: p.session,
+                committed: false,
+                imports: 0,
+            })
+            .expect("answers serialize")))
+        }),
+        Err(e) => ready(Err(e)),
+    }
+}
+
+/// Gives up session `number` if it is still open: its client's connection
+/// has closed without committing it (0: the connection began none).
+pub fn give_up_import(ctx: &Ctx, number: u64) {
+    if number == 0 {
+        return;
+    }
+    if let Ok(session) = open(ctx, number) {
+        tracing::info!(
+            session = number,
+            "the client that began an import session has gone without committing it; giving it up"
+        );
+        session.abort();
+    }
+}
