@@ -1288,6 +1288,9 @@ fn facts_in(
     Ok(facts)
 }
 
+/// One activity as the criteria read it: kind, time, actor.
+type Fact = (String, Millis, Actor);
+
 /// The write side: every table open in one write transaction. Built once
 /// per batch by the writer; dropped before commit.
 pub(crate) struct Tables<'txn> {
@@ -1317,6 +1320,10 @@ pub(crate) struct Tables<'txn> {
     /// Written without a change log: an import session's tables
     /// ([`Tables::open_unlogged`]), committed durable in redb itself.
     unlogged: bool,
+    /// A prospect created in this transaction, with every activity written
+    /// for it since ([`Tables::fresh_prospect`]): its criteria's facts come
+    /// from here instead of a range read of the index per evaluation.
+    fresh: Option<(ProspectId, Vec<Fact>)>,
 }
 
 /// One change to the tables, as the write-ahead log keeps it: the calls
@@ -1364,6 +1371,7 @@ impl<'txn> Tables<'txn> {
             buf: Vec::new(),
             scratch: None,
             unlogged: false,
+            fresh: None,
         })
     }
 
@@ -1590,12 +1598,39 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// `prospect` was created in this transaction and has no activities
+    /// yet: until [`Tables::end_fresh`], the activities written for it are
+    /// also kept here, and its facts read from them.
+    /// (A scratch store holds every prospect's activities anyway.)
+    pub fn fresh_prospect(&mut self, prospect: ProspectId) {
+        if self.scratch.is_none() {
+            self.fresh = Some((prospect, Vec::new()));
+        }
+    }
+
+    /// Stops keeping the fresh prospect's activities.
+    pub fn end_fresh(&mut self) {
+        self.fresh = None;
+    }
+
     /// The facts `kinds` criteria need about a prospect's activities.
     pub fn activity_facts(
         &self,
         prospect: ProspectId,
         kinds: &[&str],
     ) -> Result<ActivityFacts, StoreError> {
+        if let Some((p, written)) = &self.fresh
+            && *p == prospect
+        {
+            // As the (prospect, kind) index answers: by kind, in id order.
+            let mut facts = ActivityFacts::default();
+            for kind in kinds {
+                for (_, at, actor) in written.iter().filter(|(k, ..)| k == kind) {
+                    facts.add(kind, *at, *actor);
+                }
+            }
+            return Ok(facts);
+        }
         if let Some(held) = &self.scratch {
             // As the (prospect, kind) index answers: by kind, in id order.
             let mut facts = ActivityFacts::default();
@@ -1635,6 +1670,11 @@ impl<'txn> Tables<'txn> {
             return self.add_activity(activity.clone());
         }
         self.logged(Change::Activity(Cow::Borrowed(activity)));
+        if let Some((p, written)) = &mut self.fresh
+            && *p == activity.prospect
+        {
+            written.push((activity.kind.clone(), activity.at, activity.actor));
+        }
         encode_into(&mut self.buf, activity);
         self.activities
             .write()?
