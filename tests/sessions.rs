@@ -223,3 +223,38 @@ fn a_session_sent_nothing_for_its_idle_time_is_given_up() {
         d.log_text()
     );
 }
+
+#[test]
+fn import_deals_answers_each_deal_in_order_and_a_refused_one_is_not_written() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let session = c.ok("import.begin", json!({}))["session"].as_u64().unwrap();
+    let mut deals: Vec<Value> = (0..DEALS).map(|i| deal(i, None)).collect();
+    // An empty name is refused, as `prospect.import` refuses it.
+    deals[5]["name"] = json!(" ");
+    let r = c.ok(
+        "import.deals",
+        json!({ "session": session, "deals": deals }),
+    );
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(results.len() as u64, DEALS, "{r}");
+    let alone = Daemon::start();
+    let mut c2 = alone.client();
+    for (i, result) in results.iter().enumerate() {
+        match c2.call("prospect.import", deals[i].clone()) {
+            Ok(v) => assert_eq!(result, &json!({ "imported": v }), "deal {i}"),
+            Err(e) => assert_eq!(result, &json!({ "refused": e }), "deal {i}"),
+        }
+    }
+    assert!(
+        results[5]["refused"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("name"),
+        "{r}"
+    );
+    let done = c.ok("import.commit", json!({ "session": session }));
+    assert_eq!(done["imports"], DEALS - 1, "{done}");
+    assert_eq!(present(&d) as u64, DEALS - 1);
+    assert_eq!(figures(&d), figures(&alone));
+}

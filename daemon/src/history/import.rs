@@ -28,7 +28,7 @@ use super::source::{
 };
 use stagecoach_client::Client;
 use stagecoach_core::engine::import::{ImportActivity, ImportMove, ImportOutcome, ImportProspect};
-use stagecoach_types::api::results::Imported;
+use stagecoach_types::api::results::{DealResult, Imported, ImportedDeals};
 use stagecoach_types::api::{methods, params};
 use stagecoach_types::model::FIELDS_UPDATED;
 use stagecoach_types::model::{Actor, Millis, Status, TransitionKind};
@@ -477,9 +477,6 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     // or nothing, when it is committed (a daemon without sessions writes
     // each batch as it comes).
     let session = begin(client).await?;
-    for plan in &mut plans {
-        plan.op.session = session;
-    }
     let before = summary.clone();
     // Requests are lines of at most LINE_BUDGET bytes: a batch closes when
     // the next deal would not fit, and a deal too large for one request is
@@ -492,6 +489,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         owners: Vec::new(),
         bytes: 0,
         in_flight: None,
+        session,
     };
     for (i, plan) in plans.iter().enumerate() {
         let pieces = pieces(&plan.op);
@@ -580,6 +578,9 @@ struct Outbox<'c> {
     owners: Vec<(usize, Part)>,
     bytes: usize,
     in_flight: Option<(stagecoach_client::Sent, Vec<(usize, Part)>)>,
+    /// The import session: each batch goes as one `import.deals` request
+    /// (without one, as a JSON-RPC batch of `prospect.import`s).
+    session: Option<u64>,
 }
 
 impl Outbox<'_> {
@@ -606,11 +607,32 @@ impl Outbox<'_> {
         bar: &indicatif::ProgressBar,
     ) -> anyhow::Result<()> {
         let previous = self.in_flight.take();
+        if let (Some(session), false) = (self.session, self.calls.is_empty()) {
+            let deals: Vec<&str> = self.calls.iter().map(|(_, op)| op.as_str()).collect();
+            let params = format!("{{\"session\":{session},\"deals\":[{}]}}", deals.join(","));
+            self.calls = vec![(
+                <methods::ImportDeals as stagecoach_types::api::Method>::NAME,
+                params,
+            )];
+        }
         let (sent, answers) = self
             .client
             .pipeline(&self.calls, previous.as_ref().map(|p| p.0))
             .await?;
         if let Some((_, owners)) = previous {
+            let answers = match self.session {
+                Some(_) => per_deal(answers, owners.len())?,
+                None => answers
+                    .into_iter()
+                    .map(|a| {
+                        a.and_then(|r| {
+                            serde_json::from_value::<Imported>(r).map_err(|e| {
+                                RpcError::new(INTERNAL_ERROR, format!("unexpected answer: {e}"))
+                            })
+                        })
+                    })
+                    .collect(),
+            };
             for ((i, part), answer) in owners.into_iter().zip(answers) {
                 let plan = &plans[i];
                 take(summary, plan, part, prospects, answer, files);
@@ -624,6 +646,37 @@ impl Outbox<'_> {
         self.bytes = 0;
         Ok(())
     }
+}
+
+/// The answer to one `import.deals` request, deal by deal: a refused
+/// request refuses each of its `n` deals.
+fn per_deal(
+    answers: Vec<Result<Value, RpcError>>,
+    n: usize,
+) -> anyhow::Result<Vec<Result<Imported, RpcError>>> {
+    let Some(answer) = answers.into_iter().next() else {
+        anyhow::bail!("the daemon did not answer an `import.deals` request");
+    };
+    let results = match answer {
+        Err(e) => return Ok(vec![Err(e); n]),
+        Ok(v) => {
+            serde_json::from_value::<ImportedDeals>(v)
+                .context("unexpected answer to `import.deals`")?
+                .results
+        }
+    };
+    anyhow::ensure!(
+        results.len() == n,
+        "the daemon answered {} results for {n} deals",
+        results.len()
+    );
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            DealResult::Imported(i) => Ok(i),
+            DealResult::Refused(e) => Err(e),
+        })
+        .collect())
 }
 
 /// One deal's requests as JSON text: itself, or, when larger than
@@ -760,14 +813,10 @@ fn take(
     plan: &Plan,
     part: Part,
     prospects: &[ProspectRow],
-    answer: Result<Value, RpcError>,
+    answer: Result<Imported, RpcError>,
     files: &Files,
 ) {
     let row = plan.row.map(|i| &prospects[i]);
-    let answer = answer.and_then(|r| {
-        serde_json::from_value::<Imported>(r)
-            .map_err(|e| RpcError::new(INTERNAL_ERROR, format!("unexpected answer: {e}")))
-    });
     match answer {
         Ok(r) => {
             if row.is_some() && part.first {

@@ -51,6 +51,11 @@ enum Msg {
         op: Box<ImportProspect>,
         reply: oneshot::Sender<WriteResult>,
     },
+    Imports {
+        process: Arc<ActiveProcess>,
+        ops: Vec<ImportProspect>,
+        reply: oneshot::Sender<Vec<WriteResult>>,
+    },
     Commit(oneshot::Sender<Result<u64, WriteError>>),
     Abort,
 }
@@ -107,6 +112,30 @@ impl ImportSession {
         rx
     }
 
+    /// Applies many imports in the session, in order; resolves to their
+    /// results once all are applied.
+    pub fn imports(
+        &self,
+        process: Arc<ActiveProcess>,
+        ops: Vec<ImportProspect>,
+    ) -> oneshot::Receiver<Vec<WriteResult>> {
+        let (reply, rx) = oneshot::channel();
+        if let Err(std_mpsc::SendError(Msg::Imports { reply, ops, .. })) =
+            self.tx.send(Msg::Imports {
+                process,
+                ops,
+                reply,
+            })
+        {
+            let _ = reply.send(
+                ops.iter()
+                    .map(|_| Err(ended("it is no longer open")))
+                    .collect(),
+            );
+        }
+        rx
+    }
+
     /// Commits everything applied; resolves to how many imports were
     /// written, once durable.
     pub fn commit(&self) -> oneshot::Receiver<Result<u64, WriteError>> {
@@ -152,6 +181,9 @@ pub(super) fn run(
             Msg::Import { reply, .. } => {
                 let _ = reply.send(Err(ended(&why)));
             }
+            Msg::Imports { reply, ops, .. } => {
+                let _ = reply.send(ops.iter().map(|_| Err(ended(&why))).collect());
+            }
             Msg::Commit(reply) => {
                 let _ = reply.send(Err(ended(&why)));
             }
@@ -177,16 +209,14 @@ fn serve(
     let mut txn = store.begin_write()?;
     let mut tables = Tables::open_unlogged(&txn, state.ids)?;
     let started = std::time::Instant::now();
-    let mut held: Vec<Event> = Vec::new();
-    let mut missed = 0u64;
-    let mut applied = 0u64;
+    let mut held = Held::default();
     let result = loop {
         let msg = match session.rx.recv_timeout(session.idle) {
             Ok(msg) => msg,
             Err(RecvTimeoutError::Timeout) => {
                 tracing::warn!(
                     idle_secs = session.idle.as_secs_f64(),
-                    applied,
+                    applied = held.applied,
                     "import session given up: nothing was sent to it for its idle time; nothing of it was written"
                 );
                 return Ok(format!(
@@ -195,46 +225,50 @@ fn serve(
                 ));
             }
             Err(RecvTimeoutError::Disconnected) => {
-                tracing::info!(applied, "import session dropped; nothing of it was written");
+                tracing::info!(
+                    applied = held.applied,
+                    "import session dropped; nothing of it was written"
+                );
                 return Ok("it was given up; nothing of it was written".into());
             }
         };
         match msg {
             Msg::Abort => {
-                tracing::info!(applied, "import session aborted; nothing of it was written");
+                tracing::info!(
+                    applied = held.applied,
+                    "import session aborted; nothing of it was written"
+                );
                 return Ok("it was aborted; nothing of it was written".into());
             }
             Msg::Import { process, op, reply } => {
-                let op = WriteOp::Import(op);
-                let result = match apply(&mut tables, &process, &op, clock.now()) {
-                    Ok(r) => r,
+                match held.apply(&mut tables, &process, *op, clock) {
+                    Ok(result) => {
+                        let _ = reply.send(result);
+                    }
                     Err(e) => {
-                        let _ = reply.send(Err(WriteError::Storage {
-                            kind: e.kind(),
-                            message: e.to_string(),
-                        }));
+                        let _ = reply.send(Err(storage(&e)));
                         return Err(e);
                     }
-                };
-                let _ = reply.send(match result {
-                    Ok((answer, evs)) => {
-                        applied += 1;
-                        for e in evs {
-                            if held.len() < HELD_EVENTS {
-                                held.push(e);
-                            } else {
-                                missed += 1;
-                            }
-                        }
-                        Ok(answer)
-                    }
-                    Err(e) => Err(WriteError::Refused(e)),
-                });
-                if tables.gathered_bytes() > GATHERED_BUDGET {
-                    tables.finish()?;
-                } else if tables.rows_bytes() > ROWS_BUDGET {
-                    tables.flush_rows()?;
                 }
+            }
+            Msg::Imports {
+                process,
+                ops,
+                reply,
+            } => {
+                let n = ops.len();
+                let mut results = Vec::with_capacity(n);
+                for op in ops {
+                    match held.apply(&mut tables, &process, op, clock) {
+                        Ok(result) => results.push(result),
+                        Err(e) => {
+                            // Nothing of the session is written: none of them.
+                            let _ = reply.send((0..n).map(|_| Err(storage(&e))).collect());
+                            return Err(e);
+                        }
+                    }
+                }
+                let _ = reply.send(results);
             }
             Msg::Commit(reply) => break reply,
         }
@@ -254,17 +288,14 @@ fn serve(
     let applied_at = std::time::Instant::now();
     if let Err(e) = txn.commit() {
         let e = StoreError::from(e);
-        let _ = reply.send(Err(WriteError::Storage {
-            kind: e.kind(),
-            message: e.to_string(),
-        }));
+        let _ = reply.send(Err(storage(&e)));
         return Err(e);
     }
     wal.reset();
     state.ids = ids;
     stats.set_degraded(clock.now(), None);
     stats.commits.fetch_add(1, Ordering::Relaxed);
-    stats.requests.fetch_add(applied, Ordering::Relaxed);
+    stats.requests.fetch_add(held.applied, Ordering::Relaxed);
     stats
         .apply_micros
         .fetch_add((applied_at - started).as_micros() as u64, Ordering::Relaxed);
@@ -272,20 +303,72 @@ fn serve(
         .commit_micros
         .fetch_add(applied_at.elapsed().as_micros() as u64, Ordering::Relaxed);
     tracing::info!(
-        imports = applied,
+        imports = held.applied,
         seconds = started.elapsed().as_secs_f64(),
         "import session committed"
     );
-    let _ = reply.send(Ok(applied));
-    publish(events, held);
-    if missed > 0 {
+    let _ = reply.send(Ok(held.applied));
+    publish(events, held.events);
+    if held.missed > 0 {
         publish(
             events,
             vec![Event::EventsLagged {
-                missed,
+                missed: held.missed,
                 hint: "an import moved more prospects than notifications are held for; read the prospects again (`prospect.list`)".into(),
             }],
         );
     }
     Ok("it was committed".into())
+}
+
+fn storage(e: &StoreError) -> WriteError {
+    WriteError::Storage {
+        kind: e.kind(),
+        message: e.to_string(),
+    }
+}
+
+/// What a session keeps until its commit.
+#[derive(Default)]
+struct Held {
+    /// Notifications, up to [`HELD_EVENTS`].
+    events: Vec<Event>,
+    /// Notifications past them.
+    missed: u64,
+    /// Imports applied (not refused).
+    applied: u64,
+}
+
+impl Held {
+    /// Applies one import; `Err` is a storage failure, which ends the
+    /// session with nothing written.
+    fn apply(
+        &mut self,
+        tables: &mut Tables<'_>,
+        process: &ActiveProcess,
+        op: ImportProspect,
+        clock: &Clock,
+    ) -> Result<WriteResult, StoreError> {
+        let op = WriteOp::Import(Box::new(op));
+        let result = match apply(tables, process, &op, clock.now())? {
+            Ok((answer, evs)) => {
+                self.applied += 1;
+                for e in evs {
+                    if self.events.len() < HELD_EVENTS {
+                        self.events.push(e);
+                    } else {
+                        self.missed += 1;
+                    }
+                }
+                Ok(answer)
+            }
+            Err(e) => Err(WriteError::Refused(e)),
+        };
+        if tables.gathered_bytes() > GATHERED_BUDGET {
+            tables.finish()?;
+        } else if tables.rows_bytes() > ROWS_BUDGET {
+            tables.flush_rows()?;
+        }
+        Ok(result)
+    }
 }

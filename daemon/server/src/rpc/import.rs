@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 
 use super::{Ctx, NoParams, Reply, ready};
 use crate::context::answered;
-use stagecoach_core::engine::WriteOp;
 use stagecoach_core::engine::import::ImportProspect;
+use stagecoach_core::engine::{Answer, WriteOp};
 use stagecoach_core::writer::session::ImportSession;
-use stagecoach_types::api::params::ImportSessionId;
-use stagecoach_types::api::results::{self, ImportEnded};
-use stagecoach_types::protocol::{ErrorData, RpcError, UNAVAILABLE};
+use stagecoach_types::api::params::{ImportDeals, ImportSessionId};
+use stagecoach_types::api::results::{self, DealResult, ImportEnded, ImportedDeals};
+use stagecoach_types::protocol::{ErrorData, INTERNAL_ERROR, RpcError, UNAVAILABLE};
 
 pub(super) fn begin(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
     ctx.in_order(|ctx| {
@@ -118,4 +118,32 @@ pub fn give_up_import(ctx: &Ctx, number: u64) {
         );
         session.abort();
     }
+}
+
+/// `import.deals`: many deals of the session, applied in order.
+pub(super) fn deals(ctx: &Arc<Ctx>, p: ImportDeals) -> Reply {
+    let session = match open(ctx, p.session) {
+        Ok(s) => s,
+        Err(e) => return ready(Err(e)),
+    };
+    ctx.in_order(move |ctx| {
+        let rx = session.imports(ctx.active(), p.deals);
+        Box::pin(async move {
+            let results = rx
+                .await
+                .map_err(|_| RpcError::from(stagecoach_core::writer::WriteError::ShuttingDown))?;
+            let results = results
+                .into_iter()
+                .map(|r| match r {
+                    Ok(Answer::Imported(i)) => DealResult::Imported(i),
+                    Ok(other) => DealResult::Refused(RpcError::new(
+                        INTERNAL_ERROR,
+                        format!("an import answered {other:?}"),
+                    )),
+                    Err(e) => DealResult::Refused(e.into()),
+                })
+                .collect();
+            Ok(serde_json::to_value(ImportedDeals { results }).expect("answers serialize"))
+        })
+    })
 }

@@ -192,6 +192,7 @@ pub static METHODS: &[Method] = &[
     method!(m::ProspectLookup, history::lookup),
     method!(m::ProspectImport, import::import, write),
     method!(m::ImportBegin, import::begin, write),
+    method!(m::ImportDeals, import::deals, write),
     method!(m::ImportCommit, import::commit, write),
     method!(m::ImportAbort, import::abort, write),
     method!(m::ActivityRecord, activity::record, write),

@@ -87,6 +87,8 @@ pub mod methods {
         ProspectImport = "prospect.import" (p::ImportProspect) -> r::Imported;
         /// Starts an import session: many `prospect.import`s, one commit.
         ImportBegin = "import.begin" (p::NoParams) -> r::ImportSession;
+        /// Many deals of an import session in one request.
+        ImportDeals = "import.deals" (p::ImportDeals) -> r::ImportedDeals;
         /// Writes an import session's imports, durable, all at once.
         ImportCommit = "import.commit" (p::ImportSessionId) -> r::ImportEnded;
         /// Gives an import session up: none of its imports is written.

@@ -531,6 +531,16 @@ pub struct ImportProspect {
     pub session: Option<u64>,
 }
 
+/// `import.deals`: many deals of one session in one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportDeals {
+    /// As `import.begin` answered it.
+    pub session: u64,
+    /// Each as `prospect.import` takes it (without `session`).
+    pub deals: Vec<ImportProspect>,
+}
+
 /// `import.commit` and `import.abort`: which session.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -972,6 +972,23 @@ pub struct ImportSession {
     pub idle_secs: u64,
 }
 
+/// What became of one deal of `import.deals`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealResult {
+    /// Applied: written with the session's commit.
+    Imported(Imported),
+    /// Refused, as `prospect.import` would answer it; nothing of it written.
+    Refused(crate::protocol::RpcError),
+}
+
+/// `import.deals`: one result per deal, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportedDeals {
+    /// `{"imported": …}` or `{"refused": error}` per deal.
+    pub results: Vec<DealResult>,
+}
+
 /// `import.commit` and `import.abort`: how the session ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportEnded {
