@@ -16,7 +16,10 @@
 //! Imports are idempotent by external id: run again, a deal already present
 //! gets only the activities and moves it does not have yet.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// FxHash: see `source`.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -219,7 +222,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         .map_or_else(String::new, |p| p.display().to_string());
     // An outcome needs its date.
     let prospects_file = files.prospects.display().to_string();
-    let mut undated: HashSet<u64> = HashSet::new();
+    let mut undated: HashSet<u64> = HashSet::default();
     for p in &prospects {
         if let Some(o) = p.outcome.as_ref().filter(|o| o.at.is_none()) {
             undated.insert(p.line);
@@ -250,7 +253,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             None => Some(source::unknown_prospect(key)),
         }
     };
-    let mut bad_activity: HashSet<u64> = HashSet::new();
+    let mut bad_activity: HashSet<u64> = HashSet::default();
     for a in &activities {
         if let Some((k, why)) = a.keys.iter().find_map(|k| Some((k, refused_deal(k)?))) {
             bad_activity.insert(a.line);
@@ -261,7 +264,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             ));
         }
     }
-    let mut bad_transition: HashSet<u64> = HashSet::new();
+    let mut bad_transition: HashSet<u64> = HashSet::default();
     for t in &transitions {
         if let Some(why) = refused_deal(&t.key) {
             bad_transition.insert(t.line);
@@ -291,7 +294,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
 
     // One plan per deal.
     let mut plans: Vec<Plan> = Vec::new();
-    let mut plan_of: HashMap<&str, usize> = HashMap::new();
+    let mut plan_of: HashMap<&str, usize> = HashMap::default();
     for (i, p) in prospects.iter().enumerate() {
         if undated.contains(&p.line) {
             continue;
@@ -722,7 +725,7 @@ async fn known_activities(
     client: &mut Client,
     keys: &[&str],
 ) -> anyhow::Result<HashMap<String, HashSet<(String, Millis)>>> {
-    let mut out = HashMap::new();
+    let mut out = HashMap::default();
     for chunk in keys.chunks(2000) {
         let r = client
             .request::<methods::ProspectLookup>(&params::ProspectLookup {
@@ -740,7 +743,7 @@ async fn known_activities(
 
 /// The external ids among `keys` the database already has.
 async fn lookup(client: &mut Client, keys: &[&str]) -> anyhow::Result<HashSet<String>> {
-    let mut present = HashSet::new();
+    let mut present = HashSet::default();
     for chunk in keys.chunks(10_000) {
         let r = client
             .request::<methods::ProspectLookup>(&params::ProspectLookup {
