@@ -844,6 +844,16 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Result<Millis, String> {
     })
 }
 
+/// What `work` makes of `value`, worked out once per distinct value.
+fn memo<T: Clone>(seen: &mut HashMap<String, T>, value: &str, work: impl FnOnce(&str) -> T) -> T {
+    if let Some(known) = seen.get(value) {
+        return known.clone();
+    }
+    let made = work(value);
+    seen.insert(value.to_string(), made.clone());
+    made
+}
+
 /// The hint for a date that did not parse.
 const DATE_HINT: &str =
     "give the source's format with `--date-format` (strftime, e.g. `%d/%m/%Y %H:%M`)";
@@ -1182,16 +1192,23 @@ pub fn read(
     let mut rejected_keys: HashMap<String, u64> = HashMap::default();
     let mut prospects = Vec::new();
     let mut unknown_stages: BTreeMap<String, usize> = BTreeMap::new();
-    // Stage-history columns: index → (entered, stage label, pipeline).
-    let history_columns: Vec<(usize, String, Option<String>)> =
+    // Stage-history columns: index → (the stage its label names, its
+    // pipeline normalized), resolved once, not per row.
+    let history_columns: Vec<(usize, SourceStage, Option<String>)> =
         headers_of(&mut open(&files.prospects)?, &files.prospects)?
             .iter()
             .enumerate()
             .filter_map(|(i, h)| match history_column(h) {
-                Some((true, stage, pipeline)) => Some((i, stage, pipeline)),
+                Some((true, stage, pipeline)) => Some((
+                    i,
+                    source_stage(&stage, mapping, stages),
+                    pipeline.as_deref().map(normalize),
+                )),
                 _ => None,
             })
             .collect();
+    // Stage values seen before, resolved (a file has a handful).
+    let mut stage_values: HashMap<String, SourceStage> = HashMap::default();
     let mut open_close_dates = 0u64;
     let header = rows(
         &files.prospects,
@@ -1268,7 +1285,14 @@ pub fn read(
                     _ => None,
                 };
                 let stage_cell = cell(record, header, "stage");
-                let stage = stage_cell.map(|s| source_stage(s, mapping, stages));
+                let stage = stage_cell.map(|s| match stage_values.get(s) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let resolved = source_stage(s, mapping, stages);
+                        stage_values.insert(s.to_string(), resolved.clone());
+                        resolved
+                    }
+                });
                 if let (Some(SourceStage::Unknown(v)), None, None) = (&stage, &status, &flags) {
                     *unknown_stages.entry(v.clone()).or_default() += 1;
                     if placing {
@@ -1283,7 +1307,7 @@ pub fn read(
                 let mut closed_in_history: Option<(bool, Millis)> = None;
                 for (i, label, of) in &history_columns {
                     if let (Some(p), Some(of)) = (&pipeline, of)
-                        && *p != normalize(of)
+                        && p != of
                     {
                         continue;
                     }
@@ -1293,7 +1317,7 @@ pub fn read(
                     let column = &header.names[*i];
                     let at = parse_date(text, format)
                         .map_err(|e| Problem::cell(column, text, e).hint(DATE_HINT))?;
-                    match source_stage(label, mapping, stages) {
+                    match label.clone() {
                         SourceStage::Open(id) => history.push(Entry { stage: id, at }),
                         SourceStage::Won => closed_in_history = Some((true, at)),
                         SourceStage::Lost => closed_in_history = Some((false, at)),
@@ -1450,6 +1474,13 @@ pub fn read(
                 }
             }
         }
+        // What a cell value means, for the columns whose values repeat
+        // (kinds, directions, done flags): worked out once per value.
+        let mut kinds: HashMap<String, (String, Option<Actor>)> = HashMap::default();
+        let mut actors: HashMap<String, Option<Actor>> = HashMap::default();
+        let mut done_flags: HashMap<String, Option<bool>> = HashMap::default();
+        // The other columns, as the data fields they fill.
+        let mut rest_fields: Option<Vec<(usize, String)>> = None;
         let header = rows(
             path,
             FileKind::Activities,
@@ -1459,7 +1490,7 @@ pub fn read(
             &mut src.rejected,
             |line, record, header| {
                 if let Some(done) = cell(record, header, "done")
-                    && truthy(done) == Some(false)
+                    && memo(&mut done_flags, done, truthy) == Some(false)
                 {
                     not_done += 1;
                     return Ok(());
@@ -1511,13 +1542,16 @@ pub fn read(
                 }
                 keys.dedup();
                 let source_kind = required(record, header, "kind")?;
-                let kind = mapping
-                    .kinds
-                    .iter()
-                    .find(|(k, _)| {
-                        k.trim() == source_kind || normalize(k) == normalize(source_kind)
-                    })
-                    .map_or_else(|| snake(source_kind), |(_, v)| v.clone());
+                let (kind, typed_actor) = memo(&mut kinds, source_kind, |source_kind| {
+                    let kind = mapping
+                        .kinds
+                        .iter()
+                        .find(|(k, _)| {
+                            k.trim() == source_kind || normalize(k) == normalize(source_kind)
+                        })
+                        .map_or_else(|| snake(source_kind), |(_, v)| v.clone());
+                    (kind, actor_of_type(source_kind))
+                });
                 if kind.is_empty() {
                     return Err(Problem::cell(
                         header.title("kind"),
@@ -1528,15 +1562,15 @@ pub fn read(
                 required(record, header, "at")?;
                 let at = date(record, header, "at")?.expect("the cell is there");
                 let mut actor = match cell(record, header, "actor") {
-                    Some(a) => Some(actor(a).ok_or_else(|| {
+                    Some(a) => Some(memo(&mut actors, a, self::actor).ok_or_else(|| {
                         Problem::cell(header.title("actor"), a, "neither `prospect` nor `rep`")
                     })?),
                     None => None,
                 };
                 if actor.is_none() {
                     actor = cell(record, header, "direction")
-                        .and_then(self::actor)
-                        .or_else(|| actor_of_type(source_kind));
+                        .and_then(|d| memo(&mut actors, d, self::actor))
+                        .or(typed_actor);
                 }
                 if actor.is_none() {
                     if mapping.prospect_kinds.contains(&kind) {
@@ -1558,12 +1592,17 @@ pub fn read(
                     },
                     None => Map::new(),
                 };
-                for (i, h) in &header.rest {
-                    if header_names(h).iter().any(|n| n == "id") {
-                        continue;
-                    }
+                let fields = rest_fields.get_or_insert_with(|| {
+                    header
+                        .rest
+                        .iter()
+                        .filter(|(_, h)| !header_names(h).iter().any(|n| n == "id"))
+                        .map(|(i, h)| (*i, snake(h)))
+                        .collect()
+                });
+                for (i, name) in fields.iter() {
                     if let Some(v) = record.get(*i).map(str::trim).filter(|v| !v.is_empty()) {
-                        data.insert(snake(h), field_value(v));
+                        data.insert(name.clone(), field_value(v));
                     }
                 }
                 let identity = match cell(record, header, "source_id") {
