@@ -673,3 +673,30 @@ fn a_simulation_over_each_crm_history_keeps_the_sources_outcomes() {
         }
     }
 }
+
+/// `--no-session` writes batch by batch: the same summary and the same
+/// figures as the default import in one session.
+#[test]
+fn an_import_batch_by_batch_says_and_measures_what_one_session_does() {
+    for vendor in ["hubspot", "pipedrive"] {
+        let (session, o) = imported(vendor);
+        let batches = Daemon::start();
+        let b = import(&batches, &files(vendor), &["--no-session"]);
+        assert!(b.status.success(), "{vendor}: {}", text(&b));
+        let (mut s, mut sb) = (summary(&o), summary(&b));
+        for x in [&mut s, &mut sb] {
+            x.as_object_mut().unwrap().remove("seconds");
+        }
+        assert_eq!(s, sb, "{vendor}: the summaries");
+        let t = &truth()[vendor];
+        check_outcomes(&batches, t, vendor);
+        for m in ["metrics.flow", "metrics.time_in_stage", "metrics.outcomes"] {
+            let p = json!({ "from": "2025-01-01", "to": "2027-01-01" });
+            assert_eq!(
+                session.client().ok(m, p.clone()),
+                batches.client().ok(m, p),
+                "{vendor}: {m}"
+            );
+        }
+    }
+}

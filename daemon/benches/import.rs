@@ -7,12 +7,17 @@
 //! STAGECOACH_BENCH_DEALS=1000000 cargo bench -p stagecoach --bench import   # the 1M / 10M target
 //! ```
 //!
-//! Rows are deal rows plus activity rows. Each layout is measured three
+//! Rows are deal rows plus activity rows. Each layout is measured four
 //! ways, in this order, in the same run:
 //! - **read and resolve** (`--dry-run`): the files parsed and every row
 //!   checked, nothing written: the floor the write path adds to;
-//! - **import** into an empty daemon;
+//! - **batch by batch** (`--no-session`) into an empty daemon: the
+//!   baseline, how every import was written before import sessions;
+//! - **import** into an empty daemon, in one import session (the default);
 //! - **again** (every deal already present): the idempotent re-run.
+//!
+//! `STAGECOACH_BENCH_BASELINE=0` leaves the baseline out (at 1M deals it
+//! takes most of the run).
 //!
 //! HubSpot's layout carries stage history (`Date entered "…"` columns),
 //! so its moves are written as dated; Pipedrive's has none, so its
@@ -323,32 +328,51 @@ fn main() {
         "generated the files in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let baseline = std::env::var("STAGECOACH_BENCH_BASELINE").map_or(true, |v| v != "0");
     for (name, (d, a)) in &layouts {
         let daemon_dir = dir.join(name.split(' ').next().unwrap());
+        let socket = daemon_dir.join("stagecoach.sock");
+        let written = |s: &serde_json::Value| {
+            s["prospects"]["imported"].as_u64().unwrap()
+                + s["activities"]["imported"].as_u64().unwrap()
+        };
+        let mut batches = None;
+        if baseline {
+            let _ = std::fs::remove_dir_all(daemon_dir.join("data"));
+            let (daemon, _conn) = BenchDaemon::start(&daemon_dir, PROCESS, &[]);
+            let (seconds, s) = import(&socket, d, a, &["--no-session"]);
+            batches = Some((seconds, written(&s)));
+            daemon.stop("TERM");
+        }
         let _ = std::fs::remove_dir_all(daemon_dir.join("data"));
         let (daemon, _conn) = BenchDaemon::start(&daemon_dir, PROCESS, &[]);
-        let socket = daemon_dir.join("stagecoach.sock");
         let (dry, s) = import(&socket, d, a, &["--dry-run"]);
-        let rows = s["prospects"]["imported"].as_u64().unwrap()
-            + s["activities"]["imported"].as_u64().unwrap();
+        let rows = written(&s);
+        if let Some((_, w)) = batches {
+            assert_eq!(w, rows, "every row written batch by batch");
+        }
         let (full, s) = import(&socket, d, a, &[]);
-        let written = s["prospects"]["imported"].as_u64().unwrap()
-            + s["activities"]["imported"].as_u64().unwrap();
-        assert_eq!(written, rows, "every row written: {s}");
+        assert_eq!(written(&s), rows, "every row written: {s}");
         let (again, s) = import(&socket, d, a, &[]);
         assert_eq!(s["prospects"]["imported"], 0, "{s}");
         let daemon_peak = vm_hwm_mib(daemon.pid());
         println!("{name}: {rows} rows");
         println!(
-            "  read and resolve (dry run, baseline): {dry:>7.2} s  {:>9.0} rows/s",
+            "  read and resolve only (--dry-run):      {dry:>7.2} s  {:>9.0} rows/s",
             rows as f64 / dry
         );
+        if let Some((seconds, _)) = batches {
+            println!(
+                "  batch by batch (--no-session, baseline):{seconds:>7.2} s  {:>9.0} rows/s",
+                rows as f64 / seconds
+            );
+        }
         println!(
-            "  import into an empty daemon:          {full:>7.2} s  {:>9.0} rows/s",
+            "  import, one session (the default):      {full:>7.2} s  {:>9.0} rows/s",
             rows as f64 / full
         );
         println!(
-            "  again (all present):                  {again:>7.2} s  {:>9.0} rows/s",
+            "  again (all present):                    {again:>7.2} s  {:>9.0} rows/s",
             rows as f64 / again
         );
         println!("  daemon peak RSS: {daemon_peak:.0} MiB");

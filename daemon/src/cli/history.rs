@@ -98,6 +98,12 @@ pub struct ImportArgs {
     /// default one rejected row stops the import before anything is written).
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// Write batch by batch instead of in one import session: each batch
+    /// is durable as it goes and other writes go between them, but an
+    /// interrupted import leaves what was written, and it is slower (the
+    /// metric counters are rewritten and the log written with every batch).
+    #[arg(long)]
+    pub no_session: bool,
 }
 
 /// `stagecoach export`.
@@ -193,6 +199,7 @@ pub async fn import(client: &mut Client, args: &ImportArgs, as_json: bool) -> Re
         progress: std::io::stderr().is_terminal(),
         dry_run: args.dry_run,
         skip_bad_rows: args.skip_bad_rows,
+        session: !args.no_session,
     };
     let started = std::time::Instant::now();
     let summary = crate::history::import::run(client, &options).await?;

@@ -55,6 +55,9 @@ pub struct ImportOptions {
     pub dry_run: bool,
     /// Import the rows that passed even when some were rejected.
     pub skip_bad_rows: bool,
+    /// Write everything in one import session (all or nothing), when the
+    /// daemon has them; else batch by batch.
+    pub session: bool,
 }
 
 /// Rows of one file: imported, already present, rejected.
@@ -479,7 +482,11 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
     // One session: the daemon writes every deal in one transaction, all
     // or nothing, when it is committed (a daemon without sessions writes
     // each batch as it comes).
-    let session = begin(client).await?;
+    let session = if options.session {
+        begin(client).await?
+    } else {
+        None
+    };
     let before = summary.clone();
     // Requests are lines of at most LINE_BUDGET bytes: a batch closes when
     // the next deal would not fit, and a deal too large for one request is
