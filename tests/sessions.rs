@@ -48,6 +48,12 @@ fn deal(i: u64, session: Option<u64>) -> Value {
 
 const DEALS: u64 = 12;
 
+/// `e` says the session it named is no longer open.
+fn no_open_session(e: &Value) {
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(message.contains("no open import session"), "{e}");
+}
+
 fn present(d: &Daemon) -> usize {
     let ids: Vec<String> = (0..DEALS).map(|i| format!("crm-{i}")).collect();
     let r = d
@@ -119,15 +125,19 @@ fn a_session_writes_its_deals_only_when_committed_and_as_they_are_written_one_by
 
     // Committed: the session takes nothing more.
     let e = c.err("prospect.import", deal(99, Some(session)));
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("no open import session"),
-        "{e}"
-    );
-    // And the writer serves other writes again.
+    no_open_session(&e);
+    // And the writer serves other writes again; the next session may begin
+    // as soon as the commit is answered, under a number not guessable from
+    // this one's.
     c.ok("prospect.create", json!({ "name": "After" }));
+    let next = c.ok("import.begin", json!({}))["session"].as_u64().unwrap();
+    assert!(
+        next != session + 1 && next != session,
+        "{session} then {next}"
+    );
+    let e = c.err("import.deals", json!({ "session": next, "deals": [] }));
+    assert!(e["message"].as_str().unwrap().contains("empty"), "{e}");
+    c.ok("import.abort", json!({ "session": next }));
 }
 
 #[test]
@@ -151,13 +161,7 @@ fn an_aborted_or_abandoned_session_writes_nothing_and_stops_holding_writes() {
     );
     assert_eq!(present(&d), 0);
     let e = c.err("import.commit", json!({ "session": session }));
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("no open import session"),
-        "{e}"
-    );
+    no_open_session(&e);
 
     // A client that goes without committing: its session is given up when
     // its connection closes (not after the 120 s idle time, which the test
@@ -209,13 +213,7 @@ fn a_session_sent_nothing_for_its_idle_time_is_given_up() {
     c.ok("prospect.import", deal(0, Some(session)));
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let e = c.err("import.commit", json!({ "session": session }));
-    assert!(
-        e["message"]
-            .as_str()
-            .unwrap()
-            .contains("no open import session"),
-        "{e}"
-    );
+    no_open_session(&e);
     assert_eq!(present(&d), 0);
     assert!(
         d.log_text().contains("import session given up"),
@@ -257,4 +255,40 @@ fn import_deals_answers_each_deal_in_order_and_a_refused_one_is_not_written() {
     assert_eq!(done["imports"], DEALS - 1, "{done}");
     assert_eq!(present(&d) as u64, DEALS - 1);
     assert_eq!(figures(&d), figures(&alone));
+}
+
+#[test]
+fn a_session_kept_busy_is_given_up_after_its_longest_time() {
+    let d = Daemon::start_with_flags(
+        &crate::support::default_process(),
+        &["--import-idle-secs", "1", "--import-max-secs", "2"],
+    );
+    let mut c = d.client();
+    let session = c.ok("import.begin", json!({}))["session"].as_u64().unwrap();
+    // A request every 0.4 s: never idle, but open past 2 s.
+    let mut refused = None;
+    for i in 0..10 {
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        if let Err(e) = c.call("prospect.import", deal(i, Some(session))) {
+            refused = Some(e);
+            break;
+        }
+    }
+    let e = refused.expect("the session is given up after 2 s");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no open import session")
+            || e["message"].as_str().unwrap().contains("longest"),
+        "{e}"
+    );
+    assert_eq!(present(&d), 0);
+    assert!(
+        d.log_text().contains("open for its longest time"),
+        "{}",
+        d.log_text()
+    );
+    // The writer serves other writes again.
+    c.ok("prospect.create", json!({ "name": "After" }));
 }

@@ -256,6 +256,7 @@ fn main() -> ExitCode {
                 idle_timeout,
                 max_connections,
                 import_idle_secs,
+                import_max_secs,
                 max_line,
                 max_batch,
                 max_queued_mib,
@@ -280,6 +281,7 @@ fn main() -> ExitCode {
                         max_batch: *max_batch as usize,
                         max_queued: (*max_queued_mib as usize) << 20,
                         import_idle: Duration::from_secs(*import_idle_secs),
+                        import_max: Duration::from_secs(*import_max_secs),
                         ..Limits::default()
                     },
                     clock: Clock::system(),

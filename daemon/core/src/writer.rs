@@ -164,13 +164,17 @@ impl Writer {
     /// Starts an import session ([`session`]): the imports sent through
     /// the handle are applied in one transaction, committed durable when
     /// the handle commits, and given up (nothing written) when it aborts,
-    /// is dropped, or sends nothing for `idle`. Other writes wait while it
+    /// is dropped, sends nothing for `limits.idle`, or is still open after
+    /// `limits.longest`. Other writes wait while it
     /// runs; reads go on.
-    pub fn import_session(&self, idle: std::time::Duration) -> session::ImportSession {
-        let (handle, session) = session::ImportSession::new(idle);
-        // A writer that has stopped drops the session: its handle's
-        // requests are answered `ShuttingDown`.
-        let _ = self.tx.send(Work::Session(session));
+    pub fn import_session(&self, limits: session::SessionLimits) -> session::ImportSession {
+        let (handle, session) = session::ImportSession::new(limits);
+        // A writer that has stopped never serves it: it is over at once.
+        if let Err(mpsc::error::SendError(Work::Session(session))) =
+            self.tx.send(Work::Session(session))
+        {
+            session::ImportSession::never_served(session);
+        }
         handle
     }
 

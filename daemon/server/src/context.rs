@@ -59,8 +59,8 @@ pub struct Ctx {
     pub import: Mutex<Option<(u64, Arc<stagecoach_core::writer::session::ImportSession>)>>,
     /// The last import session's number.
     pub import_sessions: std::sync::atomic::AtomicU64,
-    /// Time without a request after which an import session is given up.
-    pub import_idle: std::time::Duration,
+    /// How long an import session may go without a request, and stay open.
+    pub import_limits: stagecoach_core::writer::session::SessionLimits,
 }
 
 impl Ctx {

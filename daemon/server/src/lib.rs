@@ -20,6 +20,6 @@ pub mod server;
 pub mod watch;
 
 pub use server::{
-    DEFAULT_IMPORT_IDLE_SECS, DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUED_MIB, Limits, ServeConfig,
-    ServeError, run,
+    DEFAULT_IMPORT_IDLE_SECS, DEFAULT_IMPORT_MAX_SECS, DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUED_MIB,
+    Limits, ServeConfig, ServeError, run,
 };

@@ -56,6 +56,9 @@ pub struct Limits {
     /// given up, nothing of it written: while one is open, other writes
     /// wait, so a client that vanishes mid-import must not hold them long.
     pub import_idle: Duration,
+    /// An import session still open after this long is given up, however
+    /// busy: bounds how long one client can hold the other writes.
+    pub import_max: Duration,
 }
 
 impl Default for Limits {
@@ -68,12 +71,15 @@ impl Default for Limits {
             max_batch: DEFAULT_MAX_BATCH,
             max_queued: DEFAULT_MAX_QUEUED_MIB << 20,
             import_idle: Duration::from_secs(DEFAULT_IMPORT_IDLE_SECS),
+            import_max: Duration::from_secs(DEFAULT_IMPORT_MAX_SECS),
         }
     }
 }
 
 /// Seconds an import session may go without a request unless told otherwise.
 pub const DEFAULT_IMPORT_IDLE_SECS: u64 = 30;
+/// Seconds an import session may stay open unless told otherwise.
+pub const DEFAULT_IMPORT_MAX_SECS: u64 = 3600;
 /// Requests in one batch unless told otherwise.
 pub const DEFAULT_MAX_BATCH: usize = 1000;
 /// MiB one connection may hold unless told otherwise.
@@ -364,7 +370,10 @@ pub async fn run(
         reload_lock: tokio::sync::Mutex::new(()),
         import: Mutex::new(None),
         import_sessions: Default::default(),
-        import_idle: config.limits.import_idle,
+        import_limits: stagecoach_core::writer::session::SessionLimits {
+            idle: config.limits.import_idle,
+            longest: config.limits.import_max,
+        },
     });
 
     let token = CancellationToken::new();

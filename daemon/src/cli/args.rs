@@ -60,6 +60,10 @@ pub enum Command {
         /// many seconds without a request; other writes wait while one is open.
         #[arg(long, default_value_t = stagecoach_server::DEFAULT_IMPORT_IDLE_SECS)]
         import_idle_secs: u64,
+        /// Give up an import session still open after this many seconds,
+        /// however busy (nothing of it written): other writes wait meanwhile.
+        #[arg(long, default_value_t = stagecoach_server::DEFAULT_IMPORT_MAX_SECS)]
+        import_max_secs: u64,
         /// Longest request line, in bytes.
         #[arg(long, default_value_t = 1 << 20)]
         max_line: usize,

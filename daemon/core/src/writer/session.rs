@@ -70,8 +70,17 @@ pub struct ImportSession {
 /// The writer's side: what [`run`] serves.
 pub(super) struct Session {
     rx: std_mpsc::Receiver<Msg>,
-    idle: Duration,
+    limits: SessionLimits,
     ended: Arc<AtomicBool>,
+}
+
+/// How long a session may hold the writer.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    /// Without a request: given up.
+    pub idle: Duration,
+    /// In all, however busy: given up (other writes wait meanwhile).
+    pub longest: Duration,
 }
 
 fn ended(why: &str) -> WriteError {
@@ -79,7 +88,7 @@ fn ended(why: &str) -> WriteError {
 }
 
 impl ImportSession {
-    pub(super) fn new(idle: Duration) -> (ImportSession, Session) {
+    pub(super) fn new(limits: SessionLimits) -> (ImportSession, Session) {
         let (tx, rx) = std_mpsc::channel();
         let ended = Arc::new(AtomicBool::new(false));
         (
@@ -87,7 +96,7 @@ impl ImportSession {
                 tx,
                 ended: ended.clone(),
             },
-            Session { rx, idle, ended },
+            Session { rx, limits, ended },
         )
     }
 
@@ -146,9 +155,16 @@ impl ImportSession {
         rx
     }
 
-    /// Gives the session up: nothing of it is written.
+    /// Gives the session up: nothing of it is written. It is over from
+    /// now on, for [`ImportSession::has_ended`] and what is sent to it.
     pub fn abort(&self) {
+        self.ended.store(true, Ordering::Release);
         let _ = self.tx.send(Msg::Abort);
+    }
+
+    /// Marks a session the writer will never serve (it has stopped) as over.
+    pub(super) fn never_served(session: Session) {
+        session.ended.store(true, Ordering::Release);
     }
 }
 
@@ -177,18 +193,23 @@ pub(super) fn run(
     };
     session.ended.store(true, Ordering::Release);
     while let Ok(msg) = session.rx.try_recv() {
-        match msg {
-            Msg::Import { reply, .. } => {
-                let _ = reply.send(Err(ended(&why)));
-            }
-            Msg::Imports { reply, ops, .. } => {
-                let _ = reply.send(ops.iter().map(|_| Err(ended(&why))).collect());
-            }
-            Msg::Commit(reply) => {
-                let _ = reply.send(Err(ended(&why)));
-            }
-            Msg::Abort => {}
+        refuse(msg, &why);
+    }
+}
+
+/// Answers a request that came too late for the session.
+fn refuse(msg: Msg, why: &str) {
+    match msg {
+        Msg::Import { reply, .. } => {
+            let _ = reply.send(Err(ended(why)));
         }
+        Msg::Imports { reply, ops, .. } => {
+            let _ = reply.send(ops.iter().map(|_| Err(ended(why))).collect());
+        }
+        Msg::Commit(reply) => {
+            let _ = reply.send(Err(ended(why)));
+        }
+        Msg::Abort => {}
     }
 }
 
@@ -209,19 +230,40 @@ fn serve(
     let mut txn = store.begin_write()?;
     let mut tables = Tables::open_unlogged(&txn, state.ids)?;
     let started = std::time::Instant::now();
+    let deadline = started + session.limits.longest;
     let mut held = Held::default();
     let result = loop {
-        let msg = match session.rx.recv_timeout(session.idle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let received = session.rx.recv_timeout(session.limits.idle.min(left));
+        if left.is_zero() {
+            // However busy: past its longest time it is given up.
+            tracing::warn!(
+                longest_secs = session.limits.longest.as_secs_f64(),
+                applied = held.applied,
+                "import session given up: open for its longest time; nothing of it was written"
+            );
+            let why = format!(
+                "it was open for {} s, the longest a session may hold the other writes (`--import-max-secs`), so it was given up and nothing of it was written; import fewer deals at a time",
+                session.limits.longest.as_secs()
+            );
+            if let Ok(msg) = received {
+                refuse(msg, &why);
+            }
+            return Ok(why);
+        }
+        let msg = match received {
             Ok(msg) => msg,
+            // Past the deadline, the next turn gives it up.
+            Err(RecvTimeoutError::Timeout) if left <= session.limits.idle => continue,
             Err(RecvTimeoutError::Timeout) => {
                 tracing::warn!(
-                    idle_secs = session.idle.as_secs_f64(),
+                    idle_secs = session.limits.idle.as_secs_f64(),
                     applied = held.applied,
                     "import session given up: nothing was sent to it for its idle time; nothing of it was written"
                 );
                 return Ok(format!(
                     "nothing was sent to it for {} s, so it was given up and nothing of it was written",
-                    session.idle.as_secs()
+                    session.limits.idle.as_secs()
                 ));
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -274,14 +316,22 @@ fn serve(
         }
     };
     let reply = result;
-    tables.finish()?;
+    // Over for new requests from here, so that an `import.begin` sent right
+    // after the commit's answer is not refused as "still open".
+    session.ended.store(true, Ordering::Release);
     let wal = state
         .wal
         .as_mut()
         .expect("a session runs only on an open log");
     // Durable in redb itself, with what the log held before it: the log
     // starts over, as after a checkpoint.
-    tables.set_log_applied(wal.next_seq() - 1)?;
+    let written = tables
+        .finish()
+        .and_then(|()| tables.set_log_applied(wal.next_seq() - 1));
+    if let Err(e) = written {
+        let _ = reply.send(Err(storage(&e)));
+        return Err(e);
+    }
     let ids = tables.ids;
     drop(tables);
     txn.set_quick_repair(true);

@@ -27,20 +27,32 @@ pub(super) fn begin(ctx: &Arc<Ctx>, _: NoParams) -> Reply {
             .with_data(ErrorData {
                 hint: Some(format!(
                     "wait for it to finish; a session sent nothing for {} s is given up",
-                    ctx.import_idle.as_secs()
+                    ctx.import_limits.idle.as_secs()
                 )),
                 ..ErrorData::default()
             })));
         }
-        let number = ctx.import_sessions.fetch_add(1, Ordering::Relaxed) + 1;
-        let session = ctx.writer.import_session(ctx.import_idle);
+        let number = session_number(ctx.import_sessions.fetch_add(1, Ordering::Relaxed));
+        let session = ctx.writer.import_session(ctx.import_limits);
         *slot = Some((number, Arc::new(session)));
         ready(Ok(serde_json::to_value(results::ImportSession {
             session: number,
-            idle_secs: ctx.import_idle.as_secs(),
+            idle_secs: ctx.import_limits.idle.as_secs(),
         })
         .expect("answers serialize")))
     })
+}
+
+/// A session's number: not guessable from the ones before it, so that
+/// only the client that began a session reaches it, and under 2^53, so
+/// that every JSON client reads it exactly.
+fn session_number(nth: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // A fresh randomly keyed hasher each time (the standard library seeds
+    // them from the system's randomness).
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(nth);
+    (h.finish() & ((1 << 53) - 1)).max(1)
 }
 
 /// The open session numbered `number`.
@@ -50,7 +62,7 @@ fn open(ctx: &Ctx, number: u64) -> Result<Arc<ImportSession>, RpcError> {
         Some((n, s)) if *n == number && !s.has_ended() => Ok(s.clone()),
         _ => Err(RpcError::params(format!(
             "no open import session {number}: it has ended (committed, aborted, or given up after {} s without a request) or never began; nothing more can be added to it",
-            ctx.import_idle.as_secs()
+            ctx.import_limits.idle.as_secs()
         ))),
     }
 }
@@ -122,6 +134,13 @@ pub fn give_up_import(ctx: &Ctx, number: u64) {
 
 /// `import.deals`: many deals of the session, applied in order.
 pub(super) fn deals(ctx: &Arc<Ctx>, p: ImportDeals) -> Reply {
+    if p.deals.is_empty() {
+        // It would write nothing, and only keep the session (and the
+        // writer) held.
+        return ready(Err(RpcError::params(
+            "`deals` is empty: send at least one deal",
+        )));
+    }
     let session = match open(ctx, p.session) {
         Ok(s) => s,
         Err(e) => return ready(Err(e)),
