@@ -140,26 +140,6 @@ pub const SCRATCH_CACHE_MIB: usize = 64;
 /// Prospects per batch the reading thread sends.
 const BATCH: usize = 4096;
 
-/// Most memory the gathered metric rows (completed stays, stage entries,
-/// outcomes: ~40, 24 and 32 bytes each) may take before they are written,
-/// bytes. They are keyed by time, so a write spreads over the whole of
-/// their B-trees; written every few batches, those trees outgrew the page
-/// cache at ~500k prospects and every write read and wrote most of their
-/// pages again (at 1M, 13 % of the replay in perf, with the page cache's
-/// reads and writes beside it). Gathered up to this budget, a history of
-/// up to ~1.5M prospects writes them once, in key order, at the end.
-const ROWS_BUDGET: usize = 256 << 20;
-
-/// Most memory everything gathered (rows, counters, day summaries) may take
-/// before all of it is written, bytes. The counters and day summaries are
-/// written once, at the end, while they fit ([`Tables::flush_rows`]): each
-/// write of a day summary copies the whole of it, so writing them every
-/// few batches was quadratic in the history. Past this budget (the
-/// benchmark's history gathers 270 MiB at 1M prospects, so ~1.9M) they are
-/// written and gathered afresh: slower, but the replay's memory stays
-/// bounded whatever the history's size.
-const GATHERED_BUDGET: usize = 512 << 20;
-
 /// Replays every prospect of `live` into the empty `scratch` store under
 /// `draft`, calling `progress(done, total)` after each batch. The scratch
 /// store gets the prospects, their moves and the metrics that follow, not
@@ -196,8 +176,8 @@ pub fn replay(
         // every B-tree page it touched again (a non-durable commit cannot
         // free pages, so the file grew by each batch's copies).
         // The tables stay open across batches, so what they gather is
-        // written once, at the end (sooner past ROWS_BUDGET or
-        // GATHERED_BUDGET).
+        // written once, at the end (sooner past their memory
+        // budgets, `Tables::write_past_budget`).
         let mut txn = scratch.begin_write()?;
         // Never made durable: the file is removed once the simulation has
         // been measured, and reads see a commit of any durability. A
@@ -233,11 +213,7 @@ pub fn replay(
                     }
                     out.prospects += 1;
                 }
-                if tables.gathered_bytes() > GATHERED_BUDGET {
-                    tables.finish()?;
-                } else if tables.rows_bytes() > ROWS_BUDGET {
-                    tables.flush_rows()?;
-                }
+                tables.write_past_budget()?;
                 progress(out.prospects, total);
             }
             tables.finish()?;

@@ -1288,6 +1288,26 @@ fn facts_in(
     Ok(facts)
 }
 
+/// Most memory the gathered metric rows (completed stays, stage entries,
+/// outcomes: ~40, 24 and 32 bytes each) may take before they are written,
+/// bytes. They are keyed by time, so a write spreads over the whole of
+/// their B-trees; written every few batches, those trees outgrew the page
+/// cache at ~500k prospects and every write read and wrote most of their
+/// pages again (at 1M, 13 % of the replay in perf, with the page cache's
+/// reads and writes beside it). Gathered up to this budget, a history of
+/// up to ~1.5M prospects writes them once, in key order, at the end.
+pub(crate) const ROWS_BUDGET: usize = 256 << 20;
+
+/// Most memory everything gathered (rows, counters, day summaries) may take
+/// before all of it is written, bytes. The counters and day summaries are
+/// written once, at the end, while they fit ([`Tables::finish`]): each
+/// write of a day summary copies the whole of it, so writing them every
+/// few batches was quadratic in the history. Past this budget (the
+/// benchmark's history gathers 270 MiB at 1M prospects, so ~1.9M) they are
+/// written and gathered afresh: slower, but the memory of a replay or an
+/// import session stays bounded whatever the history's size.
+pub(crate) const GATHERED_BUDGET: usize = 512 << 20;
+
 /// One activity as the criteria read it: kind, time, actor.
 type Fact = (String, Millis, Actor);
 
@@ -1408,22 +1428,19 @@ impl<'txn> Tables<'txn> {
         self.scratch.is_some()
     }
 
-    /// Writes the time-keyed metric rows gathered so far, keeping the
-    /// counters and day summaries for [`Tables::finish`]: what a replay
-    /// does every few batches of its one transaction.
-    pub fn flush_rows(&mut self) -> Result<(), StoreError> {
-        self.metrics.flush_rows()
-    }
-
-    /// Memory all the metric changes gathered since the last write take,
-    /// bytes (rows, counters, day summaries).
-    pub fn gathered_bytes(&self) -> usize {
-        self.metrics.gathered_bytes()
-    }
-
-    /// Memory the metric rows gathered since the last write take, bytes.
-    pub fn rows_bytes(&self) -> usize {
-        self.metrics.rows_bytes()
+    /// In a long transaction (a replay, an import session), writes what
+    /// the metrics gathered once it is past its memory budget: everything
+    /// past [`GATHERED_BUDGET`], else the time-keyed rows past
+    /// [`ROWS_BUDGET`] (the counters and day summaries wait for
+    /// [`Tables::finish`]).
+    pub fn write_past_budget(&mut self) -> Result<(), StoreError> {
+        if self.metrics.gathered_bytes() > GATHERED_BUDGET {
+            self.finish()
+        } else if self.metrics.rows_bytes() > ROWS_BUDGET {
+            self.metrics.flush_rows()
+        } else {
+            Ok(())
+        }
     }
 
     /// Stops holding a scratch store's activities of `prospect` (see

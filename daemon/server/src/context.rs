@@ -176,24 +176,18 @@ impl Ctx {
 
     /// Hands `op` to the writer now, outside any connection's order.
     pub(crate) fn submit(&self, op: WriteOp) -> Reply {
-        answered(self.writer.submit(self.active(), op))
+        let rx = self.writer.submit(self.active(), op);
+        Box::pin(async move {
+            match rx.await {
+                Ok(result) => result
+                    .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
+                    .map_err(RpcError::from),
+                Err(_) => Err(RpcError::from(
+                    stagecoach_core::writer::WriteError::ShuttingDown,
+                )),
+            }
+        })
     }
-}
-
-/// The reply to a write handed to the writer: its answer once it comes.
-pub(crate) fn answered<T: serde::Serialize + Send + 'static>(
-    rx: tokio::sync::oneshot::Receiver<Result<T, stagecoach_core::writer::WriteError>>,
-) -> Reply {
-    Box::pin(async move {
-        match rx.await {
-            Ok(result) => result
-                .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
-                .map_err(RpcError::from),
-            Err(_) => Err(RpcError::from(
-                stagecoach_core::writer::WriteError::ShuttingDown,
-            )),
-        }
-    })
 }
 
 /// Where one write of a connection stands among the connection's writes:

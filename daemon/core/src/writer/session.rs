@@ -7,8 +7,8 @@
 //! the next batch. An import session applies every deal it is sent in one
 //! write transaction instead:
 //! - the metric counters, rows and day summaries are gathered across the
-//!   whole import and written once, in key order (sooner only past a
-//!   memory budget);
+//!   whole import and written once, in key order (sooner only past their
+//!   memory budgets, as a replay's: `Tables::write_past_budget`);
 //! - nothing goes to the write-ahead log: the commit is durable in redb
 //!   itself, as a checkpoint is, so a start after a crash has nothing of
 //!   it to apply;
@@ -34,23 +34,12 @@ use crate::engine::import::ImportProspect;
 use crate::engine::{ActiveProcess, Event, WriteOp, apply};
 use crate::store::{StoreError, Tables};
 
-/// Time-keyed metric rows gathered before they are written within the
-/// session's transaction (as a replay does): bounds the writer's memory.
-const ROWS_BUDGET: usize = 256 << 20;
-/// Everything gathered (rows, counters, day summaries) before all of it is
-/// written within the transaction.
-const GATHERED_BUDGET: usize = 512 << 20;
 /// Notifications held until the commit; past it, subscribers are told how
 /// many they missed (`events.lagged`), as when they read too slowly: the
 /// daemon's notification queue holds no more than this at once anyway.
 const HELD_EVENTS: usize = 4096;
 
 enum Msg {
-    Import {
-        process: Arc<ActiveProcess>,
-        op: Box<ImportProspect>,
-        reply: oneshot::Sender<WriteResult>,
-    },
     Imports {
         process: Arc<ActiveProcess>,
         ops: Vec<ImportProspect>,
@@ -105,22 +94,6 @@ impl ImportSession {
         self.ended.load(Ordering::Acquire)
     }
 
-    /// Applies one import in the session; resolves once applied (not yet
-    /// durable: that is the commit's).
-    pub fn import(
-        &self,
-        process: Arc<ActiveProcess>,
-        op: Box<ImportProspect>,
-    ) -> oneshot::Receiver<WriteResult> {
-        let (reply, rx) = oneshot::channel();
-        if let Err(std_mpsc::SendError(Msg::Import { reply, .. })) =
-            self.tx.send(Msg::Import { process, op, reply })
-        {
-            let _ = reply.send(Err(ended("it is no longer open")));
-        }
-        rx
-    }
-
     /// Applies many imports in the session, in order; resolves to their
     /// results once all are applied.
     pub fn imports(
@@ -129,19 +102,11 @@ impl ImportSession {
         ops: Vec<ImportProspect>,
     ) -> oneshot::Receiver<Vec<WriteResult>> {
         let (reply, rx) = oneshot::channel();
-        if let Err(std_mpsc::SendError(Msg::Imports { reply, ops, .. })) =
-            self.tx.send(Msg::Imports {
-                process,
-                ops,
-                reply,
-            })
-        {
-            let _ = reply.send(
-                ops.iter()
-                    .map(|_| Err(ended("it is no longer open")))
-                    .collect(),
-            );
-        }
+        self.send(Msg::Imports {
+            process,
+            ops,
+            reply,
+        });
         rx
     }
 
@@ -149,10 +114,16 @@ impl ImportSession {
     /// written, once durable.
     pub fn commit(&self) -> oneshot::Receiver<Result<u64, WriteError>> {
         let (reply, rx) = oneshot::channel();
-        if let Err(std_mpsc::SendError(Msg::Commit(reply))) = self.tx.send(Msg::Commit(reply)) {
-            let _ = reply.send(Err(ended("it is no longer open")));
-        }
+        self.send(Msg::Commit(reply));
         rx
+    }
+
+    /// Hands `msg` to the writer; a session it no longer serves answers it
+    /// at once.
+    fn send(&self, msg: Msg) {
+        if let Err(std_mpsc::SendError(msg)) = self.tx.send(msg) {
+            refuse(msg, "it is no longer open");
+        }
     }
 
     /// Gives the session up: nothing of it is written. It is over from
@@ -200,9 +171,6 @@ pub(super) fn run(
 /// Answers a request that came too late for the session.
 fn refuse(msg: Msg, why: &str) {
     match msg {
-        Msg::Import { reply, .. } => {
-            let _ = reply.send(Err(ended(why)));
-        }
         Msg::Imports { reply, ops, .. } => {
             let _ = reply.send(ops.iter().map(|_| Err(ended(why))).collect());
         }
@@ -281,17 +249,6 @@ fn serve(
                     "import session aborted; nothing of it was written"
                 );
                 return Ok("it was aborted; nothing of it was written".into());
-            }
-            Msg::Import { process, op, reply } => {
-                match held.apply(&mut tables, &process, *op, clock) {
-                    Ok(result) => {
-                        let _ = reply.send(result);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(storage(&e)));
-                        return Err(e);
-                    }
-                }
             }
             Msg::Imports {
                 process,
@@ -414,11 +371,7 @@ impl Held {
             }
             Err(e) => Err(WriteError::Refused(e)),
         };
-        if tables.gathered_bytes() > GATHERED_BUDGET {
-            tables.finish()?;
-        } else if tables.rows_bytes() > ROWS_BUDGET {
-            tables.flush_rows()?;
-        }
+        tables.write_past_budget()?;
         Ok(result)
     }
 }

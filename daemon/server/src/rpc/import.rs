@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::{Ctx, NoParams, Reply, ready};
-use crate::context::answered;
 use stagecoach_core::engine::import::ImportProspect;
 use stagecoach_core::engine::{Answer, WriteOp};
+use stagecoach_core::writer::WriteError;
 use stagecoach_core::writer::session::ImportSession;
 use stagecoach_types::api::params::{ImportDeals, ImportSessionId};
 use stagecoach_types::api::results::{self, DealResult, ImportEnded, ImportedDeals};
@@ -73,7 +73,20 @@ pub(super) fn import(ctx: &Arc<Ctx>, p: ImportProspect) -> Reply {
         return ctx.write(WriteOp::Import(Box::new(p)));
     };
     match open(ctx, number) {
-        Ok(session) => ctx.in_order(move |ctx| answered(session.import(ctx.active(), Box::new(p)))),
+        Ok(session) => ctx.in_order(move |ctx| {
+            // A session's imports go as `import.deals` sends them: this one alone.
+            let rx = session.imports(ctx.active(), vec![p]);
+            Box::pin(async move {
+                let result = rx
+                    .await
+                    .ok()
+                    .and_then(|results| results.into_iter().next())
+                    .unwrap_or(Err(WriteError::ShuttingDown));
+                result
+                    .map(|answer| serde_json::to_value(answer).expect("answers serialize"))
+                    .map_err(RpcError::from)
+            })
+        }),
         Err(e) => ready(Err(e)),
     }
 }
@@ -87,7 +100,7 @@ pub(super) fn commit(ctx: &Arc<Ctx>, p: ImportSessionId) -> Reply {
                     Ok(Ok(n)) => n,
                     Ok(Err(e)) => return Err(e.into()),
                     Err(_) => {
-                        return Err(stagecoach_core::writer::WriteError::ShuttingDown.into());
+                        return Err(WriteError::ShuttingDown.into());
                     }
                 };
                 Ok(serde_json::to_value(ImportEnded {
@@ -150,7 +163,7 @@ pub(super) fn deals(ctx: &Arc<Ctx>, p: ImportDeals) -> Reply {
         Box::pin(async move {
             let results = rx
                 .await
-                .map_err(|_| RpcError::from(stagecoach_core::writer::WriteError::ShuttingDown))?;
+                .map_err(|_| RpcError::from(WriteError::ShuttingDown))?;
             let results = results
                 .into_iter()
                 .map(|r| match r {
