@@ -6,6 +6,7 @@
 //! prospect's activities and transitions) are composite keys with unit
 //! values, maintained in the same transaction as the record they index.
 
+pub(crate) mod chunks;
 pub(crate) mod counters;
 pub(crate) mod lazy;
 pub(crate) mod media;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use stagecoach_types::error::StorageKind;
 use stagecoach_types::model::ActivityFacts;
 use stagecoach_types::model::{
-    Activity, Actor, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
+    Activity, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -35,8 +36,11 @@ const EXTERNAL_IDS: TableDefinition<&str, u64> = TableDefinition::new("prospects
 const OPEN_BY_STAGE: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("open_prospects_by_stage");
 const BY_OWNER: TableDefinition<(&str, u64), ()> = TableDefinition::new("prospects_by_owner");
+/// Schema 4 and before: (prospect, activity id) → the activity. Now
+/// [`chunks::ACTIVITY_CHUNKS`].
 const ACTIVITIES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("activities");
-/// (prospect, kind, activity id) → (at, actor is prospect): what exit criteria read.
+/// Schema 4 and before: (prospect, kind, activity id) → (at, actor is
+/// prospect). Now [`chunks::KIND_CHUNKS`].
 const ACTIVITY_KINDS: TableDefinition<(u64, &str, u64), (i64, bool)> =
     TableDefinition::new("activities_by_prospect_kind");
 const TRANSITIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("transitions");
@@ -51,8 +55,10 @@ const VERSION_FIRST_AT: TableDefinition<u64, i64> =
 
 /// The on-disk layout version; bumped when a migration is needed.
 /// 1: before the activity-kind index and the metric counters; 2: with them;
-/// 3: with each process version's first transition.
-const SCHEMA_VERSION: u64 = 4;
+/// 3: with each process version's first transition; 4: with completed
+/// stays summarised per day; 5: activities and their kind index a few KiB
+/// per row ([`chunks`]), and their count kept.
+const SCHEMA_VERSION: u64 = 5;
 
 /// Errors from the store. Storage failures are not the client's fault: the
 /// protocol reports them as internal errors.
@@ -329,12 +335,19 @@ impl Store {
                     "database upgraded to schema 4: completed stays summarised per day"
                 );
             }
+            if matches!(found, Some(1..=4)) {
+                let activities = upgrade_from_4(&txn)?;
+                tracing::info!(
+                    activities,
+                    "database upgraded to schema 5: activities stored a few KiB per row"
+                );
+            }
             txn.open_table(PROSPECTS)?;
             txn.open_table(EXTERNAL_IDS)?;
             txn.open_table(OPEN_BY_STAGE)?;
             txn.open_table(BY_OWNER)?;
-            txn.open_table(ACTIVITIES)?;
-            txn.open_table(ACTIVITY_KINDS)?;
+            txn.open_table(chunks::ACTIVITY_CHUNKS)?;
+            txn.open_table(chunks::KIND_CHUNKS)?;
             txn.open_table(TRANSITIONS)?;
             txn.open_table(TRANSITIONS_BY_PROSPECT)?;
             txn.open_table(PROCESS_VERSIONS)?;
@@ -534,7 +547,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Activity>, StoreError> {
         let txn = self.read()?;
-        let table = txn.open_table(ACTIVITIES)?;
+        let table = txn.open_table(chunks::ACTIVITY_CHUNKS)?;
         let start = match after {
             None => (0, 0),
             Some((p, u64::MAX)) => match p.checked_add(1) {
@@ -543,12 +556,7 @@ impl Store {
             },
             Some((p, a)) => (p, a + 1),
         };
-        let mut out = Vec::new();
-        for entry in table.range(start..)?.take(limit) {
-            let (k, v) = entry?;
-            out.push(decode(v.value(), "activity", k.value().1)?);
-        }
-        Ok(out)
+        chunks::page(&table, start, limit)
     }
 
     /// One consistent view of the database: every read of a request comes
@@ -633,7 +641,10 @@ impl Store {
         Ok(Counts {
             prospects: txn.open_table(PROSPECTS)?.len()?,
             open_prospects: txn.open_table(OPEN_BY_STAGE)?.len()?,
-            activities: txn.open_table(ACTIVITIES)?.len()?,
+            activities: txn
+                .open_table(META)?
+                .get("activity_count")?
+                .map_or(0, |v| v.value()),
             transitions: txn.open_table(TRANSITIONS)?.len()?,
         })
     }
@@ -668,7 +679,7 @@ impl Snapshot {
             prospects: self.0.open_table(PROSPECTS)?,
             by_prospect: self.0.open_table(TRANSITIONS_BY_PROSPECT)?,
             transitions: self.0.open_table(TRANSITIONS)?,
-            activities: self.0.open_table(ACTIVITIES)?,
+            activities: self.0.open_table(chunks::ACTIVITY_CHUNKS)?,
         })
     }
 
@@ -820,9 +831,7 @@ impl Snapshot {
 
     /// A prospect's activities in the order they were recorded.
     pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
-        let txn = &self.0;
-        let table = txn.open_table(ACTIVITIES)?;
-        activities_in(&table, prospect)
+        chunks::activities_in(&self.0.open_table(chunks::ACTIVITY_CHUNKS)?, prospect)
     }
 
     /// The facts `kinds` criteria need about a prospect's activities.
@@ -831,9 +840,7 @@ impl Snapshot {
         prospect: ProspectId,
         kinds: &[&str],
     ) -> Result<ActivityFacts, StoreError> {
-        let txn = &self.0;
-        let table = txn.open_table(ACTIVITY_KINDS)?;
-        facts_in(&table, prospect, kinds)
+        chunks::facts_in(&self.0.open_table(chunks::KIND_CHUNKS)?, prospect, kinds)
     }
 
     /// A prospect's transitions, oldest first.
@@ -985,7 +992,7 @@ impl Records {
 
     /// A prospect's activities in the order they were recorded.
     pub fn activities(&self, prospect: ProspectId) -> Result<Vec<Activity>, StoreError> {
-        activities_in(&self.activities, prospect)
+        chunks::activities_in(&self.activities, prospect)
     }
 
     /// The stage each of a prospect's transitions went to, oldest first.
@@ -1056,25 +1063,15 @@ impl ActivitySource for Tables<'_> {
     }
 }
 
-/// Schema 1 databases predate the (prospect, kind) activity index and the
-/// metric counters: build both once from the activity and transition logs.
+/// Schema 1 databases predate the metric counters (and the index of
+/// activities by kind, which [`upgrade_from_4`] builds): build them once
+/// from the transition log.
 /// Counters attribute history to each prospect's current owner (schema 1
 /// kept no owner history), and renames made before the upgrade are not
 /// known as aliases.
 fn upgrade_from_1(txn: &WriteTransaction) -> Result<u64, StoreError> {
     counters::drop_tables(txn)?;
     counters::create_tables(txn)?;
-    let _ = txn.delete_table(ACTIVITY_KINDS)?;
-    let mut kinds = txn.open_table(ACTIVITY_KINDS)?;
-    let activities = txn.open_table(ACTIVITIES)?;
-    for entry in activities.iter()? {
-        let (k, v) = entry?;
-        let a: Activity = decode(v.value(), "activity", k.value().1)?;
-        kinds.insert(
-            (a.prospect, a.kind.as_str(), a.id),
-            (a.at.0, a.actor == Actor::Prospect),
-        )?;
-    }
     let prospects = txn.open_table(PROSPECTS)?;
     let by_prospect = txn.open_table(TRANSITIONS_BY_PROSPECT)?;
     let transitions = txn.open_table(TRANSITIONS)?;
@@ -1148,6 +1145,43 @@ fn upgrade_from_2(txn: &WriteTransaction) -> Result<usize, StoreError> {
         first.insert(*version, *at)?;
     }
     Ok(found.len())
+}
+
+/// Schema 4 databases kept one row per activity and one index entry per
+/// activity: write each prospect's activities as [`chunks`] rows (the
+/// rows recording them one by one gives), count them, and drop the old
+/// tables. The old table is in (prospect, id) order, so each prospect's
+/// rows are written once, whole.
+fn upgrade_from_4(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut rows = txn.open_table(chunks::ACTIVITY_CHUNKS)?;
+    let mut kinds = txn.open_table(chunks::KIND_CHUNKS)?;
+    let mut count = 0;
+    {
+        let old = txn.open_table(ACTIVITIES)?;
+        let mut current: Option<(ProspectId, chunks::Chunker)> = None;
+        for entry in old.iter()? {
+            let (k, v) = entry?;
+            let (prospect, id) = k.value();
+            let a: Activity = decode(v.value(), "activity", id)?;
+            if current.as_ref().is_some_and(|(p, _)| *p != prospect)
+                && let Some((p, c)) = current.take()
+            {
+                c.write(p, &mut rows, &mut kinds)?;
+            }
+            current
+                .get_or_insert_with(|| (prospect, chunks::Chunker::default()))
+                .1
+                .push(&a, v.value());
+            count += 1;
+        }
+        if let Some((p, c)) = current {
+            c.write(p, &mut rows, &mut kinds)?;
+        }
+    }
+    txn.delete_table(ACTIVITIES)?;
+    txn.delete_table(ACTIVITY_KINDS)?;
+    txn.open_table(META)?.insert("activity_count", count)?;
+    Ok(count)
 }
 
 /// Schema 3 databases kept completed stays one by one only, and open stays
@@ -1256,38 +1290,6 @@ fn transitions_in<T: DeserializeOwned>(
     Ok(out)
 }
 
-fn activities_in(
-    table: &impl ReadableTable<(u64, u64), &'static [u8]>,
-    prospect: ProspectId,
-) -> Result<Vec<Activity>, StoreError> {
-    let mut out = Vec::new();
-    for entry in table.range((prospect, 0)..=(prospect, u64::MAX))? {
-        let (k, v) = entry?;
-        out.push(decode(v.value(), "activity", k.value().1)?);
-    }
-    Ok(out)
-}
-
-fn facts_in(
-    table: &impl ReadableTable<(u64, &'static str, u64), (i64, bool)>,
-    prospect: ProspectId,
-    kinds: &[&str],
-) -> Result<ActivityFacts, StoreError> {
-    let mut facts = ActivityFacts::default();
-    for kind in kinds {
-        for entry in table.range((prospect, *kind, 0)..=(prospect, *kind, u64::MAX))? {
-            let (at, by_prospect) = entry?.1.value();
-            let actor = if by_prospect {
-                Actor::Prospect
-            } else {
-                Actor::Rep
-            };
-            facts.add(kind, Millis(at), actor);
-        }
-    }
-    Ok(facts)
-}
-
 /// Most memory the gathered metric rows (completed stays, stage entries,
 /// outcomes: ~40, 24 and 32 bytes each) may take before they are written,
 /// bytes. They are keyed by time, so a write spreads over the whole of
@@ -1308,9 +1310,6 @@ pub(crate) const ROWS_BUDGET: usize = 256 << 20;
 /// import session stays bounded whatever the history's size.
 pub(crate) const GATHERED_BUDGET: usize = 512 << 20;
 
-/// One activity as the criteria read it: kind, time, actor.
-type Fact = (String, Millis, Actor);
-
 /// The write side: every table open in one write transaction. Built once
 /// per batch by the writer; dropped before commit.
 pub(crate) struct Tables<'txn> {
@@ -1320,7 +1319,10 @@ pub(crate) struct Tables<'txn> {
     open_by_stage: lazy::Lazy<'txn, (&'static str, u64), ()>,
     by_owner: lazy::Lazy<'txn, (&'static str, u64), ()>,
     activities: lazy::Lazy<'txn, (u64, u64), &'static [u8]>,
-    activity_kinds: lazy::Lazy<'txn, (u64, &'static str, u64), (i64, bool)>,
+    activity_kinds: lazy::Lazy<'txn, (u64, &'static str, u64), &'static [u8]>,
+    /// Activities recorded through these tables, added to the stored
+    /// count by [`Tables::finish`].
+    added_activities: u64,
     transitions: lazy::Lazy<'txn, u64, &'static [u8]>,
     transitions_by_prospect: lazy::Lazy<'txn, (u64, u64), ()>,
     process_versions: lazy::Lazy<'txn, u64, &'static [u8]>,
@@ -1340,10 +1342,12 @@ pub(crate) struct Tables<'txn> {
     /// Written without a change log: an import session's tables
     /// ([`Tables::open_unlogged`]), committed durable in redb itself.
     unlogged: bool,
-    /// A prospect created in this transaction, with every activity written
-    /// for it since ([`Tables::fresh_prospect`]): its criteria's facts come
-    /// from here instead of a range read of the index per evaluation.
-    fresh: Option<(ProspectId, Vec<Fact>)>,
+    /// A prospect created in this transaction, with every activity
+    /// recorded for it since ([`Tables::fresh_prospect`]): its criteria's
+    /// facts come from here instead of a range read of the index per
+    /// evaluation, and its activities are written as whole rows once it
+    /// is done.
+    fresh: Option<(ProspectId, chunks::Chunker)>,
 }
 
 /// One change to the tables, as the write-ahead log keeps it: the calls
@@ -1379,8 +1383,9 @@ impl<'txn> Tables<'txn> {
             external_ids: lazy::Lazy::new(txn, EXTERNAL_IDS),
             open_by_stage: lazy::Lazy::new(txn, OPEN_BY_STAGE),
             by_owner: lazy::Lazy::new(txn, BY_OWNER),
-            activities: lazy::Lazy::new(txn, ACTIVITIES),
-            activity_kinds: lazy::Lazy::new(txn, ACTIVITY_KINDS),
+            activities: lazy::Lazy::new(txn, chunks::ACTIVITY_CHUNKS),
+            activity_kinds: lazy::Lazy::new(txn, chunks::KIND_CHUNKS),
+            added_activities: 0,
             transitions: lazy::Lazy::new(txn, TRANSITIONS),
             transitions_by_prospect: lazy::Lazy::new(txn, TRANSITIONS_BY_PROSPECT),
             process_versions: lazy::Lazy::new(txn, PROCESS_VERSIONS),
@@ -1532,8 +1537,14 @@ impl<'txn> Tables<'txn> {
     /// Ends a batch: writes the flow counts it gathered and the id
     /// counters; called once per batch before commit.
     pub fn finish(&mut self) -> Result<(), StoreError> {
+        self.end_fresh()?;
         self.metrics.flush()?;
         let meta = self.meta.write()?;
+        if self.added_activities > 0 {
+            let count = meta.get("activity_count")?.map_or(0, |v| v.value());
+            meta.insert("activity_count", count + self.added_activities)?;
+            self.added_activities = 0;
+        }
         meta.insert("next_prospect", self.ids.prospect)?;
         meta.insert("next_activity", self.ids.activity)?;
         meta.insert("next_transition", self.ids.transition)?;
@@ -1616,18 +1627,27 @@ impl<'txn> Tables<'txn> {
     }
 
     /// `prospect` was created in this transaction and has no activities
-    /// yet: until [`Tables::end_fresh`], the activities written for it are
-    /// also kept here, and its facts read from them.
-    /// (A scratch store holds every prospect's activities anyway.)
-    pub fn fresh_prospect(&mut self, prospect: ProspectId) {
+    /// yet: until [`Tables::end_fresh`], the activities recorded for it are
+    /// kept here, its facts read from them, and its rows written whole at
+    /// the end. (A scratch store holds every prospect's activities anyway.)
+    pub fn fresh_prospect(&mut self, prospect: ProspectId) -> Result<(), StoreError> {
+        self.end_fresh()?;
         if self.scratch.is_none() {
-            self.fresh = Some((prospect, Vec::new()));
+            self.fresh = Some((prospect, chunks::Chunker::default()));
         }
+        Ok(())
     }
 
-    /// Stops keeping the fresh prospect's activities.
-    pub fn end_fresh(&mut self) {
-        self.fresh = None;
+    /// Writes the fresh prospect's activities and stops keeping them.
+    pub fn end_fresh(&mut self) -> Result<(), StoreError> {
+        if let Some((prospect, held)) = self.fresh.take() {
+            held.write(
+                prospect,
+                self.activities.write()?,
+                self.activity_kinds.write()?,
+            )?;
+        }
+        Ok(())
     }
 
     /// The facts `kinds` criteria need about a prospect's activities.
@@ -1636,14 +1656,14 @@ impl<'txn> Tables<'txn> {
         prospect: ProspectId,
         kinds: &[&str],
     ) -> Result<ActivityFacts, StoreError> {
-        if let Some((p, written)) = &self.fresh
+        if let Some((p, held)) = &self.fresh
             && *p == prospect
         {
             // As the (prospect, kind) index answers: by kind, in id order.
             let mut facts = ActivityFacts::default();
             for kind in kinds {
-                for (_, at, actor) in written.iter().filter(|(k, ..)| k == kind) {
-                    facts.add(kind, *at, *actor);
+                for (_, at, actor) in held.facts().filter(|(k, ..)| k == kind) {
+                    facts.add(kind, at, actor);
                 }
             }
             return Ok(facts);
@@ -1659,7 +1679,7 @@ impl<'txn> Tables<'txn> {
             }
             return Ok(facts);
         }
-        facts_in(self.activity_kinds.read()?, prospect, kinds)
+        chunks::facts_in(self.activity_kinds.read()?, prospect, kinds)
     }
 
     /// A prospect's activities in recording order.
@@ -1667,7 +1687,12 @@ impl<'txn> Tables<'txn> {
         if let Some(held) = &self.scratch {
             return Ok(held.get(&prospect).cloned().unwrap_or_default());
         }
-        activities_in(self.activities.read()?, prospect)
+        if let Some((p, held)) = &self.fresh
+            && *p == prospect
+        {
+            return held.activities(prospect);
+        }
+        chunks::activities_in(self.activities.read()?, prospect)
     }
 
     /// [`Tables::insert_activity`], taking the activity: a scratch store
@@ -1687,20 +1712,20 @@ impl<'txn> Tables<'txn> {
             return self.add_activity(activity.clone());
         }
         self.logged(Change::Activity(Cow::Borrowed(activity)));
-        if let Some((p, written)) = &mut self.fresh
+        self.added_activities += 1;
+        encode_into(&mut self.buf, activity);
+        if let Some((p, held)) = &mut self.fresh
             && *p == activity.prospect
         {
-            written.push((activity.kind.clone(), activity.at, activity.actor));
+            held.push(activity, &self.buf);
+            return Ok(());
         }
-        encode_into(&mut self.buf, activity);
-        self.activities
-            .write()?
-            .insert((activity.prospect, activity.id), self.buf.as_slice())?;
-        self.activity_kinds.write()?.insert(
-            (activity.prospect, activity.kind.as_str(), activity.id),
-            (activity.at.0, activity.actor == Actor::Prospect),
-        )?;
-        Ok(())
+        chunks::append(
+            self.activities.write()?,
+            self.activity_kinds.write()?,
+            activity,
+            &self.buf,
+        )
     }
 
     pub fn insert_transition(&mut self, t: &Transition) -> Result<(), StoreError> {

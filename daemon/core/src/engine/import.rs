@@ -103,7 +103,7 @@ pub(crate) fn apply(
                 .unwrap_or_else(|| process.first_stage().id.clone());
             let id = t.ids.prospect;
             t.ids.prospect += 1;
-            t.fresh_prospect(id);
+            t.fresh_prospect(id)?;
             let at = p.created_at;
             let prospect = Prospect {
                 id,
@@ -295,7 +295,7 @@ pub(crate) fn apply(
         }
     }
 
-    t.end_fresh();
+    t.end_fresh()?;
     let at = moves.last().map_or(prospect.last_activity_at, |m| m.at);
     save(
         t,
