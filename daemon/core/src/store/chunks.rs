@@ -276,7 +276,7 @@ mod tests {
             id,
             prospect: 7,
             kind: kind.into(),
-            actor: if id % 3 == 0 {
+            actor: if id.is_multiple_of(3) {
                 Actor::Prospect
             } else {
                 Actor::Rep
