@@ -107,6 +107,68 @@ fn malformed_requests_get_errors_while_another_client_keeps_working() {
     bad.ok("daemon.status", json!({}));
 }
 
+/// An answer without the time of the prospect's last change (an update
+/// sent again is later).
+fn timeless(mut answer: Value) -> Value {
+    match &mut answer {
+        Value::Array(all) => all.iter_mut().for_each(|a| *a = timeless(a.take())),
+        Value::Object(o) => {
+            if let Some(Value::Object(r)) = o.get_mut("result") {
+                r.remove("last_activity_at");
+            }
+        }
+        _ => {}
+    }
+    answer
+}
+
+/// Lines over 64 KiB are parsed off the runtime, each request's `params`
+/// straight into its method's type: answered exactly as the same requests
+/// sent small, one by one or in a batch.
+#[test]
+fn a_large_line_is_answered_as_the_same_requests_small() {
+    let d = Daemon::start();
+    let mut c = d.client();
+    let id = create(&mut c, "Ada", json!({}));
+    let pad = " ".repeat(70 << 10);
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"prospect.get","params":{"id":"one"}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":2,"method":"prospect.get","params":{}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":3,"method":"prospect.create","params":{"name":"x","colour":"red"}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":4,"method":"prospect.get","params":[1]}"#.into(),
+        r#"{"jsonrpc":"2.0","id":5,"method":"prospect.get","params":null}"#.into(),
+        r#"{"jsonrpc":"2.0","id":6,"method":"prospect.fly","params":{"id":1}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":7,"method":7,"params":{"id":1}}"#.into(),
+        r#"{"id":8,"method":"prospect.get","params":{"id":1}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":[9],"method":"prospect.get","params":{"id":1}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":10,"method":"activity.record","params":{"prospect":1,"kind":"replied","at":"yesterday"}}"#.into(),
+        r#"{"jsonrpc":"2.0","id":11,"method":"events.subscribe","params":{"x":1}}"#.into(),
+        format!(r#"{{"jsonrpc":"2.0","id":12,"method":"prospect.get","params":{{"id":{id}}}}}"#),
+        format!(r#"{{"jsonrpc":"2.0","id":13,"method":"prospect.update","params":{{"id":{id},"fields":{{"plan":"pro"}}}}}}"#),
+    ];
+    for line in &lines {
+        let small = raw(&mut c, line);
+        // Padded inside `params` (or at the end), past the limit.
+        let large = match line.find("\"params\":") {
+            Some(at) => format!("{}{pad}{}", &line[..at + 9], &line[at + 9..]),
+            None => format!("{line}{pad}"),
+        };
+        assert!(large.len() > 64 << 10);
+        assert_eq!(timeless(raw(&mut c, &large)), timeless(small), "{line}");
+    }
+    let batch = format!("[{}]", lines.join(","));
+    let small = raw(&mut c, &batch);
+    assert_eq!(small.as_array().map(Vec::len), Some(lines.len()));
+    let large = raw(&mut c, &format!("[{}{pad}]", lines.join(",")));
+    assert_eq!(timeless(large), timeless(small));
+    assert_eq!(
+        raw(&mut c, &format!("{{not json{pad}"))["error"]["code"],
+        -32700
+    );
+    assert_eq!(raw(&mut c, &format!("[{pad}]"))["error"]["code"], -32600);
+    c.ok("daemon.status", json!({}));
+}
+
 #[test]
 fn batches_answer_each_request_and_skip_notifications() {
     let d = Daemon::start();

@@ -15,6 +15,7 @@ mod process;
 mod prospect;
 mod simulate;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -103,17 +104,45 @@ fn ready(result: Result<Value, RpcError>) -> Reply {
     Box::pin(std::future::ready(result))
 }
 
+/// A request's named parameters: as JSON, or already parsed into the
+/// method's own type ([`Method::parse`], off the runtime, for a large
+/// request).
+pub enum Params {
+    /// The `params` object.
+    Json(Value),
+    /// [`Method::parse`]'s result.
+    Typed(Result<Box<dyn Any + Send>, RpcError>),
+}
+
 /// Parses named parameters into `T`, with a message naming the bad key.
 fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
     serde_path_to_error::deserialize(params).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            RpcError::params(format!("invalid params: {inner}"))
-        } else {
-            RpcError::params(format!("invalid params: `{path}`: {inner}"))
-        }
+        let path = e.path().clone();
+        invalid(&path, e.into_inner())
     })
+}
+
+/// [`params`] from the text of the `params` object: one pass, without a
+/// `Value` in between.
+fn params_text<T: DeserializeOwned>(text: &str) -> Result<T, RpcError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().clone();
+        let inner = e.into_inner();
+        // As from a `Value`: where in the line is not the parameter's name.
+        let message = inner.to_string();
+        let position = format!(" at line {} column {}", inner.line(), inner.column());
+        invalid(&path, message.strip_suffix(&position).unwrap_or(&message))
+    })
+}
+
+fn invalid(path: &serde_path_to_error::Path, inner: impl std::fmt::Display) -> RpcError {
+    let path = path.to_string();
+    if path == "." {
+        RpcError::params(format!("invalid params: {inner}"))
+    } else {
+        RpcError::params(format!("invalid params: `{path}`: {inner}"))
+    }
 }
 
 /// One protocol method, declared once: its name, the names of its
@@ -126,8 +155,12 @@ pub struct Method {
     /// The fields of its result, where the result is a typed struct (empty
     /// while it is still free-form JSON).
     pub result_fields: fn() -> &'static [&'static str],
-    /// Parses the parameters and starts the method.
-    handler: fn(&Arc<Ctx>, Value) -> Reply,
+    /// Parses the text of a `params` object into the method's parameter
+    /// type, for [`Params::Typed`].
+    pub parse: fn(&str) -> Result<Box<dyn Any + Send>, RpcError>,
+    /// Parses the parameters (unless they are [`Params::Typed`]) and
+    /// starts the method.
+    handler: fn(&Arc<Ctx>, Params) -> Reply,
     /// After answering, the connection receives notifications.
     pub subscribes: bool,
     /// It changes state: later requests on the same connection wait for
@@ -156,9 +189,22 @@ macro_rules! method {
             name: <$m as api::Method>::NAME,
             params: field_names::<<$m as api::Method>::Params>,
             result_fields: field_names::<<$m as api::Method>::Result>,
-            handler: |ctx, p| match params::<<$m as api::Method>::Params>(p) {
-                Ok(p) => $f(ctx, p),
-                Err(e) => ready(Err(e)),
+            parse: |text| {
+                params_text::<<$m as api::Method>::Params>(text)
+                    .map(|p| Box::new(p) as Box<dyn Any + Send>)
+            },
+            handler: |ctx, p| {
+                let typed = match p {
+                    Params::Json(v) => params::<<$m as api::Method>::Params>(v),
+                    Params::Typed(parsed) => parsed.map(|b| {
+                        *b.downcast::<<$m as api::Method>::Params>()
+                            .expect("parsed by this method's `parse`")
+                    }),
+                };
+                match typed {
+                    Ok(p) => $f(ctx, p),
+                    Err(e) => ready(Err(e)),
+                }
             },
             subscribes: false,
             writes: false,
@@ -218,7 +264,7 @@ pub fn method(name: &str) -> Option<&'static Method> {
 }
 
 /// Starts `method`. Writes are queued before this returns.
-pub fn dispatch(ctx: &Arc<Ctx>, method: Option<&'static Method>, name: &str, p: Value) -> Reply {
+pub fn dispatch(ctx: &Arc<Ctx>, method: Option<&'static Method>, name: &str, p: Params) -> Reply {
     match method {
         Some(m) => (m.handler)(ctx, p),
         None => ready(Err(unknown_method(name))),
