@@ -335,6 +335,9 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             });
         }
     }
+    // The deals an activity goes to: one vector for every activity, not
+    // one each.
+    let mut targets: Vec<usize> = Vec::new();
     for a in activities
         .into_iter()
         .filter(|a| !bad_activity.contains(&a.line))
@@ -342,11 +345,12 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         if !info.kinds.contains_key(&a.kind) && a.kind != FIELDS_UPDATED {
             *summary.undeclared_kinds.entry(a.kind.clone()).or_default() += 1;
         }
-        let targets: Vec<usize> = a
-            .keys
-            .iter()
-            .filter_map(|k| plan_of.get(k.as_str()).copied())
-            .collect();
+        targets.clear();
+        targets.extend(
+            a.keys
+                .iter()
+                .filter_map(|k| plan_of.get(k.as_str()).copied()),
+        );
         // Moved into the last deal it names; copied for the others.
         let mut activity = Some(ImportActivity {
             kind: a.kind,
@@ -498,7 +502,7 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
         calls: Vec::new(),
         owners: Vec::new(),
         bytes: 0,
-        in_flight: None,
+        in_flight: std::collections::VecDeque::new(),
         session,
     };
     for (i, plan) in plans.iter().enumerate() {
@@ -516,11 +520,13 @@ pub async fn run(client: &mut Client, options: &ImportOptions) -> anyhow::Result
             out.push(i, part, op);
         }
     }
-    // The last batch, then its answers.
+    // The last batch, then the answers still due.
     out.send(&mut summary, &plans, &prospects, files, &bar)
         .await?;
-    out.send(&mut summary, &plans, &prospects, files, &bar)
-        .await?;
+    while !out.in_flight.is_empty() {
+        out.send(&mut summary, &plans, &prospects, files, &bar)
+            .await?;
+    }
     bar.finish_and_clear();
     let Some(session) = session else {
         return Ok(summary);
@@ -565,6 +571,11 @@ fn dependent(r: &Rejection) -> bool {
     r.reason.starts_with(source::DEAL_REJECTED)
 }
 
+/// Batches the importer keeps sent ahead of their answers: while it
+/// prepares the next, the daemon parses one and writes the other (with
+/// one, the writer waited for the parse at 1M deals).
+const IN_FLIGHT: usize = 2;
+
 /// The largest request line the importer sends: under the daemon's default
 /// `--max-line` (1 MiB), with room for the JSON-RPC envelope.
 const LINE_BUDGET: usize = 768 * 1024;
@@ -587,7 +598,9 @@ struct Outbox<'c> {
     /// Which plan and piece each call is.
     owners: Vec<(usize, Part)>,
     bytes: usize,
-    in_flight: Option<(stagecoach_client::Sent, Vec<(usize, Part)>)>,
+    /// Batches sent and not yet answered, oldest first: at most
+    /// [`IN_FLIGHT`].
+    in_flight: std::collections::VecDeque<(stagecoach_client::Sent, Vec<(usize, Part)>)>,
     /// The import session: each batch goes as one `import.deals` request
     /// (without one, as a JSON-RPC batch of `prospect.import`s).
     session: Option<u64>,
@@ -616,7 +629,13 @@ impl Outbox<'_> {
         files: &Files,
         bar: &indicatif::ProgressBar,
     ) -> anyhow::Result<()> {
-        let previous = self.in_flight.take();
+        // The oldest batch's answers are taken once the next would be one
+        // too many in flight, or when nothing more is sent.
+        let previous = if self.calls.is_empty() || self.in_flight.len() >= IN_FLIGHT {
+            self.in_flight.pop_front()
+        } else {
+            None
+        };
         if let (Some(session), false) = (self.session, self.calls.is_empty()) {
             let deals: Vec<&str> = self.calls.iter().map(|(_, op)| op.as_str()).collect();
             let params = format!("{{\"session\":{session},\"deals\":[{}]}}", deals.join(","));
@@ -651,7 +670,10 @@ impl Outbox<'_> {
                 }
             }
         }
-        self.in_flight = sent.map(|s| (s, std::mem::take(&mut self.owners)));
+        if let Some(s) = sent {
+            self.in_flight
+                .push_back((s, std::mem::take(&mut self.owners)));
+        }
         self.calls.clear();
         self.bytes = 0;
         Ok(())
