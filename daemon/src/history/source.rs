@@ -1260,7 +1260,6 @@ pub fn read(
 
     // Prospects.
     let mut seen: HashMap<String, u64> = HashMap::default();
-    let mut by_name: HashMap<String, Vec<String>> = HashMap::default();
     let mut rejected_keys: HashMap<String, u64> = HashMap::default();
     let mut prospects = Vec::new();
     let mut unknown_stages: BTreeMap<String, usize> = BTreeMap::new();
@@ -1463,7 +1462,6 @@ pub fn read(
             match result {
                 Ok(row) => {
                     seen.insert(key.clone(), line);
-                    by_name.entry(normalize(&row.name)).or_default().push(key);
                     if !row.history.is_empty() {
                         src.with_history += 1;
                     }
@@ -1544,6 +1542,17 @@ pub fn read(
                     by_names = true;
                     matched_by_name = Some(h.to_string());
                 }
+            }
+        }
+        // Deals by name, when names are all the activities give (made only
+        // then: a string and a list per deal).
+        let mut by_name: HashMap<String, Vec<String>> = HashMap::default();
+        if by_names {
+            for p in &src.prospects {
+                by_name
+                    .entry(normalize(&p.name))
+                    .or_default()
+                    .push(p.key.clone());
             }
         }
         // What a cell value means, for the columns whose values repeat
