@@ -790,7 +790,7 @@ enum Incoming {
     Lone {
         /// The request without its `params`.
         envelope: Value,
-        params: Result<Box<dyn std::any::Any + Send>, RpcError>,
+        params: Box<dyn std::any::Any + Send>,
         /// `params` is `{}`.
         empty: bool,
     },
@@ -805,28 +805,36 @@ type Members = std::collections::BTreeMap<String, Box<serde_json::value::RawValu
 /// batch have their `params` parsed straight into their methods' types:
 /// parsing them into a `Value` and then, on the connection's task, into
 /// the type was a third of the daemon's CPU in an import, and held up
-/// reading the next line. Anything else is parsed as [`parse_line`] does.
+/// reading the next line. A line that does not parse that way whole, as
+/// it would into a `Value` (bad JSON, bad parameters, anything else), is
+/// parsed as [`parse_line`] does, and answered as it always was.
 fn parse_large(bytes: &[u8]) -> Result<Incoming, RpcError> {
     let text = std::str::from_utf8(bytes).unwrap_or_default();
-    match text.trim_start().as_bytes().first() {
-        Some(b'{') => {
-            if let Ok(members) = serde_json::from_str::<Members>(text) {
-                return Ok(typed(members));
-            }
-        }
-        Some(b'[') => {
-            if let Ok(all) = serde_json::from_str::<Vec<Members>>(text) {
-                return Ok(Incoming::Batch(all.into_iter().map(typed).collect()));
-            }
-        }
-        _ => {}
+    let typed_line = match text.trim_start().as_bytes().first() {
+        Some(b'{') => serde_json::from_str::<Members>(text)
+            .ok()
+            .and_then(|members| typed(members, 1)),
+        Some(b'[') => serde_json::from_str::<Vec<Members>>(text)
+            .ok()
+            .filter(|all| !all.is_empty())
+            .and_then(|all| {
+                all.into_iter()
+                    .map(|members| typed(members, 2))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .map(Incoming::Batch),
+        _ => None,
+    };
+    match typed_line {
+        Some(incoming) => Ok(incoming),
+        None => parse_line(bytes).map(Incoming::Json),
     }
-    parse_line(bytes).map(Incoming::Json)
 }
 
-/// One request of [`parse_large`]: its `params` parsed by its method,
-/// when it names one and they are an object.
-fn typed(mut members: Members) -> Incoming {
+/// One request of [`parse_large`], `levels` deep in its line: its
+/// `params` parsed by its method when it names one and they are an
+/// object. `None` when a member does not parse as it would into a `Value`.
+fn typed(mut members: Members, levels: usize) -> Option<Incoming> {
     let entry = members
         .get("method")
         .and_then(|m| serde_json::from_str::<&str>(m.get()).ok())
@@ -840,7 +848,7 @@ fn typed(mut members: Members) -> Incoming {
                 .filter(|b| !b.is_ascii_whitespace())
                 .count()
                 == 2;
-            Some(((entry.parse)(raw.get()), empty))
+            Some(((entry.parse)(raw.get(), levels)?, empty))
         }
         (_, raw) => {
             if let Some(raw) = raw {
@@ -849,21 +857,22 @@ fn typed(mut members: Members) -> Incoming {
             None
         }
     };
-    // Each member is valid JSON: the map was read from it.
+    // The members the map holds are JSON as far as it checks, not as far as
+    // a `Value` does (numbers out of range, lone surrogates).
     let envelope = Value::Object(
         members
             .into_iter()
-            .map(|(k, v)| (k, serde_json::from_str(v.get()).expect("valid JSON")))
-            .collect(),
+            .map(|(k, v)| serde_json::from_str(v.get()).ok().map(|v| (k, v)))
+            .collect::<Option<_>>()?,
     );
-    match lone {
+    Some(match lone {
         Some((params, empty)) => Incoming::Lone {
             envelope,
             params,
             empty,
         },
         None => Incoming::Json(envelope),
-    }
+    })
 }
 
 /// One line as JSON: `-32700` for bytes that are not UTF-8 or not JSON.

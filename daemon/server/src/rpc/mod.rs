@@ -16,6 +16,7 @@ mod prospect;
 mod simulate;
 
 use std::any::Any;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -110,38 +111,59 @@ fn ready(result: Result<Value, RpcError>) -> Reply {
 pub enum Params {
     /// The `params` object.
     Json(Value),
-    /// [`Method::parse`]'s result.
-    Typed(Result<Box<dyn Any + Send>, RpcError>),
+    /// What [`Method::parse`] made of them.
+    Typed(Box<dyn Any + Send>),
 }
 
 /// Parses named parameters into `T`, with a message naming the bad key.
 fn params<T: DeserializeOwned>(params: Value) -> Result<T, RpcError> {
     serde_path_to_error::deserialize(params).map_err(|e| {
-        let path = e.path().clone();
-        invalid(&path, e.into_inner())
-    })
-}
-
-/// [`params`] from the text of the `params` object: one pass, without a
-/// `Value` in between.
-fn params_text<T: DeserializeOwned>(text: &str) -> Result<T, RpcError> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().clone();
+        let path = e.path().to_string();
         let inner = e.into_inner();
-        // As from a `Value`: where in the line is not the parameter's name.
-        let message = inner.to_string();
-        let position = format!(" at line {} column {}", inner.line(), inner.column());
-        invalid(&path, message.strip_suffix(&position).unwrap_or(&message))
+        if path == "." {
+            RpcError::params(format!("invalid params: {inner}"))
+        } else {
+            RpcError::params(format!("invalid params: `{path}`: {inner}"))
+        }
     })
 }
 
-fn invalid(path: &serde_path_to_error::Path, inner: impl std::fmt::Display) -> RpcError {
-    let path = path.to_string();
-    if path == "." {
-        RpcError::params(format!("invalid params: {inner}"))
-    } else {
-        RpcError::params(format!("invalid params: `{path}`: {inner}"))
+/// `T` from the text of a `params` object `levels` deep in its line: one
+/// pass, without a `Value` in between. `None` where parsing the line into
+/// a `Value` and then into `T` would not give the same `T`: whatever does
+/// not parse (bad JSON, a bad parameter, a key given twice, which a `Value`
+/// keeps the last of) goes that way instead, and is answered as it always
+/// was. Read as `levels` arrays around the object, so that the depth
+/// limit counts from where the object is in the line, as it did.
+fn params_text<T: DeserializeOwned>(text: &str, levels: usize) -> Option<T> {
+    let wrapped = format!("{}{text}{}", "[".repeat(levels), "]".repeat(levels));
+    let mut de = serde_json::Deserializer::from_str(&wrapped);
+    let value = serde::de::DeserializeSeed::deserialize(Nested::<T>(levels, PhantomData), &mut de);
+    value.ok().filter(|_| de.end().is_ok())
+}
+
+/// `T` inside `.0` arrays of one element each.
+struct Nested<T>(usize, PhantomData<T>);
+
+impl<'de, T: DeserializeOwned> serde::de::DeserializeSeed<'de> for Nested<T> {
+    type Value = T;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        if self.0 == 0 {
+            return T::deserialize(d);
+        }
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: DeserializeOwned> serde::de::Visitor<'de> for Nested<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of one element")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        let inner = Nested::<T>(self.0 - 1, PhantomData);
+        seq.next_element_seed(inner)?
+            .ok_or_else(|| serde::de::Error::custom("an empty array"))
     }
 }
 
@@ -155,9 +177,10 @@ pub struct Method {
     /// The fields of its result, where the result is a typed struct (empty
     /// while it is still free-form JSON).
     pub result_fields: fn() -> &'static [&'static str],
-    /// Parses the text of a `params` object into the method's parameter
-    /// type, for [`Params::Typed`].
-    pub parse: fn(&str) -> Result<Box<dyn Any + Send>, RpcError>,
+    /// Parses the text of a `params` object, `levels` deep in its line,
+    /// into the method's parameter type, for [`Params::Typed`]; `None`
+    /// where the line must go as JSON instead ([`params_text`]).
+    pub parse: fn(&str, usize) -> Option<Box<dyn Any + Send>>,
     /// Parses the parameters (unless they are [`Params::Typed`]) and
     /// starts the method.
     handler: fn(&Arc<Ctx>, Params) -> Reply,
@@ -189,17 +212,16 @@ macro_rules! method {
             name: <$m as api::Method>::NAME,
             params: field_names::<<$m as api::Method>::Params>,
             result_fields: field_names::<<$m as api::Method>::Result>,
-            parse: |text| {
-                params_text::<<$m as api::Method>::Params>(text)
+            parse: |text, levels| {
+                params_text::<<$m as api::Method>::Params>(text, levels)
                     .map(|p| Box::new(p) as Box<dyn Any + Send>)
             },
             handler: |ctx, p| {
                 let typed = match p {
                     Params::Json(v) => params::<<$m as api::Method>::Params>(v),
-                    Params::Typed(parsed) => parsed.map(|b| {
-                        *b.downcast::<<$m as api::Method>::Params>()
-                            .expect("parsed by this method's `parse`")
-                    }),
+                    Params::Typed(parsed) => Ok(*parsed
+                        .downcast::<<$m as api::Method>::Params>()
+                        .expect("parsed by this method's `parse`")),
                 };
                 match typed {
                     Ok(p) => $f(ctx, p),
