@@ -102,19 +102,16 @@ pub(crate) fn page(
         Some((k, _)) if k.value().0 == start.0 => k.value(),
         _ => start,
     };
-    let mut out = Vec::new();
+    let (mut out, mut row) = (Vec::new(), Vec::new());
     for entry in table.range(first..)? {
         let (k, v) = entry?;
         let prospect = k.value().0;
-        let before = out.len();
-        decode_row(prospect, v.value(), &mut out)?;
-        if prospect == start.0 {
-            let mut i = before;
-            out.retain(|a| {
-                i += 1;
-                i <= before || a.id >= start.1
-            });
-        }
+        decode_row(prospect, v.value(), &mut row)?;
+        // The row holding `start` may begin before it.
+        out.extend(
+            row.drain(..)
+                .filter(|a| prospect != start.0 || a.id >= start.1),
+        );
         if out.len() >= limit {
             out.truncate(limit);
             break;
