@@ -3,8 +3,9 @@
 //!
 //! Records are MessagePack (times as integer milliseconds). Secondary indexes
 //! (open prospects by stage, prospects by owner, external ids, each
-//! prospect's activities and transitions) are composite keys with unit
-//! values, maintained in the same transaction as the record they index.
+//! prospect's transitions) are composite keys with unit values, maintained
+//! in the same transaction as the record they index. A prospect's
+//! activities, and their index by kind, are rows of a few KiB ([`chunks`]).
 
 pub(crate) mod chunks;
 pub(crate) mod counters;
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use stagecoach_types::error::StorageKind;
 use stagecoach_types::model::ActivityFacts;
 use stagecoach_types::model::{
-    Activity, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
+    Activity, Actor, Millis, ProcessVersion, Prospect, ProspectId, Status, Transition,
 };
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -1290,6 +1291,22 @@ fn transitions_in<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// The facts `kinds` criteria need, from activities held in memory (each
+/// one's kind, time and actor, in id order), as the index by kind answers
+/// them: by kind, in id order.
+fn facts_from<'a, I: Iterator<Item = (&'a str, Millis, Actor)>>(
+    kinds: &[&str],
+    held: impl Fn() -> I,
+) -> ActivityFacts {
+    let mut facts = ActivityFacts::default();
+    for kind in kinds {
+        for (_, at, actor) in held().filter(|(k, ..)| k == kind) {
+            facts.add(kind, at, actor);
+        }
+    }
+    facts
+}
+
 /// Most memory the gathered metric rows (completed stays, stage entries,
 /// outcomes: ~40, 24 and 32 bytes each) may take before they are written,
 /// bytes. They are keyed by time, so a write spreads over the whole of
@@ -1534,8 +1551,9 @@ impl<'txn> Tables<'txn> {
         self.metrics.alias(old, new)
     }
 
-    /// Ends a batch: writes the flow counts it gathered and the id
-    /// counters; called once per batch before commit.
+    /// Ends a batch: writes the activities of a prospect still held
+    /// ([`Tables::fresh_prospect`]), the flow counts gathered, the activity
+    /// count and the id counters; called once per batch before commit.
     pub fn finish(&mut self) -> Result<(), StoreError> {
         self.end_fresh()?;
         self.metrics.flush()?;
@@ -1659,25 +1677,13 @@ impl<'txn> Tables<'txn> {
         if let Some((p, held)) = &self.fresh
             && *p == prospect
         {
-            // As the (prospect, kind) index answers: by kind, in id order.
-            let mut facts = ActivityFacts::default();
-            for kind in kinds {
-                for (_, at, actor) in held.facts().filter(|(k, ..)| k == kind) {
-                    facts.add(kind, at, actor);
-                }
-            }
-            return Ok(facts);
+            return Ok(facts_from(kinds, || held.facts()));
         }
         if let Some(held) = &self.scratch {
-            // As the (prospect, kind) index answers: by kind, in id order.
-            let mut facts = ActivityFacts::default();
             let all = held.get(&prospect).map_or(&[][..], Vec::as_slice);
-            for kind in kinds {
-                for a in all.iter().filter(|a| a.kind == *kind) {
-                    facts.add(kind, a.at, a.actor);
-                }
-            }
-            return Ok(facts);
+            return Ok(facts_from(kinds, || {
+                all.iter().map(|a| (a.kind.as_str(), a.at, a.actor))
+            }));
         }
         chunks::facts_in(self.activity_kinds.read()?, prospect, kinds)
     }

@@ -149,6 +149,19 @@ pub(crate) fn facts_in(
     Ok(facts)
 }
 
+/// The key of the row `more` bytes go into: the prospect's `last` row
+/// (first id, bytes), copied into `row`, when they fit there, else a new
+/// row keyed by `id`.
+fn continue_row(last: Option<(u64, Vec<u8>)>, more: usize, id: u64, row: &mut Vec<u8>) -> u64 {
+    match last {
+        Some((first, old)) if fits(old.len(), more) => {
+            row.extend_from_slice(&old);
+            first
+        }
+        _ => id,
+    }
+}
+
 /// Records one more activity of a prospect that may already have rows:
 /// at the end of its last row when that has room, else in a new row.
 pub(crate) fn append(
@@ -164,13 +177,7 @@ pub(crate) fn append(
         .next_back()
         .transpose()?
         .map(|(k, v)| (k.value().1, v.value().to_vec()));
-    let key = match last {
-        Some((first, old)) if fits(old.len(), 4 + encoded.len()) => {
-            row.extend_from_slice(&old);
-            first
-        }
-        _ => a.id,
-    };
+    let key = continue_row(last, 4 + encoded.len(), a.id, &mut row);
     frame(&mut row, encoded);
     activities.insert((p, key), row.as_slice())?;
 
@@ -181,13 +188,7 @@ pub(crate) fn append(
         .next_back()
         .transpose()?
         .map(|(k, v)| (k.value().2, v.value().to_vec()));
-    let key = match last {
-        Some((first, old)) if fits(old.len(), FACT_BYTES) => {
-            row.extend_from_slice(&old);
-            first
-        }
-        _ => a.id,
-    };
+    let key = continue_row(last, FACT_BYTES, a.id, &mut row);
     fact(&mut row, a.id, a.at, a.actor);
     kinds.insert((p, kind, key), row.as_slice())?;
     Ok(())
